@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs every test: formatting, lints for both builds, Rust unit and
+# integration tests, and the Playwright suite in Chromium against a real server.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+source scripts/env.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "formatting"
+cargo fmt --check
+
+step "lints (server)"
+cargo clippy --locked --features ssr --all-targets -- -D warnings
+
+step "lints (browser)"
+cargo clippy --locked --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+step "unit and integration tests"
+cargo test --locked --features ssr
+
+step "build the site (debug)"
+cargo leptos build
+
+step "Playwright end-to-end tests"
+export FLACK_BIN="$CARGO_TARGET_DIR/debug/flack"
+export FLACK_SITE_ROOT="$ROOT/target/site"
+(cd end2end && npx playwright test)
+
+step "all tests passed"

@@ -1,0 +1,46 @@
+//! One message in the log: author, time and text, all rendered as text.
+
+use super::client::use_chat_client;
+use crate::chat::model::Message;
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+
+/// A message. Its time is shown in UTC until the page hydrates, then in local time.
+#[component]
+pub fn MessageItem(message: Message) -> impl IntoView {
+    let client = use_chat_client();
+    let sent_at = message.sent_at;
+    let label = move || {
+        if client.hydrated.get() {
+            local_time_label(sent_at)
+        } else {
+            format!("{} UTC", sent_at.format("%H:%M"))
+        }
+    };
+    view! {
+        <li class="message">
+            <div class="meta">
+                <span class="author">{message.author.to_string()}</span>
+                <time datetime=sent_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)>
+                    {label}
+                </time>
+            </div>
+            <p class="body">{message.body.as_str().to_owned()}</p>
+        </li>
+    }
+}
+
+/// Hours and minutes in the browser's time zone.
+#[cfg(feature = "hydrate")]
+fn local_time_label(at: DateTime<Utc>) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        at.timestamp_millis() as f64
+    ));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+/// On the server there is no local time zone to speak of: UTC.
+#[cfg(not(feature = "hydrate"))]
+fn local_time_label(at: DateTime<Utc>) -> String {
+    format!("{} UTC", at.format("%H:%M"))
+}

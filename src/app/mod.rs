@@ -1,0 +1,79 @@
+//! The user interface: the HTML shell, the root component with its routes, and one component
+//! per file. Components read the [`client::ChatClient`] signals and call its methods; they hold
+//! no chat logic of their own.
+
+pub mod channel_page;
+pub mod client;
+pub mod home;
+pub mod message_item;
+pub mod name_prompt;
+pub mod sidebar;
+
+use channel_page::ChannelPage;
+use client::provide_chat_client;
+use home::Home;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+use name_prompt::NamePrompt;
+use sidebar::Sidebar;
+
+/// The HTML document every page is rendered into.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: sidebar, the routed main area, and the display-name prompt.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let client = provide_chat_client();
+    // Effects run only in the browser, after hydration.
+    Effect::new(move |_| client.start());
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/flack.css"/>
+        <Title text="Flack"/>
+        <Router>
+            <div class="app" inert=move || client.needs_name()>
+                <Sidebar/>
+                <main class="main">
+                    <Routes fallback=|| view! { <NotFound/> }>
+                        <Route path=path!("/") view=Home ssr=SsrMode::Async/>
+                        <Route path=path!("/c/:name") view=ChannelPage ssr=SsrMode::Async/>
+                    </Routes>
+                </main>
+            </div>
+            <NamePrompt/>
+        </Router>
+    }
+}
+
+/// Shown for any address that is not a page.
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1>"Page not found"</h1>
+        <p><a href="/">"Back to Flack"</a></p>
+    }
+}

@@ -1,0 +1,455 @@
+//! The chat domain's validated values: channel names, display names, message bodies and
+//! messages, plus the one error type every rule violation is reported with.
+//!
+//! Every value here is checked once, when it is made from user input, so the rest of the code
+//! can trust it. Deserialising a value runs the same checks, so a value that arrives over the
+//! network is no less trustworthy than one made here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest channel name, in characters, after trimming.
+pub const MAX_CHANNEL_NAME_CHARS: usize = 40;
+/// Longest display name, in characters, after trimming.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 32;
+/// Longest message body, in characters, unless the server is configured otherwise.
+pub const DEFAULT_MAX_MESSAGE_CHARS: usize = 4000;
+/// How many messages a channel keeps: the server stores and serves only the most recent ones.
+pub const HISTORY_LIMIT: usize = 100;
+/// Characters a channel name cannot contain, because they have meaning in a URL path.
+pub const CHANNEL_NAME_FORBIDDEN: &[char] = &['/', '\\', '?', '#', '%'];
+
+/// Everything that can go wrong in a chat action, each with the sentence a user is shown.
+///
+/// The same type travels in server-function results and in the WebSocket protocol's error
+/// events (as its [`ChatError::code`] and its `Display` text).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
+pub enum ChatError {
+    #[error("Channel names can't be empty.")]
+    ChannelNameEmpty,
+    #[error("Channel names can be at most {max} characters long.")]
+    ChannelNameTooLong { max: usize },
+    #[error("Channel names can't contain control characters or any of / \\ ? # %.")]
+    ChannelNameInvalid,
+    #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
+    ChannelExists(String),
+    #[error("There is no channel named \u{201c}{0}\u{201d}.")]
+    NoSuchChannel(String),
+    #[error("Display names can't be empty.")]
+    DisplayNameEmpty,
+    #[error("Display names can be at most {max} characters long.")]
+    DisplayNameTooLong { max: usize },
+    #[error("Display names can't contain control characters.")]
+    DisplayNameInvalid,
+    #[error("Messages can't be empty.")]
+    MessageEmpty,
+    #[error("Messages can be at most {max} characters long.")]
+    MessageTooLong { max: usize },
+    #[error("Messages can't contain control characters other than tabs and line breaks.")]
+    MessageInvalid,
+    #[error("Choose a display name before sending messages.")]
+    NotIdentified,
+    #[error("The server could not be reached: {0}")]
+    Unavailable(String),
+}
+
+impl ChatError {
+    /// The stable, machine-readable name of this error, as used in the wire protocol.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::ChannelNameEmpty => "channel_name_empty",
+            ChatError::ChannelNameTooLong { .. } => "channel_name_too_long",
+            ChatError::ChannelNameInvalid => "channel_name_invalid",
+            ChatError::ChannelExists(_) => "channel_exists",
+            ChatError::NoSuchChannel(_) => "no_such_channel",
+            ChatError::DisplayNameEmpty => "display_name_empty",
+            ChatError::DisplayNameTooLong { .. } => "display_name_too_long",
+            ChatError::DisplayNameInvalid => "display_name_invalid",
+            ChatError::MessageEmpty => "message_empty",
+            ChatError::MessageTooLong { .. } => "message_too_long",
+            ChatError::MessageInvalid => "message_invalid",
+            ChatError::NotIdentified => "not_identified",
+            ChatError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// Lets server functions return [`ChatError`] directly: transport failures become
+/// [`ChatError::Unavailable`].
+impl leptos::server_fn::error::FromServerFnError for ChatError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        ChatError::Unavailable(value.to_string())
+    }
+}
+
+/// True for characters that reorder or hide text (bidirectional overrides and isolates,
+/// zero-width marks); names may not contain them, so a name always reads as what it is.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// A channel's name as its creator typed it, trimmed; compared without regard to case.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChannelName(String);
+
+impl ChannelName {
+    /// Checks and trims a channel name typed by a user.
+    pub fn parse(raw: &str) -> Result<Self, ChatError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(ChatError::ChannelNameEmpty);
+        }
+        if name.chars().count() > MAX_CHANNEL_NAME_CHARS {
+            return Err(ChatError::ChannelNameTooLong {
+                max: MAX_CHANNEL_NAME_CHARS,
+            });
+        }
+        if name.chars().any(|c| {
+            c.is_control() || is_invisible_format(c) || CHANNEL_NAME_FORBIDDEN.contains(&c)
+        }) {
+            return Err(ChatError::ChannelNameInvalid);
+        }
+        Ok(ChannelName(name.to_owned()))
+    }
+
+    /// The name as it is displayed.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The identity of the channel: two names with the same key name the same channel.
+    pub fn key(&self) -> ChannelKey {
+        ChannelKey(self.0.to_lowercase())
+    }
+
+    /// The site-relative address of this channel's page.
+    pub fn path(&self) -> String {
+        format!("/c/{}", encode_path_segment(&self.0))
+    }
+}
+
+impl PartialEq for ChannelName {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for ChannelName {}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ChannelName {
+    type Error = ChatError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ChannelName::parse(&value)
+    }
+}
+
+impl From<ChannelName> for String {
+    fn from(value: ChannelName) -> Self {
+        value.0
+    }
+}
+
+/// The case-folded form of a channel name, used to look channels up.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey(String);
+
+/// A person's display name, trimmed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Checks and trims a display name typed by a user.
+    pub fn parse(raw: &str) -> Result<Self, ChatError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(ChatError::DisplayNameEmpty);
+        }
+        if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+            return Err(ChatError::DisplayNameTooLong {
+                max: MAX_DISPLAY_NAME_CHARS,
+            });
+        }
+        if name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+        {
+            return Err(ChatError::DisplayNameInvalid);
+        }
+        Ok(DisplayName(name.to_owned()))
+    }
+
+    /// The name as it is displayed.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for DisplayName {
+    type Error = ChatError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        DisplayName::parse(&value)
+    }
+}
+
+impl From<DisplayName> for String {
+    fn from(value: DisplayName) -> Self {
+        value.0
+    }
+}
+
+/// The text of a message: not blank, not over the length limit, no control characters but
+/// tabs and line breaks. Kept exactly as typed otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    /// Checks a message body against a length limit in characters.
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, ChatError> {
+        if raw.trim().is_empty() {
+            return Err(ChatError::MessageEmpty);
+        }
+        if raw.chars().count() > max_chars {
+            return Err(ChatError::MessageTooLong { max: max_chars });
+        }
+        if raw
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
+            return Err(ChatError::MessageInvalid);
+        }
+        Ok(MessageBody(raw.to_owned()))
+    }
+
+    /// The text as it is displayed.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MessageBody {
+    type Error = ChatError;
+    /// Bodies that arrive already stored are checked against the largest limit a server may
+    /// be configured with; the configured limit is applied where messages are posted.
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        MessageBody::parse(&value, usize::MAX)
+    }
+}
+
+impl From<MessageBody> for String {
+    fn from(value: MessageBody) -> Self {
+        value.0
+    }
+}
+
+/// A message's server-assigned identity, unique across all channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(pub u64);
+
+/// A channel as everyone sees it in the channel list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    /// The channel's name as its creator typed it.
+    pub name: ChannelName,
+    /// When the server created it.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One chat message, as stored and as sent to every client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Unique across the server.
+    pub id: MessageId,
+    /// The channel it was posted in.
+    pub channel: ChannelName,
+    /// Position in the channel: 1 for the first message ever posted there, then 2, 3, ...
+    /// with no gaps, even after old messages leave the history.
+    pub seq: u64,
+    /// Who sent it.
+    pub author: DisplayName,
+    /// What they wrote.
+    pub body: MessageBody,
+    /// When the server accepted it.
+    pub sent_at: DateTime<Utc>,
+}
+
+/// A channel's recent history as served to a client that opens it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The channel.
+    pub channel: ChannelInfo,
+    /// The server epoch the sequence numbers belong to (see the protocol document).
+    pub epoch: u64,
+    /// At most [`HISTORY_LIMIT`] messages, oldest first.
+    pub messages: Vec<Message>,
+}
+
+/// Percent-encodes a string for use as one URL path segment.
+pub fn encode_path_segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Decodes a percent-encoded URL path segment; invalid escapes are kept as they are.
+pub fn decode_path_segment(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names are trimmed, and two names that differ only in case or surrounding spaces are the
+    /// same channel.
+    #[test]
+    fn channel_names_trim_and_ignore_case() {
+        let a = ChannelName::parse("General").unwrap();
+        let b = ChannelName::parse("  general ").unwrap();
+        assert_eq!(b.as_str(), "general");
+        assert_eq!(a, b);
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), ChannelName::parse("random").unwrap().key());
+    }
+
+    /// Empty, over-long and control-character channel names are refused with their own error.
+    #[test]
+    fn bad_channel_names_are_refused() {
+        assert_eq!(ChannelName::parse("   "), Err(ChatError::ChannelNameEmpty));
+        let long = "x".repeat(MAX_CHANNEL_NAME_CHARS + 1);
+        assert_eq!(
+            ChannelName::parse(&long),
+            Err(ChatError::ChannelNameTooLong {
+                max: MAX_CHANNEL_NAME_CHARS
+            })
+        );
+        assert!(ChannelName::parse(&"x".repeat(MAX_CHANNEL_NAME_CHARS)).is_ok());
+        for bad in ["a\u{0}b", "tab\there", "a/b", "rtl\u{202E}x", "q?x"] {
+            assert_eq!(
+                ChannelName::parse(bad),
+                Err(ChatError::ChannelNameInvalid),
+                "{bad:?}"
+            );
+        }
+        // Markup is only text: allowed, and rendered as text by the UI.
+        assert!(ChannelName::parse("<img src=x onerror=alert(1)>").is_ok());
+    }
+
+    /// Display names follow the same trimming and refusal rules.
+    #[test]
+    fn display_names_are_checked() {
+        assert_eq!(DisplayName::parse(" Ada ").unwrap().as_str(), "Ada");
+        assert_eq!(DisplayName::parse(""), Err(ChatError::DisplayNameEmpty));
+        assert!(matches!(
+            DisplayName::parse(&"n".repeat(MAX_DISPLAY_NAME_CHARS + 1)),
+            Err(ChatError::DisplayNameTooLong { .. })
+        ));
+        assert_eq!(
+            DisplayName::parse("a\nb"),
+            Err(ChatError::DisplayNameInvalid)
+        );
+    }
+
+    /// Blank and over-long messages are refused; line breaks are kept.
+    #[test]
+    fn message_bodies_are_checked() {
+        assert_eq!(
+            MessageBody::parse(" \n\t ", 10),
+            Err(ChatError::MessageEmpty)
+        );
+        assert_eq!(
+            MessageBody::parse("12345678901", 10),
+            Err(ChatError::MessageTooLong { max: 10 })
+        );
+        assert_eq!(
+            MessageBody::parse("a\u{7}", 10),
+            Err(ChatError::MessageInvalid)
+        );
+        assert_eq!(MessageBody::parse("a\nb", 10).unwrap().as_str(), "a\nb");
+    }
+
+    /// Values that arrive as JSON are validated exactly like typed input.
+    #[test]
+    fn deserialising_validates() {
+        assert!(serde_json::from_str::<ChannelName>("\"ok\"").is_ok());
+        assert!(serde_json::from_str::<ChannelName>("\"\"").is_err());
+        assert!(serde_json::from_str::<DisplayName>("\"a\\u0000\"").is_err());
+    }
+
+    /// Channel paths percent-encode everything but unreserved characters.
+    #[test]
+    fn channel_paths_are_encoded() {
+        assert_eq!(
+            ChannelName::parse("dev ops").unwrap().path(),
+            "/c/dev%20ops"
+        );
+        assert_eq!(ChannelName::parse("é<").unwrap().path(), "/c/%C3%A9%3C");
+        assert_eq!(decode_path_segment("%C3%A9%3C"), "é<");
+        assert_eq!(decode_path_segment("dev%20ops"), "dev ops");
+        assert_eq!(decode_path_segment("plain"), "plain");
+        assert_eq!(decode_path_segment("bad%2"), "bad%2");
+        assert_eq!(decode_path_segment("%zz"), "%zz");
+    }
+
+    /// Every error has a distinct wire code.
+    #[test]
+    fn error_codes_are_distinct() {
+        let all = [
+            ChatError::ChannelNameEmpty,
+            ChatError::ChannelNameTooLong { max: 1 },
+            ChatError::ChannelNameInvalid,
+            ChatError::ChannelExists(String::new()),
+            ChatError::NoSuchChannel(String::new()),
+            ChatError::DisplayNameEmpty,
+            ChatError::DisplayNameTooLong { max: 1 },
+            ChatError::DisplayNameInvalid,
+            ChatError::MessageEmpty,
+            ChatError::MessageTooLong { max: 1 },
+            ChatError::MessageInvalid,
+            ChatError::NotIdentified,
+            ChatError::Unavailable(String::new()),
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(ChatError::code).collect();
+        assert_eq!(codes.len(), all.len());
+    }
+}

@@ -1,0 +1,237 @@
+//! The WebSocket wire protocol: one enum of events per direction, shared by the browser and
+//! the server, encoded as JSON text frames tagged by `"type"`. `docs/PROTOCOL.md` documents
+//! every event; keep the two in step.
+
+use crate::chat::model::{ChannelInfo, ChatError, Message, MessageId};
+use serde::{Deserialize, Serialize};
+
+/// The path the WebSocket endpoint is served at.
+pub const WS_PATH: &str = "/ws";
+
+/// Where a client's copy of a channel ends: the server epoch and the last sequence number it
+/// has. Sent when (re)joining so the server can send only what was missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The server epoch the client's sequence numbers came from.
+    pub epoch: u64,
+    /// The highest sequence number the client holds for the channel.
+    pub seq: u64,
+}
+
+/// Everything a client may send.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientEvent {
+    /// Sets the display name this connection posts under.
+    Identify {
+        /// The display name.
+        name: String,
+    },
+    /// Subscribes to a channel's live messages, after first receiving what was missed.
+    Join {
+        /// The channel's name (any case).
+        channel: String,
+        /// What the client already holds, if anything.
+        #[serde(default)]
+        since: Option<Cursor>,
+    },
+    /// Stops receiving a channel's messages.
+    Leave {
+        /// The channel's name (any case).
+        channel: String,
+    },
+    /// Posts a message to a channel.
+    Send {
+        /// The channel's name (any case).
+        channel: String,
+        /// The message text.
+        body: String,
+        /// An opaque token echoed in the `ack` or `error` that answers this event.
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
+}
+
+impl ClientEvent {
+    /// Decodes one text frame. This is the protocol's only parse edge for client input.
+    pub fn decode(text: &str) -> Result<ClientEvent, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    /// Encodes the event as a text frame.
+    pub fn encode(&self) -> String {
+        // Serialising these plain enums of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Everything the server may send.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// First event on every connection: the epoch and the current channel list.
+    Welcome {
+        /// Changes whenever sequence numbers from before it can no longer be trusted.
+        epoch: u64,
+        /// Every channel, sorted by name.
+        channels: Vec<ChannelInfo>,
+    },
+    /// Answers `identify`.
+    Identified {
+        /// The name as the server stored it (trimmed).
+        name: String,
+    },
+    /// Someone created a channel.
+    ChannelCreated {
+        /// The new channel.
+        channel: ChannelInfo,
+    },
+    /// Answers `join`, before any live `message` of that channel.
+    Joined {
+        /// The channel joined.
+        channel: ChannelInfo,
+        /// The current epoch.
+        epoch: u64,
+        /// True: `messages` is the whole history and replaces what the client holds.
+        /// False: `messages` are exactly the ones after the client's cursor.
+        reset: bool,
+        /// Oldest first.
+        messages: Vec<Message>,
+    },
+    /// A live message in a joined channel.
+    Message {
+        /// The message.
+        message: Message,
+    },
+    /// The server accepted a `send`.
+    Ack {
+        /// The `client_ref` of the `send`, if it had one.
+        client_ref: Option<String>,
+        /// The new message's id.
+        id: MessageId,
+        /// The new message's sequence number in its channel.
+        seq: u64,
+    },
+    /// A client event was refused or could not be understood. Nothing changed.
+    Error {
+        /// Machine-readable cause.
+        code: String,
+        /// A sentence for people.
+        message: String,
+        /// The `client_ref` of the refused event, if it had one.
+        client_ref: Option<String>,
+    },
+}
+
+impl ServerEvent {
+    /// Builds the error event for a refused chat action.
+    pub fn chat_error(error: &ChatError, client_ref: Option<String>) -> ServerEvent {
+        ServerEvent::Error {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+            client_ref,
+        }
+    }
+
+    /// Builds the error event for input that is not a valid client event.
+    pub fn protocol_error(error: &ProtocolError) -> ServerEvent {
+        ServerEvent::Error {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+            client_ref: None,
+        }
+    }
+
+    /// Encodes the event as a text frame.
+    pub fn encode(&self) -> String {
+        // Serialising these plain enums of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes one text frame from the server.
+    pub fn decode(text: &str) -> Result<ServerEvent, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+}
+
+/// Input that is not a valid event.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Not JSON, an unknown `type`, or fields of the wrong kind.
+    #[error("That frame is not a valid event: {0}")]
+    Malformed(String),
+    /// A binary frame: the protocol is text only.
+    #[error("Binary frames are not part of the protocol; send JSON text.")]
+    Binary,
+}
+
+impl ProtocolError {
+    /// The stable, machine-readable name of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::Malformed(_) => "malformed",
+            ProtocolError::Binary => "binary_frame",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Client events use the documented JSON shape, and decode back to the same event.
+    #[test]
+    fn client_events_round_trip_in_the_documented_shape() {
+        let join = ClientEvent::decode(
+            r#"{"type":"join","channel":"general","since":{"epoch":7,"seq":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            join,
+            ClientEvent::Join {
+                channel: "general".into(),
+                since: Some(Cursor { epoch: 7, seq: 3 })
+            }
+        );
+        assert_eq!(ClientEvent::decode(&join.encode()).unwrap(), join);
+        let send = ClientEvent::decode(r#"{"type":"send","channel":"g","body":"hi"}"#).unwrap();
+        assert_eq!(
+            send,
+            ClientEvent::Send {
+                channel: "g".into(),
+                body: "hi".into(),
+                client_ref: None
+            }
+        );
+    }
+
+    /// Garbage, unknown events, unknown fields and wrong field types are all refused with a
+    /// `malformed` error rather than a panic.
+    #[test]
+    fn malformed_frames_are_refused() {
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"type":"dance"}"#,
+            r#"{"type":"send","channel":"g"}"#,
+            r#"{"type":"send","channel":5,"body":"x"}"#,
+            r#"{"type":"identify","name":"a","admin":true}"#,
+        ] {
+            let err = ClientEvent::decode(bad).unwrap_err();
+            assert_eq!(err.code(), "malformed", "{bad:?}");
+        }
+    }
+
+    /// Error events carry the chat error's code and its sentence.
+    #[test]
+    fn chat_errors_become_error_events() {
+        let event = ServerEvent::chat_error(&ChatError::MessageEmpty, Some("r1".into()));
+        let json: serde_json::Value = serde_json::from_str(&event.encode()).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["code"], "message_empty");
+        assert_eq!(json["client_ref"], "r1");
+        assert_eq!(json["message"], "Messages can't be empty.");
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP side of Flack (server only): shared application state, the router (pages, server
+//! functions, the WebSocket, static files) and `serve` with graceful shutdown.
+
+pub mod config;
+pub mod ws;
+
+use crate::app::{shell, App};
+use crate::chat::hub::Hub;
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::Router;
+use config::Config;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Everything request handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The one owner of chat state.
+    pub hub: Hub,
+    /// What Leptos needs to render pages and find the built assets.
+    pub leptos_options: LeptosOptions,
+    /// The runtime configuration the server started with.
+    pub config: Arc<Config>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    /// State for a configuration, with a hub already opened.
+    pub fn new(config: Config, hub: Hub) -> AppState {
+        let env = if config.env == "dev" {
+            leptos::config::Env::DEV
+        } else {
+            leptos::config::Env::PROD
+        };
+        let leptos_options = LeptosOptions::builder()
+            .output_name("flack")
+            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir(config.site_pkg_dir.clone())
+            .site_addr(config.addr)
+            .env(env)
+            .build();
+        AppState {
+            hub,
+            leptos_options,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The whole application as a router: pages, server functions, `/ws`, and static files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let hub = state.hub.clone();
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route(crate::protocol::WS_PATH, get(ws::upgrade))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(hub.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+/// Serves the router on a bound listener until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

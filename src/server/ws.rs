@@ -1,0 +1,174 @@
+//! The WebSocket endpoint: decodes client events, hands them to the hub, and writes the
+//! connection's outbox to the socket. One reader loop and one writer loop per socket.
+
+use super::AppState;
+use crate::chat::hub::{Connection, Frame, Hub, Outbox};
+use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Malformed frames in a row after which a client is disconnected.
+const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
+/// Close code for a client that broke the protocol (RFC 6455 "policy violation").
+const CLOSE_POLICY: u16 = 1008;
+/// Initial read buffer per connection; small, so idle connections stay cheap.
+const READ_BUFFER_BYTES: usize = 4096;
+/// How long a closing connection may take to flush its last frames.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Upgrades `GET /ws` to a WebSocket speaking the Flack protocol.
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    let max = state.config.max_frame_bytes;
+    let capacity = state.config.outbox_frames;
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |socket| run_connection(socket, state.hub, capacity))
+}
+
+/// Serves one connection until either side closes it.
+async fn run_connection(socket: WebSocket, hub: Hub, capacity: usize) {
+    let (outbox, rx) = Outbox::new(capacity);
+    let conn = hub.connect(outbox.clone());
+    let id = conn.id();
+    tracing::debug!(?id, "connection opened");
+    let (sink, stream) = socket.split();
+    let (close_tx, close_rx) = oneshot::channel();
+
+    let mut writer = std::pin::pin!(write_loop(
+        sink, rx, close_rx, &hub, &conn, &outbox, capacity
+    ));
+    let reader = read_loop(stream, &conn, &outbox, close_tx);
+    tokio::select! {
+        // The socket can no longer be written to: stop reading as well.
+        _ = &mut writer => {}
+        // The client closed, or broke the protocol: let the writer finish (it sends the
+        // close frame, if any), but not forever.
+        _ = reader => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+        }
+    }
+    tracing::debug!(?id, "connection closed");
+}
+
+/// Writes the outbox to the socket, resyncing the connection when it fell behind, until the
+/// socket fails or the reader asks for the connection to end.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::Receiver<Frame>,
+    mut close_rx: oneshot::Receiver<CloseFrame>,
+    hub: &Hub,
+    conn: &Connection,
+    outbox: &Outbox,
+    capacity: usize,
+) {
+    loop {
+        tokio::select! {
+            // Queued frames go out before a requested close frame.
+            biased;
+            frame = rx.recv() => {
+                let Some(frame) = frame else { break };
+                let text = match Utf8Bytes::try_from(frame.into_bytes()) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping a frame that is not UTF-8");
+                        continue;
+                    }
+                };
+                if sink.send(WsMessage::Text(text)).await.is_err() {
+                    break;
+                }
+                if outbox.is_behind() && rx.len() * 2 <= capacity {
+                    hub.resync(conn.id());
+                }
+            }
+            close = &mut close_rx => {
+                if let Ok(frame) = close {
+                    let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Reads client events and applies them until the client closes the socket or keeps
+/// sending frames that are not valid events.
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    conn: &Connection,
+    outbox: &Outbox,
+    close_tx: oneshot::Sender<CloseFrame>,
+) {
+    let mut bad_frames = 0;
+    while let Some(Ok(message)) = stream.next().await {
+        let event = match message {
+            WsMessage::Text(text) => ClientEvent::decode(text.as_str()),
+            WsMessage::Binary(_) => Err(ProtocolError::Binary),
+            WsMessage::Close(_) => break,
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+        };
+        match event {
+            Ok(event) => {
+                bad_frames = 0;
+                if !handle(conn, outbox, event).await {
+                    break;
+                }
+            }
+            Err(error) => {
+                bad_frames += 1;
+                tracing::debug!(id = ?conn.id(), %error, "refused a malformed frame");
+                if !outbox.send(&ServerEvent::protocol_error(&error)).await {
+                    break;
+                }
+                if bad_frames >= MAX_CONSECUTIVE_BAD_FRAMES {
+                    tracing::info!(id = ?conn.id(), "closing a connection that kept sending malformed frames");
+                    let _ = close_tx.send(CloseFrame {
+                        code: CLOSE_POLICY,
+                        reason: Utf8Bytes::from_static("too many malformed frames"),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Applies one client event; false when the connection should end.
+async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool {
+    let reply = match event {
+        ClientEvent::Identify { name } => match conn.identify(&name) {
+            Ok(name) => ServerEvent::Identified {
+                name: name.to_string(),
+            },
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
+        ClientEvent::Join { channel, since } => match conn.join(&channel, since) {
+            // The `joined` event was queued by the hub, in order with the live stream.
+            Ok(()) => return true,
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
+        ClientEvent::Leave { channel } => match conn.leave(&channel) {
+            Ok(()) => return true,
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
+        ClientEvent::Send {
+            channel,
+            body,
+            client_ref,
+        } => match conn.post(&channel, &body) {
+            Ok(message) => ServerEvent::Ack {
+                client_ref,
+                id: message.id,
+                seq: message.seq,
+            },
+            Err(e) => ServerEvent::chat_error(&e, client_ref),
+        },
+    };
+    outbox.send(&reply).await
+}

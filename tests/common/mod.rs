@@ -1,0 +1,276 @@
+//! Shared helpers for the integration tests: a real Flack server on 127.0.0.1:0, WebSocket
+//! clients that speak the protocol, and a minimal HTTP client for pages and server functions.
+
+#![allow(dead_code)] // Each test file uses a different subset of these helpers.
+
+use flack::chat::hub::Hub;
+use flack::protocol::{ClientEvent, ServerEvent};
+use flack::server::{config::Config, router, serve, AppState};
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an event before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A running server; it stops when the test's runtime ends.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub hub: Hub,
+}
+
+/// Starts the real router on an ephemeral port with default settings.
+pub async fn start() -> TestServer {
+    start_with(Config::default()).await
+}
+
+/// Starts the real router on an ephemeral port with the given settings.
+pub async fn start_with(mut config: Config) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    config.addr = addr;
+    let hub = Hub::in_memory();
+    let state = AppState::new(config, hub.clone());
+    tokio::spawn(serve(listener, router(state), std::future::pending()));
+    TestServer { addr, hub }
+}
+
+/// A protocol client over a real WebSocket.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Messages that arrived in a catch-up `joined` and were not yet returned.
+    caught_up: std::collections::VecDeque<flack::chat::model::Message>,
+}
+
+impl Client {
+    /// Connects and consumes the `welcome` event.
+    pub async fn connect(server: &TestServer) -> Client {
+        let mut client = Client::connect_raw(server).await;
+        match client.next().await {
+            ServerEvent::Welcome { .. } => {}
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        client
+    }
+
+    /// Connects without reading anything.
+    pub async fn connect_raw(server: &TestServer) -> Client {
+        let (ws, _) = connect_async(format!("ws://{}/ws", server.addr))
+            .await
+            .expect("websocket connects");
+        Client {
+            ws,
+            caught_up: Default::default(),
+        }
+    }
+
+    /// Connects, identifies as `name` and joins `general`, consuming the replies.
+    pub async fn joined(server: &TestServer, name: &str) -> Client {
+        let mut client = Client::connect(server).await;
+        client.identify(name).await;
+        client.join("general").await;
+        client
+    }
+
+    /// Sends an event.
+    pub async fn send(&mut self, event: ClientEvent) {
+        self.ws
+            .send(WsMessage::text(event.encode()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a raw WebSocket message.
+    pub async fn send_raw(&mut self, message: WsMessage) {
+        self.ws.send(message).await.expect("send raw");
+    }
+
+    /// Identifies and waits for `identified`.
+    pub async fn identify(&mut self, name: &str) {
+        self.send(ClientEvent::Identify { name: name.into() }).await;
+        match self.next().await {
+            ServerEvent::Identified { .. } => {}
+            other => panic!("expected identified, got {other:?}"),
+        }
+    }
+
+    /// Joins a channel and returns the `joined` event.
+    pub async fn join(&mut self, channel: &str) -> ServerEvent {
+        self.send(ClientEvent::Join {
+            channel: channel.into(),
+            since: None,
+        })
+        .await;
+        let event = self.next().await;
+        assert!(
+            matches!(event, ServerEvent::Joined { .. }),
+            "expected joined, got {event:?}"
+        );
+        event
+    }
+
+    /// Posts a message to a channel.
+    pub async fn post(&mut self, channel: &str, body: &str) {
+        self.send(ClientEvent::Send {
+            channel: channel.into(),
+            body: body.into(),
+            client_ref: None,
+        })
+        .await;
+    }
+
+    /// The next server event, failing the test after [`WAIT`].
+    pub async fn next(&mut self) -> ServerEvent {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("an event arrives in time")
+                .expect("the socket is open")
+                .expect("a valid frame");
+            match message {
+                WsMessage::Text(text) => {
+                    return ServerEvent::decode(text.as_str()).expect("a valid server event")
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next raw frame (or `None` once the socket is closed), failing after [`WAIT`].
+    pub async fn next_raw(&mut self) -> Option<WsMessage> {
+        match tokio::time::timeout(WAIT, self.ws.next())
+            .await
+            .expect("something arrives in time")
+        {
+            Some(Ok(message)) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The next message of a joined channel, whether it came live or in a catch-up `joined`
+    /// (a connection that fell behind is resynced that way); other events are skipped.
+    pub async fn next_message(&mut self) -> flack::chat::model::Message {
+        loop {
+            if let Some(message) = self.caught_up.pop_front() {
+                return message;
+            }
+            match self.next().await {
+                ServerEvent::Message { message } => return message,
+                ServerEvent::Joined {
+                    reset: false,
+                    messages,
+                    ..
+                } => self.caught_up.extend(messages),
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for `count` acks, skipping other events.
+    pub async fn acks(&mut self, count: usize) {
+        let mut seen = 0;
+        while seen < count {
+            if let ServerEvent::Ack { .. } = self.next().await {
+                seen += 1;
+            }
+        }
+    }
+
+    /// Closes the socket.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// A plain HTTP/1.1 response.
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+/// Sends one HTTP request and reads the whole response.
+pub async fn http(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let body = form.unwrap_or("");
+    // Server functions answer a request that accepts HTML (a form without JavaScript) with a
+    // redirect, so only page requests ask for HTML.
+    let accept = if method == "GET" {
+        "text/html"
+    } else {
+        "application/json"
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: {accept}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    HttpResponse {
+        status,
+        headers: head,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Undoes HTTP/1.1 chunked transfer encoding.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+        let after = &rest[line_end + 2..];
+        match size {
+            Some(size) if size > 0 && after.len() >= size => {
+                out.extend_from_slice(&after[..size]);
+                rest = after[size..]
+                    .strip_prefix(b"\r\n")
+                    .unwrap_or(&after[size..]);
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Form-encodes one value.
+pub fn form_value(raw: &str) -> String {
+    flack::chat::model::encode_path_segment(raw)
+}

@@ -1,0 +1,92 @@
+//! Integration tests of the HTTP side against the real router: server functions and
+//! server-rendered pages.
+
+mod common;
+
+use common::{form_value, http, start, Client};
+
+/// Creating a channel through the server function works once; the same name in another case
+/// or with spaces is a conflict with a clear message, and invalid names are refused.
+#[tokio::test]
+async fn channel_creation_server_function() {
+    let server = start().await;
+    let created = http(&server, "POST", "/api/create_channel", Some("name=Ops")).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(
+        created.body.contains("\"name\":\"Ops\""),
+        "{}",
+        created.body
+    );
+
+    let again = http(
+        &server,
+        "POST",
+        "/api/create_channel",
+        Some(&format!("name={}", form_value("  ops "))),
+    )
+    .await;
+    assert_eq!(again.status, 500);
+    assert!(again.body.contains("channel_exists"), "{}", again.body);
+
+    let empty = http(&server, "POST", "/api/create_channel", Some("name=")).await;
+    assert!(empty.body.contains("channel_name_empty"), "{}", empty.body);
+
+    let names: Vec<String> = server
+        .hub
+        .channels()
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    assert_eq!(names, ["general", "Ops"]);
+}
+
+/// The channel list and history server functions return what the hub holds.
+#[tokio::test]
+async fn list_and_history_server_functions() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    ada.post("general", "first!").await;
+    ada.next_message().await;
+
+    let list = http(&server, "POST", "/api/channels", Some("")).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("\"general\""));
+
+    let history = http(&server, "POST", "/api/history", Some("channel=GENERAL")).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    assert!(history.body.contains("first!"), "{}", history.body);
+
+    let missing = http(&server, "POST", "/api/history", Some("channel=nowhere")).await;
+    assert!(missing.body.contains("no_such_channel"), "{}", missing.body);
+}
+
+/// The first load of a channel page carries the channel list and the channel's messages in
+/// the HTML itself, with markup in messages escaped as text.
+#[tokio::test]
+async fn channel_page_is_rendered_on_the_server() {
+    let server = start().await;
+    server.hub.create_channel("Design").unwrap();
+    let mut ada = Client::joined(&server, "Ada <admin>").await;
+    ada.post("general", "<script>alert(1)</script> hello").await;
+    ada.next_message().await;
+
+    let page = http(&server, "GET", "/c/general", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<h1>general</h1>"), "{}", page.body);
+    assert!(page.body.contains("Design"));
+    assert!(page.body.contains("Ada &lt;admin&gt;"));
+    assert!(page
+        .body
+        .contains("&lt;script&gt;alert(1)&lt;/script&gt; hello"));
+    assert!(!page.body.contains("<script>alert(1)"));
+    assert!(page.body.contains("role=\"log\""));
+}
+
+/// A page for a channel that does not exist says so, with status 404.
+#[tokio::test]
+async fn unknown_channel_page_is_not_found() {
+    let server = start().await;
+    let page = http(&server, "GET", "/c/nowhere", None).await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("Channel not found"));
+}

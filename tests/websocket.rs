@@ -1,0 +1,271 @@
+//! Integration tests of the WebSocket protocol against the real router on 127.0.0.1:0, with
+//! several real WebSocket clients.
+
+mod common;
+
+use common::{start, start_with, Client};
+use flack::protocol::{ClientEvent, Cursor, ServerEvent};
+use flack::server::config::Config;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// A message posted by one client reaches every member of the channel, with the sender's name
+/// and a server id, sequence number and timestamp; the sender gets an ack.
+#[tokio::test]
+async fn messages_fan_out_to_every_member() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    let mut cy = Client::joined(&server, "Cy").await;
+
+    ada.send(ClientEvent::Send {
+        channel: "general".into(),
+        body: "hello, team".into(),
+        client_ref: Some("r1".into()),
+    })
+    .await;
+
+    let own = ada.next_message().await;
+    match ada.next().await {
+        ServerEvent::Ack {
+            client_ref,
+            id,
+            seq,
+        } => {
+            assert_eq!(client_ref.as_deref(), Some("r1"));
+            assert_eq!((id, seq), (own.id, own.seq));
+        }
+        other => panic!("expected ack, got {other:?}"),
+    }
+    for client in [&mut bob, &mut cy] {
+        let got = client.next_message().await;
+        assert_eq!(got, own);
+        assert_eq!(got.author.as_str(), "Ada");
+        assert_eq!(got.body.as_str(), "hello, team");
+        assert_eq!(got.seq, 1);
+    }
+}
+
+/// With several clients posting at once, every member sees the same messages in the same
+/// order, numbered consecutively.
+#[tokio::test]
+async fn every_member_sees_one_order() {
+    let server = start().await;
+    let mut readers = Vec::new();
+    for i in 0..2 {
+        readers.push(Client::joined(&server, &format!("reader{i}")).await);
+    }
+    let mut posters = Vec::new();
+    for p in 0..3 {
+        let mut client = Client::connect(&server).await;
+        client.identify(&format!("poster{p}")).await;
+        posters.push(tokio::spawn(async move {
+            for i in 0..40 {
+                client.post("general", &format!("p{p} m{i}")).await;
+            }
+            client
+        }));
+    }
+    for poster in posters {
+        poster.await.expect("poster task");
+    }
+    let mut orders = Vec::new();
+    for reader in &mut readers {
+        let mut order = Vec::new();
+        for _ in 0..120 {
+            let m = reader.next_message().await;
+            order.push((m.seq, m.id, m.body.as_str().to_owned()));
+        }
+        let seqs: Vec<u64> = order.iter().map(|o| o.0).collect();
+        assert_eq!(seqs, (1..=120).collect::<Vec<_>>());
+        orders.push(order);
+    }
+    assert_eq!(orders[0], orders[1]);
+}
+
+/// After 150 messages, a client that joins receives exactly the last 100, oldest first.
+#[tokio::test]
+async fn joining_gets_exactly_the_last_hundred() {
+    let server = start().await;
+    let mut sender = Client::connect(&server).await;
+    sender.identify("sender").await;
+    for i in 1..=150 {
+        sender.post("general", &format!("message {i}")).await;
+    }
+    sender.acks(150).await;
+    let mut late = Client::connect(&server).await;
+    match late.join("general").await {
+        ServerEvent::Joined {
+            messages, reset, ..
+        } => {
+            assert!(reset);
+            assert_eq!(messages.len(), 100);
+            assert_eq!(messages[0].body.as_str(), "message 51");
+            assert_eq!(messages[99].body.as_str(), "message 150");
+            assert!(messages.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    assert_eq!(server.hub.history("general").unwrap().messages.len(), 100);
+}
+
+/// A client that reconnects with its cursor receives exactly the messages it missed, once.
+#[tokio::test]
+async fn reconnecting_catches_up_exactly() {
+    let server = start().await;
+    let mut poster = Client::joined(&server, "poster").await;
+    let mut reader = Client::joined(&server, "reader").await;
+    for i in 1..=5 {
+        poster.post("general", &format!("m{i}")).await;
+    }
+    let mut last = 0;
+    for _ in 0..5 {
+        last = reader.next_message().await.seq;
+    }
+    reader.close().await;
+    for i in 6..=9 {
+        poster.post("general", &format!("m{i}")).await;
+    }
+    for _ in 6..=9 {
+        poster.next_message().await;
+    }
+    let mut back = Client::connect(&server).await;
+    back.send(ClientEvent::Join {
+        channel: "general".into(),
+        since: Some(Cursor {
+            epoch: server.hub.epoch(),
+            seq: last,
+        }),
+    })
+    .await;
+    match back.next().await {
+        ServerEvent::Joined {
+            reset, messages, ..
+        } => {
+            assert!(!reset);
+            let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, vec![6, 7, 8, 9]);
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    poster.post("general", "m10").await;
+    assert_eq!(back.next_message().await.seq, 10);
+}
+
+/// Bad input gets a clear error event and changes nothing: empty and over-long messages,
+/// unknown channels, posting before identifying, invalid names.
+#[tokio::test]
+async fn invalid_input_gets_error_events() {
+    let server = start().await;
+    let mut anon = Client::connect(&server).await;
+    anon.post("general", "hi").await;
+    assert_error(&mut anon, "not_identified").await;
+    anon.send(ClientEvent::Identify { name: "  ".into() }).await;
+    assert_error(&mut anon, "display_name_empty").await;
+    anon.identify("Ada").await;
+    anon.post("general", "   ").await;
+    assert_error(&mut anon, "message_empty").await;
+    anon.post("general", &"x".repeat(4001)).await;
+    assert_error(&mut anon, "message_too_long").await;
+    anon.post("no-such-place", "hi").await;
+    assert_error(&mut anon, "no_such_channel").await;
+    anon.send(ClientEvent::Join {
+        channel: "a/b".into(),
+        since: None,
+    })
+    .await;
+    assert_error(&mut anon, "channel_name_invalid").await;
+    assert!(server.hub.history("general").unwrap().messages.is_empty());
+}
+
+/// Frames that are not valid events get a `malformed` or `binary_frame` error, and the
+/// connection keeps working.
+#[tokio::test]
+async fn malformed_frames_are_refused_without_harm() {
+    let server = start().await;
+    let mut client = Client::connect(&server).await;
+    for bad in [
+        "not json",
+        "{}",
+        r#"{"type":"fly"}"#,
+        r#"{"type":"send","channel":1}"#,
+    ] {
+        client.send_raw(WsMessage::text(bad)).await;
+        assert_error(&mut client, "malformed").await;
+    }
+    client.send_raw(WsMessage::binary(vec![1u8, 2, 3])).await;
+    assert_error(&mut client, "binary_frame").await;
+    client.identify("still-here").await;
+}
+
+/// A client that keeps sending garbage is disconnected with a policy-violation close.
+#[tokio::test]
+async fn garbage_floods_are_disconnected() {
+    let server = start().await;
+    let mut client = Client::connect(&server).await;
+    for _ in 0..10 {
+        client.send_raw(WsMessage::text("garbage")).await;
+    }
+    let mut errors = 0;
+    loop {
+        match client.next_raw().await {
+            Some(WsMessage::Text(_)) => errors += 1,
+            Some(WsMessage::Close(Some(frame))) => {
+                assert_eq!(u16::from(frame.code), 1008);
+                break;
+            }
+            Some(WsMessage::Close(None)) | None => panic!("closed without a reason"),
+            Some(_) => {}
+        }
+    }
+    assert_eq!(errors, 10);
+}
+
+/// A frame over the configured size limit ends the connection instead of being processed.
+#[tokio::test]
+async fn oversized_frames_are_refused() {
+    let server = start_with(Config {
+        max_frame_bytes: 2048,
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::joined(&server, "big").await;
+    client.post("general", &"y".repeat(4096)).await;
+    loop {
+        match client.next_raw().await {
+            None | Some(WsMessage::Close(_)) => break,
+            Some(WsMessage::Text(text)) => {
+                let event = ServerEvent::decode(text.as_str()).unwrap();
+                assert!(
+                    !matches!(event, ServerEvent::Message { .. }),
+                    "must not be posted"
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(server.hub.history("general").unwrap().messages.is_empty());
+}
+
+/// Channels created by anyone are announced live to every connection.
+#[tokio::test]
+async fn channel_creation_is_announced() {
+    let server = start().await;
+    let mut watcher = Client::connect(&server).await;
+    server.hub.create_channel("Design").unwrap();
+    match watcher.next().await {
+        ServerEvent::ChannelCreated { channel } => assert_eq!(channel.name.as_str(), "Design"),
+        other => panic!("expected channel_created, got {other:?}"),
+    }
+}
+
+async fn assert_error(client: &mut Client, code: &str) {
+    match client.next().await {
+        ServerEvent::Error {
+            code: got, message, ..
+        } => {
+            assert_eq!(got, code, "{message}");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected error {code}, got {other:?}"),
+    }
+}
