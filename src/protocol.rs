@@ -95,6 +95,9 @@ pub enum ServerEvent {
         /// True: `messages` is the whole history and replaces what the client holds.
         /// False: `messages` are exactly the ones after the client's cursor.
         reset: bool,
+        /// The sequence number of the channel's newest message (0 if none): the cursor to
+        /// continue from.
+        last_seq: u64,
         /// Oldest first.
         messages: Vec<Message>,
     },

@@ -1,7 +1,7 @@
 //! A channel's page (`/c/{name}`): its name, the connection state, its messages (rendered on
 //! the server for the first load, then live) and the box to write in.
 
-use super::client::use_chat_client;
+use super::client::{use_chat_client, Feed};
 use super::message_item::MessageItem;
 use crate::chat::api::channel_history;
 use crate::chat::model::{decode_path_segment, ChannelInfo};
@@ -25,8 +25,8 @@ pub fn ChannelPage() -> impl IntoView {
                 match page.await {
                     Ok(page) => {
                         let channel = page.channel.clone();
-                        client.open_channel(page);
-                        Either::Left(view! { <ChannelView channel/> })
+                        let feed = client.open_channel(page);
+                        Either::Left(view! { <ChannelView channel feed/> })
                     }
                     Err(e) => {
                         #[cfg(feature = "ssr")]
@@ -46,7 +46,7 @@ pub fn ChannelPage() -> impl IntoView {
 
 /// An open channel.
 #[component]
-fn ChannelView(channel: ChannelInfo) -> impl IntoView {
+fn ChannelView(channel: ChannelInfo, feed: Feed) -> impl IntoView {
     let client = use_chat_client();
     let title = format!("#{} · Flack", channel.name);
     view! {
@@ -57,30 +57,29 @@ fn ChannelView(channel: ChannelInfo) -> impl IntoView {
                 {move || client.status.get().label()}
             </p>
         </header>
-        <MessageLog/>
-        <Composer/>
+        <MessageLog feed/>
+        <Composer feed/>
     }
 }
 
 /// The open channel's messages, oldest first, scrolled to the newest.
 #[component]
-fn MessageLog() -> impl IntoView {
-    let client = use_chat_client();
+fn MessageLog(feed: Feed) -> impl IntoView {
     let container = NodeRef::<leptos::html::Div>::new();
     Effect::new(move |_| {
-        client.messages.track();
+        feed.messages.track();
         if let Some(el) = container.get() {
             el.set_scroll_top(el.scroll_height());
         }
     });
     view! {
         <div class="log-scroll" node_ref=container>
-            <Show when=move || client.messages.with(Vec::is_empty)>
+            <Show when=move || feed.messages.with(Vec::is_empty)>
                 <p class="hint">"No messages yet. Say hello!"</p>
             </Show>
             <ol class="log" role="log" aria-label="Chat history">
                 <For
-                    each=move || client.messages.get()
+                    each=move || feed.messages.get()
                     key=|message| message.id
                     children=|message| view! { <MessageItem message/> }
                 />
@@ -91,7 +90,7 @@ fn MessageLog() -> impl IntoView {
 
 /// The box to write in: Enter sends, Shift+Enter starts a new line.
 #[component]
-fn Composer() -> impl IntoView {
+fn Composer(feed: Feed) -> impl IntoView {
     let client = use_chat_client();
     let draft = RwSignal::new(String::new());
     let local_error = RwSignal::new(None::<String>);
@@ -99,7 +98,7 @@ fn Composer() -> impl IntoView {
         Ok(()) => {
             draft.set(String::new());
             local_error.set(None);
-            client.error.set(None);
+            feed.error.set(None);
         }
         Err(e) => local_error.set(Some(e)),
     };
@@ -113,16 +112,15 @@ fn Composer() -> impl IntoView {
             send();
         }
     };
-    let error = move || local_error.get().or_else(|| client.error.get());
+    let error = move || local_error.get().or_else(|| feed.error.get());
+    let placeholder = format!("Message #{}", feed.channel.get_value());
     view! {
         <form class="composer" on:submit=on_submit>
             <label for="message-input" class="visually-hidden">"Message"</label>
             <textarea
                 id="message-input"
                 rows="2"
-                placeholder=move || {
-                    client.current.get().map(|c| format!("Message #{c}")).unwrap_or_default()
-                }
+                placeholder=placeholder
                 disabled=move || !client.hydrated.get()
                 prop:value=move || draft.get()
                 on:input=move |ev| draft.set(event_target_value(&ev))

@@ -43,8 +43,30 @@ impl ConnStatus {
     }
 }
 
+/// The open channel's live state. Its signals belong to the channel view that created it, so
+/// they are disposed with that view; the client only ever updates them with `try_` methods.
+#[derive(Clone, Copy)]
+pub struct Feed {
+    /// The channel shown.
+    pub channel: StoredValue<ChannelName>,
+    /// Its messages, oldest first, at most [`HISTORY_LIMIT`].
+    pub messages: RwSignal<Vec<Message>>,
+    /// The latest error the server reported for something done here.
+    pub error: RwSignal<Option<String>>,
+    /// The server epoch `messages` belong to.
+    epoch: StoredValue<u64>,
+    /// The highest sequence number received for the channel.
+    cursor: StoredValue<u64>,
+}
+
+impl Feed {
+    fn is_for(&self, name: &ChannelName) -> bool {
+        self.channel.try_with_value(|c| c == name).unwrap_or(false)
+    }
+}
+
 /// The chat client, shared with every component through context. Copy: all fields are
-/// reactive handles.
+/// reactive or arena handles.
 #[derive(Clone, Copy)]
 pub struct ChatClient {
     /// Connection state.
@@ -57,14 +79,9 @@ pub struct ChatClient {
     pub hydrated: RwSignal<bool>,
     /// Every channel, sorted by name.
     pub channels: RwSignal<Vec<ChannelInfo>>,
-    /// The channel being shown.
-    pub current: RwSignal<Option<ChannelName>>,
-    /// The shown channel's messages, oldest first, at most [`HISTORY_LIMIT`].
-    pub messages: RwSignal<Vec<Message>>,
-    /// The server epoch `messages` belong to.
-    pub epoch: RwSignal<Option<u64>>,
-    /// The latest error the server reported for something this user did.
-    pub error: RwSignal<Option<String>>,
+    /// The open channel, if any. Not reactive: views get their feed from
+    /// [`ChatClient::open_channel`].
+    feed: StoredValue<Option<Feed>>,
     #[cfg(feature = "hydrate")]
     socket: StoredValue<Option<browser::Live>, LocalStorage>,
     #[cfg(feature = "hydrate")]
@@ -79,10 +96,7 @@ pub fn provide_chat_client() -> ChatClient {
         storage_ready: RwSignal::new(false),
         hydrated: RwSignal::new(false),
         channels: RwSignal::new(Vec::new()),
-        current: RwSignal::new(None),
-        messages: RwSignal::new(Vec::new()),
-        epoch: RwSignal::new(None),
-        error: RwSignal::new(None),
+        feed: StoredValue::new(None),
         #[cfg(feature = "hydrate")]
         socket: StoredValue::new_local(None),
         #[cfg(feature = "hydrate")]
@@ -113,15 +127,20 @@ impl ChatClient {
         self.channels.update(|list| insert_channel(list, channel));
     }
 
-    /// Shows a channel's history, and subscribes to its live messages from where the history
-    /// ends.
-    pub fn open_channel(&self, page: HistoryPage) {
-        let previous = self.current.get_untracked();
+    /// Makes a channel's history the open feed and subscribes to its live messages from where
+    /// the history ends. Call from the view that shows it: the feed's signals belong to it.
+    pub fn open_channel(&self, page: HistoryPage) -> Feed {
         let name = page.channel.name.clone();
-        self.current.set(Some(name.clone()));
-        self.epoch.set(Some(page.epoch));
-        self.messages.set(page.messages);
-        self.error.set(None);
+        let cursor = page.messages.last().map_or(0, |m| m.seq);
+        let feed = Feed {
+            channel: StoredValue::new(name.clone()),
+            messages: RwSignal::new(page.messages),
+            error: RwSignal::new(None),
+            epoch: StoredValue::new(page.epoch),
+            cursor: StoredValue::new(cursor),
+        };
+        let previous = self.current();
+        self.feed.set_value(Some(feed));
         if let Some(previous) = previous.filter(|p| *p != name) {
             self.send_event(&ClientEvent::Leave {
                 channel: previous.to_string(),
@@ -130,6 +149,13 @@ impl ChatClient {
         self.join_current();
         #[cfg(feature = "hydrate")]
         browser::remember_channel(&name);
+        feed
+    }
+
+    /// The open channel's name.
+    pub fn current(&self) -> Option<ChannelName> {
+        self.feed
+            .with_value(|f| f.and_then(|f| f.channel.try_get_value()))
     }
 
     /// Sets and remembers the display name.
@@ -148,7 +174,7 @@ impl ChatClient {
     /// or too long, or when there is no live connection to send it on.
     pub fn send_message(&self, raw: &str) -> Result<(), String> {
         let body = MessageBody::parse(raw, DEFAULT_MAX_MESSAGE_CHARS).map_err(|e| e.to_string())?;
-        let Some(channel) = self.current.get_untracked() else {
+        let Some(channel) = self.current() else {
             return Err("Open a channel first.".into());
         };
         if self.name.with_untracked(Option::is_none) {
@@ -174,58 +200,65 @@ impl ChatClient {
                 channel,
                 epoch,
                 reset,
+                last_seq,
                 messages,
             } => {
-                if self.is_current(&channel.name) {
-                    self.epoch.set(Some(epoch));
-                    if reset {
-                        self.messages.set(messages);
-                    } else {
-                        self.messages.update(|held| append_after(held, messages));
-                    }
+                let Some(feed) = self.feed_for(&channel.name) else {
+                    return;
+                };
+                feed.epoch.set_value(epoch);
+                feed.cursor.set_value(last_seq);
+                if reset {
+                    feed.messages.try_set(messages);
+                } else {
+                    feed.messages
+                        .try_update(|held| append_after(held, messages));
                 }
             }
             ServerEvent::Message { message } => {
-                if !self.is_current(&message.channel) {
+                let Some(feed) = self.feed_for(&message.channel) else {
                     return;
-                }
-                let last = self.last_seq();
-                if message.seq <= last {
+                };
+                let cursor = feed.cursor.get_value();
+                if message.seq <= cursor {
                     // Already held: a duplicate.
-                } else if message.seq == last + 1 || self.messages.with_untracked(Vec::is_empty) {
-                    self.messages
-                        .update(|held| append_after(held, vec![message]));
+                } else if message.seq == cursor + 1 {
+                    feed.cursor.set_value(message.seq);
+                    feed.messages
+                        .try_update(|held| append_after(held, vec![message]));
                 } else {
                     // A gap: ask again from what is held.
                     self.join_current();
                 }
             }
             ServerEvent::Identified { .. } | ServerEvent::Ack { .. } => {}
-            ServerEvent::Error { message, .. } => self.error.set(Some(message)),
+            ServerEvent::Error { message, .. } => {
+                if let Some(feed) = self.feed.get_value() {
+                    feed.error.try_set(Some(message));
+                }
+            }
         }
     }
 
-    fn is_current(&self, name: &ChannelName) -> bool {
-        self.current.with_untracked(|c| c.as_ref() == Some(name))
+    fn feed_for(&self, name: &ChannelName) -> Option<Feed> {
+        self.feed.get_value().filter(|f| f.is_for(name))
     }
 
-    fn last_seq(&self) -> u64 {
-        self.messages
-            .with_untracked(|m| m.last().map_or(0, |m| m.seq))
-    }
-
-    /// Subscribes to the open channel from the last message held.
+    /// Subscribes to the open channel from the last message received.
     fn join_current(&self) {
-        let Some(channel) = self.current.get_untracked() else {
+        let Some(feed) = self.feed.get_value() else {
             return;
         };
-        let since = self.epoch.get_untracked().map(|epoch| Cursor {
-            epoch,
-            seq: self.last_seq(),
-        });
+        let (Some(channel), Some(epoch), Some(seq)) = (
+            feed.channel.try_get_value(),
+            feed.epoch.try_get_value(),
+            feed.cursor.try_get_value(),
+        ) else {
+            return;
+        };
         self.send_event(&ClientEvent::Join {
             channel: channel.to_string(),
-            since,
+            since: Some(Cursor { epoch, seq }),
         });
     }
 

@@ -29,7 +29,7 @@ pub fn Sidebar() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match initial.await {
                             Ok(channels) => client.seed_channels(channels),
-                            Err(e) => client.error.set(Some(e.to_string())),
+                            Err(e) => leptos::logging::warn!("cannot load the channel list: {e}"),
                         }
                         view! { <ChannelLinks/> }
                     })}
@@ -50,10 +50,9 @@ fn ChannelLinks() -> impl IntoView {
                 each=move || client.channels.get()
                 key=|channel| channel.name.key()
                 children=move |channel| {
-                    let name = channel.name.clone();
-                    let is_current = move || client.current.with(|c| c.as_ref() == Some(&name));
+                    // The link marks itself with aria-current="page" when it is the open page.
                     view! {
-                        <li class:current=is_current>
+                        <li>
                             <A href=channel.name.path()>
                                 <span class="hash" aria-hidden="true">"# "</span>
                                 {channel.name.to_string()}

@@ -413,6 +413,7 @@ impl Hub {
                 channel: channel.info.clone(),
                 epoch,
                 reset,
+                last_seq: channel.next_seq - 1,
                 messages,
             });
             let newest = channel.next_seq - 1;
@@ -509,6 +510,7 @@ impl Connection {
             channel: channel.info.clone(),
             epoch,
             reset,
+            last_seq: channel.next_seq - 1,
             messages,
         });
         let member = if conn.outbox.offer(frame) {
