@@ -1,0 +1,68 @@
+// The page shows its connection state and, after the socket drops, reconnects by itself and
+// fills in exactly the messages it missed.
+import { test, expect } from "@playwright/test";
+import { User, unique } from "./fixtures/flack";
+
+/** Records every WebSocket the page opens, and lets the test refuse new ones for a while
+ *  (as if the network were down). */
+const socketControl = () => {
+  const Native = window.WebSocket;
+  const w = window as any;
+  w.__sockets = [];
+  w.__blockSockets = false;
+  w.WebSocket = function (url: string, protocols?: string | string[]) {
+    // A blocked socket points at a closed port, so it fails like a dead network.
+    const target = w.__blockSockets ? "ws://127.0.0.1:9/blocked" : url;
+    const ws = new Native(target, protocols);
+    w.__sockets.push(ws);
+    return ws;
+  } as any;
+  w.WebSocket.prototype = Native.prototype;
+  Object.assign(w.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+};
+
+/** Messages sent while a user's connection is down appear once, in order, after it comes
+ *  back, and the status says what is happening. */
+test("a dropped connection reconnects and catches up", async ({ browser }) => {
+  const name = unique("flaky");
+  const ada = await User.open(browser, "Ada");
+  await ada.createChannel(name);
+  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
+  await ada.send("before the drop");
+
+  const context = await browser.newContext();
+  await context.addInitScript(socketControl);
+  const page = await context.newPage();
+  await page.goto(`/c/${name}`);
+  const bob = new User(context, page, "Bob");
+  await bob.chooseName("Bob");
+  await bob.waitConnected();
+  await expect(bob.log().getByRole("listitem")).toHaveCount(1);
+
+  // Drop Bob's connection and keep new ones failing.
+  await page.evaluate(() => {
+    const w = window as any;
+    w.__blockSockets = true;
+    for (const ws of w.__sockets) ws.close();
+  });
+  await expect(page.getByRole("status")).toHaveText("Reconnecting…");
+
+  for (const text of ["missed one", "missed two", "missed three"]) {
+    await ada.send(text);
+  }
+  await expect(ada.log().getByRole("listitem")).toHaveCount(4);
+  await expect(bob.log().getByRole("listitem")).toHaveCount(1);
+
+  // The network comes back: Bob reconnects by himself and gets exactly what he missed.
+  await page.evaluate(() => ((window as any).__blockSockets = false));
+  await expect(page.getByRole("status")).toHaveText("Connected", { timeout: 10_000 });
+  const bodies = bob.log().locator(".body");
+  await expect(bodies).toHaveText(["before the drop", "missed one", "missed two", "missed three"]);
+
+  // And live messages flow again.
+  await ada.send("after the return");
+  await expect(bodies).toHaveCount(5);
+  await expect(bodies.last()).toHaveText("after the return");
+  await ada.close();
+  await bob.close();
+});
