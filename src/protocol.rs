@@ -2,7 +2,7 @@
 //! the server, encoded as JSON text frames tagged by `"type"`. `docs/PROTOCOL.md` documents
 //! every event; keep the two in step.
 
-use crate::chat::model::{ChannelInfo, ChatError, Message, MessageId};
+use crate::chat::model::{ChannelInfo, ChatError, Message, MessageId, Room, UserInfo};
 use serde::{Deserialize, Serialize};
 
 /// The path the WebSocket endpoint is served at.
@@ -22,33 +22,45 @@ pub struct Cursor {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientEvent {
-    /// Sets the display name this connection posts under.
-    Identify {
-        /// The display name.
-        name: String,
+    /// Proves who this connection is, with the token from registration.
+    Auth {
+        /// The session token.
+        token: String,
     },
-    /// Subscribes to a channel's live messages, after first receiving what was missed.
+    /// Subscribes to a room's live events, after first receiving what was missed.
     Join {
-        /// The channel's name (any case).
-        channel: String,
+        /// The room.
+        room: Room,
         /// What the client already holds, if anything.
         #[serde(default)]
         since: Option<Cursor>,
     },
-    /// Stops receiving a channel's messages.
+    /// Stops receiving a channel's live events.
     Leave {
-        /// The channel's name (any case).
-        channel: String,
+        /// The room.
+        room: Room,
     },
-    /// Posts a message to a channel.
+    /// Posts a message to a room.
     Send {
-        /// The channel's name (any case).
-        channel: String,
+        /// The room.
+        room: Room,
         /// The message text.
         body: String,
         /// An opaque token echoed in the `ack` or `error` that answers this event.
         #[serde(default)]
         client_ref: Option<String>,
+    },
+    /// Deletes one of the user's own messages.
+    Delete {
+        /// The room the message is in.
+        room: Room,
+        /// The message.
+        id: MessageId,
+    },
+    /// Changes the user's display name.
+    Rename {
+        /// The new name.
+        name: String,
     },
 }
 
@@ -76,35 +88,58 @@ pub enum ServerEvent {
         /// Every channel, sorted by name.
         channels: Vec<ChannelInfo>,
     },
-    /// Answers `identify`.
-    Identified {
-        /// The name as the server stored it (trimmed).
-        name: String,
+    /// Answers `auth`: who this connection now acts as.
+    Authenticated {
+        /// The user.
+        user: UserInfo,
     },
     /// Someone created a channel.
     ChannelCreated {
         /// The new channel.
         channel: ChannelInfo,
     },
-    /// Answers `join`, before any live `message` of that channel.
+    /// Answers `join`, before any live event of that room.
     Joined {
-        /// The channel joined.
-        channel: ChannelInfo,
+        /// The room joined.
+        room: Room,
         /// The current epoch.
         epoch: u64,
         /// True: `messages` is the whole history and replaces what the client holds.
         /// False: `messages` are exactly the ones after the client's cursor.
         reset: bool,
-        /// The sequence number of the channel's newest message (0 if none): the cursor to
+        /// The sequence number of the room's newest message (0 if none): the cursor to
         /// continue from.
         last_seq: u64,
         /// Oldest first.
         messages: Vec<Message>,
+        /// For a channel, the users connected to it now, sorted by name.
+        online: Vec<UserInfo>,
     },
-    /// A live message in a joined channel.
+    /// A live message in a joined room.
     Message {
         /// The message.
         message: Message,
+    },
+    /// A message was deleted by its author.
+    MessageDeleted {
+        /// Its room.
+        room: Room,
+        /// The message.
+        id: MessageId,
+    },
+    /// A user changed their display name (sent to every connection).
+    UserRenamed {
+        /// The user, with the new name.
+        user: UserInfo,
+    },
+    /// A user came online in a channel, or left it.
+    Presence {
+        /// The channel.
+        room: Room,
+        /// The user.
+        user: UserInfo,
+        /// True when they arrived, false when their last connection left.
+        online: bool,
     },
     /// The server accepted a `send`.
     Ack {
@@ -112,7 +147,7 @@ pub enum ServerEvent {
         client_ref: Option<String>,
         /// The new message's id.
         id: MessageId,
-        /// The new message's sequence number in its channel.
+        /// The new message's sequence number in its room.
         seq: u64,
     },
     /// A client event was refused or could not be understood. Nothing changed.
@@ -181,31 +216,48 @@ impl ProtocolError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::model::{ChannelName, DirectKey, UserId};
 
     /// Client events use the documented JSON shape, and decode back to the same event.
     #[test]
     fn client_events_round_trip_in_the_documented_shape() {
         let join = ClientEvent::decode(
-            r#"{"type":"join","channel":"general","since":{"epoch":7,"seq":3}}"#,
+            r#"{"type":"join","room":{"channel":"general"},"since":{"epoch":7,"seq":3}}"#,
         )
         .unwrap();
         assert_eq!(
             join,
             ClientEvent::Join {
-                channel: "general".into(),
+                room: Room::Channel(ChannelName::parse("general").unwrap()),
                 since: Some(Cursor { epoch: 7, seq: 3 })
             }
         );
         assert_eq!(ClientEvent::decode(&join.encode()).unwrap(), join);
-        let send = ClientEvent::decode(r#"{"type":"send","channel":"g","body":"hi"}"#).unwrap();
+        let send =
+            ClientEvent::decode(r#"{"type":"send","room":{"direct":[9,4]},"body":"hi"}"#).unwrap();
         assert_eq!(
             send,
             ClientEvent::Send {
-                channel: "g".into(),
+                room: Room::Direct(DirectKey::between(UserId(4), UserId(9)).unwrap()),
                 body: "hi".into(),
                 client_ref: None
             }
         );
+    }
+
+    /// Rooms are validated as they are decoded: bad channel names and a conversation with
+    /// oneself are malformed.
+    #[test]
+    fn rooms_are_validated_while_decoding() {
+        for bad in [
+            r#"{"type":"leave","room":{"channel":""}}"#,
+            r#"{"type":"leave","room":{"channel":"a/b"}}"#,
+            r#"{"type":"leave","room":{"direct":[3,3]}}"#,
+            r#"{"type":"leave","room":{"direct":[3]}}"#,
+            r#"{"type":"leave","room":{"lobby":"x"}}"#,
+        ] {
+            assert!(ClientEvent::decode(bad).is_err(), "{bad}");
+        }
     }
 
     /// Garbage, unknown events, unknown fields and wrong field types are all refused with a
@@ -218,9 +270,9 @@ mod tests {
             "[]",
             "{}",
             r#"{"type":"dance"}"#,
-            r#"{"type":"send","channel":"g"}"#,
-            r#"{"type":"send","channel":5,"body":"x"}"#,
-            r#"{"type":"identify","name":"a","admin":true}"#,
+            r#"{"type":"send","room":{"channel":"g"}}"#,
+            r#"{"type":"send","room":{"channel":5},"body":"x"}"#,
+            r#"{"type":"auth","token":"a","admin":true}"#,
         ] {
             let err = ClientEvent::decode(bad).unwrap_err();
             assert_eq!(err.code(), "malformed", "{bad:?}");

@@ -3,14 +3,22 @@
 
 mod common;
 
-use common::{form_value, http, start, Client};
+use common::{form_value, general, http, start, Client};
 
-/// Creating a channel through the server function works once; the same name in another case
-/// or with spaces is a conflict with a clear message, and invalid names are refused.
+/// Creating a channel through the server function works once, with a valid token; the same
+/// name in another case or with spaces is a conflict with a clear message, and invalid names
+/// and missing or wrong tokens are refused.
 #[tokio::test]
 async fn channel_creation_server_function() {
     let server = start().await;
-    let created = http(&server, "POST", "/api/create_channel", Some("name=Ops")).await;
+    let token = server.hub.register("creator").unwrap().token;
+    let created = http(
+        &server,
+        "POST",
+        "/api/create_channel",
+        Some(&format!("token={token}&name=Ops")),
+    )
+    .await;
     assert_eq!(created.status, 200, "{}", created.body);
     assert!(
         created.body.contains("\"name\":\"Ops\""),
@@ -22,14 +30,31 @@ async fn channel_creation_server_function() {
         &server,
         "POST",
         "/api/create_channel",
-        Some(&format!("name={}", form_value("  ops "))),
+        Some(&format!("token={token}&name={}", form_value("  ops "))),
     )
     .await;
     assert_eq!(again.status, 500);
     assert!(again.body.contains("channel_exists"), "{}", again.body);
 
-    let empty = http(&server, "POST", "/api/create_channel", Some("name=")).await;
+    let empty = http(
+        &server,
+        "POST",
+        "/api/create_channel",
+        Some(&format!("token={token}&name=")),
+    )
+    .await;
     assert!(empty.body.contains("channel_name_empty"), "{}", empty.body);
+
+    let forged = http(
+        &server,
+        "POST",
+        "/api/create_channel",
+        Some("token=guessed&name=Forged"),
+    )
+    .await;
+    assert!(forged.body.contains("unauthorized"), "{}", forged.body);
+    let missing = http(&server, "POST", "/api/create_channel", Some("name=Forged")).await;
+    assert_ne!(missing.status, 200, "{}", missing.body);
 
     let names: Vec<String> = server
         .hub
@@ -40,12 +65,65 @@ async fn channel_creation_server_function() {
     assert_eq!(names, ["general", "Ops"]);
 }
 
+/// Registration returns a long random token; a name already in use (in any case) is refused.
+#[tokio::test]
+async fn registration_server_function() {
+    let server = start().await;
+    let ok = http(&server, "POST", "/api/register", Some("name=Ada")).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let session: flack::chat::model::Session = serde_json::from_str(&ok.body).unwrap();
+    assert_eq!(session.user.name.as_str(), "Ada");
+    assert!(session.token.len() >= 32);
+    let taken = http(&server, "POST", "/api/register", Some("name=ADA")).await;
+    assert!(taken.body.contains("display_name_taken"), "{}", taken.body);
+}
+
+/// A private conversation's history is served only to its participants.
+#[tokio::test]
+async fn direct_history_is_only_for_participants() {
+    let server = start().await;
+    let ada = Client::user(&server, "Ada").await;
+    let mut bob = Client::user(&server, "Bob").await;
+    let eve = server.hub.register("Eve").unwrap();
+    let direct = flack::chat::model::Room::Direct(
+        flack::chat::model::DirectKey::between(ada.id(), bob.id()).unwrap(),
+    );
+    bob.post(&direct, "secret plans").await;
+    bob.acks(1).await;
+
+    let mine = http(
+        &server,
+        "POST",
+        "/api/direct_history",
+        Some(&format!("token={}&peer={}", ada.token(), bob.id())),
+    )
+    .await;
+    assert!(mine.body.contains("secret plans"), "{}", mine.body);
+    let eves = http(
+        &server,
+        "POST",
+        "/api/direct_history",
+        Some(&format!("token={}&peer={}", eve.token, bob.id())),
+    )
+    .await;
+    assert!(!eves.body.contains("secret plans"), "{}", eves.body);
+    let forged = http(
+        &server,
+        "POST",
+        "/api/direct_history",
+        Some(&format!("token=nope&peer={}", bob.id())),
+    )
+    .await;
+    assert!(forged.body.contains("unauthorized"), "{}", forged.body);
+    assert!(!forged.body.contains("secret plans"));
+}
+
 /// The channel list and history server functions return what the hub holds.
 #[tokio::test]
 async fn list_and_history_server_functions() {
     let server = start().await;
     let mut ada = Client::joined(&server, "Ada").await;
-    ada.post("general", "first!").await;
+    ada.post(&general(), "first!").await;
     ada.next_message().await;
 
     let list = http(&server, "POST", "/api/channels", Some("")).await;
@@ -65,9 +143,10 @@ async fn list_and_history_server_functions() {
 #[tokio::test]
 async fn channel_page_is_rendered_on_the_server() {
     let server = start().await;
-    server.hub.create_channel("Design").unwrap();
     let mut ada = Client::joined(&server, "Ada <admin>").await;
-    ada.post("general", "<script>alert(1)</script> hello").await;
+    server.hub.create_channel(&ada.token(), "Design").unwrap();
+    ada.post(&general(), "<script>alert(1)</script> hello")
+        .await;
     ada.next_message().await;
 
     let page = http(&server, "GET", "/c/general", None).await;

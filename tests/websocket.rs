@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{start, start_with, Client};
+use common::{general, start, start_with, Client};
+use flack::chat::model::{DirectKey, MessageId, Room};
 use flack::protocol::{ClientEvent, Cursor, ServerEvent};
 use flack::server::config::Config;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -18,28 +19,33 @@ async fn messages_fan_out_to_every_member() {
     let mut cy = Client::joined(&server, "Cy").await;
 
     ada.send(ClientEvent::Send {
-        channel: "general".into(),
+        room: general(),
         body: "hello, team".into(),
         client_ref: Some("r1".into()),
     })
     .await;
 
     let own = ada.next_message().await;
-    match ada.next().await {
-        ServerEvent::Ack {
-            client_ref,
-            id,
-            seq,
-        } => {
-            assert_eq!(client_ref.as_deref(), Some("r1"));
-            assert_eq!((id, seq), (own.id, own.seq));
+    loop {
+        match ada.next().await {
+            ServerEvent::Ack {
+                client_ref,
+                id,
+                seq,
+            } => {
+                assert_eq!(client_ref.as_deref(), Some("r1"));
+                assert_eq!((id, seq), (own.id, own.seq));
+                break;
+            }
+            ServerEvent::Presence { .. } => continue,
+            other => panic!("expected ack, got {other:?}"),
         }
-        other => panic!("expected ack, got {other:?}"),
     }
     for client in [&mut bob, &mut cy] {
         let got = client.next_message().await;
         assert_eq!(got, own);
-        assert_eq!(got.author.as_str(), "Ada");
+        assert_eq!(got.author.name.as_str(), "Ada");
+        assert_eq!(got.author.id, ada.id());
         assert_eq!(got.body.as_str(), "hello, team");
         assert_eq!(got.seq, 1);
     }
@@ -56,11 +62,10 @@ async fn every_member_sees_one_order() {
     }
     let mut posters = Vec::new();
     for p in 0..3 {
-        let mut client = Client::connect(&server).await;
-        client.identify(&format!("poster{p}")).await;
+        let mut client = Client::user(&server, &format!("poster{p}")).await;
         posters.push(tokio::spawn(async move {
             for i in 0..40 {
-                client.post("general", &format!("p{p} m{i}")).await;
+                client.post(&general(), &format!("p{p} m{i}")).await;
             }
             client
         }));
@@ -86,14 +91,13 @@ async fn every_member_sees_one_order() {
 #[tokio::test]
 async fn joining_gets_exactly_the_last_hundred() {
     let server = start().await;
-    let mut sender = Client::connect(&server).await;
-    sender.identify("sender").await;
+    let mut sender = Client::user(&server, "sender").await;
     for i in 1..=150 {
-        sender.post("general", &format!("message {i}")).await;
+        sender.post(&general(), &format!("message {i}")).await;
     }
     sender.acks(150).await;
     let mut late = Client::connect(&server).await;
-    match late.join("general").await {
+    match late.join(&general()).await {
         ServerEvent::Joined {
             messages, reset, ..
         } => {
@@ -105,7 +109,10 @@ async fn joining_gets_exactly_the_last_hundred() {
         }
         other => panic!("expected joined, got {other:?}"),
     }
-    assert_eq!(server.hub.history("general").unwrap().messages.len(), 100);
+    assert_eq!(
+        server.hub.channel_page("general").unwrap().messages.len(),
+        100
+    );
 }
 
 /// A client that reconnects with its cursor receives exactly the messages it missed, once.
@@ -115,22 +122,24 @@ async fn reconnecting_catches_up_exactly() {
     let mut poster = Client::joined(&server, "poster").await;
     let mut reader = Client::joined(&server, "reader").await;
     for i in 1..=5 {
-        poster.post("general", &format!("m{i}")).await;
+        poster.post(&general(), &format!("m{i}")).await;
     }
     let mut last = 0;
     for _ in 0..5 {
         last = reader.next_message().await.seq;
     }
+    let token = reader.token();
     reader.close().await;
     for i in 6..=9 {
-        poster.post("general", &format!("m{i}")).await;
+        poster.post(&general(), &format!("m{i}")).await;
     }
     for _ in 6..=9 {
         poster.next_message().await;
     }
     let mut back = Client::connect(&server).await;
+    back.auth(&token).await;
     back.send(ClientEvent::Join {
-        channel: "general".into(),
+        room: general(),
         since: Some(Cursor {
             epoch: server.hub.epoch(),
             seq: last,
@@ -147,34 +156,214 @@ async fn reconnecting_catches_up_exactly() {
         }
         other => panic!("expected joined, got {other:?}"),
     }
-    poster.post("general", "m10").await;
+    poster.post(&general(), "m10").await;
     assert_eq!(back.next_message().await.seq, 10);
 }
 
 /// Bad input gets a clear error event and changes nothing: empty and over-long messages,
-/// unknown channels, posting before identifying, invalid names.
+/// unknown channels, posting before authenticating.
 #[tokio::test]
 async fn invalid_input_gets_error_events() {
     let server = start().await;
     let mut anon = Client::connect(&server).await;
-    anon.post("general", "hi").await;
+    anon.post(&general(), "hi").await;
     assert_error(&mut anon, "not_identified").await;
-    anon.send(ClientEvent::Identify { name: "  ".into() }).await;
-    assert_error(&mut anon, "display_name_empty").await;
-    anon.identify("Ada").await;
-    anon.post("general", "   ").await;
+    let session = server.hub.register("Ada").unwrap();
+    anon.auth(&session.token).await;
+    anon.post(&general(), "   ").await;
     assert_error(&mut anon, "message_empty").await;
-    anon.post("general", &"x".repeat(4001)).await;
+    anon.post(&general(), &"x".repeat(4001)).await;
     assert_error(&mut anon, "message_too_long").await;
-    anon.post("no-such-place", "hi").await;
+    anon.post(&common::channel("no-such-place"), "hi").await;
     assert_error(&mut anon, "no_such_channel").await;
-    anon.send(ClientEvent::Join {
-        channel: "a/b".into(),
+    anon.send(ClientEvent::Rename { name: "".into() }).await;
+    assert_error(&mut anon, "display_name_empty").await;
+    assert!(server
+        .hub
+        .channel_page("general")
+        .unwrap()
+        .messages
+        .is_empty());
+}
+
+/// Identity comes only from the token: a wrong token is refused, nothing can be posted
+/// without one, and there is no way to name an author in an event.
+#[tokio::test]
+async fn tokens_decide_who_acts() {
+    let server = start().await;
+    let ada = Client::user(&server, "Ada").await;
+    let mut mallory = Client::connect(&server).await;
+    mallory
+        .send(ClientEvent::Auth {
+            token: "0".repeat(64),
+        })
+        .await;
+    assert_error(&mut mallory, "unauthorized").await;
+    mallory.post(&general(), "I am Ada").await;
+    assert_error(&mut mallory, "not_identified").await;
+    // Naming an author is not part of the protocol.
+    mallory
+        .send_raw(WsMessage::text(format!(
+            r#"{{"type":"send","room":{{"channel":"general"}},"body":"hi","author":{{"id":{},"name":"Ada"}}}}"#,
+            ada.id()
+        )))
+        .await;
+    assert_error(&mut mallory, "malformed").await;
+    assert!(server
+        .hub
+        .channel_page("general")
+        .unwrap()
+        .messages
+        .is_empty());
+}
+
+/// Deleting someone else's message, or one that does not exist, is refused and changes
+/// nothing; deleting one's own reaches every member and leaves history.
+#[tokio::test]
+async fn only_the_author_deletes() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    ada.post(&general(), "keep me").await;
+    let message = bob.next_message().await;
+    ada.next_message().await;
+
+    bob.send(ClientEvent::Delete {
+        room: general(),
+        id: message.id,
+    })
+    .await;
+    assert_error(&mut bob, "not_your_message").await;
+    bob.send(ClientEvent::Delete {
+        room: general(),
+        id: MessageId(424242),
+    })
+    .await;
+    assert_error(&mut bob, "no_such_message").await;
+    assert_eq!(
+        server.hub.channel_page("general").unwrap().messages.len(),
+        1
+    );
+
+    ada.send(ClientEvent::Delete {
+        room: general(),
+        id: message.id,
+    })
+    .await;
+    for client in [&mut ada, &mut bob] {
+        loop {
+            match client.next().await {
+                ServerEvent::MessageDeleted { id, .. } => {
+                    assert_eq!(id, message.id);
+                    break;
+                }
+                ServerEvent::Ack { .. } | ServerEvent::Presence { .. } => continue,
+                other => panic!("expected message_deleted, got {other:?}"),
+            }
+        }
+    }
+    assert!(server
+        .hub
+        .channel_page("general")
+        .unwrap()
+        .messages
+        .is_empty());
+}
+
+/// A private conversation reaches both participants and nobody else; a third user who names
+/// it can neither join it, post in it, nor read its history.
+#[tokio::test]
+async fn private_conversations_are_private() {
+    let server = start().await;
+    let mut ada = Client::user(&server, "Ada").await;
+    let mut bob = Client::user(&server, "Bob").await;
+    let mut eve = Client::joined(&server, "Eve").await;
+    let direct = Room::Direct(DirectKey::between(ada.id(), bob.id()).unwrap());
+
+    ada.post(&direct, "just between us").await;
+    for client in [&mut ada, &mut bob] {
+        let got = client.next_message().await;
+        assert_eq!(got.body.as_str(), "just between us");
+    }
+    eve.send(ClientEvent::Join {
+        room: direct.clone(),
         since: None,
     })
     .await;
-    assert_error(&mut anon, "channel_name_invalid").await;
-    assert!(server.hub.history("general").unwrap().messages.is_empty());
+    assert_error(&mut eve, "forbidden").await;
+    eve.post(&direct, "let me in").await;
+    assert_error(&mut eve, "forbidden").await;
+    // Eve's own conversation with Ada is a different, empty one.
+    let page = server.hub.direct_page(&eve.token(), ada.id()).unwrap();
+    assert!(page.messages.is_empty());
+    // Bob can read it.
+    let page = server.hub.direct_page(&bob.token(), ada.id()).unwrap();
+    assert_eq!(page.messages.len(), 1);
+    // Nothing of it ever reached Eve.
+    eve.post(&general(), "anyone?").await;
+    let seen = eve.next_message().await;
+    assert_eq!(seen.body.as_str(), "anyone?");
+}
+
+/// Renaming is seen live by others, on messages already posted too; a taken name is refused.
+#[tokio::test]
+async fn renames_are_seen_live() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    ada.post(&general(), "hi").await;
+    bob.next_message().await;
+    ada.send(ClientEvent::Rename { name: "bob".into() }).await;
+    loop {
+        match ada.next().await {
+            ServerEvent::Error { code, .. } => {
+                assert_eq!(code, "display_name_taken");
+                break;
+            }
+            _ => continue,
+        }
+    }
+    ada.send(ClientEvent::Rename {
+        name: "Countess".into(),
+    })
+    .await;
+    loop {
+        match bob.next().await {
+            ServerEvent::UserRenamed { user } => {
+                assert_eq!(user.id, ada.id());
+                assert_eq!(user.name.as_str(), "Countess");
+                break;
+            }
+            _ => continue,
+        }
+    }
+    let page = server.hub.channel_page("general").unwrap();
+    assert_eq!(page.messages[0].author.name.as_str(), "Countess");
+}
+
+/// Presence: others see a user arrive in a channel and leave when their socket closes.
+#[tokio::test]
+async fn presence_changes_are_announced() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let bob = Client::joined(&server, "Bob").await;
+    let bob_id = bob.id();
+    // Ada's own arrival comes first; then Bob's.
+    assert!(matches!(
+        ada.next().await,
+        ServerEvent::Presence { user, online: true, .. } if user.id == ada.id()
+    ));
+    let arrival = ada.next().await;
+    assert!(
+        matches!(&arrival, ServerEvent::Presence { user, online: true, .. } if user.id == bob_id),
+        "{arrival:?}"
+    );
+    bob.close().await;
+    let departure = ada.next().await;
+    assert!(
+        matches!(&departure, ServerEvent::Presence { user, online: false, .. } if user.id == bob_id),
+        "{departure:?}"
+    );
 }
 
 /// Frames that are not valid events get a `malformed` or `binary_frame` error, and the
@@ -187,14 +376,16 @@ async fn malformed_frames_are_refused_without_harm() {
         "not json",
         "{}",
         r#"{"type":"fly"}"#,
-        r#"{"type":"send","channel":1}"#,
+        r#"{"type":"send","room":1}"#,
+        r#"{"type":"join","room":{"direct":[5,5]}}"#,
     ] {
         client.send_raw(WsMessage::text(bad)).await;
         assert_error(&mut client, "malformed").await;
     }
     client.send_raw(WsMessage::binary(vec![1u8, 2, 3])).await;
     assert_error(&mut client, "binary_frame").await;
-    client.identify("still-here").await;
+    let session = server.hub.register("still-here").unwrap();
+    client.auth(&session.token).await;
 }
 
 /// A client that keeps sending garbage is disconnected with a policy-violation close.
@@ -229,7 +420,7 @@ async fn oversized_frames_are_refused() {
     })
     .await;
     let mut client = Client::joined(&server, "big").await;
-    client.post("general", &"y".repeat(4096)).await;
+    client.post(&general(), &"y".repeat(4096)).await;
     loop {
         match client.next_raw().await {
             None | Some(WsMessage::Close(_)) => break,
@@ -243,7 +434,12 @@ async fn oversized_frames_are_refused() {
             Some(_) => {}
         }
     }
-    assert!(server.hub.history("general").unwrap().messages.is_empty());
+    assert!(server
+        .hub
+        .channel_page("general")
+        .unwrap()
+        .messages
+        .is_empty());
 }
 
 /// Channels created by anyone are announced live to every connection.
@@ -251,7 +447,8 @@ async fn oversized_frames_are_refused() {
 async fn channel_creation_is_announced() {
     let server = start().await;
     let mut watcher = Client::connect(&server).await;
-    server.hub.create_channel("Design").unwrap();
+    let session = server.hub.register("creator").unwrap();
+    server.hub.create_channel(&session.token, "Design").unwrap();
     match watcher.next().await {
         ServerEvent::ChannelCreated { channel } => assert_eq!(channel.name.as_str(), "Design"),
         other => panic!("expected channel_created, got {other:?}"),
@@ -259,13 +456,17 @@ async fn channel_creation_is_announced() {
 }
 
 async fn assert_error(client: &mut Client, code: &str) {
-    match client.next().await {
-        ServerEvent::Error {
-            code: got, message, ..
-        } => {
-            assert_eq!(got, code, "{message}");
-            assert!(!message.is_empty());
+    loop {
+        match client.next().await {
+            ServerEvent::Error {
+                code: got, message, ..
+            } => {
+                assert_eq!(got, code, "{message}");
+                assert!(!message.is_empty());
+                return;
+            }
+            ServerEvent::Presence { .. } => continue,
+            other => panic!("expected error {code}, got {other:?}"),
         }
-        other => panic!("expected error {code}, got {other:?}"),
     }
 }

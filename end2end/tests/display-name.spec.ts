@@ -1,7 +1,7 @@
 // Requirement 1: the first visit asks for a display name and nothing else happens until one
 // is given; a returning visitor is not asked again and sees their name.
 import { test, expect } from "@playwright/test";
-import { User } from "./fixtures/flack";
+import { User, unique } from "./fixtures/flack";
 
 /** The prompt blocks the page on a first visit, refuses a blank name, and the chosen name is
  *  remembered in a new browser context that has the same stored state. */
@@ -20,11 +20,12 @@ test("display name is asked once and remembered", async ({ browser }) => {
   await expect(dialog.getByRole("alert")).toHaveText("Display names can't be empty.");
   await expect(dialog).toBeVisible();
 
-  await dialog.getByLabel("Display name").fill("  Ada Lovelace  ");
+  const name = unique("Ada Lovelace");
+  await dialog.getByLabel("Display name").fill(`  ${name}  `);
   await dialog.getByRole("button", { name: "Start chatting" }).click();
   await expect(dialog).toBeHidden();
   await expect(page.locator(".app")).not.toHaveAttribute("inert", "");
-  await expect(page.getByText("Signed in as Ada Lovelace")).toBeVisible();
+  await expect(page.getByText(`Signed in as ${name}`)).toBeVisible();
 
   // "Close the browser and come back": a new context with the same stored state.
   const state = await context.storageState();
@@ -33,7 +34,7 @@ test("display name is asked once and remembered", async ({ browser }) => {
   const page2 = await again.newPage();
   await page2.goto("/");
   await expect(page2.getByRole("status")).toHaveText("Connected");
-  await expect(page2.getByText("Signed in as Ada Lovelace")).toBeVisible();
+  await expect(page2.getByText(`Signed in as ${name}`)).toBeVisible();
   await expect(page2.getByRole("dialog")).toHaveCount(0);
   await again.close();
 });

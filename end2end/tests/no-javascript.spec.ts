@@ -9,7 +9,7 @@ test("channel pages are readable without JavaScript", async ({ browser }) => {
   const name = unique("static");
   await ada.createChannel(name);
   await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
-  await seedMessages(ada.page, name, "Ada", 3);
+  await seedMessages(ada.page, name, unique("Seeder"), 3);
   await ada.close();
 
   const context = await browser.newContext({ javaScriptEnabled: false });

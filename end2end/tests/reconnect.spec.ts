@@ -34,8 +34,8 @@ test("a dropped connection reconnects and catches up", async ({ browser }) => {
   await context.addInitScript(socketControl);
   const page = await context.newPage();
   await page.goto(`/c/${name}`);
-  const bob = new User(context, page, "Bob");
-  await bob.chooseName("Bob");
+  const bob = new User(context, page, unique("Bob"));
+  await bob.chooseName(bob.name);
   await bob.waitConnected();
   await expect(bob.log().getByRole("listitem")).toHaveCount(1);
 

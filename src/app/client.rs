@@ -1,13 +1,13 @@
-//! The browser's chat client: the signals the UI reads (connection state, channels, the open
-//! channel's messages, the display name) and, in the browser only, the WebSocket that feeds
-//! them and reconnects by itself.
+//! The browser's chat client: the signals the UI reads (connection state, the session, the
+//! channel and conversation lists, the open room's messages and who is online) and, in the
+//! browser only, the WebSocket that feeds them and reconnects by itself.
 //!
 //! On the server the same type exists with the same signals, so components render identically
 //! on both sides; only the socket and local storage are browser-only.
 
 use crate::chat::model::{
-    ChannelInfo, ChannelName, ChatError, DisplayName, HistoryPage, Message, MessageBody,
-    DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT,
+    ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Message, MessageBody,
+    MessageId, Room, Session, UserId, UserInfo, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, ServerEvent};
 use leptos::prelude::*;
@@ -43,26 +43,41 @@ impl ConnStatus {
     }
 }
 
-/// The open channel's live state. Its signals belong to the channel view that created it, so
-/// they are disposed with that view; the client only ever updates them with `try_` methods.
+/// The open room's live state. Its signals belong to the view that created it, so they are
+/// disposed with that view; the client only ever updates them with `try_` methods.
 #[derive(Clone, Copy)]
 pub struct Feed {
-    /// The channel shown.
-    pub channel: StoredValue<ChannelName>,
+    /// The room shown.
+    pub room: StoredValue<Room>,
+    /// What the room is called (a private conversation follows its peer's renames).
+    pub title: RwSignal<String>,
+    /// For a private conversation, the other participant.
+    pub peer: Option<UserId>,
     /// Its messages, oldest first, at most [`HISTORY_LIMIT`].
     pub messages: RwSignal<Vec<Message>>,
+    /// For a channel, who is connected to it now, sorted by name.
+    pub online: RwSignal<Vec<UserInfo>>,
     /// The latest error the server reported for something done here.
     pub error: RwSignal<Option<String>>,
     /// The server epoch `messages` belong to.
     epoch: StoredValue<u64>,
-    /// The highest sequence number received for the channel.
+    /// The highest sequence number received for the room.
     cursor: StoredValue<u64>,
 }
 
 impl Feed {
-    fn is_for(&self, name: &ChannelName) -> bool {
-        self.channel.try_with_value(|c| c == name).unwrap_or(false)
+    fn is_for(&self, room: &Room) -> bool {
+        self.room.try_with_value(|r| r == room).unwrap_or(false)
     }
+}
+
+/// A private conversation in the sidebar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectEntry {
+    /// The other participant.
+    pub peer: UserInfo,
+    /// Messages received since the conversation was last open.
+    pub unread: u32,
 }
 
 /// The chat client, shared with every component through context. Copy: all fields are
@@ -71,16 +86,20 @@ impl Feed {
 pub struct ChatClient {
     /// Connection state.
     pub status: RwSignal<ConnStatus>,
-    /// The display name, once known.
-    pub name: RwSignal<Option<DisplayName>>,
-    /// True once the browser's stored name and channel have been read (never on the server).
+    /// Who this browser is, once registered: the user and their token.
+    pub session: RwSignal<Option<Session>>,
+    /// True once the browser's stored session has been read (never on the server).
     pub storage_ready: RwSignal<bool>,
     /// True once the app has hydrated (never on the server); times switch to local time then.
     pub hydrated: RwSignal<bool>,
     /// Every channel, sorted by name.
     pub channels: RwSignal<Vec<ChannelInfo>>,
-    /// The open channel, if any. Not reactive: views get their feed from
-    /// [`ChatClient::open_channel`].
+    /// This user's private conversations, sorted by the other's name.
+    pub directs: RwSignal<Vec<DirectEntry>>,
+    /// Why the last display name (new or changed) was refused.
+    pub name_error: RwSignal<Option<String>>,
+    /// The open room, if any. Not reactive: views get their feed from
+    /// [`ChatClient::open_room`].
     feed: StoredValue<Option<Feed>>,
     #[cfg(feature = "hydrate")]
     socket: StoredValue<Option<browser::Live>, LocalStorage>,
@@ -92,10 +111,12 @@ pub struct ChatClient {
 pub fn provide_chat_client() -> ChatClient {
     let client = ChatClient {
         status: RwSignal::new(ConnStatus::Connecting),
-        name: RwSignal::new(None),
+        session: RwSignal::new(None),
         storage_ready: RwSignal::new(false),
         hydrated: RwSignal::new(false),
         channels: RwSignal::new(Vec::new()),
+        directs: RwSignal::new(Vec::new()),
+        name_error: RwSignal::new(None),
         feed: StoredValue::new(None),
         #[cfg(feature = "hydrate")]
         socket: StoredValue::new_local(None),
@@ -114,7 +135,22 @@ pub fn use_chat_client() -> ChatClient {
 impl ChatClient {
     /// True when the user must choose a display name before doing anything else.
     pub fn needs_name(&self) -> bool {
-        self.storage_ready.get() && self.name.with(Option::is_none)
+        self.storage_ready.get() && self.session.with(Option::is_none)
+    }
+
+    /// The signed-in user (tracked).
+    pub fn me(&self) -> Option<UserInfo> {
+        self.session.with(|s| s.as_ref().map(|s| s.user.clone()))
+    }
+
+    /// The signed-in user's id (tracked).
+    pub fn my_id(&self) -> Option<UserId> {
+        self.session.with(|s| s.as_ref().map(|s| s.user.id))
+    }
+
+    /// The session token (tracked).
+    pub fn token(&self) -> Option<String> {
+        self.session.with(|s| s.as_ref().map(|s| s.token.clone()))
     }
 
     /// Replaces the channel list with one fetched from the server.
@@ -127,87 +163,134 @@ impl ChatClient {
         self.channels.update(|list| insert_channel(list, channel));
     }
 
-    /// Makes a channel's history the open feed and subscribes to its live messages from where
-    /// the history ends. Call from the view that shows it: the feed's signals belong to it.
-    pub fn open_channel(&self, page: HistoryPage) -> Feed {
-        let name = page.channel.name.clone();
-        let cursor = page.messages.last().map_or(0, |m| m.seq);
+    /// Replaces the private-conversation list with one fetched from the server, keeping
+    /// unread counts already known.
+    pub fn seed_directs(&self, list: Vec<DirectSummary>) {
+        self.directs.update(|entries| {
+            for summary in list {
+                upsert_direct(entries, summary.peer, 0);
+            }
+        });
+    }
+
+    /// Makes a room's history the open feed and subscribes to its live events from where the
+    /// history ends. Call from the view that shows it: the feed's signals belong to it.
+    pub fn open_room(&self, page: HistoryPage) -> Feed {
         let feed = Feed {
-            channel: StoredValue::new(name.clone()),
+            room: StoredValue::new(page.room.clone()),
+            title: RwSignal::new(page.title),
+            peer: page.peer.as_ref().map(|p| p.id),
             messages: RwSignal::new(page.messages),
+            online: RwSignal::new(Vec::new()),
             error: RwSignal::new(None),
             epoch: StoredValue::new(page.epoch),
-            cursor: StoredValue::new(cursor),
+            cursor: StoredValue::new(page.last_seq),
         };
         let previous = self.current();
         self.feed.set_value(Some(feed));
-        if let Some(previous) = previous.filter(|p| *p != name) {
-            self.send_event(&ClientEvent::Leave {
-                channel: previous.to_string(),
+        if let Some(previous) = previous.filter(|p| *p != page.room) {
+            self.send_event(&ClientEvent::Leave { room: previous });
+        }
+        if let Some(peer) = page.peer {
+            self.directs
+                .update(|entries| upsert_direct(entries, peer.clone(), 0));
+            self.directs.update(|entries| {
+                if let Some(entry) = entries.iter_mut().find(|e| e.peer.id == peer.id) {
+                    entry.unread = 0;
+                }
             });
         }
         self.join_current();
         #[cfg(feature = "hydrate")]
-        browser::remember_channel(&name);
+        browser::remember_room(&page.room, feed.peer);
         feed
     }
 
-    /// The open channel's name.
-    pub fn current(&self) -> Option<ChannelName> {
+    /// The open room.
+    pub fn current(&self) -> Option<Room> {
         self.feed
-            .with_value(|f| f.and_then(|f| f.channel.try_get_value()))
+            .with_value(|f| f.and_then(|f| f.room.try_get_value()))
     }
 
-    /// Sets and remembers the display name.
-    pub fn set_name(&self, raw: &str) -> Result<(), ChatError> {
-        let name = DisplayName::parse(raw)?;
-        #[cfg(feature = "hydrate")]
-        browser::remember_name(&name);
-        self.send_event(&ClientEvent::Identify {
-            name: name.to_string(),
-        });
-        self.name.set(Some(name));
+    /// Registers a display name with the server, then remembers the session it returns.
+    pub async fn register(&self, raw: String) -> Result<(), ChatError> {
+        DisplayName::parse(&raw)?;
+        let session = crate::chat::api::register(raw).await?;
+        self.adopt(session);
         Ok(())
     }
 
-    /// Sends a message to the open channel. Refused locally, with the reason, when it is empty
+    /// Uses a session from now on: remembers it and authenticates the socket.
+    fn adopt(&self, session: Session) {
+        #[cfg(feature = "hydrate")]
+        browser::remember_session(&session);
+        self.send_event(&ClientEvent::Auth {
+            token: session.token.clone(),
+        });
+        self.name_error.set(None);
+        self.session.set(Some(session));
+    }
+
+    /// Asks the server to change the display name; the answer arrives as `user_renamed`, or
+    /// as an error in [`ChatClient::name_error`].
+    pub fn rename(&self, raw: &str) -> Result<(), ChatError> {
+        let name = DisplayName::parse(raw)?;
+        if self.status.get_untracked() != ConnStatus::Connected {
+            return Err(ChatError::Unavailable("not connected right now".into()));
+        }
+        self.name_error.set(None);
+        self.send_event(&ClientEvent::Rename {
+            name: name.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Sends a message to the open room. Refused locally, with the reason, when it is empty
     /// or too long, or when there is no live connection to send it on.
     pub fn send_message(&self, raw: &str) -> Result<(), String> {
         let body = MessageBody::parse(raw, DEFAULT_MAX_MESSAGE_CHARS).map_err(|e| e.to_string())?;
-        let Some(channel) = self.current() else {
+        let Some(room) = self.current() else {
             return Err("Open a channel first.".into());
         };
-        if self.name.with_untracked(Option::is_none) {
+        if self.session.with_untracked(Option::is_none) {
             return Err(ChatError::NotIdentified.to_string());
         }
         if self.status.get_untracked() != ConnStatus::Connected {
             return Err("Not connected right now; your message was not sent.".into());
         }
         self.send_event(&ClientEvent::Send {
-            channel: channel.to_string(),
+            room,
             body: body.into(),
             client_ref: None,
         });
         Ok(())
     }
 
+    /// Asks the server to delete one of this user's messages.
+    pub fn delete_message(&self, room: Room, id: MessageId) {
+        self.send_event(&ClientEvent::Delete { room, id });
+    }
+
     /// Updates the signals from one server event.
     pub fn apply(&self, event: ServerEvent) {
         match event {
             ServerEvent::Welcome { channels, .. } => self.channels.set(channels),
+            ServerEvent::Authenticated { user } => self.update_me(user),
             ServerEvent::ChannelCreated { channel } => self.add_channel(channel),
             ServerEvent::Joined {
-                channel,
+                room,
                 epoch,
                 reset,
                 last_seq,
                 messages,
+                online,
             } => {
-                let Some(feed) = self.feed_for(&channel.name) else {
+                let Some(feed) = self.feed_for(&room) else {
                     return;
                 };
                 feed.epoch.set_value(epoch);
                 feed.cursor.set_value(last_seq);
+                feed.online.try_set(online);
                 if reset {
                     feed.messages.try_set(messages);
                 } else {
@@ -215,49 +298,124 @@ impl ChatClient {
                         .try_update(|held| append_after(held, messages));
                 }
             }
-            ServerEvent::Message { message } => {
-                let Some(feed) = self.feed_for(&message.channel) else {
-                    return;
-                };
-                let cursor = feed.cursor.get_value();
-                if message.seq <= cursor {
-                    // Already held: a duplicate.
-                } else if message.seq == cursor + 1 {
-                    feed.cursor.set_value(message.seq);
-                    feed.messages
-                        .try_update(|held| append_after(held, vec![message]));
-                } else {
-                    // A gap: ask again from what is held.
-                    self.join_current();
+            ServerEvent::Message { message } => self.receive(message),
+            ServerEvent::MessageDeleted { room, id } => {
+                if let Some(feed) = self.feed_for(&room) {
+                    feed.messages.try_update(|held| held.retain(|m| m.id != id));
                 }
             }
-            ServerEvent::Identified { .. } | ServerEvent::Ack { .. } => {}
-            ServerEvent::Error { message, .. } => {
-                if let Some(feed) = self.feed.get_value() {
+            ServerEvent::UserRenamed { user } => self.renamed(user),
+            ServerEvent::Presence { room, user, online } => {
+                if let Some(feed) = self.feed_for(&room) {
+                    feed.online
+                        .try_update(|list| set_presence(list, user, online));
+                }
+            }
+            ServerEvent::Ack { .. } => {}
+            ServerEvent::Error { code, message, .. } => {
+                if code == "unauthorized" {
+                    // The server does not know this session (for example it restarted
+                    // without storage): choose a name again.
+                    #[cfg(feature = "hydrate")]
+                    browser::forget_session();
+                    self.session.set(None);
+                } else if code.starts_with("display_name") {
+                    self.name_error.set(Some(message));
+                } else if let Some(feed) = self.feed.get_value() {
                     feed.error.try_set(Some(message));
                 }
             }
         }
     }
 
-    fn feed_for(&self, name: &ChannelName) -> Option<Feed> {
-        self.feed.get_value().filter(|f| f.is_for(name))
+    fn receive(&self, message: Message) {
+        if let Some(feed) = self.feed_for(&message.room) {
+            let cursor = feed.cursor.get_value();
+            if message.seq <= cursor {
+                // Already held: a duplicate.
+            } else if message.seq == cursor + 1 {
+                feed.cursor.set_value(message.seq);
+                feed.messages
+                    .try_update(|held| append_after(held, vec![message]));
+            } else {
+                // A gap: ask again from what is held.
+                self.join_current();
+            }
+        } else if let Room::Direct(key) = &message.room {
+            // A private message while looking elsewhere: count it as unread.
+            let Some(me) = self
+                .session
+                .with_untracked(|s| s.as_ref().map(|s| s.user.id))
+            else {
+                return;
+            };
+            if message.author.id != me && key.includes(me) {
+                self.directs
+                    .update(|entries| upsert_direct(entries, message.author.clone(), 1));
+            }
+        }
     }
 
-    /// Subscribes to the open channel from the last message received.
+    fn update_me(&self, user: UserInfo) {
+        self.session.update(|s| {
+            if let Some(session) = s.as_mut().filter(|s| s.user.id == user.id) {
+                session.user = user;
+                #[cfg(feature = "hydrate")]
+                browser::remember_session(session);
+            }
+        });
+    }
+
+    fn renamed(&self, user: UserInfo) {
+        if self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.user.id))
+            == Some(user.id)
+        {
+            self.update_me(user.clone());
+            self.name_error.set(None);
+        }
+        self.directs.update(|entries| {
+            if let Some(entry) = entries.iter_mut().find(|e| e.peer.id == user.id) {
+                entry.peer = user.clone();
+            }
+            entries.sort_by_key(|e| e.peer.name.key());
+        });
+        if let Some(feed) = self.feed.get_value() {
+            feed.messages.try_update(|held| {
+                for message in held.iter_mut().filter(|m| m.author.id == user.id) {
+                    message.author = user.clone();
+                }
+            });
+            feed.online.try_update(|list| {
+                if list.iter().any(|u| u.id == user.id) {
+                    set_presence(list, user.clone(), true);
+                }
+            });
+            if feed.peer == Some(user.id) {
+                feed.title.try_set(user.name.to_string());
+            }
+        }
+    }
+
+    fn feed_for(&self, room: &Room) -> Option<Feed> {
+        self.feed.get_value().filter(|f| f.is_for(room))
+    }
+
+    /// Subscribes to the open room from the last message received.
     fn join_current(&self) {
         let Some(feed) = self.feed.get_value() else {
             return;
         };
-        let (Some(channel), Some(epoch), Some(seq)) = (
-            feed.channel.try_get_value(),
+        let (Some(room), Some(epoch), Some(seq)) = (
+            feed.room.try_get_value(),
             feed.epoch.try_get_value(),
             feed.cursor.try_get_value(),
         ) else {
             return;
         };
         self.send_event(&ClientEvent::Join {
-            channel: channel.to_string(),
+            room,
             since: Some(Cursor { epoch, seq }),
         });
     }
@@ -273,13 +431,13 @@ impl ChatClient {
         });
     }
 
-    /// Starts the client in the browser: reads the stored name, opens the socket.
+    /// Starts the client in the browser: reads the stored session, opens the socket.
     pub fn start(&self) {
         #[cfg(feature = "hydrate")]
         {
             self.hydrated.set(true);
-            if let Some(name) = browser::stored_name() {
-                self.name.set(Some(name));
+            if let Some(session) = browser::stored_session() {
+                self.session.set(Some(session));
             }
             self.storage_ready.set(true);
             browser::connect(*self);
@@ -292,6 +450,28 @@ fn insert_channel(list: &mut Vec<ChannelInfo>, channel: ChannelInfo) {
     let key = channel.name.key();
     if let Err(at) = list.binary_search_by(|c| c.name.key().cmp(&key)) {
         list.insert(at, channel);
+    }
+}
+
+/// Adds `unread` to a conversation's count, adding the conversation if it is new; keeps the
+/// list sorted by name.
+fn upsert_direct(entries: &mut Vec<DirectEntry>, peer: UserInfo, unread: u32) {
+    match entries.iter_mut().find(|e| e.peer.id == peer.id) {
+        Some(entry) => {
+            entry.peer = peer;
+            entry.unread += unread;
+        }
+        None => entries.push(DirectEntry { peer, unread }),
+    }
+    entries.sort_by_key(|e| e.peer.name.key());
+}
+
+/// Adds or removes a user from an online list sorted by name.
+fn set_presence(list: &mut Vec<UserInfo>, user: UserInfo, online: bool) {
+    list.retain(|u| u.id != user.id);
+    if online {
+        list.push(user);
+        list.sort_by_key(|u| u.name.key());
     }
 }
 
@@ -308,7 +488,7 @@ fn append_after(held: &mut Vec<Message>, incoming: Vec<Message>) {
 #[cfg(feature = "hydrate")]
 pub mod browser {
     use super::{ChatClient, ConnStatus};
-    use crate::chat::model::{ChannelName, DisplayName};
+    use crate::chat::model::{Room, Session, UserId};
     use crate::protocol::{ClientEvent, ServerEvent, WS_PATH};
     use gloo_storage::{LocalStorage, Storage};
     use leptos::prelude::*;
@@ -317,32 +497,41 @@ pub mod browser {
     use wasm_bindgen::{JsCast, JsValue};
     use web_sys::{MessageEvent, WebSocket};
 
-    const NAME_KEY: &str = "flack.name";
-    const CHANNEL_KEY: &str = "flack.channel";
+    const SESSION_KEY: &str = "flack.session";
+    const ROOM_KEY: &str = "flack.room";
 
-    /// The stored display name, if a valid one is stored.
-    pub fn stored_name() -> Option<DisplayName> {
-        let raw: String = LocalStorage::get(NAME_KEY).ok()?;
-        DisplayName::parse(&raw).ok()
+    /// The stored session, if one is stored.
+    pub fn stored_session() -> Option<Session> {
+        LocalStorage::get(SESSION_KEY).ok()
     }
 
-    /// Stores the display name.
-    pub fn remember_name(name: &DisplayName) {
-        if let Err(e) = LocalStorage::set(NAME_KEY, name.as_str()) {
-            leptos::logging::warn!("cannot store the display name: {e}");
+    /// Stores the session (display name, user id and token).
+    pub fn remember_session(session: &Session) {
+        if let Err(e) = LocalStorage::set(SESSION_KEY, session) {
+            leptos::logging::warn!("cannot store the session: {e}");
         }
     }
 
-    /// The last channel the user was in, if a valid one is stored.
-    pub fn stored_channel() -> Option<ChannelName> {
-        let raw: String = LocalStorage::get(CHANNEL_KEY).ok()?;
-        ChannelName::parse(&raw).ok()
+    /// Forgets a session the server no longer recognises.
+    pub fn forget_session() {
+        LocalStorage::delete(SESSION_KEY);
     }
 
-    /// Stores the channel the user is in.
-    pub fn remember_channel(name: &ChannelName) {
-        if let Err(e) = LocalStorage::set(CHANNEL_KEY, name.as_str()) {
-            leptos::logging::warn!("cannot store the channel: {e}");
+    /// The page of the last room the user was in, if one is stored.
+    pub fn stored_room_path() -> Option<String> {
+        let path: String = LocalStorage::get(ROOM_KEY).ok()?;
+        (path.starts_with("/c/") || path.starts_with("/dm/")).then_some(path)
+    }
+
+    /// Stores the room the user is in, as the address of its page.
+    pub fn remember_room(room: &Room, peer: Option<UserId>) {
+        let path = match (room, peer) {
+            (Room::Channel(name), _) => name.path(),
+            (Room::Direct(_), Some(peer)) => format!("/dm/{peer}"),
+            (Room::Direct(_), None) => return,
+        };
+        if let Err(e) = LocalStorage::set(ROOM_KEY, path) {
+            leptos::logging::warn!("cannot store the room: {e}");
         }
     }
 
@@ -387,10 +576,11 @@ pub mod browser {
         let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_| {
             client.attempts.set_value(0);
             client.status.set(ConnStatus::Connected);
-            if let Some(name) = client.name.get_untracked() {
-                client.send_event(&ClientEvent::Identify {
-                    name: name.to_string(),
-                });
+            if let Some(token) = client
+                .session
+                .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
+            {
+                client.send_event(&ClientEvent::Auth { token });
             }
             client.join_current();
         });
@@ -436,15 +626,18 @@ pub mod browser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::model::MessageId;
+    use crate::chat::model::ChannelName;
     use chrono::{TimeZone, Utc};
 
     fn message(seq: u64) -> Message {
         Message {
             id: MessageId(seq),
-            channel: ChannelName::parse("c").unwrap(),
+            room: Room::Channel(ChannelName::parse("c").unwrap()),
             seq,
-            author: DisplayName::parse("a").unwrap(),
+            author: UserInfo {
+                id: UserId(1),
+                name: DisplayName::parse("a").unwrap(),
+            },
             body: MessageBody::parse("b", 10).unwrap(),
             sent_at: Utc.timestamp_opt(0, 0).unwrap(),
         }

@@ -1,22 +1,16 @@
-//! The site's root: sends the user back to the channel they were last in (or "general").
+//! The site's root: sends the user back to the room they were last in (or "general").
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
 /// The root page. Without JavaScript it invites the user to pick a channel from the list; in
-/// the browser it goes straight to the remembered channel.
+/// the browser it goes straight to the remembered room.
 #[component]
 pub fn Home() -> impl IntoView {
     let navigate = use_navigate();
     Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
-        let remembered = super::client::browser::stored_channel();
-        #[cfg(not(feature = "hydrate"))]
-        let remembered: Option<crate::chat::model::ChannelName> = None;
-        let target = remembered
-            .map(|c| c.path())
-            .unwrap_or_else(|| "/c/general".to_owned());
+        let target = remembered_room().unwrap_or_else(|| "/c/general".to_owned());
         navigate(
             &target,
             NavigateOptions {
@@ -29,4 +23,16 @@ pub fn Home() -> impl IntoView {
         <h1>"Flack"</h1>
         <p class="hint">"Pick a channel from the list to start chatting."</p>
     }
+}
+
+/// The page of the room the user was last in, as stored in the browser.
+#[cfg(feature = "hydrate")]
+fn remembered_room() -> Option<String> {
+    super::client::browser::stored_room_path()
+}
+
+/// Effects never run on the server, so this is never called there.
+#[cfg(not(feature = "hydrate"))]
+fn remembered_room() -> Option<String> {
+    None
 }

@@ -1,4 +1,5 @@
-//! One message in the log: author, time and text, all rendered as text.
+//! One message in the log: author, time and text, all rendered as text, and a delete button
+//! on one's own messages.
 
 use super::client::use_chat_client;
 use crate::chat::model::Message;
@@ -17,13 +18,33 @@ pub fn MessageItem(message: Message) -> impl IntoView {
             format!("{} UTC", sent_at.format("%H:%M"))
         }
     };
+    let author_id = message.author.id;
+    let is_mine = move || client.my_id() == Some(author_id);
+    let room = message.room.clone();
+    let id = message.id;
     view! {
         <li class="message">
             <div class="meta">
-                <span class="author">{message.author.to_string()}</span>
+                <span class="author">{message.author.name.to_string()}</span>
                 <time datetime=sent_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)>
                     {label}
                 </time>
+                <Show when=is_mine>
+                    {
+                        let room = room.clone();
+                        view! {
+                            <button
+                                type="button"
+                                class="delete"
+                                aria-label="Delete message"
+                                title="Delete message"
+                                on:click=move |_| client.delete_message(room.clone(), id)
+                            >
+                                "×"
+                            </button>
+                        }
+                    }
+                </Show>
             </div>
             <p class="body">{message.body.as_str().to_owned()}</p>
         </li>

@@ -9,7 +9,7 @@ pub mod message_item;
 pub mod name_prompt;
 pub mod sidebar;
 
-use channel_page::ChannelPage;
+use channel_page::{ChannelPage, DirectPage};
 use client::provide_chat_client;
 use home::Home;
 use leptos::prelude::*;
@@ -57,6 +57,7 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=|| view! { <NotFound/> }>
                         <Route path=path!("/") view=Home ssr=SsrMode::Async/>
                         <Route path=path!("/c/:name") view=ChannelPage ssr=SsrMode::Async/>
+                        <Route path=path!("/dm/:id") view=DirectPage/>
                     </Routes>
                 </main>
             </div>

@@ -1,10 +1,12 @@
-//! The sidebar: who you are, the live channel list, and the form that creates a channel.
+//! The sidebar: who you are (and renaming), the live channel list, your private
+//! conversations with their unread counts, and the form that creates a channel.
 
 use super::client::use_chat_client;
-use crate::chat::api::{list_channels, CreateChannel};
-use crate::chat::model::ChannelName;
+use crate::chat::api::{list_channels, my_directs, CreateChannel};
+use crate::chat::model::{ChannelName, ChatError};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
@@ -13,15 +15,22 @@ use leptos_router::hooks::use_navigate;
 pub fn Sidebar() -> impl IntoView {
     let client = use_chat_client();
     let initial = Resource::new(|| (), |_| list_channels());
+    // Private conversations need the token, which only the browser has.
+    Effect::new(move |_| {
+        if let Some(token) = client.token() {
+            spawn_local(async move {
+                match my_directs(token).await {
+                    Ok(list) => client.seed_directs(list),
+                    Err(e) => leptos::logging::warn!("cannot load conversations: {e}"),
+                }
+            });
+        }
+    });
     view! {
         <aside class="sidebar">
             <header class="sidebar-header">
                 <a class="brand" href="/">"Flack"</a>
-                <Show when=move || client.name.with(Option::is_some)>
-                    <p class="me">
-                        "Signed in as " <strong class="me-name">{move || client.name.get().map(|n| n.to_string())}</strong>
-                    </p>
-                </Show>
+                <Me/>
             </header>
             <nav aria-label="Channels" class="channel-nav">
                 <h2 class="nav-title">"Channels"</h2>
@@ -35,8 +44,69 @@ pub fn Sidebar() -> impl IntoView {
                     })}
                 </Suspense>
             </nav>
+            <DirectLinks/>
             <NewChannelForm/>
         </aside>
+    }
+}
+
+/// The signed-in user's name, and the form that changes it.
+#[component]
+fn Me() -> impl IntoView {
+    let client = use_chat_client();
+    let editing = RwSignal::new(false);
+    let draft = RwSignal::new(String::new());
+    let local_error = RwSignal::new(None::<String>);
+    // Close the form once the server confirms the new name.
+    Effect::new(move |previous: Option<Option<String>>| {
+        let name = client.me().map(|u| u.name.to_string());
+        if previous.is_some_and(|p| p != name) {
+            editing.set(false);
+        }
+        name
+    });
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        match client.rename(&draft.get_untracked()) {
+            Ok(()) => local_error.set(None),
+            Err(e) => local_error.set(Some(e.to_string())),
+        }
+    };
+    let open = move |_| {
+        draft.set(client.me().map(|u| u.name.to_string()).unwrap_or_default());
+        local_error.set(None);
+        client.name_error.set(None);
+        editing.set(true);
+    };
+    let error = move || local_error.get().or_else(|| client.name_error.get());
+    view! {
+        <Show when=move || client.session.with(Option::is_some)>
+            <p class="me">
+                "Signed in as " <strong class="me-name">{move || client.me().map(|u| u.name.to_string())}</strong>
+            </p>
+            <Show
+                when=move || editing.get()
+                fallback=move || view! {
+                    <button type="button" class="link-button" on:click=open>"Change display name"</button>
+                }
+            >
+                <form class="rename" on:submit=on_submit>
+                    <label for="rename-input">"Display name"</label>
+                    <input
+                        id="rename-input"
+                        type="text"
+                        autocomplete="nickname"
+                        prop:value=move || draft.get()
+                        on:input=move |ev| draft.set(event_target_value(&ev))
+                    />
+                    <div class="row">
+                        <button type="submit">"Save name"</button>
+                        <button type="button" class="secondary" on:click=move |_| editing.set(false)>"Cancel"</button>
+                    </div>
+                    <p class="form-error" role="alert">{error}</p>
+                </form>
+            </Show>
+        </Show>
     }
 }
 
@@ -65,6 +135,36 @@ fn ChannelLinks() -> impl IntoView {
     }
 }
 
+/// The user's private conversations, each with its unread count.
+#[component]
+fn DirectLinks() -> impl IntoView {
+    let client = use_chat_client();
+    view! {
+        <nav aria-label="Direct messages" class="channel-nav">
+            <h2 class="nav-title">"Direct messages"</h2>
+            <Show when=move || client.directs.with(Vec::is_empty)>
+                <p class="hint small">"Message someone from the Online list."</p>
+            </Show>
+            <ul class="channel-list">
+                <For
+                    each=move || client.directs.get()
+                    key=|entry| (entry.peer.id, entry.peer.name.to_string(), entry.unread)
+                    children=move |entry| {
+                        view! {
+                            <li class="direct">
+                                <A href=format!("/dm/{}", entry.peer.id)>{entry.peer.name.to_string()}</A>
+                                <Show when=move || { entry.unread > 0 }>
+                                    <span class="unread" title="unread messages">{entry.unread}</span>
+                                </Show>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+        </nav>
+    }
+}
+
 /// Creates a channel and opens it; shows why a name was refused next to the form.
 #[component]
 fn NewChannelForm() -> impl IntoView {
@@ -89,11 +189,18 @@ fn NewChannelForm() -> impl IntoView {
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let raw = draft.get_untracked();
+        let Some(token) = client
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
+        else {
+            error.set(Some(ChatError::NotIdentified.to_string()));
+            return;
+        };
         // Refuse what the server would refuse without a round trip; it checks again anyway.
         match ChannelName::parse(&raw) {
             Ok(_) => {
                 error.set(None);
-                create.dispatch(CreateChannel { name: raw });
+                create.dispatch(CreateChannel { token, name: raw });
             }
             Err(e) => error.set(Some(e.to_string())),
         }

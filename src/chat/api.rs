@@ -1,13 +1,21 @@
-//! Server functions: the channel list, channel creation and history fetches. Each is a thin
-//! wrapper over the [`Hub`](crate::chat::hub::Hub), which the server provides as context.
+//! Server functions: registration, the channel list, channel creation and history fetches.
+//! Each is a thin wrapper over the [`Hub`](crate::chat::hub::Hub), which the server provides
+//! as context. Those that act for a user take its session token; the user is never named by
+//! the caller.
 
-use crate::chat::model::{ChannelInfo, ChatError, HistoryPage};
+use crate::chat::model::{ChannelInfo, ChatError, DirectSummary, HistoryPage, Session};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 fn hub() -> Result<crate::chat::hub::Hub, ChatError> {
     use_context::<crate::chat::hub::Hub>()
         .ok_or_else(|| ChatError::Unavailable("the chat hub is not running".into()))
+}
+
+/// Registers a display name nobody else uses and returns the session that proves it.
+#[server(endpoint = "register")]
+pub async fn register(name: String) -> Result<Session, ChatError> {
+    hub()?.register(&name)
 }
 
 /// Every channel, sorted by name.
@@ -18,12 +26,24 @@ pub async fn list_channels() -> Result<Vec<ChannelInfo>, ChatError> {
 
 /// Creates a channel; fails if the name is invalid or taken (without regard to case).
 #[server(endpoint = "create_channel")]
-pub async fn create_channel(name: String) -> Result<ChannelInfo, ChatError> {
-    hub()?.create_channel(&name)
+pub async fn create_channel(token: String, name: String) -> Result<ChannelInfo, ChatError> {
+    hub()?.create_channel(&token, &name)
 }
 
-/// A channel's most recent messages (at most 100), oldest first.
+/// A channel's most recent messages (at most 100), oldest first. Channels are public.
 #[server(endpoint = "history")]
 pub async fn channel_history(channel: String) -> Result<HistoryPage, ChatError> {
-    hub()?.history(&channel)
+    hub()?.channel_page(&channel)
+}
+
+/// The private conversation between the token's user and `peer`, for that user only.
+#[server(endpoint = "direct_history")]
+pub async fn direct_history(token: String, peer: u64) -> Result<HistoryPage, ChatError> {
+    hub()?.direct_page(&token, crate::chat::model::UserId(peer))
+}
+
+/// The token user's private conversations.
+#[server(endpoint = "directs")]
+pub async fn my_directs(token: String) -> Result<Vec<DirectSummary>, ChatError> {
+    hub()?.directs(&token)
 }

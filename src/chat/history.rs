@@ -1,17 +1,22 @@
-//! A channel's recent messages: a ring buffer of at most [`HISTORY_LIMIT`] messages in
-//! sequence order, where adding one more evicts the oldest.
+//! A room's recent messages: a ring buffer of at most [`HISTORY_LIMIT`] messages in sequence
+//! order, where adding one more evicts the oldest, and from which messages can be deleted.
 
-use super::model::{Message, HISTORY_LIMIT};
+use super::model::{Message, MessageId, HISTORY_LIMIT};
 use std::collections::VecDeque;
 
-/// The most recent messages of one channel, oldest first.
+/// The most recent messages of one room, oldest first.
 ///
-/// Invariants: holds at most `capacity` messages; their `seq` numbers are strictly
-/// increasing and consecutive (the hub appends in order and never skips a number).
+/// Invariants: holds at most `capacity` messages; their `seq` numbers strictly increase (the
+/// hub appends in order; deletions leave gaps). Every message with a `seq` above
+/// `evicted_through` that was not deleted is held.
 #[derive(Debug, Clone)]
 pub struct History {
     messages: VecDeque<Message>,
     capacity: usize,
+    /// The highest sequence number that left the window by eviction (0 if none did).
+    evicted_through: u64,
+    /// The room's newest sequence number at the latest deletion, if any deletion happened.
+    deleted_at: Option<u64>,
 }
 
 impl Default for History {
@@ -24,21 +29,43 @@ impl History {
     /// An empty history that keeps at most `capacity` messages.
     pub fn with_capacity(capacity: usize) -> Self {
         History {
-            messages: VecDeque::with_capacity(capacity),
+            messages: VecDeque::with_capacity(capacity.min(HISTORY_LIMIT)),
             capacity,
+            evicted_through: 0,
+            deleted_at: None,
         }
     }
 
     /// Appends a message, returning the message it evicted, if any.
     pub fn push(&mut self, message: Message) -> Option<Message> {
-        debug_assert!(self.last_seq().is_none_or(|last| message.seq == last + 1));
-        let evicted = if self.messages.len() == self.capacity {
+        debug_assert!(self
+            .messages
+            .back()
+            .is_none_or(|last| message.seq > last.seq));
+        let evicted = if self.messages.len() >= self.capacity {
             self.messages.pop_front()
         } else {
             None
         };
+        if let Some(evicted) = &evicted {
+            self.evicted_through = evicted.seq;
+        }
         self.messages.push_back(message);
         evicted
+    }
+
+    /// Deletes a message; `room_last_seq` is the room's newest sequence number now. Clients
+    /// that were behind at this point get a snapshot instead of a catch-up, so they cannot
+    /// keep showing the deleted message.
+    pub fn remove(&mut self, id: MessageId, room_last_seq: u64) -> Option<Message> {
+        let at = self.messages.iter().position(|m| m.id == id)?;
+        self.deleted_at = Some(room_last_seq);
+        self.messages.remove(at)
+    }
+
+    /// A held message by id.
+    pub fn get(&self, id: MessageId) -> Option<&Message> {
+        self.messages.iter().find(|m| m.id == id)
     }
 
     /// Every message held, oldest first.
@@ -46,34 +73,28 @@ impl History {
         self.messages.iter().cloned().collect()
     }
 
-    /// The messages after `seq`, oldest first, or `None` when some of them were already
-    /// evicted (the caller then needs a full snapshot instead).
-    pub fn since(&self, seq: u64) -> Option<Vec<Message>> {
-        let first = match self.messages.front() {
-            Some(first) => first.seq,
-            // Nothing held: only a caller that is already up to date can continue.
-            None => return (seq == 0).then(Vec::new),
-        };
-        let last = self.messages.back().map_or(0, |m| m.seq);
-        if seq > last {
-            // The caller claims to have seen messages that do not exist here.
+    /// The messages after `cursor`, oldest first, or `None` when a client holding everything up
+    /// to `cursor` cannot be brought up to date by appending (messages it lacks were evicted, a
+    /// deletion may have happened since, or the cursor is ahead of `room_last_seq`).
+    pub fn since(&self, cursor: u64, room_last_seq: u64) -> Option<Vec<Message>> {
+        if cursor > room_last_seq || cursor < self.evicted_through {
             return None;
         }
-        if seq + 1 < first {
+        if self.deleted_at.is_some_and(|at| cursor <= at) {
             return None;
         }
         Some(
             self.messages
                 .iter()
-                .filter(|m| m.seq > seq)
+                .filter(|m| m.seq > cursor)
                 .cloned()
                 .collect(),
         )
     }
 
-    /// The sequence number of the newest message held.
-    pub fn last_seq(&self) -> Option<u64> {
-        self.messages.back().map(|m| m.seq)
+    /// Every message held, for in-place updates (such as an author's new name).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Message> {
+        self.messages.iter_mut()
     }
 
     /// How many messages are held.
@@ -90,18 +111,25 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::model::{ChannelName, DisplayName, MessageBody, MessageId};
+    use crate::chat::model::{ChannelName, DisplayName, MessageBody, Room, UserId, UserInfo};
     use chrono::{TimeZone, Utc};
 
     fn message(seq: u64) -> Message {
         Message {
             id: MessageId(seq * 10),
-            channel: ChannelName::parse("test").unwrap(),
+            room: Room::Channel(ChannelName::parse("test").unwrap()),
             seq,
-            author: DisplayName::parse("ada").unwrap(),
+            author: UserInfo {
+                id: UserId(1),
+                name: DisplayName::parse("ada").unwrap(),
+            },
             body: MessageBody::parse(&format!("message {seq}"), 100).unwrap(),
             sent_at: Utc.timestamp_opt(1_700_000_000 + seq as i64, 0).unwrap(),
         }
+    }
+
+    fn seqs(v: Option<Vec<Message>>) -> Option<Vec<u64>> {
+        v.map(|v| v.iter().map(|m| m.seq).collect())
     }
 
     /// The 101st message evicts the oldest; the history keeps exactly the last 100 in order.
@@ -116,26 +144,43 @@ mod tests {
         for seq in 102..=150 {
             history.push(message(seq));
         }
-        let seqs: Vec<u64> = history.snapshot().iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, (51..=150).collect::<Vec<_>>());
+        let all: Vec<u64> = history.snapshot().iter().map(|m| m.seq).collect();
+        assert_eq!(all, (51..=150).collect::<Vec<_>>());
     }
 
-    /// `since` returns exactly the messages after a sequence number while they are held, and
-    /// asks for a snapshot once some were evicted or the number is from the future.
+    /// `since` returns exactly the messages after a cursor while they are held, and asks for a
+    /// snapshot once some were evicted or the cursor is from the future.
     #[test]
     fn since_returns_only_what_was_missed() {
         let mut history = History::with_capacity(5);
-        assert_eq!(history.since(0), Some(vec![]));
-        assert_eq!(history.since(3), None);
+        assert_eq!(seqs(history.since(0, 0)), Some(vec![]));
+        assert_eq!(seqs(history.since(3, 0)), None);
         for seq in 1..=8 {
             history.push(message(seq));
         }
         // Holds 4..=8.
-        let seqs = |v: Option<Vec<Message>>| v.map(|v| v.iter().map(|m| m.seq).collect::<Vec<_>>());
-        assert_eq!(seqs(history.since(8)), Some(vec![]));
-        assert_eq!(seqs(history.since(5)), Some(vec![6, 7, 8]));
-        assert_eq!(seqs(history.since(3)), Some(vec![4, 5, 6, 7, 8]));
-        assert_eq!(seqs(history.since(2)), None, "message 3 was evicted");
-        assert_eq!(seqs(history.since(9)), None, "message 9 does not exist");
+        assert_eq!(seqs(history.since(8, 8)), Some(vec![]));
+        assert_eq!(seqs(history.since(5, 8)), Some(vec![6, 7, 8]));
+        assert_eq!(seqs(history.since(3, 8)), Some(vec![4, 5, 6, 7, 8]));
+        assert_eq!(seqs(history.since(2, 8)), None, "message 3 was evicted");
+        assert_eq!(seqs(history.since(9, 8)), None, "message 9 does not exist");
+    }
+
+    /// A deleted message is gone from snapshots, and a client whose cursor is not past the
+    /// deletion gets a snapshot rather than a catch-up that would leave the message on screen.
+    #[test]
+    fn deletions_force_a_snapshot_for_clients_behind_them() {
+        let mut history = History::default();
+        for seq in 1..=5 {
+            history.push(message(seq));
+        }
+        assert_eq!(history.remove(MessageId(30), 5).map(|m| m.seq), Some(3));
+        assert!(history.remove(MessageId(30), 5).is_none(), "already gone");
+        let all: Vec<u64> = history.snapshot().iter().map(|m| m.seq).collect();
+        assert_eq!(all, [1, 2, 4, 5]);
+        assert_eq!(seqs(history.since(4, 5)), None);
+        assert_eq!(seqs(history.since(5, 5)), None);
+        history.push(message(6));
+        assert_eq!(seqs(history.since(6, 6)), Some(vec![]));
     }
 }

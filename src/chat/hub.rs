@@ -1,30 +1,35 @@
-//! The hub: the one owner of chat state (channels, their histories, who is connected and
-//! subscribed) and the place every event is fanned out from.
+//! The hub: the one owner of chat state (users, rooms and their histories, who is connected
+//! and where) and the place every event is fanned out from.
 //!
 //! # Invariants
 //! All state sits behind one mutex, which is never held across an `.await`.
 //! 1. **One order.** A message's sequence number is assigned, the message is stored, appended
-//!    to the history and offered to every subscriber while the lock is held, so every member of
-//!    a channel receives its messages in sequence order and no two messages share a number.
-//! 2. **No gap, no duplicate.** Joining takes the history reply and registers the subscriber
-//!    under the same lock, so the live stream starts exactly after the last message of the
-//!    reply.
+//!    to the history and offered to every member while the lock is held, so every member of a
+//!    room receives its events in one order and no two messages share a number.
+//! 2. **No gap, no duplicate.** Joining takes the history reply and registers the member under
+//!    the same lock, so the live stream starts exactly after the reply.
 //! 3. **Slow clients are resynced, never silently dropped.** Delivery never waits: a frame that
-//!    does not fit in a connection's bounded outbox marks that subscription as behind, and the
+//!    does not fit in a connection's bounded outbox marks that membership as behind, and the
 //!    connection later receives a catch-up from history (see [`Hub::resync`]).
+//! 4. **Identity comes from tokens.** Every action's author is the user the connection
+//!    authenticated as; the hub keeps only SHA-256 hashes of tokens. Display names are unique
+//!    without regard to case.
+//! 5. **Private means private.** A direct room's messages are offered only to connections of
+//!    its two participants, and only they can read its history.
 //!
-//! Storage sits behind the [`Store`] trait (the in-memory default keeps nothing beyond the
-//! histories here); fan-out to local connections happens in one place, `State::deliver`, which
-//! is where a multi-instance backplane would publish and receive.
+//! Storage sits behind the [`Store`] trait (the in-memory default keeps nothing beyond what is
+//! here); fan-out to local connections happens in `RoomState::broadcast` and
+//! `State::broadcast_all`, which is where a multi-instance backplane would publish and receive.
 
 use super::history::History;
 use super::model::{
-    ChannelInfo, ChannelKey, ChannelName, ChatError, DisplayName, HistoryPage, Message,
-    MessageBody, MessageId,
+    ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage,
+    Message, MessageBody, MessageId, Room, RoomKey, Session, UserId, UserInfo,
 };
 use crate::protocol::{Cursor, ServerEvent};
 use bytes::Bytes;
 use chrono::Utc;
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -105,24 +110,48 @@ impl Outbox {
 #[error("storage failed: {0}")]
 pub struct StoreError(pub String);
 
+/// The SHA-256 hash of a session token: all the hub and the store ever keep of it.
+pub type TokenHash = [u8; 32];
+
+/// One room as a store holds it.
+#[derive(Debug)]
+pub struct StoredRoom {
+    /// The room.
+    pub room: Room,
+    /// For a channel, its public description.
+    pub channel: Option<ChannelInfo>,
+    /// The number the room's next message gets.
+    pub next_seq: u64,
+    /// The retained messages, oldest first.
+    pub messages: Vec<Message>,
+}
+
 /// Everything a store holds, as loaded at start-up.
 #[derive(Debug, Default)]
 pub struct Loaded {
     /// The epoch sequence numbers belong to; `None` lets the hub pick a fresh one.
     pub epoch: Option<u64>,
-    /// Each channel with its retained messages, oldest first.
-    pub channels: Vec<(ChannelInfo, Vec<Message>)>,
+    /// Every registered user and their token hash.
+    pub users: Vec<(UserInfo, TokenHash)>,
+    /// Every room.
+    pub rooms: Vec<StoredRoom>,
 }
 
 /// Where the hub keeps what must outlive the process. Called with the hub's lock held, in the
-/// order the hub applies changes.
+/// order the hub applies changes; a failure cancels the change.
 pub trait Store: Send + Sync + 'static {
     /// Reads everything back at start-up.
     fn load(&self) -> Result<Loaded, StoreError>;
     /// Records a new channel.
     fn put_channel(&self, channel: &ChannelInfo) -> Result<(), StoreError>;
+    /// Records a new user.
+    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Result<(), StoreError>;
+    /// Records a user's new display name.
+    fn rename_user(&self, user: &UserInfo) -> Result<(), StoreError>;
     /// Records a new message; the store keeps the same most-recent window as the history.
     fn put_message(&self, message: &Message) -> Result<(), StoreError>;
+    /// Forgets a deleted message.
+    fn delete_message(&self, room: &Room, id: MessageId) -> Result<(), StoreError>;
 }
 
 /// The in-memory mode: nothing is written anywhere, everything is lost on restart, and each
@@ -137,7 +166,16 @@ impl Store for MemoryStore {
     fn put_channel(&self, _: &ChannelInfo) -> Result<(), StoreError> {
         Ok(())
     }
+    fn put_user(&self, _: &UserInfo, _: &TokenHash) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn rename_user(&self, _: &UserInfo) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn put_message(&self, _: &Message) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn delete_message(&self, _: &Room, _: MessageId) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -147,7 +185,7 @@ impl Store for MemoryStore {
 pub struct HubLimits {
     /// Longest message body, in characters.
     pub max_message_chars: usize,
-    /// Messages each channel keeps.
+    /// Messages each room keeps.
     pub history: usize,
 }
 
@@ -169,32 +207,43 @@ pub struct Hub {
 struct Shared {
     /// All mutable chat state; see the module's invariants.
     state: Mutex<State>,
-    /// Durable copy of channels and messages.
+    /// Durable copy of users, channels and messages.
     store: Arc<dyn Store>,
     /// What the hub enforces.
     limits: HubLimits,
-    /// Identifies this run's sequence numbers; clients holding another epoch get a snapshot.
+    /// Identifies this history's sequence numbers; clients holding another epoch get a
+    /// snapshot.
     epoch: u64,
 }
 
+#[derive(Default)]
 struct State {
-    channels: HashMap<ChannelKey, Channel>,
+    rooms: HashMap<RoomKey, RoomState>,
+    users: HashMap<UserId, UserEntry>,
+    user_by_token: HashMap<TokenHash, UserId>,
+    /// Case-folded display name to user: names are unique.
+    user_by_name: HashMap<String, UserId>,
     connections: HashMap<ConnId, ConnEntry>,
     next_conn: u64,
     next_message_id: u64,
+    next_user_id: u64,
 }
 
-struct Channel {
-    info: ChannelInfo,
+struct RoomState {
+    room: Room,
+    /// Set for channels.
+    channel: Option<ChannelInfo>,
     history: History,
     /// The number the next message gets.
     next_seq: u64,
-    /// Connections subscribed to the live stream.
+    /// Connections receiving the live stream.
     members: HashMap<ConnId, Member>,
 }
 
 struct Member {
     outbox: Outbox,
+    /// Who the connection is, if it authenticated.
+    user: Option<UserId>,
     /// The newest sequence number this member has been sent (or told it holds).
     last_seq: u64,
     /// `None` while live; otherwise what the member needs before it is live again.
@@ -209,18 +258,50 @@ enum CatchUp {
     Reset,
 }
 
+struct UserEntry {
+    info: UserInfo,
+    /// Live connections authenticated as this user.
+    conns: HashSet<ConnId>,
+}
+
 struct ConnEntry {
     outbox: Outbox,
-    name: Option<DisplayName>,
-    channels: HashSet<ChannelKey>,
-    /// A channel-list event did not fit in the outbox.
-    missed_channel_list: bool,
+    user: Option<UserId>,
+    /// Rooms this connection is a member of.
+    rooms: HashSet<RoomKey>,
+    /// A channel-list or user event did not fit in the outbox.
+    missed_directory: bool,
+}
+
+/// Hashes a session token for lookup and storage.
+pub fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new session token: 256 random bits, hex-encoded.
+fn new_token() -> Result<String, ChatError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "no randomness for a session token");
+        ChatError::Unavailable("could not create a session".into())
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn name_of(room: &Room) -> String {
+    room.channel().map(ToString::to_string).unwrap_or_default()
+}
+
+fn store_failed(what: &'static str) -> impl FnOnce(StoreError) -> ChatError {
+    move |e| {
+        tracing::error!(error = %e, what, "storage failed");
+        ChatError::Unavailable(format!("the {what} could not be saved"))
+    }
 }
 
 impl Hub {
     /// A hub with in-memory storage and default limits, holding one channel, "general".
     pub fn in_memory() -> Hub {
-        // The memory store cannot fail to load.
         Hub::open(Arc::new(MemoryStore), HubLimits::default())
             .unwrap_or_else(|_| unreachable!("the memory store never fails"))
     }
@@ -232,25 +313,36 @@ impl Hub {
             .epoch
             .unwrap_or_else(|| Utc::now().timestamp_millis().max(1) as u64);
         let mut state = State {
-            channels: HashMap::new(),
-            connections: HashMap::new(),
             next_conn: 1,
             next_message_id: 1,
+            next_user_id: 1,
+            ..State::default()
         };
-        for (info, messages) in loaded.channels {
+        for (info, token_hash) in loaded.users {
+            state.next_user_id = state.next_user_id.max(info.id.0 + 1);
+            state.user_by_token.insert(token_hash, info.id);
+            state.user_by_name.insert(info.name.key(), info.id);
+            state.users.insert(
+                info.id,
+                UserEntry {
+                    info,
+                    conns: HashSet::new(),
+                },
+            );
+        }
+        for stored in loaded.rooms {
             let mut history = History::with_capacity(limits.history);
-            let mut next_seq = 1;
-            for message in messages {
-                next_seq = message.seq + 1;
+            for message in stored.messages {
                 state.next_message_id = state.next_message_id.max(message.id.0 + 1);
                 history.push(message);
             }
-            state.channels.insert(
-                info.name.key(),
-                Channel {
-                    info,
+            state.rooms.insert(
+                stored.room.key(),
+                RoomState {
+                    room: stored.room,
+                    channel: stored.channel,
                     history,
-                    next_seq,
+                    next_seq: stored.next_seq,
                     members: HashMap::new(),
                 },
             );
@@ -263,7 +355,8 @@ impl Hub {
                 epoch,
             }),
         };
-        if hub.lock().channels.is_empty() {
+        let has_channels = hub.lock().rooms.values().any(|r| r.channel.is_some());
+        if !has_channels {
             let general = ChannelName::parse("general").map_err(|e| StoreError(e.to_string()))?;
             hub.create(general).map_err(|e| StoreError(e.to_string()))?;
         }
@@ -286,65 +379,144 @@ impl Hub {
         &self.shared.limits
     }
 
+    /// Registers a new user under a display name nobody else has (compared without regard to
+    /// case) and returns their session token.
+    pub fn register(&self, raw_name: &str) -> Result<Session, ChatError> {
+        let name = DisplayName::parse(raw_name)?;
+        let token = new_token()?;
+        let token_hash = hash_token(&token);
+        let mut state = self.lock();
+        if let Some(taken) = state.user_by_name.get(&name.key()) {
+            let taken = state.users.get(taken).map(|u| u.info.name.to_string());
+            return Err(ChatError::DisplayNameTaken(
+                taken.unwrap_or_else(|| name.to_string()),
+            ));
+        }
+        let info = UserInfo {
+            id: UserId(state.next_user_id),
+            name,
+        };
+        self.shared
+            .store
+            .put_user(&info, &token_hash)
+            .map_err(store_failed("user"))?;
+        state.next_user_id += 1;
+        state.user_by_token.insert(token_hash, info.id);
+        state.user_by_name.insert(info.name.key(), info.id);
+        state.users.insert(
+            info.id,
+            UserEntry {
+                info: info.clone(),
+                conns: HashSet::new(),
+            },
+        );
+        tracing::info!(user = %info.id, "user registered");
+        Ok(Session { user: info, token })
+    }
+
+    /// The user a token belongs to.
+    pub fn user_for_token(&self, token: &str) -> Result<UserInfo, ChatError> {
+        self.lock().user_by_token(token).map(|u| u.info.clone())
+    }
+
     /// Every channel, sorted by name without regard to case.
     pub fn channels(&self) -> Vec<ChannelInfo> {
         self.lock().channel_list()
     }
 
     /// Creates a channel from a name a user typed and tells every connection about it.
-    pub fn create_channel(&self, raw_name: &str) -> Result<ChannelInfo, ChatError> {
+    pub fn create_channel(&self, token: &str, raw_name: &str) -> Result<ChannelInfo, ChatError> {
         let name = ChannelName::parse(raw_name)?;
+        self.user_for_token(token)?;
         self.create(name)
     }
 
     fn create(&self, name: ChannelName) -> Result<ChannelInfo, ChatError> {
         let mut state = self.lock();
-        let key = name.key();
-        if let Some(existing) = state.channels.get(&key) {
-            return Err(ChatError::ChannelExists(existing.info.name.to_string()));
+        let key = RoomKey::Channel(name.key());
+        if let Some(existing) = state.rooms.get(&key) {
+            let existing = existing.room.channel().map(ToString::to_string);
+            return Err(ChatError::ChannelExists(existing.unwrap_or_default()));
         }
         let info = ChannelInfo {
-            name,
+            name: name.clone(),
             created_at: Utc::now(),
         };
-        self.shared.store.put_channel(&info).map_err(|e| {
-            tracing::error!(error = %e, "could not store a new channel");
-            ChatError::Unavailable("the channel could not be saved".into())
-        })?;
-        state.channels.insert(
+        self.shared
+            .store
+            .put_channel(&info)
+            .map_err(store_failed("channel"))?;
+        state.rooms.insert(
             key,
-            Channel {
-                info: info.clone(),
-                history: History::with_capacity(self.shared.limits.history),
-                next_seq: 1,
-                members: HashMap::new(),
-            },
+            RoomState::new(Room::Channel(name), Some(info.clone()), &self.shared.limits),
         );
-        let frame = Frame::encode(&ServerEvent::ChannelCreated {
+        state.broadcast_all(&ServerEvent::ChannelCreated {
             channel: info.clone(),
         });
-        for conn in state.connections.values_mut() {
-            if !conn.outbox.offer(frame.clone()) {
-                conn.missed_channel_list = true;
-            }
-        }
         tracing::info!(channel = %info.name, "channel created");
         Ok(info)
     }
 
-    /// A channel's retained history, oldest first.
-    pub fn history(&self, raw_name: &str) -> Result<HistoryPage, ChatError> {
+    /// A channel's retained history, oldest first. Channels are public: no token needed.
+    pub fn channel_page(&self, raw_name: &str) -> Result<HistoryPage, ChatError> {
         let name = ChannelName::parse(raw_name)?;
         let state = self.lock();
-        let channel = state
-            .channels
-            .get(&name.key())
+        let room = state
+            .rooms
+            .get(&RoomKey::Channel(name.key()))
             .ok_or_else(|| ChatError::NoSuchChannel(name.to_string()))?;
         Ok(HistoryPage {
-            channel: channel.info.clone(),
+            room: room.room.clone(),
+            title: name_of(&room.room),
+            peer: None,
             epoch: self.shared.epoch,
-            messages: channel.history.snapshot(),
+            last_seq: room.next_seq - 1,
+            messages: room.history.snapshot(),
         })
+    }
+
+    /// The private conversation between the token's user and `peer`, for that user only.
+    pub fn direct_page(&self, token: &str, peer: UserId) -> Result<HistoryPage, ChatError> {
+        let state = self.lock();
+        let me = state.user_by_token(token)?.info.id;
+        let key = DirectKey::between(me, peer)?;
+        let peer = state
+            .users
+            .get(&peer)
+            .ok_or(ChatError::NoSuchUser)?
+            .info
+            .clone();
+        let (last_seq, messages) = match state.rooms.get(&RoomKey::Direct(key)) {
+            Some(room) => (room.next_seq - 1, room.history.snapshot()),
+            None => (0, Vec::new()),
+        };
+        Ok(HistoryPage {
+            room: Room::Direct(key),
+            title: peer.name.to_string(),
+            peer: Some(peer),
+            epoch: self.shared.epoch,
+            last_seq,
+            messages,
+        })
+    }
+
+    /// The private conversations the token's user takes part in, by the other's name.
+    pub fn directs(&self, token: &str) -> Result<Vec<DirectSummary>, ChatError> {
+        let state = self.lock();
+        let me = state.user_by_token(token)?.info.id;
+        let mut list: Vec<DirectSummary> = state
+            .rooms
+            .keys()
+            .filter_map(|key| match key {
+                RoomKey::Direct(direct) if direct.includes(me) => {
+                    let peer = state.users.get(&direct.other(me))?.info.clone();
+                    Some(DirectSummary { key: *direct, peer })
+                }
+                _ => None,
+            })
+            .collect();
+        list.sort_by_key(|d| d.peer.name.key());
+        Ok(list)
     }
 
     /// Registers a new connection and queues its `welcome` event.
@@ -356,14 +528,14 @@ impl Hub {
             epoch: self.shared.epoch,
             channels: state.channel_list(),
         });
-        let missed_channel_list = !outbox.offer(welcome);
+        let missed_directory = !outbox.offer(welcome);
         state.connections.insert(
             id,
             ConnEntry {
-                outbox: outbox.clone(),
-                name: None,
-                channels: HashSet::new(),
-                missed_channel_list,
+                outbox,
+                user: None,
+                rooms: HashSet::new(),
+                missed_directory,
             },
         );
         Connection {
@@ -373,34 +545,34 @@ impl Hub {
     }
 
     /// Sends a connection that fell behind what it missed: the channel list if a change did
-    /// not fit, and for each channel it is behind in, the messages after the last one it got
-    /// (or a fresh snapshot if those left the history). Call once its outbox has room.
+    /// not fit, and for each room it is behind in, the messages after the last one it got
+    /// (or a fresh snapshot). Call once its outbox has room.
     pub fn resync(&self, id: ConnId) {
         let mut state = self.lock();
         let epoch = self.shared.epoch;
+        let channel_list = state.channel_list();
         let State {
-            channels,
+            rooms,
             connections,
+            users,
             ..
         } = &mut *state;
         let Some(conn) = connections.get_mut(&id) else {
             return;
         };
         conn.outbox.behind.store(false, Ordering::Release);
-        if conn.missed_channel_list {
-            let mut list: Vec<ChannelInfo> = channels.values().map(|c| c.info.clone()).collect();
-            sort_channels(&mut list);
+        if conn.missed_directory {
             let frame = Frame::encode(&ServerEvent::Welcome {
                 epoch,
-                channels: list,
+                channels: channel_list,
             });
-            conn.missed_channel_list = !conn.outbox.offer(frame);
+            conn.missed_directory = !conn.outbox.offer(frame);
         }
-        for key in &conn.channels {
-            let Some(channel) = channels.get_mut(key) else {
+        for key in &conn.rooms {
+            let Some(room) = rooms.get_mut(key) else {
                 continue;
             };
-            let Some((catch_up, last_seq)) = channel
+            let Some((catch_up, last_seq)) = room
                 .members
                 .get(&id)
                 .and_then(|m| m.behind.map(|b| (b, m.last_seq)))
@@ -408,16 +580,9 @@ impl Hub {
                 continue;
             };
             let cursor = (catch_up == CatchUp::After).then_some(last_seq);
-            let (reset, messages) = channel.reply_after(cursor);
-            let frame = Frame::encode(&ServerEvent::Joined {
-                channel: channel.info.clone(),
-                epoch,
-                reset,
-                last_seq: channel.next_seq - 1,
-                messages,
-            });
-            let newest = channel.next_seq - 1;
-            if let Some(member) = channel.members.get_mut(&id) {
+            let frame = Frame::encode(&room.joined_event(epoch, cursor, users));
+            let newest = room.next_seq - 1;
+            if let Some(member) = room.members.get_mut(&id) {
                 if member.outbox.offer(frame) {
                     member.behind = None;
                     member.last_seq = newest;
@@ -429,38 +594,168 @@ impl Hub {
 
 impl State {
     fn channel_list(&self) -> Vec<ChannelInfo> {
-        let mut list: Vec<ChannelInfo> = self.channels.values().map(|c| c.info.clone()).collect();
-        sort_channels(&mut list);
+        let mut list: Vec<ChannelInfo> = self
+            .rooms
+            .values()
+            .filter_map(|r| r.channel.clone())
+            .collect();
+        list.sort_by_key(|c| c.name.key());
         list
     }
-}
 
-fn sort_channels(list: &mut [ChannelInfo]) {
-    list.sort_by_key(|c| c.name.key());
-}
+    fn user_by_token(&self, token: &str) -> Result<&UserEntry, ChatError> {
+        self.user_by_token
+            .get(&hash_token(token))
+            .and_then(|id| self.users.get(id))
+            .ok_or(ChatError::Unauthorized)
+    }
 
-impl Channel {
-    /// What a (re)joining member needs: the messages after `cursor` if the history still has
-    /// all of them (`reset` false), else the whole history (`reset` true).
-    fn reply_after(&self, cursor: Option<u64>) -> (bool, Vec<Message>) {
-        match cursor.and_then(|seq| self.history.since(seq)) {
-            Some(missed) => (false, missed),
-            None => (true, self.history.snapshot()),
+    /// Offers an event to every connection (channel list and user directory changes).
+    fn broadcast_all(&mut self, event: &ServerEvent) {
+        let frame = Frame::encode(event);
+        for conn in self.connections.values_mut() {
+            if !conn.outbox.offer(frame.clone()) {
+                conn.missed_directory = true;
+            }
         }
     }
 
-    /// Offers a frame carrying message `seq` to every live member (invariant 1).
-    fn deliver(&mut self, seq: u64, frame: &Frame) {
+    /// The room a connection may use: channels must exist; private conversations are created
+    /// on first use, only between existing users, only by a participant.
+    fn room_for(
+        &mut self,
+        room: &Room,
+        user: Option<UserId>,
+        limits: &HubLimits,
+    ) -> Result<&mut RoomState, ChatError> {
+        let key = room.key();
+        if let Room::Direct(direct) = room {
+            let me = user.ok_or(ChatError::NotIdentified)?;
+            if !direct.includes(me) {
+                return Err(ChatError::Forbidden);
+            }
+            let peer = direct.other(me);
+            if !self.users.contains_key(&peer) {
+                return Err(ChatError::NoSuchUser);
+            }
+            if !self.rooms.contains_key(&key) {
+                let mut state = RoomState::new(room.clone(), None, limits);
+                // Every connection of both participants receives the conversation live.
+                for user in direct.users() {
+                    for conn_id in self
+                        .users
+                        .get(&user)
+                        .map(|u| &u.conns)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(conn) = self.connections.get_mut(conn_id) {
+                            conn.rooms.insert(key.clone());
+                            state.members.insert(*conn_id, Member::live(conn, 0));
+                        }
+                    }
+                }
+                self.rooms.insert(key.clone(), state);
+            }
+        }
+        self.rooms.get_mut(&key).ok_or_else(|| match room {
+            Room::Channel(name) => ChatError::NoSuchChannel(name.to_string()),
+            Room::Direct(_) => ChatError::NoSuchUser,
+        })
+    }
+}
+
+impl Member {
+    fn live(conn: &ConnEntry, last_seq: u64) -> Member {
+        Member {
+            outbox: conn.outbox.clone(),
+            user: conn.user,
+            last_seq,
+            behind: None,
+        }
+    }
+}
+
+impl RoomState {
+    fn new(room: Room, channel: Option<ChannelInfo>, limits: &HubLimits) -> RoomState {
+        RoomState {
+            room,
+            channel,
+            history: History::with_capacity(limits.history),
+            next_seq: 1,
+            members: HashMap::new(),
+        }
+    }
+
+    /// The `joined` event for a member holding everything up to `cursor` (or nothing).
+    fn joined_event(
+        &self,
+        epoch: u64,
+        cursor: Option<u64>,
+        users: &HashMap<UserId, UserEntry>,
+    ) -> ServerEvent {
+        let last_seq = self.next_seq - 1;
+        let (reset, messages) = match cursor.and_then(|seq| self.history.since(seq, last_seq)) {
+            Some(missed) => (false, missed),
+            None => (true, self.history.snapshot()),
+        };
+        ServerEvent::Joined {
+            room: self.room.clone(),
+            epoch,
+            reset,
+            last_seq,
+            messages,
+            online: self.online(users),
+        }
+    }
+
+    /// The distinct users with a connection in this channel, sorted by name (empty for a
+    /// private conversation, whose members are always its two participants).
+    fn online(&self, users: &HashMap<UserId, UserEntry>) -> Vec<UserInfo> {
+        if self.channel.is_none() {
+            return Vec::new();
+        }
+        let ids: HashSet<UserId> = self.members.values().filter_map(|m| m.user).collect();
+        let mut online: Vec<UserInfo> = ids
+            .into_iter()
+            .filter_map(|id| users.get(&id).map(|u| u.info.clone()))
+            .collect();
+        online.sort_by_key(|u| u.name.key());
+        online
+    }
+
+    /// True when some member connection belongs to `user`.
+    fn has_user(&self, user: UserId) -> bool {
+        self.members.values().any(|m| m.user == Some(user))
+    }
+
+    /// Offers a frame to every live member. With `seq`, it carries that message (invariant 1).
+    fn broadcast(&mut self, frame: &Frame, seq: Option<u64>) {
         for member in self.members.values_mut() {
             if member.behind.is_some() {
                 continue;
             }
             if member.outbox.offer(frame.clone()) {
-                member.last_seq = seq;
+                if let Some(seq) = seq {
+                    member.last_seq = seq;
+                }
             } else {
                 member.behind = Some(CatchUp::After);
             }
         }
+    }
+
+    /// Tells the channel's members that `user` came or went.
+    fn announce_presence(&mut self, user: &UserInfo, online: bool) {
+        if self.channel.is_none() {
+            return;
+        }
+        let frame = Frame::encode(&ServerEvent::Presence {
+            room: self.room.clone(),
+            user: user.clone(),
+            online,
+        });
+        self.broadcast(&frame, None);
     }
 }
 
@@ -476,360 +771,255 @@ impl Connection {
         self.id
     }
 
-    /// Sets the display name this connection posts under.
-    pub fn identify(&self, raw_name: &str) -> Result<DisplayName, ChatError> {
-        let name = DisplayName::parse(raw_name)?;
-        let mut state = self.hub.lock();
-        if let Some(conn) = state.connections.get_mut(&self.id) {
-            conn.name = Some(name.clone());
-        }
-        Ok(name)
+    fn user(&self, state: &State) -> Result<UserId, ChatError> {
+        state
+            .connections
+            .get(&self.id)
+            .and_then(|c| c.user)
+            .ok_or(ChatError::NotIdentified)
     }
 
-    /// Subscribes to a channel: queues a `joined` event holding what the client missed since
-    /// `since` (or a snapshot), then live messages, with no gap and no duplicate (invariant 2).
-    pub fn join(&self, raw_name: &str, since: Option<Cursor>) -> Result<(), ChatError> {
-        let name = ChannelName::parse(raw_name)?;
-        let key = name.key();
+    /// Proves who this connection is. From now on its actions are that user's, and it
+    /// receives that user's private conversations live.
+    pub fn authenticate(&self, token: &str) -> Result<UserInfo, ChatError> {
+        let mut state = self.hub.lock();
+        let info = state.user_by_token(token)?.info.clone();
+        let conn = state
+            .connections
+            .get_mut(&self.id)
+            .ok_or_else(|| ChatError::Unavailable("connection closed".into()))?;
+        if conn.user.is_some_and(|u| u != info.id) {
+            return Err(ChatError::Forbidden);
+        }
+        conn.user = Some(info.id);
+        let outbox = conn.outbox.clone();
+        if let Some(user) = state.users.get_mut(&info.id) {
+            user.conns.insert(self.id);
+        }
+        let State {
+            rooms, connections, ..
+        } = &mut *state;
+        for (key, room) in rooms.iter_mut() {
+            match key {
+                RoomKey::Direct(direct) if direct.includes(info.id) => {
+                    if let Some(conn) = connections.get_mut(&self.id) {
+                        conn.rooms.insert(key.clone());
+                    }
+                    room.members.insert(
+                        self.id,
+                        Member {
+                            outbox: outbox.clone(),
+                            user: Some(info.id),
+                            last_seq: room.next_seq - 1,
+                            behind: None,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// Subscribes to a room: queues a `joined` event holding what the client missed since
+    /// `since` (or a snapshot), then live events, with no gap and no duplicate (invariant 2).
+    pub fn join(&self, room: &Room, since: Option<Cursor>) -> Result<(), ChatError> {
         let epoch = self.hub.shared.epoch;
         let mut state = self.hub.lock();
+        let user = state.connections.get(&self.id).and_then(|c| c.user);
+        let limits = &self.hub.shared.limits;
+        let key = room.key();
+        let was_present = {
+            let target = state.room_for(room, user, limits)?;
+            user.is_some_and(|u| target.has_user(u))
+        };
         let State {
-            channels,
+            rooms,
             connections,
+            users,
             ..
         } = &mut *state;
         let conn = connections
             .get_mut(&self.id)
             .ok_or_else(|| ChatError::Unavailable("connection closed".into()))?;
-        let channel = channels
-            .get_mut(&key)
-            .ok_or_else(|| ChatError::NoSuchChannel(name.to_string()))?;
+        let Some(target) = rooms.get_mut(&key) else {
+            return Err(ChatError::NoSuchChannel(room.to_string()));
+        };
+        // Register first, so the `online` list includes the joiner.
+        target.members.insert(self.id, Member::live(conn, 0));
         let cursor = since.filter(|c| c.epoch == epoch).map(|c| c.seq);
-        let (reset, messages) = channel.reply_after(cursor);
-        let frame = Frame::encode(&ServerEvent::Joined {
-            channel: channel.info.clone(),
-            epoch,
-            reset,
-            last_seq: channel.next_seq - 1,
-            messages,
-        });
-        let member = if conn.outbox.offer(frame) {
-            Member {
-                outbox: conn.outbox.clone(),
-                last_seq: channel.next_seq - 1,
-                behind: None,
-            }
-        } else {
-            Member {
-                outbox: conn.outbox.clone(),
-                last_seq: cursor.unwrap_or(0),
-                behind: Some(if reset {
+        let joined = target.joined_event(epoch, cursor, users);
+        let reset = matches!(joined, ServerEvent::Joined { reset: true, .. });
+        let sent = conn.outbox.offer(Frame::encode(&joined));
+        if let Some(member) = target.members.get_mut(&self.id) {
+            if sent {
+                member.last_seq = target.next_seq - 1;
+            } else {
+                member.last_seq = cursor.unwrap_or(0);
+                member.behind = Some(if reset {
                     CatchUp::Reset
                 } else {
                     CatchUp::After
-                }),
+                });
             }
-        };
-        channel.members.insert(self.id, member);
-        conn.channels.insert(key);
-        Ok(())
-    }
-
-    /// Stops the live stream of a channel. Leaving a channel one is not in does nothing.
-    pub fn leave(&self, raw_name: &str) -> Result<(), ChatError> {
-        let name = ChannelName::parse(raw_name)?;
-        let key = name.key();
-        let mut state = self.hub.lock();
-        if let Some(channel) = state.channels.get_mut(&key) {
-            channel.members.remove(&self.id);
         }
-        if let Some(conn) = state.connections.get_mut(&self.id) {
-            conn.channels.remove(&key);
+        conn.rooms.insert(key);
+        if let (Some(user), false) = (user, was_present) {
+            if let Some(info) = users.get(&user).map(|u| u.info.clone()) {
+                target.announce_presence(&info, true);
+            }
         }
         Ok(())
     }
 
-    /// Posts a message under this connection's display name and fans it out (invariant 1).
-    pub fn post(&self, raw_channel: &str, raw_body: &str) -> Result<Message, ChatError> {
-        let name = ChannelName::parse(raw_channel)?;
+    /// Stops the live stream of a channel. Leaving a channel one is not in, or a private
+    /// conversation (always live for its participants), does nothing.
+    pub fn leave(&self, room: &Room) -> Result<(), ChatError> {
+        if let Room::Channel(_) = room {
+            let mut state = self.hub.lock();
+            state.leave(self.id, &room.key());
+        }
+        Ok(())
+    }
+
+    /// Posts a message under this connection's user and fans it out (invariant 1).
+    pub fn post(&self, room: &Room, raw_body: &str) -> Result<Message, ChatError> {
         let body = MessageBody::parse(raw_body, self.hub.shared.limits.max_message_chars)?;
         let mut state = self.hub.lock();
+        let user = self.user(&state)?;
         let author = state
-            .connections
-            .get(&self.id)
-            .and_then(|c| c.name.clone())
-            .ok_or(ChatError::NotIdentified)?;
+            .users
+            .get(&user)
+            .map(|u| u.info.clone())
+            .ok_or(ChatError::Unauthorized)?;
         let id = MessageId(state.next_message_id);
-        let channel = state
-            .channels
-            .get_mut(&name.key())
-            .ok_or_else(|| ChatError::NoSuchChannel(name.to_string()))?;
+        let target = state.room_for(room, Some(user), &self.hub.shared.limits)?;
         let message = Message {
             id,
-            channel: channel.info.name.clone(),
-            seq: channel.next_seq,
+            room: target.room.clone(),
+            seq: target.next_seq,
             author,
             body,
             sent_at: Utc::now(),
         };
-        self.hub.shared.store.put_message(&message).map_err(|e| {
-            tracing::error!(error = %e, "could not store a message");
-            ChatError::Unavailable("the message could not be saved".into())
-        })?;
-        channel.next_seq += 1;
-        channel.history.push(message.clone());
+        self.hub
+            .shared
+            .store
+            .put_message(&message)
+            .map_err(store_failed("message"))?;
+        target.next_seq += 1;
+        target.history.push(message.clone());
         let frame = Frame::encode(&ServerEvent::Message {
             message: message.clone(),
         });
-        channel.deliver(message.seq, &frame);
+        target.broadcast(&frame, Some(message.seq));
         state.next_message_id += 1;
         Ok(message)
     }
+
+    /// Deletes one of this user's own messages, for everyone.
+    pub fn delete(&self, room: &Room, id: MessageId) -> Result<(), ChatError> {
+        let mut state = self.hub.lock();
+        let user = self.user(&state)?;
+        let target = state.room_for(room, Some(user), &self.hub.shared.limits)?;
+        let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
+        if message.author.id != user {
+            return Err(ChatError::NotYourMessage);
+        }
+        self.hub
+            .shared
+            .store
+            .delete_message(&target.room, id)
+            .map_err(store_failed("deletion"))?;
+        target.history.remove(id, target.next_seq - 1);
+        let frame = Frame::encode(&ServerEvent::MessageDeleted {
+            room: target.room.clone(),
+            id,
+        });
+        target.broadcast(&frame, None);
+        Ok(())
+    }
+
+    /// Changes this user's display name, everywhere and for everyone.
+    pub fn rename(&self, raw_name: &str) -> Result<UserInfo, ChatError> {
+        let name = DisplayName::parse(raw_name)?;
+        let mut state = self.hub.lock();
+        let user = self.user(&state)?;
+        if let Some(other) = state.user_by_name.get(&name.key()) {
+            if *other != user {
+                let taken = state.users.get(other).map(|u| u.info.name.to_string());
+                return Err(ChatError::DisplayNameTaken(
+                    taken.unwrap_or_else(|| name.to_string()),
+                ));
+            }
+        }
+        let info = UserInfo { id: user, name };
+        self.hub
+            .shared
+            .store
+            .rename_user(&info)
+            .map_err(store_failed("name"))?;
+        let old = state
+            .users
+            .get_mut(&user)
+            .map(|u| std::mem::replace(&mut u.info, info.clone()));
+        if let Some(old) = old {
+            state.user_by_name.remove(&old.name.key());
+        }
+        state.user_by_name.insert(info.name.key(), user);
+        for room in state.rooms.values_mut() {
+            for message in room.history.iter_mut() {
+                if message.author.id == user {
+                    message.author.name = info.name.clone();
+                }
+            }
+        }
+        state.broadcast_all(&ServerEvent::UserRenamed { user: info.clone() });
+        Ok(info)
+    }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        let mut state = self.hub.lock();
-        if let Some(conn) = state.connections.remove(&self.id) {
-            for key in conn.channels {
-                if let Some(channel) = state.channels.get_mut(&key) {
-                    channel.members.remove(&self.id);
+impl State {
+    /// Removes a connection from a room, announcing its user's departure if it was their last
+    /// connection there.
+    fn leave(&mut self, conn: ConnId, key: &RoomKey) {
+        if let Some(entry) = self.connections.get_mut(&conn) {
+            entry.rooms.remove(key);
+        }
+        let Some(room) = self.rooms.get_mut(key) else {
+            return;
+        };
+        let Some(member) = room.members.remove(&conn) else {
+            return;
+        };
+        if let Some(user) = member.user {
+            if !room.has_user(user) {
+                if let Some(info) = self.users.get(&user).map(|u| u.info.clone()) {
+                    room.announce_presence(&info, false);
                 }
             }
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn drain(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerEvent> {
-        let mut events = Vec::new();
-        while let Ok(frame) = rx.try_recv() {
-            events.push(ServerEvent::decode(frame.as_str()).expect("valid event"));
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        let rooms: Vec<RoomKey> = state
+            .connections
+            .get(&self.id)
+            .map(|c| c.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in rooms {
+            state.leave(self.id, &key);
         }
-        events
-    }
-
-    fn seqs(events: &[ServerEvent]) -> Vec<u64> {
-        let mut out = Vec::new();
-        for event in events {
-            match event {
-                ServerEvent::Joined { messages, .. } => out.extend(messages.iter().map(|m| m.seq)),
-                ServerEvent::Message { message } => out.push(message.seq),
-                _ => {}
+        if let Some(conn) = state.connections.remove(&self.id) {
+            if let Some(user) = conn.user.and_then(|u| state.users.get_mut(&u)) {
+                user.conns.remove(&self.id);
             }
         }
-        out
-    }
-
-    fn identified(hub: &Hub, name: &str, capacity: usize) -> (Connection, mpsc::Receiver<Frame>) {
-        let (outbox, rx) = Outbox::new(capacity);
-        let conn = hub.connect(outbox);
-        conn.identify(name).unwrap();
-        (conn, rx)
-    }
-
-    /// A new hub has "general", and channel names conflict without regard to case or spaces.
-    #[test]
-    fn channel_names_never_conflict() {
-        let hub = Hub::in_memory();
-        assert_eq!(hub.channels().len(), 1);
-        hub.create_channel("Random").unwrap();
-        assert_eq!(
-            hub.create_channel("  random "),
-            Err(ChatError::ChannelExists("Random".into()))
-        );
-        assert_eq!(hub.create_channel(""), Err(ChatError::ChannelNameEmpty));
-        let names: Vec<String> = hub.channels().iter().map(|c| c.name.to_string()).collect();
-        assert_eq!(names, ["general", "Random"]);
-    }
-
-    /// Every connection hears about a new channel.
-    #[test]
-    fn channel_creation_is_broadcast() {
-        let hub = Hub::in_memory();
-        let (_a, mut rx) = identified(&hub, "a", 16);
-        drain(&mut rx);
-        hub.create_channel("news").unwrap();
-        let events = drain(&mut rx);
-        assert!(
-            matches!(&events[..], [ServerEvent::ChannelCreated { channel }] if channel.name.as_str() == "news")
-        );
-    }
-
-    /// The history keeps the last 100 messages, with consecutive sequence numbers.
-    #[test]
-    fn history_keeps_the_last_hundred() {
-        let hub = Hub::in_memory();
-        let (a, _rx) = identified(&hub, "a", 1024);
-        for i in 1..=150 {
-            a.post("general", &format!("m{i}")).unwrap();
-        }
-        let page = hub.history("GENERAL").unwrap();
-        assert_eq!(page.messages.len(), 100);
-        assert_eq!(page.messages[0].body.as_str(), "m51");
-        assert_eq!(page.messages[99].seq, 150);
-    }
-
-    /// Joining while others post yields the history and then the live stream with no gap and
-    /// no duplicate, whatever point the join happens at.
-    #[test]
-    fn join_has_no_gap_and_no_duplicate() {
-        let hub = Hub::in_memory();
-        let (poster, _prx) = identified(&hub, "poster", 4096);
-        let mut receivers = Vec::new();
-        for i in 1..=30u64 {
-            poster.post("general", &format!("m{i}")).unwrap();
-            if i % 7 == 0 {
-                let (conn, rx) = identified(&hub, &format!("r{i}"), 4096);
-                conn.join("general", None).unwrap();
-                receivers.push((conn, rx));
-            }
-        }
-        for (_conn, rx) in &mut receivers {
-            let got = seqs(&drain(rx));
-            assert_eq!(got, (1..=30).collect::<Vec<_>>());
-        }
-    }
-
-    /// Rejoining with a cursor sends exactly the missed messages; a cursor from another epoch
-    /// or one that fell out of the window gets a reset snapshot.
-    #[test]
-    fn rejoin_sends_only_what_was_missed() {
-        let hub = Hub::in_memory();
-        let (poster, _prx) = identified(&hub, "poster", 4096);
-        for i in 1..=10 {
-            poster.post("general", &format!("m{i}")).unwrap();
-        }
-        let (conn, mut rx) = identified(&hub, "reader", 4096);
-        drain(&mut rx);
-        let epoch = hub.epoch();
-        conn.join("general", Some(Cursor { epoch, seq: 7 }))
-            .unwrap();
-        let events = drain(&mut rx);
-        assert!(matches!(
-            &events[..],
-            [ServerEvent::Joined { reset: false, .. }]
-        ));
-        assert_eq!(seqs(&events), vec![8, 9, 10]);
-
-        conn.join(
-            "general",
-            Some(Cursor {
-                epoch: epoch + 1,
-                seq: 7,
-            }),
-        )
-        .unwrap();
-        let events = drain(&mut rx);
-        assert!(matches!(
-            &events[..],
-            [ServerEvent::Joined { reset: true, .. }]
-        ));
-        assert_eq!(seqs(&events), (1..=10).collect::<Vec<_>>());
-    }
-
-    /// All members of a channel see its messages in one order, even with several posters on
-    /// several threads.
-    #[test]
-    fn all_members_see_one_order() {
-        let hub = Hub::in_memory();
-        let mut readers = Vec::new();
-        for i in 0..3 {
-            let (conn, rx) = identified(&hub, &format!("reader{i}"), 4096);
-            conn.join("general", None).unwrap();
-            readers.push((conn, rx));
-        }
-        std::thread::scope(|scope| {
-            for t in 0..4 {
-                let hub = hub.clone();
-                scope.spawn(move || {
-                    let (conn, _rx) = identified(&hub, &format!("poster{t}"), 1);
-                    for i in 0..50 {
-                        conn.post("general", &format!("t{t} m{i}")).unwrap();
-                    }
-                });
-            }
-        });
-        let mut orders = Vec::new();
-        for (_conn, rx) in &mut readers {
-            let events = drain(rx);
-            let ids: Vec<(u64, MessageId)> = events
-                .iter()
-                .filter_map(|e| match e {
-                    ServerEvent::Message { message } => Some((message.seq, message.id)),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(ids.len(), 200);
-            assert!(
-                ids.windows(2).all(|w| w[1].0 == w[0].0 + 1),
-                "consecutive seqs"
-            );
-            orders.push(ids);
-        }
-        assert_eq!(orders[0], orders[1]);
-        assert_eq!(orders[1], orders[2]);
-    }
-
-    /// A member whose outbox is full is marked behind instead of blocking others; once it
-    /// drains, a resync sends exactly what it missed and it is live again.
-    #[test]
-    fn slow_member_is_resynced_from_history() {
-        let hub = Hub::in_memory();
-        let (poster, _prx) = identified(&hub, "poster", 4096);
-        let (fast, mut fast_rx) = identified(&hub, "fast", 4096);
-        fast.join("general", None).unwrap();
-        let (slow, mut slow_rx) = identified(&hub, "slow", 4);
-        slow.join("general", None).unwrap();
-        for i in 1..=20 {
-            poster.post("general", &format!("m{i}")).unwrap();
-        }
-        assert_eq!(seqs(&drain(&mut fast_rx)), (1..=20).collect::<Vec<_>>());
-        let first = drain(&mut slow_rx);
-        assert!(slow_rx.try_recv().is_err());
-        hub.resync(slow.id());
-        poster.post("general", "m21").unwrap();
-        let mut all = seqs(&first);
-        all.extend(seqs(&drain(&mut slow_rx)));
-        assert_eq!(all, (1..=21).collect::<Vec<_>>());
-    }
-
-    /// Posting needs a display name, an existing channel and a valid body, and a refused post
-    /// changes nothing.
-    #[test]
-    fn refused_posts_change_nothing() {
-        let hub = Hub::in_memory();
-        let (outbox, _rx) = Outbox::new(8);
-        let anon = hub.connect(outbox);
-        assert_eq!(anon.post("general", "hi"), Err(ChatError::NotIdentified));
-        anon.identify("ada").unwrap();
-        assert_eq!(anon.post("general", "  "), Err(ChatError::MessageEmpty));
-        assert!(matches!(
-            anon.post("general", &"x".repeat(4001)),
-            Err(ChatError::MessageTooLong { max: 4000 })
-        ));
-        assert_eq!(
-            anon.post("nowhere", "hi"),
-            Err(ChatError::NoSuchChannel("nowhere".into()))
-        );
-        assert!(hub.history("general").unwrap().messages.is_empty());
-        let ok = anon.post("general", "hi").unwrap();
-        assert_eq!(ok.seq, 1);
-    }
-
-    /// Dropping a connection removes its subscriptions.
-    #[test]
-    fn dropped_connections_unsubscribe() {
-        let hub = Hub::in_memory();
-        let (conn, rx) = identified(&hub, "gone", 8);
-        conn.join("general", None).unwrap();
-        drop(conn);
-        drop(rx);
-        let state = hub.lock();
-        assert!(state.connections.is_empty());
-        assert!(state.channels.values().all(|c| c.members.is_empty()));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -49,8 +49,22 @@ pub enum ChatError {
     MessageTooLong { max: usize },
     #[error("Messages can't contain control characters other than tabs and line breaks.")]
     MessageInvalid,
-    #[error("Choose a display name before sending messages.")]
+    #[error("The display name \u{201c}{0}\u{201d} is taken; choose another.")]
+    DisplayNameTaken(String),
+    #[error("Choose a display name before doing that.")]
     NotIdentified,
+    #[error("Your session is not recognised; choose your display name again.")]
+    Unauthorized,
+    #[error("There is no such user.")]
+    NoSuchUser,
+    #[error("You can't open a private conversation with yourself.")]
+    DirectWithSelf,
+    #[error("That conversation is private.")]
+    Forbidden,
+    #[error("That message does not exist (it may have been deleted).")]
+    NoSuchMessage,
+    #[error("You can only delete your own messages.")]
+    NotYourMessage,
     #[error("The server could not be reached: {0}")]
     Unavailable(String),
 }
@@ -70,7 +84,14 @@ impl ChatError {
             ChatError::MessageEmpty => "message_empty",
             ChatError::MessageTooLong { .. } => "message_too_long",
             ChatError::MessageInvalid => "message_invalid",
+            ChatError::DisplayNameTaken(_) => "display_name_taken",
             ChatError::NotIdentified => "not_identified",
+            ChatError::Unauthorized => "unauthorized",
+            ChatError::NoSuchUser => "no_such_user",
+            ChatError::DirectWithSelf => "direct_with_self",
+            ChatError::Forbidden => "forbidden",
+            ChatError::NoSuchMessage => "no_such_message",
+            ChatError::NotYourMessage => "not_your_message",
             ChatError::Unavailable(_) => "unavailable",
         }
     }
@@ -193,6 +214,11 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The identity of the name: two names with the same key cannot both be in use.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
 }
 
 impl fmt::Display for DisplayName {
@@ -259,10 +285,134 @@ impl From<MessageBody> for String {
     }
 }
 
-/// A message's server-assigned identity, unique across all channels.
+/// A message's server-assigned identity, unique across all rooms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MessageId(pub u64);
+
+/// A registered user's server-assigned identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub u64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A user as others see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Never changes.
+    pub id: UserId,
+    /// Changes when the user renames themselves.
+    pub name: DisplayName,
+}
+
+/// What the browser keeps after choosing a name: who it is and the secret that proves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The user.
+    pub user: UserInfo,
+    /// The bearer token: presented on the socket and to server functions; the server keeps
+    /// only its hash.
+    pub token: String,
+}
+
+/// The two participants of a private conversation, the smaller id first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "[UserId; 2]", into = "[UserId; 2]")]
+pub struct DirectKey(UserId, UserId);
+
+impl DirectKey {
+    /// The conversation between two different users.
+    pub fn between(a: UserId, b: UserId) -> Result<DirectKey, ChatError> {
+        match a.cmp(&b) {
+            std::cmp::Ordering::Less => Ok(DirectKey(a, b)),
+            std::cmp::Ordering::Greater => Ok(DirectKey(b, a)),
+            std::cmp::Ordering::Equal => Err(ChatError::DirectWithSelf),
+        }
+    }
+
+    /// True when `user` is one of the two participants.
+    pub fn includes(&self, user: UserId) -> bool {
+        self.0 == user || self.1 == user
+    }
+
+    /// The participant who is not `user` (meaningful only for a participant).
+    pub fn other(&self, user: UserId) -> UserId {
+        if self.0 == user {
+            self.1
+        } else {
+            self.0
+        }
+    }
+
+    /// Both participants.
+    pub fn users(&self) -> [UserId; 2] {
+        [self.0, self.1]
+    }
+}
+
+impl TryFrom<[UserId; 2]> for DirectKey {
+    type Error = ChatError;
+    fn try_from([a, b]: [UserId; 2]) -> Result<Self, Self::Error> {
+        DirectKey::between(a, b)
+    }
+}
+
+impl From<DirectKey> for [UserId; 2] {
+    fn from(key: DirectKey) -> Self {
+        [key.0, key.1]
+    }
+}
+
+/// Where a message lives: a public channel or a private conversation between two users.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Room {
+    /// A channel anyone can read and post in.
+    Channel(ChannelName),
+    /// A conversation only its two participants can read or post in.
+    Direct(DirectKey),
+}
+
+impl Room {
+    /// The room's identity, for lookups.
+    pub fn key(&self) -> RoomKey {
+        match self {
+            Room::Channel(name) => RoomKey::Channel(name.key()),
+            Room::Direct(key) => RoomKey::Direct(*key),
+        }
+    }
+
+    /// The channel's name, for a channel.
+    pub fn channel(&self) -> Option<&ChannelName> {
+        match self {
+            Room::Channel(name) => Some(name),
+            Room::Direct(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Room {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Room::Channel(name) => write!(f, "#{name}"),
+            Room::Direct(key) => write!(f, "direct {}-{}", key.0, key.1),
+        }
+    }
+}
+
+/// The identity of a room: equal keys name the same room.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoomKey {
+    /// A channel, by its case-folded name.
+    Channel(ChannelKey),
+    /// A private conversation.
+    Direct(DirectKey),
+}
 
 /// A channel as everyone sees it in the channel list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,28 +428,43 @@ pub struct ChannelInfo {
 pub struct Message {
     /// Unique across the server.
     pub id: MessageId,
-    /// The channel it was posted in.
-    pub channel: ChannelName,
-    /// Position in the channel: 1 for the first message ever posted there, then 2, 3, ...
-    /// with no gaps, even after old messages leave the history.
+    /// The room it was posted in.
+    pub room: Room,
+    /// Position in the room: 1 for the first message ever posted there, then 2, 3, ...
+    /// Numbers are never reused, even after messages are deleted or leave the history.
     pub seq: u64,
-    /// Who sent it.
-    pub author: DisplayName,
+    /// Who sent it (with their current name).
+    pub author: UserInfo,
     /// What they wrote.
     pub body: MessageBody,
     /// When the server accepted it.
     pub sent_at: DateTime<Utc>,
 }
 
-/// A channel's recent history as served to a client that opens it.
+/// A room's recent history as served to a client that opens it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
-    /// The channel.
-    pub channel: ChannelInfo,
+    /// The room.
+    pub room: Room,
+    /// What to call it: the channel's name, or the other participant's display name.
+    pub title: String,
+    /// For a private conversation, the other participant.
+    pub peer: Option<UserInfo>,
     /// The server epoch the sequence numbers belong to (see the protocol document).
     pub epoch: u64,
+    /// The sequence number of the room's newest message, 0 if none.
+    pub last_seq: u64,
     /// At most [`HISTORY_LIMIT`] messages, oldest first.
     pub messages: Vec<Message>,
+}
+
+/// A private conversation as listed in its participant's sidebar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectSummary {
+    /// The conversation.
+    pub key: DirectKey,
+    /// The other participant.
+    pub peer: UserInfo,
 }
 
 /// Percent-encodes a string for use as one URL path segment.
@@ -446,7 +611,14 @@ mod tests {
             ChatError::MessageEmpty,
             ChatError::MessageTooLong { max: 1 },
             ChatError::MessageInvalid,
+            ChatError::DisplayNameTaken(String::new()),
             ChatError::NotIdentified,
+            ChatError::Unauthorized,
+            ChatError::NoSuchUser,
+            ChatError::DirectWithSelf,
+            ChatError::Forbidden,
+            ChatError::NoSuchMessage,
+            ChatError::NotYourMessage,
             ChatError::Unavailable(String::new()),
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(ChatError::code).collect();

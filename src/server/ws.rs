@@ -142,26 +142,33 @@ async fn read_loop(
 /// Applies one client event; false when the connection should end.
 async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool {
     let reply = match event {
-        ClientEvent::Identify { name } => match conn.identify(&name) {
-            Ok(name) => ServerEvent::Identified {
-                name: name.to_string(),
-            },
+        ClientEvent::Auth { token } => match conn.authenticate(&token) {
+            Ok(user) => ServerEvent::Authenticated { user },
             Err(e) => ServerEvent::chat_error(&e, None),
         },
-        ClientEvent::Join { channel, since } => match conn.join(&channel, since) {
-            // The `joined` event was queued by the hub, in order with the live stream.
+        // On success the hub has queued the answers (`joined`, `user_renamed`, ...) in order
+        // with the live stream; only refusals are answered here.
+        ClientEvent::Join { room, since } => match conn.join(&room, since) {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, None),
         },
-        ClientEvent::Leave { channel } => match conn.leave(&channel) {
+        ClientEvent::Leave { room } => match conn.leave(&room) {
             Ok(()) => return true,
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
+        ClientEvent::Delete { room, id } => match conn.delete(&room, id) {
+            Ok(()) => return true,
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
+        ClientEvent::Rename { name } => match conn.rename(&name) {
+            Ok(_) => return true,
             Err(e) => ServerEvent::chat_error(&e, None),
         },
         ClientEvent::Send {
-            channel,
+            room,
             body,
             client_ref,
-        } => match conn.post(&channel, &body) {
+        } => match conn.post(&room, &body) {
             Ok(message) => ServerEvent::Ack {
                 client_ref,
                 id: message.id,

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test file uses a different subset of these helpers.
 
 use flack::chat::hub::Hub;
+use flack::chat::model::{ChannelName, Room, Session, UserId};
 use flack::protocol::{ClientEvent, ServerEvent};
 use flack::server::{config::Config, router, serve, AppState};
 use futures_util::{SinkExt, StreamExt};
@@ -16,6 +17,16 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 /// How long a test waits for an event before failing.
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The channel every server starts with.
+pub fn general() -> Room {
+    channel("general")
+}
+
+/// A channel room by name.
+pub fn channel(name: &str) -> Room {
+    Room::Channel(ChannelName::parse(name).expect("a valid name"))
+}
 
 /// A running server; it stops when the test's runtime ends.
 pub struct TestServer {
@@ -42,6 +53,8 @@ pub async fn start_with(mut config: Config) -> TestServer {
 /// A protocol client over a real WebSocket.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The registered user, for clients made by [`Client::user`].
+    pub session: Option<Session>,
     /// Messages that arrived in a catch-up `joined` and were not yet returned.
     caught_up: std::collections::VecDeque<flack::chat::model::Message>,
 }
@@ -64,16 +77,39 @@ impl Client {
             .expect("websocket connects");
         Client {
             ws,
+            session: None,
             caught_up: Default::default(),
         }
     }
 
-    /// Connects, identifies as `name` and joins `general`, consuming the replies.
-    pub async fn joined(server: &TestServer, name: &str) -> Client {
+    /// Registers `name`, connects and authenticates, consuming the replies.
+    pub async fn user(server: &TestServer, name: &str) -> Client {
+        let session = server.hub.register(name).expect("registers");
         let mut client = Client::connect(server).await;
-        client.identify(name).await;
-        client.join("general").await;
+        client.auth(&session.token).await;
+        client.session = Some(session);
         client
+    }
+
+    /// Registers `name`, connects, authenticates and joins `general`, consuming the replies.
+    pub async fn joined(server: &TestServer, name: &str) -> Client {
+        let mut client = Client::user(server, name).await;
+        client.join(&general()).await;
+        client
+    }
+
+    /// This client's user id.
+    pub fn id(&self) -> UserId {
+        self.session.as_ref().expect("a registered client").user.id
+    }
+
+    /// This client's token.
+    pub fn token(&self) -> String {
+        self.session
+            .as_ref()
+            .expect("a registered client")
+            .token
+            .clone()
     }
 
     /// Sends an event.
@@ -89,34 +125,39 @@ impl Client {
         self.ws.send(message).await.expect("send raw");
     }
 
-    /// Identifies and waits for `identified`.
-    pub async fn identify(&mut self, name: &str) {
-        self.send(ClientEvent::Identify { name: name.into() }).await;
+    /// Authenticates and waits for `authenticated`.
+    pub async fn auth(&mut self, token: &str) {
+        self.send(ClientEvent::Auth {
+            token: token.into(),
+        })
+        .await;
         match self.next().await {
-            ServerEvent::Identified { .. } => {}
-            other => panic!("expected identified, got {other:?}"),
+            ServerEvent::Authenticated { .. } => {}
+            other => panic!("expected authenticated, got {other:?}"),
         }
     }
 
-    /// Joins a channel and returns the `joined` event.
-    pub async fn join(&mut self, channel: &str) -> ServerEvent {
+    /// Joins a room and returns the `joined` event, skipping presence news before it.
+    pub async fn join(&mut self, room: &Room) -> ServerEvent {
         self.send(ClientEvent::Join {
-            channel: channel.into(),
+            room: room.clone(),
             since: None,
         })
         .await;
-        let event = self.next().await;
-        assert!(
-            matches!(event, ServerEvent::Joined { .. }),
-            "expected joined, got {event:?}"
-        );
-        event
+        loop {
+            let event = self.next().await;
+            match event {
+                ServerEvent::Joined { .. } => return event,
+                ServerEvent::Presence { .. } => continue,
+                other => panic!("expected joined, got {other:?}"),
+            }
+        }
     }
 
-    /// Posts a message to a channel.
-    pub async fn post(&mut self, channel: &str, body: &str) {
+    /// Posts a message to a room.
+    pub async fn post(&mut self, room: &Room, body: &str) {
         self.send(ClientEvent::Send {
-            channel: channel.into(),
+            room: room.clone(),
             body: body.into(),
             client_ref: None,
         })

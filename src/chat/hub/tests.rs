@@ -1,0 +1,400 @@
+//! Unit tests of the hub's invariants, driven through its public API with in-memory outboxes.
+
+use super::*;
+
+fn general() -> Room {
+    Room::Channel(ChannelName::parse("general").unwrap())
+}
+
+fn drain(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerEvent> {
+    let mut events = Vec::new();
+    while let Ok(frame) = rx.try_recv() {
+        events.push(ServerEvent::decode(frame.as_str()).expect("valid event"));
+    }
+    events
+}
+
+fn seqs(events: &[ServerEvent]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for event in events {
+        match event {
+            ServerEvent::Joined { messages, .. } => out.extend(messages.iter().map(|m| m.seq)),
+            ServerEvent::Message { message } => out.push(message.seq),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A registered user with one authenticated connection.
+struct Client {
+    session: Session,
+    conn: Connection,
+    rx: mpsc::Receiver<Frame>,
+}
+
+fn client(hub: &Hub, name: &str, capacity: usize) -> Client {
+    let session = hub.register(name).unwrap();
+    let (outbox, rx) = Outbox::new(capacity);
+    let conn = hub.connect(outbox);
+    conn.authenticate(&session.token).unwrap();
+    Client { session, conn, rx }
+}
+
+/// A new hub has "general", and channel names conflict without regard to case or spaces.
+#[test]
+fn channel_names_never_conflict() {
+    let hub = Hub::in_memory();
+    let ada = client(&hub, "ada", 16);
+    assert_eq!(hub.channels().len(), 1);
+    hub.create_channel(&ada.session.token, "Random").unwrap();
+    assert_eq!(
+        hub.create_channel(&ada.session.token, "  random "),
+        Err(ChatError::ChannelExists("Random".into()))
+    );
+    assert_eq!(
+        hub.create_channel(&ada.session.token, ""),
+        Err(ChatError::ChannelNameEmpty)
+    );
+    assert_eq!(
+        hub.create_channel("not-a-token", "other"),
+        Err(ChatError::Unauthorized)
+    );
+    let names: Vec<String> = hub.channels().iter().map(|c| c.name.to_string()).collect();
+    assert_eq!(names, ["general", "Random"]);
+}
+
+/// Display names are unique without regard to case; tokens are long, random, and stored
+/// only as hashes.
+#[test]
+fn registration_gives_unique_names_and_secret_tokens() {
+    let hub = Hub::in_memory();
+    let ada = hub.register("Ada").unwrap();
+    assert_eq!(
+        hub.register(" ADA "),
+        Err(ChatError::DisplayNameTaken("Ada".into()))
+    );
+    let bob = hub.register("Bob").unwrap();
+    assert_ne!(ada.token, bob.token);
+    assert!(ada.token.len() >= 32, "at least 128 bits, hex-encoded");
+    assert_eq!(hub.user_for_token(&ada.token).unwrap(), ada.user);
+    assert_eq!(hub.user_for_token("guess"), Err(ChatError::Unauthorized));
+    let state = hub.lock();
+    assert!(state.user_by_token.contains_key(&hash_token(&ada.token)));
+    assert!(!format!("{:?}", state.user_by_token.keys().collect::<Vec<_>>()).contains(&ada.token));
+}
+
+/// Every connection hears about a new channel.
+#[test]
+fn channel_creation_is_broadcast() {
+    let hub = Hub::in_memory();
+    let mut ada = client(&hub, "ada", 16);
+    drain(&mut ada.rx);
+    hub.create_channel(&ada.session.token, "news").unwrap();
+    let events = drain(&mut ada.rx);
+    assert!(
+        matches!(&events[..], [ServerEvent::ChannelCreated { channel }] if channel.name.as_str() == "news")
+    );
+}
+
+/// The history keeps the last 100 messages.
+#[test]
+fn history_keeps_the_last_hundred() {
+    let hub = Hub::in_memory();
+    let ada = client(&hub, "a", 1024);
+    for i in 1..=150 {
+        ada.conn.post(&general(), &format!("m{i}")).unwrap();
+    }
+    let page = hub.channel_page("GENERAL").unwrap();
+    assert_eq!(page.messages.len(), 100);
+    assert_eq!(page.messages[0].body.as_str(), "m51");
+    assert_eq!(page.messages[99].seq, 150);
+    assert_eq!(page.last_seq, 150);
+}
+
+/// Joining while others post yields the history and then the live stream with no gap and
+/// no duplicate, whatever point the join happens at.
+#[test]
+fn join_has_no_gap_and_no_duplicate() {
+    let hub = Hub::in_memory();
+    let poster = client(&hub, "poster", 4096);
+    let mut receivers = Vec::new();
+    for i in 1..=30u64 {
+        poster.conn.post(&general(), &format!("m{i}")).unwrap();
+        if i % 7 == 0 {
+            let c = client(&hub, &format!("r{i}"), 4096);
+            c.conn.join(&general(), None).unwrap();
+            receivers.push(c);
+        }
+    }
+    for c in &mut receivers {
+        assert_eq!(seqs(&drain(&mut c.rx)), (1..=30).collect::<Vec<_>>());
+    }
+}
+
+/// Rejoining with a cursor sends exactly the missed messages; a cursor from another epoch
+/// gets a reset snapshot.
+#[test]
+fn rejoin_sends_only_what_was_missed() {
+    let hub = Hub::in_memory();
+    let poster = client(&hub, "poster", 4096);
+    for i in 1..=10 {
+        poster.conn.post(&general(), &format!("m{i}")).unwrap();
+    }
+    let mut reader = client(&hub, "reader", 4096);
+    drain(&mut reader.rx);
+    let epoch = hub.epoch();
+    reader
+        .conn
+        .join(&general(), Some(Cursor { epoch, seq: 7 }))
+        .unwrap();
+    let events = drain(&mut reader.rx);
+    assert!(matches!(
+        &events[..],
+        [ServerEvent::Joined { reset: false, .. }, ..]
+    ));
+    assert_eq!(seqs(&events), vec![8, 9, 10]);
+
+    reader
+        .conn
+        .join(
+            &general(),
+            Some(Cursor {
+                epoch: epoch + 1,
+                seq: 7,
+            }),
+        )
+        .unwrap();
+    let events = drain(&mut reader.rx);
+    assert!(matches!(
+        &events[..],
+        [ServerEvent::Joined { reset: true, .. }]
+    ));
+    assert_eq!(seqs(&events), (1..=10).collect::<Vec<_>>());
+}
+
+/// All members of a room see its messages in one order, even with several posters on
+/// several threads.
+#[test]
+fn all_members_see_one_order() {
+    let hub = Hub::in_memory();
+    let mut readers = Vec::new();
+    for i in 0..3 {
+        let c = client(&hub, &format!("reader{i}"), 4096);
+        c.conn.join(&general(), None).unwrap();
+        readers.push(c);
+    }
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let hub = hub.clone();
+            scope.spawn(move || {
+                let c = client(&hub, &format!("poster{t}"), 1);
+                for i in 0..50 {
+                    c.conn.post(&general(), &format!("t{t} m{i}")).unwrap();
+                }
+            });
+        }
+    });
+    let mut orders = Vec::new();
+    for c in &mut readers {
+        let ids: Vec<(u64, MessageId)> = drain(&mut c.rx)
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::Message { message } => Some((message.seq, message.id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids.len(), 200);
+        assert!(
+            ids.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+            "consecutive seqs"
+        );
+        orders.push(ids);
+    }
+    assert_eq!(orders[0], orders[1]);
+    assert_eq!(orders[1], orders[2]);
+}
+
+/// A member whose outbox is full is marked behind instead of blocking others; once it
+/// drains, a resync sends exactly what it missed and it is live again.
+#[test]
+fn slow_member_is_resynced_from_history() {
+    let hub = Hub::in_memory();
+    let poster = client(&hub, "poster", 4096);
+    let mut fast = client(&hub, "fast", 4096);
+    fast.conn.join(&general(), None).unwrap();
+    let mut slow = client(&hub, "slow", 5);
+    slow.conn.join(&general(), None).unwrap();
+    for i in 1..=20 {
+        poster.conn.post(&general(), &format!("m{i}")).unwrap();
+    }
+    assert_eq!(seqs(&drain(&mut fast.rx)), (1..=20).collect::<Vec<_>>());
+    let first = drain(&mut slow.rx);
+    hub.resync(slow.conn.id());
+    poster.conn.post(&general(), "m21").unwrap();
+    let mut all = seqs(&first);
+    all.extend(seqs(&drain(&mut slow.rx)));
+    assert_eq!(all, (1..=21).collect::<Vec<_>>());
+}
+
+/// Posting needs an authenticated user, an existing channel and a valid body, and a refused
+/// post changes nothing.
+#[test]
+fn refused_posts_change_nothing() {
+    let hub = Hub::in_memory();
+    let (outbox, _rx) = Outbox::new(8);
+    let anon = hub.connect(outbox);
+    assert_eq!(anon.post(&general(), "hi"), Err(ChatError::NotIdentified));
+    assert_eq!(anon.authenticate("forged"), Err(ChatError::Unauthorized));
+    let session = hub.register("ada").unwrap();
+    anon.authenticate(&session.token).unwrap();
+    assert_eq!(anon.post(&general(), "  "), Err(ChatError::MessageEmpty));
+    assert!(matches!(
+        anon.post(&general(), &"x".repeat(4001)),
+        Err(ChatError::MessageTooLong { max: 4000 })
+    ));
+    let nowhere = Room::Channel(ChannelName::parse("nowhere").unwrap());
+    assert_eq!(
+        anon.post(&nowhere, "hi"),
+        Err(ChatError::NoSuchChannel("nowhere".into()))
+    );
+    assert!(hub.channel_page("general").unwrap().messages.is_empty());
+    let ok = anon.post(&general(), "hi").unwrap();
+    assert_eq!((ok.seq, ok.author.name.as_str()), (1, "ada"));
+}
+
+/// Only a message's author can delete it; the deletion reaches every member and the message
+/// is gone from history.
+#[test]
+fn only_authors_delete_their_messages() {
+    let hub = Hub::in_memory();
+    let ada = client(&hub, "ada", 64);
+    let mut bob = client(&hub, "bob", 64);
+    bob.conn.join(&general(), None).unwrap();
+    let mine = ada.conn.post(&general(), "mine").unwrap();
+    drain(&mut bob.rx);
+    assert_eq!(
+        bob.conn.delete(&general(), mine.id),
+        Err(ChatError::NotYourMessage)
+    );
+    assert_eq!(
+        ada.conn.delete(&general(), MessageId(999)),
+        Err(ChatError::NoSuchMessage)
+    );
+    assert_eq!(hub.channel_page("general").unwrap().messages.len(), 1);
+    ada.conn.delete(&general(), mine.id).unwrap();
+    assert!(matches!(
+        &drain(&mut bob.rx)[..],
+        [ServerEvent::MessageDeleted { id, .. }] if *id == mine.id
+    ));
+    assert!(hub.channel_page("general").unwrap().messages.is_empty());
+}
+
+/// Renaming changes the name on every retained message and tells everyone; a taken name is
+/// refused.
+#[test]
+fn renaming_updates_history_and_is_announced() {
+    let hub = Hub::in_memory();
+    let ada = client(&hub, "ada", 64);
+    let mut bob = client(&hub, "bob", 64);
+    ada.conn.post(&general(), "hello").unwrap();
+    assert_eq!(
+        ada.conn.rename("BOB"),
+        Err(ChatError::DisplayNameTaken("bob".into()))
+    );
+    drain(&mut bob.rx);
+    let renamed = ada.conn.rename("Ada Lovelace").unwrap();
+    assert_eq!(renamed.id, ada.session.user.id);
+    assert!(matches!(
+        &drain(&mut bob.rx)[..],
+        [ServerEvent::UserRenamed { user }] if user.name.as_str() == "Ada Lovelace"
+    ));
+    let page = hub.channel_page("general").unwrap();
+    assert_eq!(page.messages[0].author.name.as_str(), "Ada Lovelace");
+    assert!(hub.register("ada").is_ok(), "the old name is free again");
+}
+
+/// Private conversations reach both participants' connections, and nobody else's; only
+/// participants can read or post.
+#[test]
+fn private_conversations_stay_private() {
+    let hub = Hub::in_memory();
+    let mut ada = client(&hub, "ada", 64);
+    let mut bob = client(&hub, "bob", 64);
+    let mut eve = client(&hub, "eve", 64);
+    eve.conn.join(&general(), None).unwrap();
+    let direct =
+        Room::Direct(DirectKey::between(ada.session.user.id, bob.session.user.id).unwrap());
+    drain(&mut ada.rx);
+    drain(&mut bob.rx);
+    drain(&mut eve.rx);
+
+    let sent = ada.conn.post(&direct, "psst").unwrap();
+    for c in [&mut ada, &mut bob] {
+        assert!(matches!(
+            &drain(&mut c.rx)[..],
+            [ServerEvent::Message { message }] if message.id == sent.id
+        ));
+    }
+    assert!(drain(&mut eve.rx).is_empty());
+    assert_eq!(eve.conn.post(&direct, "me too"), Err(ChatError::Forbidden));
+    assert_eq!(eve.conn.join(&direct, None), Err(ChatError::Forbidden));
+    assert_eq!(
+        hub.direct_page(&eve.session.token, ada.session.user.id)
+            .unwrap()
+            .messages
+            .len(),
+        0,
+        "eve's own conversation with ada is empty"
+    );
+    let page = hub
+        .direct_page(&bob.session.token, ada.session.user.id)
+        .unwrap();
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.title, "ada");
+    let directs = hub.directs(&bob.session.token).unwrap();
+    assert_eq!(directs.len(), 1);
+    assert_eq!(directs[0].peer.name.as_str(), "ada");
+    assert!(hub.directs(&eve.session.token).unwrap().is_empty());
+}
+
+/// Presence: joining a channel announces the user once, the joiner sees who is online, and
+/// the last connection leaving announces the departure.
+#[test]
+fn presence_follows_connections() {
+    let hub = Hub::in_memory();
+    let mut ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    drain(&mut ada.rx);
+    let mut bob = client(&hub, "bob", 64);
+    bob.conn.join(&general(), None).unwrap();
+    match &drain(&mut bob.rx)[..] {
+        [_, ServerEvent::Joined { online, .. }, ..] => {
+            let names: Vec<&str> = online.iter().map(|u| u.name.as_str()).collect();
+            assert_eq!(names, ["ada", "bob"]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        &drain(&mut ada.rx)[..],
+        [ServerEvent::Presence { online: true, user, .. }] if user.name.as_str() == "bob"
+    ));
+    drop(bob.conn);
+    assert!(matches!(
+        &drain(&mut ada.rx)[..],
+        [ServerEvent::Presence { online: false, user, .. }] if user.name.as_str() == "bob"
+    ));
+}
+
+/// Dropping a connection removes its memberships.
+#[test]
+fn dropped_connections_unsubscribe() {
+    let hub = Hub::in_memory();
+    let c = client(&hub, "gone", 8);
+    c.conn.join(&general(), None).unwrap();
+    drop(c);
+    let state = hub.lock();
+    assert!(state.connections.is_empty());
+    assert!(state.rooms.values().all(|r| r.members.is_empty()));
+    assert!(state.users.values().all(|u| u.conns.is_empty()));
+}
