@@ -799,6 +799,23 @@ impl Connection {
         let State {
             rooms, connections, ..
         } = &mut *state;
+        // Channels joined before authenticating now count this user as online.
+        let joined: Vec<RoomKey> = connections
+            .get(&self.id)
+            .map(|c| c.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in joined {
+            let Some(room) = rooms.get_mut(&key) else {
+                continue;
+            };
+            let was_present = room.has_user(info.id);
+            if let Some(member) = room.members.get_mut(&self.id) {
+                member.user = Some(info.id);
+            }
+            if !was_present {
+                room.announce_presence(&info, true);
+            }
+        }
         for (key, room) in rooms.iter_mut() {
             match key {
                 RoomKey::Direct(direct) if direct.includes(info.id) => {

@@ -398,3 +398,26 @@ fn dropped_connections_unsubscribe() {
     assert!(state.rooms.values().all(|r| r.members.is_empty()));
     assert!(state.users.values().all(|u| u.conns.is_empty()));
 }
+
+/// A connection that joined a channel before authenticating shows up as online once it
+/// authenticates.
+#[test]
+fn authenticating_after_joining_counts_as_online() {
+    let hub = Hub::in_memory();
+    let mut ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    drain(&mut ada.rx);
+    let (outbox, _rx) = Outbox::new(64);
+    let late = hub.connect(outbox);
+    late.join(&general(), None).unwrap();
+    assert!(
+        drain(&mut ada.rx).is_empty(),
+        "anonymous readers are not announced"
+    );
+    let bob = hub.register("bob").unwrap();
+    late.authenticate(&bob.token).unwrap();
+    assert!(matches!(
+        &drain(&mut ada.rx)[..],
+        [ServerEvent::Presence { online: true, user, .. }] if user.id == bob.user.id
+    ));
+}
