@@ -470,3 +470,33 @@ async fn assert_error(client: &mut Client, code: &str) {
         }
     }
 }
+
+/// A connection that stops answering pings is noticed as dead and dropped, and others see
+/// its user leave.
+#[tokio::test]
+async fn dead_connections_are_noticed_by_heartbeat() {
+    let server = start_with(Config {
+        heartbeat_secs: 1,
+        dead_after_secs: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    // Bob joins, then never reads again: his client answers no pings.
+    let bob = Client::joined(&server, "Bob").await;
+    let bob_id = bob.id();
+    let started = std::time::Instant::now();
+    loop {
+        if let ServerEvent::Presence {
+            user,
+            online: false,
+            ..
+        } = ada.next().await
+        {
+            assert_eq!(user.id, bob_id);
+            break;
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(bob);
+}

@@ -7,9 +7,10 @@ use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Malformed frames in a row after which a client is disconnected.
@@ -21,18 +22,55 @@ const READ_BUFFER_BYTES: usize = 4096;
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// Per-connection settings, from the configuration.
+#[derive(Clone, Copy)]
+struct Settings {
+    capacity: usize,
+    heartbeat: Duration,
+    dead_after: Duration,
+}
+
 /// Upgrades `GET /ws` to a WebSocket speaking the Flack protocol.
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     let max = state.config.max_frame_bytes;
-    let capacity = state.config.outbox_frames;
+    let settings = Settings {
+        capacity: state.config.outbox_frames,
+        heartbeat: Duration::from_secs(state.config.heartbeat_secs),
+        dead_after: Duration::from_secs(state.config.dead_after_secs),
+    };
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| run_connection(socket, state.hub, capacity))
+        .on_upgrade(move |socket| run_connection(socket, state.hub, settings))
 }
 
-/// Serves one connection until either side closes it.
-async fn run_connection(socket: WebSocket, hub: Hub, capacity: usize) {
+/// What a connection's reader and writer share.
+#[derive(Clone, Copy)]
+struct Link<'a> {
+    hub: &'a Hub,
+    conn: &'a Connection,
+    outbox: &'a Outbox,
+    settings: Settings,
+    last_seen: &'a LastSeen,
+}
+
+/// When the connection last sent anything, shared by its reader and writer.
+struct LastSeen(std::sync::Mutex<Instant>);
+
+impl LastSeen {
+    fn touch(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+    }
+}
+
+/// Serves one connection until either side closes it, or it stops answering pings.
+async fn run_connection(socket: WebSocket, hub: Hub, settings: Settings) {
+    let capacity = settings.capacity;
+    let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
     let (outbox, rx) = Outbox::new(capacity);
     let conn = hub.connect(outbox.clone());
     let id = conn.id();
@@ -40,10 +78,15 @@ async fn run_connection(socket: WebSocket, hub: Hub, capacity: usize) {
     let (sink, stream) = socket.split();
     let (close_tx, close_rx) = oneshot::channel();
 
-    let mut writer = std::pin::pin!(write_loop(
-        sink, rx, close_rx, &hub, &conn, &outbox, capacity
-    ));
-    let reader = read_loop(stream, &conn, &outbox, close_tx);
+    let link = Link {
+        hub: &hub,
+        conn: &conn,
+        outbox: &outbox,
+        settings,
+        last_seen: &last_seen,
+    };
+    let mut writer = std::pin::pin!(write_loop(sink, rx, close_rx, &link));
+    let reader = read_loop(stream, close_tx, &link);
     tokio::select! {
         // The socket can no longer be written to: stop reading as well.
         _ = &mut writer => {}
@@ -56,21 +99,38 @@ async fn run_connection(socket: WebSocket, hub: Hub, capacity: usize) {
     tracing::debug!(?id, "connection closed");
 }
 
-/// Writes the outbox to the socket, resyncing the connection when it fell behind, until the
-/// socket fails or the reader asks for the connection to end.
+/// Writes the outbox to the socket, resyncing the connection when it fell behind, and pings
+/// it, until the socket fails, the peer stops answering, or the reader asks for the
+/// connection to end.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
     mut rx: mpsc::Receiver<Frame>,
     mut close_rx: oneshot::Receiver<CloseFrame>,
-    hub: &Hub,
-    conn: &Connection,
-    outbox: &Outbox,
-    capacity: usize,
+    link: &Link<'_>,
 ) {
+    let Link {
+        hub,
+        conn,
+        outbox,
+        settings,
+        last_seen,
+    } = *link;
+    let capacity = settings.capacity;
+    let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             // Queued frames go out before a requested close frame.
             biased;
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() >= settings.dead_after {
+                    tracing::info!(id = ?conn.id(), "closing a connection that stopped answering pings");
+                    break;
+                }
+                if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+            }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
                 let text = match Utf8Bytes::try_from(frame.into_bytes()) {
@@ -101,12 +161,18 @@ async fn write_loop(
 /// sending frames that are not valid events.
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
-    conn: &Connection,
-    outbox: &Outbox,
     close_tx: oneshot::Sender<CloseFrame>,
+    link: &Link<'_>,
 ) {
+    let Link {
+        conn,
+        outbox,
+        last_seen,
+        ..
+    } = *link;
     let mut bad_frames = 0;
     while let Some(Ok(message)) = stream.next().await {
+        last_seen.touch();
         let event = match message {
             WsMessage::Text(text) => ClientEvent::decode(text.as_str()),
             WsMessage::Binary(_) => Err(ProtocolError::Binary),
