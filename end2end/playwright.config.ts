@@ -1,6 +1,7 @@
 // Playwright configuration: one Chromium project (Debian's browser, no download), one worker
 // on this 2-core machine, and a real Flack server started for the run.
 import { defineConfig } from "@playwright/test";
+import * as os from "os";
 import * as path from "path";
 
 const PORT = Number(process.env.FLACK_E2E_PORT ?? 3100);
@@ -9,6 +10,8 @@ const bin =
   process.env.FLACK_BIN ??
   path.join(process.env.HOME ?? "", ".cache/flack/target/debug/flack");
 const siteRoot = process.env.FLACK_SITE_ROOT ?? path.join(root, "target/site");
+// Uploaded files go to a fresh folder outside the checkout for each run.
+const dataDir = path.join(os.tmpdir(), `flack-e2e-${process.pid}`);
 
 export default defineConfig({
   testDir: "./tests",
@@ -43,7 +46,7 @@ export default defineConfig({
     },
   ],
   webServer: {
-    command: `"${bin}" --server-addr 127.0.0.1:${PORT} --server-site-root "${siteRoot}" --server-env dev`,
+    command: `"${bin}" --server-addr 127.0.0.1:${PORT} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}"`,
     url: `http://127.0.0.1:${PORT}/c/general`,
     reuseExistingServer: false,
     timeout: 60_000,

@@ -1,6 +1,6 @@
 //! The Flack server binary: reads the configuration, starts tracing, binds, serves.
 
-use flack::chat::hub::{Hub, HubLimits, MemoryStore};
+use flack::chat::hub::{Hub, HubSettings, MemoryStore};
 use flack::server::{self, config::Config, AppState};
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -15,9 +15,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = Config::load(&args)?;
-    let limits = HubLimits {
+    let limits = HubSettings {
         max_message_chars: config.max_message_chars,
-        ..HubLimits::default()
+        files_dir: Some(config.data_dir.join("files")),
+        ..HubSettings::default()
     };
     let hub = Hub::open(Arc::new(MemoryStore), limits)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;

@@ -2,7 +2,7 @@
 //! the server, encoded as JSON text frames tagged by `"type"`. `docs/PROTOCOL.md` documents
 //! every event; keep the two in step.
 
-use crate::chat::model::{ChannelInfo, ChatError, Message, MessageId, Room, UserInfo};
+use crate::chat::model::{ChannelInfo, ChatError, FileId, Message, MessageId, Room, UserInfo};
 use serde::{Deserialize, Serialize};
 
 /// The path the WebSocket endpoint is served at.
@@ -44,8 +44,11 @@ pub enum ClientEvent {
     Send {
         /// The room.
         room: Room,
-        /// The message text.
+        /// The message text (may be empty when there is an attachment).
         body: String,
+        /// A file uploaded for this room by this user, not yet sent.
+        #[serde(default)]
+        attachment: Option<FileId>,
         /// An opaque token echoed in the `ack` or `error` that answers this event.
         #[serde(default)]
         client_ref: Option<String>,
@@ -240,6 +243,7 @@ mod tests {
             ClientEvent::Send {
                 room: Room::Direct(DirectKey::between(UserId(4), UserId(9)).unwrap()),
                 body: "hi".into(),
+                attachment: None,
                 client_ref: None
             }
         );

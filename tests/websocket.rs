@@ -21,6 +21,7 @@ async fn messages_fan_out_to_every_member() {
     ada.send(ClientEvent::Send {
         room: general(),
         body: "hello, team".into(),
+        attachment: None,
         client_ref: Some("r1".into()),
     })
     .await;

@@ -6,8 +6,9 @@
 //! on both sides; only the socket and local storage are browser-only.
 
 use crate::chat::model::{
-    ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Message, MessageBody,
-    MessageId, Room, Session, UserId, UserInfo, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT,
+    Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Message,
+    MessageBody, MessageId, Room, Session, UserId, UserInfo, DEFAULT_MAX_MESSAGE_CHARS,
+    HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, ServerEvent};
 use leptos::prelude::*;
@@ -245,10 +246,15 @@ impl ChatClient {
         Ok(())
     }
 
-    /// Sends a message to the open room. Refused locally, with the reason, when it is empty
-    /// or too long, or when there is no live connection to send it on.
-    pub fn send_message(&self, raw: &str) -> Result<(), String> {
-        let body = MessageBody::parse(raw, DEFAULT_MAX_MESSAGE_CHARS).map_err(|e| e.to_string())?;
+    /// Sends a message to the open room, with an uploaded attachment if given. Refused
+    /// locally, with the reason, when it is empty (and has no attachment) or too long, or when
+    /// there is no live connection to send it on.
+    pub fn send_message(&self, raw: &str, attachment: Option<&Attachment>) -> Result<(), String> {
+        let body = if attachment.is_some() && raw.trim().is_empty() {
+            MessageBody::empty()
+        } else {
+            MessageBody::parse(raw, DEFAULT_MAX_MESSAGE_CHARS).map_err(|e| e.to_string())?
+        };
         let Some(room) = self.current() else {
             return Err("Open a channel first.".into());
         };
@@ -261,6 +267,7 @@ impl ChatClient {
         self.send_event(&ClientEvent::Send {
             room,
             body: body.into(),
+            attachment: attachment.map(|a| a.id.clone()),
             client_ref: None,
         });
         Ok(())
@@ -607,6 +614,66 @@ pub mod browser {
         }));
     }
 
+    /// Uploads a file for a room (`query` is `channel=…` or `peer=…`), reporting progress as
+    /// a fraction and then the stored attachment or the reason it was refused.
+    pub fn upload(
+        file: web_sys::File,
+        query: String,
+        token: String,
+        on_progress: impl Fn(f64) + 'static,
+        on_done: impl FnOnce(Result<crate::chat::model::Attachment, String>) + 'static,
+    ) {
+        use crate::chat::model::encode_path_segment;
+        use web_sys::{ProgressEvent, XmlHttpRequest};
+        let fail = |e: JsValue| format!("The upload could not start: {e:?}");
+        let request = match XmlHttpRequest::new() {
+            Ok(request) => request,
+            Err(e) => return on_done(Err(fail(e))),
+        };
+        let start = (|| -> Result<(), JsValue> {
+            request.open("POST", &format!("/files?{query}"))?;
+            request.set_request_header("Authorization", &format!("Bearer {token}"))?;
+            request.set_request_header("X-File-Name", &encode_path_segment(&file.name()))?;
+            Ok(())
+        })();
+        if let Err(e) = start {
+            return on_done(Err(fail(e)));
+        }
+        let progress = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let event: ProgressEvent = event.unchecked_into();
+            if event.length_computable() && event.total() > 0.0 {
+                on_progress(event.loaded() / event.total());
+            }
+        });
+        if let Ok(upload) = request.upload() {
+            upload.set_onprogress(Some(progress.as_ref().unchecked_ref()));
+        }
+        let finished = request.clone();
+        // Runs once, when the request ends either way; it owns the progress callback so that
+        // both are freed then.
+        let on_end = Closure::once_into_js(move |_: JsValue| {
+            let _progress = progress;
+            let status = finished.status().unwrap_or(0);
+            let text = finished.response_text().ok().flatten().unwrap_or_default();
+            let result = if status == 200 {
+                serde_json::from_str(&text).map_err(|e| e.to_string())
+            } else {
+                #[derive(serde::Deserialize)]
+                struct Refusal {
+                    message: String,
+                }
+                Err(serde_json::from_str::<Refusal>(&text)
+                    .map(|r| r.message)
+                    .unwrap_or_else(|_| "The upload failed.".to_owned()))
+            };
+            on_done(result);
+        });
+        request.set_onloadend(Some(on_end.unchecked_ref()));
+        if let Err(e) = request.send_with_opt_blob(Some(&file)) {
+            leptos::logging::warn!("upload failed to start: {e:?}");
+        }
+    }
+
     /// Reconnects after a delay that grows with each failed attempt (0.25 s up to 5 s).
     fn schedule_reconnect(client: ChatClient) {
         let attempt = client.attempts.get_value();
@@ -639,6 +706,7 @@ mod tests {
                 name: DisplayName::parse("a").unwrap(),
             },
             body: MessageBody::parse("b", 10).unwrap(),
+            attachment: None,
             sent_at: Utc.timestamp_opt(0, 0).unwrap(),
         }
     }

@@ -2,8 +2,9 @@
 //! on one's own messages.
 
 use super::client::use_chat_client;
-use crate::chat::model::Message;
+use crate::chat::model::{human_size, Message};
 use chrono::{DateTime, Utc};
+use leptos::either::Either;
 use leptos::prelude::*;
 
 /// A message. Its time is shown in UTC until the page hydrates, then in local time.
@@ -46,7 +47,30 @@ pub fn MessageItem(message: Message) -> impl IntoView {
                     }
                 </Show>
             </div>
-            <p class="body">{message.body.as_str().to_owned()}</p>
+            <Show when={
+                let empty = message.body.as_str().is_empty();
+                move || !empty
+            }>
+                <p class="body">{message.body.as_str().to_owned()}</p>
+            </Show>
+            {message.attachment.map(|file| {
+                let url = file.url();
+                if file.image {
+                    let href = url.clone();
+                    Either::Left(view! {
+                        <a class="attachment-image" href=href target="_blank" rel="noopener">
+                            <img src=url alt=file.name.clone() loading="lazy"/>
+                        </a>
+                    })
+                } else {
+                    Either::Right(view! {
+                        <p class="attachment-file">
+                            <a href=url download=file.name.clone()>{file.name.clone()}</a>
+                            <span class="size">{human_size(file.size)}</span>
+                        </p>
+                    })
+                }
+            })}
         </li>
     }
 }

@@ -15,7 +15,15 @@ fn hub() -> Result<crate::chat::hub::Hub, ChatError> {
 /// Registers a display name nobody else uses and returns the session that proves it.
 #[server(endpoint = "register")]
 pub async fn register(name: String) -> Result<Session, ChatError> {
-    hub()?.register(&name)
+    let session = hub()?.register(&name)?;
+    // The browser sends this cookie when it loads files of private conversations.
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        let cookie = crate::server::files::token_cookie(&session.token);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+            response.append_header(axum::http::header::SET_COOKIE, value);
+        }
+    }
+    Ok(session)
 }
 
 /// Every channel, sorted by name.

@@ -124,6 +124,7 @@ mod tests {
                 name: DisplayName::parse("ada").unwrap(),
             },
             body: MessageBody::parse(&format!("message {seq}"), 100).unwrap(),
+            attachment: None,
             sent_at: Utc.timestamp_opt(1_700_000_000 + seq as i64, 0).unwrap(),
         }
     }

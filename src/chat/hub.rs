@@ -23,8 +23,8 @@
 
 use super::history::History;
 use super::model::{
-    ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage,
-    Message, MessageBody, MessageId, Room, RoomKey, Session, UserId, UserInfo,
+    Attachment, ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, FileId,
+    HistoryPage, Message, MessageBody, MessageId, Room, RoomKey, Session, UserId, UserInfo,
 };
 use crate::protocol::{Cursor, ServerEvent};
 use bytes::Bytes;
@@ -182,18 +182,22 @@ impl Store for MemoryStore {
 
 /// Tunables the hub enforces.
 #[derive(Clone, Debug)]
-pub struct HubLimits {
+pub struct HubSettings {
     /// Longest message body, in characters.
     pub max_message_chars: usize,
     /// Messages each room keeps.
     pub history: usize,
+    /// Where uploaded files are kept; the hub deletes a message's file when the message is
+    /// deleted or leaves the history.
+    pub files_dir: Option<std::path::PathBuf>,
 }
 
-impl Default for HubLimits {
+impl Default for HubSettings {
     fn default() -> Self {
-        HubLimits {
+        HubSettings {
             max_message_chars: super::model::DEFAULT_MAX_MESSAGE_CHARS,
             history: super::model::HISTORY_LIMIT,
+            files_dir: None,
         }
     }
 }
@@ -210,7 +214,7 @@ struct Shared {
     /// Durable copy of users, channels and messages.
     store: Arc<dyn Store>,
     /// What the hub enforces.
-    limits: HubLimits,
+    limits: HubSettings,
     /// Identifies this history's sequence numbers; clients holding another epoch get a
     /// snapshot.
     epoch: u64,
@@ -224,6 +228,8 @@ struct State {
     /// Case-folded display name to user: names are unique.
     user_by_name: HashMap<String, UserId>,
     connections: HashMap<ConnId, ConnEntry>,
+    /// Uploaded files, attached to a message or waiting to be.
+    files: HashMap<FileId, FileEntry>,
     next_conn: u64,
     next_message_id: u64,
     next_user_id: u64,
@@ -264,6 +270,15 @@ struct UserEntry {
     conns: HashSet<ConnId>,
 }
 
+struct FileEntry {
+    attachment: Attachment,
+    /// The room it was uploaded for; only that room's readers may download it.
+    room: RoomKey,
+    owner: UserId,
+    /// True once a message carries it.
+    attached: bool,
+}
+
 struct ConnEntry {
     outbox: Outbox,
     user: Option<UserId>,
@@ -302,12 +317,12 @@ fn store_failed(what: &'static str) -> impl FnOnce(StoreError) -> ChatError {
 impl Hub {
     /// A hub with in-memory storage and default limits, holding one channel, "general".
     pub fn in_memory() -> Hub {
-        Hub::open(Arc::new(MemoryStore), HubLimits::default())
+        Hub::open(Arc::new(MemoryStore), HubSettings::default())
             .unwrap_or_else(|_| unreachable!("the memory store never fails"))
     }
 
     /// Loads the hub's state from a store. A store with no channels gets "general".
-    pub fn open(store: Arc<dyn Store>, limits: HubLimits) -> Result<Hub, StoreError> {
+    pub fn open(store: Arc<dyn Store>, limits: HubSettings) -> Result<Hub, StoreError> {
         let loaded = store.load()?;
         let epoch = loaded
             .epoch
@@ -375,7 +390,7 @@ impl Hub {
     }
 
     /// The limits this hub enforces.
-    pub fn limits(&self) -> &HubLimits {
+    pub fn limits(&self) -> &HubSettings {
         &self.shared.limits
     }
 
@@ -519,6 +534,58 @@ impl Hub {
         Ok(list)
     }
 
+    /// Records an uploaded file, waiting to be attached by its uploader to a message in
+    /// `room` (which the uploader must be able to post in).
+    pub fn add_file(
+        &self,
+        token: &str,
+        room: &Room,
+        attachment: Attachment,
+    ) -> Result<(), ChatError> {
+        let mut state = self.lock();
+        let owner = state.user_by_token(token)?.info.id;
+        state.room_for(room, Some(owner), &self.shared.limits)?;
+        state.files.insert(
+            attachment.id.clone(),
+            FileEntry {
+                attachment,
+                room: room.key(),
+                owner,
+                attached: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// A file, if `token` may read it: files of channels are public, files of private
+    /// conversations are for their two participants only.
+    pub fn file_for(&self, id: &FileId, token: Option<&str>) -> Result<Attachment, ChatError> {
+        let state = self.lock();
+        let entry = state.files.get(id).ok_or(ChatError::NoSuchFile)?;
+        if let RoomKey::Direct(direct) = &entry.room {
+            let user = state
+                .user_by_token(token.ok_or(ChatError::Unauthorized)?)?
+                .info
+                .id;
+            if !direct.includes(user) {
+                return Err(ChatError::Forbidden);
+            }
+        }
+        Ok(entry.attachment.clone())
+    }
+
+    /// Deletes files from disk, after the lock is released.
+    fn remove_files(&self, ids: Vec<FileId>) {
+        let Some(dir) = &self.shared.limits.files_dir else {
+            return;
+        };
+        for id in ids {
+            if let Err(e) = std::fs::remove_file(dir.join(id.as_str())) {
+                tracing::warn!(error = %e, file = id.as_str(), "could not delete a file");
+            }
+        }
+    }
+
     /// Registers a new connection and queues its `welcome` event.
     pub fn connect(&self, outbox: Outbox) -> Connection {
         let mut state = self.lock();
@@ -626,7 +693,7 @@ impl State {
         &mut self,
         room: &Room,
         user: Option<UserId>,
-        limits: &HubLimits,
+        limits: &HubSettings,
     ) -> Result<&mut RoomState, ChatError> {
         let key = room.key();
         if let Room::Direct(direct) = room {
@@ -677,7 +744,7 @@ impl Member {
 }
 
 impl RoomState {
-    fn new(room: Room, channel: Option<ChannelInfo>, limits: &HubLimits) -> RoomState {
+    fn new(room: Room, channel: Option<ChannelInfo>, limits: &HubSettings) -> RoomState {
         RoomState {
             room,
             channel,
@@ -899,9 +966,20 @@ impl Connection {
         Ok(())
     }
 
-    /// Posts a message under this connection's user and fans it out (invariant 1).
-    pub fn post(&self, room: &Room, raw_body: &str) -> Result<Message, ChatError> {
-        let body = MessageBody::parse(raw_body, self.hub.shared.limits.max_message_chars)?;
+    /// Posts a message under this connection's user and fans it out (invariant 1). The body
+    /// may be empty when the message carries an attachment.
+    pub fn post(
+        &self,
+        room: &Room,
+        raw_body: &str,
+        attachment: Option<&FileId>,
+    ) -> Result<Message, ChatError> {
+        let limits = &self.hub.shared.limits;
+        let body = if attachment.is_some() && raw_body.trim().is_empty() {
+            MessageBody::empty()
+        } else {
+            MessageBody::parse(raw_body, limits.max_message_chars)?
+        };
         let mut state = self.hub.lock();
         let user = self.user(&state)?;
         let author = state
@@ -909,14 +987,26 @@ impl Connection {
             .get(&user)
             .map(|u| u.info.clone())
             .ok_or(ChatError::Unauthorized)?;
+        let attachment = match attachment {
+            Some(id) => {
+                let entry = state
+                    .files
+                    .get(id)
+                    .filter(|f| f.owner == user && f.room == room.key() && !f.attached)
+                    .ok_or(ChatError::NoSuchFile)?;
+                Some(entry.attachment.clone())
+            }
+            None => None,
+        };
         let id = MessageId(state.next_message_id);
-        let target = state.room_for(room, Some(user), &self.hub.shared.limits)?;
+        let target = state.room_for(room, Some(user), limits)?;
         let message = Message {
             id,
             room: target.room.clone(),
             seq: target.next_seq,
             author,
             body,
+            attachment,
             sent_at: Utc::now(),
         };
         self.hub
@@ -925,12 +1015,20 @@ impl Connection {
             .put_message(&message)
             .map_err(store_failed("message"))?;
         target.next_seq += 1;
-        target.history.push(message.clone());
+        let evicted = target.history.push(message.clone());
         let frame = Frame::encode(&ServerEvent::Message {
             message: message.clone(),
         });
         target.broadcast(&frame, Some(message.seq));
         state.next_message_id += 1;
+        if let Some(file) = &message.attachment {
+            if let Some(entry) = state.files.get_mut(&file.id) {
+                entry.attached = true;
+            }
+        }
+        let dropped = state.forget_file_of(evicted);
+        drop(state);
+        self.hub.remove_files(dropped);
         Ok(message)
     }
 
@@ -948,12 +1046,15 @@ impl Connection {
             .store
             .delete_message(&target.room, id)
             .map_err(store_failed("deletion"))?;
-        target.history.remove(id, target.next_seq - 1);
+        let removed = target.history.remove(id, target.next_seq - 1);
         let frame = Frame::encode(&ServerEvent::MessageDeleted {
             room: target.room.clone(),
             id,
         });
         target.broadcast(&frame, None);
+        let dropped = state.forget_file_of(removed);
+        drop(state);
+        self.hub.remove_files(dropped);
         Ok(())
     }
 
@@ -997,6 +1098,15 @@ impl Connection {
 }
 
 impl State {
+    /// Forgets the file of a message that left the history, returning it for deletion.
+    fn forget_file_of(&mut self, message: Option<Message>) -> Vec<FileId> {
+        message
+            .and_then(|m| m.attachment)
+            .and_then(|a| self.files.remove(&a.id))
+            .map(|entry| vec![entry.attachment.id])
+            .unwrap_or_default()
+    }
+
     /// Removes a connection from a room, announcing its user's departure if it was their last
     /// connection there.
     fn leave(&mut self, conn: ConnId, key: &RoomKey) {

@@ -65,6 +65,14 @@ pub enum ChatError {
     NoSuchMessage,
     #[error("You can only delete your own messages.")]
     NotYourMessage,
+    #[error("Files can be at most {} large.", human_size(*max_bytes))]
+    FileTooLarge { max_bytes: u64 },
+    #[error("That file is empty.")]
+    FileEmpty,
+    #[error("File names can't be empty, contain / or \\, or contain control characters.")]
+    FileNameInvalid,
+    #[error("That attachment does not exist, or is not yours to send here.")]
+    NoSuchFile,
     #[error("The server could not be reached: {0}")]
     Unavailable(String),
 }
@@ -92,6 +100,10 @@ impl ChatError {
             ChatError::Forbidden => "forbidden",
             ChatError::NoSuchMessage => "no_such_message",
             ChatError::NotYourMessage => "not_your_message",
+            ChatError::FileTooLarge { .. } => "file_too_large",
+            ChatError::FileEmpty => "file_empty",
+            ChatError::FileNameInvalid => "file_name_invalid",
+            ChatError::NoSuchFile => "no_such_file",
             ChatError::Unavailable(_) => "unavailable",
         }
     }
@@ -270,11 +282,22 @@ impl MessageBody {
     }
 }
 
+impl MessageBody {
+    /// The empty body of a message that is only an attachment.
+    pub fn empty() -> Self {
+        MessageBody(String::new())
+    }
+}
+
 impl TryFrom<String> for MessageBody {
     type Error = ChatError;
     /// Bodies that arrive already stored are checked against the largest limit a server may
-    /// be configured with; the configured limit is applied where messages are posted.
+    /// be configured with, and may be empty (a message that is only an attachment); the
+    /// configured rules are applied where messages are posted.
     fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.is_empty() {
+            return Ok(MessageBody::empty());
+        }
         MessageBody::parse(&value, usize::MAX)
     }
 }
@@ -435,10 +458,112 @@ pub struct Message {
     pub seq: u64,
     /// Who sent it (with their current name).
     pub author: UserInfo,
-    /// What they wrote.
+    /// What they wrote (may be empty when there is an attachment).
     pub body: MessageBody,
+    /// A file sent with the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
     /// When the server accepted it.
     pub sent_at: DateTime<Utc>,
+}
+
+/// An uploaded file's unguessable identity: 128 random bits, hex-encoded.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FileId(String);
+
+impl FileId {
+    /// Checks the form of a file id (32 lowercase hex digits).
+    pub fn parse(raw: &str) -> Result<FileId, ChatError> {
+        if raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(FileId(raw.to_owned()))
+        } else {
+            Err(ChatError::NoSuchFile)
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FileId {
+    type Error = ChatError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        FileId::parse(&value)
+    }
+}
+
+impl From<FileId> for String {
+    fn from(value: FileId) -> Self {
+        value.0
+    }
+}
+
+/// A file attached to a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Where it is served: `/files/{id}`.
+    pub id: FileId,
+    /// The name it was uploaded with (checked with [`parse_file_name`]).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The type it is served with, decided from its content.
+    pub content_type: String,
+    /// True for PNG, JPEG, GIF and WebP images, which are shown as previews.
+    pub image: bool,
+}
+
+impl Attachment {
+    /// The address the file is served at.
+    pub fn url(&self) -> String {
+        format!("/files/{}", self.id.as_str())
+    }
+}
+
+/// Checks an uploaded file's name: trimmed, 1 to 200 characters, no path separators, no
+/// control or invisible characters.
+pub fn parse_file_name(raw: &str) -> Result<String, ChatError> {
+    let name = raw.trim();
+    if name.is_empty()
+        || name.chars().count() > 200
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control() || is_invisible_format(c))
+    {
+        return Err(ChatError::FileNameInvalid);
+    }
+    Ok(name.to_owned())
+}
+
+/// Recognises the images Flack previews by their first bytes, whatever their name says.
+pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// A size in bytes as people read it: "512 B", "2.5 KB", "10 MB".
+pub fn human_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KIB {
+        format!("{bytes} B")
+    } else if b < KIB * KIB {
+        format!("{:.1} KB", b / KIB)
+    } else {
+        format!("{:.1} MB", b / (KIB * KIB))
+    }
 }
 
 /// A room's recent history as served to a client that opens it.
@@ -596,6 +721,27 @@ mod tests {
         assert_eq!(decode_path_segment("%zz"), "%zz");
     }
 
+    /// Images are recognised by their content, not their name; file names with separators or
+    /// control characters are refused.
+    #[test]
+    fn files_are_checked() {
+        assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(sniff_image(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
+        assert_eq!(sniff_image(b"GIF89a.."), Some("image/gif"));
+        assert_eq!(sniff_image(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(sniff_image(b"<svg onload=alert(1)>"), None);
+        assert_eq!(parse_file_name(" report.pdf ").unwrap(), "report.pdf");
+        for bad in ["", "../etc/passwd", "a\\b", "x\u{0}y", "rtl\u{202E}fdp.exe"] {
+            assert_eq!(
+                parse_file_name(bad),
+                Err(ChatError::FileNameInvalid),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(human_size(10 * 1024 * 1024), "10.0 MB");
+        assert!(FileId::parse("../../etc").is_err());
+    }
+
     /// Every error has a distinct wire code.
     #[test]
     fn error_codes_are_distinct() {
@@ -619,6 +765,10 @@ mod tests {
             ChatError::Forbidden,
             ChatError::NoSuchMessage,
             ChatError::NotYourMessage,
+            ChatError::FileTooLarge { max_bytes: 1 },
+            ChatError::FileEmpty,
+            ChatError::FileNameInvalid,
+            ChatError::NoSuchFile,
             ChatError::Unavailable(String::new()),
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(ChatError::code).collect();

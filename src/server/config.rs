@@ -31,6 +31,8 @@ pub struct Config {
     /// `limits.outbox_frames`: how many outgoing frames a connection may have queued before
     /// it counts as behind and is resynced from history.
     pub outbox_frames: usize,
+    /// `limits.max_upload_bytes`: largest file attachment, in bytes.
+    pub max_upload_bytes: u64,
     /// `limits.heartbeat_secs`: how often the server pings each connection.
     pub heartbeat_secs: u64,
     /// `limits.dead_after_secs`: a connection that sent nothing (not even a pong) for this
@@ -49,6 +51,7 @@ impl Default for Config {
             max_message_chars: crate::chat::model::DEFAULT_MAX_MESSAGE_CHARS,
             max_frame_bytes: 64 * 1024,
             outbox_frames: 256,
+            max_upload_bytes: 10 * 1024 * 1024,
             heartbeat_secs: 10,
             dead_after_secs: 30,
         }
@@ -95,6 +98,7 @@ pub const KEYS: &[&str] = &[
     "limits.max_message_chars",
     "limits.max_frame_bytes",
     "limits.outbox_frames",
+    "limits.max_upload_bytes",
     "limits.heartbeat_secs",
     "limits.dead_after_secs",
 ];
@@ -200,6 +204,7 @@ impl Config {
             "limits.max_message_chars" => self.max_message_chars = count(1)?,
             "limits.max_frame_bytes" => self.max_frame_bytes = count(1024)?,
             "limits.outbox_frames" => self.outbox_frames = count(1)?,
+            "limits.max_upload_bytes" => self.max_upload_bytes = count(1)? as u64,
             "limits.heartbeat_secs" => self.heartbeat_secs = count(1)? as u64,
             "limits.dead_after_secs" => self.dead_after_secs = count(1)? as u64,
             other => return Err(ConfigError::Unknown(other.to_owned())),

@@ -2,12 +2,13 @@
 //! functions, the WebSocket, static files) and `serve` with graceful shutdown.
 
 pub mod config;
+pub mod files;
 pub mod ws;
 
 use crate::app::{shell, App};
 use crate::chat::hub::Hub;
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use config::Config;
 use leptos::prelude::*;
@@ -63,6 +64,8 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .route(crate::protocol::WS_PATH, get(ws::upgrade))
+        .route("/files", post(files::upload))
+        .route("/files/{id}", get(files::download))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -233,8 +233,9 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
         ClientEvent::Send {
             room,
             body,
+            attachment,
             client_ref,
-        } => match conn.post(&room, &body) {
+        } => match conn.post(&room, &body, attachment.as_ref()) {
             Ok(message) => ServerEvent::Ack {
                 client_ref,
                 id: message.id,

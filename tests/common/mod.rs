@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each test file uses a different subset of these helpers.
 
-use flack::chat::hub::Hub;
+use flack::chat::hub::{Hub, HubSettings, MemoryStore};
 use flack::chat::model::{ChannelName, Room, Session, UserId};
 use flack::protocol::{ClientEvent, ServerEvent};
 use flack::server::{config::Config, router, serve, AppState};
@@ -32,6 +32,7 @@ pub fn channel(name: &str) -> Room {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub hub: Hub,
+    pub config: Config,
 }
 
 /// Starts the real router on an ephemeral port with default settings.
@@ -44,10 +45,17 @@ pub async fn start_with(mut config: Config) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     config.addr = addr;
-    let hub = Hub::in_memory();
-    let state = AppState::new(config, hub.clone());
+    config.data_dir =
+        std::env::temp_dir().join(format!("flack-test-{}-{}", std::process::id(), addr.port()));
+    let settings = HubSettings {
+        max_message_chars: config.max_message_chars,
+        files_dir: Some(config.data_dir.join("files")),
+        ..HubSettings::default()
+    };
+    let hub = Hub::open(std::sync::Arc::new(MemoryStore), settings).expect("hub opens");
+    let state = AppState::new(config.clone(), hub.clone());
     tokio::spawn(serve(listener, router(state), std::future::pending()));
-    TestServer { addr, hub }
+    TestServer { addr, hub, config }
 }
 
 /// A protocol client over a real WebSocket.
@@ -159,6 +167,7 @@ impl Client {
         self.send(ClientEvent::Send {
             room: room.clone(),
             body: body.into(),
+            attachment: None,
             client_ref: None,
         })
         .await;
@@ -235,6 +244,18 @@ pub struct HttpResponse {
     pub body: String,
 }
 
+impl HttpResponse {
+    /// The value of a header (case-insensitive name), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.headers.lines().find_map(|line| {
+            line.to_ascii_lowercase()
+                .starts_with(&prefix)
+                .then(|| line[prefix.len()..].trim().to_owned())
+        })
+    }
+}
+
 /// Sends one HTTP request and reads the whole response.
 pub async fn http(
     server: &TestServer,
@@ -242,7 +263,6 @@ pub async fn http(
     path: &str,
     form: Option<&str>,
 ) -> HttpResponse {
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     let body = form.unwrap_or("");
     // Server functions answer a request that accepts HTML (a form without JavaScript) with a
     // redirect, so only page requests ask for HTML.
@@ -251,14 +271,38 @@ pub async fn http(
     } else {
         "application/json"
     };
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: {accept}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        server.addr,
+    request(
+        server,
+        method,
+        path,
+        &[
+            ("Accept", accept),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// Sends one HTTP request with the given headers and body and reads the whole response.
+pub async fn request(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", server.addr);
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("write");
+    ));
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write body");
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
         .await

@@ -103,7 +103,7 @@ fn history_keeps_the_last_hundred() {
     let hub = Hub::in_memory();
     let ada = client(&hub, "a", 1024);
     for i in 1..=150 {
-        ada.conn.post(&general(), &format!("m{i}")).unwrap();
+        ada.conn.post(&general(), &format!("m{i}"), None).unwrap();
     }
     let page = hub.channel_page("GENERAL").unwrap();
     assert_eq!(page.messages.len(), 100);
@@ -120,7 +120,10 @@ fn join_has_no_gap_and_no_duplicate() {
     let poster = client(&hub, "poster", 4096);
     let mut receivers = Vec::new();
     for i in 1..=30u64 {
-        poster.conn.post(&general(), &format!("m{i}")).unwrap();
+        poster
+            .conn
+            .post(&general(), &format!("m{i}"), None)
+            .unwrap();
         if i % 7 == 0 {
             let c = client(&hub, &format!("r{i}"), 4096);
             c.conn.join(&general(), None).unwrap();
@@ -139,7 +142,10 @@ fn rejoin_sends_only_what_was_missed() {
     let hub = Hub::in_memory();
     let poster = client(&hub, "poster", 4096);
     for i in 1..=10 {
-        poster.conn.post(&general(), &format!("m{i}")).unwrap();
+        poster
+            .conn
+            .post(&general(), &format!("m{i}"), None)
+            .unwrap();
     }
     let mut reader = client(&hub, "reader", 4096);
     drain(&mut reader.rx);
@@ -190,7 +196,9 @@ fn all_members_see_one_order() {
             scope.spawn(move || {
                 let c = client(&hub, &format!("poster{t}"), 1);
                 for i in 0..50 {
-                    c.conn.post(&general(), &format!("t{t} m{i}")).unwrap();
+                    c.conn
+                        .post(&general(), &format!("t{t} m{i}"), None)
+                        .unwrap();
                 }
             });
         }
@@ -226,12 +234,15 @@ fn slow_member_is_resynced_from_history() {
     let mut slow = client(&hub, "slow", 5);
     slow.conn.join(&general(), None).unwrap();
     for i in 1..=20 {
-        poster.conn.post(&general(), &format!("m{i}")).unwrap();
+        poster
+            .conn
+            .post(&general(), &format!("m{i}"), None)
+            .unwrap();
     }
     assert_eq!(seqs(&drain(&mut fast.rx)), (1..=20).collect::<Vec<_>>());
     let first = drain(&mut slow.rx);
     hub.resync(slow.conn.id());
-    poster.conn.post(&general(), "m21").unwrap();
+    poster.conn.post(&general(), "m21", None).unwrap();
     let mut all = seqs(&first);
     all.extend(seqs(&drain(&mut slow.rx)));
     assert_eq!(all, (1..=21).collect::<Vec<_>>());
@@ -244,22 +255,28 @@ fn refused_posts_change_nothing() {
     let hub = Hub::in_memory();
     let (outbox, _rx) = Outbox::new(8);
     let anon = hub.connect(outbox);
-    assert_eq!(anon.post(&general(), "hi"), Err(ChatError::NotIdentified));
+    assert_eq!(
+        anon.post(&general(), "hi", None),
+        Err(ChatError::NotIdentified)
+    );
     assert_eq!(anon.authenticate("forged"), Err(ChatError::Unauthorized));
     let session = hub.register("ada").unwrap();
     anon.authenticate(&session.token).unwrap();
-    assert_eq!(anon.post(&general(), "  "), Err(ChatError::MessageEmpty));
+    assert_eq!(
+        anon.post(&general(), "  ", None),
+        Err(ChatError::MessageEmpty)
+    );
     assert!(matches!(
-        anon.post(&general(), &"x".repeat(4001)),
+        anon.post(&general(), &"x".repeat(4001), None),
         Err(ChatError::MessageTooLong { max: 4000 })
     ));
     let nowhere = Room::Channel(ChannelName::parse("nowhere").unwrap());
     assert_eq!(
-        anon.post(&nowhere, "hi"),
+        anon.post(&nowhere, "hi", None),
         Err(ChatError::NoSuchChannel("nowhere".into()))
     );
     assert!(hub.channel_page("general").unwrap().messages.is_empty());
-    let ok = anon.post(&general(), "hi").unwrap();
+    let ok = anon.post(&general(), "hi", None).unwrap();
     assert_eq!((ok.seq, ok.author.name.as_str()), (1, "ada"));
 }
 
@@ -271,7 +288,7 @@ fn only_authors_delete_their_messages() {
     let ada = client(&hub, "ada", 64);
     let mut bob = client(&hub, "bob", 64);
     bob.conn.join(&general(), None).unwrap();
-    let mine = ada.conn.post(&general(), "mine").unwrap();
+    let mine = ada.conn.post(&general(), "mine", None).unwrap();
     drain(&mut bob.rx);
     assert_eq!(
         bob.conn.delete(&general(), mine.id),
@@ -297,7 +314,7 @@ fn renaming_updates_history_and_is_announced() {
     let hub = Hub::in_memory();
     let ada = client(&hub, "ada", 64);
     let mut bob = client(&hub, "bob", 64);
-    ada.conn.post(&general(), "hello").unwrap();
+    ada.conn.post(&general(), "hello", None).unwrap();
     assert_eq!(
         ada.conn.rename("BOB"),
         Err(ChatError::DisplayNameTaken("bob".into()))
@@ -329,7 +346,7 @@ fn private_conversations_stay_private() {
     drain(&mut bob.rx);
     drain(&mut eve.rx);
 
-    let sent = ada.conn.post(&direct, "psst").unwrap();
+    let sent = ada.conn.post(&direct, "psst", None).unwrap();
     for c in [&mut ada, &mut bob] {
         assert!(matches!(
             &drain(&mut c.rx)[..],
@@ -337,7 +354,10 @@ fn private_conversations_stay_private() {
         ));
     }
     assert!(drain(&mut eve.rx).is_empty());
-    assert_eq!(eve.conn.post(&direct, "me too"), Err(ChatError::Forbidden));
+    assert_eq!(
+        eve.conn.post(&direct, "me too", None),
+        Err(ChatError::Forbidden)
+    );
     assert_eq!(eve.conn.join(&direct, None), Err(ChatError::Forbidden));
     assert_eq!(
         hub.direct_page(&eve.session.token, ada.session.user.id)

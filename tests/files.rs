@@ -1,0 +1,306 @@
+//! Integration tests of file attachments against the real router: uploads, limits, safe
+//! serving, private files, and cleanup when messages go.
+
+mod common;
+
+use common::{general, request, start, start_with, Client, TestServer};
+use flack::chat::model::{Attachment, DirectKey, Room};
+use flack::protocol::{ClientEvent, ServerEvent};
+use flack::server::config::Config;
+
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+async fn upload(
+    server: &TestServer,
+    token: Option<&str>,
+    query: &str,
+    name: &str,
+    bytes: &[u8],
+) -> common::HttpResponse {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("X-File-Name", name),
+        ("Content-Type", "application/octet-stream"),
+    ];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
+    }
+    request(server, "POST", &format!("/files?{query}"), &headers, bytes).await
+}
+
+fn stored_files(server: &TestServer) -> usize {
+    std::fs::read_dir(server.config.data_dir.join("files"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+async fn send_with(client: &mut Client, room: &Room, body: &str, attachment: &Attachment) {
+    client
+        .send(ClientEvent::Send {
+            room: room.clone(),
+            body: body.into(),
+            attachment: Some(attachment.id.clone()),
+            client_ref: None,
+        })
+        .await;
+}
+
+/// An image is recognised by its content, attached to a message, and served inline with its
+/// type and `nosniff`.
+#[tokio::test]
+async fn images_are_recognised_and_served_inline() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let up = upload(
+        &server,
+        Some(&ada.token()),
+        "channel=general",
+        "cat.txt",
+        PNG,
+    )
+    .await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    let attachment: Attachment = serde_json::from_str(&up.body).unwrap();
+    assert!(
+        attachment.image,
+        "sniffed from the bytes, not the .txt name"
+    );
+    assert_eq!(attachment.content_type, "image/png");
+    assert_eq!(attachment.size, PNG.len() as u64);
+
+    send_with(&mut ada, &general(), "", &attachment).await;
+    let message = ada.next_message().await;
+    assert_eq!(message.attachment.as_ref(), Some(&attachment));
+
+    let got = request(&server, "GET", &attachment.url(), &[], b"").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type").as_deref(), Some("image/png"));
+    assert_eq!(
+        got.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(got.header("content-disposition").as_deref(), Some("inline"));
+}
+
+/// Anything that is not an image is served as an opaque download, even if it looks like HTML.
+#[tokio::test]
+async fn other_files_are_downloads() {
+    let server = start().await;
+    let ada = Client::joined(&server, "Ada").await;
+    let up = upload(
+        &server,
+        Some(&ada.token()),
+        "channel=general",
+        "page.html",
+        b"<html><script>alert(1)</script></html>",
+    )
+    .await;
+    let attachment: Attachment = serde_json::from_str(&up.body).unwrap();
+    assert!(!attachment.image);
+    let got = request(&server, "GET", &attachment.url(), &[], b"").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.header("content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(
+        got.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(
+        got.header("content-disposition").as_deref(),
+        Some("attachment; filename*=UTF-8''page.html")
+    );
+}
+
+/// Empty files, files over the limit, bad names, and missing or wrong tokens are refused with
+/// a clear error, and nothing is stored.
+#[tokio::test]
+async fn bad_uploads_store_nothing() {
+    let server = start_with(Config {
+        max_upload_bytes: 1024,
+        ..Config::default()
+    })
+    .await;
+    let ada = Client::joined(&server, "Ada").await;
+    let token = ada.token();
+    /// token, query, file name, content, expected status, expected error code
+    type Case<'a> = (Option<&'a str>, &'a str, &'a str, Vec<u8>, u16, &'a str);
+    let cases: [Case; 6] = [
+        (
+            Some(&token),
+            "channel=general",
+            "empty.txt",
+            vec![],
+            400,
+            "file_empty",
+        ),
+        (
+            Some(&token),
+            "channel=general",
+            "big.bin",
+            vec![7; 2048],
+            413,
+            "file_too_large",
+        ),
+        (
+            Some(&token),
+            "channel=general",
+            "..%2Fetc%2Fpasswd",
+            vec![1],
+            400,
+            "file_name_invalid",
+        ),
+        (
+            None,
+            "channel=general",
+            "a.txt",
+            vec![1],
+            401,
+            "unauthorized",
+        ),
+        (
+            Some("forged"),
+            "channel=general",
+            "a.txt",
+            vec![1],
+            401,
+            "unauthorized",
+        ),
+        (
+            Some(&token),
+            "channel=nowhere",
+            "a.txt",
+            vec![1],
+            404,
+            "no_such_channel",
+        ),
+    ];
+    for (token, query, name, bytes, status, code) in cases {
+        let got = upload(&server, token, query, name, &bytes).await;
+        assert_eq!(got.status, status, "{name}: {}", got.body);
+        assert!(got.body.contains(code), "{name}: {}", got.body);
+    }
+    assert_eq!(stored_files(&server), 0);
+}
+
+/// A private conversation's file is served to its two participants only; a third user with
+/// a valid token, or nobody at all, is refused.
+#[tokio::test]
+async fn private_files_are_private() {
+    let server = start().await;
+    let mut ada = Client::user(&server, "Ada").await;
+    let bob = Client::user(&server, "Bob").await;
+    let eve = Client::user(&server, "Eve").await;
+    let direct = Room::Direct(DirectKey::between(ada.id(), bob.id()).unwrap());
+    let up = upload(
+        &server,
+        Some(&ada.token()),
+        &format!("peer={}", bob.id()),
+        "plan.txt",
+        b"secret",
+    )
+    .await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    let attachment: Attachment = serde_json::from_str(&up.body).unwrap();
+    send_with(&mut ada, &direct, "the plan", &attachment).await;
+    ada.next_message().await;
+
+    let fetch = |token: Option<String>| {
+        let url = attachment.url();
+        let server = &server;
+        async move {
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let headers: Vec<(&str, &str)> =
+                auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+            request(server, "GET", &url, &headers, b"").await
+        }
+    };
+    assert_eq!(fetch(Some(bob.token())).await.status, 200);
+    assert_eq!(fetch(Some(ada.token())).await.status, 200);
+    let eves = fetch(Some(eve.token())).await;
+    assert_eq!(eves.status, 403);
+    assert!(!eves.body.contains("secret"));
+    assert_eq!(fetch(None).await.status, 401);
+    // The cookie works like the header, for <img> tags.
+    let cookie = format!("flack_token={}", eve.token());
+    let by_cookie = request(
+        &server,
+        "GET",
+        &attachment.url(),
+        &[("Cookie", &cookie)],
+        b"",
+    )
+    .await;
+    assert_eq!(by_cookie.status, 403);
+}
+
+/// Only the uploader can attach a file, only in the room it was uploaded for, and only once.
+#[tokio::test]
+async fn attachments_belong_to_their_uploader() {
+    let server = start().await;
+    let ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    let up = upload(&server, Some(&ada.token()), "channel=general", "a.png", PNG).await;
+    let attachment: Attachment = serde_json::from_str(&up.body).unwrap();
+    send_with(&mut bob, &general(), "mine now", &attachment).await;
+    loop {
+        match bob.next().await {
+            ServerEvent::Error { code, .. } => {
+                assert_eq!(code, "no_such_file");
+                break;
+            }
+            ServerEvent::Presence { .. } => continue,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+}
+
+/// Deleting a message deletes its file; so does the message leaving the 100-message window.
+#[tokio::test]
+async fn files_go_with_their_messages() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut ids = Vec::new();
+    for name in ["one.png", "two.png"] {
+        let up = upload(&server, Some(&ada.token()), "channel=general", name, PNG).await;
+        let attachment: Attachment = serde_json::from_str(&up.body).unwrap();
+        send_with(&mut ada, &general(), name, &attachment).await;
+        let message = ada.next_message().await;
+        ids.push((message.id, attachment));
+    }
+    assert_eq!(stored_files(&server), 2);
+
+    ada.send(ClientEvent::Delete {
+        room: general(),
+        id: ids[0].0,
+    })
+    .await;
+    let mut gone = false;
+    for _ in 0..50 {
+        if request(&server, "GET", &ids[0].1.url(), &[], b"")
+            .await
+            .status
+            == 404
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the deleted message's file is no longer served");
+    assert_eq!(stored_files(&server), 1);
+
+    for i in 0..100 {
+        ada.post(&general(), &format!("filler {i}")).await;
+    }
+    ada.acks(100).await;
+    assert_eq!(
+        request(&server, "GET", &ids[1].1.url(), &[], b"")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(stored_files(&server), 0);
+}
