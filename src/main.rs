@@ -1,7 +1,9 @@
 //! The Flack server binary: reads the configuration, starts tracing, binds, serves.
 
-use flack::chat::hub::{Hub, HubSettings, MemoryStore};
-use flack::server::{self, config::Config, AppState};
+use flack::chat::hub::{Hub, HubSettings, MemoryStore, Store};
+use flack::chat::sqlite::SqliteStore;
+use flack::server::config::{Config, StoreKind};
+use flack::server::{self, AppState};
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +22,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         files_dir: Some(config.data_dir.join("files")),
         ..HubSettings::default()
     };
-    let hub = Hub::open(Arc::new(MemoryStore), limits)?;
+    let store: Arc<dyn Store> = match config.store {
+        StoreKind::Sqlite => {
+            let path = config.data_dir.join("flack.db");
+            tracing::info!(path = %path.display(), "storing chat data in SQLite");
+            Arc::new(SqliteStore::open(&path, limits.history)?)
+        }
+        StoreKind::Memory => {
+            tracing::warn!("storage is off: everything is lost when the server stops");
+            Arc::new(MemoryStore)
+        }
+    };
+    let hub = Hub::open(store, limits)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.site_root.display(), "Flack is listening");
     let state = AppState::new(config, hub);

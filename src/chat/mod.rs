@@ -6,3 +6,7 @@ pub mod history;
 #[cfg(feature = "ssr")]
 pub mod hub;
 pub mod model;
+#[cfg(feature = "ssr")]
+pub mod sqlite;
+#[cfg(feature = "ssr")]
+pub mod store;

@@ -24,6 +24,8 @@ pub struct Config {
     pub env: String,
     /// `data.dir`: where persistent data lives.
     pub data_dir: PathBuf,
+    /// `data.store`: `sqlite` (durable, in `data.dir/flack.db`) or `memory` (nothing kept).
+    pub store: StoreKind,
     /// `limits.max_message_chars`: longest message body, in characters.
     pub max_message_chars: usize,
     /// `limits.max_frame_bytes`: largest WebSocket frame or message accepted, in bytes.
@@ -48,6 +50,7 @@ impl Default for Config {
             site_pkg_dir: "pkg".into(),
             env: "prod".into(),
             data_dir: PathBuf::from("data"),
+            store: StoreKind::Sqlite,
             max_message_chars: crate::chat::model::DEFAULT_MAX_MESSAGE_CHARS,
             max_frame_bytes: 64 * 1024,
             outbox_frames: 256,
@@ -56,6 +59,15 @@ impl Default for Config {
             dead_after_secs: 30,
         }
     }
+}
+
+/// Where chat data is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A SQLite file in the data directory: survives restarts.
+    Sqlite,
+    /// Nothing is written: a restart starts empty.
+    Memory,
 }
 
 /// Why the configuration could not be loaded.
@@ -95,6 +107,7 @@ pub const KEYS: &[&str] = &[
     "server.site_pkg_dir",
     "server.env",
     "data.dir",
+    "data.store",
     "limits.max_message_chars",
     "limits.max_frame_bytes",
     "limits.outbox_frames",
@@ -201,6 +214,11 @@ impl Config {
                 _ => return Err(invalid("expected prod or dev".into())),
             },
             "data.dir" => self.data_dir = PathBuf::from(value),
+            "data.store" => match value.trim() {
+                "sqlite" => self.store = StoreKind::Sqlite,
+                "memory" => self.store = StoreKind::Memory,
+                _ => return Err(invalid("expected sqlite or memory".into())),
+            },
             "limits.max_message_chars" => self.max_message_chars = count(1)?,
             "limits.max_frame_bytes" => self.max_frame_bytes = count(1024)?,
             "limits.outbox_frames" => self.outbox_frames = count(1)?,

@@ -1,0 +1,171 @@
+//! Durability: the real server binary, killed with SIGKILL in the middle of a stream of
+//! messages and started again on the same data directory, has every message it acknowledged.
+
+use flack::chat::model::{ChannelName, Message, MessageId, Room};
+use flack::protocol::{ClientEvent, ServerEvent};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// Starts the server binary with SQLite storage in `data`, and waits until it accepts
+/// connections.
+async fn spawn_server(addr: SocketAddr, data: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_flack"))
+        .args(["--server-addr", &addr.to_string()])
+        .args(["--data-dir", &data.to_string_lossy()])
+        .args(["--data-store", "sqlite"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start listening"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+async fn register(addr: SocketAddr, name: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!("name={name}");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST /api/register HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.expect("read");
+    let start = raw.find("\"token\":\"").expect("a token in the answer") + 9;
+    raw[start..start + 64].to_owned()
+}
+
+fn general() -> Room {
+    Room::Channel(ChannelName::parse("general").expect("valid"))
+}
+
+/// Kill the server with SIGKILL while a client streams messages, start it again: every
+/// message acknowledged before the kill is there, in order, with its original id, sequence
+/// number and timestamp, and nothing appears twice.
+#[tokio::test]
+async fn acknowledged_messages_survive_sigkill() {
+    let data = std::env::temp_dir().join(format!("flack-durability-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let addr = free_addr();
+    let mut server = spawn_server(addr, &data).await;
+    let token = register(addr, "streamer").await;
+
+    let (ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
+    let (mut sink, mut stream) = ws.split();
+    let send = |event: ClientEvent| WsMessage::text(event.encode());
+    sink.send(send(ClientEvent::Auth { token }))
+        .await
+        .expect("auth");
+    sink.send(send(ClientEvent::Join {
+        room: general(),
+        since: None,
+    }))
+    .await
+    .expect("join");
+
+    let sender = tokio::spawn(async move {
+        for i in 1..=400 {
+            let event = ClientEvent::Send {
+                room: general(),
+                body: format!("message {i}"),
+                attachment: None,
+                client_ref: Some(i.to_string()),
+            };
+            if sink.send(send(event)).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    });
+
+    // Record every message seen and every acknowledgement, and kill the server mid-stream.
+    let mut seen: HashMap<MessageId, Message> = HashMap::new();
+    let mut acked: Vec<MessageId> = Vec::new();
+    while acked.len() < 40 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("events keep coming")
+            .expect("socket open")
+            .expect("valid frame");
+        let WsMessage::Text(text) = frame else {
+            continue;
+        };
+        match ServerEvent::decode(text.as_str()).expect("valid event") {
+            ServerEvent::Message { message } => {
+                seen.insert(message.id, message);
+            }
+            ServerEvent::Ack { id, .. } => acked.push(id),
+            _ => {}
+        }
+    }
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reaped");
+    sender.abort();
+    assert!(acked.len() >= 40);
+
+    let mut restarted = spawn_server(addr, &data).await;
+    let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
+    ws.send(WsMessage::text(
+        ClientEvent::Join {
+            room: general(),
+            since: None,
+        }
+        .encode(),
+    ))
+    .await
+    .expect("join");
+    let stored = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer")
+            .expect("open")
+            .expect("valid");
+        if let WsMessage::Text(text) = frame {
+            if let ServerEvent::Joined { messages, .. } =
+                ServerEvent::decode(text.as_str()).unwrap()
+            {
+                break messages;
+            }
+        }
+    };
+    restarted.kill().expect("stop");
+    let _ = restarted.wait();
+    let _ = std::fs::remove_dir_all(&data);
+
+    // In order, nothing twice.
+    assert!(stored
+        .windows(2)
+        .all(|w| w[0].seq < w[1].seq && w[0].id < w[1].id));
+    let by_id: HashMap<MessageId, &Message> = stored.iter().map(|m| (m.id, m)).collect();
+    assert_eq!(by_id.len(), stored.len());
+    // Every acknowledged message, exactly as it was delivered before the kill.
+    for id in &acked {
+        let before = seen.get(id).expect("an acked message was delivered first");
+        let after = by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("acked message {id:?} was lost"));
+        assert_eq!(*after, before);
+    }
+}
