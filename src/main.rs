@@ -36,7 +36,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hub = Hub::open(store, limits)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.site_root.display(), "Flack is listening");
-    let state = AppState::new(config, hub);
-    server::serve(listener, server::router(state), server::shutdown_signal()).await?;
+    let state = AppState::new(config, hub.clone());
+    let stopping = state.clone();
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        // Stop accepting, and close live sockets with "going away".
+        stopping.begin_shutdown();
+    };
+    server::serve(listener, server::router(state), shutdown).await?;
+    // Give sockets a moment to send their close frames. Every acknowledged write is already
+    // committed: the store writes before the hub acknowledges.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while hub.connection_count() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::info!("stopped");
     Ok(())
 }

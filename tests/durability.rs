@@ -169,3 +169,41 @@ async fn acknowledged_messages_survive_sigkill() {
         assert_eq!(*after, before);
     }
 }
+
+/// SIGTERM stops the server gracefully: live sockets get a "going away" close frame (so
+/// browsers reconnect elsewhere) and the process exits cleanly.
+#[tokio::test]
+async fn sigterm_closes_sockets_with_going_away() {
+    let data = std::env::temp_dir().join(format!("flack-sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let addr = free_addr();
+    let mut server = spawn_server(addr, &data).await;
+    let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
+    // The welcome event shows the connection is live.
+    let first = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(matches!(first, Ok(Some(Ok(WsMessage::Text(_))))));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(WsMessage::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1001));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -501,3 +501,33 @@ async fn dead_connections_are_noticed_by_heartbeat() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     drop(bob);
 }
+
+/// A client that stops reading never holds up anyone else: another member receives every
+/// message, in order, while the stuck one's socket is full.
+#[tokio::test]
+async fn a_stuck_client_does_not_delay_others() {
+    let server = start_with(Config {
+        outbox_frames: 8,
+        ..Config::default()
+    })
+    .await;
+    let stuck = Client::joined(&server, "stuck").await;
+    let mut fast = Client::joined(&server, "fast").await;
+    let mut poster = Client::user(&server, "poster").await;
+    let padding = "x".repeat(3900);
+    let total = 2000u64;
+    let reader = tokio::spawn(async move {
+        let mut expected = 1;
+        while expected <= total {
+            let message = fast.next_message().await;
+            assert_eq!(message.seq, expected, "in order, nothing missing");
+            expected += 1;
+        }
+    });
+    for i in 0..total {
+        poster.post(&general(), &format!("{i} {padding}")).await;
+    }
+    poster.acks(total as usize).await;
+    reader.await.expect("the fast client got everything");
+    drop(stuck);
+}

@@ -330,6 +330,11 @@ impl Hub {
         self.shared.epoch
     }
 
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.lock().connections.len()
+    }
+
     /// The limits this hub enforces.
     pub fn limits(&self) -> &HubSettings {
         &self.shared.limits

@@ -16,6 +16,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// Everything request handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -26,6 +27,10 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// The runtime configuration the server started with.
     pub config: Arc<Config>,
+    /// Becomes true when the server is shutting down: live connections close with "going
+    /// away" so browsers reconnect to the next instance.
+    pub stopping: watch::Receiver<bool>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -49,11 +54,19 @@ impl AppState {
             .site_addr(config.addr)
             .env(env)
             .build();
+        let (stop, stopping) = watch::channel(false);
         AppState {
             hub,
             leptos_options,
             config: Arc::new(config),
+            stopping,
+            stop: Arc::new(stop),
         }
+    }
+
+    /// Tells every live connection to close with "going away".
+    pub fn begin_shutdown(&self) {
+        self.stop.send_replace(true);
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Malformed frames in a row after which a client is disconnected.
 const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
@@ -19,6 +19,12 @@ const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
 const CLOSE_POLICY: u16 = 1008;
 /// Initial read buffer per connection; small, so idle connections stay cheap.
 const READ_BUFFER_BYTES: usize = 4096;
+/// Close code for a server that is shutting down (RFC 6455 "going away").
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a client too slow to take its frames.
+const CLOSE_TRY_AGAIN: u16 = 1013;
+/// How long one frame may take to be written before the client counts as stuck.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -41,7 +47,7 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| run_connection(socket, state.hub, settings))
+        .on_upgrade(move |socket| run_connection(socket, state.hub, settings, state.stopping))
 }
 
 /// What a connection's reader and writer share.
@@ -68,7 +74,12 @@ impl LastSeen {
 }
 
 /// Serves one connection until either side closes it, or it stops answering pings.
-async fn run_connection(socket: WebSocket, hub: Hub, settings: Settings) {
+async fn run_connection(
+    socket: WebSocket,
+    hub: Hub,
+    settings: Settings,
+    stopping: watch::Receiver<bool>,
+) {
     let capacity = settings.capacity;
     let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
     let (outbox, rx) = Outbox::new(capacity);
@@ -85,7 +96,7 @@ async fn run_connection(socket: WebSocket, hub: Hub, settings: Settings) {
         settings,
         last_seen: &last_seen,
     };
-    let mut writer = std::pin::pin!(write_loop(sink, rx, close_rx, &link));
+    let mut writer = std::pin::pin!(write_loop(sink, rx, close_rx, stopping, &link));
     let reader = read_loop(stream, close_tx, &link);
     tokio::select! {
         // The socket can no longer be written to: stop reading as well.
@@ -106,6 +117,7 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
     mut rx: mpsc::Receiver<Frame>,
     mut close_rx: oneshot::Receiver<CloseFrame>,
+    mut stopping: watch::Receiver<bool>,
     link: &Link<'_>,
 ) {
     let Link {
@@ -116,12 +128,25 @@ async fn write_loop(
         last_seen,
     } = *link;
     let capacity = settings.capacity;
+    let close = |code: u16, reason: &'static str| {
+        WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
     let mut heartbeat = tokio::time::interval(settings.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             // Queued frames go out before a requested close frame.
             biased;
+            changed = stopping.changed() => {
+                let stop = changed.is_err() || *stopping.borrow_and_update();
+                if stop {
+                    let _ = sink.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
+                    break;
+                }
+            }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() >= settings.dead_after {
                     tracing::info!(id = ?conn.id(), "closing a connection that stopped answering pings");
@@ -140,8 +165,18 @@ async fn write_loop(
                         continue;
                     }
                 };
-                if sink.send(WsMessage::Text(text)).await.is_err() {
-                    break;
+                match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        tracing::info!(id = ?conn.id(), "closing a connection too slow to take its frames");
+                        let _ = tokio::time::timeout(
+                            CLOSE_GRACE,
+                            sink.send(close(CLOSE_TRY_AGAIN, "too slow")),
+                        )
+                        .await;
+                        break;
+                    }
                 }
                 if outbox.is_behind() && rx.len() * 2 <= capacity {
                     hub.resync(conn.id());
