@@ -46,7 +46,7 @@ export default defineConfig({
     },
   ],
   webServer: {
-    command: `"${bin}" --server-addr 127.0.0.1:${PORT} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}"`,
+    command: `"${bin}" --server-addr 127.0.0.1:${PORT} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}" --limits-message-burst 200`,
     url: `http://127.0.0.1:${PORT}/c/general`,
     reuseExistingServer: false,
     timeout: 60_000,

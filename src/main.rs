@@ -1,6 +1,6 @@
 //! The Flack server binary: reads the configuration, starts tracing, binds, serves.
 
-use flack::chat::hub::{Hub, HubSettings, MemoryStore, Store};
+use flack::chat::hub::{Hub, MemoryStore, Store};
 use flack::chat::sqlite::SqliteStore;
 use flack::server::config::{Config, StoreKind};
 use flack::server::{self, AppState};
@@ -17,11 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = Config::load(&args)?;
-    let limits = HubSettings {
-        max_message_chars: config.max_message_chars,
-        files_dir: Some(config.data_dir.join("files")),
-        ..HubSettings::default()
-    };
+    let limits = config.hub_settings();
     let store: Arc<dyn Store> = match config.store {
         StoreKind::Sqlite => {
             let path = config.data_dir.join("flack.db");

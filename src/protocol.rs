@@ -293,4 +293,106 @@ mod tests {
         assert_eq!(json["client_ref"], "r1");
         assert_eq!(json["message"], "Messages can't be empty.");
     }
+
+    /// A small deterministic generator (xorshift), so the fuzz test needs no extra crates and
+    /// is the same on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Fuzz: tens of thousands of random and mutated frames never make the decoder panic; it
+    /// either decodes an event or reports `malformed`.
+    #[test]
+    fn the_decoder_survives_random_input() {
+        let seeds = [
+            r#"{"type":"auth","token":"abc"}"#,
+            r#"{"type":"join","room":{"channel":"general"},"since":{"epoch":1,"seq":2}}"#,
+            r#"{"type":"join","room":{"direct":[1,2]}}"#,
+            r#"{"type":"leave","room":{"channel":"x"}}"#,
+            r#"{"type":"send","room":{"channel":"g"},"body":"hi","client_ref":"r"}"#,
+            r#"{"type":"send","room":{"direct":[3,9]},"body":"","attachment":"0123456789abcdef0123456789abcdef"}"#,
+            r#"{"type":"delete","room":{"channel":"g"},"id":5}"#,
+            r#"{"type":"rename","name":"Ada"}"#,
+        ];
+        let pieces = [
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            ":",
+            ",",
+            "null",
+            "true",
+            "-1",
+            "1e999",
+            "18446744073709551616",
+            "\"type\"",
+            "\"room\"",
+            "\"channel\"",
+            "\"direct\"",
+            "\\u0000",
+            "\\ud800",
+            "é",
+            "\u{202E}",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut decoded = 0;
+        for round in 0..30_000 {
+            let text = match round % 3 {
+                // Mutate a valid event: delete, duplicate or replace a span of characters.
+                0 | 1 => {
+                    let mut chars: Vec<char> = seeds[rng.below(seeds.len())].chars().collect();
+                    for _ in 0..=rng.below(4) {
+                        let at = rng.below(chars.len() + 1);
+                        match rng.below(3) {
+                            0 if at < chars.len() => {
+                                chars.remove(at);
+                            }
+                            1 => {
+                                let piece = pieces[rng.below(pieces.len())];
+                                for (i, c) in piece.chars().enumerate() {
+                                    chars.insert((at + i).min(chars.len()), c);
+                                }
+                            }
+                            _ => {
+                                if at < chars.len() {
+                                    chars[at] = char::from(rng.below(128) as u8);
+                                }
+                            }
+                        }
+                    }
+                    chars.into_iter().collect::<String>()
+                }
+                // Random bytes, read as text the way the socket layer would refuse or accept.
+                _ => {
+                    let bytes: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }
+            };
+            match ClientEvent::decode(&text) {
+                Ok(event) => {
+                    decoded += 1;
+                    // Whatever decodes re-encodes and decodes to the same event.
+                    assert_eq!(ClientEvent::decode(&event.encode()).unwrap(), event);
+                }
+                Err(error) => assert_eq!(error.code(), "malformed"),
+            }
+        }
+        assert!(
+            decoded > 100,
+            "mutations still produce valid events sometimes ({decoded})"
+        );
+    }
 }

@@ -24,6 +24,8 @@ async fn spawn_server(addr: SocketAddr, data: &Path) -> Child {
         .args(["--server-addr", &addr.to_string()])
         .args(["--data-dir", &data.to_string_lossy()])
         .args(["--data-store", "sqlite"])
+        .args(["--limits-messages-per-second", "100000"])
+        .args(["--limits-message-burst", "100000"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

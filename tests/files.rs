@@ -120,7 +120,7 @@ async fn other_files_are_downloads() {
 async fn bad_uploads_store_nothing() {
     let server = start_with(Config {
         max_upload_bytes: 1024,
-        ..Config::default()
+        ..common::fast()
     })
     .await;
     let ada = Client::joined(&server, "Ada").await;

@@ -140,7 +140,8 @@ async fn list_and_history_server_functions() {
 
 /// The first load of a channel page carries the channel list and the channel's messages in
 /// the HTML itself, with markup in messages escaped as text.
-#[tokio::test]
+// Page rendering runs on a multi-threaded runtime, as in the server binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_page_is_rendered_on_the_server() {
     let server = start().await;
     let mut ada = Client::joined(&server, "Ada <admin>").await;
@@ -162,7 +163,8 @@ async fn channel_page_is_rendered_on_the_server() {
 }
 
 /// A page for a channel that does not exist says so, with status 404.
-#[tokio::test]
+// Page rendering runs on a multi-threaded runtime, as in the server binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_channel_page_is_not_found() {
     let server = start().await;
     let page = http(&server, "GET", "/c/nowhere", None).await;

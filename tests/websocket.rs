@@ -417,7 +417,7 @@ async fn garbage_floods_are_disconnected() {
 async fn oversized_frames_are_refused() {
     let server = start_with(Config {
         max_frame_bytes: 2048,
-        ..Config::default()
+        ..common::fast()
     })
     .await;
     let mut client = Client::joined(&server, "big").await;
@@ -479,7 +479,7 @@ async fn dead_connections_are_noticed_by_heartbeat() {
     let server = start_with(Config {
         heartbeat_secs: 1,
         dead_after_secs: 2,
-        ..Config::default()
+        ..common::fast()
     })
     .await;
     let mut ada = Client::joined(&server, "Ada").await;
@@ -508,7 +508,7 @@ async fn dead_connections_are_noticed_by_heartbeat() {
 async fn a_stuck_client_does_not_delay_others() {
     let server = start_with(Config {
         outbox_frames: 8,
-        ..Config::default()
+        ..common::fast()
     })
     .await;
     let stuck = Client::joined(&server, "stuck").await;

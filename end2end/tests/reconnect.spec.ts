@@ -3,17 +3,14 @@
 import { test, expect } from "@playwright/test";
 import { User, unique } from "./fixtures/flack";
 
-/** Records every WebSocket the page opens, and lets the test refuse new ones for a while
- *  (as if the network were down). */
+/** Records every WebSocket the page opens, so the test can drop them: Chromium's offline
+ *  mode stops new connections but leaves open sockets alone. */
 const socketControl = () => {
   const Native = window.WebSocket;
   const w = window as any;
   w.__sockets = [];
-  w.__blockSockets = false;
   w.WebSocket = function (url: string, protocols?: string | string[]) {
-    // A blocked socket points at a closed port, so it fails like a dead network.
-    const target = w.__blockSockets ? "ws://127.0.0.1:9/blocked" : url;
-    const ws = new Native(target, protocols);
+    const ws = new Native(url, protocols);
     w.__sockets.push(ws);
     return ws;
   } as any;
@@ -39,11 +36,10 @@ test("a dropped connection reconnects and catches up", async ({ browser }) => {
   await bob.waitConnected();
   await expect(bob.log().getByRole("listitem")).toHaveCount(1);
 
-  // Drop Bob's connection and keep new ones failing.
+  // Bob's browser goes offline: his socket drops and new ones fail.
+  await context.setOffline(true);
   await page.evaluate(() => {
-    const w = window as any;
-    w.__blockSockets = true;
-    for (const ws of w.__sockets) ws.close();
+    for (const ws of (window as any).__sockets) ws.close();
   });
   await expect(page.getByRole("status")).toHaveText("Reconnecting…");
 
@@ -54,7 +50,7 @@ test("a dropped connection reconnects and catches up", async ({ browser }) => {
   await expect(bob.log().getByRole("listitem")).toHaveCount(1);
 
   // The network comes back: Bob reconnects by himself and gets exactly what he missed.
-  await page.evaluate(() => ((window as any).__blockSockets = false));
+  await context.setOffline(false);
   await expect(page.getByRole("status")).toHaveText("Connected", { timeout: 10_000 });
   const bodies = bob.log().locator(".body");
   await expect(bodies).toHaveText(["before the drop", "missed one", "missed two", "missed three"]);

@@ -43,6 +43,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    #[cfg(feature = "ssr")]
+    page_policy();
     let client = provide_chat_client();
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| client.start());
@@ -63,6 +65,27 @@ pub fn App() -> impl IntoView {
             </div>
             <NamePrompt/>
         </Router>
+    }
+}
+
+/// Sets the page's Content-Security-Policy: scripts only from this site or carrying this
+/// response's nonce (Leptos puts it on its own inline scripts), WebAssembly allowed, nothing
+/// from elsewhere, never framed.
+#[cfg(feature = "ssr")]
+fn page_policy() {
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

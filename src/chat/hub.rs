@@ -26,6 +26,7 @@ use super::model::{
     Attachment, ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, FileId,
     HistoryPage, Message, MessageBody, MessageId, Room, RoomKey, Session, UserId, UserInfo,
 };
+use super::rate::TokenBucket;
 pub use super::store::{Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
 use crate::protocol::{Cursor, ServerEvent};
 use bytes::Bytes;
@@ -34,6 +35,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// An encoded server event, shared by every connection it is sent to (encoded once).
@@ -116,6 +118,12 @@ pub struct HubSettings {
     /// Where uploaded files are kept; the hub deletes a message's file when the message is
     /// deleted or leaves the history.
     pub files_dir: Option<std::path::PathBuf>,
+    /// Messages a user may post per second, on average.
+    pub messages_per_second: u32,
+    /// Messages a user may post at once.
+    pub message_burst: u32,
+    /// Channels a user may create per minute.
+    pub channels_per_minute: u32,
 }
 
 impl Default for HubSettings {
@@ -124,6 +132,9 @@ impl Default for HubSettings {
             max_message_chars: super::model::DEFAULT_MAX_MESSAGE_CHARS,
             history: super::model::HISTORY_LIMIT,
             files_dir: None,
+            messages_per_second: 10,
+            message_burst: 20,
+            channels_per_minute: 5,
         }
     }
 }
@@ -194,6 +205,32 @@ struct UserEntry {
     info: UserInfo,
     /// Live connections authenticated as this user.
     conns: HashSet<ConnId>,
+    /// How fast this user may post, across all their connections.
+    messages: TokenBucket,
+    /// How fast this user may create channels.
+    channels: TokenBucket,
+}
+
+impl UserEntry {
+    fn new(info: UserInfo, limits: &HubSettings) -> UserEntry {
+        let now = Instant::now();
+        UserEntry {
+            info,
+            conns: HashSet::new(),
+            messages: TokenBucket::new(
+                limits.messages_per_second,
+                Duration::from_secs(1),
+                limits.message_burst,
+                now,
+            ),
+            channels: TokenBucket::new(
+                limits.channels_per_minute,
+                Duration::from_secs(60),
+                limits.channels_per_minute,
+                now,
+            ),
+        }
+    }
 }
 
 struct FileEntry {
@@ -263,13 +300,7 @@ impl Hub {
             state.next_user_id = state.next_user_id.max(info.id.0 + 1);
             state.user_by_token.insert(token_hash, info.id);
             state.user_by_name.insert(info.name.key(), info.id);
-            state.users.insert(
-                info.id,
-                UserEntry {
-                    info,
-                    conns: HashSet::new(),
-                },
-            );
+            state.users.insert(info.id, UserEntry::new(info, &limits));
         }
         for stored in loaded.rooms {
             let mut history = History::with_capacity(limits.history);
@@ -364,13 +395,9 @@ impl Hub {
         state.next_user_id += 1;
         state.user_by_token.insert(token_hash, info.id);
         state.user_by_name.insert(info.name.key(), info.id);
-        state.users.insert(
-            info.id,
-            UserEntry {
-                info: info.clone(),
-                conns: HashSet::new(),
-            },
-        );
+        state
+            .users
+            .insert(info.id, UserEntry::new(info.clone(), &self.shared.limits));
         tracing::info!(user = %info.id, "user registered");
         Ok(Session { user: info, token })
     }
@@ -388,7 +415,14 @@ impl Hub {
     /// Creates a channel from a name a user typed and tells every connection about it.
     pub fn create_channel(&self, token: &str, raw_name: &str) -> Result<ChannelInfo, ChatError> {
         let name = ChannelName::parse(raw_name)?;
-        self.user_for_token(token)?;
+        {
+            let mut state = self.lock();
+            let id = state.user_by_token(token)?.info.id;
+            let user = state.users.get_mut(&id).ok_or(ChatError::Unauthorized)?;
+            if !user.channels.try_take(Instant::now()) {
+                return Err(ChatError::ChannelRateLimited);
+            }
+        }
         self.create(name)
     }
 
@@ -928,11 +962,11 @@ impl Connection {
         };
         let mut state = self.hub.lock();
         let user = self.user(&state)?;
-        let author = state
-            .users
-            .get(&user)
-            .map(|u| u.info.clone())
-            .ok_or(ChatError::Unauthorized)?;
+        let entry = state.users.get_mut(&user).ok_or(ChatError::Unauthorized)?;
+        if !entry.messages.try_take(Instant::now()) {
+            return Err(ChatError::RateLimited);
+        }
+        let author = entry.info.clone();
         let attachment = match attachment {
             Some(id) => {
                 let entry = state

@@ -7,6 +7,8 @@ pub mod history;
 pub mod hub;
 pub mod model;
 #[cfg(feature = "ssr")]
+pub mod rate;
+#[cfg(feature = "ssr")]
 pub mod sqlite;
 #[cfg(feature = "ssr")]
 pub mod store;

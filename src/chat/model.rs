@@ -73,6 +73,10 @@ pub enum ChatError {
     FileNameInvalid,
     #[error("That attachment does not exist, or is not yours to send here.")]
     NoSuchFile,
+    #[error("You are sending messages too fast; wait a moment and try again.")]
+    RateLimited,
+    #[error("You are creating channels too fast; wait a minute and try again.")]
+    ChannelRateLimited,
     #[error("The server could not be reached: {0}")]
     Unavailable(String),
 }
@@ -104,6 +108,8 @@ impl ChatError {
             ChatError::FileEmpty => "file_empty",
             ChatError::FileNameInvalid => "file_name_invalid",
             ChatError::NoSuchFile => "no_such_file",
+            ChatError::RateLimited => "rate_limited",
+            ChatError::ChannelRateLimited => "channel_rate_limited",
             ChatError::Unavailable(_) => "unavailable",
         }
     }
@@ -776,6 +782,8 @@ mod tests {
             ChatError::FileEmpty,
             ChatError::FileNameInvalid,
             ChatError::NoSuchFile,
+            ChatError::RateLimited,
+            ChatError::ChannelRateLimited,
             ChatError::Unavailable(String::new()),
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(ChatError::code).collect();

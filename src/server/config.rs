@@ -33,6 +33,17 @@ pub struct Config {
     /// `limits.outbox_frames`: how many outgoing frames a connection may have queued before
     /// it counts as behind and is resynced from history.
     pub outbox_frames: usize,
+    /// `limits.messages_per_second`: messages a user may post per second, on average.
+    pub messages_per_second: u32,
+    /// `limits.message_burst`: messages a user may post at once.
+    pub message_burst: u32,
+    /// `limits.channels_per_minute`: channels a user may create per minute.
+    pub channels_per_minute: u32,
+    /// `limits.connections_per_ip`: open WebSocket connections allowed from one IP address.
+    pub connections_per_ip: usize,
+    /// `server.allowed_origins`: extra page origins (besides the server's own address) whose
+    /// pages may open WebSockets, comma-separated, e.g. `https://chat.example.com`.
+    pub allowed_origins: Vec<String>,
     /// `limits.max_upload_bytes`: largest file attachment, in bytes.
     pub max_upload_bytes: u64,
     /// `limits.heartbeat_secs`: how often the server pings each connection.
@@ -54,6 +65,11 @@ impl Default for Config {
             max_message_chars: crate::chat::model::DEFAULT_MAX_MESSAGE_CHARS,
             max_frame_bytes: 64 * 1024,
             outbox_frames: 256,
+            messages_per_second: 10,
+            message_burst: 20,
+            channels_per_minute: 5,
+            connections_per_ip: 100,
+            allowed_origins: Vec::new(),
             max_upload_bytes: 10 * 1024 * 1024,
             heartbeat_secs: 10,
             dead_after_secs: 30,
@@ -111,12 +127,29 @@ pub const KEYS: &[&str] = &[
     "limits.max_message_chars",
     "limits.max_frame_bytes",
     "limits.outbox_frames",
+    "server.allowed_origins",
+    "limits.messages_per_second",
+    "limits.message_burst",
+    "limits.channels_per_minute",
+    "limits.connections_per_ip",
     "limits.max_upload_bytes",
     "limits.heartbeat_secs",
     "limits.dead_after_secs",
 ];
 
 impl Config {
+    /// What the hub enforces, from these settings.
+    pub fn hub_settings(&self) -> crate::chat::hub::HubSettings {
+        crate::chat::hub::HubSettings {
+            max_message_chars: self.max_message_chars,
+            history: crate::chat::model::HISTORY_LIMIT,
+            files_dir: Some(self.data_dir.join("files")),
+            messages_per_second: self.messages_per_second,
+            message_burst: self.message_burst,
+            channels_per_minute: self.channels_per_minute,
+        }
+    }
+
     /// Loads the configuration for this process: defaults, the file (`--config` or
     /// `FLACK_CONFIG`, else `Leptos.toml` if it exists), the environment, then `args` (the
     /// command-line arguments without the program name).
@@ -222,6 +255,17 @@ impl Config {
             "limits.max_message_chars" => self.max_message_chars = count(1)?,
             "limits.max_frame_bytes" => self.max_frame_bytes = count(1024)?,
             "limits.outbox_frames" => self.outbox_frames = count(1)?,
+            "server.allowed_origins" => {
+                self.allowed_origins = value
+                    .split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            }
+            "limits.messages_per_second" => self.messages_per_second = count(1)? as u32,
+            "limits.message_burst" => self.message_burst = count(1)? as u32,
+            "limits.channels_per_minute" => self.channels_per_minute = count(1)? as u32,
+            "limits.connections_per_ip" => self.connections_per_ip = count(1)?,
             "limits.max_upload_bytes" => self.max_upload_bytes = count(1)? as u64,
             "limits.heartbeat_secs" => self.heartbeat_secs = count(1)? as u64,
             "limits.dead_after_secs" => self.dead_after_secs = count(1)? as u64,

@@ -8,6 +8,10 @@ pub mod ws;
 use crate::app::{shell, App};
 use crate::chat::hub::Hub;
 use axum::extract::FromRef;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use config::Config;
@@ -31,6 +35,10 @@ pub struct AppState {
     /// away" so browsers reconnect to the next instance.
     pub stopping: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
+    /// Open WebSocket connections per client address, to enforce
+    /// `limits.connections_per_ip`.
+    pub connections_by_ip:
+        Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -61,6 +69,7 @@ impl AppState {
             config: Arc::new(config),
             stopping,
             stop: Arc::new(stop),
+            connections_by_ip: Arc::default(),
         }
     }
 
@@ -86,7 +95,32 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// The policy for anything that is not a page: load nothing, never be framed.
+const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Adds the headers every response carries. Pages set their own Content-Security-Policy
+/// (with the nonce of their inline scripts, see `app::page_policy`); everything else gets the
+/// strict one.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
+    headers
+        .entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(STRICT_CSP));
+    response
 }
 
 /// Serves the router on a bound listener until `shutdown` completes.
@@ -95,7 +129,8 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

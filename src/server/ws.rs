@@ -5,11 +5,15 @@ use super::AppState;
 use crate::chat::hub::{Connection, Frame, Hub, Outbox};
 use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -36,8 +40,26 @@ struct Settings {
     dead_after: Duration,
 }
 
-/// Upgrades `GET /ws` to a WebSocket speaking the Flack protocol.
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// Upgrades `GET /ws` to a WebSocket speaking the Flack protocol, after checking that the
+/// page asking is one of ours (cross-site WebSocket hijacking) and that its address has not
+/// too many connections open already.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !origin_allowed(&headers, &state.config.allowed_origins) {
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a WebSocket from another site");
+        return (StatusCode::FORBIDDEN, "This page may not connect to Flack.").into_response();
+    }
+    let Some(slot) = IpSlot::take(&state, peer.ip()) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many connections from your address.",
+        )
+            .into_response();
+    };
     let max = state.config.max_frame_bytes;
     let settings = Settings {
         capacity: state.config.outbox_frames,
@@ -47,7 +69,60 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| run_connection(socket, state.hub, settings, state.stopping))
+        .on_upgrade(move |socket| async move {
+            run_connection(socket, state.hub, settings, state.stopping).await;
+            drop(slot);
+        })
+}
+
+/// Browsers always send `Origin`; it must be the server's own address (the `Host` the
+/// browser connected to) or one configured in `server.allowed_origins`. Clients that are not
+/// browsers send none and are allowed: they cannot carry a victim's page session anyway.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
+}
+
+/// One of an address's allowed connections; given back when dropped.
+struct IpSlot {
+    ip: IpAddr,
+    table: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl IpSlot {
+    fn take(state: &AppState, ip: IpAddr) -> Option<IpSlot> {
+        let table = state.connections_by_ip.clone();
+        let mut counts = table.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= state.config.connections_per_ip {
+            return None;
+        }
+        *count += 1;
+        drop(counts);
+        Some(IpSlot { ip, table })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// What a connection's reader and writer share.

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each test file uses a different subset of these helpers.
 
-use flack::chat::hub::{Hub, HubSettings, MemoryStore};
+use flack::chat::hub::{Hub, MemoryStore};
 use flack::chat::model::{ChannelName, Room, Session, UserId};
 use flack::protocol::{ClientEvent, ServerEvent};
 use flack::server::{config::Config, router, serve, AppState};
@@ -35,9 +35,20 @@ pub struct TestServer {
     pub config: Config,
 }
 
-/// Starts the real router on an ephemeral port with default settings.
+/// Starts the real router on an ephemeral port with default settings, except that users may
+/// post as fast as tests need (rate limits have their own test).
 pub async fn start() -> TestServer {
-    start_with(Config::default()).await
+    start_with(fast()).await
+}
+
+/// Default settings without the posting rate limit.
+pub fn fast() -> Config {
+    Config {
+        messages_per_second: 1_000_000,
+        message_burst: 1_000_000,
+        channels_per_minute: 1_000,
+        ..Config::default()
+    }
 }
 
 /// Starts the real router on an ephemeral port with the given settings.
@@ -47,11 +58,7 @@ pub async fn start_with(mut config: Config) -> TestServer {
     config.addr = addr;
     config.data_dir =
         std::env::temp_dir().join(format!("flack-test-{}-{}", std::process::id(), addr.port()));
-    let settings = HubSettings {
-        max_message_chars: config.max_message_chars,
-        files_dir: Some(config.data_dir.join("files")),
-        ..HubSettings::default()
-    };
+    let settings = config.hub_settings();
     let hub = Hub::open(std::sync::Arc::new(MemoryStore), settings).expect("hub opens");
     let state = AppState::new(config.clone(), hub.clone());
     tokio::spawn(serve(listener, router(state), std::future::pending()));

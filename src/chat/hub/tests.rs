@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// A hub without rate limits, for tests that post in bulk.
+fn unlimited() -> Hub {
+    Hub::open(
+        Arc::new(MemoryStore),
+        HubSettings {
+            messages_per_second: 1_000_000,
+            message_burst: 1_000_000,
+            ..HubSettings::default()
+        },
+    )
+    .unwrap()
+}
+
 fn general() -> Room {
     Room::Channel(ChannelName::parse("general").unwrap())
 }
@@ -44,7 +57,7 @@ fn client(hub: &Hub, name: &str, capacity: usize) -> Client {
 /// A new hub has "general", and channel names conflict without regard to case or spaces.
 #[test]
 fn channel_names_never_conflict() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let ada = client(&hub, "ada", 16);
     assert_eq!(hub.channels().len(), 1);
     hub.create_channel(&ada.session.token, "Random").unwrap();
@@ -68,7 +81,7 @@ fn channel_names_never_conflict() {
 /// only as hashes.
 #[test]
 fn registration_gives_unique_names_and_secret_tokens() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let ada = hub.register("Ada").unwrap();
     assert_eq!(
         hub.register(" ADA "),
@@ -87,7 +100,7 @@ fn registration_gives_unique_names_and_secret_tokens() {
 /// Every connection hears about a new channel.
 #[test]
 fn channel_creation_is_broadcast() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let mut ada = client(&hub, "ada", 16);
     drain(&mut ada.rx);
     hub.create_channel(&ada.session.token, "news").unwrap();
@@ -100,7 +113,7 @@ fn channel_creation_is_broadcast() {
 /// The history keeps the last 100 messages.
 #[test]
 fn history_keeps_the_last_hundred() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let ada = client(&hub, "a", 1024);
     for i in 1..=150 {
         ada.conn.post(&general(), &format!("m{i}"), None).unwrap();
@@ -116,7 +129,7 @@ fn history_keeps_the_last_hundred() {
 /// no duplicate, whatever point the join happens at.
 #[test]
 fn join_has_no_gap_and_no_duplicate() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let poster = client(&hub, "poster", 4096);
     let mut receivers = Vec::new();
     for i in 1..=30u64 {
@@ -139,7 +152,7 @@ fn join_has_no_gap_and_no_duplicate() {
 /// gets a reset snapshot.
 #[test]
 fn rejoin_sends_only_what_was_missed() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let poster = client(&hub, "poster", 4096);
     for i in 1..=10 {
         poster
@@ -183,7 +196,7 @@ fn rejoin_sends_only_what_was_missed() {
 /// several threads.
 #[test]
 fn all_members_see_one_order() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let mut readers = Vec::new();
     for i in 0..3 {
         let c = client(&hub, &format!("reader{i}"), 4096);
@@ -227,7 +240,7 @@ fn all_members_see_one_order() {
 /// drains, a resync sends exactly what it missed and it is live again.
 #[test]
 fn slow_member_is_resynced_from_history() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let poster = client(&hub, "poster", 4096);
     let mut fast = client(&hub, "fast", 4096);
     fast.conn.join(&general(), None).unwrap();
@@ -252,7 +265,7 @@ fn slow_member_is_resynced_from_history() {
 /// post changes nothing.
 #[test]
 fn refused_posts_change_nothing() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let (outbox, _rx) = Outbox::new(8);
     let anon = hub.connect(outbox);
     assert_eq!(
@@ -284,7 +297,7 @@ fn refused_posts_change_nothing() {
 /// is gone from history.
 #[test]
 fn only_authors_delete_their_messages() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let ada = client(&hub, "ada", 64);
     let mut bob = client(&hub, "bob", 64);
     bob.conn.join(&general(), None).unwrap();
@@ -311,7 +324,7 @@ fn only_authors_delete_their_messages() {
 /// refused.
 #[test]
 fn renaming_updates_history_and_is_announced() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let ada = client(&hub, "ada", 64);
     let mut bob = client(&hub, "bob", 64);
     ada.conn.post(&general(), "hello", None).unwrap();
@@ -335,7 +348,7 @@ fn renaming_updates_history_and_is_announced() {
 /// participants can read or post.
 #[test]
 fn private_conversations_stay_private() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let mut ada = client(&hub, "ada", 64);
     let mut bob = client(&hub, "bob", 64);
     let mut eve = client(&hub, "eve", 64);
@@ -382,7 +395,7 @@ fn private_conversations_stay_private() {
 /// the last connection leaving announces the departure.
 #[test]
 fn presence_follows_connections() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let mut ada = client(&hub, "ada", 64);
     ada.conn.join(&general(), None).unwrap();
     drain(&mut ada.rx);
@@ -409,7 +422,7 @@ fn presence_follows_connections() {
 /// Dropping a connection removes its memberships.
 #[test]
 fn dropped_connections_unsubscribe() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let c = client(&hub, "gone", 8);
     c.conn.join(&general(), None).unwrap();
     drop(c);
@@ -423,7 +436,7 @@ fn dropped_connections_unsubscribe() {
 /// authenticates.
 #[test]
 fn authenticating_after_joining_counts_as_online() {
-    let hub = Hub::in_memory();
+    let hub = unlimited();
     let mut ada = client(&hub, "ada", 64);
     ada.conn.join(&general(), None).unwrap();
     drain(&mut ada.rx);
@@ -440,4 +453,44 @@ fn authenticating_after_joining_counts_as_online() {
         &drain(&mut ada.rx)[..],
         [ServerEvent::Presence { online: true, user, .. }] if user.id == bob.user.id
     ));
+}
+
+/// Posting faster than the limit is refused with `rate_limited` and posts nothing; the
+/// limit is per user, so others are unaffected, and it recovers with time.
+#[test]
+fn posting_is_rate_limited_per_user() {
+    let hub = Hub::in_memory();
+    let ada = client(&hub, "ada", 256);
+    let bob = client(&hub, "bob", 256);
+    let limits = HubSettings::default();
+    for i in 0..limits.message_burst {
+        ada.conn.post(&general(), &format!("m{i}"), None).unwrap();
+    }
+    assert_eq!(
+        ada.conn.post(&general(), "one too many", None),
+        Err(ChatError::RateLimited)
+    );
+    assert_eq!(
+        hub.channel_page("general").unwrap().messages.len(),
+        limits.message_burst as usize
+    );
+    bob.conn.post(&general(), "I can still talk", None).unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    ada.conn.post(&general(), "after a pause", None).unwrap();
+}
+
+/// Creating channels faster than the limit is refused.
+#[test]
+fn channel_creation_is_rate_limited() {
+    let hub = Hub::in_memory();
+    let ada = client(&hub, "ada", 256);
+    let limit = HubSettings::default().channels_per_minute;
+    for i in 0..limit {
+        hub.create_channel(&ada.session.token, &format!("c{i}"))
+            .unwrap();
+    }
+    assert_eq!(
+        hub.create_channel(&ada.session.token, "one more"),
+        Err(ChatError::ChannelRateLimited)
+    );
 }

@@ -1,0 +1,161 @@
+//! Integration tests of the server's defences: cross-site WebSocket hijacking, connection and
+//! rate limits, and the security headers on pages and files.
+
+mod common;
+
+use common::{general, http, start, start_with, Client};
+use flack::protocol::ServerEvent;
+use flack::server::config::Config;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+async fn connect_with_origin(addr: std::net::SocketAddr, origin: &str) -> Result<(), u16> {
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("Origin", origin.parse().expect("header"));
+    match connect_async(request).await {
+        Ok(_) => Ok(()),
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+/// A page from another site cannot open a WebSocket (403); the server's own pages, configured
+/// origins and non-browser clients (no Origin) can.
+#[tokio::test]
+async fn websocket_origin_is_checked() {
+    let server = start_with(Config {
+        allowed_origins: vec!["https://chat.example.com".into()],
+        ..common::fast()
+    })
+    .await;
+    let addr = server.addr;
+    assert_eq!(
+        connect_with_origin(addr, "https://evil.example").await,
+        Err(403)
+    );
+    assert_eq!(
+        connect_with_origin(addr, &format!("http://{addr}.evil.example")).await,
+        Err(403)
+    );
+    assert_eq!(
+        connect_with_origin(addr, &format!("http://{addr}")).await,
+        Ok(())
+    );
+    assert_eq!(
+        connect_with_origin(addr, "https://chat.example.com").await,
+        Ok(())
+    );
+    Client::connect(&server).await;
+}
+
+/// One address cannot hold more than the configured number of connections; closing one
+/// frees its place.
+#[tokio::test]
+async fn connections_per_address_are_limited() {
+    let server = start_with(Config {
+        connections_per_ip: 2,
+        ..common::fast()
+    })
+    .await;
+    let first = Client::connect(&server).await;
+    let _second = Client::connect(&server).await;
+    let third = connect_async(format!("ws://{}/ws", server.addr)).await;
+    match third {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 429),
+        other => panic!("expected 429, got {other:?}"),
+    }
+    first.close().await;
+    let mut freed = false;
+    for _ in 0..50 {
+        if connect_async(format!("ws://{}/ws", server.addr))
+            .await
+            .is_ok()
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(freed, "a closed connection gives its place back");
+}
+
+/// Posting faster than 10 per second beyond a burst of 20 is refused with `rate_limited`.
+#[tokio::test]
+async fn posting_rate_is_limited() {
+    let server = start_with(Config::default()).await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    for i in 0..25 {
+        ada.post(&general(), &format!("m{i}")).await;
+    }
+    let mut acks = 0;
+    let mut limited = 0;
+    while acks + limited < 25 {
+        match ada.next().await {
+            ServerEvent::Ack { .. } => acks += 1,
+            ServerEvent::Error { code, .. } => {
+                assert_eq!(code, "rate_limited");
+                limited += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(acks, 20);
+    assert_eq!(limited, 5);
+    assert_eq!(
+        server.hub.channel_page("general").unwrap().messages.len(),
+        20
+    );
+}
+
+/// Pages carry a Content-Security-Policy that allows only this site's scripts and inline
+/// scripts with this response's nonce (which Leptos's own scripts carry), forbids framing,
+/// and the usual hardening headers; other responses get a policy that allows nothing.
+// Page rendering runs on a multi-threaded runtime, as in the server binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_security_headers() {
+    let server = start().await;
+    let page = http(&server, "GET", "/c/general", None).await;
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").expect("a CSP");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce");
+    assert!(
+        page.body.contains(&format!("nonce=\"{nonce}\"")),
+        "inline scripts carry it"
+    );
+    assert_eq!(
+        page.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(
+        page.header("referrer-policy").as_deref(),
+        Some("same-origin")
+    );
+    let again = http(&server, "GET", "/c/general", None).await;
+    assert_ne!(
+        again.header("content-security-policy").as_deref(),
+        Some(csp.as_str()),
+        "a new nonce each time"
+    );
+
+    let api = http(&server, "POST", "/api/channels", Some("")).await;
+    assert_eq!(
+        api.header("content-security-policy").as_deref(),
+        Some("default-src 'none'; frame-ancestors 'none'")
+    );
+    assert_eq!(
+        api.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+}
