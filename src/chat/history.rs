@@ -63,6 +63,16 @@ impl History {
         self.messages.remove(at)
     }
 
+    /// Records that this history was loaded from storage when the room's newest sequence
+    /// number was `room_last_seq`: what was evicted or deleted before is unknown, so clients
+    /// whose cursor is not past that point get a snapshot.
+    pub fn mark_restored(&mut self, room_last_seq: u64) {
+        self.deleted_at = Some(
+            self.deleted_at
+                .map_or(room_last_seq, |d| d.max(room_last_seq)),
+        );
+    }
+
     /// A held message by id.
     pub fn get(&self, id: MessageId) -> Option<&Message> {
         self.messages.iter().find(|m| m.id == id)
@@ -183,5 +193,20 @@ mod tests {
         assert_eq!(seqs(history.since(5, 5)), None);
         history.push(message(6));
         assert_eq!(seqs(history.since(6, 6)), Some(vec![]));
+    }
+
+    /// A history loaded from storage cannot know what was evicted or deleted before, so only
+    /// clients that caught up after the load get a catch-up; older cursors get a snapshot.
+    #[test]
+    fn restored_histories_send_snapshots_to_older_cursors() {
+        let mut history = History::default();
+        for seq in 51..=60 {
+            history.push(message(seq));
+        }
+        history.mark_restored(60);
+        assert_eq!(seqs(history.since(55, 60)), None);
+        assert_eq!(seqs(history.since(60, 60)), None);
+        history.push(message(61));
+        assert_eq!(seqs(history.since(61, 61)), Some(vec![]));
     }
 }

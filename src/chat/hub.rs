@@ -323,6 +323,7 @@ impl Hub {
                 }
                 history.push(message);
             }
+            history.mark_restored(stored.next_seq.saturating_sub(1));
             state.rooms.insert(
                 stored.room.key(),
                 RoomState {
