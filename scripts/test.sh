@@ -24,6 +24,10 @@ cargo test --locked --features ssr
 step "build the site (debug)"
 cargo leptos build
 
+step "load generator smoke run (checks the harness works; timing is for the benchmark)"
+cargo build --locked --features ssr --bin flack-bench
+FLACK_BIN="$CARGO_TARGET_DIR/debug/flack" "$CARGO_TARGET_DIR/debug/flack-bench" smoke > /dev/null
+
 step "Playwright end-to-end tests"
 export FLACK_BIN="$CARGO_TARGET_DIR/debug/flack"
 export FLACK_SITE_ROOT="$ROOT/target/site"

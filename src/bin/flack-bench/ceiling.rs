@@ -1,0 +1,54 @@
+//! The ceiling to compare with: a bare broadcast server (axum WebSocket and a tokio broadcast
+//! channel; no validation, no storage, no application logic). Every text frame one client
+//! sends goes to every connected client, itself included.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use tokio::sync::broadcast;
+
+/// Serves the ceiling on `addr` until the process is killed.
+pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    let (tx, _) = broadcast::channel::<axum::extract::ws::Utf8Bytes>(4096);
+    let app = Router::new().route("/ws", get(upgrade)).with_state(tx);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(tx): State<broadcast::Sender<axum::extract::ws::Utf8Bytes>>,
+) -> Response {
+    // The same small read buffer Flack uses, so idle memory compares like for like.
+    ws.read_buffer_size(4096)
+        .on_upgrade(move |socket| connection(socket, tx))
+}
+
+async fn connection(socket: WebSocket, tx: broadcast::Sender<axum::extract::ws::Utf8Bytes>) {
+    let mut rx = tx.subscribe();
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Ok(text) => {
+                    if sink.send(Message::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let _ = tx.send(text);
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+        }
+    }
+}

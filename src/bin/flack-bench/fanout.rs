@@ -1,0 +1,347 @@
+//! Fan-out: N receivers in one channel, M senders posting at a total rate R. Every message
+//! carries its send time; every receiver records send-to-receive latency in an HDR
+//! histogram. Works against Flack (its documented protocol) and against the ceiling (the
+//! same frames, broadcast as they are).
+
+use crate::net::{self, Ws};
+use crate::procstat;
+use crate::report::Report;
+use crate::servers::{Kind, Server};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The channel the benchmark talks in.
+const CHANNEL: &str = "bench";
+/// Filler so each message is about the size of a short chat line.
+const PADDING: &str = "the quick brown fox jumps over the lazy dog";
+
+fn epoch() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+fn now_nanos() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // Microseconds, up to a minute, three significant figures.
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
+}
+
+/// Finds the send time a sender put at the start of a message body.
+fn send_time(frame: &str) -> Option<u64> {
+    let at = frame.find("\"body\":\"t=")? + 10;
+    let digits: &str = &frame[at..];
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    digits[..end].parse().ok()
+}
+
+/// What one receiver has seen in the current phase.
+struct Tally {
+    latency: Mutex<Histogram<u64>>,
+}
+
+/// Connected receivers and senders, reused across phases (rates).
+pub struct Fleet {
+    kind: Kind,
+    tallies: Vec<Arc<Tally>>,
+    received: Arc<AtomicU64>,
+    counting: Arc<AtomicBool>,
+    senders: Vec<Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>>,
+    acked: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The outcome of one phase at one rate.
+pub struct Phase {
+    pub sent: u64,
+    pub expected: u64,
+    pub received: u64,
+    pub latency: Histogram<u64>,
+    pub elapsed: Duration,
+    pub server_cpu_secs: f64,
+    pub server_rss_kib: u64,
+    pub harness_cpu_secs: f64,
+}
+
+impl Fleet {
+    /// Connects `receivers` receivers (each from its own loopback source address) and
+    /// `senders` senders to `server`.
+    pub async fn connect(
+        server: &Server,
+        receivers: usize,
+        senders: usize,
+    ) -> Result<Fleet, String> {
+        let addr = server.addr;
+        let mut fleet = Fleet {
+            kind: server.kind,
+            tallies: Vec::new(),
+            received: Arc::new(AtomicU64::new(0)),
+            counting: Arc::new(AtomicBool::new(false)),
+            senders: Vec::new(),
+            acked: Arc::new(AtomicU64::new(0)),
+            refused: Arc::new(AtomicU64::new(0)),
+            tasks: Vec::new(),
+        };
+        let mut tokens = Vec::new();
+        if server.kind == Kind::Flack {
+            for i in 0..senders {
+                let name = format!("bench-sender-{i}-{}", addr.port());
+                tokens.push(net::register(addr, &name).await?);
+            }
+            if let Some(token) = tokens.first() {
+                net::create_channel(addr, token, CHANNEL).await?;
+            }
+        }
+        // Receivers, a few hundred connecting at a time.
+        let gate = Arc::new(tokio::sync::Semaphore::new(256));
+        let mut connecting = Vec::new();
+        for i in 0..receivers {
+            let gate = gate.clone();
+            let kind = server.kind;
+            connecting.push(tokio::spawn(async move {
+                let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+                let mut ws = net::websocket(addr, Some(net::source_ip(i))).await?;
+                if kind == Kind::Flack {
+                    let join = format!(r#"{{"type":"join","room":{{"channel":"{CHANNEL}"}}}}"#);
+                    ws.send(Message::text(join))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    // Wait for the answer, so the receiver is live before any phase starts.
+                    loop {
+                        match ws.next().await {
+                            Some(Ok(Message::Text(t)))
+                                if t.as_str().contains("\"type\":\"joined\"") =>
+                            {
+                                break
+                            }
+                            Some(Ok(_)) => continue,
+                            other => return Err(format!("join failed: {other:?}")),
+                        }
+                    }
+                }
+                Ok::<Ws, String>(ws)
+            }));
+        }
+        for handle in connecting {
+            let ws = handle.await.map_err(|e| e.to_string())??;
+            let tally = Arc::new(Tally {
+                latency: Mutex::new(new_histogram()),
+            });
+            let (_sink, stream) = ws.split();
+            fleet.tasks.push(tokio::spawn(receive(
+                stream,
+                _sink,
+                tally.clone(),
+                fleet.received.clone(),
+                fleet.counting.clone(),
+            )));
+            fleet.tallies.push(tally);
+        }
+        for i in 0..senders {
+            let mut ws = net::websocket(addr, Some(net::source_ip(receivers + i))).await?;
+            if let Some(token) = tokens.get(i) {
+                let auth = format!(r#"{{"type":"auth","token":"{token}"}}"#);
+                ws.send(Message::text(auth))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let (sink, stream) = ws.split();
+            fleet.tasks.push(tokio::spawn(drain(
+                stream,
+                fleet.acked.clone(),
+                fleet.refused.clone(),
+            )));
+            fleet.senders.push(Arc::new(tokio::sync::Mutex::new(sink)));
+        }
+        Ok(fleet)
+    }
+
+    /// Sends at `rate` messages per second in total for `duration`, then waits briefly for
+    /// the last deliveries, and reports what happened.
+    pub async fn phase(&self, server: &Server, rate: f64, duration: Duration) -> Phase {
+        for tally in &self.tallies {
+            if let Ok(mut h) = tally.latency.lock() {
+                h.reset();
+            }
+        }
+        self.received.store(0, Ordering::SeqCst);
+        self.acked.store(0, Ordering::SeqCst);
+        self.counting.store(true, Ordering::SeqCst);
+        let before = server.sample();
+        let harness_before = procstat::own_cpu_secs();
+        let started = Instant::now();
+        let per_sender = rate / self.senders.len().max(1) as f64;
+        let interval = Duration::from_secs_f64(1.0 / per_sender.max(0.001));
+        let mut sending = Vec::new();
+        for (i, sink) in self.senders.iter().enumerate() {
+            let sink = sink.clone();
+            let kind = self.kind;
+            sending.push(tokio::spawn(async move {
+                // Spread senders over the interval so the load is smooth.
+                tokio::time::sleep(interval.mul_f64(i as f64 / 8.0).min(interval)).await;
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let deadline = Instant::now() + duration;
+                let mut sent = 0u64;
+                let mut sink = sink.lock().await;
+                while Instant::now() < deadline {
+                    ticker.tick().await;
+                    let body = format!("t={} {PADDING}", now_nanos());
+                    let frame = match kind {
+                        Kind::Flack => format!(
+                            r#"{{"type":"send","room":{{"channel":"{CHANNEL}"}},"body":"{body}"}}"#
+                        ),
+                        // What Flack would deliver, so the ceiling moves the same bytes.
+                        Kind::Ceiling => format!(
+                            r#"{{"type":"message","message":{{"id":{sent},"room":{{"channel":"{CHANNEL}"}},"seq":{sent},"author":{{"id":{i},"name":"bench-sender-{i}"}},"body":"{body}","sent_at":"2026-11-22T00:00:00.000Z"}}}}"#
+                        ),
+                    };
+                    if sink.send(Message::text(frame)).await.is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+                sent
+            }));
+        }
+        let mut sent = 0;
+        for task in sending {
+            sent += task.await.unwrap_or(0);
+        }
+        let sending_time = started.elapsed();
+        let accepted = match self.kind {
+            // Flack refuses nothing here (limits are lifted); count what it acknowledged.
+            Kind::Flack => {
+                let wait = Instant::now() + Duration::from_secs(5);
+                while self.acked.load(Ordering::SeqCst) + self.refused.load(Ordering::SeqCst) < sent
+                    && Instant::now() < wait
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                self.acked.load(Ordering::SeqCst)
+            }
+            Kind::Ceiling => sent,
+        };
+        let expected = accepted * self.tallies.len() as u64;
+        let grace = Instant::now() + Duration::from_secs(5);
+        while self.received.load(Ordering::SeqCst) < expected && Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.counting.store(false, Ordering::SeqCst);
+        let after = server.sample();
+        let mut latency = new_histogram();
+        for tally in &self.tallies {
+            if let Ok(h) = tally.latency.lock() {
+                let _ = latency.add(&*h);
+            }
+        }
+        Phase {
+            sent: accepted,
+            expected,
+            received: self.received.load(Ordering::SeqCst),
+            latency,
+            elapsed: sending_time,
+            server_cpu_secs: after.cpu_secs - before.cpu_secs,
+            server_rss_kib: after.rss_kib,
+            harness_cpu_secs: procstat::own_cpu_secs() - harness_before,
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Reads one receiver's frames, recording the latency of every message.
+async fn receive(
+    mut stream: SplitStream<Ws>,
+    _sink: SplitSink<Ws, Message>,
+    tally: Arc<Tally>,
+    received: Arc<AtomicU64>,
+    counting: Arc<AtomicBool>,
+) {
+    while let Some(Ok(frame)) = stream.next().await {
+        let Message::Text(text) = frame else { continue };
+        let Some(sent_at) = send_time(text.as_str()) else {
+            continue;
+        };
+        if !counting.load(Ordering::Relaxed) {
+            continue;
+        }
+        let micros = now_nanos().saturating_sub(sent_at) / 1000;
+        if let Ok(mut h) = tally.latency.lock() {
+            let _ = h.record(micros.max(1));
+        }
+        received.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Reads a sender's frames: Flack's acks and refusals (the ceiling echoes everything).
+async fn drain(mut stream: SplitStream<Ws>, acked: Arc<AtomicU64>, refused: Arc<AtomicU64>) {
+    while let Some(Ok(frame)) = stream.next().await {
+        if let Message::Text(text) = frame {
+            let text = text.as_str();
+            if text.starts_with("{\"type\":\"ack\"") {
+                acked.fetch_add(1, Ordering::Relaxed);
+            } else if text.starts_with("{\"type\":\"error\"") {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs one fan-out measurement against a fresh server of `kind`.
+pub async fn run(
+    kind: Kind,
+    receivers: usize,
+    senders: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<Report, String> {
+    let server = Server::start(kind).await?;
+    let fleet = Fleet::connect(&server, receivers, senders).await?;
+    let phase = fleet.phase(&server, rate, duration).await;
+    Ok(Report::fanout(kind, receivers, senders, rate, &phase))
+}
+
+/// Raises the rate step by step at `receivers` receivers until p99 exceeds `p99_bound` or a
+/// delivery is lost; reports the last rate that held.
+pub async fn step(
+    kind: Kind,
+    receivers: usize,
+    senders: usize,
+    start_rate: f64,
+    p99_bound: Duration,
+    phase_length: Duration,
+    max_steps: usize,
+) -> Result<(Option<Report>, Vec<Report>), String> {
+    let server = Server::start(kind).await?;
+    let fleet = Fleet::connect(&server, receivers, senders).await?;
+    let mut rate = start_rate;
+    let mut best = None;
+    let mut steps = Vec::new();
+    for _ in 0..max_steps {
+        let phase = fleet.phase(&server, rate, phase_length).await;
+        let report = Report::fanout(kind, receivers, senders, rate, &phase);
+        let held = report.loss == 0 && report.p99_us <= p99_bound.as_micros() as u64;
+        steps.push(report.clone());
+        if !held {
+            break;
+        }
+        best = Some(report);
+        rate *= 1.5;
+    }
+    Ok((best, steps))
+}

@@ -1,0 +1,85 @@
+//! First load: the server-rendered page of a channel holding 100 messages, requested over
+//! and over by a few keep-alive connections; pages per second and latency.
+
+use crate::net::{self, Http};
+use crate::report::Report;
+use crate::servers::{Kind, Server};
+use futures_util::SinkExt;
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Fills a channel with 100 messages, then loads its page with `workers` connections for
+/// `duration`.
+pub async fn run(workers: usize, duration: Duration) -> Result<Report, String> {
+    let server = Server::start(Kind::Flack).await?;
+    let addr = server.addr;
+    let token = net::register(addr, "bench-loader").await?;
+    net::create_channel(addr, &token, "loaded").await?;
+    let mut ws = net::websocket(addr, None).await?;
+    ws.send(Message::text(format!(
+        r#"{{"type":"auth","token":"{token}"}}"#
+    )))
+    .await
+    .map_err(|e| e.to_string())?;
+    for i in 0..100 {
+        let send = format!(
+            r#"{{"type":"send","room":{{"channel":"loaded"}},"body":"message {i}: the quick brown fox jumps over the lazy dog"}}"#
+        );
+        ws.send(Message::text(send))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // Let the posts land before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut check = Http::connect(addr, None).await.map_err(|e| e.to_string())?;
+    let page = check
+        .request("GET", "/c/loaded", None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let html = String::from_utf8_lossy(&page.body);
+    if page.status != 200 || !html.contains("message 99:") {
+        return Err(format!(
+            "the page is not what it should be (status {})",
+            page.status
+        ));
+    }
+    let bytes = page.body.len();
+
+    let before = server.sample();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..workers {
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .unwrap_or_else(|_| unreachable!("valid bounds"));
+            let mut http = Http::connect(addr, Some(net::source_ip(i))).await.ok()?;
+            let deadline = Instant::now() + duration;
+            let mut pages = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = http.request("GET", "/c/loaded", None).await.ok()?;
+                if response.status != 200 {
+                    return None;
+                }
+                let _ = latency.record((t.elapsed().as_micros() as u64).max(1));
+                pages += 1;
+            }
+            Some((pages, latency))
+        }));
+    }
+    let mut pages = 0;
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("valid bounds"));
+    for task in tasks {
+        if let Ok(Some((n, h))) = task.await {
+            pages += n;
+            let _ = latency.add(&h);
+        }
+    }
+    let elapsed = started.elapsed();
+    let after = server.sample();
+    Ok(Report::first_load(
+        workers, pages, bytes, &latency, elapsed, before, after,
+    ))
+}

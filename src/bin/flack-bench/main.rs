@@ -1,0 +1,258 @@
+//! `flack-bench`: Flack's load generator. It starts the servers it measures as separate
+//! processes (Flack, and a bare broadcast "ceiling" for comparison), drives them over
+//! Flack's documented protocol, and reports latency, loss, throughput, and the servers' and
+//! its own CPU and memory.
+//!
+//! Commands:
+//! - `suite [--quick] [--out DIR]`: the standard suite (see BENCHMARKS.md).
+//! - `smoke`: a seconds-long run of every scenario, for CI.
+//! - `fanout --receivers N --senders M --rate R --seconds T [--server flack|ceiling]`
+//! - `step --receivers N --senders M --start R --p99-ms B --seconds T [--server ...]`
+//! - `idle --connections C [--server ...]`
+//! - `first-load --workers W --seconds T`
+//! - `ceiling --addr A`: serve the ceiling (used by the others).
+
+mod ceiling;
+mod fanout;
+mod first_load;
+mod idle;
+mod net;
+mod procstat;
+mod report;
+mod servers;
+
+use report::{print_table, Report};
+use servers::Kind;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// `--name value` pairs.
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(raw: &[String]) -> Result<Args, String> {
+        let mut map = HashMap::new();
+        let mut iter = raw.iter();
+        while let Some(arg) = iter.next() {
+            let name = arg
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument {arg}"))?;
+            let value = if name == "quick" {
+                "true".to_owned()
+            } else {
+                iter.next()
+                    .cloned()
+                    .ok_or_else(|| format!("--{name} needs a value"))?
+            };
+            map.insert(name.to_owned(), value);
+        }
+        Ok(Args(map))
+    }
+
+    fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.0.get(name) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: cannot read {v:?}")),
+            None => Ok(default),
+        }
+    }
+
+    fn kind(&self) -> Result<Kind, String> {
+        match self.0.get("server").map(String::as_str) {
+            None | Some("flack") => Ok(Kind::Flack),
+            Some("ceiling") => Ok(Kind::Ceiling),
+            Some(other) => Err(format!("--server {other}: expected flack or ceiling")),
+        }
+    }
+}
+
+/// Lets this process (and the servers it starts) hold tens of thousands of sockets.
+fn raise_open_file_limit() {
+    let wanted: libc::rlim_t = 200_000;
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: wanted.max(limit.rlim_cur),
+            rlim_max: wanted.max(limit.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            // Not allowed to raise the hard limit: take what there is.
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+fn secs(v: f64) -> Duration {
+    Duration::from_secs_f64(v)
+}
+
+async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
+    let quick = smoke || args.0.contains_key("quick");
+    let (t, step_t, sizes, idle_n, load_t): (f64, f64, Vec<usize>, usize, f64) = if smoke {
+        (2.0, 1.0, vec![5], 50, 1.0)
+    } else if quick {
+        (10.0, 5.0, vec![10, 1000], 5000, 5.0)
+    } else {
+        (60.0, 10.0, vec![10, 1000, 5000], 20_000, 20.0)
+    };
+    let mut reports = Vec::new();
+    for &n in &sizes {
+        for kind in [Kind::Flack, Kind::Ceiling] {
+            let rate = if smoke { 20.0 } else { 100.0 };
+            let senders = if smoke { 2 } else { 10 };
+            eprintln!("fan-out: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
+            reports.push(fanout::run(kind, n, senders, rate, secs(t)).await?);
+        }
+    }
+    let step_n = if smoke { 5 } else { 1000 };
+    for kind in [Kind::Flack, Kind::Ceiling] {
+        eprintln!("step: {step_n} receivers, raising the rate until p99 > 100 ms ({kind:?})");
+        let max_steps = if smoke { 2 } else { 30 };
+        let (best, steps) = fanout::step(
+            kind,
+            step_n,
+            10,
+            100.0,
+            Duration::from_millis(100),
+            secs(step_t),
+            max_steps,
+        )
+        .await?;
+        for mut s in steps {
+            s.scenario = "step".into();
+            reports.push(s);
+        }
+        if let Some(mut best) = best {
+            best.scenario = "step_best".into();
+            reports.push(best);
+        }
+    }
+    for kind in [Kind::Flack, Kind::Ceiling] {
+        eprintln!("idle: {idle_n} connections ({kind:?})");
+        reports.push(idle::run(kind, idle_n).await?);
+    }
+    eprintln!("first load: 100-message channel page for {load_t}s");
+    reports.push(first_load::run(if smoke { 2 } else { 16 }, secs(load_t)).await?);
+    Ok(reports)
+}
+
+async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
+    match command {
+        "suite" => suite(args, false).await,
+        "smoke" => {
+            let reports = suite(args, true).await?;
+            // The smoke run checks that everything works, not how fast.
+            for r in &reports {
+                if r.scenario != "step" && r.received == 0 {
+                    return Err(format!(
+                        "{} against {} received nothing",
+                        r.scenario, r.server
+                    ));
+                }
+            }
+            Ok(reports)
+        }
+        "fanout" => Ok(vec![
+            fanout::run(
+                args.kind()?,
+                args.get("receivers", 100)?,
+                args.get("senders", 10)?,
+                args.get("rate", 100.0)?,
+                secs(args.get("seconds", 10.0)?),
+            )
+            .await?,
+        ]),
+        "step" => {
+            let (best, mut steps) = fanout::step(
+                args.kind()?,
+                args.get("receivers", 1000)?,
+                args.get("senders", 10)?,
+                args.get("start", 100.0)?,
+                Duration::from_millis(args.get("p99-ms", 100)?),
+                secs(args.get("seconds", 10.0)?),
+                args.get("max-steps", 30)?,
+            )
+            .await?;
+            if let Some(mut best) = best {
+                best.scenario = "step_best".into();
+                steps.push(best);
+            }
+            Ok(steps)
+        }
+        "idle" => Ok(vec![
+            idle::run(args.kind()?, args.get("connections", 1000)?).await?,
+        ]),
+        "first-load" => Ok(vec![
+            first_load::run(args.get("workers", 16)?, secs(args.get("seconds", 10.0)?)).await?,
+        ]),
+        other => Err(format!(
+            "unknown command {other:?}; see the top of src/bin/flack-bench/main.rs"
+        )),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = raw.split_first() else {
+        eprintln!("usage: flack-bench suite|smoke|fanout|step|idle|first-load|ceiling [--options]");
+        std::process::exit(2);
+    };
+    let args = match Args::parse(rest) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if command == "ceiling" {
+        let addr = args.get(
+            "addr",
+            "127.0.0.1:3999".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        match addr {
+            Ok(addr) => {
+                if let Err(e) = ceiling::serve(addr).await {
+                    eprintln!("ceiling: {e}");
+                    std::process::exit(1);
+                }
+            }
+            Err(e) => eprintln!("{e}"),
+        }
+        return;
+    }
+    raise_open_file_limit();
+    match run(command, &args).await {
+        Ok(reports) => {
+            print_table(&reports);
+            let json: Vec<String> = reports
+                .iter()
+                .filter_map(|r| serde_json::to_string(r).ok())
+                .collect();
+            if let Some(dir) = args.0.get("out") {
+                let _ = std::fs::create_dir_all(dir);
+                let path = std::path::Path::new(dir).join(format!("{command}.jsonl"));
+                if let Err(e) = std::fs::write(&path, json.join("\n") + "\n") {
+                    eprintln!("cannot write {}: {e}", path.display());
+                }
+            } else {
+                for line in json {
+                    println!("{line}");
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("flack-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Results: one JSON object per measurement, and a readable table.
+
+use crate::fanout::Phase;
+use crate::procstat::Sample;
+use crate::servers::Kind;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::time::Duration;
+
+/// One measurement. Fields that do not apply to a scenario are zero.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub server: String,
+    pub receivers: usize,
+    pub senders: usize,
+    /// Messages per second the senders aimed for.
+    pub target_rate: f64,
+    pub seconds: f64,
+    pub sent: u64,
+    pub expected: u64,
+    pub received: u64,
+    pub loss: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    /// Deliveries (or pages, or connections) per second.
+    pub per_second: f64,
+    pub server_rss_kib: u64,
+    pub server_cpu_secs: f64,
+    /// Server CPU time per delivery (or page, or connection), in microseconds.
+    pub server_cpu_us_per_unit: f64,
+    pub harness_cpu_secs: f64,
+    /// Idle scenario: server memory added per open connection, in KiB.
+    pub rss_kib_per_connection: f64,
+    /// First load: the page's size in bytes.
+    pub page_bytes: usize,
+}
+
+fn name(kind: Kind) -> String {
+    match kind {
+        Kind::Flack => "flack".into(),
+        Kind::Ceiling => "ceiling".into(),
+    }
+}
+
+fn quantiles(report: &mut Report, h: &Histogram<u64>) {
+    if h.is_empty() {
+        return;
+    }
+    report.p50_us = h.value_at_quantile(0.50);
+    report.p99_us = h.value_at_quantile(0.99);
+    report.p999_us = h.value_at_quantile(0.999);
+    report.max_us = h.max();
+}
+
+impl Report {
+    /// A fan-out phase.
+    pub fn fanout(
+        kind: Kind,
+        receivers: usize,
+        senders: usize,
+        rate: f64,
+        phase: &Phase,
+    ) -> Report {
+        let seconds = phase.elapsed.as_secs_f64();
+        let mut report = Report {
+            scenario: "fanout".into(),
+            server: name(kind),
+            receivers,
+            senders,
+            target_rate: rate,
+            seconds,
+            sent: phase.sent,
+            expected: phase.expected,
+            received: phase.received,
+            loss: phase.expected.saturating_sub(phase.received),
+            per_second: phase.received as f64 / seconds.max(f64::EPSILON),
+            server_rss_kib: phase.server_rss_kib,
+            server_cpu_secs: phase.server_cpu_secs,
+            server_cpu_us_per_unit: phase.server_cpu_secs * 1e6 / phase.received.max(1) as f64,
+            harness_cpu_secs: phase.harness_cpu_secs,
+            ..Report::default()
+        };
+        quantiles(&mut report, &phase.latency);
+        report
+    }
+
+    /// An idle-connections run.
+    pub fn idle(
+        kind: Kind,
+        wanted: usize,
+        opened: usize,
+        elapsed: Duration,
+        before: Sample,
+        after: Sample,
+    ) -> Report {
+        let seconds = elapsed.as_secs_f64();
+        Report {
+            scenario: "idle".into(),
+            server: name(kind),
+            receivers: wanted,
+            seconds,
+            expected: wanted as u64,
+            received: opened as u64,
+            loss: (wanted - opened.min(wanted)) as u64,
+            per_second: opened as f64 / seconds.max(f64::EPSILON),
+            server_rss_kib: after.rss_kib,
+            server_cpu_secs: after.cpu_secs - before.cpu_secs,
+            server_cpu_us_per_unit: (after.cpu_secs - before.cpu_secs) * 1e6 / opened.max(1) as f64,
+            rss_kib_per_connection: after.rss_kib.saturating_sub(before.rss_kib) as f64
+                / opened.max(1) as f64,
+            ..Report::default()
+        }
+    }
+
+    /// A first-load run.
+    pub fn first_load(
+        workers: usize,
+        pages: u64,
+        page_bytes: usize,
+        latency: &Histogram<u64>,
+        elapsed: Duration,
+        before: Sample,
+        after: Sample,
+    ) -> Report {
+        let seconds = elapsed.as_secs_f64();
+        let mut report = Report {
+            scenario: "first_load".into(),
+            server: "flack".into(),
+            receivers: workers,
+            seconds,
+            received: pages,
+            per_second: pages as f64 / seconds.max(f64::EPSILON),
+            server_rss_kib: after.rss_kib,
+            server_cpu_secs: after.cpu_secs - before.cpu_secs,
+            server_cpu_us_per_unit: (after.cpu_secs - before.cpu_secs) * 1e6 / pages.max(1) as f64,
+            page_bytes,
+            ..Report::default()
+        };
+        quantiles(&mut report, latency);
+        report
+    }
+}
+
+/// Prints reports as an aligned table.
+pub fn print_table(reports: &[Report]) {
+    println!(
+        "{:<10} {:<7} {:>6} {:>4} {:>7} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9} {:>8} {:>8} {:>7}",
+        "scenario", "server", "recv", "send", "rate", "expected", "received", "loss", "p50ms",
+        "p99ms", "p999ms", "maxms", "per_sec", "rss_MiB", "cpu_s", "us/unit", "harn_s"
+    );
+    for r in reports {
+        println!(
+            "{:<10} {:<7} {:>6} {:>4} {:>7.0} {:>9} {:>9} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>9.1} {:>8.2} {:>8.2} {:>7.2}",
+            r.scenario,
+            r.server,
+            r.receivers,
+            r.senders,
+            r.target_rate,
+            r.expected,
+            r.received,
+            r.loss,
+            r.p50_us as f64 / 1000.0,
+            r.p99_us as f64 / 1000.0,
+            r.p999_us as f64 / 1000.0,
+            r.max_us as f64 / 1000.0,
+            r.per_second,
+            r.server_rss_kib as f64 / 1024.0,
+            r.server_cpu_secs,
+            r.server_cpu_us_per_unit,
+            r.harness_cpu_secs,
+        );
+        if r.scenario == "idle" {
+            println!(
+                "           memory per idle connection: {:.1} KiB",
+                r.rss_kib_per_connection
+            );
+        }
+    }
+}
