@@ -13,7 +13,7 @@ use channel_page::{ChannelPage, DirectPage};
 use client::provide_chat_client;
 use home::Home;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 use name_prompt::NamePrompt;
@@ -29,6 +29,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -50,7 +51,6 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| client.start());
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/flack.css"/>
         <Title text="Flack"/>
         <Router>
             <div class="app" inert=move || client.needs_name()>

@@ -55,8 +55,14 @@ impl AppState {
         } else {
             leptos::config::Env::PROD
         };
+        // cargo-leptos writes the hashed asset names next to the binary it builds.
+        let hash_files = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").exists()))
+            .unwrap_or(false);
         let leptos_options = LeptosOptions::builder()
             .output_name("flack")
+            .hash_files(hash_files)
             .site_root(config.site_root.to_string_lossy().into_owned())
             .site_pkg_dir(config.site_pkg_dir.clone())
             .site_addr(config.addr)
@@ -84,10 +90,9 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let hub = state.hub.clone();
     let options = state.leptos_options.clone();
-    Router::new()
-        .route(crate::protocol::WS_PATH, get(ws::upgrade))
-        .route("/files", post(files::upload))
-        .route("/files/{id}", get(files::download))
+    let hashed = state.leptos_options.hash_files;
+    // Pages, server functions and static files are compressed; sockets and uploads are not.
+    let pages = Router::new()
         .leptos_routes_with_context(
             &state,
             routes,
@@ -95,8 +100,39 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            cache_headers(hashed, request, next)
+        }))
+        // The fastest level: compressing a page or the wasm per request must stay cheap.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest),
+        );
+    Router::new()
+        .route(crate::protocol::WS_PATH, get(ws::upgrade))
+        .route("/files", post(files::upload))
+        .route("/files/{id}", get(files::download))
+        .merge(pages)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Built assets under `/pkg/` with content-hashed names never change, so browsers may keep
+/// them for a year; without hashing they must be revalidated.
+async fn cache_headers(hashed: bool, request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    if is_asset && response.status().is_success() {
+        let policy = if hashed {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    }
+    response
 }
 
 /// The policy for anything that is not a page: load nothing, never be framed.
