@@ -12,3 +12,12 @@ cargo build --locked --release --features ssr --bin flack-bench
 mkdir -p bench-results
 FLACK_BIN="$CARGO_TARGET_DIR/release/flack" \
   "$CARGO_TARGET_DIR/release/flack-bench" suite --out bench-results "$@" | tee bench-results/table.txt
+
+# Navigation to "connected" in Chromium, against a release server of its own.
+DATA="$(mktemp -d)"
+"$CARGO_TARGET_DIR/release/flack" --server-addr 127.0.0.1:3210 --data-dir "$DATA" \
+  --limits-message-burst 1000 > /dev/null 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:3210/ && break; sleep 0.1; done
+(cd end2end && node bench/time-to-connected.js http://127.0.0.1:3210 20) | tee bench-results/time-to-connected.jsonl
