@@ -108,7 +108,12 @@ impl Fleet {
             let kind = server.kind;
             connecting.push(tokio::spawn(async move {
                 let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
-                let mut ws = net::websocket(addr, Some(net::source_ip(i))).await?;
+                let mut ws = tokio::time::timeout(
+                    Duration::from_secs(15),
+                    net::websocket(addr, Some(net::source_ip(i))),
+                )
+                .await
+                .map_err(|_| "a receiver could not connect within 15 s".to_owned())??;
                 if kind == Kind::Flack {
                     let join = format!(r#"{{"type":"join","room":{{"channel":"{CHANNEL}"}}}}"#);
                     ws.send(Message::text(join))

@@ -22,7 +22,15 @@ pub async fn run(kind: Kind, count: usize) -> Result<Report, String> {
         let gate = gate.clone();
         opening.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.ok()?;
-            let mut ws = net::websocket(addr, Some(net::source_ip(i))).await.ok()?;
+            // A connection not accepted within 10 s counts as failed (the kernel would
+            // otherwise keep retrying a dropped SYN for minutes).
+            let mut ws = tokio::time::timeout(
+                Duration::from_secs(10),
+                net::websocket(addr, Some(net::source_ip(i))),
+            )
+            .await
+            .ok()?
+            .ok()?;
             if kind == Kind::Flack {
                 // The welcome event proves the server registered the connection.
                 tokio::time::timeout(Duration::from_secs(30), ws.next())

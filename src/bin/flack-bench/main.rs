@@ -95,6 +95,42 @@ fn secs(v: f64) -> Duration {
     Duration::from_secs_f64(v)
 }
 
+/// Where finished measurements go as soon as they exist, so a run that fails late keeps
+/// what it measured.
+fn record(args: &Args, command: &str, report: &Report) {
+    let Ok(line) = serde_json::to_string(report) else {
+        return;
+    };
+    eprintln!("  {line}");
+    if let Some(dir) = args.0.get("out") {
+        let _ = std::fs::create_dir_all(dir);
+        let path = std::path::Path::new(dir).join(format!("{command}.jsonl"));
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+/// The most connections this process can hold: its open-file limit, less some room for
+/// everything else (the server started with it has the same limit).
+fn connection_budget(wanted: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !ok {
+        return wanted;
+    }
+    wanted.min((limit.rlim_cur as usize).saturating_sub(100))
+}
+
 async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
     let quick = smoke || args.0.contains_key("quick");
     let (t, step_t, sizes, idle_n, load_t): (f64, f64, Vec<usize>, usize, f64) = if smoke {
@@ -110,7 +146,9 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             let rate = if smoke { 20.0 } else { 100.0 };
             let senders = if smoke { 2 } else { 10 };
             eprintln!("fan-out: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
-            reports.push(fanout::run(kind, n, senders, rate, secs(t)).await?);
+            let report = fanout::run(kind, n, senders, rate, secs(t)).await?;
+            record(args, "suite", &report);
+            reports.push(report);
         }
     }
     let step_n = if smoke { 5 } else { 1000 };
@@ -129,19 +167,26 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
         .await?;
         for mut s in steps {
             s.scenario = "step".into();
+            record(args, "suite", &s);
             reports.push(s);
         }
         if let Some(mut best) = best {
             best.scenario = "step_best".into();
+            record(args, "suite", &best);
             reports.push(best);
         }
     }
+    let idle_n = connection_budget(idle_n);
     for kind in [Kind::Flack, Kind::Ceiling] {
         eprintln!("idle: {idle_n} connections ({kind:?})");
-        reports.push(idle::run(kind, idle_n).await?);
+        let report = idle::run(kind, idle_n).await?;
+        record(args, "suite", &report);
+        reports.push(report);
     }
     eprintln!("first load: 100-message channel page for {load_t}s");
-    reports.push(first_load::run(if smoke { 2 } else { 16 }, secs(load_t)).await?);
+    let report = first_load::run(if smoke { 2 } else { 16 }, secs(load_t)).await?;
+    record(args, "suite", &report);
+    reports.push(report);
     Ok(reports)
 }
 
@@ -238,7 +283,9 @@ async fn main() {
                 .iter()
                 .filter_map(|r| serde_json::to_string(r).ok())
                 .collect();
-            if let Some(dir) = args.0.get("out") {
+            if args.0.contains_key("out") && command == "suite" {
+                // Already written, one line at a time, by `record`.
+            } else if let Some(dir) = args.0.get("out") {
                 let _ = std::fs::create_dir_all(dir);
                 let path = std::path::Path::new(dir).join(format!("{command}.jsonl"));
                 if let Err(e) = std::fs::write(&path, json.join("\n") + "\n") {
