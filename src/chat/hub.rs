@@ -419,6 +419,11 @@ impl Hub {
         {
             let mut state = self.lock();
             let id = state.user_by_token(token)?.info.id;
+            // A refused name does not use up the user's allowance.
+            if let Some(existing) = state.rooms.get(&RoomKey::Channel(name.key())) {
+                let existing = existing.room.channel().map(ToString::to_string);
+                return Err(ChatError::ChannelExists(existing.unwrap_or_default()));
+            }
             let user = state.users.get_mut(&id).ok_or(ChatError::Unauthorized)?;
             if !user.channels.try_take(Instant::now()) {
                 return Err(ChatError::ChannelRateLimited);
@@ -963,11 +968,6 @@ impl Connection {
         };
         let mut state = self.hub.lock();
         let user = self.user(&state)?;
-        let entry = state.users.get_mut(&user).ok_or(ChatError::Unauthorized)?;
-        if !entry.messages.try_take(Instant::now()) {
-            return Err(ChatError::RateLimited);
-        }
-        let author = entry.info.clone();
         let attachment = match attachment {
             Some(id) => {
                 let entry = state
@@ -979,6 +979,14 @@ impl Connection {
             }
             None => None,
         };
+        // The room must exist (and be the user's to post in) before the post counts against
+        // the user's allowance.
+        state.room_for(room, Some(user), limits)?;
+        let entry = state.users.get_mut(&user).ok_or(ChatError::Unauthorized)?;
+        if !entry.messages.try_take(Instant::now()) {
+            return Err(ChatError::RateLimited);
+        }
+        let author = entry.info.clone();
         let id = MessageId(state.next_message_id);
         let target = state.room_for(room, Some(user), limits)?;
         let message = Message {

@@ -77,7 +77,7 @@ pub enum ChatError {
     RateLimited,
     #[error("You are creating channels too fast; wait a minute and try again.")]
     ChannelRateLimited,
-    #[error("The server could not be reached: {0}")]
+    #[error("Something went wrong on the server: {0}")]
     Unavailable(String),
 }
 

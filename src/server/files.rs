@@ -26,8 +26,8 @@ pub const TOKEN_COOKIE: &str = "flack_token";
 pub struct UploadTarget {
     /// A channel's name.
     channel: Option<String>,
-    /// The other participant of a private conversation.
-    peer: Option<u64>,
+    /// The other participant of a private conversation (a user id).
+    peer: Option<String>,
 }
 
 /// A refused file request: its status and the chat error as JSON.
@@ -100,7 +100,10 @@ pub async fn upload(
     let user = state.hub.user_for_token(&token)?;
     let room = match (target.channel, target.peer) {
         (Some(channel), None) => Room::Channel(ChannelName::parse(&channel)?),
-        (None, Some(peer)) => Room::Direct(DirectKey::between(user.id, UserId(peer))?),
+        (None, Some(peer)) => {
+            let peer = peer.parse().map_err(|_| ChatError::NoSuchUser)?;
+            Room::Direct(DirectKey::between(user.id, UserId(peer))?)
+        }
         _ => return Err(ChatError::NoSuchChannel(String::new()).into()),
     };
     let raw_name = headers

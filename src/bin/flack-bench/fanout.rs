@@ -34,12 +34,17 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
 }
 
-/// Finds the send time a sender put at the start of a message body.
-fn send_time(frame: &str) -> Option<u64> {
-    let at = frame.find("\"body\":\"t=")? + 10;
-    let digits: &str = &frame[at..];
-    let end = digits.find(|c: char| !c.is_ascii_digit())?;
-    digits[..end].parse().ok()
+/// The send times senders put at the start of message bodies: one in a live `message`,
+/// many in a catch-up `joined` (a connection that fell behind gets the messages it missed
+/// that way, and they count as delivered when they arrive).
+fn send_times(frame: &str) -> impl Iterator<Item = u64> + '_ {
+    frame
+        .match_indices("\"body\":\"t=")
+        .filter_map(|(at, pattern)| {
+            let digits = &frame[at + pattern.len()..];
+            let end = digits.find(|c: char| !c.is_ascii_digit())?;
+            digits[..end].parse().ok()
+        })
 }
 
 /// What one receiver has seen in the current phase.
@@ -61,6 +66,8 @@ pub struct Fleet {
 
 /// The outcome of one phase at one rate.
 pub struct Phase {
+    /// Latency of history fetches made while the phase ran (Flack only).
+    pub history: Histogram<u64>,
     pub sent: u64,
     pub expected: u64,
     pub received: u64,
@@ -183,6 +190,30 @@ impl Fleet {
         let before = server.sample();
         let harness_before = procstat::own_cpu_secs();
         let started = Instant::now();
+        // History fetch latency under load: one client fetching the channel's history over
+        // and over while the senders run.
+        let probe = (self.kind == Kind::Flack).then(|| {
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let mut latency = new_histogram();
+                let Ok(mut http) = net::Http::connect(addr, None).await else {
+                    return latency;
+                };
+                let deadline = Instant::now() + duration;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let form = format!("channel={CHANNEL}");
+                    match http.request("POST", "/api/history", Some(&form)).await {
+                        Ok(r) if r.status == 200 => {
+                            let _ = latency.record((t.elapsed().as_micros() as u64).max(1));
+                        }
+                        _ => break,
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                latency
+            })
+        });
         let per_sender = rate / self.senders.len().max(1) as f64;
         let interval = Duration::from_secs_f64(1.0 / per_sender.max(0.001));
         let mut sending = Vec::new();
@@ -222,6 +253,10 @@ impl Fleet {
             sent += task.await.unwrap_or(0);
         }
         let sending_time = started.elapsed();
+        let history = match probe {
+            Some(task) => task.await.unwrap_or_else(|_| new_histogram()),
+            None => new_histogram(),
+        };
         let accepted = match self.kind {
             // Flack refuses nothing here (limits are lifted); count what it acknowledged.
             Kind::Flack => {
@@ -249,6 +284,7 @@ impl Fleet {
             }
         }
         Phase {
+            history,
             sent: accepted,
             expected,
             received: self.received.load(Ordering::SeqCst),
@@ -279,17 +315,18 @@ async fn receive(
 ) {
     while let Some(Ok(frame)) = stream.next().await {
         let Message::Text(text) = frame else { continue };
-        let Some(sent_at) = send_time(text.as_str()) else {
-            continue;
-        };
         if !counting.load(Ordering::Relaxed) {
             continue;
         }
-        let micros = now_nanos().saturating_sub(sent_at) / 1000;
+        let now = now_nanos();
+        let mut count = 0;
         if let Ok(mut h) = tally.latency.lock() {
-            let _ = h.record(micros.max(1));
+            for sent_at in send_times(text.as_str()) {
+                let _ = h.record((now.saturating_sub(sent_at) / 1000).max(1));
+                count += 1;
+            }
         }
-        received.fetch_add(1, Ordering::Relaxed);
+        received.fetch_add(count, Ordering::Relaxed);
     }
 }
 
@@ -349,4 +386,19 @@ pub async fn step(
         rate *= 1.5;
     }
     Ok((best, steps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Send times are found in live messages and in every message of a catch-up.
+    #[test]
+    fn send_times_are_found_in_any_frame() {
+        let live = r#"{"type":"message","message":{"id":1,"body":"t=42 fox"}}"#;
+        assert_eq!(send_times(live).collect::<Vec<_>>(), [42]);
+        let catch_up = r#"{"type":"joined","messages":[{"body":"t=1 a"},{"body":"t=2 b"}]}"#;
+        assert_eq!(send_times(catch_up).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(send_times(r#"{"type":"presence"}"#).count(), 0);
+    }
 }

@@ -36,6 +36,10 @@ pub struct Report {
     pub rss_kib_per_connection: f64,
     /// First load: the page's size in bytes.
     pub page_bytes: usize,
+    /// Fan-out against Flack: history fetches made during the run, and their latency.
+    pub history_fetches: u64,
+    pub history_p50_us: u64,
+    pub history_p99_us: u64,
 }
 
 fn name(kind: Kind) -> String {
@@ -84,6 +88,11 @@ impl Report {
             ..Report::default()
         };
         quantiles(&mut report, &phase.latency);
+        if !phase.history.is_empty() {
+            report.history_fetches = phase.history.len();
+            report.history_p50_us = phase.history.value_at_quantile(0.5);
+            report.history_p99_us = phase.history.value_at_quantile(0.99);
+        }
         report
     }
 

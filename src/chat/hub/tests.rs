@@ -494,3 +494,29 @@ fn channel_creation_is_rate_limited() {
         Err(ChatError::ChannelRateLimited)
     );
 }
+
+/// A post refused for another reason does not use up the user's posting allowance, and a
+/// taken channel name does not use up the channel allowance.
+#[test]
+fn refusals_do_not_use_up_allowances() {
+    let hub = Hub::in_memory();
+    let ada = client(&hub, "ada", 256);
+    let nowhere = Room::Channel(ChannelName::parse("nowhere").unwrap());
+    let limits = HubSettings::default();
+    for _ in 0..limits.message_burst * 2 {
+        assert!(matches!(
+            ada.conn.post(&nowhere, "hi", None),
+            Err(ChatError::NoSuchChannel(_))
+        ));
+    }
+    for i in 0..limits.message_burst {
+        ada.conn.post(&general(), &format!("m{i}"), None).unwrap();
+    }
+    for _ in 0..limits.channels_per_minute * 2 {
+        assert!(matches!(
+            hub.create_channel(&ada.session.token, "GENERAL"),
+            Err(ChatError::ChannelExists(_))
+        ));
+    }
+    hub.create_channel(&ada.session.token, "fresh").unwrap();
+}
