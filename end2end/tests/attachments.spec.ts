@@ -13,8 +13,7 @@ const PNG = Buffer.from(
 test("attachments are previewed or linked", async ({ browser }) => {
   const room = unique("files");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(room);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(room);
+  await ada.createAndOpen(room);
   const bob = await User.open(browser, "Bob", `/c/${room}`);
 
   await ada.page.getByLabel("Attach file").setInputFiles({
@@ -54,8 +53,7 @@ test("attachments are previewed or linked", async ({ browser }) => {
 test("private attachments stay private", async ({ browser }) => {
   const room = unique("lobby");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(room);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(room);
+  await ada.createAndOpen(room);
   const bob = await User.open(browser, "Bob", `/c/${room}`);
   const eve = await User.open(browser, "Eve", `/c/${room}`);
 

@@ -28,8 +28,7 @@ test("hostile text stays inert", async ({ browser }) => {
 
   const mallory = await User.open(browser, "<b>M</b>");
   const channel = `<img src=x onerror=pwn()>`;
-  await mallory.createChannel(channel);
-  await expect(mallory.page.getByRole("heading", { level: 1 })).toHaveText(channel);
+  await mallory.createAndOpen(channel);
   for (const text of HOSTILE_MESSAGES) {
     await mallory.send(text);
   }

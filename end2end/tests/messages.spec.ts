@@ -8,8 +8,7 @@ import { User, seedMessages, unique } from "./fixtures/flack";
 test("opening a channel shows its 100 most recent messages", async ({ browser }) => {
   const ada = await User.open(browser, "Ada");
   const name = unique("busy");
-  await ada.createChannel(name);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
+  await ada.createAndOpen(name);
   const seeder = unique("Seeder");
   await seedMessages(ada.page, name, seeder, 150);
 
@@ -30,8 +29,7 @@ test("opening a channel shows its 100 most recent messages", async ({ browser })
 test("messages appear live in other browsers", async ({ browser }) => {
   const name = unique("live");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(name);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
+  await ada.createAndOpen(name);
   const bob = await User.open(browser, "Bob", `/c/${name}`);
 
   await ada.send("Hello <b>Bob</b>, shipping today?");
@@ -63,8 +61,7 @@ test("messages appear live in other browsers", async ({ browser }) => {
 test("empty messages are refused", async ({ browser }) => {
   const name = unique("quiet");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(name);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
+  await ada.createAndOpen(name);
   await ada.send("   ");
   await expect(ada.page.locator("form.composer").getByRole("alert")).toHaveText(
     "Messages can't be empty.",

@@ -7,8 +7,7 @@ import { User, seedMessages, unique } from "./fixtures/flack";
 test("channel pages are readable without JavaScript", async ({ browser }) => {
   const ada = await User.open(browser, "Ada");
   const name = unique("static");
-  await ada.createChannel(name);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
+  await ada.createAndOpen(name);
   await seedMessages(ada.page, name, unique("Seeder"), 3);
   await ada.close();
 

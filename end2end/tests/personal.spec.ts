@@ -25,8 +25,7 @@ test("display names are unique", async ({ browser }) => {
 test("deleting one's own message removes it for everyone", async ({ browser }) => {
   const room = unique("tidy");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(room);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(room);
+  await ada.createAndOpen(room);
   const bob = await User.open(browser, "Bob", `/c/${room}`);
 
   await ada.send("oops, wrong channel");
@@ -56,8 +55,7 @@ test("deleting one's own message removes it for everyone", async ({ browser }) =
 test("private messages reach only the two participants", async ({ browser }) => {
   const room = unique("lobby");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(room);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(room);
+  await ada.createAndOpen(room);
   const bob = await User.open(browser, "Bob", `/c/${room}`);
   const eve = await User.open(browser, "Eve", `/c/${room}`);
 
@@ -95,8 +93,7 @@ test("private messages reach only the two participants", async ({ browser }) => 
 test("a new display name is seen live", async ({ browser }) => {
   const room = unique("names");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(room);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(room);
+  await ada.createAndOpen(room);
   const bob = await User.open(browser, "Bob", `/c/${room}`);
   await ada.send("hi, it's me");
   const item = bob.log().getByRole("listitem").filter({ hasText: "hi, it's me" });
@@ -125,8 +122,7 @@ test("a new display name is seen live", async ({ browser }) => {
 test("the online list follows people coming and going", async ({ browser }) => {
   const room = unique("desk");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(room);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(room);
+  await ada.createAndOpen(room);
   const online = ada.page.getByRole("list", { name: "Online" });
   await expect(online.getByRole("listitem")).toHaveText([ada.name]);
 

@@ -23,8 +23,7 @@ const socketControl = () => {
 test("a dropped connection reconnects and catches up", async ({ browser }) => {
   const name = unique("flaky");
   const ada = await User.open(browser, "Ada");
-  await ada.createChannel(name);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
+  await ada.createAndOpen(name);
   await ada.send("before the drop");
 
   const context = await browser.newContext();

@@ -8,8 +8,7 @@ test("the site's root returns to the last channel", async ({ browser }) => {
   const ada = await User.open(browser, "Ada", "/");
   await expect(ada.page).toHaveURL(/\/c\/general$/);
   const name = unique("return");
-  await ada.createChannel(name);
-  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(name);
+  await ada.createAndOpen(name);
   const state = await ada.context.storageState();
   await ada.close();
 
