@@ -3,14 +3,14 @@
 
 mod common;
 
-use common::{form_value, general, http, start, Client};
+use common::{form_value, general, http, start_for_pages, Client};
 
 /// Creating a channel through the server function works once, with a valid token; the same
 /// name in another case or with spaces is a conflict with a clear message, and invalid names
 /// and missing or wrong tokens are refused.
 #[tokio::test]
 async fn channel_creation_server_function() {
-    let server = start().await;
+    let server = start_for_pages().await;
     let token = server.hub.register("creator").unwrap().token;
     let created = http(
         &server,
@@ -68,7 +68,7 @@ async fn channel_creation_server_function() {
 /// Registration returns a long random token; a name already in use (in any case) is refused.
 #[tokio::test]
 async fn registration_server_function() {
-    let server = start().await;
+    let server = start_for_pages().await;
     let ok = http(&server, "POST", "/api/register", Some("name=Ada")).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let session: flack::chat::model::Session = serde_json::from_str(&ok.body).unwrap();
@@ -81,7 +81,7 @@ async fn registration_server_function() {
 /// A private conversation's history is served only to its participants.
 #[tokio::test]
 async fn direct_history_is_only_for_participants() {
-    let server = start().await;
+    let server = start_for_pages().await;
     let ada = Client::user(&server, "Ada").await;
     let mut bob = Client::user(&server, "Bob").await;
     let eve = server.hub.register("Eve").unwrap();
@@ -121,7 +121,7 @@ async fn direct_history_is_only_for_participants() {
 /// The channel list and history server functions return what the hub holds.
 #[tokio::test]
 async fn list_and_history_server_functions() {
-    let server = start().await;
+    let server = start_for_pages().await;
     let mut ada = Client::joined(&server, "Ada").await;
     ada.post(&general(), "first!").await;
     ada.next_message().await;
@@ -140,10 +140,9 @@ async fn list_and_history_server_functions() {
 
 /// The first load of a channel page carries the channel list and the channel's messages in
 /// the HTML itself, with markup in messages escaped as text.
-// Page rendering runs on a multi-threaded runtime, as in the server binary.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn channel_page_is_rendered_on_the_server() {
-    let server = start().await;
+    let server = start_for_pages().await;
     let mut ada = Client::joined(&server, "Ada <admin>").await;
     server.hub.create_channel(&ada.token(), "Design").unwrap();
     ada.post(&general(), "<script>alert(1)</script> hello")
@@ -163,10 +162,9 @@ async fn channel_page_is_rendered_on_the_server() {
 }
 
 /// A page for a channel that does not exist says so, with status 404.
-// Page rendering runs on a multi-threaded runtime, as in the server binary.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn unknown_channel_page_is_not_found() {
-    let server = start().await;
+    let server = start_for_pages().await;
     let page = http(&server, "GET", "/c/nowhere", None).await;
     assert_eq!(page.status, 404);
     assert!(page.body.contains("Channel not found"));

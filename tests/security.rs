@@ -1,9 +1,9 @@
-//! Integration tests of the server's defences: cross-site WebSocket hijacking, connection and
-//! rate limits, and the security headers on pages and files.
+//! Integration tests of the server's defences: cross-site WebSocket hijacking, and
+//! connection and rate limits. (The security headers on pages are tested in `pages.rs`.)
 
 mod common;
 
-use common::{general, http, start, start_with, Client};
+use common::{general, start_with, Client};
 use flack::protocol::ServerEvent;
 use flack::server::config::Config;
 use tokio_tungstenite::connect_async;
@@ -109,53 +109,5 @@ async fn posting_rate_is_limited() {
     assert_eq!(
         server.hub.channel_page("general").unwrap().messages.len(),
         20
-    );
-}
-
-/// Pages carry a Content-Security-Policy that allows only this site's scripts and inline
-/// scripts with this response's nonce (which Leptos's own scripts carry), forbids framing,
-/// and the usual hardening headers; other responses get a policy that allows nothing.
-// Page rendering runs on a multi-threaded runtime, as in the server binary.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_carry_security_headers() {
-    let server = start().await;
-    let page = http(&server, "GET", "/c/general", None).await;
-    assert_eq!(page.status, 200);
-    let csp = page.header("content-security-policy").expect("a CSP");
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
-    assert!(!csp.contains("unsafe-inline"), "{csp}");
-    let nonce = csp
-        .split("'nonce-")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .expect("a nonce");
-    assert!(
-        page.body.contains(&format!("nonce=\"{nonce}\"")),
-        "inline scripts carry it"
-    );
-    assert_eq!(
-        page.header("x-content-type-options").as_deref(),
-        Some("nosniff")
-    );
-    assert_eq!(
-        page.header("referrer-policy").as_deref(),
-        Some("same-origin")
-    );
-    let again = http(&server, "GET", "/c/general", None).await;
-    assert_ne!(
-        again.header("content-security-policy").as_deref(),
-        Some(csp.as_str()),
-        "a new nonce each time"
-    );
-
-    let api = http(&server, "POST", "/api/channels", Some("")).await;
-    assert_eq!(
-        api.header("content-security-policy").as_deref(),
-        Some("default-src 'none'; frame-ancestors 'none'")
-    );
-    assert_eq!(
-        api.header("x-content-type-options").as_deref(),
-        Some("nosniff")
     );
 }

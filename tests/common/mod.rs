@@ -52,8 +52,28 @@ pub fn fast() -> Config {
 }
 
 /// Starts the real router on an ephemeral port with the given settings.
-pub async fn start_with(mut config: Config) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+pub async fn start_with(config: Config) -> TestServer {
+    launch(config, false)
+}
+
+/// Like [`start`], but for tests that render pages: the server runs on one runtime shared by
+/// every such test in this binary, as in production where there is one. Leptos sets up its
+/// task executor once per process, on the runtime that first renders a page, so a page
+/// rendered on a test's own (shorter-lived) runtime could wait forever on tasks sent to
+/// another test's runtime after that test ended.
+pub async fn start_for_pages() -> TestServer {
+    launch(fast(), true)
+}
+
+/// [`start_for_pages`] with the given settings. Every server in a test binary that renders
+/// pages should be started this way.
+pub async fn start_for_pages_with(config: Config) -> TestServer {
+    launch(config, true)
+}
+
+fn launch(mut config: Config, shared_runtime: bool) -> TestServer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
     let addr = listener.local_addr().expect("local addr");
     config.addr = addr;
     config.data_dir =
@@ -61,8 +81,34 @@ pub async fn start_with(mut config: Config) -> TestServer {
     let settings = config.hub_settings();
     let hub = Hub::open(std::sync::Arc::new(MemoryStore), settings).expect("hub opens");
     let state = AppState::new(config.clone(), hub.clone());
-    tokio::spawn(serve(listener, router(state), std::future::pending()));
+    // Build the router (which sets up Leptos's executor on first use) inside the shared
+    // runtime, so that executor never belongs to a test runtime that ends.
+    let app = {
+        let _shared = server_runtime().enter();
+        router(state)
+    };
+    let server = async move {
+        let listener = TcpListener::from_std(listener).expect("listener");
+        serve(listener, app, std::future::pending()).await
+    };
+    if shared_runtime {
+        server_runtime().spawn(server);
+    } else {
+        tokio::spawn(server);
+    }
     TestServer { addr, hub, config }
+}
+
+/// The runtime every test server in this process runs on; it lives as long as the process.
+fn server_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for test servers")
+    })
 }
 
 /// A protocol client over a real WebSocket.
