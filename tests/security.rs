@@ -106,8 +106,5 @@ async fn posting_rate_is_limited() {
     }
     assert_eq!(acks, 20);
     assert_eq!(limited, 5);
-    assert_eq!(
-        server.hub.channel_page("general").unwrap().messages.len(),
-        20
-    );
+    assert_eq!(common::general_history(&server).len(), 20);
 }

@@ -110,10 +110,7 @@ async fn joining_gets_exactly_the_last_hundred() {
         }
         other => panic!("expected joined, got {other:?}"),
     }
-    assert_eq!(
-        server.hub.channel_page("general").unwrap().messages.len(),
-        100
-    );
+    assert_eq!(common::general_history(&server).len(), 100);
 }
 
 /// A client that reconnects with its cursor receives exactly the messages it missed, once.
@@ -179,12 +176,7 @@ async fn invalid_input_gets_error_events() {
     assert_error(&mut anon, "no_such_channel").await;
     anon.send(ClientEvent::Rename { name: "".into() }).await;
     assert_error(&mut anon, "display_name_empty").await;
-    assert!(server
-        .hub
-        .channel_page("general")
-        .unwrap()
-        .messages
-        .is_empty());
+    assert!(common::general_history(&server).is_empty());
 }
 
 /// Identity comes only from the token: a wrong token is refused, nothing can be posted
@@ -210,12 +202,7 @@ async fn tokens_decide_who_acts() {
         )))
         .await;
     assert_error(&mut mallory, "malformed").await;
-    assert!(server
-        .hub
-        .channel_page("general")
-        .unwrap()
-        .messages
-        .is_empty());
+    assert!(common::general_history(&server).is_empty());
 }
 
 /// Deleting someone else's message, or one that does not exist, is refused and changes
@@ -241,10 +228,7 @@ async fn only_the_author_deletes() {
     })
     .await;
     assert_error(&mut bob, "no_such_message").await;
-    assert_eq!(
-        server.hub.channel_page("general").unwrap().messages.len(),
-        1
-    );
+    assert_eq!(common::general_history(&server).len(), 1);
 
     ada.send(ClientEvent::Delete {
         room: general(),
@@ -263,12 +247,7 @@ async fn only_the_author_deletes() {
             }
         }
     }
-    assert!(server
-        .hub
-        .channel_page("general")
-        .unwrap()
-        .messages
-        .is_empty());
+    assert!(common::general_history(&server).is_empty());
 }
 
 /// A private conversation reaches both participants and nobody else; a third user who names
@@ -435,12 +414,7 @@ async fn oversized_frames_are_refused() {
             Some(_) => {}
         }
     }
-    assert!(server
-        .hub
-        .channel_page("general")
-        .unwrap()
-        .messages
-        .is_empty());
+    assert!(common::general_history(&server).is_empty());
 }
 
 /// Channels created by anyone are announced live to every connection.

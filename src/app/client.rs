@@ -193,10 +193,11 @@ impl ChatClient {
             self.send_event(&ClientEvent::Leave { room: previous });
         }
         if let Some(peer) = page.peer {
-            self.directs
-                .update(|entries| upsert_direct(entries, peer.clone(), 0));
+            // Opening a conversation lists it (if new) and marks it read.
             self.directs.update(|entries| {
-                if let Some(entry) = entries.iter_mut().find(|e| e.peer.id == peer.id) {
+                let id = peer.id;
+                upsert_direct(entries, peer, 0);
+                if let Some(entry) = entries.iter_mut().find(|e| e.peer.id == id) {
                     entry.unread = 0;
                 }
             });

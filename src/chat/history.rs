@@ -15,8 +15,9 @@ pub struct History {
     capacity: usize,
     /// The highest sequence number that left the window by eviction (0 if none did).
     evicted_through: u64,
-    /// The room's newest sequence number at the latest deletion, if any deletion happened.
-    deleted_at: Option<u64>,
+    /// Clients whose cursor is at or below this get a snapshot, not a catch-up: set by
+    /// deletions (they could have missed one) and by restoring from storage.
+    snapshot_through: Option<u64>,
 }
 
 impl Default for History {
@@ -32,7 +33,7 @@ impl History {
             messages: VecDeque::with_capacity(capacity.min(HISTORY_LIMIT)),
             capacity,
             evicted_through: 0,
-            deleted_at: None,
+            snapshot_through: None,
         }
     }
 
@@ -59,7 +60,7 @@ impl History {
     /// keep showing the deleted message.
     pub fn remove(&mut self, id: MessageId, room_last_seq: u64) -> Option<Message> {
         let at = self.messages.iter().position(|m| m.id == id)?;
-        self.deleted_at = Some(room_last_seq);
+        self.snapshot_through = Some(room_last_seq);
         self.messages.remove(at)
     }
 
@@ -67,8 +68,8 @@ impl History {
     /// number was `room_last_seq`: what was evicted or deleted before is unknown, so clients
     /// whose cursor is not past that point get a snapshot.
     pub fn mark_restored(&mut self, room_last_seq: u64) {
-        self.deleted_at = Some(
-            self.deleted_at
+        self.snapshot_through = Some(
+            self.snapshot_through
                 .map_or(room_last_seq, |d| d.max(room_last_seq)),
         );
     }
@@ -90,7 +91,7 @@ impl History {
         if cursor > room_last_seq || cursor < self.evicted_through {
             return None;
         }
-        if self.deleted_at.is_some_and(|at| cursor <= at) {
+        if self.snapshot_through.is_some_and(|at| cursor <= at) {
             return None;
         }
         Some(
@@ -105,16 +106,6 @@ impl History {
     /// Every message held, for in-place updates (such as an author's new name).
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Message> {
         self.messages.iter_mut()
-    }
-
-    /// How many messages are held.
-    pub fn len(&self) -> usize {
-        self.messages.len()
-    }
-
-    /// True when no message is held.
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
     }
 }
 

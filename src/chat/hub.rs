@@ -367,11 +367,6 @@ impl Hub {
         self.lock().connections.len()
     }
 
-    /// The limits this hub enforces.
-    pub fn limits(&self) -> &HubSettings {
-        &self.shared.limits
-    }
-
     /// Registers a new user under a display name nobody else has (compared without regard to
     /// case) and returns their session token.
     pub fn register(&self, raw_name: &str) -> Result<Session, ChatError> {
@@ -421,8 +416,7 @@ impl Hub {
             let id = state.user_by_token(token)?.info.id;
             // A refused name does not use up the user's allowance.
             if let Some(existing) = state.rooms.get(&RoomKey::Channel(name.key())) {
-                let existing = existing.room.channel().map(ToString::to_string);
-                return Err(ChatError::ChannelExists(existing.unwrap_or_default()));
+                return Err(ChatError::ChannelExists(name_of(&existing.room)));
             }
             let user = state.users.get_mut(&id).ok_or(ChatError::Unauthorized)?;
             if !user.channels.try_take(Instant::now()) {
@@ -436,8 +430,7 @@ impl Hub {
         let mut state = self.lock();
         let key = RoomKey::Channel(name.key());
         if let Some(existing) = state.rooms.get(&key) {
-            let existing = existing.room.channel().map(ToString::to_string);
-            return Err(ChatError::ChannelExists(existing.unwrap_or_default()));
+            return Err(ChatError::ChannelExists(name_of(&existing.room)));
         }
         let info = ChannelInfo {
             name: name.clone(),
@@ -603,7 +596,6 @@ impl Hub {
     pub fn resync(&self, id: ConnId) {
         let mut state = self.lock();
         let epoch = self.shared.epoch;
-        let channel_list = state.channel_list();
         let State {
             rooms,
             connections,
@@ -617,7 +609,7 @@ impl Hub {
         if conn.missed_directory {
             let frame = Frame::encode(&ServerEvent::Welcome {
                 epoch,
-                channels: channel_list,
+                channels: channel_list(rooms),
             });
             conn.missed_directory = !conn.outbox.offer(frame);
         }
@@ -645,15 +637,16 @@ impl Hub {
     }
 }
 
+/// Every channel among `rooms`, sorted by name without regard to case.
+fn channel_list(rooms: &HashMap<RoomKey, RoomState>) -> Vec<ChannelInfo> {
+    let mut list: Vec<ChannelInfo> = rooms.values().filter_map(|r| r.channel.clone()).collect();
+    list.sort_by_key(|c| c.name.key());
+    list
+}
+
 impl State {
     fn channel_list(&self) -> Vec<ChannelInfo> {
-        let mut list: Vec<ChannelInfo> = self
-            .rooms
-            .values()
-            .filter_map(|r| r.channel.clone())
-            .collect();
-        list.sort_by_key(|c| c.name.key());
-        list
+        channel_list(&self.rooms)
     }
 
     fn user_by_token(&self, token: &str) -> Result<&UserEntry, ChatError> {

@@ -28,6 +28,15 @@ pub fn channel(name: &str) -> Room {
     Room::Channel(ChannelName::parse(name).expect("a valid name"))
 }
 
+/// What `general` holds now (straight from the hub).
+pub fn general_history(server: &TestServer) -> Vec<flack::chat::model::Message> {
+    server
+        .hub
+        .channel_page("general")
+        .expect("general exists")
+        .messages
+}
+
 /// A running server; it stops when the test's runtime ends.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -63,12 +72,6 @@ pub async fn start_with(config: Config) -> TestServer {
 /// another test's runtime after that test ended.
 pub async fn start_for_pages() -> TestServer {
     launch(fast(), true)
-}
-
-/// [`start_for_pages`] with the given settings. Every server in a test binary that renders
-/// pages should be started this way.
-pub async fn start_for_pages_with(config: Config) -> TestServer {
-    launch(config, true)
 }
 
 fn launch(mut config: Config, shared_runtime: bool) -> TestServer {

@@ -29,7 +29,7 @@ fn now_nanos() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub fn new_histogram() -> Histogram<u64> {
     // Microseconds, up to a minute, three significant figures.
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
 }

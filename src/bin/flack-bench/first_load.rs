@@ -5,7 +5,6 @@ use crate::net::{self, Http};
 use crate::report::Report;
 use crate::servers::{Kind, Server};
 use futures_util::SinkExt;
-use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -51,8 +50,7 @@ pub async fn run(workers: usize, duration: Duration) -> Result<Report, String> {
     let mut tasks = Vec::new();
     for i in 0..workers {
         tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                .unwrap_or_else(|_| unreachable!("valid bounds"));
+            let mut latency = crate::fanout::new_histogram();
             let mut http = Http::connect(addr, Some(net::source_ip(i))).await.ok()?;
             let deadline = Instant::now() + duration;
             let mut pages = 0u64;
@@ -69,8 +67,7 @@ pub async fn run(workers: usize, duration: Duration) -> Result<Report, String> {
         }));
     }
     let mut pages = 0;
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .unwrap_or_else(|_| unreachable!("valid bounds"));
+    let mut latency = crate::fanout::new_histogram();
     for task in tasks {
         if let Ok(Some((n, h))) = task.await {
             pages += n;
