@@ -75,6 +75,14 @@ test("private messages reach only the two participants", async ({ browser }) => 
   await expect(bob.log()).toContainText("the surprise party is on Friday");
   await expect(entry.locator(".unread")).toHaveCount(0);
 
+  // The conversation is remembered as the last place Bob was.
+  const back = await browser.newContext({ storageState: await bob.context.storageState() });
+  const again = await back.newPage();
+  await again.goto("/");
+  await expect(again).toHaveURL(/\/dm\/\d+$/);
+  await expect(again.getByRole("heading", { level: 1 })).toHaveText(ada.name);
+  await back.close();
+
   // Eve sees nothing of it: not in her sidebar, not in the channel, not by guessing the page.
   await expect(eve.page.getByRole("navigation", { name: "Direct messages" }).getByRole("link")).toHaveCount(0);
   await expect(eve.log()).not.toContainText("surprise party");
