@@ -82,3 +82,47 @@ test("private attachments stay private", async ({ browser }) => {
   await bob.close();
   await eve.close();
 });
+
+/** While a file is on its way up, the message box shows a progress bar that moves; when the
+ *  upload ends the bar gives way to the file's name and size. The upload is slowed down with
+ *  Chromium's network throttling so there is time to see it. */
+test("an upload shows its progress", async ({ browser }) => {
+  const room = unique("slow");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(room);
+
+  const cdp = await ada.context.newCDPSession(ada.page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 20,
+    downloadThroughput: -1,
+    uploadThroughput: 256 * 1024,
+  });
+
+  await ada.page.getByLabel("Attach file").setInputFiles({
+    name: "big.bin",
+    mimeType: "application/octet-stream",
+    buffer: Buffer.alloc(1024 * 1024, 7),
+  });
+  const bar = ada.page.getByRole("progressbar", { name: "Upload progress" });
+  await expect(bar).toBeVisible();
+  // The bar reports part of the file sent: more than nothing, less than all of it.
+  await expect
+    .poll(() => bar.evaluate((p: HTMLProgressElement) => p.value), { timeout: 10_000 })
+    .toBeGreaterThan(0);
+  const midway = await bar.evaluate((p: HTMLProgressElement) => p.value).catch(() => 1);
+  expect(midway).toBeLessThan(1);
+
+  await expect(ada.page.getByText("big.bin (1.0 MB)", { exact: false })).toBeVisible({ timeout: 15_000 });
+  await expect(bar).toBeHidden();
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: -1,
+  });
+  await ada.send("the big one");
+  await expect(ada.log().getByRole("link", { name: "big.bin", exact: true })).toBeVisible();
+  await ada.close();
+});
