@@ -476,8 +476,48 @@ async fn dead_connections_are_noticed_by_heartbeat() {
     drop(bob);
 }
 
+/// A connection that answers pings but sends no event for `limits.idle_after_secs` is closed
+/// as idle with code 4000, while one that keeps sending events stays open.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let server = start_with(Config {
+        heartbeat_secs: 1,
+        dead_after_secs: 60,
+        idle_after_secs: 2,
+        ..common::fast()
+    })
+    .await;
+    let mut idle = Client::joined(&server, "Idle").await;
+    let mut busy = Client::joined(&server, "Busy").await;
+    let started = std::time::Instant::now();
+    // The idle client keeps reading, so its library answers every ping.
+    let idle_closed = tokio::spawn(async move {
+        loop {
+            match idle.next_raw().await {
+                Some(WsMessage::Close(Some(frame))) => return u16::from(frame.code),
+                Some(WsMessage::Close(None)) | None => panic!("closed without a reason"),
+                Some(_) => continue,
+            }
+        }
+    });
+    // Meanwhile the busy client sends an event twice a second for four seconds.
+    while started.elapsed() < std::time::Duration::from_secs(4) {
+        busy.join(&general()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let code = tokio::time::timeout(common::WAIT, idle_closed)
+        .await
+        .expect("the idle connection is closed")
+        .expect("the idle reader finishes");
+    assert_eq!(code, 4000);
+    busy.post(&general(), "still here").await;
+    assert_eq!(busy.next_message().await.body.as_str(), "still here");
+}
+
 /// A client that stops reading never holds up anyone else: another member receives every
-/// message, in order, while the stuck one's socket is full.
+/// message, in order, while the stuck one's socket is full, and once the stuck client is
+/// far behind, a new message still reaches the other member at once (in well under the 10 s a
+/// write to the stuck socket may block for).
 #[tokio::test]
 async fn a_stuck_client_does_not_delay_others() {
     let server = start_with(Config {
@@ -490,11 +530,16 @@ async fn a_stuck_client_does_not_delay_others() {
     let mut poster = Client::user(&server, "poster").await;
     let padding = "x".repeat(3900);
     let total = 2000u64;
+    let probes = 5u64;
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     let reader = tokio::spawn(async move {
         let mut expected = 1;
-        while expected <= total {
+        while expected <= total + probes {
             let message = fast.next_message().await;
             assert_eq!(message.seq, expected, "in order, nothing missing");
+            if expected > total {
+                let _ = arrived_tx.send(std::time::Instant::now());
+            }
             expected += 1;
         }
     });
@@ -502,6 +547,20 @@ async fn a_stuck_client_does_not_delay_others() {
         poster.post(&general(), &format!("{i} {padding}")).await;
     }
     poster.acks(total as usize).await;
+    // The stuck client's socket has been full for a while: time single messages now.
+    for i in 0..probes {
+        let sent = std::time::Instant::now();
+        poster.post(&general(), &format!("probe {i}")).await;
+        let received = tokio::time::timeout(common::WAIT, arrived.recv())
+            .await
+            .expect("the probe arrives")
+            .expect("the reader is running");
+        let latency = received.duration_since(sent);
+        assert!(
+            latency < std::time::Duration::from_secs(1),
+            "probe {i} took {latency:?}"
+        );
+    }
     reader.await.expect("the fast client got everything");
     drop(stuck);
 }

@@ -51,6 +51,9 @@ pub struct Config {
     /// `limits.dead_after_secs`: a connection that sent nothing (not even a pong) for this
     /// long is considered dead and closed.
     pub dead_after_secs: u64,
+    /// `limits.idle_after_secs`: a connection whose client sent no event (pongs do not
+    /// count) for this long is closed as idle.
+    pub idle_after_secs: u64,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             max_upload_bytes: 10 * 1024 * 1024,
             heartbeat_secs: 10,
             dead_after_secs: 30,
+            idle_after_secs: 3600,
         }
     }
 }
@@ -135,6 +139,7 @@ pub const KEYS: &[&str] = &[
     "limits.max_upload_bytes",
     "limits.heartbeat_secs",
     "limits.dead_after_secs",
+    "limits.idle_after_secs",
 ];
 
 impl Config {
@@ -269,6 +274,7 @@ impl Config {
             "limits.max_upload_bytes" => self.max_upload_bytes = count(1)? as u64,
             "limits.heartbeat_secs" => self.heartbeat_secs = count(1)? as u64,
             "limits.dead_after_secs" => self.dead_after_secs = count(1)? as u64,
+            "limits.idle_after_secs" => self.idle_after_secs = count(1)? as u64,
             other => return Err(ConfigError::Unknown(other.to_owned())),
         }
         Ok(())

@@ -13,6 +13,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -27,10 +28,17 @@ const READ_BUFFER_BYTES: usize = 4096;
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a client too slow to take its frames.
 const CLOSE_TRY_AGAIN: u16 = 1013;
+/// Close code for a connection whose client sent no event for `limits.idle_after_secs`
+/// (application range; the client may reconnect at once).
+const CLOSE_IDLE: u16 = 4000;
 /// How long one frame may take to be written before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long the server keeps reading after its close frame, waiting for the client's reply.
+/// Closing the TCP connection while the client's frames (say, a pong) are still unread makes
+/// the kernel reset it, and the client may then lose the close frame and its reason.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Per-connection settings, from the configuration.
 #[derive(Clone, Copy)]
@@ -38,6 +46,7 @@ struct Settings {
     capacity: usize,
     heartbeat: Duration,
     dead_after: Duration,
+    idle_after: Duration,
 }
 
 /// Upgrades `GET /ws` to a WebSocket speaking the Flack protocol, after checking that the
@@ -65,6 +74,7 @@ pub async fn upgrade(
         capacity: state.config.outbox_frames,
         heartbeat: Duration::from_secs(state.config.heartbeat_secs),
         dead_after: Duration::from_secs(state.config.dead_after_secs),
+        idle_after: Duration::from_secs(state.config.idle_after_secs),
     };
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(max)
@@ -132,10 +142,16 @@ struct Link<'a> {
     conn: &'a Connection,
     outbox: &'a Outbox,
     settings: Settings,
+    /// Any frame, pongs included: the peer is alive.
     last_seen: &'a LastSeen,
+    /// A valid client event: the peer is in use, not idle.
+    last_event: &'a LastSeen,
+    /// Set once the writer has finished (a close frame, if any, is sent): the reader then
+    /// only waits for the client's close and applies no more events.
+    closed: &'a AtomicBool,
 }
 
-/// When the connection last sent anything, shared by its reader and writer.
+/// When the connection last sent something, shared by its reader and writer.
 struct LastSeen(std::sync::Mutex<Instant>);
 
 impl LastSeen {
@@ -157,6 +173,8 @@ async fn run_connection(
 ) {
     let capacity = settings.capacity;
     let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
+    let last_event = LastSeen(std::sync::Mutex::new(Instant::now()));
+    let closed = AtomicBool::new(false);
     let (outbox, rx) = Outbox::new(capacity);
     let conn = hub.connect(outbox.clone());
     let id = conn.id();
@@ -170,15 +188,21 @@ async fn run_connection(
         outbox: &outbox,
         settings,
         last_seen: &last_seen,
+        last_event: &last_event,
+        closed: &closed,
     };
     let mut writer = std::pin::pin!(write_loop(sink, rx, close_rx, stopping, &link));
-    let reader = read_loop(stream, close_tx, &link);
+    let mut reader = std::pin::pin!(read_loop(stream, close_tx, &link));
     tokio::select! {
-        // The socket can no longer be written to: stop reading as well.
-        _ = &mut writer => {}
+        // The writer is done, after a close frame or because the socket failed: read on
+        // briefly, so the client's close reply (or anything else in flight) is consumed.
+        _ = &mut writer => {
+            closed.store(true, Ordering::Release);
+            let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
+        }
         // The client closed, or broke the protocol: let the writer finish (it sends the
         // close frame, if any), but not forever.
-        _ = reader => {
+        _ = &mut reader => {
             let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
         }
     }
@@ -201,6 +225,8 @@ async fn write_loop(
         outbox,
         settings,
         last_seen,
+        last_event,
+        ..
     } = *link;
     let capacity = settings.capacity;
     let close = |code: u16, reason: &'static str| {
@@ -225,6 +251,15 @@ async fn write_loop(
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() >= settings.dead_after {
                     tracing::info!(id = ?conn.id(), "closing a connection that stopped answering pings");
+                    break;
+                }
+                if last_event.elapsed() >= settings.idle_after {
+                    tracing::info!(id = ?conn.id(), "closing an idle connection");
+                    let _ = tokio::time::timeout(
+                        CLOSE_GRACE,
+                        sink.send(close(CLOSE_IDLE, "idle")),
+                    )
+                    .await;
                     break;
                 }
                 if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
@@ -278,11 +313,21 @@ async fn read_loop(
         conn,
         outbox,
         last_seen,
+        last_event,
+        closed,
         ..
     } = *link;
     let mut bad_frames = 0;
+    let mut close_tx = Some(close_tx);
     while let Some(Ok(message)) = stream.next().await {
         last_seen.touch();
+        if close_tx.is_none() || closed.load(Ordering::Acquire) {
+            // A close frame was asked for or sent: wait for the client's reply only.
+            if matches!(message, WsMessage::Close(_)) {
+                break;
+            }
+            continue;
+        }
         let event = match message {
             WsMessage::Text(text) => ClientEvent::decode(text.as_str()),
             WsMessage::Binary(_) => Err(ProtocolError::Binary),
@@ -292,6 +337,7 @@ async fn read_loop(
         match event {
             Ok(event) => {
                 bad_frames = 0;
+                last_event.touch();
                 if !handle(conn, outbox, event).await {
                     break;
                 }
@@ -304,11 +350,12 @@ async fn read_loop(
                 }
                 if bad_frames >= MAX_CONSECUTIVE_BAD_FRAMES {
                     tracing::info!(id = ?conn.id(), "closing a connection that kept sending malformed frames");
-                    let _ = close_tx.send(CloseFrame {
-                        code: CLOSE_POLICY,
-                        reason: Utf8Bytes::from_static("too many malformed frames"),
-                    });
-                    return;
+                    if let Some(close_tx) = close_tx.take() {
+                        let _ = close_tx.send(CloseFrame {
+                            code: CLOSE_POLICY,
+                            reason: Utf8Bytes::from_static("too many malformed frames"),
+                        });
+                    }
                 }
             }
         }
