@@ -1,10 +1,11 @@
-//! The security headers on pages and other responses. Kept in a test binary of its own:
-//! run beside the WebSocket tests of `security.rs`, its page render occasionally never
-//! finished (see the closing note of issue 4); alone it has not.
+//! Pages over HTTP: their security headers, and the page cache never serving a stale page.
+//! Kept in a test binary of its own: run beside the WebSocket tests of `security.rs`, a page
+//! render occasionally never finished (see the closing note of issue 4); alone it has not.
 
 mod common;
 
-use common::{http, start_for_pages};
+use common::{general, http, start_for_pages, Client};
+use flack::protocol::{ClientEvent, ServerEvent};
 
 /// Pages carry a Content-Security-Policy that allows only this site's scripts and inline
 /// scripts with this response's nonce (which Leptos's own scripts carry), forbids framing,
@@ -51,4 +52,66 @@ async fn pages_carry_security_headers() {
         api.header("x-content-type-options").as_deref(),
         Some("nosniff")
     );
+}
+
+/// Channel pages are served from a cache, yet a page never lags behind the chat: a message
+/// posted, a user renamed, a channel created or a message deleted shows on the very next
+/// load, and a page served again carries a fresh nonce in its policy and its scripts alike.
+#[tokio::test]
+async fn repeated_page_loads_are_never_stale() {
+    let server = start_for_pages().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let load = || async { http(&server, "GET", "/c/general", None).await };
+    assert!(!load().await.body.contains("first words"));
+
+    ada.post(&general(), "first words").await;
+    let first = ada.next_message().await;
+    ada.post(&general(), "second words").await;
+    ada.next_message().await;
+    let fresh = load().await;
+    assert!(fresh.body.contains("first words"), "a posted message shows");
+    let again = load().await;
+    assert!(again.body.contains("second words"));
+    let nonce_of = |page: &common::HttpResponse| {
+        let csp = page.header("content-security-policy").expect("a CSP");
+        csp.split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .map(str::to_owned)
+            .expect("a nonce")
+    };
+    assert_ne!(nonce_of(&fresh), nonce_of(&again));
+    assert!(again
+        .body
+        .contains(&format!("nonce=\"{}\"", nonce_of(&again))));
+    assert!(!again.body.contains(&nonce_of(&fresh)));
+
+    ada.send(ClientEvent::Rename {
+        name: "Adeline".into(),
+    })
+    .await;
+    while !matches!(ada.next().await, ServerEvent::UserRenamed { .. }) {}
+    assert!(load().await.body.contains("Adeline"), "a new name shows");
+
+    server
+        .hub
+        .create_channel(&ada.token(), "fresh-news")
+        .expect("creates");
+    assert!(
+        load().await.body.contains("fresh-news"),
+        "a new channel shows"
+    );
+
+    ada.send(ClientEvent::Delete {
+        room: general(),
+        id: first.id,
+    })
+    .await;
+    while !matches!(ada.next().await, ServerEvent::MessageDeleted { .. }) {}
+    let after = load().await;
+    assert!(
+        !after.body.contains("first words"),
+        "a deleted message is gone"
+    );
+    assert!(after.body.contains("second words"));
 }

@@ -79,14 +79,19 @@ fn page_policy() {
     ) else {
         return;
     };
-    let policy = format!(
+    if let Ok(value) = axum::http::HeaderValue::from_str(&page_csp(&nonce)) {
+        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// The Content-Security-Policy of a page whose inline scripts carry `nonce`.
+#[cfg(feature = "ssr")]
+pub fn page_csp(nonce: &str) -> String {
+    format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    );
-    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
-        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
-    }
+    )
 }
 
 /// Shown for any address that is not a page.

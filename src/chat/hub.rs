@@ -16,6 +16,9 @@
 //!    without regard to case.
 //! 5. **Private means private.** A direct room's messages are offered only to connections of
 //!    its two participants, and only they can read its history.
+//! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel
+//!    created, a message posted or deleted, a user renamed) bumps [`Hub::generation`] before
+//!    the lock is released, so a page rendered at one generation is current while it holds.
 //!
 //! Storage sits behind the [`Store`] trait (the in-memory default keeps nothing beyond what is
 //! here); fan-out to local connections happens in `RoomState::broadcast` and
@@ -33,7 +36,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -155,6 +158,8 @@ struct Shared {
     /// Identifies this history's sequence numbers; clients holding another epoch get a
     /// snapshot.
     epoch: u64,
+    /// Counts changes that pages show (invariant 6).
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
@@ -341,6 +346,7 @@ impl Hub {
                 store,
                 limits,
                 epoch,
+                generation: AtomicU64::new(0),
             }),
         };
         let has_channels = hub.lock().rooms.values().any(|r| r.channel.is_some());
@@ -349,6 +355,17 @@ impl Hub {
             hub.create(general).map_err(|e| StoreError(e.to_string()))?;
         }
         Ok(hub)
+    }
+
+    /// Grows with every change a rendered page could show (invariant 6): a page rendered
+    /// after reading generation `g` is current for as long as this still returns `g`.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// Records a change pages show; called with the state lock held.
+    fn changed(&self) {
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -447,6 +464,7 @@ impl Hub {
         state.broadcast_all(&ServerEvent::ChannelCreated {
             channel: info.clone(),
         });
+        self.changed();
         tracing::info!(channel = %info.name, "channel created");
         Ok(info)
     }
@@ -1003,6 +1021,7 @@ impl Connection {
         });
         target.broadcast(&frame, Some(message.seq));
         state.next_message_id += 1;
+        self.hub.changed();
         if let Some(file) = &message.attachment {
             if let Some(entry) = state.files.get_mut(&file.id) {
                 entry.attached = true;
@@ -1034,6 +1053,7 @@ impl Connection {
             id,
         });
         target.broadcast(&frame, None);
+        self.hub.changed();
         let dropped = state.forget_file_of(removed);
         drop(state);
         self.hub.remove_files(dropped);
@@ -1075,6 +1095,7 @@ impl Connection {
             }
         }
         state.broadcast_all(&ServerEvent::UserRenamed { user: info.clone() });
+        self.hub.changed();
         Ok(info)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod files;
+pub mod page_cache;
 pub mod ws;
 
 use crate::app::{shell, App};
@@ -100,6 +101,10 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            page_cache::PageCache::new(state.hub.clone()),
+            page_cache::serve,
+        ))
         .layer(axum::middleware::from_fn(move |request, next| {
             cache_headers(hashed, request, next)
         }))

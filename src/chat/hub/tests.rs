@@ -520,3 +520,30 @@ fn refusals_do_not_use_up_allowances() {
     }
     hub.create_channel(&ada.session.token, "fresh").unwrap();
 }
+
+/// The page generation moves with every change a page shows (a post, a deletion, a rename, a
+/// new channel) and stays put for what pages do not show (joining, a refused post).
+#[test]
+fn generation_tracks_what_pages_show() {
+    let hub = unlimited();
+    let ada = client(&hub, "ada", 64);
+    let mut seen = hub.generation();
+    let mut moved = |hub: &Hub| {
+        let now = hub.generation();
+        let changed = now != seen;
+        seen = now;
+        changed
+    };
+    ada.conn.join(&general(), None).unwrap();
+    assert!(!moved(&hub), "joining changes no page");
+    let message = ada.conn.post(&general(), "hello", None).unwrap();
+    assert!(moved(&hub), "a post");
+    assert!(ada.conn.post(&general(), "", None).is_err());
+    assert!(!moved(&hub), "a refused post");
+    ada.conn.rename("adeline").unwrap();
+    assert!(moved(&hub), "a rename");
+    hub.create_channel(&ada.session.token, "news").unwrap();
+    assert!(moved(&hub), "a new channel");
+    ada.conn.delete(&general(), message.id).unwrap();
+    assert!(moved(&hub), "a deletion");
+}

@@ -1,0 +1,209 @@
+//! Rendered channel pages, kept until the chat changes: a first load of `/c/{name}` is
+//! served from memory while [`Hub::generation`] stays where it was when the page was rendered.
+//!
+//! A channel page is the same for every visitor except for its CSP nonce (the session lives
+//! in the browser's storage, not in cookies sent to pages). So the cache keeps the rendered
+//! body cut at each occurrence of the nonce, and every response gets a fresh nonce, both in
+//! the body and in its `Content-Security-Policy`: nonces are never reused across responses.
+
+use crate::chat::hub::Hub;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Pages kept at most; past this the cache starts over (channel names are bounded, but
+/// requests for many different addresses must not grow memory without end).
+const MAX_PAGES: usize = 1024;
+/// Largest page body the cache will hold.
+const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The cache of rendered channel pages. Cheap to clone.
+#[derive(Clone)]
+pub struct PageCache {
+    hub: Hub,
+    pages: Arc<Mutex<HashMap<String, Arc<CachedPage>>>>,
+}
+
+/// One rendered page.
+struct CachedPage {
+    /// The hub generation read before rendering: the page is current while it holds.
+    generation: u64,
+    /// The response headers, without the Content-Security-Policy (it carries the nonce).
+    headers: HeaderMap,
+    /// The body, split where the nonce stood.
+    parts: Vec<Bytes>,
+}
+
+impl PageCache {
+    pub fn new(hub: Hub) -> PageCache {
+        PageCache {
+            hub,
+            pages: Arc::default(),
+        }
+    }
+
+    fn get(&self, path: &str, generation: u64) -> Option<Arc<CachedPage>> {
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages
+            .get(path)
+            .filter(|page| page.generation == generation)
+            .cloned()
+    }
+
+    fn put(&self, path: String, page: CachedPage) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() >= MAX_PAGES && !pages.contains_key(&path) {
+            pages.clear();
+        }
+        pages.insert(path, Arc::new(page));
+    }
+}
+
+/// Middleware in front of the page routes: answers `GET /c/{name}` from the cache when the
+/// chat has not changed since the page was rendered, and fills the cache otherwise.
+pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next) -> Response {
+    let cacheable = request.method() == Method::GET
+        && request.uri().path().starts_with("/c/")
+        && request.uri().query().is_none();
+    if !cacheable {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_owned();
+    // Read before rendering: a change during the render makes the stored page stale at once.
+    let generation = cache.hub.generation();
+    if let Some(page) = cache.get(&path, generation) {
+        return page.respond();
+    }
+    let response = next.run(request).await;
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_PAGE_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, %path, "could not read a rendered page");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered.",
+            )
+                .into_response();
+        }
+    };
+    let nonce = parts
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|policy| policy.to_str().ok())
+        .and_then(nonce_in_policy);
+    if let Some(nonce) = nonce {
+        let mut headers = parts.headers.clone();
+        headers.remove(header::CONTENT_SECURITY_POLICY);
+        headers.remove(header::CONTENT_LENGTH);
+        let page = CachedPage {
+            generation,
+            headers,
+            parts: split_at(&bytes, nonce.as_bytes()),
+        };
+        cache.put(path, page);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+impl CachedPage {
+    /// The page with a fresh nonce.
+    fn respond(&self) -> Response {
+        let Some(nonce) = fresh_nonce() else {
+            return (StatusCode::SERVICE_UNAVAILABLE, "Try again.").into_response();
+        };
+        let mut body = Vec::with_capacity(
+            self.parts.iter().map(Bytes::len).sum::<usize>() + nonce.len() * self.parts.len(),
+        );
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                body.extend_from_slice(nonce.as_bytes());
+            }
+            body.extend_from_slice(part);
+        }
+        let mut response = Response::new(Body::from(body));
+        *response.headers_mut() = self.headers.clone();
+        if let Ok(policy) = HeaderValue::from_str(&crate::app::page_csp(&nonce)) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
+        response
+    }
+}
+
+/// The nonce in a policy made by [`crate::app::page_csp`].
+fn nonce_in_policy(policy: &str) -> Option<String> {
+    let start = policy.find("'nonce-")? + "'nonce-".len();
+    let len = policy[start..].find('\'')?;
+    let nonce = &policy[start..start + len];
+    (nonce.len() >= 16).then(|| nonce.to_owned())
+}
+
+/// 128 random bits, hex-encoded (a valid CSP nonce).
+fn fresh_nonce() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        tracing::error!(error = %e, "no randomness for a page nonce");
+        return None;
+    }
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `bytes` cut at every occurrence of `needle` (which is left out).
+fn split_at(bytes: &Bytes, needle: &[u8]) -> Vec<Bytes> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + needle.len() <= bytes.len() {
+        if &bytes[i..i + needle.len()] == needle {
+            parts.push(bytes.slice(start..i));
+            i += needle.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    parts.push(bytes.slice(start..));
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body is cut at each nonce and nowhere else, so joining the parts with the nonce gives
+    /// the original back.
+    #[test]
+    fn split_and_join_round_trip() {
+        let body = Bytes::from_static(b"<script nonce=\"abc\">1</script><p>abc</p>x");
+        let parts = split_at(&body, b"abc");
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.join(&b"abc"[..]), body.to_vec());
+        assert_eq!(split_at(&Bytes::from_static(b"none here"), b"abc").len(), 1);
+    }
+
+    /// The nonce is found in the page policy, and a policy without one yields none.
+    #[test]
+    fn nonce_is_read_from_the_policy() {
+        let policy = crate::app::page_csp("0123456789abcdef0123");
+        assert_eq!(
+            nonce_in_policy(&policy).as_deref(),
+            Some("0123456789abcdef0123")
+        );
+        assert_eq!(nonce_in_policy("default-src 'none'"), None);
+    }
+
+    /// Fresh nonces differ from each other.
+    #[test]
+    fn nonces_are_fresh() {
+        assert_ne!(fresh_nonce(), fresh_nonce());
+    }
+}
