@@ -9,8 +9,13 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Fills a channel with 100 messages, then loads its page with `workers` connections for
-/// `duration`.
-pub async fn run(workers: usize, duration: Duration) -> Result<Report, String> {
+/// `duration`, while `posts_per_second` new messages go to the channel (each one changes the
+/// page, so Flack must render it again; 0 measures a channel nobody writes in).
+pub async fn run(
+    workers: usize,
+    duration: Duration,
+    posts_per_second: f64,
+) -> Result<Report, String> {
     let server = Server::start(Kind::Flack).await?;
     let addr = server.addr;
     let token = net::register(addr, "bench-loader").await?;
@@ -46,7 +51,26 @@ pub async fn run(workers: usize, duration: Duration) -> Result<Report, String> {
     let bytes = page.body.len();
 
     let before = server.sample();
+    let harness_before = crate::procstat::own_cpu_secs();
     let started = Instant::now();
+    let poster = tokio::spawn(async move {
+        if posts_per_second <= 0.0 {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / posts_per_second));
+        let deadline = Instant::now() + duration;
+        let mut i = 0u64;
+        while Instant::now() < deadline {
+            tick.tick().await;
+            let send = format!(
+                r#"{{"type":"send","room":{{"channel":"loaded"}},"body":"later message {i}: the quick brown fox jumps over the lazy dog"}}"#
+            );
+            if ws.send(Message::text(send)).await.is_err() {
+                return;
+            }
+            i += 1;
+        }
+    });
     let mut tasks = Vec::new();
     for i in 0..workers {
         tasks.push(tokio::spawn(async move {
@@ -76,7 +100,11 @@ pub async fn run(workers: usize, duration: Duration) -> Result<Report, String> {
     }
     let elapsed = started.elapsed();
     let after = server.sample();
-    Ok(Report::first_load(
-        workers, pages, bytes, &latency, elapsed, before, after,
-    ))
+    poster.abort();
+    let harness_cpu = crate::procstat::own_cpu_secs() - harness_before;
+    let mut report = Report::first_load(workers, pages, bytes, &latency, elapsed, before, after);
+    // The posting rate is shown in the rate column.
+    report.target_rate = posts_per_second;
+    report.harness_cpu_secs = harness_cpu;
+    Ok(report)
 }

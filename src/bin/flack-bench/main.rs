@@ -9,7 +9,7 @@
 //! - `fanout --receivers N --senders M --rate R --seconds T [--server flack|ceiling]`
 //! - `step --receivers N --senders M --start R --p99-ms B --seconds T [--server ...]`
 //! - `idle --connections C [--server ...]`
-//! - `first-load --workers W --seconds T`
+//! - `first-load --workers W --seconds T --posts P` (P new messages a second meanwhile)
 //! - `ceiling --addr A`: serve the ceiling (used by the others).
 
 mod ceiling;
@@ -183,10 +183,14 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
         record(args, "suite", &report);
         reports.push(report);
     }
-    eprintln!("first load: 100-message channel page for {load_t}s");
-    let report = first_load::run(if smoke { 2 } else { 16 }, secs(load_t)).await?;
-    record(args, "suite", &report);
-    reports.push(report);
+    // Once with a channel nobody writes in (every load after the first is served from the
+    // page cache), once with 10 new messages a second (each one forces a new render).
+    for posts in [0.0, 10.0] {
+        eprintln!("first load: 100-message channel page for {load_t}s, {posts} posts/s");
+        let report = first_load::run(if smoke { 2 } else { 16 }, secs(load_t), posts).await?;
+        record(args, "suite", &report);
+        reports.push(report);
+    }
     Ok(reports)
 }
 
@@ -237,7 +241,12 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
             idle::run(args.kind()?, args.get("connections", 1000)?).await?,
         ]),
         "first-load" => Ok(vec![
-            first_load::run(args.get("workers", 16)?, secs(args.get("seconds", 10.0)?)).await?,
+            first_load::run(
+                args.get("workers", 16)?,
+                secs(args.get("seconds", 10.0)?),
+                args.get("posts", 0.0)?,
+            )
+            .await?,
         ]),
         other => Err(format!(
             "unknown command {other:?}; see the top of src/bin/flack-bench/main.rs"
