@@ -9,12 +9,15 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -33,6 +36,8 @@ const CLOSE_TRY_AGAIN: u16 = 1013;
 const CLOSE_IDLE: u16 = 4000;
 /// How long one frame may take to be written before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most queued frames written to a socket with one flush.
+const MAX_BATCH: usize = 64;
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// How long the server keeps reading after its close frame, waiting for the client's reply.
@@ -191,22 +196,39 @@ async fn run_connection(
         last_event: &last_event,
         closed: &closed,
     };
-    let mut writer = std::pin::pin!(write_loop(sink, rx, close_rx, stopping, &link));
-    let mut reader = std::pin::pin!(read_loop(stream, close_tx, &link));
-    tokio::select! {
+    // The two halves are polled apart, each woken only by its own events: in one `select!`,
+    // every frame written would also poll the socket for reading (and tungstenite clears its
+    // read buffer on each attempt).
+    let mut halves: FuturesUnordered<Pin<Box<dyn Future<Output = Half> + Send + '_>>> =
+        FuturesUnordered::new();
+    halves.push(Box::pin(async {
+        write_loop(sink, rx, close_rx, stopping, &link).await;
+        Half::Writer
+    }));
+    halves.push(Box::pin(async {
+        read_loop(stream, close_tx, &link).await;
+        Half::Reader
+    }));
+    match halves.next().await {
         // The writer is done, after a close frame or because the socket failed: read on
         // briefly, so the client's close reply (or anything else in flight) is consumed.
-        _ = &mut writer => {
+        Some(Half::Writer) => {
             closed.store(true, Ordering::Release);
-            let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
+            let _ = tokio::time::timeout(CLOSE_LINGER, halves.next()).await;
         }
         // The client closed, or broke the protocol: let the writer finish (it sends the
         // close frame, if any), but not forever.
-        _ = &mut reader => {
-            let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+        Some(Half::Reader) | None => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, halves.next()).await;
         }
     }
     tracing::debug!(?id, "connection closed");
+}
+
+/// Which half of a connection finished.
+enum Half {
+    Writer,
+    Reader,
 }
 
 /// Writes the outbox to the socket, resyncing the connection when it fell behind, and pings
@@ -268,14 +290,31 @@ async fn write_loop(
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                let text = match Utf8Bytes::try_from(frame.into_bytes()) {
-                    Ok(text) => text,
-                    Err(e) => {
-                        tracing::error!(error = %e, "dropping a frame that is not UTF-8");
-                        continue;
+                // Whatever else is already queued goes out with it, in one flush: under load
+                // that is one write to the socket for many frames. The timeout's timer is
+                // armed only when the socket cannot take them at once.
+                let written = {
+                    let write = async {
+                        let mut next = Some(frame);
+                        for _ in 0..MAX_BATCH {
+                            let Some(frame) = next.take().or_else(|| rx.try_recv().ok()) else {
+                                break;
+                            };
+                            if let Some(text) = text_frame(frame) {
+                                sink.feed(text).await?;
+                            }
+                        }
+                        sink.flush().await
+                    };
+                    let mut write = std::pin::pin!(write);
+                    let done =
+                        std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+                    match done {
+                        Poll::Ready(result) => Ok(result),
+                        Poll::Pending => tokio::time::timeout(SEND_TIMEOUT, write).await,
                     }
                 };
-                match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text))).await {
+                match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break,
                     Err(_) => {
@@ -298,6 +337,18 @@ async fn write_loop(
                 }
                 break;
             }
+        }
+    }
+}
+
+/// A queued frame as a WebSocket text message. Frames are encoded from Rust strings, so they
+/// are always UTF-8; the check is what the WebSocket type asks for.
+fn text_frame(frame: Frame) -> Option<WsMessage> {
+    match Utf8Bytes::try_from(frame.into_bytes()) {
+        Ok(text) => Some(WsMessage::Text(text)),
+        Err(e) => {
+            tracing::error!(error = %e, "dropping a frame that is not UTF-8");
+            None
         }
     }
 }
