@@ -6,13 +6,18 @@
 //! anything acknowledged survives the process being killed. (`synchronous = NORMAL` in WAL
 //! mode is durable against process crashes; against power loss the last transactions may be
 //! lost. Set `synchronous = FULL` if that matters more than write speed.)
+//!
+//! Checkpoints (copying the write-ahead log into the database file, with an fsync) run on a
+//! thread of their own every half second, not inside a write: a write is made under the
+//! hub's lock, and a checkpoint there would stall every room now and then.
 
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
 use super::store::{Loaded, Store, StoreError, StoredRoom, TokenHash};
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,12 +41,17 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_room ON messages (room_key, seq);
 ";
 
+/// How often the checkpoint thread folds the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 /// A store in one SQLite file.
 pub struct SqliteStore {
     /// One connection, used with the hub's lock held, so never contended.
     conn: Mutex<Connection>,
     /// Messages kept per room.
     retain: usize,
+    /// Dropping it stops the checkpoint thread.
+    _checkpoints: mpsc::Sender<()>,
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -70,16 +80,40 @@ impl SqliteStore {
             .map_err(failed)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(failed)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(failed)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
         conn.execute_batch(SCHEMA).map_err(failed)?;
+        let checkpoints = checkpoint_thread(Connection::open(path).map_err(failed)?)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             retain,
+            _checkpoints: checkpoints,
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Starts the thread that checkpoints the log through its own connection until the returned
+/// sender is dropped. Passive checkpoints never wait for, or block, the writer.
+fn checkpoint_thread(conn: Connection) -> Result<mpsc::Sender<()>, StoreError> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "checkpoint failed; retrying later");
+                }
+            }
+        })
+        .map_err(failed)?;
+    Ok(stop)
 }
 
 impl Store for SqliteStore {
@@ -223,32 +257,26 @@ impl Store for SqliteStore {
         let key = room_key(&message.room);
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(failed)?;
-        tx.execute(
+        let room = serde_json::to_string(&message.room).map_err(failed)?;
+        let body = serde_json::to_string(message).map_err(failed)?;
+        // Cached statements: parsing the SQL again for every message costs more than running it.
+        tx.prepare_cached(
             "INSERT OR IGNORE INTO rooms (key, room, channel, next_seq) VALUES (?1, ?2, NULL, 1)",
-            params![key, serde_json::to_string(&message.room).map_err(failed)?],
         )
+        .and_then(|mut s| s.execute(params![key, room]))
         .map_err(failed)?;
-        tx.execute(
-            "INSERT INTO messages (id, room_key, seq, body) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                message.id.0 as i64,
-                key,
-                message.seq as i64,
-                serde_json::to_string(message).map_err(failed)?
-            ],
-        )
-        .map_err(failed)?;
-        tx.execute(
-            "UPDATE rooms SET next_seq = ?2 WHERE key = ?1",
-            params![key, message.seq as i64 + 1],
-        )
-        .map_err(failed)?;
+        tx.prepare_cached("INSERT INTO messages (id, room_key, seq, body) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| {
+                s.execute(params![message.id.0 as i64, key, message.seq as i64, body])
+            })
+            .map_err(failed)?;
+        tx.prepare_cached("UPDATE rooms SET next_seq = ?2 WHERE key = ?1")
+            .and_then(|mut s| s.execute(params![key, message.seq as i64 + 1]))
+            .map_err(failed)?;
         // Keep the same window as the in-memory history: the newest `retain` messages.
-        tx.execute(
-            "DELETE FROM messages WHERE room_key = ?1 AND seq <= ?2 - ?3",
-            params![key, message.seq as i64, self.retain as i64],
-        )
-        .map_err(failed)?;
+        tx.prepare_cached("DELETE FROM messages WHERE room_key = ?1 AND seq <= ?2 - ?3")
+            .and_then(|mut s| s.execute(params![key, message.seq as i64, self.retain as i64]))
+            .map_err(failed)?;
         tx.commit().map_err(failed)?;
         Ok(())
     }
@@ -333,5 +361,38 @@ mod tests {
         let direct_room = loaded.rooms.iter().find(|r| r.channel.is_none()).unwrap();
         assert_eq!(direct_room.room, direct);
         assert_eq!(direct_room.messages.len(), 1);
+    }
+
+    /// The checkpoint thread folds the write-ahead log into the database file by itself: a
+    /// copy of the file alone, without its log, soon holds what was written.
+    #[test]
+    fn the_log_is_checkpointed_in_the_background() {
+        let path = temp_db("checkpoint");
+        let ada = UserInfo {
+            id: UserId(1),
+            name: DisplayName::parse("ada").unwrap(),
+        };
+        let general = Room::Channel(ChannelName::parse("general").unwrap());
+        let store = SqliteStore::open(&path, 100).unwrap();
+        store.load().unwrap();
+        for seq in 1..=20 {
+            store
+                .put_message(&message(&general, seq, seq, &ada))
+                .unwrap();
+        }
+        let copy = path.with_file_name("copy.db");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            std::fs::copy(&path, &copy).unwrap();
+            let count: i64 = Connection::open(&copy)
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+                .unwrap_or(0);
+            if count == 20 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never checkpointed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }

@@ -6,6 +6,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -15,7 +16,10 @@ use tokio::sync::broadcast;
 pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
     let (tx, _) = broadcast::channel::<axum::extract::ws::Utf8Bytes>(4096);
     let app = Router::new().route("/ws", get(upgrade)).with_state(tx);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // TCP_NODELAY, as Flack sets it: the comparison is about the work per frame.
+    let listener = tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await
 }
 

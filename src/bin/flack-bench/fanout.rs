@@ -178,7 +178,13 @@ impl Fleet {
 
     /// Sends at `rate` messages per second in total for `duration`, then waits briefly for
     /// the last deliveries, and reports what happened.
-    pub async fn phase(&self, server: &Server, rate: f64, duration: Duration) -> Phase {
+    pub async fn phase(
+        &self,
+        server: &Server,
+        rate: f64,
+        duration: Duration,
+        history_probe: bool,
+    ) -> Phase {
         for tally in &self.tallies {
             if let Ok(mut h) = tally.latency.lock() {
                 h.reset();
@@ -191,8 +197,9 @@ impl Fleet {
         let harness_before = procstat::own_cpu_secs();
         let started = Instant::now();
         // History fetch latency under load: one client fetching the channel's history over
-        // and over while the senders run.
-        let probe = (self.kind == Kind::Flack).then(|| {
+        // and over while the senders run. Only when asked: its requests cost the server CPU
+        // that the per-delivery figure would otherwise count against Flack.
+        let probe = (history_probe && self.kind == Kind::Flack).then(|| {
             let addr = server.addr;
             tokio::spawn(async move {
                 let mut latency = new_histogram();
@@ -344,17 +351,19 @@ async fn drain(mut stream: SplitStream<Ws>, acked: Arc<AtomicU64>, refused: Arc<
     }
 }
 
-/// Runs one fan-out measurement against a fresh server of `kind`.
+/// Runs one fan-out measurement against a fresh server of `kind` (timing history fetches
+/// meanwhile if `history_probe`).
 pub async fn run(
     kind: Kind,
     receivers: usize,
     senders: usize,
     rate: f64,
     duration: Duration,
+    history_probe: bool,
 ) -> Result<Report, String> {
     let server = Server::start(kind).await?;
     let fleet = Fleet::connect(&server, receivers, senders).await?;
-    let phase = fleet.phase(&server, rate, duration).await;
+    let phase = fleet.phase(&server, rate, duration, history_probe).await;
     Ok(Report::fanout(kind, receivers, senders, rate, &phase))
 }
 
@@ -375,7 +384,7 @@ pub async fn step(
     let mut best = None;
     let mut steps = Vec::new();
     for _ in 0..max_steps {
-        let phase = fleet.phase(&server, rate, phase_length).await;
+        let phase = fleet.phase(&server, rate, phase_length, false).await;
         let report = Report::fanout(kind, receivers, senders, rate, &phase);
         let held = report.loss == 0 && report.p99_us <= p99_bound.as_micros() as u64;
         steps.push(report.clone());

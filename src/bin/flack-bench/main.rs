@@ -6,7 +6,8 @@
 //! Commands:
 //! - `suite [--quick] [--out DIR]`: the standard suite (see BENCHMARKS.md).
 //! - `smoke`: a seconds-long run of every scenario, for CI.
-//! - `fanout --receivers N --senders M --rate R --seconds T [--server flack|ceiling]`
+//! - `fanout --receivers N --senders M --rate R --seconds T [--server flack|ceiling]
+//!   [--history-probe true]` (also fetch the history every 20 ms and time it)
 //! - `step --receivers N --senders M --start R --p99-ms B --seconds T [--server ...]`
 //! - `idle --connections C [--server ...]`
 //! - `first-load --workers W --seconds T --posts P` (P new messages a second meanwhile)
@@ -146,11 +147,22 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             let rate = if smoke { 20.0 } else { 100.0 };
             let senders = if smoke { 2 } else { 10 };
             eprintln!("fan-out: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
-            let report = fanout::run(kind, n, senders, rate, secs(t)).await?;
+            let report = fanout::run(kind, n, senders, rate, secs(t), false).await?;
             record(args, "suite", &report);
             reports.push(report);
         }
     }
+    // History fetches while 1,000 receivers take the standard load, measured on its own run
+    // so that the fetches' CPU does not count against Flack's per-delivery figure above.
+    let (history_n, history_t) = if smoke { (5, 2.0) } else { (1000, 20.0) };
+    eprintln!("history under load: {history_n} receivers, fetching history every 20 ms");
+    let senders = if smoke { 2 } else { 10 };
+    let rate = if smoke { 20.0 } else { 100.0 };
+    let mut report =
+        fanout::run(Kind::Flack, history_n, senders, rate, secs(history_t), true).await?;
+    report.scenario = "history".into();
+    record(args, "suite", &report);
+    reports.push(report);
     let step_n = if smoke { 5 } else { 1000 };
     for kind in [Kind::Flack, Kind::Ceiling] {
         eprintln!("step: {step_n} receivers, raising the rate until p99 > 100 ms ({kind:?})");
@@ -217,6 +229,7 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
                 args.get("senders", 10)?,
                 args.get("rate", 100.0)?,
                 secs(args.get("seconds", 10.0)?),
+                args.get("history-probe", false)?,
             )
             .await?,
         ]),
