@@ -36,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let hub = Hub::open(store, limits)?;
+    server::files::spawn_unsent_sweeper(hub.clone());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.site_root.display(), "Flack is listening");
     let state = AppState::new(config, hub.clone());

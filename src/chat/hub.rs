@@ -245,6 +245,8 @@ struct FileEntry {
     owner: UserId,
     /// True once a message carries it.
     attached: bool,
+    /// When it was uploaded (or, for files of restored messages, loaded).
+    uploaded: Instant,
 }
 
 struct ConnEntry {
@@ -323,6 +325,7 @@ impl Hub {
                             room: stored.room.key(),
                             owner: message.author.id,
                             attached: true,
+                            uploaded: Instant::now(),
                         },
                     );
                 }
@@ -349,6 +352,7 @@ impl Hub {
                 generation: AtomicU64::new(0),
             }),
         };
+        hub.remove_orphan_files();
         let has_channels = hub.lock().rooms.values().any(|r| r.channel.is_some());
         if !has_channels {
             let general = ChannelName::parse("general").map_err(|e| StoreError(e.to_string()))?;
@@ -549,6 +553,7 @@ impl Hub {
                 room: room.key(),
                 owner,
                 attached: false,
+                uploaded: Instant::now(),
             },
         );
         Ok(())
@@ -572,6 +577,53 @@ impl Hub {
     }
 
     /// Deletes files from disk, after the lock is released.
+    /// Forgets and deletes files uploaded more than `age` ago that no message carries (the
+    /// upload was never sent); returns how many. The server calls this now and then.
+    pub fn sweep_unsent_files(&self, age: Duration) -> usize {
+        let unsent: Vec<FileId> = {
+            let mut state = self.lock();
+            let stale: Vec<FileId> = state
+                .files
+                .iter()
+                .filter(|(_, f)| !f.attached && f.uploaded.elapsed() >= age)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &stale {
+                state.files.remove(id);
+            }
+            stale
+        };
+        let count = unsent.len();
+        if count > 0 {
+            tracing::info!(count, "deleting uploads that were never sent");
+        }
+        self.remove_files(unsent);
+        count
+    }
+
+    /// Deletes files in the files directory that no restored message carries: uploads never
+    /// sent before a restart, or files of messages the store no longer holds.
+    fn remove_orphan_files(&self) {
+        let Some(dir) = &self.shared.limits.files_dir else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let orphans: Vec<FileId> = {
+            let state = self.lock();
+            entries
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter_map(|name| FileId::parse(&name).ok())
+                .filter(|id| !state.files.contains_key(id))
+                .collect()
+        };
+        if !orphans.is_empty() {
+            tracing::info!(count = orphans.len(), "deleting files no message carries");
+        }
+        self.remove_files(orphans);
+    }
+
     fn remove_files(&self, ids: Vec<FileId>) {
         let Some(dir) = &self.shared.limits.files_dir else {
             return;

@@ -21,6 +21,22 @@ use serde::Deserialize;
 /// The cookie that carries the session token for downloads.
 pub const TOKEN_COOKIE: &str = "flack_token";
 
+/// How long an upload may wait for the message that carries it before it is deleted.
+pub const UNSENT_UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often uploads that were never sent are looked for.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes uploads that were never sent, every minute, for as long as the runtime runs.
+pub fn spawn_unsent_sweeper(hub: crate::chat::hub::Hub) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            hub.sweep_unsent_files(UNSENT_UPLOAD_LIFETIME);
+        }
+    });
+}
+
 /// Where an upload is going.
 #[derive(Debug, Deserialize)]
 pub struct UploadTarget {

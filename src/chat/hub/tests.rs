@@ -547,3 +547,72 @@ fn generation_tracks_what_pages_show() {
     ada.conn.delete(&general(), message.id).unwrap();
     assert!(moved(&hub), "a deletion");
 }
+
+/// A hub keeping files in a fresh directory.
+fn hub_with_files(name: &str) -> (Hub, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("flack-hub-files-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    (open_with_files(&dir), dir)
+}
+
+/// Opens a hub (with nothing stored) over an existing files directory.
+fn open_with_files(dir: &std::path::Path) -> Hub {
+    Hub::open(
+        Arc::new(MemoryStore),
+        HubSettings {
+            files_dir: Some(dir.to_path_buf()),
+            ..HubSettings::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Writes a file into `dir` and describes it as an attachment.
+fn upload(dir: &std::path::Path, id: &str) -> Attachment {
+    std::fs::write(dir.join(id), b"contents").unwrap();
+    Attachment {
+        id: FileId::parse(id).unwrap(),
+        name: format!("{}.txt", &id[..4]),
+        size: 8,
+        content_type: "text/plain".into(),
+        image: false,
+    }
+}
+
+/// Uploads that were never sent are deleted by the sweep once old enough; a sent one stays.
+#[test]
+fn unsent_uploads_are_swept() {
+    let (hub, dir) = hub_with_files("sweep");
+    let ada = client(&hub, "ada", 16);
+    let sent = upload(&dir, &"a".repeat(32));
+    let unsent = upload(&dir, &"b".repeat(32));
+    hub.add_file(&ada.session.token, &general(), sent.clone())
+        .unwrap();
+    hub.add_file(&ada.session.token, &general(), unsent.clone())
+        .unwrap();
+    ada.conn.post(&general(), "here", Some(&sent.id)).unwrap();
+    assert_eq!(
+        hub.sweep_unsent_files(Duration::from_secs(3600)),
+        0,
+        "too young"
+    );
+    assert_eq!(hub.sweep_unsent_files(Duration::ZERO), 1);
+    assert!(dir.join(sent.id.as_str()).exists());
+    assert!(!dir.join(unsent.id.as_str()).exists());
+    assert_eq!(
+        ada.conn.post(&general(), "late", Some(&unsent.id)),
+        Err(ChatError::NoSuchFile)
+    );
+}
+
+/// On start, files that no stored message carries are deleted; other files are left alone.
+#[test]
+fn orphan_files_are_removed_on_start() {
+    let (_, dir) = hub_with_files("orphans");
+    let orphan = upload(&dir, &"c".repeat(32));
+    std::fs::write(dir.join("README"), b"not ours").unwrap();
+    let _hub = open_with_files(&dir);
+    assert!(!dir.join(orphan.id.as_str()).exists());
+    assert!(dir.join("README").exists());
+}
