@@ -676,6 +676,9 @@ impl Hub {
             return;
         };
         conn.outbox.behind.store(false, Ordering::Release);
+        // A missed `user_renamed` may have left old names on messages the client holds: every
+        // room of the connection is then sent whole, with the names as they are now.
+        let names_changed = conn.missed_directory;
         if conn.missed_directory {
             let frame = Frame::encode(&ServerEvent::Welcome {
                 epoch,
@@ -687,20 +690,27 @@ impl Hub {
             let Some(room) = rooms.get_mut(key) else {
                 continue;
             };
-            let Some((catch_up, last_seq)) = room
-                .members
-                .get(&id)
-                .and_then(|m| m.behind.map(|b| (b, m.last_seq)))
-            else {
+            let Some(member) = room.members.get(&id) else {
                 continue;
             };
-            let cursor = (catch_up == CatchUp::After).then_some(last_seq);
+            let catch_up = if names_changed {
+                CatchUp::Reset
+            } else {
+                match member.behind {
+                    Some(catch_up) => catch_up,
+                    None => continue,
+                }
+            };
+            let cursor = (catch_up == CatchUp::After).then_some(member.last_seq);
             let frame = Frame::encode(&room.joined_event(epoch, cursor, users));
             let newest = room.next_seq - 1;
             if let Some(member) = room.members.get_mut(&id) {
                 if member.outbox.offer(frame) {
                     member.behind = None;
                     member.last_seq = newest;
+                } else {
+                    // Still full: the next resync tries again.
+                    member.behind = Some(catch_up);
                 }
             }
         }

@@ -616,3 +616,47 @@ fn orphan_files_are_removed_on_start() {
     assert!(!dir.join(orphan.id.as_str()).exists());
     assert!(dir.join("README").exists());
 }
+
+/// A connection too slow to take a `user_renamed` gets, once it drains, every room it is in
+/// again in full, with the new name on the renamed user's messages.
+#[test]
+fn missed_renames_are_repaired_by_the_resync() {
+    let hub = unlimited();
+    let poster = client(&hub, "poster", 64);
+    let mut slow = client(&hub, "slow", 3);
+    slow.conn.join(&general(), None).unwrap();
+    drain(&mut slow.rx);
+    for i in 1..=3 {
+        poster
+            .conn
+            .post(&general(), &format!("m{i}"), None)
+            .unwrap();
+    }
+    poster.conn.rename("renamed").unwrap();
+    let before = drain(&mut slow.rx);
+    assert_eq!(
+        seqs(&before),
+        [1, 2, 3],
+        "the messages fit, the rename did not"
+    );
+    assert!(!before
+        .iter()
+        .any(|e| matches!(e, ServerEvent::UserRenamed { .. })));
+    hub.resync(slow.conn.id());
+    let after = drain(&mut slow.rx);
+    assert!(matches!(after.first(), Some(ServerEvent::Welcome { .. })));
+    let snapshot = after.iter().find_map(|e| match e {
+        ServerEvent::Joined {
+            reset: true,
+            messages,
+            ..
+        } => Some(messages),
+        _ => None,
+    });
+    let names: Vec<&str> = snapshot
+        .expect("a full snapshot of general")
+        .iter()
+        .map(|m| m.author.name.as_str())
+        .collect();
+    assert_eq!(names, ["renamed"; 3]);
+}
