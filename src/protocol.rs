@@ -34,6 +34,9 @@ pub enum ClientEvent {
         /// What the client already holds, if anything.
         #[serde(default)]
         since: Option<Cursor>,
+        /// An opaque token echoed in the `error` that refuses this event.
+        #[serde(default)]
+        client_ref: Option<String>,
     },
     /// Stops receiving a channel's live events.
     Leave {
@@ -59,11 +62,17 @@ pub enum ClientEvent {
         room: Room,
         /// The message.
         id: MessageId,
+        /// An opaque token echoed in the `error` that refuses this event.
+        #[serde(default)]
+        client_ref: Option<String>,
     },
     /// Changes the user's display name.
     Rename {
         /// The new name.
         name: String,
+        /// An opaque token echoed in the `error` that refuses this event.
+        #[serde(default)]
+        client_ref: Option<String>,
     },
 }
 
@@ -232,7 +241,8 @@ mod tests {
             join,
             ClientEvent::Join {
                 room: Room::Channel(ChannelName::parse("general").unwrap()),
-                since: Some(Cursor { epoch: 7, seq: 3 })
+                since: Some(Cursor { epoch: 7, seq: 3 }),
+                client_ref: None,
             }
         );
         assert_eq!(ClientEvent::decode(&join.encode()).unwrap(), join);

@@ -83,6 +83,7 @@ async fn acknowledged_messages_survive_sigkill() {
     sink.send(send(ClientEvent::Join {
         room: general(),
         since: None,
+        client_ref: None,
     }))
     .await
     .expect("join");
@@ -133,6 +134,7 @@ async fn acknowledged_messages_survive_sigkill() {
         ClientEvent::Join {
             room: general(),
             since: None,
+            client_ref: None,
         }
         .encode(),
     ))

@@ -275,6 +275,7 @@ async fn files_go_with_their_messages() {
     ada.send(ClientEvent::Delete {
         room: general(),
         id: ids[0].0,
+        client_ref: None,
     })
     .await;
     let mut gone = false;

@@ -88,6 +88,7 @@ async fn repeated_page_loads_are_never_stale() {
 
     ada.send(ClientEvent::Rename {
         name: "Adeline".into(),
+        client_ref: None,
     })
     .await;
     while !matches!(ada.next().await, ServerEvent::UserRenamed { .. }) {}
@@ -105,6 +106,7 @@ async fn repeated_page_loads_are_never_stale() {
     ada.send(ClientEvent::Delete {
         room: general(),
         id: first.id,
+        client_ref: None,
     })
     .await;
     while !matches!(ada.next().await, ServerEvent::MessageDeleted { .. }) {}

@@ -243,6 +243,7 @@ impl ChatClient {
         self.name_error.set(None);
         self.send_event(&ClientEvent::Rename {
             name: name.to_string(),
+            client_ref: None,
         });
         Ok(())
     }
@@ -276,7 +277,11 @@ impl ChatClient {
 
     /// Asks the server to delete one of this user's messages.
     pub fn delete_message(&self, room: Room, id: MessageId) {
-        self.send_event(&ClientEvent::Delete { room, id });
+        self.send_event(&ClientEvent::Delete {
+            room,
+            id,
+            client_ref: None,
+        });
     }
 
     /// Updates the signals from one server event.
@@ -425,6 +430,7 @@ impl ChatClient {
         self.send_event(&ClientEvent::Join {
             room,
             since: Some(Cursor { epoch, seq }),
+            client_ref: None,
         });
     }
 

@@ -206,6 +206,7 @@ impl Client {
         self.send(ClientEvent::Join {
             room: room.clone(),
             since: None,
+            client_ref: None,
         })
         .await;
         loop {
