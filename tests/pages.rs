@@ -19,11 +19,7 @@ async fn pages_carry_security_headers() {
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
-    let nonce = csp
-        .split("'nonce-")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .expect("a nonce");
+    let nonce = nonce_of(&page);
     assert!(
         page.body.contains(&format!("nonce=\"{nonce}\"")),
         "inline scripts carry it"
@@ -72,14 +68,6 @@ async fn repeated_page_loads_are_never_stale() {
     assert!(fresh.body.contains("first words"), "a posted message shows");
     let again = load().await;
     assert!(again.body.contains("second words"));
-    let nonce_of = |page: &common::HttpResponse| {
-        let csp = page.header("content-security-policy").expect("a CSP");
-        csp.split("'nonce-")
-            .nth(1)
-            .and_then(|rest| rest.split('\'').next())
-            .map(str::to_owned)
-            .expect("a nonce")
-    };
     assert_ne!(nonce_of(&fresh), nonce_of(&again));
     assert!(again
         .body
@@ -116,4 +104,14 @@ async fn repeated_page_loads_are_never_stale() {
         "a deleted message is gone"
     );
     assert!(after.body.contains("second words"));
+}
+
+/// The nonce in a page's Content-Security-Policy.
+fn nonce_of(page: &common::HttpResponse) -> String {
+    let csp = page.header("content-security-policy").expect("a CSP");
+    csp.split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .map(str::to_owned)
+        .expect("a nonce")
 }

@@ -12,11 +12,9 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -260,11 +258,7 @@ async fn write_loop(
                 }
                 if last_event.elapsed() >= settings.idle_after {
                     tracing::info!(id = ?conn.id(), "closing an idle connection");
-                    let _ = tokio::time::timeout(
-                        CLOSE_GRACE,
-                        sink.send(close(CLOSE_IDLE, "idle")),
-                    )
-                    .await;
+                    send_close(&mut sink, close(CLOSE_IDLE, "idle")).await;
                     break;
                 }
                 if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
@@ -273,34 +267,16 @@ async fn write_loop(
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                // The timeout's timer is armed only when the socket cannot take the frame at
-                // once. (Writing all queued frames with one flush was tried and reverted:
-                // tests stalled now and then under it; see BENCHMARKS.md.)
-                let written = {
-                    let write = async {
-                        match text_frame(frame) {
-                            Some(text) => sink.send(text).await,
-                            None => Ok(()),
-                        }
-                    };
-                    let mut write = std::pin::pin!(write);
-                    let done =
-                        std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-                    match done {
-                        Poll::Ready(result) => Ok(result),
-                        Poll::Pending => tokio::time::timeout(SEND_TIMEOUT, write).await,
-                    }
-                };
+                let Some(text) = text_frame(frame) else { continue };
+                // (Writing all queued frames with one flush was tried and reverted: tests
+                // stalled now and then under it; see BENCHMARKS.md.)
+                let written = tokio::time::timeout(SEND_TIMEOUT, sink.send(text)).await;
                 match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break,
                     Err(_) => {
                         tracing::info!(id = ?conn.id(), "closing a connection too slow to take its frames");
-                        let _ = tokio::time::timeout(
-                            CLOSE_GRACE,
-                            sink.send(close(CLOSE_TRY_AGAIN, "too slow")),
-                        )
-                        .await;
+                        send_close(&mut sink, close(CLOSE_TRY_AGAIN, "too slow")).await;
                         break;
                     }
                 }
@@ -316,6 +292,11 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// Sends a close frame, giving up after [`CLOSE_GRACE`] (the peer may not be reading).
+async fn send_close(sink: &mut SplitSink<WebSocket, WsMessage>, frame: WsMessage) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
 }
 
 /// A queued frame as a WebSocket text message. Frames are encoded from Rust strings, so they
