@@ -2,6 +2,14 @@
 // hydrated, its socket is open and the channel's history is shown. Not a test (timings
 // belong in BENCHMARKS.md, not in assertions): prints one JSON line with the results.
 //
+// The page times itself: a script installed before the page's own (`addInitScript`) watches
+// the document and notes `performance.now()` (milliseconds since navigation began) when the
+// status first reads "Connected" beside the message log, and again at the next animation
+// frame, when that state is painted. It reports through the console, so Playwright evaluates
+// nothing in the page while it loads. (Polling from Playwright with `waitForFunction`
+// injected a 40 ms script into the page's main thread in the middle of hydration and then
+// waited for a round trip, so it measured Playwright as well as Flack.)
+//
 // Usage: node bench/time-to-connected.js http://127.0.0.1:3000 [runs]
 const { chromium } = require("@playwright/test");
 
@@ -45,36 +53,48 @@ async function main() {
   }, name);
   await setup.close();
 
-  const times = [];
+  const connected = [];
+  const painted = [];
   for (let i = 0; i < runs; i++) {
     const context = await browser.newContext();
     await context.addInitScript((session) => {
       localStorage.setItem("flack.session", JSON.stringify(session));
+      const isConnected = () =>
+        document.querySelector('[role="status"]')?.textContent === "Connected" &&
+        document.querySelector('[role="log"]') !== null;
+      new MutationObserver((_, observer) => {
+        if (!isConnected()) return;
+        observer.disconnect();
+        const at = performance.now();
+        requestAnimationFrame(() => console.log(`flack-connected ${at} ${performance.now()}`));
+      }).observe(document, { subtree: true, childList: true, characterData: true });
     }, session);
     const page = await context.newPage();
+    const report = page.waitForEvent("console", {
+      predicate: (m) => m.text().startsWith("flack-connected "),
+      timeout: 30_000,
+    });
     await page.goto(`${base}/c/general`, { waitUntil: "commit" });
-    await page.waitForFunction(
-      () => {
-        const status = document.querySelector('[role="status"]');
-        const log = document.querySelector('[role="log"]');
-        return status?.textContent === "Connected" && log !== null;
-      },
-      undefined,
-      { polling: "raf" },
-    );
-    times.push(await page.evaluate(() => performance.now()));
+    const [, at, frame] = (await report).text().split(" ");
+    connected.push(Number(at));
+    painted.push(Number(frame));
     await context.close();
   }
   await browser.close();
-  times.sort((a, b) => a - b);
-  const pick = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
+  const pick = (list, q) => {
+    const sorted = [...list].sort((a, b) => a - b);
+    return +sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))].toFixed(1);
+  };
   console.log(JSON.stringify({
     scenario: "time_to_connected",
     runs,
-    min_ms: +times[0].toFixed(1),
-    p50_ms: +pick(0.5).toFixed(1),
-    p90_ms: +pick(0.9).toFixed(1),
-    max_ms: +times[times.length - 1].toFixed(1),
+    // Until the next frame after the state is reached: the figure BENCHMARKS.md reports.
+    p50_ms: pick(painted, 0.5),
+    p90_ms: pick(painted, 0.9),
+    max_ms: pick(painted, 1),
+    // Until the document reaches the state.
+    state_p50_ms: pick(connected, 0.5),
+    state_p90_ms: pick(connected, 0.9),
   }));
 }
 
