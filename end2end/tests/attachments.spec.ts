@@ -108,10 +108,11 @@ test("an upload shows its progress", async ({ browser }) => {
   const bar = ada.page.getByRole("progressbar", { name: "Upload progress" });
   await expect(bar).toBeVisible();
   // The bar reports part of the file sent: more than nothing, less than all of it.
+  // (`position` is the bar's value over its maximum.)
   await expect
-    .poll(() => bar.evaluate((p: HTMLProgressElement) => p.value), { timeout: 10_000 })
+    .poll(() => bar.evaluate((p: HTMLProgressElement) => p.position), { timeout: 10_000 })
     .toBeGreaterThan(0);
-  const midway = await bar.evaluate((p: HTMLProgressElement) => p.value).catch(() => 1);
+  const midway = await bar.evaluate((p: HTMLProgressElement) => p.position).catch(() => 1);
   expect(midway).toBeLessThan(1);
 
   await expect(ada.page.getByText("big.bin (1.0 MB)", { exact: false })).toBeVisible({ timeout: 15_000 });

@@ -354,7 +354,11 @@ fn Composer(feed: Feed) -> impl IntoView {
                 Pending::Uploading { name, fraction } => Either::Left(view! {
                     <div class="pending">
                         <span>{format!("Uploading {name}…")}</span>
-                        <progress max="1" value=fraction aria-label="Upload progress"></progress>
+                        <progress
+                            max="100"
+                            value=(fraction * 100.0).clamp(0.0, 100.0) as u32
+                            aria-label="Upload progress"
+                        ></progress>
                     </div>
                 }),
                 Pending::Ready(attachment) => Either::Right(view! {

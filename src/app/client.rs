@@ -701,7 +701,7 @@ pub mod browser {
 mod tests {
     use super::*;
     use crate::chat::model::ChannelName;
-    use chrono::{TimeZone, Utc};
+    use crate::chat::model::Timestamp;
 
     fn message(seq: u64) -> Message {
         Message {
@@ -714,7 +714,7 @@ mod tests {
             },
             body: MessageBody::parse("b", 10).unwrap(),
             attachment: None,
-            sent_at: Utc.timestamp_opt(0, 0).unwrap(),
+            sent_at: Timestamp::from_millis(0),
         }
     }
 
@@ -738,7 +738,7 @@ mod tests {
     fn channels_stay_sorted_and_unique() {
         let info = |n: &str| ChannelInfo {
             name: ChannelName::parse(n).unwrap(),
-            created_at: Utc.timestamp_opt(0, 0).unwrap(),
+            created_at: Timestamp::from_millis(0),
         };
         let mut list = vec![info("alpha"), info("gamma")];
         insert_channel(&mut list, info("Beta"));

@@ -2,8 +2,8 @@
 //! on one's own messages.
 
 use super::client::use_chat_client;
+use crate::chat::model::Timestamp;
 use crate::chat::model::{human_size, Message};
-use chrono::{DateTime, Utc};
 use leptos::either::Either;
 use leptos::prelude::*;
 
@@ -16,7 +16,7 @@ pub fn MessageItem(message: Message) -> impl IntoView {
         if client.hydrated.get() {
             local_time_label(sent_at)
         } else {
-            format!("{} UTC", sent_at.format("%H:%M"))
+            format!("{} UTC", sent_at.utc_hours_minutes())
         }
     };
     let author_id = message.author.id;
@@ -27,7 +27,7 @@ pub fn MessageItem(message: Message) -> impl IntoView {
         <li class="message">
             <div class="meta">
                 <span class="author">{message.author.name.to_string()}</span>
-                <time datetime=sent_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)>
+                <time datetime=sent_at.to_string()>
                     {label}
                 </time>
                 <Show when=is_mine>
@@ -77,15 +77,13 @@ pub fn MessageItem(message: Message) -> impl IntoView {
 
 /// Hours and minutes in the browser's time zone.
 #[cfg(feature = "hydrate")]
-fn local_time_label(at: DateTime<Utc>) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
-        at.timestamp_millis() as f64
-    ));
+fn local_time_label(at: Timestamp) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.millis() as f64));
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
 /// On the server there is no local time zone to speak of: UTC.
 #[cfg(not(feature = "hydrate"))]
-fn local_time_label(at: DateTime<Utc>) -> String {
-    format!("{} UTC", at.format("%H:%M"))
+fn local_time_label(at: Timestamp) -> String {
+    format!("{} UTC", at.utc_hours_minutes())
 }

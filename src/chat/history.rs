@@ -112,8 +112,9 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::model::{ChannelName, DisplayName, MessageBody, Room, UserId, UserInfo};
-    use chrono::{TimeZone, Utc};
+    use crate::chat::model::{
+        ChannelName, DisplayName, MessageBody, Room, Timestamp, UserId, UserInfo,
+    };
 
     fn message(seq: u64) -> Message {
         Message {
@@ -126,7 +127,7 @@ mod tests {
             },
             body: MessageBody::parse(&format!("message {seq}"), 100).unwrap(),
             attachment: None,
-            sent_at: Utc.timestamp_opt(1_700_000_000 + seq as i64, 0).unwrap(),
+            sent_at: Timestamp::from_millis((1_700_000_000 + seq as i64) * 1_000),
         }
     }
 

@@ -27,13 +27,13 @@
 use super::history::History;
 use super::model::{
     Attachment, ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, FileId,
-    HistoryPage, Message, MessageBody, MessageId, Room, RoomKey, Session, UserId, UserInfo,
+    HistoryPage, Message, MessageBody, MessageId, Room, RoomKey, Session, Timestamp, UserId,
+    UserInfo,
 };
 use super::rate::TokenBucket;
 pub use super::store::{Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
 use crate::protocol::{Cursor, ServerEvent};
 use bytes::Bytes;
-use chrono::Utc;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -296,7 +296,7 @@ impl Hub {
         let loaded = store.load()?;
         let epoch = loaded
             .epoch
-            .unwrap_or_else(|| Utc::now().timestamp_millis().max(1) as u64);
+            .unwrap_or_else(|| Timestamp::now().millis().max(1) as u64);
         let mut state = State {
             next_conn: 1,
             next_message_id: 1,
@@ -455,7 +455,7 @@ impl Hub {
         }
         let info = ChannelInfo {
             name: name.clone(),
-            created_at: Utc::now(),
+            created_at: Timestamp::now(),
         };
         self.shared
             .store
@@ -1069,7 +1069,7 @@ impl Connection {
             author,
             body,
             attachment,
-            sent_at: Utc::now(),
+            sent_at: Timestamp::now(),
         };
         self.hub
             .shared

@@ -12,3 +12,4 @@ pub mod rate;
 pub mod sqlite;
 #[cfg(feature = "ssr")]
 pub mod store;
+pub mod timestamp;

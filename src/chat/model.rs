@@ -5,7 +5,7 @@
 //! can trust it. Deserialising a value runs the same checks, so a value that arrives over the
 //! network is no less trustworthy than one made here.
 
-use chrono::{DateTime, Utc};
+pub use super::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -456,7 +456,7 @@ pub struct ChannelInfo {
     /// The channel's name as its creator typed it.
     pub name: ChannelName,
     /// When the server created it.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
 }
 
 /// One chat message, as stored and as sent to every client.
@@ -477,7 +477,7 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<Attachment>,
     /// When the server accepted it.
-    pub sent_at: DateTime<Utc>,
+    pub sent_at: Timestamp,
 }
 
 /// An uploaded file's unguessable identity: 128 random bits, hex-encoded.
@@ -568,15 +568,16 @@ pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
 
 /// A size in bytes as people read it: "512 B", "2.5 KB", "10 MB".
 pub fn human_size(bytes: u64) -> String {
-    const KIB: f64 = 1024.0;
-    let b = bytes as f64;
-    if b < KIB {
-        format!("{bytes} B")
-    } else if b < KIB * KIB {
-        format!("{:.1} KB", b / KIB)
-    } else {
-        format!("{:.1} MB", b / (KIB * KIB))
-    }
+    const KIB: u64 = 1024;
+    // Whole numbers only: formatting floating point would add its own code to the browser's
+    // WebAssembly for this one label.
+    let (unit, name) = match bytes {
+        0..KIB => return format!("{bytes} B"),
+        KIB..1_048_576 => (KIB, "KB"),
+        _ => (KIB * KIB, "MB"),
+    };
+    let tenths = (u128::from(bytes) * 10 + u128::from(unit / 2)) / u128::from(unit);
+    format!("{}.{} {name}", tenths / 10, tenths % 10)
 }
 
 /// A room's recent history as served to a client that opens it.
@@ -752,6 +753,11 @@ mod tests {
             );
         }
         assert_eq!(human_size(10 * 1024 * 1024), "10.0 MB");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KB");
+        assert_eq!(human_size(1536), "1.5 KB");
+        assert_eq!(human_size(1_048_575), "1024.0 KB");
+        assert_eq!(human_size(5 * 1024 * 1024 + 52_429), "5.1 MB");
         assert!(FileId::parse("../../etc").is_err());
     }
 

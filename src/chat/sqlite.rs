@@ -7,16 +7,21 @@
 //! mode is durable against process crashes; against power loss the last transactions may be
 //! lost. Set `synchronous = FULL` if that matters more than write speed.)
 //!
+//! The server's one connection holds the file's lock for as long as it runs
+//! (`locking_mode = EXCLUSIVE`), so a transaction takes no file locks and the log's index
+//! lives in memory; another process cannot open the database meanwhile.
+//!
 //! Checkpoints (copying the write-ahead log into the database file, with an fsync) run on a
-//! thread of their own every half second, not inside a write: a write is made under the
-//! hub's lock, and a checkpoint there would stall every room now and then.
+//! thread of their own every half second, taking the connection between writes, rather than
+//! at the end of whichever write fills the log. A write that arrives during a checkpoint
+//! waits for it.
 
+use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
 use super::store::{Loaded, Store, StoreError, StoredRoom, TokenHash};
-use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 const SCHEMA: &str = "
@@ -46,12 +51,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
-    /// One connection, used with the hub's lock held, so never contended.
-    conn: Mutex<Connection>,
+    /// The one connection, used with the hub's lock held, and by the checkpoint thread.
+    conn: Arc<Mutex<Connection>>,
     /// Messages kept per room.
     retain: usize,
-    /// Dropping it stops the checkpoint thread.
-    _checkpoints: mpsc::Sender<()>,
+    /// Dropping it stops the checkpoint thread and waits for it, so the file is free again
+    /// once the store is dropped. (Declared after `conn`, so it is dropped after it.)
+    _checkpoints: Checkpoints,
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -76,44 +82,72 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).map_err(failed)?;
         }
         let conn = Connection::open(path).map_err(failed)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
+        // One connection owns the file for as long as the server runs: with the lock held
+        // for good, SQLite keeps the log's index in memory and takes no file locks per
+        // transaction (six `fcntl` calls per message otherwise).
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(failed)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(failed)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(failed)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(failed)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
         conn.execute_batch(SCHEMA).map_err(failed)?;
-        let checkpoints = checkpoint_thread(Connection::open(path).map_err(failed)?)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let checkpoints = checkpoint_thread(conn.clone())?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn,
             retain,
             _checkpoints: checkpoints,
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.conn)
     }
 }
 
-/// Starts the thread that checkpoints the log through its own connection until the returned
-/// sender is dropped. Passive checkpoints never wait for, or block, the writer.
-fn checkpoint_thread(conn: Connection) -> Result<mpsc::Sender<()>, StoreError> {
+fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The checkpoint thread: told to stop, and waited for, when dropped.
+struct Checkpoints {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the thread that checkpoints the log until it is dropped. It takes the connection
+/// between writes; a write waits for a checkpoint in progress.
+fn checkpoint_thread(conn: Arc<Mutex<Connection>>) -> Result<Checkpoints, StoreError> {
     let (stop, stopped) = mpsc::channel::<()>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                let done = lock(&conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "checkpoint failed; retrying later");
                 }
             }
         })
         .map_err(failed)?;
-    Ok(stop)
+    Ok(Checkpoints {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 impl Store for SqliteStore {
@@ -130,7 +164,7 @@ impl Store for SqliteStore {
             Some(epoch) => epoch,
             None => {
                 // A new database: its sequence numbers start a new epoch, kept from now on.
-                let epoch = Utc::now().timestamp_millis().max(1) as u64;
+                let epoch = Timestamp::now().millis().max(1) as u64;
                 tx.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?1)",
                     params![epoch.to_string()],
@@ -202,10 +236,13 @@ impl Store for SqliteStore {
                         serde_json::from_str(&body.map_err(failed)?).map_err(failed)?;
                     list.push(message);
                 }
+                // The row's number is only raised when a message is deleted; otherwise the
+                // newest message tells what comes next.
+                let after_newest = list.last().map_or(1, |m| m.seq + 1);
                 rooms.push(StoredRoom {
                     room,
                     channel,
-                    next_seq: next_seq as u64,
+                    next_seq: (next_seq.max(1) as u64).max(after_newest),
                     messages: list,
                 });
             }
@@ -270,9 +307,9 @@ impl Store for SqliteStore {
                 s.execute(params![message.id.0 as i64, key, message.seq as i64, body])
             })
             .map_err(failed)?;
-        tx.prepare_cached("UPDATE rooms SET next_seq = ?2 WHERE key = ?1")
-            .and_then(|mut s| s.execute(params![key, message.seq as i64 + 1]))
-            .map_err(failed)?;
+        // No `UPDATE rooms SET next_seq` here: the room's newest message already says what
+        // comes next (see `next_seq` in `load`), and the write-ahead log gets one page fewer
+        // per message.
         // Keep the same window as the in-memory history: the newest `retain` messages.
         tx.prepare_cached("DELETE FROM messages WHERE room_key = ?1 AND seq <= ?2 - ?3")
             .and_then(|mut s| s.execute(params![key, message.seq as i64, self.retain as i64]))
@@ -281,10 +318,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn delete_message(&self, _room: &Room, id: MessageId) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM messages WHERE id = ?1", params![id.0 as i64])
+    fn delete_message(&self, room: &Room, id: MessageId) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(failed)?;
+        // The deleted message may be the room's newest; its number must never come back, so
+        // the room row remembers the number after it.
+        tx.execute(
+            "UPDATE rooms SET next_seq = MAX(next_seq, \
+                 (SELECT seq + 1 FROM messages WHERE id = ?2)) \
+             WHERE key = ?1 AND EXISTS (SELECT 1 FROM messages WHERE id = ?2)",
+            params![room_key(room), id.0 as i64],
+        )
+        .map_err(failed)?;
+        tx.execute("DELETE FROM messages WHERE id = ?1", params![id.0 as i64])
             .map_err(failed)?;
+        tx.commit().map_err(failed)?;
         Ok(())
     }
 }
@@ -308,7 +356,7 @@ mod tests {
             author: author.clone(),
             body: MessageBody::parse(&format!("m{seq}"), 100).unwrap(),
             attachment: None,
-            sent_at: Utc::now(),
+            sent_at: Timestamp::now(),
         }
     }
 
@@ -330,7 +378,7 @@ mod tests {
             store
                 .put_channel(&ChannelInfo {
                     name: ChannelName::parse("General").unwrap(),
-                    created_at: Utc::now(),
+                    created_at: Timestamp::now(),
                 })
                 .unwrap();
             for seq in 1..=5 {
@@ -361,6 +409,39 @@ mod tests {
         let direct_room = loaded.rooms.iter().find(|r| r.channel.is_none()).unwrap();
         assert_eq!(direct_room.room, direct);
         assert_eq!(direct_room.messages.len(), 1);
+    }
+
+    /// A message's number is never given out again, even when the room's newest messages
+    /// are deleted before a restart.
+    #[test]
+    fn deleted_numbers_are_not_reused_after_a_restart() {
+        let path = temp_db("deleted-newest");
+        let ada = UserInfo {
+            id: UserId(1),
+            name: DisplayName::parse("ada").unwrap(),
+        };
+        let general = Room::Channel(ChannelName::parse("general").unwrap());
+        {
+            let store = SqliteStore::open(&path, 100).unwrap();
+            store.load().unwrap();
+            for seq in 1..=3 {
+                store
+                    .put_message(&message(&general, seq, seq, &ada))
+                    .unwrap();
+            }
+            store.delete_message(&general, MessageId(3)).unwrap();
+            store.delete_message(&general, MessageId(2)).unwrap();
+            // Deleting what is already gone changes nothing.
+            store.delete_message(&general, MessageId(3)).unwrap();
+        }
+        let loaded = SqliteStore::open(&path, 100).unwrap().load().unwrap();
+        assert_eq!(loaded.rooms.len(), 1);
+        let seqs: Vec<u64> = loaded.rooms[0].messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1]);
+        assert_eq!(
+            loaded.rooms[0].next_seq, 4,
+            "3 was given out, so 4 comes next"
+        );
     }
 
     /// The checkpoint thread folds the write-ahead log into the database file by itself: a

@@ -17,9 +17,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use config::Config;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -88,7 +88,7 @@ impl AppState {
 
 /// The whole application as a router: pages, server functions, `/ws`, and static files.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let hub = state.hub.clone();
     let options = state.leptos_options.clone();
     let hashed = state.leptos_options.hash_files;
@@ -120,6 +120,16 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// The application's page routes, worked out once per process. Leptos works them out by
+/// rendering the app with resource loading switched off for the whole process (one global
+/// flag), so working them out again while a page renders, as when a second server starts in
+/// the same process (the integration tests), would leave that page waiting forever for its
+/// data.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// Built assets under `/pkg/` with content-hashed names never change, so browsers may keep
