@@ -348,6 +348,23 @@ mod tests {
         dir.join("flack.db")
     }
 
+    fn ada() -> UserInfo {
+        UserInfo {
+            id: UserId(1),
+            name: DisplayName::parse("ada").unwrap(),
+        }
+    }
+
+    /// A store at `path` whose room holds messages 1 to `count` by `author`.
+    fn store_with(path: &Path, room: &Room, count: u64, author: &UserInfo) -> SqliteStore {
+        let store = SqliteStore::open(path, 100).unwrap();
+        store.load().unwrap();
+        for seq in 1..=count {
+            store.put_message(&message(room, seq, seq, author)).unwrap();
+        }
+        store
+    }
+
     fn message(room: &Room, id: u64, seq: u64, author: &UserInfo) -> Message {
         Message {
             id: MessageId(id),
@@ -365,10 +382,7 @@ mod tests {
     #[test]
     fn round_trips_through_the_file() {
         let path = temp_db("round-trip");
-        let ada = UserInfo {
-            id: UserId(1),
-            name: DisplayName::parse("ada").unwrap(),
-        };
+        let ada = ada();
         let general = Room::Channel(ChannelName::parse("General").unwrap());
         let direct = Room::Direct(DirectKey::between(UserId(1), UserId(2)).unwrap());
         let epoch = {
@@ -416,19 +430,10 @@ mod tests {
     #[test]
     fn deleted_numbers_are_not_reused_after_a_restart() {
         let path = temp_db("deleted-newest");
-        let ada = UserInfo {
-            id: UserId(1),
-            name: DisplayName::parse("ada").unwrap(),
-        };
+        let ada = ada();
         let general = Room::Channel(ChannelName::parse("general").unwrap());
         {
-            let store = SqliteStore::open(&path, 100).unwrap();
-            store.load().unwrap();
-            for seq in 1..=3 {
-                store
-                    .put_message(&message(&general, seq, seq, &ada))
-                    .unwrap();
-            }
+            let store = store_with(&path, &general, 3, &ada);
             store.delete_message(&general, MessageId(3)).unwrap();
             store.delete_message(&general, MessageId(2)).unwrap();
             // Deleting what is already gone changes nothing.
@@ -449,18 +454,9 @@ mod tests {
     #[test]
     fn the_log_is_checkpointed_in_the_background() {
         let path = temp_db("checkpoint");
-        let ada = UserInfo {
-            id: UserId(1),
-            name: DisplayName::parse("ada").unwrap(),
-        };
+        let ada = ada();
         let general = Room::Channel(ChannelName::parse("general").unwrap());
-        let store = SqliteStore::open(&path, 100).unwrap();
-        store.load().unwrap();
-        for seq in 1..=20 {
-            store
-                .put_message(&message(&general, seq, seq, &ada))
-                .unwrap();
-        }
+        let _store = store_with(&path, &general, 20, &ada);
         let copy = path.with_file_name("copy.db");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
