@@ -1,9 +1,12 @@
-//! Integration tests of the HTTP side against the real router: server functions and
-//! server-rendered pages.
+//! Integration tests of the HTTP side against the real router: server functions,
+//! server-rendered pages and built assets.
 
 mod common;
 
-use common::{form_value, general, http, start_for_pages, Client};
+use common::{fast, form_value, general, http, request, start_for_pages, start_with, Client};
+use flack::server::config::Config;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 /// Creating a channel through the server function works once, with a valid token; the same
 /// name in another case or with spaces is a conflict with a clear message, and invalid names
@@ -168,4 +171,116 @@ async fn unknown_channel_page_is_not_found() {
     let page = http(&server, "GET", "/c/nowhere", None).await;
     assert_eq!(page.status, 404);
     assert!(page.body.contains("Channel not found"));
+}
+
+/// Text that compresses about as well as a build's WebAssembly: varied, but repetitive.
+fn asset_like(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x = seed | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(format!("fn_{} ", x % 4_000).as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn unbrotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::Decompressor::new(bytes, 4096)
+        .read_to_end(&mut out)
+        .expect("valid brotli");
+    out
+}
+
+fn ungzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+/// A built asset is served in the encoding the browser accepts, soon at the best level
+/// (no larger than brotli 11 or gzip 9 make it), always decoding to the file as it is now:
+/// a rebuilt file is never answered with the old file's copy.
+#[tokio::test]
+async fn assets_are_served_at_the_best_compression() {
+    let site = std::env::temp_dir().join(format!("flack-assets-{}", std::process::id()));
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    let path = site.join("pkg/flack.test.wasm");
+    let original = asset_like(300_000, 7);
+    std::fs::write(&path, &original).unwrap();
+    let server = start_with(Config {
+        site_root: site.clone(),
+        site_pkg_dir: "pkg".into(),
+        ..fast()
+    })
+    .await;
+    let get = |encoding: &'static str| {
+        let server = &server;
+        async move {
+            let response = request(
+                server,
+                "GET",
+                "/pkg/flack.test.wasm",
+                &[("Accept-Encoding", encoding)],
+                b"",
+            )
+            .await;
+            assert_eq!(response.status, 200);
+            response
+        }
+    };
+
+    let mut best_brotli = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut original.as_slice(), &mut best_brotli, &params).unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(&original).unwrap();
+    let best_gzip = gzip.finish().unwrap();
+
+    for (encoding, best, decode) in [
+        (
+            "gzip, deflate, br",
+            best_brotli.len(),
+            unbrotli as fn(&[u8]) -> Vec<u8>,
+        ),
+        ("gzip", best_gzip.len(), ungzip),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let response = get(encoding).await;
+            let coding = if encoding == "gzip" { "gzip" } else { "br" };
+            assert_eq!(response.header("content-encoding").as_deref(), Some(coding));
+            assert_eq!(decode(&response.bytes), original, "{encoding}");
+            if response.bytes.len() <= best {
+                assert!(response.header("cache-control").is_some());
+                assert_eq!(response.header("vary").as_deref(), Some("accept-encoding"));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{encoding}: never the best level"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let plain = get("identity").await;
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.bytes, original);
+
+    // A rebuild writes new contents under the same name: never answered from the old copy.
+    let rebuilt = asset_like(200_000, 99);
+    std::fs::write(&path, &rebuilt).unwrap();
+    assert_eq!(unbrotli(&get("br").await.bytes), rebuilt);
+    assert_eq!(ungzip(&get("gzip").await.bytes), rebuilt);
+    let _ = std::fs::remove_dir_all(&site);
 }

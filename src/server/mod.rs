@@ -1,6 +1,7 @@
 //! The HTTP side of Flack (server only): shared application state, the router (pages, server
 //! functions, the WebSocket, static files) and `serve` with graceful shutdown.
 
+pub mod assets;
 pub mod config;
 pub mod files;
 pub mod page_cache;
@@ -105,10 +106,15 @@ pub fn router(state: AppState) -> Router {
             page_cache::PageCache::new(state.hub.clone()),
             page_cache::serve,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            assets::Precompressed::new(state.config.site_root.join(&state.config.site_pkg_dir)),
+            assets::serve,
+        ))
         .layer(axum::middleware::from_fn(move |request, next| {
             cache_headers(hashed, request, next)
         }))
-        // The fastest level: compressing a page or the wasm per request must stay cheap.
+        // The fastest level: compressing a page per request must stay cheap. (Built assets
+        // are served at the best level once `assets` has compressed them.)
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .quality(tower_http::CompressionLevel::Fastest),

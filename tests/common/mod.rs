@@ -299,6 +299,8 @@ pub struct HttpResponse {
     pub status: u16,
     pub headers: String,
     pub body: String,
+    /// The body as bytes (`body` is it read as UTF-8, with anything else replaced).
+    pub bytes: Vec<u8>,
 }
 
 impl HttpResponse {
@@ -388,6 +390,7 @@ pub async fn request(
         status,
         headers: head,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     }
 }
 
