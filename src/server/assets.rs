@@ -4,7 +4,7 @@
 //! Compressing per request must use the fastest level to stay cheap, and at that level the
 //! WebAssembly is about half as large again as at the best. So the first request for a file
 //! is compressed per request as before, while a blocking thread makes the best-level copies;
-//! every later request gets those. Copies are keyed by the file's name, length and
+//! every later request gets those. The server starts on all of them when it starts. Copies are keyed by the file's name, length and
 //! modification time, so a rebuilt file is compressed again rather than served stale.
 
 use axum::body::Body;
@@ -65,6 +65,27 @@ impl Precompressed {
         Precompressed {
             dir,
             files: Arc::default(),
+        }
+    }
+
+    /// Starts compressing every asset in the folder now, so the first visitors after a start
+    /// do not share the CPU with it. (The server does this; test servers do not.)
+    pub async fn warm(&self) {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            if content_type(&name).is_some() && meta.is_file() {
+                let version = Version {
+                    len: meta.len(),
+                    modified: meta.modified().ok(),
+                };
+                self.get(&name, &version, Encoding::Brotli);
+            }
         }
     }
 

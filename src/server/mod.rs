@@ -41,6 +41,8 @@ pub struct AppState {
     /// `limits.connections_per_ip`.
     pub connections_by_ip:
         Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    /// Best-level compressed copies of the built assets.
+    pub assets: assets::Precompressed,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -71,6 +73,7 @@ impl AppState {
             .env(env)
             .build();
         let (stop, stopping) = watch::channel(false);
+        let assets = assets::Precompressed::new(config.site_root.join(&config.site_pkg_dir));
         AppState {
             hub,
             leptos_options,
@@ -78,6 +81,7 @@ impl AppState {
             stopping,
             stop: Arc::new(stop),
             connections_by_ip: Arc::default(),
+            assets,
         }
     }
 
@@ -107,7 +111,7 @@ pub fn router(state: AppState) -> Router {
             page_cache::serve,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            assets::Precompressed::new(state.config.site_root.join(&state.config.site_pkg_dir)),
+            state.assets.clone(),
             assets::serve,
         ))
         .layer(axum::middleware::from_fn(move |request, next| {
