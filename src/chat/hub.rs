@@ -576,7 +576,6 @@ impl Hub {
         Ok(entry.attachment.clone())
     }
 
-    /// Deletes files from disk, after the lock is released.
     /// Forgets and deletes files uploaded more than `age` ago that no message carries (the
     /// upload was never sent); returns how many. The server calls this now and then.
     pub fn sweep_unsent_files(&self, age: Duration) -> usize {
@@ -624,6 +623,7 @@ impl Hub {
         self.remove_files(orphans);
     }
 
+    /// Deletes files from disk, after the lock is released.
     fn remove_files(&self, ids: Vec<FileId>) {
         let Some(dir) = &self.shared.limits.files_dir else {
             return;
@@ -679,7 +679,7 @@ impl Hub {
         // A missed `user_renamed` may have left old names on messages the client holds: every
         // room of the connection is then sent whole, with the names as they are now.
         let names_changed = conn.missed_directory;
-        if conn.missed_directory {
+        if names_changed {
             let frame = Frame::encode(&ServerEvent::Welcome {
                 epoch,
                 channels: channel_list(rooms),

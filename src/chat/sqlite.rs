@@ -348,6 +348,10 @@ mod tests {
         dir.join("flack.db")
     }
 
+    fn general() -> Room {
+        Room::Channel(ChannelName::parse("general").unwrap())
+    }
+
     fn ada() -> UserInfo {
         UserInfo {
             id: UserId(1),
@@ -431,7 +435,7 @@ mod tests {
     fn deleted_numbers_are_not_reused_after_a_restart() {
         let path = temp_db("deleted-newest");
         let ada = ada();
-        let general = Room::Channel(ChannelName::parse("general").unwrap());
+        let general = general();
         {
             let store = store_with(&path, &general, 3, &ada);
             store.delete_message(&general, MessageId(3)).unwrap();
@@ -455,7 +459,7 @@ mod tests {
     fn the_log_is_checkpointed_in_the_background() {
         let path = temp_db("checkpoint");
         let ada = ada();
-        let general = Room::Channel(ChannelName::parse("general").unwrap());
+        let general = general();
         let _store = store_with(&path, &general, 20, &ada);
         let copy = path.with_file_name("copy.db");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
