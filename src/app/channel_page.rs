@@ -5,20 +5,18 @@
 
 use super::client::{use_chat_client, Feed};
 use super::message_item::MessageItem;
+use super::nav::use_location;
 use crate::chat::api::{channel_history, direct_history};
-use crate::chat::model::{decode_path_segment, human_size, Attachment, ChatError, HistoryPage};
+use crate::chat::model::{human_size, Attachment, ChatError, HistoryPage};
 use leptos::either::Either;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_params_map};
 
 /// The page of the channel named in the address.
 #[component]
-pub fn ChannelPage() -> impl IntoView {
-    let params = use_params_map();
-    let name = move || decode_path_segment(&params.read().get("name").unwrap_or_default());
-    let page = Resource::new(name, channel_history);
+pub fn ChannelPage(name: String) -> impl IntoView {
+    let page = Resource::new(move || name.clone(), channel_history);
     view! {
         <Suspense fallback=|| view! { <p class="hint">"Loading messages…"</p> }>
             {move || Suspend::new(async move { room_or_error(page.await, "Channel not found") })}
@@ -26,20 +24,13 @@ pub fn ChannelPage() -> impl IntoView {
     }
 }
 
-/// The private conversation with the user whose id is in the address.
+/// The private conversation with the user whose id is in the address (`None` if it is not a
+/// number).
 #[component]
-pub fn DirectPage() -> impl IntoView {
+pub fn DirectPage(peer: Option<u64>) -> impl IntoView {
     let client = use_chat_client();
-    let params = use_params_map();
-    let peer = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|id| id.parse::<u64>().ok())
-    };
     let page = LocalResource::new(move || {
         let token = client.token();
-        let peer = peer();
         async move {
             match (token, peer) {
                 (Some(token), Some(peer)) => direct_history(token, peer).await,
@@ -120,7 +111,7 @@ fn RoomView(feed: Feed) -> impl IntoView {
 #[component]
 fn OnlineList(feed: Feed) -> impl IntoView {
     let client = use_chat_client();
-    let navigate = use_navigate();
+    let location = use_location();
     view! {
         <section class="online" aria-labelledby="online-title">
             <h2 id="online-title" class="nav-title">"Online"</h2>
@@ -129,7 +120,6 @@ fn OnlineList(feed: Feed) -> impl IntoView {
                     each=move || feed.online.get()
                     key=|user| (user.id, user.name.to_string())
                     children=move |user| {
-                        let navigate = navigate.clone();
                         let is_me = move || client.my_id() == Some(user.id);
                         let name = user.name.to_string();
                         let label = format!("Message {name}");
@@ -140,7 +130,6 @@ fn OnlineList(feed: Feed) -> impl IntoView {
                                 <span class="online-name">{name.clone()}</span>
                                 <Show when=move || !is_me()>
                                     {
-                                        let navigate = navigate.clone();
                                         let path = path.clone();
                                         view! {
                                             <button
@@ -148,7 +137,7 @@ fn OnlineList(feed: Feed) -> impl IntoView {
                                                 class="link-button"
                                                 aria-label=label.clone()
                                                 title=label.clone()
-                                                on:click=move |_| navigate(&path, Default::default())
+                                                on:click=move |_| location.navigate(&path, false)
                                             >
                                                 "Message"
                                             </button>

@@ -1,23 +1,16 @@
 //! The site's root: sends the user back to the room they were last in (or "general").
 
+use super::nav::use_location;
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
-use leptos_router::NavigateOptions;
 
 /// The root page. Without JavaScript it invites the user to pick a channel from the list; in
 /// the browser it goes straight to the remembered room.
 #[component]
 pub fn Home() -> impl IntoView {
-    let navigate = use_navigate();
+    let location = use_location();
     Effect::new(move |_| {
         let target = remembered_room().unwrap_or_else(|| "/c/general".to_owned());
-        navigate(
-            &target,
-            NavigateOptions {
-                replace: true,
-                ..Default::default()
-            },
-        );
+        location.navigate(&target, true);
     });
     view! {
         <h1>"Flack"</h1>

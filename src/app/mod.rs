@@ -7,6 +7,7 @@ pub mod client;
 pub mod home;
 pub mod message_item;
 pub mod name_prompt;
+pub mod nav;
 pub mod sidebar;
 
 use channel_page::{ChannelPage, DirectPage};
@@ -14,9 +15,8 @@ use client::provide_chat_client;
 use home::Home;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
 use name_prompt::NamePrompt;
+use nav::{provide_location, Route};
 use sidebar::Sidebar;
 
 /// The HTML document every page is rendered into.
@@ -40,31 +40,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The application: sidebar, the routed main area, and the display-name prompt.
+/// The application: sidebar, the page the address names, and the display-name prompt.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     #[cfg(feature = "ssr")]
     page_policy();
+    let location = provide_location();
     let client = provide_chat_client();
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| client.start());
+    let route = Memo::new(move |_| location.route());
+    let page = move || match route.get() {
+        Route::Home => view! { <Home/> }.into_any(),
+        Route::Channel(name) => view! { <ChannelPage name/> }.into_any(),
+        Route::Direct(peer) => view! { <DirectPage peer/> }.into_any(),
+        Route::NotFound => view! { <NotFound/> }.into_any(),
+    };
 
     view! {
         <Title text="Flack"/>
-        <Router>
-            <div class="app" inert=move || client.needs_name()>
-                <Sidebar/>
-                <main class="main">
-                    <Routes fallback=|| view! { <NotFound/> }>
-                        <Route path=path!("/") view=Home ssr=SsrMode::Async/>
-                        <Route path=path!("/c/:name") view=ChannelPage ssr=SsrMode::Async/>
-                        <Route path=path!("/dm/:id") view=DirectPage/>
-                    </Routes>
-                </main>
-            </div>
-            <NamePrompt/>
-        </Router>
+        <div class="app" inert=move || client.needs_name()>
+            <Sidebar/>
+            <main class="main">{page}</main>
+        </div>
+        <NamePrompt/>
     }
 }
 

@@ -2,13 +2,12 @@
 //! conversations with their unread counts, and the form that creates a channel.
 
 use super::client::use_chat_client;
+use super::nav::{use_location, Link};
 use crate::chat::api::{list_channels, my_directs, CreateChannel};
 use crate::chat::model::{ChannelName, ChatError};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
 
 /// The sidebar.
 #[component]
@@ -123,10 +122,10 @@ fn ChannelLinks() -> impl IntoView {
                     // The link marks itself with aria-current="page" when it is the open page.
                     view! {
                         <li>
-                            <A href=channel.name.path()>
+                            <Link href=channel.name.path()>
                                 <span class="hash" aria-hidden="true">"# "</span>
                                 {channel.name.to_string()}
-                            </A>
+                            </Link>
                         </li>
                     }
                 }
@@ -152,7 +151,7 @@ fn DirectLinks() -> impl IntoView {
                     children=move |entry| {
                         view! {
                             <li class="direct">
-                                <A href=format!("/dm/{}", entry.peer.id)>{entry.peer.name.to_string()}</A>
+                                <Link href=format!("/dm/{}", entry.peer.id)>{entry.peer.name.to_string()}</Link>
                                 <Show when=move || { entry.unread > 0 }>
                                     <span class="unread" title="unread messages">{entry.unread}</span>
                                 </Show>
@@ -172,7 +171,7 @@ fn NewChannelForm() -> impl IntoView {
     let create = ServerAction::<CreateChannel>::new();
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let navigate = use_navigate();
+    let location = use_location();
 
     Effect::new(move |_| match create.value().get() {
         Some(Ok(channel)) => {
@@ -180,7 +179,7 @@ fn NewChannelForm() -> impl IntoView {
             draft.set(String::new());
             let path = channel.name.path();
             client.add_channel(channel);
-            navigate(&path, Default::default());
+            location.navigate(&path, false);
         }
         Some(Err(e)) => error.set(Some(e.to_string())),
         None => {}

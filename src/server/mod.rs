@@ -7,7 +7,7 @@ pub mod files;
 pub mod page_cache;
 pub mod ws;
 
-use crate::app::{shell, App};
+use crate::app::shell;
 use crate::chat::hub::Hub;
 use axum::extract::FromRef;
 use axum::extract::Request;
@@ -18,9 +18,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use config::Config;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -93,19 +92,40 @@ impl AppState {
 
 /// The whole application as a router: pages, server functions, `/ws`, and static files.
 pub fn router(state: AppState) -> Router {
-    let routes = route_list();
-    let hub = state.hub.clone();
-    let options = state.leptos_options.clone();
+    // Rendering spawns tasks on tokio (set once per process; later calls change nothing).
+    let _ = any_spawner::Executor::init_tokio();
     let hashed = state.leptos_options.hash_files;
+    let context = {
+        let state = state.clone();
+        move || {
+            provide_context(state.clone());
+            provide_context(state.hub.clone());
+        }
+    };
+    let app = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
+    // Channel pages are sent once their history is in them; a private conversation is
+    // loaded by the browser (which holds the token), so its page streams.
+    let whole_page = leptos_axum::render_app_async_with_context(context.clone(), app.clone());
+    let streamed_page = leptos_axum::render_app_to_stream_with_context(context.clone(), app);
+    let server_fn = {
+        let context = context.clone();
+        move |request| leptos_axum::handle_server_fns_with_context(context.clone(), request)
+    };
     // Pages, server functions and static files are compressed; sockets and uploads are not.
+    // The page addresses are those of `app::nav::Route`; any other is "not found".
     let pages = Router::new()
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(hub.clone()),
-            move || shell(options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .route("/", get(whole_page.clone()))
+        .route("/c/{name}", get(whole_page))
+        .route("/dm/{id}", get(streamed_page))
+        .route("/api/{*function}", post(server_fn))
+        // Built files, or the "not found" page (with the channel list in its sidebar).
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
         .layer(axum::middleware::from_fn_with_state(
             page_cache::PageCache::new(state.hub.clone()),
             page_cache::serve,
@@ -130,16 +150,6 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
-}
-
-/// The application's page routes, worked out once per process. Leptos works them out by
-/// rendering the app with resource loading switched off for the whole process (one global
-/// flag), so working them out again while a page renders, as when a second server starts in
-/// the same process (the integration tests), would leave that page waiting forever for its
-/// data.
-fn route_list() -> Vec<AxumRouteListing> {
-    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
-    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// Built assets under `/pkg/` with content-hashed names never change, so browsers may keep

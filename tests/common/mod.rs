@@ -70,9 +70,9 @@ pub async fn start_with(config: Config) -> TestServer {
 /// task executor once per process, on the runtime that first renders a page, so a page
 /// rendered on a test's own (shorter-lived) runtime could wait forever on tasks sent to
 /// another test's runtime after that test ended.
-/// (The page hangs these tests used to see now and then had another cause, since fixed in
-/// `server::route_list`: Leptos switched resource loading off process-wide while another
-/// test's server worked out its routes.)
+/// (The page hangs these tests used to see now and then had another cause, gone since Flack
+/// routes its three pages itself: Leptos switched resource loading off process-wide while
+/// another test's server had its router work out the route list.)
 pub async fn start_for_pages() -> TestServer {
     launch(fast(), true)
 }
