@@ -3,11 +3,11 @@
 //! token). Both show the room's name, the connection state, its messages and the box to
 //! write in; channels also show who is online.
 
-use super::client::{use_chat_client, Feed};
+use super::client::{use_chat_client, ChatClient, Feed};
 use super::message_item::MessageItem;
-use super::nav::use_location;
+use super::nav::{use_location, Location};
 use crate::chat::api::{channel_history, direct_history};
-use crate::chat::model::{human_size, Attachment, ChatError, HistoryPage};
+use crate::chat::model::{human_size, Attachment, ChatError, HistoryPage, UserInfo};
 use leptos::either::Either;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
@@ -112,44 +112,50 @@ fn RoomView(feed: Feed) -> impl IntoView {
 fn OnlineList(feed: Feed) -> impl IntoView {
     let client = use_chat_client();
     let location = use_location();
+    // Short lists are drawn again whole when they change. A keyed `<For>` costs about 1.5 KB
+    // of WebAssembly per use, and only the message log is long enough to need one.
+    let entries = move || {
+        feed.online
+            .get()
+            .into_iter()
+            .map(|user| online_entry(user, client, location))
+            .collect_view()
+    };
     view! {
         <section class="online" aria-labelledby="online-title">
             <h2 id="online-title" class="nav-title">"Online"</h2>
-            <ul aria-label="Online">
-                <For
-                    each=move || feed.online.get()
-                    key=|user| (user.id, user.name.to_string())
-                    children=move |user| {
-                        let is_me = move || client.my_id() == Some(user.id);
-                        let name = user.name.to_string();
-                        let label = format!("Message {name}");
-                        let path = format!("/dm/{}", user.id);
-                        view! {
-                            <li>
-                                <span class="presence-dot" aria-hidden="true"></span>
-                                <span class="online-name">{name.clone()}</span>
-                                <Show when=move || !is_me()>
-                                    {
-                                        let path = path.clone();
-                                        view! {
-                                            <button
-                                                type="button"
-                                                class="link-button"
-                                                aria-label=label.clone()
-                                                title=label.clone()
-                                                on:click=move |_| location.navigate(&path, false)
-                                            >
-                                                "Message"
-                                            </button>
-                                        }
-                                    }
-                                </Show>
-                            </li>
-                        }
-                    }
-                />
-            </ul>
+            <ul aria-label="Online">{entries}</ul>
         </section>
+    }
+}
+
+/// One person in the online list.
+fn online_entry(user: UserInfo, client: ChatClient, location: Location) -> impl IntoView {
+    let is_me = move || client.my_id() == Some(user.id);
+    let name = user.name.to_string();
+    let label = format!("Message {name}");
+    let path = format!("/dm/{}", user.id);
+    view! {
+        <li>
+            <span class="presence-dot" aria-hidden="true"></span>
+            <span class="online-name">{name}</span>
+            <Show when=move || !is_me()>
+                {
+                    let path = path.clone();
+                    view! {
+                        <button
+                            type="button"
+                            class="link-button"
+                            aria-label=label.clone()
+                            title=label.clone()
+                            on:click=move |_| location.navigate(&path, false)
+                        >
+                            "Message"
+                        </button>
+                    }
+                }
+            </Show>
+        </li>
     }
 }
 

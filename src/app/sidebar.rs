@@ -109,57 +109,61 @@ fn Me() -> impl IntoView {
     }
 }
 
-/// One link per channel, kept current by the live connection.
+/// One link per channel, kept current by the live connection. (The list is drawn again
+/// whole when it changes; see `OnlineList` for why.)
 #[component]
 fn ChannelLinks() -> impl IntoView {
     let client = use_chat_client();
-    view! {
-        <ul class="channel-list">
-            <For
-                each=move || client.channels.get()
-                key=|channel| channel.name.key()
-                children=move |channel| {
-                    // The link marks itself with aria-current="page" when it is the open page.
-                    view! {
-                        <li>
-                            <Link href=channel.name.path()>
-                                <span class="hash" aria-hidden="true">"# "</span>
-                                {channel.name.to_string()}
-                            </Link>
-                        </li>
-                    }
+    // Each link marks itself with aria-current="page" while its channel is open.
+    let links = move || {
+        client
+            .channels
+            .get()
+            .into_iter()
+            .map(|channel| {
+                view! {
+                    <li>
+                        <Link href=channel.name.path()>
+                            <span class="hash" aria-hidden="true">"# "</span>
+                            {channel.name.to_string()}
+                        </Link>
+                    </li>
                 }
-            />
-        </ul>
-    }
+            })
+            .collect_view()
+    };
+    view! { <ul class="channel-list">{links}</ul> }
 }
 
 /// The user's private conversations, each with its unread count.
 #[component]
 fn DirectLinks() -> impl IntoView {
     let client = use_chat_client();
+    let links = move || {
+        client
+            .directs
+            .get()
+            .into_iter()
+            .map(|entry| {
+                let unread = (entry.unread > 0).then(|| {
+                    view! { <span class="unread" title="unread messages">{entry.unread}</span> }
+                });
+                view! {
+                    <li class="direct">
+                        <Link href=format!("/dm/{}", entry.peer.id)>{entry.peer.name.to_string()}</Link>
+                        {unread}
+                    </li>
+                }
+            })
+            .collect_view()
+    };
     view! {
         <nav aria-label="Direct messages" class="channel-nav">
             <h2 class="nav-title">"Direct messages"</h2>
             <Show when=move || client.directs.with(Vec::is_empty)>
                 <p class="hint small">"Message someone from the Online list."</p>
             </Show>
-            <ul class="channel-list">
-                <For
-                    each=move || client.directs.get()
-                    key=|entry| (entry.peer.id, entry.peer.name.to_string(), entry.unread)
-                    children=move |entry| {
-                        view! {
-                            <li class="direct">
-                                <Link href=format!("/dm/{}", entry.peer.id)>{entry.peer.name.to_string()}</Link>
-                                <Show when=move || { entry.unread > 0 }>
-                                    <span class="unread" title="unread messages">{entry.unread}</span>
-                                </Show>
-                            </li>
-                        }
-                    }
-                />
-            </ul>
+            <ul class="channel-list">{links}</ul>
         </nav>
     }
 }
