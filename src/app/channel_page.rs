@@ -11,16 +11,38 @@ use crate::chat::model::{human_size, Attachment, ChatError, HistoryPage, UserInf
 use leptos::either::Either;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_meta::Title;
+
+/// A room's history once it has arrived, or why it cannot be shown.
+type Loaded = Result<HistoryPage, ChatError>;
 
 /// The page of the channel named in the address.
 #[component]
 pub fn ChannelPage(name: String) -> impl IntoView {
-    let page = Resource::new(move || name.clone(), channel_history);
-    view! {
-        <Suspense fallback=|| view! { <p class="hint">"Loading messages…"</p> }>
-            {move || Suspend::new(async move { room_or_error(page.await, "Channel not found") })}
-        </Suspense>
+    // The server renders the channel with its history and puts that history into the HTML,
+    // where hydration finds it. A channel opened later in the browser is fetched with the
+    // `history` server function.
+    let first = SharedValue::new({
+        let name = name.clone();
+        move || rendered_on_server(&name)
+    })
+    .into_inner();
+    let page = RwSignal::new(first);
+    if page.with_untracked(Option::is_none) {
+        spawn_local(async move { page.set(Some(channel_history(name).await)) });
+    }
+    move || shown(page.get(), "Loading messages…", "Channel not found")
+}
+
+/// The channel's history, when rendering on the server; nothing in the browser.
+fn rendered_on_server(name: &str) -> Option<Loaded> {
+    #[cfg(feature = "ssr")]
+    return Some(crate::chat::api::hub().and_then(|hub| hub.channel_page(name)));
+    #[cfg(not(feature = "ssr"))]
+    {
+        let _ = name;
+        None
     }
 }
 
@@ -29,32 +51,39 @@ pub fn ChannelPage(name: String) -> impl IntoView {
 #[component]
 pub fn DirectPage(peer: Option<u64>) -> impl IntoView {
     let client = use_chat_client();
-    let page = LocalResource::new(move || {
-        let token = client.token();
-        async move {
-            match (token, peer) {
-                (Some(token), Some(peer)) => direct_history(token, peer).await,
-                (None, _) => Err(ChatError::NotIdentified),
-                (_, None) => Err(ChatError::NoSuchUser),
+    let page = RwSignal::new(None);
+    // Only the browser holds the token, so the conversation is fetched there, once the user
+    // is known.
+    Effect::new(move |_| match (client.token(), peer) {
+        (Some(token), Some(peer)) => spawn_local(async move {
+            match direct_history(token, peer).await {
+                Err(ChatError::NotIdentified) => {}
+                loaded => page.set(Some(loaded)),
             }
-        }
+        }),
+        (None, _) => {}
+        (_, None) => page.set(Some(Err(ChatError::NoSuchUser))),
     });
-    view! {
-        <Suspense fallback=|| view! { <p class="hint">"Loading conversation…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Err(ChatError::NotIdentified) => {
-                        Either::Left(view! { <p class="hint">"Loading conversation…"</p> })
-                    }
-                    other => Either::Right(room_or_error(other, "Conversation not available")),
-                }
-            })}
-        </Suspense>
+    move || {
+        shown(
+            page.get(),
+            "Loading conversation…",
+            "Conversation not available",
+        )
+    }
+}
+
+/// The room once it has arrived (or why it cannot be shown), and `waiting` until then.
+fn shown(page: Option<Loaded>, waiting: &'static str, heading: &'static str) -> impl IntoView {
+    match page {
+        None => Either::Left(view! { <p class="hint">{waiting}</p> }),
+        // Opening the room reads signals; only the arrival of the page should redraw it.
+        Some(page) => Either::Right(untrack(|| room_or_error(page, heading))),
     }
 }
 
 /// The room's view, or why it cannot be shown (with status 404 on the server).
-fn room_or_error(page: Result<HistoryPage, ChatError>, heading: &'static str) -> impl IntoView {
+fn room_or_error(page: Loaded, heading: &'static str) -> impl IntoView {
     let client = use_chat_client();
     match page {
         Ok(page) => {

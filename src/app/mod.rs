@@ -13,6 +13,7 @@ pub mod sidebar;
 use channel_page::{ChannelPage, DirectPage};
 use client::provide_chat_client;
 use home::Home;
+use leptos::either::EitherOf4;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use name_prompt::NamePrompt;
@@ -51,11 +52,13 @@ pub fn App() -> impl IntoView {
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| client.start());
     let route = Memo::new(move |_| location.route());
+    // An enum of the four views, not a type-erased view: erasing would also compile an
+    // asynchronous hydration path for each page, which Flack never uses.
     let page = move || match route.get() {
-        Route::Home => view! { <Home/> }.into_any(),
-        Route::Channel(name) => view! { <ChannelPage name/> }.into_any(),
-        Route::Direct(peer) => view! { <DirectPage peer/> }.into_any(),
-        Route::NotFound => view! { <NotFound/> }.into_any(),
+        Route::Home => EitherOf4::A(view! { <Home/> }),
+        Route::Channel(name) => EitherOf4::B(view! { <ChannelPage name/> }),
+        Route::Direct(peer) => EitherOf4::C(view! { <DirectPage peer/> }),
+        Route::NotFound => EitherOf4::D(view! { <NotFound/> }),
     };
 
     view! {

@@ -3,7 +3,7 @@
 
 use super::client::use_chat_client;
 use super::nav::{use_location, Link};
-use crate::chat::api::{list_channels, my_directs, CreateChannel};
+use crate::chat::api::{my_directs, CreateChannel};
 use crate::chat::model::{ChannelName, ChatError};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -13,7 +13,18 @@ use leptos::task::spawn_local;
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let client = use_chat_client();
-    let initial = Resource::new(|| (), |_| list_channels());
+    // The server puts the channel list into the HTML with the page, where hydration finds
+    // it; the live connection keeps it current from then on.
+    let channels = SharedValue::new(|| {
+        #[cfg(feature = "ssr")]
+        return crate::chat::api::hub()
+            .map(|hub| hub.channels())
+            .unwrap_or_default();
+        #[cfg(not(feature = "ssr"))]
+        Vec::new()
+    })
+    .into_inner();
+    client.seed_channels(channels);
     // Private conversations need the token, which only the browser has.
     Effect::new(move |_| {
         if let Some(token) = client.token() {
@@ -33,15 +44,7 @@ pub fn Sidebar() -> impl IntoView {
             </header>
             <nav aria-label="Channels" class="channel-nav">
                 <h2 class="nav-title">"Channels"</h2>
-                <Suspense fallback=|| view! { <p class="hint">"Loading channels…"</p> }>
-                    {move || Suspend::new(async move {
-                        match initial.await {
-                            Ok(channels) => client.seed_channels(channels),
-                            Err(e) => leptos::logging::warn!("cannot load the channel list: {e}"),
-                        }
-                        view! { <ChannelLinks/> }
-                    })}
-                </Suspense>
+                <ChannelLinks/>
             </nav>
             <DirectLinks/>
             <NewChannelForm/>

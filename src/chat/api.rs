@@ -6,8 +6,9 @@
 use crate::chat::model::{ChannelInfo, ChatError, DirectSummary, HistoryPage, Session};
 use leptos::prelude::*;
 
+/// The hub the server provides to everything it renders.
 #[cfg(feature = "ssr")]
-fn hub() -> Result<crate::chat::hub::Hub, ChatError> {
+pub(crate) fn hub() -> Result<crate::chat::hub::Hub, ChatError> {
     use_context::<crate::chat::hub::Hub>()
         .ok_or_else(|| ChatError::Unavailable("the chat hub is not running".into()))
 }
