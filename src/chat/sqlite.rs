@@ -7,21 +7,21 @@
 //! mode is durable against process crashes; against power loss the last transactions may be
 //! lost. Set `synchronous = FULL` if that matters more than write speed.)
 //!
-//! The server's one connection holds the file's lock for as long as it runs
-//! (`locking_mode = EXCLUSIVE`), so a transaction takes no file locks and the log's index
-//! lives in memory; another process cannot open the database meanwhile.
-//!
-//! Checkpoints (copying the write-ahead log into the database file, with an fsync) run on a
-//! thread of their own every half second, taking the connection between writes, rather than
-//! at the end of whichever write fills the log. A write that arrives during a checkpoint
-//! waits for it.
+//! Checkpoints (copying the write-ahead log into the database file, with an fsync) run every
+//! half second on a thread with its own connection, rather than at the end of whichever
+//! write fills the log. A passive checkpoint and a write never wait for each other, and that
+//! matters: on this project's machine an fsync usually takes under a millisecond but now and
+//! then half a second, and a write waiting that long under the hub's lock holds up every
+//! room. (Holding the file's lock for good, `locking_mode = EXCLUSIVE`, saves a few `fcntl`
+//! calls per message but allows only one connection, so checkpoints had to share it, and the
+//! half-second fsyncs showed up as half-second stalls of the whole chat. See BENCHMARKS.md.)
 
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
 use super::store::{Loaded, Store, StoreError, StoredRoom, TokenHash};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 const SCHEMA: &str = "
@@ -51,8 +51,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
-    /// The one connection, used with the hub's lock held, and by the checkpoint thread.
-    conn: Arc<Mutex<Connection>>,
+    /// The connection every read and write goes through, used with the hub's lock held.
+    conn: Mutex<Connection>,
     /// Messages kept per room.
     retain: usize,
     /// Dropping it stops the checkpoint thread and waits for it, so the file is free again
@@ -83,11 +83,6 @@ impl SqliteStore {
         }
         let conn = Connection::open(path).map_err(failed)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
-        // One connection owns the file for as long as the server runs: with the lock held
-        // for good, SQLite keeps the log's index in memory and takes no file locks per
-        // transaction (six `fcntl` calls per message otherwise).
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-            .map_err(failed)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(failed)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -95,22 +90,21 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(failed)?;
         conn.execute_batch(SCHEMA).map_err(failed)?;
-        let conn = Arc::new(Mutex::new(conn));
-        let checkpoints = checkpoint_thread(conn.clone())?;
+        let checkpointer = Connection::open(path).map_err(failed)?;
+        checkpointer
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(failed)?;
+        let checkpoints = checkpoint_thread(checkpointer)?;
         Ok(SqliteStore {
-            conn,
+            conn: Mutex::new(conn),
             retain,
             _checkpoints: checkpoints,
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        lock(&self.conn)
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The checkpoint thread: told to stop, and waited for, when dropped.
@@ -128,16 +122,16 @@ impl Drop for Checkpoints {
     }
 }
 
-/// Starts the thread that checkpoints the log until it is dropped. It takes the connection
-/// between writes; a write waits for a checkpoint in progress.
-fn checkpoint_thread(conn: Arc<Mutex<Connection>>) -> Result<Checkpoints, StoreError> {
+/// Starts the thread that checkpoints the log through its own connection until it is
+/// dropped. Passive checkpoints never wait for, or block, the writer.
+fn checkpoint_thread(conn: Connection) -> Result<Checkpoints, StoreError> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                let done = lock(&conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "checkpoint failed; retrying later");
                 }
