@@ -41,6 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// A message write slower than this is logged as a warning (see `post`).
+const SLOW_WRITE: Duration = Duration::from_millis(50);
+
 /// An encoded server event, shared by every connection it is sent to (encoded once).
 #[derive(Clone, Debug)]
 pub struct Frame(Bytes);
@@ -1071,11 +1074,20 @@ impl Connection {
             attachment,
             sent_at: Timestamp::now(),
         };
+        let writing = Instant::now();
         self.hub
             .shared
             .store
             .put_message(&message)
             .map_err(store_failed("message"))?;
+        // The write happens under the hub's lock, so a slow one holds up every room: say so.
+        let took = writing.elapsed();
+        if took > SLOW_WRITE {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                "slow message write held up the hub"
+            );
+        }
         target.next_seq += 1;
         let evicted = target.history.push(message.clone());
         let frame = Frame::encode(&ServerEvent::Message {
