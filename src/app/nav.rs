@@ -102,9 +102,9 @@ pub fn provide_location() -> Location {
     location
 }
 
-/// The [`Location`] provided by the app.
+/// The [`Location`] the app provided (there is one, so one popstate listener).
 pub fn use_location() -> Location {
-    use_context::<Location>().unwrap_or_else(provide_location)
+    expect_context::<Location>()
 }
 
 #[cfg(feature = "ssr")]

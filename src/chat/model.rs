@@ -179,11 +179,8 @@ impl TryFrom<WireError> for ChatError {
             None => (None, None),
         };
         let text = || text.ok_or_else(|| format!("{code}: its detail is missing"));
-        let max = || {
-            number
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| format!("{code}: its limit is missing"))
-        };
+        let limit = || number.ok_or_else(|| format!("{code}: its limit is missing"));
+        let max = || limit().and_then(|n| usize::try_from(n).map_err(|e| format!("{code}: {e}")));
         Ok(match code {
             "channel_name_empty" => ChatError::ChannelNameEmpty,
             "channel_name_too_long" => ChatError::ChannelNameTooLong { max: max()? },
@@ -205,7 +202,7 @@ impl TryFrom<WireError> for ChatError {
             "no_such_message" => ChatError::NoSuchMessage,
             "not_your_message" => ChatError::NotYourMessage,
             "file_too_large" => ChatError::FileTooLarge {
-                max_bytes: number.ok_or_else(|| format!("{code}: its limit is missing"))?,
+                max_bytes: limit()?,
             },
             "file_empty" => ChatError::FileEmpty,
             "file_name_invalid" => ChatError::FileNameInvalid,

@@ -13,8 +13,8 @@
 //! matters: on this project's machine an fsync usually takes under a millisecond but now and
 //! then half a second, and a write waiting that long under the hub's lock holds up every
 //! room. (Holding the file's lock for good, `locking_mode = EXCLUSIVE`, saves a few `fcntl`
-//! calls per message but allows only one connection, so checkpoints had to share it, and the
-//! half-second fsyncs showed up as half-second stalls of the whole chat. See BENCHMARKS.md.)
+//! calls per message but allows only one connection, so checkpoints had to share it, and
+//! every write waited out any fsync in progress. See BENCHMARKS.md.)
 
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};

@@ -2,10 +2,11 @@
 //! compressed once at the best brotli and gzip levels and then served from memory.
 //!
 //! Compressing per request must use the fastest level to stay cheap, and at that level the
-//! WebAssembly is about half as large again as at the best. So the first request for a file
-//! is compressed per request as before, while a blocking thread makes the best-level copies;
-//! every later request gets those. The server starts on all of them when it starts. Copies are keyed by the file's name, length and
-//! modification time, so a rebuilt file is compressed again rather than served stale.
+//! WebAssembly is about half as large again as at the best. So a blocking thread makes the
+//! best-level copies (for every asset when the server starts, or at a file's first request);
+//! until they are ready, requests are compressed per request as before. Copies are keyed by
+//! the file's name, length and modification time, so a rebuilt file is compressed again
+//! rather than served stale.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
