@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(MemoryStore)
         }
     };
-    let hub = Hub::open(store, limits)?;
+    let hub = Hub::open(store.clone(), limits)?;
     server::files::spawn_unsent_sweeper(hub.clone());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.site_root.display(), "Flack is listening");
@@ -48,12 +48,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stopping.begin_shutdown();
     };
     server::serve(listener, server::router(state), shutdown).await?;
-    // Give sockets a moment to send their close frames. Every acknowledged write is already
-    // committed: the store writes before the hub acknowledges.
+    // Give sockets a moment to send their close frames.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     while hub.connection_count() > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Commit what is still queued and mark the stop as clean, so the next start keeps the
+    // epoch and clients resume where they were.
+    tokio::task::block_in_place(|| store.close());
     tracing::info!("stopped");
     Ok(())
 }

@@ -59,6 +59,36 @@ async fn register(addr: SocketAddr, name: &str) -> String {
     raw[start..start + 64].to_owned()
 }
 
+/// Joins "general" on a fresh connection: the epoch and the stored messages.
+async fn join_general(addr: SocketAddr) -> (u64, Vec<Message>) {
+    let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
+    ws.send(WsMessage::text(
+        ClientEvent::Join {
+            room: general(),
+            since: None,
+            client_ref: None,
+        }
+        .encode(),
+    ))
+    .await
+    .expect("join");
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer")
+            .expect("open")
+            .expect("valid");
+        if let WsMessage::Text(text) = frame {
+            if let ServerEvent::Joined {
+                epoch, messages, ..
+            } = ServerEvent::decode(text.as_str()).expect("valid event")
+            {
+                return (epoch, messages);
+            }
+        }
+    }
+}
+
 fn general() -> Room {
     Room::Channel(ChannelName::parse("general").expect("valid"))
 }
@@ -106,6 +136,7 @@ async fn acknowledged_messages_survive_sigkill() {
     // Record every message seen and every acknowledgement, and kill the server mid-stream.
     let mut seen: HashMap<MessageId, Message> = HashMap::new();
     let mut acked: Vec<MessageId> = Vec::new();
+    let mut epoch_before = None;
     while acked.len() < 40 {
         let frame = tokio::time::timeout(Duration::from_secs(10), stream.next())
             .await
@@ -120,6 +151,7 @@ async fn acknowledged_messages_survive_sigkill() {
                 seen.insert(message.id, message);
             }
             ServerEvent::Ack { id, .. } => acked.push(id),
+            ServerEvent::Joined { epoch, .. } => epoch_before = Some(epoch),
             _ => {}
         }
     }
@@ -129,35 +161,19 @@ async fn acknowledged_messages_survive_sigkill() {
     assert!(acked.len() >= 40);
 
     let mut restarted = spawn_server(addr, &data).await;
-    let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
-    ws.send(WsMessage::text(
-        ClientEvent::Join {
-            room: general(),
-            since: None,
-            client_ref: None,
-        }
-        .encode(),
-    ))
-    .await
-    .expect("join");
-    let stored = loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an answer")
-            .expect("open")
-            .expect("valid");
-        if let WsMessage::Text(text) = frame {
-            if let ServerEvent::Joined { messages, .. } =
-                ServerEvent::decode(text.as_str()).unwrap()
-            {
-                break messages;
-            }
-        }
-    };
+    let (epoch_after, stored) = join_general(addr).await;
     restarted.kill().expect("stop");
     let _ = restarted.wait();
     let _ = std::fs::remove_dir_all(&data);
 
+    // Messages delivered but not yet stored died with the process, and their numbers will be
+    // given out again: a new epoch tells clients not to resume from numbers they saw.
+    assert!(epoch_before.is_some());
+    assert_ne!(
+        Some(epoch_after),
+        epoch_before,
+        "an unclean stop starts a new epoch"
+    );
     // In order, nothing twice.
     assert!(stored
         .windows(2)
@@ -175,13 +191,15 @@ async fn acknowledged_messages_survive_sigkill() {
 }
 
 /// SIGTERM stops the server gracefully: live sockets get a "going away" close frame (so
-/// browsers reconnect elsewhere) and the process exits cleanly.
+/// browsers reconnect elsewhere), the process exits cleanly, and the next start keeps the
+/// epoch, so clients resume from where they were instead of reloading every room.
 #[tokio::test]
 async fn sigterm_closes_sockets_with_going_away() {
     let data = std::env::temp_dir().join(format!("flack-sigterm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let addr = free_addr();
     let mut server = spawn_server(addr, &data).await;
+    let (epoch_before, _) = join_general(addr).await;
     let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
     // The welcome event shows the connection is live.
     let first = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
@@ -209,5 +227,10 @@ async fn sigterm_closes_sockets_with_going_away() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit:?}");
+    let mut restarted = spawn_server(addr, &data).await;
+    let (epoch_after, _) = join_general(addr).await;
+    restarted.kill().expect("stop");
+    let _ = restarted.wait();
+    assert_eq!(epoch_after, epoch_before, "a clean stop keeps the epoch");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -3,9 +3,10 @@
 //!
 //! # Invariants
 //! All state sits behind one mutex, which is never held across an `.await`.
-//! 1. **One order.** A message's sequence number is assigned, the message is stored, appended
-//!    to the history and offered to every member while the lock is held, so every member of a
-//!    room receives its events in one order and no two messages share a number.
+//! 1. **One order.** A message's sequence number is assigned, the message is handed to the
+//!    store, appended to the history and offered to every member while the lock is held, so
+//!    every member of a room receives its events in one order, no two messages share a
+//!    number, and the store writes them in that order.
 //! 2. **No gap, no duplicate.** Joining takes the history reply and registers the member under
 //!    the same lock, so the live stream starts exactly after the reply.
 //! 3. **Slow clients are resynced, never silently dropped.** Delivery never waits: a frame that
@@ -19,6 +20,9 @@
 //! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel
 //!    created, a message posted or deleted, a user renamed) bumps [`Hub::generation`] before
 //!    the lock is released, so a page rendered at one generation is current while it holds.
+//! 7. **Acknowledged means stored.** Messages are written behind (delivery never waits for
+//!    the disk), but a sender is acknowledged only once its message is on disk
+//!    ([`Posted::durable`]).
 //!
 //! Storage sits behind the [`Store`] trait (the in-memory default keeps nothing beyond what is
 //! here); fan-out to local connections happens in `RoomState::broadcast` and
@@ -31,7 +35,7 @@ use super::model::{
     UserInfo,
 };
 use super::rate::TokenBucket;
-pub use super::store::{Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
+pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
 use crate::protocol::{Cursor, ServerEvent};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -40,9 +44,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// A message write slower than this is logged as a warning (see `post`).
-const SLOW_WRITE: Duration = Duration::from_millis(50);
 
 /// An encoded server event, shared by every connection it is sent to (encoded once).
 #[derive(Clone, Debug)]
@@ -888,6 +889,24 @@ impl RoomState {
     }
 }
 
+/// A message accepted and sent out: what its sender is acknowledged with, once it is stored.
+#[derive(Debug)]
+pub struct Posted {
+    /// The message as it was sent out.
+    pub message: Message,
+    /// Resolves once the message is on disk (at once with the in-memory store).
+    pub durable: Durable,
+}
+
+impl Posted {
+    /// Waits until the message is stored, and gives it back: what its sender is told.
+    pub async fn stored(self) -> Result<Message, ChatError> {
+        // Delivered but not stored: it is gone after a restart (see `super::sqlite`).
+        self.durable.wait().await.map_err(store_failed("message"))?;
+        Ok(self.message)
+    }
+}
+
 /// One client connection's view of the hub. Dropping it unsubscribes it everywhere.
 pub struct Connection {
     hub: Hub,
@@ -1029,13 +1048,14 @@ impl Connection {
     }
 
     /// Posts a message under this connection's user and fans it out (invariant 1). The body
-    /// may be empty when the message carries an attachment.
+    /// may be empty when the message carries an attachment. The sender is to be told only
+    /// once [`Posted::durable`] resolves.
     pub fn post(
         &self,
         room: &Room,
         raw_body: &str,
         attachment: Option<&FileId>,
-    ) -> Result<Message, ChatError> {
+    ) -> Result<Posted, ChatError> {
         let limits = &self.hub.shared.limits;
         let body = if attachment.is_some() && raw_body.trim().is_empty() {
             MessageBody::empty()
@@ -1074,20 +1094,9 @@ impl Connection {
             attachment,
             sent_at: Timestamp::now(),
         };
-        let writing = Instant::now();
-        self.hub
-            .shared
-            .store
-            .put_message(&message)
-            .map_err(store_failed("message"))?;
-        // The write happens under the hub's lock, so a slow one holds up every room: say so.
-        let took = writing.elapsed();
-        if took > SLOW_WRITE {
-            tracing::warn!(
-                ms = took.as_millis() as u64,
-                "slow message write held up the hub"
-            );
-        }
+        // Handed to the store under the lock, so the store writes messages in their order;
+        // the write itself happens behind (see `Posted`).
+        let durable = self.hub.shared.store.put_message(&message);
         target.next_seq += 1;
         let evicted = target.history.push(message.clone());
         let frame = Frame::encode(&ServerEvent::Message {
@@ -1104,7 +1113,7 @@ impl Connection {
         let dropped = state.forget_file_of(evicted);
         drop(state);
         self.hub.remove_files(dropped);
-        Ok(message)
+        Ok(Posted { message, durable })
     }
 
     /// Deletes one of this user's own messages, for everyone.
@@ -1116,11 +1125,9 @@ impl Connection {
         if message.author.id != user {
             return Err(ChatError::NotYourMessage);
         }
-        self.hub
-            .shared
-            .store
-            .delete_message(&target.room, id)
-            .map_err(store_failed("deletion"))?;
+        // Written behind; a failure is logged by the store, and the message comes back only
+        // if the server restarts.
+        let _ = self.hub.shared.store.delete_message(&target.room, id);
         let removed = target.history.remove(id, target.next_seq - 1);
         let frame = Frame::encode(&ServerEvent::MessageDeleted {
             room: target.room.clone(),

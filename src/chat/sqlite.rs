@@ -2,27 +2,35 @@
 //! and the most recent messages of each room, with the same retention as the in-memory
 //! history.
 //!
-//! Every write is its own transaction, committed before the hub acknowledges the change, so
-//! anything acknowledged survives the process being killed. (`synchronous = NORMAL` in WAL
-//! mode is durable against process crashes; against power loss the last transactions may be
-//! lost. Set `synchronous = FULL` if that matters more than write speed.)
+//! One writer thread owns the only connection (`locking_mode = EXCLUSIVE`: no file locking
+//! per transaction, and the log's index lives in memory). The hub hands it changes in the
+//! order it applies them:
+//! - Users, channels and names: the caller waits until the change is committed, and a
+//!   failure cancels it. The writer commits at once when someone waits.
+//! - Messages and deletions are written behind. Each transaction holds whatever queued up
+//!   while the last one was committed, so under load one commit covers many messages; each
+//!   outcome is reported through its [`Durable`], and the sender's acknowledgement waits for
+//!   that.
 //!
-//! Checkpoints (copying the write-ahead log into the database file, with an fsync) run every
-//! half second on a thread with its own connection, rather than at the end of whichever
-//! write fills the log. A passive checkpoint and a write never wait for each other, and that
-//! matters: on this project's machine an fsync usually takes under a millisecond but now and
-//! then half a second, and a write waiting that long under the hub's lock holds up every
-//! room. (Holding the file's lock for good, `locking_mode = EXCLUSIVE`, saves a few `fcntl`
-//! calls per message but allows only one connection, so checkpoints had to share it, and
-//! every write waited out any fsync in progress. See BENCHMARKS.md.)
+//! So a message is on disk before its sender hears it was sent, and a slow disk delays
+//! acknowledgements, never delivery. A message already delivered but not yet committed is
+//! lost if the process dies, and its sequence number is given out again after the restart.
+//! So that clients cannot mistake the new message for the lost one, a start after an unclean
+//! stop begins a new epoch; a clean stop ([`Store::close`]) marks the file as such.
+//!
+//! Commits do not sync (`synchronous = NORMAL`): they survive the process being killed, but
+//! after a power loss the last ones may be gone. Checkpoints (copying the log into the
+//! database file, with an fsync) run on the writer thread between batches, at most every
+//! half second. On this project's machine an fsync usually takes under a millisecond but now
+//! and then half a second; that delays acknowledgements, and nothing else.
 
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
-use super::store::{Loaded, Store, StoreError, StoredRoom, TokenHash};
-use rusqlite::{params, Connection, OptionalExtension};
+use super::store::{Durable, Loaded, Store, StoreError, StoredRoom, TokenHash, Written};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use std::sync::{mpsc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,18 +54,52 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_room ON messages (room_key, seq);
 ";
 
-/// How often the checkpoint thread folds the write-ahead log into the database file.
+/// How often the writer folds the write-ahead log into the database file, when it changed.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// A store in one SQLite file.
+/// Most changes committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// A store in one SQLite file, written by its own thread.
 pub struct SqliteStore {
-    /// The connection every read and write goes through, used with the hub's lock held.
-    conn: Mutex<Connection>,
-    /// Messages kept per room.
-    retain: usize,
-    /// Dropping it stops the checkpoint thread and waits for it, so the file is free again
-    /// once the store is dropped. (Declared after `conn`, so it is dropped after it.)
-    _checkpoints: Checkpoints,
+    /// The writer's queue; `None` once closed.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// What the file held when it was opened, handed to the hub by `load`.
+    loaded: Mutex<Option<Loaded>>,
+    /// The writer thread, until `close` waits for it.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// One change for the writer, and who hears how it went.
+struct Job {
+    change: Change,
+    reply: Reply,
+}
+
+enum Change {
+    Message(Message),
+    Delete(Room, MessageId),
+    Channel(ChannelInfo),
+    User(UserInfo, TokenHash),
+    Rename(UserInfo),
+}
+
+enum Reply {
+    /// A caller blocked until the commit: the writer commits without waiting for more.
+    Waiting(mpsc::SyncSender<Result<(), StoreError>>),
+    /// Written behind; the [`Durable`] resolves after the commit.
+    Behind(Written),
+}
+
+impl Reply {
+    fn send(self, result: Result<(), StoreError>) {
+        match self {
+            Reply::Waiting(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Behind(written) => written.report(result),
+        }
+    }
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -75,14 +117,22 @@ fn room_key(room: &Room) -> String {
     }
 }
 
+fn closed() -> StoreError {
+    StoreError("the store is closed".into())
+}
+
 impl SqliteStore {
-    /// Opens (or creates) the database file, keeping `retain` messages per room.
+    /// Opens (or creates) the database file, keeping `retain` messages per room, and starts
+    /// its writer.
     pub fn open(path: &Path, retain: usize) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(failed)?;
         }
-        let conn = Connection::open(path).map_err(failed)?;
+        let mut conn = Connection::open(path).map_err(failed)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
+        // Before the first read, so that the log's index is kept in memory.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(failed)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(failed)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -90,244 +140,392 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(failed)?;
         conn.execute_batch(SCHEMA).map_err(failed)?;
-        let checkpointer = Connection::open(path).map_err(failed)?;
-        checkpointer
-            .busy_timeout(Duration::from_secs(5))
+        let loaded = read_all(&mut conn)?;
+        let (jobs, queue) = mpsc::channel();
+        let writer = Writer { conn, retain };
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(queue))
             .map_err(failed)?;
-        let checkpoints = checkpoint_thread(checkpointer)?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
-            retain,
-            _checkpoints: checkpoints,
+            jobs: Mutex::new(Some(jobs)),
+            loaded: Mutex::new(Some(loaded)),
+            writer: Mutex::new(Some(thread)),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The checkpoint thread: told to stop, and waited for, when dropped.
-struct Checkpoints {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Checkpoints {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    fn hand_over(&self, job: Job) {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let refused = match jobs.as_ref() {
+            Some(queue) => queue.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        drop(jobs);
+        if let Some(job) = refused {
+            job.reply.send(Err(closed()));
         }
     }
+
+    /// Hands a change over and waits until it is committed.
+    fn write_now(&self, change: Change) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.hand_over(Job {
+            change,
+            reply: Reply::Waiting(tx),
+        });
+        rx.recv().unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Hands a change over to be written behind.
+    fn write_behind(&self, change: Change) -> Durable {
+        let (written, durable) = Durable::pending();
+        self.hand_over(Job {
+            change,
+            reply: Reply::Behind(written),
+        });
+        durable
+    }
 }
 
-/// Starts the thread that checkpoints the log through its own connection until it is
-/// dropped. Passive checkpoints never wait for, or block, the writer.
-fn checkpoint_thread(conn: Connection) -> Result<Checkpoints, StoreError> {
-    let (stop, stopped) = mpsc::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
-        .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
-            {
-                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                if let Err(e) = done {
-                    tracing::warn!(error = %e, "checkpoint failed; retrying later");
-                }
-            }
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
+fn read_all(conn: &mut Connection) -> Result<Loaded, StoreError> {
+    let tx = conn.transaction().map_err(failed)?;
+    let epoch: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+            r.get(0)
         })
+        .optional()
         .map_err(failed)?;
-    Ok(Checkpoints {
-        stop: Some(stop),
-        thread: Some(thread),
+    let clean: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'clean'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(failed)?;
+    // Cleared now, and set again by a clean stop.
+    tx.execute("DELETE FROM meta WHERE key = 'clean'", [])
+        .map_err(failed)?;
+    let kept = epoch
+        .and_then(|e| e.parse::<u64>().ok())
+        .filter(|_| clean.as_deref() == Some("1"));
+    let epoch = match kept {
+        Some(epoch) => epoch,
+        None => {
+            // A new file, or messages may have been lost in an unclean stop (see the
+            // module's documentation): sequence numbers start a new epoch.
+            let epoch = Timestamp::now().millis().max(1) as u64;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?1)",
+                params![epoch.to_string()],
+            )
+            .map_err(failed)?;
+            epoch
+        }
+    };
+    let mut users = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare("SELECT id, name, token_hash FROM users ORDER BY id")
+            .map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(failed)?;
+        for row in rows {
+            let (id, name, hash) = row.map_err(failed)?;
+            let name = super::model::DisplayName::parse(&name).map_err(failed)?;
+            let hash: TokenHash = hash
+                .try_into()
+                .map_err(|_| StoreError("a token hash has the wrong length".into()))?;
+            users.push((
+                UserInfo {
+                    id: UserId(id as u64),
+                    name,
+                },
+                hash,
+            ));
+        }
+    }
+    let mut rooms = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare("SELECT key, room, channel, next_seq FROM rooms")
+            .map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(failed)?;
+        let mut messages = tx
+            .prepare("SELECT body FROM messages WHERE room_key = ?1 ORDER BY seq")
+            .map_err(failed)?;
+        for row in rows {
+            let (key, room, channel, next_seq) = row.map_err(failed)?;
+            let room: Room = serde_json::from_str(&room).map_err(failed)?;
+            let channel: Option<ChannelInfo> = channel
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(failed)?;
+            let bodies = messages
+                .query_map(params![key], |r| r.get::<_, String>(0))
+                .map_err(failed)?;
+            let mut list = Vec::new();
+            for body in bodies {
+                let message: Message =
+                    serde_json::from_str(&body.map_err(failed)?).map_err(failed)?;
+                list.push(message);
+            }
+            // The row's number is only raised when a message is deleted; otherwise the
+            // newest message tells what comes next.
+            let after_newest = list.last().map_or(1, |m| m.seq + 1);
+            rooms.push(StoredRoom {
+                room,
+                channel,
+                next_seq: (next_seq.max(1) as u64).max(after_newest),
+                messages: list,
+            });
+        }
+    }
+    tx.commit().map_err(failed)?;
+    Ok(Loaded {
+        epoch: Some(epoch),
+        users,
+        rooms,
     })
 }
 
-impl Store for SqliteStore {
-    fn load(&self) -> Result<Loaded, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(failed)?;
-        let epoch: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(failed)?;
-        let epoch = match epoch.and_then(|e| e.parse::<u64>().ok()) {
-            Some(epoch) => epoch,
-            None => {
-                // A new database: its sequence numbers start a new epoch, kept from now on.
-                let epoch = Timestamp::now().millis().max(1) as u64;
-                tx.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?1)",
-                    params![epoch.to_string()],
-                )
-                .map_err(failed)?;
-                epoch
-            }
-        };
-        let mut users = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare("SELECT id, name, token_hash FROM users ORDER BY id")
-                .map_err(failed)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                })
-                .map_err(failed)?;
-            for row in rows {
-                let (id, name, hash) = row.map_err(failed)?;
-                let name = super::model::DisplayName::parse(&name).map_err(failed)?;
-                let hash: TokenHash = hash
-                    .try_into()
-                    .map_err(|_| StoreError("a token hash has the wrong length".into()))?;
-                users.push((
-                    UserInfo {
-                        id: UserId(id as u64),
-                        name,
-                    },
-                    hash,
-                ));
-            }
-        }
-        let mut rooms = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare("SELECT key, room, channel, next_seq FROM rooms")
-                .map_err(failed)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
-                })
-                .map_err(failed)?;
-            let mut messages = tx
-                .prepare("SELECT body FROM messages WHERE room_key = ?1 ORDER BY seq")
-                .map_err(failed)?;
-            for row in rows {
-                let (key, room, channel, next_seq) = row.map_err(failed)?;
-                let room: Room = serde_json::from_str(&room).map_err(failed)?;
-                let channel: Option<ChannelInfo> = channel
-                    .map(|c| serde_json::from_str(&c))
-                    .transpose()
-                    .map_err(failed)?;
-                let bodies = messages
-                    .query_map(params![key], |r| r.get::<_, String>(0))
-                    .map_err(failed)?;
-                let mut list = Vec::new();
-                for body in bodies {
-                    let message: Message =
-                        serde_json::from_str(&body.map_err(failed)?).map_err(failed)?;
-                    list.push(message);
+/// The writer thread's side: the connection and what it needs to commit.
+struct Writer {
+    conn: Connection,
+    retain: usize,
+}
+
+impl Writer {
+    /// Commits jobs in batches until every sender is gone, checkpointing between batches;
+    /// then checkpoints once more and marks the stop as clean.
+    fn run(mut self, queue: mpsc::Receiver<Job>) {
+        let mut unsynced = false;
+        let mut last_checkpoint = Instant::now();
+        loop {
+            // Idle with a changed log: wake up for the checkpoint when it is due.
+            let first = if unsynced {
+                let due =
+                    (last_checkpoint + CHECKPOINT_EVERY).saturating_duration_since(Instant::now());
+                match queue.recv_timeout(due) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.checkpoint();
+                        unsynced = false;
+                        last_checkpoint = Instant::now();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
-                // The row's number is only raised when a message is deleted; otherwise the
-                // newest message tells what comes next.
-                let after_newest = list.last().map_or(1, |m| m.seq + 1);
-                rooms.push(StoredRoom {
-                    room,
-                    channel,
-                    next_seq: (next_seq.max(1) as u64).max(after_newest),
-                    messages: list,
-                });
+            } else {
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            };
+            let batch = self.gather(first, &queue);
+            self.commit(batch);
+            unsynced = true;
+            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                self.checkpoint();
+                unsynced = false;
+                last_checkpoint = Instant::now();
             }
         }
+        self.checkpoint();
+        let marked = self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('clean', '1')",
+            [],
+        );
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, "could not mark the stop as clean; the next start begins a new epoch");
+        }
+    }
+
+    /// The batch that starts with `first`: it and whatever queued up behind it (while the
+    /// last batch was being committed, say), so the busier the store, the bigger the batch.
+    fn gather(&self, first: Job, queue: &mpsc::Receiver<Job>) -> Vec<Job> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && !matches!(batch[batch.len() - 1].reply, Reply::Waiting(_))
+        {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Commits a batch in one transaction and tells each job how it went.
+    fn commit(&mut self, batch: Vec<Job>) {
+        let outcome = self.write(&batch);
+        for (i, job) in batch.into_iter().enumerate() {
+            let result = match &outcome {
+                Ok(each) => each[i].clone(),
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "a change could not be stored");
+            }
+            job.reply.send(result);
+        }
+    }
+
+    fn write(&mut self, batch: &[Job]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let tx = self.conn.transaction().map_err(failed)?;
+        // Each statement is atomic on its own, and a change that fails part-way leaves
+        // nothing that matters behind (at most a room row, or a room's next number raised),
+        // so one failed change does not undo the others.
+        let each = batch
+            .iter()
+            .map(|job| apply(&tx, &job.change, self.retain))
+            .collect();
         tx.commit().map_err(failed)?;
-        Ok(Loaded {
-            epoch: Some(epoch),
-            users,
-            rooms,
-        })
+        Ok(each)
     }
 
-    fn put_channel(&self, channel: &ChannelInfo) -> Result<(), StoreError> {
-        let room = Room::Channel(channel.name.clone());
-        self.conn()
-            .execute(
-                "INSERT INTO rooms (key, room, channel, next_seq) VALUES (?1, ?2, ?3, 1)",
-                params![
-                    room_key(&room),
-                    serde_json::to_string(&room).map_err(failed)?,
-                    serde_json::to_string(channel).map_err(failed)?
-                ],
+    /// Folds the log into the database file (with an fsync).
+    fn checkpoint(&self) {
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "checkpoint failed; retrying later");
+        }
+    }
+}
+
+/// Applies one change inside the batch's transaction. Statements are cached: parsing the SQL
+/// again for every message costs more than running it.
+fn apply(tx: &Transaction<'_>, change: &Change, retain: usize) -> Result<(), StoreError> {
+    match change {
+        Change::Message(message) => {
+            let key = room_key(&message.room);
+            let room = serde_json::to_string(&message.room).map_err(failed)?;
+            let body = serde_json::to_string(message).map_err(failed)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO rooms (key, room, channel, next_seq) \
+                 VALUES (?1, ?2, NULL, 1)",
             )
+            .and_then(|mut s| s.execute(params![key, room]))
             .map_err(failed)?;
-        Ok(())
-    }
-
-    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT INTO users (id, name, token_hash) VALUES (?1, ?2, ?3)",
-                params![user.id.0 as i64, user.name.as_str(), &token_hash[..]],
+            tx.prepare_cached(
+                "INSERT INTO messages (id, room_key, seq, body) VALUES (?1, ?2, ?3, ?4)",
             )
-            .map_err(failed)?;
-        Ok(())
-    }
-
-    fn rename_user(&self, user: &UserInfo) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "UPDATE users SET name = ?2 WHERE id = ?1",
-                params![user.id.0 as i64, user.name.as_str()],
-            )
-            .map_err(failed)?;
-        Ok(())
-    }
-
-    fn put_message(&self, message: &Message) -> Result<(), StoreError> {
-        let key = room_key(&message.room);
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(failed)?;
-        let room = serde_json::to_string(&message.room).map_err(failed)?;
-        let body = serde_json::to_string(message).map_err(failed)?;
-        // Cached statements: parsing the SQL again for every message costs more than running it.
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO rooms (key, room, channel, next_seq) VALUES (?1, ?2, NULL, 1)",
-        )
-        .and_then(|mut s| s.execute(params![key, room]))
-        .map_err(failed)?;
-        tx.prepare_cached("INSERT INTO messages (id, room_key, seq, body) VALUES (?1, ?2, ?3, ?4)")
             .and_then(|mut s| {
                 s.execute(params![message.id.0 as i64, key, message.seq as i64, body])
             })
             .map_err(failed)?;
-        // No `UPDATE rooms SET next_seq` here: the room's newest message already says what
-        // comes next (see `next_seq` in `load`), and the write-ahead log gets one page fewer
-        // per message.
-        // Keep the same window as the in-memory history: the newest `retain` messages.
-        tx.prepare_cached("DELETE FROM messages WHERE room_key = ?1 AND seq <= ?2 - ?3")
-            .and_then(|mut s| s.execute(params![key, message.seq as i64, self.retain as i64]))
+            // No `UPDATE rooms SET next_seq` here: the room's newest message already says
+            // what comes next (see `next_seq` in `read_all`), and the log gets one page
+            // fewer per message. Keep the same window as the in-memory history: the newest
+            // `retain` messages.
+            tx.prepare_cached("DELETE FROM messages WHERE room_key = ?1 AND seq <= ?2 - ?3")
+                .and_then(|mut s| s.execute(params![key, message.seq as i64, retain as i64]))
+                .map_err(failed)?;
+        }
+        Change::Delete(room, id) => {
+            // The deleted message may be the room's newest; its number must never come
+            // back, so the room row remembers the number after it.
+            tx.prepare_cached(
+                "UPDATE rooms SET next_seq = MAX(next_seq, \
+                     (SELECT seq + 1 FROM messages WHERE id = ?2)) \
+                 WHERE key = ?1 AND EXISTS (SELECT 1 FROM messages WHERE id = ?2)",
+            )
+            .and_then(|mut s| s.execute(params![room_key(room), id.0 as i64]))
             .map_err(failed)?;
-        tx.commit().map_err(failed)?;
-        Ok(())
+            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id.0 as i64]))
+                .map_err(failed)?;
+        }
+        Change::Channel(channel) => {
+            let room = Room::Channel(channel.name.clone());
+            let room_json = serde_json::to_string(&room).map_err(failed)?;
+            let channel_json = serde_json::to_string(channel).map_err(failed)?;
+            tx.prepare_cached(
+                "INSERT INTO rooms (key, room, channel, next_seq) VALUES (?1, ?2, ?3, 1)",
+            )
+            .and_then(|mut s| s.execute(params![room_key(&room), room_json, channel_json]))
+            .map_err(failed)?;
+        }
+        Change::User(user, token_hash) => {
+            tx.prepare_cached("INSERT INTO users (id, name, token_hash) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| {
+                    s.execute(params![
+                        user.id.0 as i64,
+                        user.name.as_str(),
+                        &token_hash[..]
+                    ])
+                })
+                .map_err(failed)?;
+        }
+        Change::Rename(user) => {
+            tx.prepare_cached("UPDATE users SET name = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![user.id.0 as i64, user.name.as_str()]))
+                .map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    /// What the file held when it was opened (handed over once).
+    fn load(&self) -> Result<Loaded, StoreError> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| StoreError("the store was already loaded".into()))
     }
 
-    fn delete_message(&self, room: &Room, id: MessageId) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(failed)?;
-        // The deleted message may be the room's newest; its number must never come back, so
-        // the room row remembers the number after it.
-        tx.execute(
-            "UPDATE rooms SET next_seq = MAX(next_seq, \
-                 (SELECT seq + 1 FROM messages WHERE id = ?2)) \
-             WHERE key = ?1 AND EXISTS (SELECT 1 FROM messages WHERE id = ?2)",
-            params![room_key(room), id.0 as i64],
-        )
-        .map_err(failed)?;
-        tx.execute("DELETE FROM messages WHERE id = ?1", params![id.0 as i64])
-            .map_err(failed)?;
-        tx.commit().map_err(failed)?;
-        Ok(())
+    fn put_channel(&self, channel: &ChannelInfo) -> Result<(), StoreError> {
+        self.write_now(Change::Channel(channel.clone()))
+    }
+
+    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Result<(), StoreError> {
+        self.write_now(Change::User(user.clone(), *token_hash))
+    }
+
+    fn rename_user(&self, user: &UserInfo) -> Result<(), StoreError> {
+        self.write_now(Change::Rename(user.clone()))
+    }
+
+    fn put_message(&self, message: &Message) -> Durable {
+        self.write_behind(Change::Message(message.clone()))
+    }
+
+    fn delete_message(&self, room: &Room, id: MessageId) -> Durable {
+        self.write_behind(Change::Delete(room.clone(), id))
+    }
+
+    /// Stops taking changes, and waits until the writer has committed everything handed
+    /// over and marked the stop as clean.
+    fn close(&self) {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = writer {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -358,7 +556,10 @@ mod tests {
         let store = SqliteStore::open(path, 100).unwrap();
         store.load().unwrap();
         for seq in 1..=count {
-            store.put_message(&message(room, seq, seq, author)).unwrap();
+            store
+                .put_message(&message(room, seq, seq, author))
+                .wait_blocking()
+                .unwrap();
         }
         store
     }
@@ -396,10 +597,17 @@ mod tests {
             for seq in 1..=5 {
                 store
                     .put_message(&message(&general, seq, seq, &ada))
+                    .wait_blocking()
                     .unwrap();
             }
-            store.put_message(&message(&direct, 6, 1, &ada)).unwrap();
-            store.delete_message(&general, MessageId(4)).unwrap();
+            store
+                .put_message(&message(&direct, 6, 1, &ada))
+                .wait_blocking()
+                .unwrap();
+            store
+                .delete_message(&general, MessageId(4))
+                .wait_blocking()
+                .unwrap();
             store
                 .rename_user(&UserInfo {
                     id: UserId(1),
@@ -432,10 +640,19 @@ mod tests {
         let general = general();
         {
             let store = store_with(&path, &general, 3, &ada);
-            store.delete_message(&general, MessageId(3)).unwrap();
-            store.delete_message(&general, MessageId(2)).unwrap();
+            store
+                .delete_message(&general, MessageId(3))
+                .wait_blocking()
+                .unwrap();
+            store
+                .delete_message(&general, MessageId(2))
+                .wait_blocking()
+                .unwrap();
             // Deleting what is already gone changes nothing.
-            store.delete_message(&general, MessageId(3)).unwrap();
+            store
+                .delete_message(&general, MessageId(3))
+                .wait_blocking()
+                .unwrap();
         }
         let loaded = SqliteStore::open(&path, 100).unwrap().load().unwrap();
         assert_eq!(loaded.rooms.len(), 1);

@@ -3,9 +3,10 @@
 //! [`super::sqlite`].
 
 use super::model::{ChannelInfo, Message, MessageId, Room, UserInfo};
+use tokio::sync::oneshot;
 
 /// A store failure: the action that needed it did not happen.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("storage failed: {0}")]
 pub struct StoreError(pub String);
 
@@ -36,8 +37,66 @@ pub struct Loaded {
     pub rooms: Vec<StoredRoom>,
 }
 
+/// A change handed to the store, which resolves once the change is on disk (or could not be
+/// put there). Messages and deletions are written behind the hub: they are applied and sent
+/// out at once, and only the sender's acknowledgement waits for this.
+#[derive(Debug)]
+pub struct Durable(Waiting);
+
+#[derive(Debug)]
+enum Waiting {
+    Done(Result<(), StoreError>),
+    Pending(oneshot::Receiver<Result<(), StoreError>>),
+}
+
+/// The store's end of a [`Durable`]: says how the write went.
+#[derive(Debug)]
+pub struct Written(oneshot::Sender<Result<(), StoreError>>);
+
+impl Written {
+    /// Reports the outcome to whoever waits (if anyone still does).
+    pub fn report(self, result: Result<(), StoreError>) {
+        let _ = self.0.send(result);
+    }
+}
+
+impl Durable {
+    /// A change whose outcome is already known.
+    pub fn done(result: Result<(), StoreError>) -> Durable {
+        Durable(Waiting::Done(result))
+    }
+
+    /// A change still to be written, and the handle its writer reports through.
+    pub fn pending() -> (Written, Durable) {
+        let (tx, rx) = oneshot::channel();
+        (Written(tx), Durable(Waiting::Pending(rx)))
+    }
+
+    /// Waits until the change is on disk.
+    pub async fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            Waiting::Done(result) => result,
+            Waiting::Pending(rx) => rx.await.unwrap_or_else(|_| Err(abandoned())),
+        }
+    }
+
+    /// Blocks the thread until the change is on disk. Not for use on an async runtime.
+    pub fn wait_blocking(self) -> Result<(), StoreError> {
+        match self.0 {
+            Waiting::Done(result) => result,
+            Waiting::Pending(rx) => rx.blocking_recv().unwrap_or_else(|_| Err(abandoned())),
+        }
+    }
+}
+
+fn abandoned() -> StoreError {
+    StoreError("the store stopped before writing the change".into())
+}
+
 /// Where the hub keeps what must outlive the process. Called with the hub's lock held, in the
-/// order the hub applies changes; a failure cancels the change.
+/// order the hub applies changes, so the store sees them in that order. Users, channels and
+/// names are written before the call returns, and a failure cancels the change; messages
+/// and deletions are written behind (see [`Durable`]).
 pub trait Store: Send + Sync + 'static {
     /// Reads everything back at start-up.
     fn load(&self) -> Result<Loaded, StoreError>;
@@ -48,9 +107,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records a user's new display name.
     fn rename_user(&self, user: &UserInfo) -> Result<(), StoreError>;
     /// Records a new message; the store keeps the same most-recent window as the history.
-    fn put_message(&self, message: &Message) -> Result<(), StoreError>;
+    fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
-    fn delete_message(&self, room: &Room, id: MessageId) -> Result<(), StoreError>;
+    fn delete_message(&self, room: &Room, id: MessageId) -> Durable;
+    /// Writes out everything handed over so far and stops taking changes; called once, as
+    /// the server stops.
+    fn close(&self) {}
 }
 
 /// The in-memory mode: nothing is written anywhere, everything is lost on restart, and each
@@ -71,10 +133,10 @@ impl Store for MemoryStore {
     fn rename_user(&self, _: &UserInfo) -> Result<(), StoreError> {
         Ok(())
     }
-    fn put_message(&self, _: &Message) -> Result<(), StoreError> {
-        Ok(())
+    fn put_message(&self, _: &Message) -> Durable {
+        Durable::done(Ok(()))
     }
-    fn delete_message(&self, _: &Room, _: MessageId) -> Result<(), StoreError> {
-        Ok(())
+    fn delete_message(&self, _: &Room, _: MessageId) -> Durable {
+        Durable::done(Ok(()))
     }
 }

@@ -433,11 +433,23 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
             attachment,
             client_ref,
         } => match conn.post(&room, &body, attachment.as_ref()) {
-            Ok(message) => ServerEvent::Ack {
-                client_ref,
-                id: message.id,
-                seq: message.seq,
-            },
+            // The message is already out; its acknowledgement waits until it is stored, and
+            // the reader does not wait with it.
+            Ok(posted) => {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    let reply = match posted.stored().await {
+                        Ok(message) => ServerEvent::Ack {
+                            client_ref,
+                            id: message.id,
+                            seq: message.seq,
+                        },
+                        Err(e) => ServerEvent::chat_error(&e, client_ref),
+                    };
+                    outbox.send(&reply).await;
+                });
+                return true;
+            }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
     };

@@ -15,6 +15,29 @@ fn unlimited() -> Hub {
     .unwrap()
 }
 
+/// Posting as the tests see it: the message as sent out. (With the in-memory store it is
+/// stored at once; the wait for a real store is tested in `acks_wait_for_the_store`.)
+trait PostNow {
+    fn post_now(
+        &self,
+        room: &Room,
+        body: &str,
+        attachment: Option<&FileId>,
+    ) -> Result<Message, ChatError>;
+}
+
+impl PostNow for Connection {
+    fn post_now(
+        &self,
+        room: &Room,
+        body: &str,
+        attachment: Option<&FileId>,
+    ) -> Result<Message, ChatError> {
+        self.post(room, body, attachment)
+            .map(|posted| posted.message)
+    }
+}
+
 fn general() -> Room {
     Room::Channel(ChannelName::parse("general").unwrap())
 }
@@ -116,7 +139,9 @@ fn history_keeps_the_last_hundred() {
     let hub = unlimited();
     let ada = client(&hub, "a", 1024);
     for i in 1..=150 {
-        ada.conn.post(&general(), &format!("m{i}"), None).unwrap();
+        ada.conn
+            .post_now(&general(), &format!("m{i}"), None)
+            .unwrap();
     }
     let page = hub.channel_page("GENERAL").unwrap();
     assert_eq!(page.messages.len(), 100);
@@ -135,7 +160,7 @@ fn join_has_no_gap_and_no_duplicate() {
     for i in 1..=30u64 {
         poster
             .conn
-            .post(&general(), &format!("m{i}"), None)
+            .post_now(&general(), &format!("m{i}"), None)
             .unwrap();
         if i % 7 == 0 {
             let c = client(&hub, &format!("r{i}"), 4096);
@@ -157,7 +182,7 @@ fn rejoin_sends_only_what_was_missed() {
     for i in 1..=10 {
         poster
             .conn
-            .post(&general(), &format!("m{i}"), None)
+            .post_now(&general(), &format!("m{i}"), None)
             .unwrap();
     }
     let mut reader = client(&hub, "reader", 4096);
@@ -210,7 +235,7 @@ fn all_members_see_one_order() {
                 let c = client(&hub, &format!("poster{t}"), 1);
                 for i in 0..50 {
                     c.conn
-                        .post(&general(), &format!("t{t} m{i}"), None)
+                        .post_now(&general(), &format!("t{t} m{i}"), None)
                         .unwrap();
                 }
             });
@@ -249,13 +274,13 @@ fn slow_member_is_resynced_from_history() {
     for i in 1..=20 {
         poster
             .conn
-            .post(&general(), &format!("m{i}"), None)
+            .post_now(&general(), &format!("m{i}"), None)
             .unwrap();
     }
     assert_eq!(seqs(&drain(&mut fast.rx)), (1..=20).collect::<Vec<_>>());
     let first = drain(&mut slow.rx);
     hub.resync(slow.conn.id());
-    poster.conn.post(&general(), "m21", None).unwrap();
+    poster.conn.post_now(&general(), "m21", None).unwrap();
     let mut all = seqs(&first);
     all.extend(seqs(&drain(&mut slow.rx)));
     assert_eq!(all, (1..=21).collect::<Vec<_>>());
@@ -269,27 +294,27 @@ fn refused_posts_change_nothing() {
     let (outbox, _rx) = Outbox::new(8);
     let anon = hub.connect(outbox);
     assert_eq!(
-        anon.post(&general(), "hi", None),
+        anon.post_now(&general(), "hi", None),
         Err(ChatError::NotIdentified)
     );
     assert_eq!(anon.authenticate("forged"), Err(ChatError::Unauthorized));
     let session = hub.register("ada").unwrap();
     anon.authenticate(&session.token).unwrap();
     assert_eq!(
-        anon.post(&general(), "  ", None),
+        anon.post_now(&general(), "  ", None),
         Err(ChatError::MessageEmpty)
     );
     assert!(matches!(
-        anon.post(&general(), &"x".repeat(4001), None),
+        anon.post_now(&general(), &"x".repeat(4001), None),
         Err(ChatError::MessageTooLong { max: 4000 })
     ));
     let nowhere = Room::Channel(ChannelName::parse("nowhere").unwrap());
     assert_eq!(
-        anon.post(&nowhere, "hi", None),
+        anon.post_now(&nowhere, "hi", None),
         Err(ChatError::NoSuchChannel("nowhere".into()))
     );
     assert!(hub.channel_page("general").unwrap().messages.is_empty());
-    let ok = anon.post(&general(), "hi", None).unwrap();
+    let ok = anon.post_now(&general(), "hi", None).unwrap();
     assert_eq!((ok.seq, ok.author.name.as_str()), (1, "ada"));
 }
 
@@ -301,7 +326,7 @@ fn only_authors_delete_their_messages() {
     let ada = client(&hub, "ada", 64);
     let mut bob = client(&hub, "bob", 64);
     bob.conn.join(&general(), None).unwrap();
-    let mine = ada.conn.post(&general(), "mine", None).unwrap();
+    let mine = ada.conn.post_now(&general(), "mine", None).unwrap();
     drain(&mut bob.rx);
     assert_eq!(
         bob.conn.delete(&general(), mine.id),
@@ -327,7 +352,7 @@ fn renaming_updates_history_and_is_announced() {
     let hub = unlimited();
     let ada = client(&hub, "ada", 64);
     let mut bob = client(&hub, "bob", 64);
-    ada.conn.post(&general(), "hello", None).unwrap();
+    ada.conn.post_now(&general(), "hello", None).unwrap();
     assert_eq!(
         ada.conn.rename("BOB"),
         Err(ChatError::DisplayNameTaken("bob".into()))
@@ -359,7 +384,7 @@ fn private_conversations_stay_private() {
     drain(&mut bob.rx);
     drain(&mut eve.rx);
 
-    let sent = ada.conn.post(&direct, "psst", None).unwrap();
+    let sent = ada.conn.post_now(&direct, "psst", None).unwrap();
     for c in [&mut ada, &mut bob] {
         assert!(matches!(
             &drain(&mut c.rx)[..],
@@ -368,7 +393,7 @@ fn private_conversations_stay_private() {
     }
     assert!(drain(&mut eve.rx).is_empty());
     assert_eq!(
-        eve.conn.post(&direct, "me too", None),
+        eve.conn.post_now(&direct, "me too", None),
         Err(ChatError::Forbidden)
     );
     assert_eq!(eve.conn.join(&direct, None), Err(ChatError::Forbidden));
@@ -464,19 +489,25 @@ fn posting_is_rate_limited_per_user() {
     let bob = client(&hub, "bob", 256);
     let limits = HubSettings::default();
     for i in 0..limits.message_burst {
-        ada.conn.post(&general(), &format!("m{i}"), None).unwrap();
+        ada.conn
+            .post_now(&general(), &format!("m{i}"), None)
+            .unwrap();
     }
     assert_eq!(
-        ada.conn.post(&general(), "one too many", None),
+        ada.conn.post_now(&general(), "one too many", None),
         Err(ChatError::RateLimited)
     );
     assert_eq!(
         hub.channel_page("general").unwrap().messages.len(),
         limits.message_burst as usize
     );
-    bob.conn.post(&general(), "I can still talk", None).unwrap();
+    bob.conn
+        .post_now(&general(), "I can still talk", None)
+        .unwrap();
     std::thread::sleep(Duration::from_millis(250));
-    ada.conn.post(&general(), "after a pause", None).unwrap();
+    ada.conn
+        .post_now(&general(), "after a pause", None)
+        .unwrap();
 }
 
 /// Creating channels faster than the limit is refused.
@@ -505,12 +536,14 @@ fn refusals_do_not_use_up_allowances() {
     let limits = HubSettings::default();
     for _ in 0..limits.message_burst * 2 {
         assert!(matches!(
-            ada.conn.post(&nowhere, "hi", None),
+            ada.conn.post_now(&nowhere, "hi", None),
             Err(ChatError::NoSuchChannel(_))
         ));
     }
     for i in 0..limits.message_burst {
-        ada.conn.post(&general(), &format!("m{i}"), None).unwrap();
+        ada.conn
+            .post_now(&general(), &format!("m{i}"), None)
+            .unwrap();
     }
     for _ in 0..limits.channels_per_minute * 2 {
         assert!(matches!(
@@ -536,9 +569,9 @@ fn generation_tracks_what_pages_show() {
     };
     ada.conn.join(&general(), None).unwrap();
     assert!(!moved(&hub), "joining changes no page");
-    let message = ada.conn.post(&general(), "hello", None).unwrap();
+    let message = ada.conn.post_now(&general(), "hello", None).unwrap();
     assert!(moved(&hub), "a post");
-    assert!(ada.conn.post(&general(), "", None).is_err());
+    assert!(ada.conn.post_now(&general(), "", None).is_err());
     assert!(!moved(&hub), "a refused post");
     ada.conn.rename("adeline").unwrap();
     assert!(moved(&hub), "a rename");
@@ -591,7 +624,9 @@ fn unsent_uploads_are_swept() {
         .unwrap();
     hub.add_file(&ada.session.token, &general(), unsent.clone())
         .unwrap();
-    ada.conn.post(&general(), "here", Some(&sent.id)).unwrap();
+    ada.conn
+        .post_now(&general(), "here", Some(&sent.id))
+        .unwrap();
     assert_eq!(
         hub.sweep_unsent_files(Duration::from_secs(3600)),
         0,
@@ -601,7 +636,7 @@ fn unsent_uploads_are_swept() {
     assert!(dir.join(sent.id.as_str()).exists());
     assert!(!dir.join(unsent.id.as_str()).exists());
     assert_eq!(
-        ada.conn.post(&general(), "late", Some(&unsent.id)),
+        ada.conn.post_now(&general(), "late", Some(&unsent.id)),
         Err(ChatError::NoSuchFile)
     );
 }
@@ -629,7 +664,7 @@ fn missed_renames_are_repaired_by_the_resync() {
     for i in 1..=3 {
         poster
             .conn
-            .post(&general(), &format!("m{i}"), None)
+            .post_now(&general(), &format!("m{i}"), None)
             .unwrap();
     }
     poster.conn.rename("renamed").unwrap();
@@ -659,4 +694,39 @@ fn missed_renames_are_repaired_by_the_resync() {
         .map(|m| m.author.name.as_str())
         .collect();
     assert_eq!(names, ["renamed"; 3]);
+}
+
+/// Invariant 7 with the real SQLite store: a post reaches the room's members when the hub
+/// returns, its acknowledgement resolves once the message is committed, and after a clean
+/// stop the message and the epoch are both there.
+#[test]
+fn acks_wait_for_the_store() {
+    use crate::chat::sqlite::SqliteStore;
+    let dir = std::env::temp_dir().join(format!("flack-hub-acks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("flack.db");
+    let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
+    let hub = Hub::open(store.clone(), HubSettings::default()).unwrap();
+    let ada = client(&hub, "ada", 16);
+    let mut bob = client(&hub, "bob", 16);
+    bob.conn.join(&general(), None).unwrap();
+    drain(&mut bob.rx);
+
+    let posted = ada.conn.post(&general(), "hello", None).unwrap();
+    assert!(
+        matches!(&drain(&mut bob.rx)[..], [ServerEvent::Message { message }] if message.body.as_str() == "hello"),
+        "delivered"
+    );
+    posted.durable.wait_blocking().expect("stored");
+
+    // A clean stop (what the server does on SIGTERM) keeps the epoch.
+    let epoch = hub.epoch();
+    store.close();
+    drop((ada, bob, hub, store));
+    let loaded = SqliteStore::open(&path, 100).unwrap().load().unwrap();
+    assert_eq!(loaded.epoch, Some(epoch), "a clean stop keeps the epoch");
+    let general_room = loaded.rooms.iter().find(|r| r.channel.is_some()).unwrap();
+    assert_eq!(general_room.messages.len(), 1);
+    assert_eq!(general_room.messages[0].body.as_str(), "hello");
+    let _ = std::fs::remove_dir_all(&dir);
 }
