@@ -22,7 +22,8 @@
 //! after a power loss the last ones may be gone. Checkpoints (copying the log into the
 //! database file, with an fsync) run on the writer thread between batches, at most every
 //! half second. On this project's machine an fsync usually takes under a millisecond but now
-//! and then half a second; that delays acknowledgements, and nothing else.
+//! and then half a second; that delays acknowledgements, and the rare changes that wait for
+//! their commit (a new user, channel or name), never the delivery of messages.
 
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
