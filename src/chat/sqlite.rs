@@ -2,9 +2,8 @@
 //! and the most recent messages of each room, with the same retention as the in-memory
 //! history.
 //!
-//! One writer thread owns the only connection (`locking_mode = EXCLUSIVE`: no file locking
-//! per transaction, and the log's index lives in memory). The hub hands it changes in the
-//! order it applies them:
+//! One writer thread owns the connection that writes. The hub hands it changes in the order
+//! it applies them:
 //! - Users, channels and names: the caller waits until the change is committed, and a
 //!   failure cancels it. The writer commits at once when someone waits.
 //! - Messages and deletions are written behind. Each transaction holds whatever queued up
@@ -20,10 +19,11 @@
 //!
 //! Commits do not sync (`synchronous = NORMAL`): they survive the process being killed, but
 //! after a power loss the last ones may be gone. Checkpoints (copying the log into the
-//! database file, with an fsync) run on the writer thread between batches, at most every
-//! half second. On this project's machine an fsync usually takes under a millisecond but now
-//! and then half a second; that delays acknowledgements, and the rare changes that wait for
-//! their commit (a new user, channel or name), never the delivery of messages.
+//! database file, with an fsync) run every half second on a thread with a connection of its
+//! own, and are passive: the writer never waits for them. That matters: on this project's
+//! machine an fsync usually takes under a millisecond but now and then half a second. (With
+//! the writer doing the checkpoints itself, on one exclusive connection, acknowledgements
+//! waited out those fsyncs: p99 154 ms under disk load; see BENCHMARKS.md.)
 
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
@@ -31,7 +31,7 @@ use super::store::{Durable, Loaded, Store, StoreError, StoredRoom, TokenHash, Wr
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use std::sync::{mpsc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,6 +69,8 @@ pub struct SqliteStore {
     loaded: Mutex<Option<Loaded>>,
     /// The writer thread, until `close` waits for it.
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The checkpoint thread, until `close` stops it.
+    checkpoints: Mutex<Option<Checkpoints>>,
 }
 
 /// One change for the writer, and who hears how it went.
@@ -131,9 +133,6 @@ impl SqliteStore {
         }
         let mut conn = Connection::open(path).map_err(failed)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
-        // Before the first read, so that the log's index is kept in memory.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-            .map_err(failed)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(failed)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -142,6 +141,11 @@ impl SqliteStore {
             .map_err(failed)?;
         conn.execute_batch(SCHEMA).map_err(failed)?;
         let loaded = read_all(&mut conn)?;
+        let checkpointer = Connection::open(path).map_err(failed)?;
+        checkpointer
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(failed)?;
+        let checkpoints = checkpoint_thread(checkpointer)?;
         let (jobs, queue) = mpsc::channel();
         let writer = Writer { conn, retain };
         let thread = std::thread::Builder::new()
@@ -152,6 +156,7 @@ impl SqliteStore {
             jobs: Mutex::new(Some(jobs)),
             loaded: Mutex::new(Some(loaded)),
             writer: Mutex::new(Some(thread)),
+            checkpoints: Mutex::new(Some(checkpoints)),
         })
     }
 
@@ -318,42 +323,12 @@ struct Writer {
 }
 
 impl Writer {
-    /// Commits jobs in batches until every sender is gone, checkpointing between batches;
-    /// then checkpoints once more and marks the stop as clean.
+    /// Commits jobs in batches until every sender is gone, then marks the stop as clean.
     fn run(mut self, queue: mpsc::Receiver<Job>) {
-        let mut unsynced = false;
-        let mut last_checkpoint = Instant::now();
-        loop {
-            // Idle with a changed log: wake up for the checkpoint when it is due.
-            let first = if unsynced {
-                let due =
-                    (last_checkpoint + CHECKPOINT_EVERY).saturating_duration_since(Instant::now());
-                match queue.recv_timeout(due) {
-                    Ok(job) => job,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.checkpoint();
-                        unsynced = false;
-                        last_checkpoint = Instant::now();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match queue.recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                }
-            };
+        while let Ok(first) = queue.recv() {
             let batch = self.gather(first, &queue);
             self.commit(batch);
-            unsynced = true;
-            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-                self.checkpoint();
-                unsynced = false;
-                last_checkpoint = Instant::now();
-            }
         }
-        self.checkpoint();
         let marked = self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('clean', '1')",
             [],
@@ -404,16 +379,44 @@ impl Writer {
         tx.commit().map_err(failed)?;
         Ok(each)
     }
+}
 
-    /// Folds the log into the database file (with an fsync).
-    fn checkpoint(&self) {
-        let done = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "checkpoint failed; retrying later");
+/// The checkpoint thread: told to stop, and waited for, when dropped.
+struct Checkpoints {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
+}
+
+/// Starts the thread that folds the log into the database file (with an fsync) through its
+/// own connection, every [`CHECKPOINT_EVERY`], until it is dropped. A passive checkpoint
+/// never waits for the writer, nor the writer for it.
+fn checkpoint_thread(conn: Connection) -> Result<Checkpoints, StoreError> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "checkpoint failed; retrying later");
+                }
+            }
+        })
+        .map_err(failed)?;
+    Ok(Checkpoints {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 /// Applies one change inside the batch's transaction. Statements are cached: parsing the SQL
@@ -527,6 +530,10 @@ impl Store for SqliteStore {
         if let Some(thread) = writer {
             let _ = thread.join();
         }
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Fleet {
     senders: Vec<Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>>,
     acked: Arc<AtomicU64>,
     refused: Arc<AtomicU64>,
+    /// Flack: send-to-ack latency of the senders' messages (the ack waits for the disk).
+    acks: Arc<Mutex<Histogram<u64>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -68,6 +70,8 @@ pub struct Fleet {
 pub struct Phase {
     /// Latency of history fetches made while the phase ran (Flack only).
     pub history: Histogram<u64>,
+    /// Send-to-ack latency of the senders' messages (Flack only).
+    pub acks: Histogram<u64>,
     pub sent: u64,
     pub expected: u64,
     pub received: u64,
@@ -95,6 +99,7 @@ impl Fleet {
             senders: Vec::new(),
             acked: Arc::new(AtomicU64::new(0)),
             refused: Arc::new(AtomicU64::new(0)),
+            acks: Arc::new(Mutex::new(new_histogram())),
             tasks: Vec::new(),
         };
         let mut tokens = Vec::new();
@@ -170,6 +175,7 @@ impl Fleet {
                 stream,
                 fleet.acked.clone(),
                 fleet.refused.clone(),
+                fleet.acks.clone(),
             )));
             fleet.senders.push(Arc::new(tokio::sync::Mutex::new(sink)));
         }
@@ -189,6 +195,9 @@ impl Fleet {
             if let Ok(mut h) = tally.latency.lock() {
                 h.reset();
             }
+        }
+        if let Ok(mut h) = self.acks.lock() {
+            h.reset();
         }
         self.received.store(0, Ordering::SeqCst);
         self.acked.store(0, Ordering::SeqCst);
@@ -237,10 +246,12 @@ impl Fleet {
                 let mut sink = sink.lock().await;
                 while Instant::now() < deadline {
                     ticker.tick().await;
-                    let body = format!("t={} {PADDING}", now_nanos());
+                    let t = now_nanos();
+                    let body = format!("t={t} {PADDING}");
                     let frame = match kind {
+                        // The send time again as `client_ref`, which the ack echoes.
                         Kind::Flack => format!(
-                            r#"{{"type":"send","room":{{"channel":"{CHANNEL}"}},"body":"{body}"}}"#
+                            r#"{{"type":"send","room":{{"channel":"{CHANNEL}"}},"body":"{body}","client_ref":"{t}"}}"#
                         ),
                         // What Flack would deliver, so the ceiling moves the same bytes.
                         Kind::Ceiling => format!(
@@ -290,8 +301,14 @@ impl Fleet {
                 let _ = latency.add(&*h);
             }
         }
+        let acks = self
+            .acks
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| new_histogram());
         Phase {
             history,
+            acks,
             sent: accepted,
             expected,
             received: self.received.load(Ordering::SeqCst),
@@ -337,12 +354,29 @@ async fn receive(
     }
 }
 
-/// Reads a sender's frames: Flack's acks and refusals (the ceiling echoes everything).
-async fn drain(mut stream: SplitStream<Ws>, acked: Arc<AtomicU64>, refused: Arc<AtomicU64>) {
+/// The send time a sender put in a message's `client_ref`, from the ack echoing it.
+fn acked_send_time(ack: &str) -> Option<u64> {
+    let pattern = "\"client_ref\":\"";
+    let digits = &ack[ack.find(pattern)? + pattern.len()..];
+    digits[..digits.find('"')?].parse().ok()
+}
+
+/// Reads a sender's frames: Flack's acks (timed) and refusals (the ceiling echoes
+/// everything).
+async fn drain(
+    mut stream: SplitStream<Ws>,
+    acked: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    acks: Arc<Mutex<Histogram<u64>>>,
+) {
     while let Some(Ok(frame)) = stream.next().await {
         if let Message::Text(text) = frame {
             let text = text.as_str();
             if text.starts_with("{\"type\":\"ack\"") {
+                let now = now_nanos();
+                if let (Some(sent_at), Ok(mut h)) = (acked_send_time(text), acks.lock()) {
+                    let _ = h.record((now.saturating_sub(sent_at) / 1000).max(1));
+                }
                 acked.fetch_add(1, Ordering::Relaxed);
             } else if text.starts_with("{\"type\":\"error\"") {
                 refused.fetch_add(1, Ordering::Relaxed);
@@ -401,7 +435,15 @@ pub async fn step(
 mod tests {
     use super::*;
 
-    /// Send times are found in live messages and in every message of a catch-up.
+    /// An ack's echoed `client_ref` gives back the send time; an ack without one, nothing.
+    #[test]
+    fn acks_give_back_their_send_time() {
+        let ack = r#"{"type":"ack","client_ref":"1234","id":3,"seq":4}"#;
+        assert_eq!(acked_send_time(ack), Some(1234));
+        assert_eq!(acked_send_time(r#"{"type":"ack","id":3,"seq":4}"#), None);
+    }
+
+    /// Every send time in a frame is found, whether it carries one message or many.
     #[test]
     fn send_times_are_found_in_any_frame() {
         let live = r#"{"type":"message","message":{"id":1,"body":"t=42 fox"}}"#;

@@ -40,6 +40,10 @@ pub struct Report {
     pub history_fetches: u64,
     pub history_p50_us: u64,
     pub history_p99_us: u64,
+    /// Fan-out against Flack: send-to-ack latency seen by the senders (the ack waits until
+    /// the message is stored).
+    pub ack_p50_us: u64,
+    pub ack_p99_us: u64,
 }
 
 fn name(kind: Kind) -> String {
@@ -92,6 +96,10 @@ impl Report {
             report.history_fetches = phase.history.len();
             report.history_p50_us = phase.history.value_at_quantile(0.5);
             report.history_p99_us = phase.history.value_at_quantile(0.99);
+        }
+        if !phase.acks.is_empty() {
+            report.ack_p50_us = phase.acks.value_at_quantile(0.5);
+            report.ack_p99_us = phase.acks.value_at_quantile(0.99);
         }
         report
     }
@@ -181,6 +189,13 @@ pub fn print_table(reports: &[Report]) {
             r.server_cpu_us_per_unit,
             r.harness_cpu_secs,
         );
+        if r.ack_p50_us > 0 {
+            println!(
+                "           send to ack (stored): p50 {:.2} ms, p99 {:.2} ms",
+                r.ack_p50_us as f64 / 1000.0,
+                r.ack_p99_us as f64 / 1000.0
+            );
+        }
         if r.scenario == "idle" {
             println!(
                 "           memory per idle connection: {:.1} KiB",
