@@ -5,7 +5,7 @@
 //! One writer thread owns the connection that writes. The hub hands it changes in the order
 //! it applies them:
 //! - Users, channels and names: the caller waits until the change is committed, and a
-//!   failure cancels it. The writer commits at once when someone waits.
+//!   failure cancels it.
 //! - Messages and deletions are written behind. Each transaction holds whatever queued up
 //!   while the last one was committed, so under load one commit covers many messages; each
 //!   outcome is reported through its [`Durable`], and the sender's acknowledgement waits for
@@ -23,7 +23,7 @@
 //! own, and are passive: the writer never waits for them. That matters: on this project's
 //! machine an fsync usually takes under a millisecond but now and then half a second. (With
 //! the writer doing the checkpoints itself, on one exclusive connection, acknowledgements
-//! waited out those fsyncs: p99 154 ms under disk load; see BENCHMARKS.md.)
+//! waited out those fsyncs: p99 150-760 ms under disk load; see BENCHMARKS.md.)
 
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_room ON messages (room_key, seq);
 ";
 
-/// How often the writer folds the write-ahead log into the database file, when it changed.
+/// How often the checkpoint thread folds the write-ahead log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Most changes committed in one transaction.
@@ -88,7 +88,8 @@ enum Change {
 }
 
 enum Reply {
-    /// A caller blocked until the commit: the writer commits without waiting for more.
+    /// A caller blocked until the commit: its job ends the batch, so it waits for no more
+    /// than it must.
     Waiting(mpsc::SyncSender<Result<(), StoreError>>),
     /// Written behind; the [`Durable`] resolves after the commit.
     Behind(Written),
