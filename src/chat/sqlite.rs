@@ -200,21 +200,18 @@ impl Drop for SqliteStore {
     }
 }
 
+/// One value from the `meta` table, if set.
+fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(failed)
+}
+
 /// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
 fn read_all(conn: &mut Connection) -> Result<Loaded, StoreError> {
     let tx = conn.transaction().map_err(failed)?;
-    let epoch: Option<String> = tx
-        .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(failed)?;
-    let clean: Option<String> = tx
-        .query_row("SELECT value FROM meta WHERE key = 'clean'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(failed)?;
+    let epoch = meta(&tx, "epoch")?;
+    let clean = meta(&tx, "clean")?;
     // Cleared now, and set again by a clean stop.
     tx.execute("DELETE FROM meta WHERE key = 'clean'", [])
         .map_err(failed)?;
@@ -343,7 +340,8 @@ impl Writer {
     /// last batch was being committed, say), so the busier the store, the bigger the batch.
     fn gather(&self, first: Job, queue: &mpsc::Receiver<Job>) -> Vec<Job> {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH && !matches!(batch[batch.len() - 1].reply, Reply::Waiting(_))
+        while batch.len() < MAX_BATCH
+            && !matches!(batch.last().map(|job| &job.reply), Some(Reply::Waiting(_)))
         {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
