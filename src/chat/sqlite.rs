@@ -2,6 +2,13 @@
 //! and the most recent messages of each room, with the same retention as the in-memory
 //! history.
 //!
+//! Each room's messages are a ring of `retain` slots (`recent_messages`): message number
+//! `seq` goes into slot `seq % retain`, replacing the message `retain` numbers before it. So
+//! the file holds exactly the room's window, the newest `retain` numbers, by construction,
+//! and storing a message changes one row in one page: there is no separate trim. (The ring
+//! size is kept in `meta`; opening with another size, or a file from before the ring, moves
+//! the window over.)
+//!
 //! One writer thread owns the connection that writes. The hub hands it changes in the order
 //! it applies them:
 //! - Users, channels and names: the caller waits until the change is committed, and a
@@ -46,13 +53,14 @@ CREATE TABLE IF NOT EXISTS rooms (
     channel TEXT,
     next_seq INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS recent_messages (
     room_key TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_room ON messages (room_key, seq);
+    body TEXT NOT NULL,
+    PRIMARY KEY (room_key, slot)
+) WITHOUT ROWID;
 ";
 
 /// How often the checkpoint thread folds the write-ahead log into the database file.
@@ -121,6 +129,11 @@ fn room_key(room: &Room) -> String {
     }
 }
 
+/// The ring slot of message number `seq` in a room that keeps `retain` (at least 1) messages.
+fn slot(seq: u64, retain: usize) -> i64 {
+    (seq % retain as u64) as i64
+}
+
 fn closed() -> StoreError {
     StoreError("the store is closed".into())
 }
@@ -129,6 +142,7 @@ impl SqliteStore {
     /// Opens (or creates) the database file, keeping `retain` messages per room, and starts
     /// its writer.
     pub fn open(path: &Path, retain: usize) -> Result<SqliteStore, StoreError> {
+        let retain = retain.max(1);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(failed)?;
         }
@@ -141,6 +155,7 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(failed)?;
         conn.execute_batch(SCHEMA).map_err(failed)?;
+        settle_ring(&mut conn, retain)?;
         let loaded = read_all(&mut conn)?;
         let checkpointer = Connection::open(path).map_err(failed)?;
         checkpointer
@@ -205,6 +220,56 @@ fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()
         .map_err(failed)
+}
+
+/// Makes the message rings `retain` (at least 1) slots wide. A file from before the rings (its messages in
+/// a `messages` table), or one written with another ring size, has each room's window (the
+/// newest `retain` numbers) moved into rings of the new size; an older message is dropped,
+/// as it would have been had it been written with this size.
+fn settle_ring(conn: &mut Connection, retain: usize) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(failed)?;
+    let size = meta(&tx, "ring_size")?;
+    let before_rings = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(failed)?
+        .is_some();
+    let resized = size.is_some_and(|size| size != retain.to_string());
+    if before_rings || resized {
+        let source = if before_rings {
+            "messages"
+        } else {
+            tx.execute_batch(
+                "CREATE TEMP TABLE old_ring AS SELECT room_key, id, seq, body FROM recent_messages;
+                 DELETE FROM recent_messages;",
+            )
+            .map_err(failed)?;
+            "old_ring"
+        };
+        let moved = tx
+            .execute(
+                &format!(
+                    "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+                     SELECT room_key, seq % ?1, id, seq, body FROM {source} AS m \
+                     WHERE seq > (SELECT MAX(seq) FROM {source} WHERE room_key = m.room_key) - ?1"
+                ),
+                params![retain as i64],
+            )
+            .map_err(failed)?;
+        tx.execute_batch(&format!("DROP TABLE {source};"))
+            .map_err(failed)?;
+        tracing::info!(moved, ring = retain, "moved the stored messages into rings");
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('ring_size', ?1)",
+        params![retain.to_string()],
+    )
+    .map_err(failed)?;
+    tx.commit().map_err(failed)
 }
 
 /// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
@@ -277,7 +342,7 @@ fn read_all(conn: &mut Connection) -> Result<Loaded, StoreError> {
             })
             .map_err(failed)?;
         let mut messages = tx
-            .prepare("SELECT body FROM messages WHERE room_key = ?1 ORDER BY seq")
+            .prepare("SELECT body FROM recent_messages WHERE room_key = ?1 ORDER BY seq")
             .map_err(failed)?;
         for row in rows {
             let (key, room, channel, next_seq) = row.map_err(failed)?;
@@ -432,33 +497,42 @@ fn apply(tx: &Transaction<'_>, change: &Change, retain: usize) -> Result<(), Sto
             )
             .and_then(|mut s| s.execute(params![key, room]))
             .map_err(failed)?;
+            // The slot's old message is `retain` numbers older and leaves the window now.
+            // (The hub hands messages over in order; the condition only guards against
+            // an older one ever replacing a newer.) No `UPDATE rooms SET next_seq` either:
+            // the room's newest message already says what comes next (see `read_all`).
             tx.prepare_cached(
-                "INSERT INTO messages (id, room_key, seq, body) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (room_key, slot) DO UPDATE \
+                 SET id = excluded.id, seq = excluded.seq, body = excluded.body \
+                 WHERE excluded.seq > recent_messages.seq",
             )
             .and_then(|mut s| {
-                s.execute(params![message.id.0 as i64, key, message.seq as i64, body])
+                s.execute(params![
+                    key,
+                    slot(message.seq, retain),
+                    message.id.0 as i64,
+                    message.seq as i64,
+                    body
+                ])
             })
             .map_err(failed)?;
-            // No `UPDATE rooms SET next_seq` here: the room's newest message already says
-            // what comes next (see `next_seq` in `read_all`), and the log gets one page
-            // fewer per message. Keep the same window as the in-memory history: the newest
-            // `retain` messages.
-            tx.prepare_cached("DELETE FROM messages WHERE room_key = ?1 AND seq <= ?2 - ?3")
-                .and_then(|mut s| s.execute(params![key, message.seq as i64, retain as i64]))
-                .map_err(failed)?;
         }
         Change::Delete(room, id) => {
             // The deleted message may be the room's newest; its number must never come
             // back, so the room row remembers the number after it.
+            let key = room_key(room);
             tx.prepare_cached(
                 "UPDATE rooms SET next_seq = MAX(next_seq, \
-                     (SELECT seq + 1 FROM messages WHERE id = ?2)) \
-                 WHERE key = ?1 AND EXISTS (SELECT 1 FROM messages WHERE id = ?2)",
+                     (SELECT seq + 1 FROM recent_messages WHERE room_key = ?1 AND id = ?2)) \
+                 WHERE key = ?1 \
+                 AND EXISTS (SELECT 1 FROM recent_messages WHERE room_key = ?1 AND id = ?2)",
             )
-            .and_then(|mut s| s.execute(params![room_key(room), id.0 as i64]))
+            .and_then(|mut s| s.execute(params![key, id.0 as i64]))
             .map_err(failed)?;
-            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id.0 as i64]))
+            tx.prepare_cached("DELETE FROM recent_messages WHERE room_key = ?1 AND id = ?2")
+                .and_then(|mut s| s.execute(params![key, id.0 as i64]))
                 .map_err(failed)?;
         }
         Change::Channel(channel) => {
@@ -685,7 +759,7 @@ mod tests {
             std::fs::copy(&path, &copy).unwrap();
             let count: i64 = Connection::open(&copy)
                 .unwrap()
-                .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+                .query_row("SELECT COUNT(*) FROM recent_messages", [], |r| r.get(0))
                 .unwrap_or(0);
             if count == 20 {
                 break;
@@ -693,5 +767,84 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "never checkpointed");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The messages of a file from before the rings come over into them (the window only,
+    /// and the old table goes), and reopening with a smaller or larger ring keeps each
+    /// room's newest messages, with no number given out twice.
+    #[test]
+    fn old_files_and_new_ring_sizes_keep_the_window() {
+        let path = temp_db("rings");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let ada = ada();
+        let general = general();
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE rooms (key TEXT PRIMARY KEY, room TEXT NOT NULL,
+                     channel TEXT, next_seq INTEGER NOT NULL);
+                 CREATE TABLE messages (id INTEGER PRIMARY KEY, room_key TEXT NOT NULL,
+                     seq INTEGER NOT NULL, body TEXT NOT NULL);
+                 CREATE UNIQUE INDEX messages_by_room ON messages (room_key, seq);",
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO rooms VALUES (?1, ?2, NULL, 1)",
+                params![room_key(&general), serde_json::to_string(&general).unwrap()],
+            )
+            .unwrap();
+            for seq in 1..=5u64 {
+                let body = serde_json::to_string(&message(&general, seq, seq, &ada)).unwrap();
+                old.execute(
+                    "INSERT INTO messages VALUES (?1, ?2, ?3, ?4)",
+                    params![seq as i64, room_key(&general), seq as i64, body],
+                )
+                .unwrap();
+            }
+        }
+        let seqs = |store: &SqliteStore| -> Vec<u64> {
+            let loaded = store.load().unwrap();
+            loaded.rooms[0].messages.iter().map(|m| m.seq).collect()
+        };
+        {
+            let store = SqliteStore::open(&path, 3).unwrap();
+            assert_eq!(
+                seqs(&store),
+                [3, 4, 5],
+                "the old table's window, in rings of 3"
+            );
+        }
+        let tables: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "the old table is gone");
+        {
+            let store = SqliteStore::open(&path, 2).unwrap();
+            assert_eq!(seqs(&store), [4, 5], "a smaller ring keeps the newest");
+        }
+        let store = SqliteStore::open(&path, 3).unwrap();
+        let loaded = store.load().unwrap();
+        let room = &loaded.rooms[0];
+        assert_eq!(room.next_seq, 6);
+        assert_eq!(room.messages.len(), 2, "what left the window stays gone");
+        for seq in 6..=7 {
+            store
+                .put_message(&message(&general, seq, seq, &ada))
+                .wait_blocking()
+                .unwrap();
+        }
+        drop(store);
+        let store = SqliteStore::open(&path, 3).unwrap();
+        assert_eq!(
+            seqs(&store),
+            [5, 6, 7],
+            "new messages replace the oldest slots"
+        );
     }
 }
