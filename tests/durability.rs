@@ -12,15 +12,32 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+/// Held from picking a port until a server listens on it. The tests in this file run at the
+/// same time, and without it both could be handed the same free port: one server would then
+/// fail to start, and its test would talk to the other test's server.
+static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr")
 }
 
-/// Starts the server binary with SQLite storage in `data`, and waits until it accepts
-/// connections.
-async fn spawn_server(addr: SocketAddr, data: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_flack"))
+/// Starts the server binary with SQLite storage in `data` on a free port, and waits until it
+/// accepts connections.
+async fn start_server(data: &Path) -> (SocketAddr, Child) {
+    let _starting = STARTING.lock().await;
+    let addr = free_addr();
+    (addr, launch(addr, data).await)
+}
+
+/// Starts the server again on the address it had, and waits until it accepts connections.
+async fn restart_server(addr: SocketAddr, data: &Path) -> Child {
+    let _starting = STARTING.lock().await;
+    launch(addr, data).await
+}
+
+async fn launch(addr: SocketAddr, data: &Path) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flack"))
         .args(["--server-addr", &addr.to_string()])
         .args(["--data-dir", &data.to_string_lossy()])
         .args(["--data-store", "sqlite"])
@@ -38,6 +55,10 @@ async fn spawn_server(addr: SocketAddr, data: &Path) -> Child {
             "the server did not start listening"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Whoever accepted must be this server, not one that kept the port.
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!("the server on {addr} exited as it started: {status}");
     }
     child
 }
@@ -100,8 +121,7 @@ fn general() -> Room {
 async fn acknowledged_messages_survive_sigkill() {
     let data = std::env::temp_dir().join(format!("flack-durability-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let addr = free_addr();
-    let mut server = spawn_server(addr, &data).await;
+    let (addr, mut server) = start_server(&data).await;
     let token = register(addr, "streamer").await;
 
     let (ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
@@ -160,7 +180,7 @@ async fn acknowledged_messages_survive_sigkill() {
     sender.abort();
     assert!(acked.len() >= 40);
 
-    let mut restarted = spawn_server(addr, &data).await;
+    let mut restarted = restart_server(addr, &data).await;
     let (epoch_after, stored) = join_general(addr).await;
     restarted.kill().expect("stop");
     let _ = restarted.wait();
@@ -197,8 +217,7 @@ async fn acknowledged_messages_survive_sigkill() {
 async fn sigterm_closes_sockets_with_going_away() {
     let data = std::env::temp_dir().join(format!("flack-sigterm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let addr = free_addr();
-    let mut server = spawn_server(addr, &data).await;
+    let (addr, mut server) = start_server(&data).await;
     let (epoch_before, _) = join_general(addr).await;
     let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
     // The welcome event shows the connection is live.
@@ -227,7 +246,7 @@ async fn sigterm_closes_sockets_with_going_away() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit:?}");
-    let mut restarted = spawn_server(addr, &data).await;
+    let mut restarted = restart_server(addr, &data).await;
     let (epoch_after, _) = join_general(addr).await;
     restarted.kill().expect("stop");
     let _ = restarted.wait();
