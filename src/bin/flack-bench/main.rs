@@ -152,6 +152,31 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             reports.push(report);
         }
     }
+    // CPU per delivery at 10 receivers: a run there is only a few seconds of CPU, and the
+    // machine's speed drifts from one minute to the next, so Flack and the ceiling are also
+    // measured in short runs taken in alternating pairs; the table ends with each pair's
+    // ratio and their median.
+    let (pairs, pair_t, pair_n) = if smoke {
+        (1, 1.0, 5)
+    } else if quick {
+        (3, 10.0, 10)
+    } else {
+        (5, 20.0, 10)
+    };
+    for i in 0..pairs {
+        for kind in [Kind::Flack, Kind::Ceiling] {
+            let senders = if smoke { 2 } else { 10 };
+            let rate = if smoke { 20.0 } else { 100.0 };
+            eprintln!(
+                "CPU pair {}: {pair_n} receivers for {pair_t}s ({kind:?})",
+                i + 1
+            );
+            let mut report = fanout::run(kind, pair_n, senders, rate, secs(pair_t), false).await?;
+            report.scenario = "cpu_pair".into();
+            record(args, "suite", &report);
+            reports.push(report);
+        }
+    }
     // History fetches while 1,000 receivers take the standard load, measured on its own run
     // so that the fetches' CPU does not count against Flack's per-delivery figure above.
     let (history_n, history_t) = if smoke { (5, 2.0) } else { (1000, 20.0) };

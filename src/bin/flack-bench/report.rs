@@ -203,4 +203,75 @@ pub fn print_table(reports: &[Report]) {
             );
         }
     }
+    let ratios = pair_ratios(reports);
+    if let Some(median) = median(&ratios) {
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "CPU per delivery, Flack / ceiling, in alternating pairs (cpu_pair): {} (median {median:.2})",
+            each.join(", ")
+        );
+    }
+}
+
+/// Flack's CPU per delivery over the ceiling's, for each `cpu_pair` measurement of Flack
+/// followed by one of the ceiling, in order.
+pub fn pair_ratios(reports: &[Report]) -> Vec<f64> {
+    let pairs: Vec<&Report> = reports
+        .iter()
+        .filter(|r| r.scenario == "cpu_pair")
+        .collect();
+    pairs
+        .windows(2)
+        .filter(|w| w[0].server == "flack" && w[1].server == "ceiling")
+        .filter(|w| w[1].server_cpu_us_per_unit > 0.0)
+        .map(|w| w[0].server_cpu_us_per_unit / w[1].server_cpu_us_per_unit)
+        .collect()
+}
+
+/// The middle value (the mean of the middle two for an even count); `None` if empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(server: &str, us: f64) -> Report {
+        Report {
+            scenario: "cpu_pair".into(),
+            server: server.into(),
+            server_cpu_us_per_unit: us,
+            ..Report::default()
+        }
+    }
+
+    /// Each Flack measurement is compared with the ceiling's right after it, other
+    /// scenarios in between are skipped, and the summary is the median of the ratios.
+    #[test]
+    fn pairs_compare_each_flack_run_with_the_next_ceiling_run() {
+        let mut other = pair("ceiling", 1.0);
+        other.scenario = "fanout".into();
+        let reports = [
+            pair("flack", 45.0),
+            other,
+            pair("ceiling", 30.0),
+            pair("flack", 60.0),
+            pair("ceiling", 30.0),
+            pair("flack", 33.0),
+            pair("ceiling", 33.0),
+        ];
+        let ratios = pair_ratios(&reports);
+        assert_eq!(ratios, [1.5, 2.0, 1.0]);
+        assert_eq!(median(&ratios), Some(1.5));
+        assert_eq!(median(&[1.0, 2.0]), Some(1.5));
+        assert_eq!(median(&[]), None);
+    }
 }
