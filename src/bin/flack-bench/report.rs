@@ -104,16 +104,19 @@ impl Report {
         report
     }
 
-    /// An idle-connections run.
+    /// An idle-connections run; memory per connection is what the connections opened after
+    /// `middle` added.
     pub fn idle(
         kind: Kind,
         wanted: usize,
         opened: usize,
         elapsed: Duration,
         before: Sample,
+        (middle, opened_by_middle): (Sample, usize),
         after: Sample,
     ) -> Report {
         let seconds = elapsed.as_secs_f64();
+        let second_half = opened.saturating_sub(opened_by_middle).max(1);
         Report {
             scenario: "idle".into(),
             server: name(kind),
@@ -126,8 +129,8 @@ impl Report {
             server_rss_kib: after.rss_kib,
             server_cpu_secs: after.cpu_secs - before.cpu_secs,
             server_cpu_us_per_unit: (after.cpu_secs - before.cpu_secs) * 1e6 / opened.max(1) as f64,
-            rss_kib_per_connection: after.rss_kib.saturating_sub(before.rss_kib) as f64
-                / opened.max(1) as f64,
+            rss_kib_per_connection: after.rss_kib.saturating_sub(middle.rss_kib) as f64
+                / second_half as f64,
             ..Report::default()
         }
     }
@@ -273,5 +276,26 @@ mod tests {
         assert_eq!(median(&ratios), Some(1.5));
         assert_eq!(median(&[1.0, 2.0]), Some(1.5));
         assert_eq!(median(&[]), None);
+    }
+
+    /// Memory per idle connection counts only what the second half of the connections
+    /// added, so memory the server held before they came (and they reused) is not
+    /// credited to them; connects per second and CPU cover all of them.
+    #[test]
+    fn idle_memory_is_measured_over_the_second_half() {
+        let at = |cpu_secs, rss_kib| Sample { cpu_secs, rss_kib };
+        let report = Report::idle(
+            Kind::Flack,
+            1000,
+            1000,
+            Duration::from_millis(500),
+            at(1.0, 90_000),
+            (at(1.5, 95_000), 500),
+            at(2.0, 100_000),
+        );
+        assert_eq!(report.rss_kib_per_connection, 10.0);
+        assert_eq!(report.per_second, 2000.0);
+        assert_eq!(report.server_cpu_us_per_unit, 1000.0);
+        assert_eq!(report.loss, 0);
     }
 }
