@@ -1,14 +1,19 @@
-//! A room's recent messages: a ring buffer of at most [`HISTORY_LIMIT`] messages in sequence
-//! order, where adding one more evicts the oldest, and from which messages can be deleted.
+//! A room's recent messages: the window of the last [`HISTORY_LIMIT`] sequence numbers, in
+//! order, from which messages can be deleted.
 
 use super::model::{Message, MessageId, HISTORY_LIMIT};
 use std::collections::VecDeque;
 
 /// The most recent messages of one room, oldest first.
 ///
-/// Invariants: holds at most `capacity` messages; their `seq` numbers strictly increase (the
-/// hub appends in order; deletions leave gaps). Every message with a `seq` above
-/// `evicted_through` that was not deleted is held.
+/// Invariants: every message held has a `seq` within `capacity` of the newest one pushed, so
+/// at most `capacity` are held; their `seq` numbers strictly increase (the hub appends in
+/// order; deletions leave gaps). Every message with a `seq` above `evicted_through` that was
+/// not deleted is held.
+///
+/// The window counts sequence numbers, not messages, because that is what the SQLite store
+/// keeps (a ring of `capacity` slots indexed by `seq`): a room whose messages were deleted
+/// shows the same messages before and after a restart.
 #[derive(Debug, Clone)]
 pub struct History {
     messages: VecDeque<Message>,
@@ -37,19 +42,21 @@ impl History {
         }
     }
 
-    /// Appends a message, returning the message it evicted, if any.
-    pub fn push(&mut self, message: Message) -> Option<Message> {
+    /// Appends a message, returning the messages that left the window with it (none, one,
+    /// or, after deletions, none for a while), oldest first.
+    pub fn push(&mut self, message: Message) -> Vec<Message> {
         debug_assert!(self
             .messages
             .back()
             .is_none_or(|last| message.seq > last.seq));
-        let evicted = if self.messages.len() >= self.capacity {
-            self.messages.pop_front()
-        } else {
-            None
-        };
-        if let Some(evicted) = &evicted {
-            self.evicted_through = evicted.seq;
+        let oldest_kept = message.seq.saturating_sub(self.capacity as u64 - 1).max(1);
+        let mut evicted = Vec::new();
+        while let Some(front) = self.messages.front() {
+            if front.seq >= oldest_kept {
+                break;
+            }
+            self.evicted_through = front.seq;
+            evicted.extend(self.messages.pop_front());
         }
         self.messages.push_back(message);
         evicted
@@ -140,10 +147,10 @@ mod tests {
     fn keeps_the_most_recent_hundred() {
         let mut history = History::default();
         for seq in 1..=100 {
-            assert!(history.push(message(seq)).is_none());
+            assert!(history.push(message(seq)).is_empty());
         }
-        let evicted = history.push(message(101)).expect("the oldest is evicted");
-        assert_eq!(evicted.seq, 1);
+        let evicted = history.push(message(101));
+        assert_eq!(evicted.iter().map(|m| m.seq).collect::<Vec<_>>(), [1]);
         for seq in 102..=150 {
             history.push(message(seq));
         }
@@ -185,6 +192,34 @@ mod tests {
         assert_eq!(seqs(history.since(5, 5)), None);
         history.push(message(6));
         assert_eq!(seqs(history.since(6, 6)), Some(vec![]));
+    }
+
+    /// After a deletion the window still counts sequence numbers, as the SQLite ring does:
+    /// the message 100 numbers older leaves when a new one comes, even though fewer than 100
+    /// are held, so a restart shows exactly what was shown before it.
+    #[test]
+    fn the_window_counts_numbers_not_messages() {
+        let mut history = History::with_capacity(5);
+        for seq in 1..=5 {
+            history.push(message(seq));
+        }
+        history.remove(MessageId(30), 5);
+        let evicted: Vec<u64> = history.push(message(6)).iter().map(|m| m.seq).collect();
+        assert_eq!(evicted, [1]);
+        let all: Vec<u64> = history.snapshot().iter().map(|m| m.seq).collect();
+        assert_eq!(all, [2, 4, 5, 6]);
+        // A gap at the front leaves nothing to evict for the number it held.
+        let evicted: Vec<u64> = history.push(message(7)).iter().map(|m| m.seq).collect();
+        assert_eq!(evicted, [2]);
+        assert!(history.push(message(8)).is_empty(), "message 3 was deleted");
+        assert_eq!(
+            seqs(history.since(3, 8)),
+            None,
+            "a cursor before the window"
+        );
+        // A jump in numbers (messages lost with a crash) empties the window at once.
+        let evicted: Vec<u64> = history.push(message(20)).iter().map(|m| m.seq).collect();
+        assert_eq!(evicted, [4, 5, 6, 7, 8]);
     }
 
     /// A history loaded from storage cannot know what was evicted or deleted before, so only

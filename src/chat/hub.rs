@@ -1182,13 +1182,14 @@ impl Connection {
 }
 
 impl State {
-    /// Forgets the file of a message that left the history, returning it for deletion.
-    fn forget_file_of(&mut self, message: Option<Message>) -> Vec<FileId> {
-        message
-            .and_then(|m| m.attachment)
-            .and_then(|a| self.files.remove(&a.id))
-            .map(|entry| vec![entry.attachment.id])
-            .unwrap_or_default()
+    /// Forgets the files of messages that left the history, returning them for deletion.
+    fn forget_file_of(&mut self, messages: impl IntoIterator<Item = Message>) -> Vec<FileId> {
+        messages
+            .into_iter()
+            .filter_map(|m| m.attachment)
+            .filter_map(|a| self.files.remove(&a.id))
+            .map(|entry| entry.attachment.id)
+            .collect()
     }
 
     /// Removes a connection from a room, announcing its user's departure if it was their last

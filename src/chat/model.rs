@@ -693,7 +693,7 @@ pub struct HistoryPage {
     pub epoch: u64,
     /// The sequence number of the room's newest message, 0 if none.
     pub last_seq: u64,
-    /// At most [`HISTORY_LIMIT`] messages, oldest first.
+    /// The messages numbered within [`HISTORY_LIMIT`] of `last_seq`, oldest first.
     pub messages: Vec<Message>,
 }
 

@@ -730,3 +730,52 @@ fn acks_wait_for_the_store() {
     assert_eq!(general_room.messages[0].body.as_str(), "hello");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// After deletions, the channel shows the same messages before and after a restart: the
+/// hub's window and the SQLite ring both keep the last 5 sequence numbers (here), so a
+/// message the hub still showed cannot vanish from the file.
+#[test]
+fn deletions_leave_the_same_window_in_memory_and_on_disk() {
+    use crate::chat::sqlite::SqliteStore;
+    let dir = std::env::temp_dir().join(format!("flack-hub-window-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("flack.db");
+    let settings = HubSettings {
+        history: 5,
+        messages_per_second: 1_000_000,
+        message_burst: 1_000_000,
+        ..HubSettings::default()
+    };
+    let shown = |hub: &Hub| -> Vec<String> {
+        let page = hub.channel_page("general").unwrap();
+        page.messages
+            .iter()
+            .map(|m| m.body.as_str().to_owned())
+            .collect()
+    };
+    let before = {
+        let store = Arc::new(SqliteStore::open(&path, 5).unwrap());
+        let hub = Hub::open(store.clone(), settings.clone()).unwrap();
+        let ada = client(&hub, "ada", 64);
+        let mut posted = Vec::new();
+        for n in 1..=5 {
+            posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
+        }
+        ada.conn.delete(&general(), posted[2].message.id).unwrap();
+        for n in 6..=7 {
+            posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
+        }
+        for p in posted {
+            p.durable.wait_blocking().expect("stored");
+        }
+        let before = shown(&hub);
+        store.close();
+        before
+    };
+    assert_eq!(before, ["m4", "m5", "m6", "m7"]);
+    let store = Arc::new(SqliteStore::open(&path, 5).unwrap());
+    let hub = Hub::open(store.clone(), settings).unwrap();
+    assert_eq!(shown(&hub), before);
+    store.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
