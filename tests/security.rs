@@ -84,6 +84,62 @@ async fn connections_per_address_are_limited() {
     assert!(freed, "a closed connection gives its place back");
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket as a proxy would, naming `client` in `X-Forwarded-For`; the socket is
+/// kept open for as long as the caller holds it.
+async fn connect_forwarded_for(addr: std::net::SocketAddr, client: &str) -> Result<Socket, u16> {
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("X-Forwarded-For", client.parse().expect("header"));
+    match connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Behind a trusted proxy each client address has its own allowance; without the setting,
+/// `X-Forwarded-For` cannot be used to get around the limit.
+#[tokio::test]
+async fn the_limit_follows_the_address_a_trusted_proxy_reports() {
+    let behind_proxy = start_with(Config {
+        connections_per_ip: 1,
+        trusted_proxies: vec!["127.0.0.1".parse().expect("address")],
+        ..common::fast()
+    })
+    .await;
+    let addr = behind_proxy.addr;
+    let _first = connect_forwarded_for(addr, "192.0.2.1")
+        .await
+        .expect("first");
+    let _other = connect_forwarded_for(addr, "192.0.2.2")
+        .await
+        .expect("another client");
+    assert_eq!(
+        connect_forwarded_for(addr, "192.0.2.1").await.err(),
+        Some(429)
+    );
+
+    let direct = start_with(Config {
+        connections_per_ip: 1,
+        ..common::fast()
+    })
+    .await;
+    let addr = direct.addr;
+    let _first = connect_forwarded_for(addr, "192.0.2.1")
+        .await
+        .expect("first");
+    assert_eq!(
+        connect_forwarded_for(addr, "192.0.2.2").await.err(),
+        Some(429)
+    );
+}
+
 /// Posting faster than 10 per second beyond a burst of 20 is refused with `rate_limited`.
 #[tokio::test]
 async fn posting_rate_is_limited() {

@@ -5,7 +5,7 @@
 //! `FLACK_SECTION_KEY` in the environment and `--section-key` on the command line (for
 //! example `server.addr`, `FLACK_SERVER_ADDR`, `--server-addr 127.0.0.1:8080`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The runtime configuration file read when no other is named.
@@ -44,6 +44,10 @@ pub struct Config {
     /// `server.allowed_origins`: extra page origins (besides the server's own address) whose
     /// pages may open WebSockets, comma-separated, e.g. `https://chat.example.com`.
     pub allowed_origins: Vec<String>,
+    /// `server.trusted_proxies`: addresses of reverse proxies in front of the server,
+    /// comma-separated, e.g. `127.0.0.1`. A connection from one of them is counted against
+    /// the client address the proxy reports in `X-Forwarded-For`, not the proxy's own.
+    pub trusted_proxies: Vec<IpAddr>,
     /// `limits.max_upload_bytes`: largest file attachment, in bytes.
     pub max_upload_bytes: u64,
     /// `limits.heartbeat_secs`: how often the server pings each connection.
@@ -73,6 +77,7 @@ impl Default for Config {
             channels_per_minute: 5,
             connections_per_ip: 100,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             max_upload_bytes: 10 * 1024 * 1024,
             heartbeat_secs: 10,
             dead_after_secs: 30,
@@ -132,6 +137,7 @@ pub const KEYS: &[&str] = &[
     "limits.max_frame_bytes",
     "limits.outbox_frames",
     "server.allowed_origins",
+    "server.trusted_proxies",
     "limits.messages_per_second",
     "limits.message_burst",
     "limits.channels_per_minute",
@@ -267,6 +273,14 @@ impl Config {
                     .filter(|o| !o.is_empty())
                     .collect()
             }
+            "server.trusted_proxies" => {
+                self.trusted_proxies = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| a.parse().map_err(|e| invalid(format!("{a}: {e}"))))
+                    .collect::<Result<_, _>>()?
+            }
             "limits.messages_per_second" => self.messages_per_second = count(1)? as u32,
             "limits.message_burst" => self.message_burst = count(1)? as u32,
             "limits.channels_per_minute" => self.channels_per_minute = count(1)? as u32,
@@ -347,7 +361,8 @@ mod tests {
         ));
     }
 
-    /// The committed Leptos.toml is valid and names only real settings.
+    /// The committed Leptos.toml is valid, names only real settings, and (as it says) holds
+    /// the built-in defaults.
     #[test]
     fn committed_file_is_valid() {
         let mut config = Config::default();
@@ -357,5 +372,24 @@ mod tests {
                 "/Leptos.toml"
             )))
             .unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    /// Trusted proxies are a list of IP addresses; anything else is refused with the entry
+    /// named, and an empty value trusts none.
+    #[test]
+    fn trusted_proxies_are_addresses() {
+        let mut config = Config::default();
+        config
+            .set("server.trusted_proxies", "127.0.0.1, ::1")
+            .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
+        let error = config
+            .set("server.trusted_proxies", "127.0.0.1,proxy.lan")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("proxy.lan"), "{error}");
+        config.set("server.trusted_proxies", "").unwrap();
+        assert!(config.trusted_proxies.is_empty());
     }
 }

@@ -64,7 +64,8 @@ pub async fn upgrade(
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a WebSocket from another site");
         return (StatusCode::FORBIDDEN, "This page may not connect to Flack.").into_response();
     }
-    let Some(slot) = IpSlot::take(&state, peer.ip()) else {
+    let client = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let Some(slot) = IpSlot::take(&state, client) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "Too many connections from your address.",
@@ -103,6 +104,31 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"));
     matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
+}
+
+/// The address a connection counts against: the TCP peer's, unless the peer is a trusted
+/// proxy. Then it is the nearest address in `X-Forwarded-For` that is not itself a trusted
+/// proxy, read from the right, because each proxy appends the address it saw and anything
+/// further left came from the client and may be forged. An entry that is not an address
+/// stops the walk at the last trusted hop.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        if !trusted.contains(&client) {
+            break;
+        }
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => client = ip,
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// One of an address's allowed connections; given back when dropped.
@@ -454,4 +480,44 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
         },
     };
     outbox.send(&reply).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", v.parse().expect("header value"));
+        }
+        headers
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    /// Without trusted proxies the header is ignored; behind one, the address the proxy saw
+    /// is used, and addresses the client put further left cannot move it elsewhere.
+    #[test]
+    fn the_client_address_comes_from_trusted_proxies_only() {
+        let proxy = ip("10.0.0.1");
+        let spoofed = forwarded(&["1.2.3.4, 5.6.7.8"]);
+        assert_eq!(client_ip(ip("9.9.9.9"), &spoofed, &[]), ip("9.9.9.9"));
+        assert_eq!(client_ip(ip("9.9.9.9"), &spoofed, &[proxy]), ip("9.9.9.9"));
+        assert_eq!(client_ip(proxy, &spoofed, &[proxy]), ip("5.6.7.8"));
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &[proxy]), proxy);
+        // Two proxies in a row, the second header line appended by the inner one.
+        let chain = forwarded(&["1.2.3.4, 5.6.7.8", "10.0.0.2"]);
+        let both = [proxy, ip("10.0.0.2")];
+        assert_eq!(client_ip(proxy, &chain, &both), ip("5.6.7.8"));
+        // Something that is not an address stops at the last proxy.
+        let junk = forwarded(&["5.6.7.8, unknown"]);
+        assert_eq!(client_ip(proxy, &junk, &[proxy]), proxy);
+        assert_eq!(
+            client_ip(proxy, &forwarded(&[" 2001:db8::7 "]), &[proxy]),
+            ip("2001:db8::7")
+        );
+    }
 }
