@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn channel_creation_server_function() {
     let server = start_for_pages().await;
-    let token = server.hub.register("creator").unwrap().token;
+    let token = server.hub.register("creator").unwrap().value.token;
     let created = http(
         &server,
         "POST",
@@ -87,7 +87,7 @@ async fn direct_history_is_only_for_participants() {
     let server = start_for_pages().await;
     let ada = Client::user(&server, "Ada").await;
     let mut bob = Client::user(&server, "Bob").await;
-    let eve = server.hub.register("Eve").unwrap();
+    let eve = server.hub.register("Eve").unwrap().value;
     let direct = flack::chat::model::Room::Direct(
         flack::chat::model::DirectKey::between(ada.id(), bob.id()).unwrap(),
     );

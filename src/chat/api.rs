@@ -16,7 +16,7 @@ pub(crate) fn hub() -> Result<crate::chat::hub::Hub, ChatError> {
 /// Registers a display name nobody else uses and returns the session that proves it.
 #[server(endpoint = "register")]
 pub async fn register(name: String) -> Result<Session, ChatError> {
-    let session = hub()?.register(&name)?;
+    let session = hub()?.register(&name)?.stored().await?;
     // The browser sends this cookie when it loads files of private conversations.
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         let cookie = crate::server::files::token_cookie(&session.token);
@@ -36,7 +36,7 @@ pub async fn list_channels() -> Result<Vec<ChannelInfo>, ChatError> {
 /// Creates a channel; fails if the name is invalid or taken (without regard to case).
 #[server(endpoint = "create_channel")]
 pub async fn create_channel(token: String, name: String) -> Result<ChannelInfo, ChatError> {
-    hub()?.create_channel(&token, &name)
+    hub()?.create_channel(&token, &name)?.stored().await
 }
 
 /// A channel's most recent messages (at most 100), oldest first. Channels are public.

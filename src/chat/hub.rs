@@ -20,9 +20,11 @@
 //! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel
 //!    created, a message posted or deleted, a user renamed) bumps [`Hub::generation`] before
 //!    the lock is released, so a page rendered at one generation is current while it holds.
-//! 7. **Acknowledged means stored.** Messages are written behind (delivery never waits for
-//!    the disk), but a sender is acknowledged only once its message is on disk
-//!    ([`Posted::durable`]).
+//! 7. **Acknowledged means stored; the lock never waits for the disk.** Every change is
+//!    written behind (delivery never waits for the disk), but whoever asked for it is
+//!    answered only once it is on disk ([`Posted::durable`], [`Saved::stored`]). A change
+//!    that could not be stored stays in memory until the next restart and its requester
+//!    gets an error.
 //!
 //! Storage sits behind the [`Store`] trait (the in-memory default keeps nothing beyond what is
 //! here); fan-out to local connections happens in `RoomState::broadcast` and
@@ -360,6 +362,7 @@ impl Hub {
         let has_channels = hub.lock().rooms.values().any(|r| r.channel.is_some());
         if !has_channels {
             let general = ChannelName::parse("general").map_err(|e| StoreError(e.to_string()))?;
+            // Written behind like any channel; were that to fail, the next start makes it again.
             hub.create(general).map_err(|e| StoreError(e.to_string()))?;
         }
         Ok(hub)
@@ -394,7 +397,7 @@ impl Hub {
 
     /// Registers a new user under a display name nobody else has (compared without regard to
     /// case) and returns their session token.
-    pub fn register(&self, raw_name: &str) -> Result<Session, ChatError> {
+    pub fn register(&self, raw_name: &str) -> Result<Saved<Session>, ChatError> {
         let name = DisplayName::parse(raw_name)?;
         let token = new_token()?;
         let token_hash = hash_token(&token);
@@ -409,10 +412,7 @@ impl Hub {
             id: UserId(state.next_user_id),
             name,
         };
-        self.shared
-            .store
-            .put_user(&info, &token_hash)
-            .map_err(store_failed("user"))?;
+        let durable = self.shared.store.put_user(&info, &token_hash);
         state.next_user_id += 1;
         state.user_by_token.insert(token_hash, info.id);
         state.user_by_name.insert(info.name.key(), info.id);
@@ -420,7 +420,7 @@ impl Hub {
             .users
             .insert(info.id, UserEntry::new(info.clone(), &self.shared.limits));
         tracing::info!(user = %info.id, "user registered");
-        Ok(Session { user: info, token })
+        Ok(Saved::new(Session { user: info, token }, durable, "user"))
     }
 
     /// The user a token belongs to.
@@ -434,7 +434,11 @@ impl Hub {
     }
 
     /// Creates a channel from a name a user typed and tells every connection about it.
-    pub fn create_channel(&self, token: &str, raw_name: &str) -> Result<ChannelInfo, ChatError> {
+    pub fn create_channel(
+        &self,
+        token: &str,
+        raw_name: &str,
+    ) -> Result<Saved<ChannelInfo>, ChatError> {
         let name = ChannelName::parse(raw_name)?;
         {
             let mut state = self.lock();
@@ -451,7 +455,7 @@ impl Hub {
         self.create(name)
     }
 
-    fn create(&self, name: ChannelName) -> Result<ChannelInfo, ChatError> {
+    fn create(&self, name: ChannelName) -> Result<Saved<ChannelInfo>, ChatError> {
         let mut state = self.lock();
         let key = RoomKey::Channel(name.key());
         if let Some(existing) = state.rooms.get(&key) {
@@ -461,10 +465,7 @@ impl Hub {
             name: name.clone(),
             created_at: Timestamp::now(),
         };
-        self.shared
-            .store
-            .put_channel(&info)
-            .map_err(store_failed("channel"))?;
+        let durable = self.shared.store.put_channel(&info);
         state.rooms.insert(
             key,
             RoomState::new(Room::Channel(name), Some(info.clone()), &self.shared.limits),
@@ -474,7 +475,7 @@ impl Hub {
         });
         self.changed();
         tracing::info!(channel = %info.name, "channel created");
-        Ok(info)
+        Ok(Saved::new(info, durable, "channel"))
     }
 
     /// A channel's retained history, oldest first. Channels are public: no token needed.
@@ -907,6 +908,41 @@ impl Posted {
     }
 }
 
+/// The outcome of a registration, a new channel or a new name: applied and sent out, with
+/// its write to the store possibly still under way (invariant 7).
+#[derive(Debug)]
+pub struct Saved<T> {
+    /// What the hub applied.
+    pub value: T,
+    durable: Durable,
+    what: &'static str,
+}
+
+impl<T> Saved<T> {
+    fn new(value: T, durable: Durable, what: &'static str) -> Saved<T> {
+        Saved {
+            value,
+            durable,
+            what,
+        }
+    }
+
+    /// Waits until the change is stored, and gives back what the hub applied: the answer
+    /// for whoever asked.
+    pub async fn stored(self) -> Result<T, ChatError> {
+        self.durable.wait().await.map_err(store_failed(self.what))?;
+        Ok(self.value)
+    }
+
+    /// [`Saved::stored`] for a thread that may block (never one of the async runtime's).
+    pub fn stored_blocking(self) -> Result<T, ChatError> {
+        self.durable
+            .wait_blocking()
+            .map_err(store_failed(self.what))?;
+        Ok(self.value)
+    }
+}
+
 /// One client connection's view of the hub. Dropping it unsubscribes it everywhere.
 pub struct Connection {
     hub: Hub,
@@ -1142,7 +1178,7 @@ impl Connection {
     }
 
     /// Changes this user's display name, everywhere and for everyone.
-    pub fn rename(&self, raw_name: &str) -> Result<UserInfo, ChatError> {
+    pub fn rename(&self, raw_name: &str) -> Result<Saved<UserInfo>, ChatError> {
         let name = DisplayName::parse(raw_name)?;
         let mut state = self.hub.lock();
         let user = self.user(&state)?;
@@ -1155,11 +1191,7 @@ impl Connection {
             }
         }
         let info = UserInfo { id: user, name };
-        self.hub
-            .shared
-            .store
-            .rename_user(&info)
-            .map_err(store_failed("name"))?;
+        let durable = self.hub.shared.store.rename_user(&info);
         let old = state
             .users
             .get_mut(&user)
@@ -1177,7 +1209,7 @@ impl Connection {
         }
         state.broadcast_all(&ServerEvent::UserRenamed { user: info.clone() });
         self.hub.changed();
-        Ok(info)
+        Ok(Saved::new(info, durable, "name"))
     }
 }
 

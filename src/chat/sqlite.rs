@@ -84,7 +84,7 @@ pub struct SqliteStore {
 /// One change for the writer, and who hears how it went.
 struct Job {
     change: Change,
-    reply: Reply,
+    written: Written,
 }
 
 enum Change {
@@ -93,25 +93,6 @@ enum Change {
     Channel(ChannelInfo),
     User(UserInfo, TokenHash),
     Rename(UserInfo),
-}
-
-enum Reply {
-    /// A caller blocked until the commit: its job ends the batch, so it waits for no more
-    /// than it must.
-    Waiting(mpsc::SyncSender<Result<(), StoreError>>),
-    /// Written behind; the [`Durable`] resolves after the commit.
-    Behind(Written),
-}
-
-impl Reply {
-    fn send(self, result: Result<(), StoreError>) {
-        match self {
-            Reply::Waiting(tx) => {
-                let _ = tx.send(result);
-            }
-            Reply::Behind(written) => written.report(result),
-        }
-    }
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -184,27 +165,14 @@ impl SqliteStore {
         };
         drop(jobs);
         if let Some(job) = refused {
-            job.reply.send(Err(closed()));
+            job.written.report(Err(closed()));
         }
-    }
-
-    /// Hands a change over and waits until it is committed.
-    fn write_now(&self, change: Change) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.hand_over(Job {
-            change,
-            reply: Reply::Waiting(tx),
-        });
-        rx.recv().unwrap_or_else(|_| Err(closed()))
     }
 
     /// Hands a change over to be written behind.
     fn write_behind(&self, change: Change) -> Durable {
         let (written, durable) = Durable::pending();
-        self.hand_over(Job {
-            change,
-            reply: Reply::Behind(written),
-        });
+        self.hand_over(Job { change, written });
         durable
     }
 }
@@ -405,9 +373,7 @@ impl Writer {
     /// last batch was being committed, say), so the busier the store, the bigger the batch.
     fn gather(&self, first: Job, queue: &mpsc::Receiver<Job>) -> Vec<Job> {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH
-            && !matches!(batch.last().map(|job| &job.reply), Some(Reply::Waiting(_)))
-        {
+        while batch.len() < MAX_BATCH {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
@@ -427,7 +393,7 @@ impl Writer {
             if let Err(e) = &result {
                 tracing::error!(error = %e, "a change could not be stored");
             }
-            job.reply.send(result);
+            job.written.report(result);
         }
     }
 
@@ -575,16 +541,16 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError("the store was already loaded".into()))
     }
 
-    fn put_channel(&self, channel: &ChannelInfo) -> Result<(), StoreError> {
-        self.write_now(Change::Channel(channel.clone()))
+    fn put_channel(&self, channel: &ChannelInfo) -> Durable {
+        self.write_behind(Change::Channel(channel.clone()))
     }
 
-    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Result<(), StoreError> {
-        self.write_now(Change::User(user.clone(), *token_hash))
+    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Durable {
+        self.write_behind(Change::User(user.clone(), *token_hash))
     }
 
-    fn rename_user(&self, user: &UserInfo) -> Result<(), StoreError> {
-        self.write_now(Change::Rename(user.clone()))
+    fn rename_user(&self, user: &UserInfo) -> Durable {
+        self.write_behind(Change::Rename(user.clone()))
     }
 
     fn put_message(&self, message: &Message) -> Durable {
@@ -668,12 +634,13 @@ mod tests {
         let epoch = {
             let store = SqliteStore::open(&path, 3).unwrap();
             let first = store.load().unwrap();
-            store.put_user(&ada, &[7; 32]).unwrap();
+            store.put_user(&ada, &[7; 32]).wait_blocking().unwrap();
             store
                 .put_channel(&ChannelInfo {
                     name: ChannelName::parse("General").unwrap(),
                     created_at: Timestamp::now(),
                 })
+                .wait_blocking()
                 .unwrap();
             for seq in 1..=5 {
                 store
@@ -694,6 +661,7 @@ mod tests {
                     id: UserId(1),
                     name: DisplayName::parse("Ada L").unwrap(),
                 })
+                .wait_blocking()
                 .unwrap();
             first.epoch
         };

@@ -38,8 +38,8 @@ pub struct Loaded {
 }
 
 /// A change handed to the store, which resolves once the change is on disk (or could not be
-/// put there). Messages and deletions are written behind the hub: they are applied and sent
-/// out at once, and only the sender's acknowledgement waits for this.
+/// put there). Changes are written behind the hub: they are applied and sent out at once,
+/// and only the answer to whoever asked for the change waits for this.
 #[derive(Debug)]
 pub struct Durable(Waiting);
 
@@ -94,18 +94,18 @@ fn abandoned() -> StoreError {
 }
 
 /// Where the hub keeps what must outlive the process. Called with the hub's lock held, in the
-/// order the hub applies changes, so the store sees them in that order. Users, channels and
-/// names are written before the call returns, and a failure cancels the change; messages
-/// and deletions are written behind (see [`Durable`]).
+/// order the hub applies changes, so the store sees them in that order. Every change is
+/// written behind: the call only hands it over, and the [`Durable`] it returns resolves once
+/// the change is on disk, so the hub never waits for the disk with its lock held.
 pub trait Store: Send + Sync + 'static {
     /// Reads everything back at start-up.
     fn load(&self) -> Result<Loaded, StoreError>;
     /// Records a new channel.
-    fn put_channel(&self, channel: &ChannelInfo) -> Result<(), StoreError>;
+    fn put_channel(&self, channel: &ChannelInfo) -> Durable;
     /// Records a new user.
-    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Result<(), StoreError>;
+    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Durable;
     /// Records a user's new display name.
-    fn rename_user(&self, user: &UserInfo) -> Result<(), StoreError>;
+    fn rename_user(&self, user: &UserInfo) -> Durable;
     /// Records a new message; the store keeps the same most-recent window as the history.
     fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
@@ -124,14 +124,14 @@ impl Store for MemoryStore {
     fn load(&self) -> Result<Loaded, StoreError> {
         Ok(Loaded::default())
     }
-    fn put_channel(&self, _: &ChannelInfo) -> Result<(), StoreError> {
-        Ok(())
+    fn put_channel(&self, _: &ChannelInfo) -> Durable {
+        Durable::done(Ok(()))
     }
-    fn put_user(&self, _: &UserInfo, _: &TokenHash) -> Result<(), StoreError> {
-        Ok(())
+    fn put_user(&self, _: &UserInfo, _: &TokenHash) -> Durable {
+        Durable::done(Ok(()))
     }
-    fn rename_user(&self, _: &UserInfo) -> Result<(), StoreError> {
-        Ok(())
+    fn rename_user(&self, _: &UserInfo) -> Durable {
+        Durable::done(Ok(()))
     }
     fn put_message(&self, _: &Message) -> Durable {
         Durable::done(Ok(()))

@@ -450,7 +450,17 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
         ClientEvent::Rename { name, client_ref } => match conn.rename(&name) {
-            Ok(_) => return true,
+            // Everyone, this connection too, has been told of the new name; only a failure
+            // to store it needs an answer, and the reader does not wait for that.
+            Ok(saved) => {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = saved.stored().await {
+                        outbox.send(&ServerEvent::chat_error(&e, client_ref)).await;
+                    }
+                });
+                return true;
+            }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
         ClientEvent::Send {

@@ -151,7 +151,7 @@ impl Client {
 
     /// Registers `name`, connects and authenticates, consuming the replies.
     pub async fn user(server: &TestServer, name: &str) -> Client {
-        let session = server.hub.register(name).expect("registers");
+        let session = server.hub.register(name).expect("registers").value;
         let mut client = Client::connect(server).await;
         client.auth(&session.token).await;
         client.session = Some(session);

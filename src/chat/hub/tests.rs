@@ -38,6 +38,18 @@ impl PostNow for Connection {
     }
 }
 
+/// A registration, channel or rename as the tests see it: what the hub applied. (With the
+/// in-memory store it is stored at once.)
+trait Applied<T> {
+    fn applied(self) -> Result<T, ChatError>;
+}
+
+impl<T> Applied<T> for Result<Saved<T>, ChatError> {
+    fn applied(self) -> Result<T, ChatError> {
+        self.map(|saved| saved.value)
+    }
+}
+
 fn general() -> Room {
     Room::Channel(ChannelName::parse("general").unwrap())
 }
@@ -70,7 +82,7 @@ struct Client {
 }
 
 fn client(hub: &Hub, name: &str, capacity: usize) -> Client {
-    let session = hub.register(name).unwrap();
+    let session = hub.register(name).applied().unwrap();
     let (outbox, rx) = Outbox::new(capacity);
     let conn = hub.connect(outbox);
     conn.authenticate(&session.token).unwrap();
@@ -83,17 +95,20 @@ fn channel_names_never_conflict() {
     let hub = unlimited();
     let ada = client(&hub, "ada", 16);
     assert_eq!(hub.channels().len(), 1);
-    hub.create_channel(&ada.session.token, "Random").unwrap();
+    hub.create_channel(&ada.session.token, "Random")
+        .applied()
+        .unwrap();
     assert_eq!(
-        hub.create_channel(&ada.session.token, "  random "),
+        hub.create_channel(&ada.session.token, "  random ")
+            .applied(),
         Err(ChatError::ChannelExists("Random".into()))
     );
     assert_eq!(
-        hub.create_channel(&ada.session.token, ""),
+        hub.create_channel(&ada.session.token, "").applied(),
         Err(ChatError::ChannelNameEmpty)
     );
     assert_eq!(
-        hub.create_channel("not-a-token", "other"),
+        hub.create_channel("not-a-token", "other").applied(),
         Err(ChatError::Unauthorized)
     );
     let names: Vec<String> = hub.channels().iter().map(|c| c.name.to_string()).collect();
@@ -105,12 +120,12 @@ fn channel_names_never_conflict() {
 #[test]
 fn registration_gives_unique_names_and_secret_tokens() {
     let hub = unlimited();
-    let ada = hub.register("Ada").unwrap();
+    let ada = hub.register("Ada").applied().unwrap();
     assert_eq!(
-        hub.register(" ADA "),
+        hub.register(" ADA ").applied(),
         Err(ChatError::DisplayNameTaken("Ada".into()))
     );
-    let bob = hub.register("Bob").unwrap();
+    let bob = hub.register("Bob").applied().unwrap();
     assert_ne!(ada.token, bob.token);
     assert!(ada.token.len() >= 32, "at least 128 bits, hex-encoded");
     assert_eq!(hub.user_for_token(&ada.token).unwrap(), ada.user);
@@ -126,7 +141,9 @@ fn channel_creation_is_broadcast() {
     let hub = unlimited();
     let mut ada = client(&hub, "ada", 16);
     drain(&mut ada.rx);
-    hub.create_channel(&ada.session.token, "news").unwrap();
+    hub.create_channel(&ada.session.token, "news")
+        .applied()
+        .unwrap();
     let events = drain(&mut ada.rx);
     assert!(
         matches!(&events[..], [ServerEvent::ChannelCreated { channel }] if channel.name.as_str() == "news")
@@ -298,7 +315,7 @@ fn refused_posts_change_nothing() {
         Err(ChatError::NotIdentified)
     );
     assert_eq!(anon.authenticate("forged"), Err(ChatError::Unauthorized));
-    let session = hub.register("ada").unwrap();
+    let session = hub.register("ada").applied().unwrap();
     anon.authenticate(&session.token).unwrap();
     assert_eq!(
         anon.post_now(&general(), "  ", None),
@@ -354,11 +371,11 @@ fn renaming_updates_history_and_is_announced() {
     let mut bob = client(&hub, "bob", 64);
     ada.conn.post_now(&general(), "hello", None).unwrap();
     assert_eq!(
-        ada.conn.rename("BOB"),
+        ada.conn.rename("BOB").applied(),
         Err(ChatError::DisplayNameTaken("bob".into()))
     );
     drain(&mut bob.rx);
-    let renamed = ada.conn.rename("Ada Lovelace").unwrap();
+    let renamed = ada.conn.rename("Ada Lovelace").applied().unwrap();
     assert_eq!(renamed.id, ada.session.user.id);
     assert!(matches!(
         &drain(&mut bob.rx)[..],
@@ -366,7 +383,10 @@ fn renaming_updates_history_and_is_announced() {
     ));
     let page = hub.channel_page("general").unwrap();
     assert_eq!(page.messages[0].author.name.as_str(), "Ada Lovelace");
-    assert!(hub.register("ada").is_ok(), "the old name is free again");
+    assert!(
+        hub.register("ada").applied().is_ok(),
+        "the old name is free again"
+    );
 }
 
 /// Private conversations reach both participants' connections, and nobody else's; only
@@ -472,7 +492,7 @@ fn authenticating_after_joining_counts_as_online() {
         drain(&mut ada.rx).is_empty(),
         "anonymous readers are not announced"
     );
-    let bob = hub.register("bob").unwrap();
+    let bob = hub.register("bob").applied().unwrap();
     late.authenticate(&bob.token).unwrap();
     assert!(matches!(
         &drain(&mut ada.rx)[..],
@@ -518,10 +538,11 @@ fn channel_creation_is_rate_limited() {
     let limit = HubSettings::default().channels_per_minute;
     for i in 0..limit {
         hub.create_channel(&ada.session.token, &format!("c{i}"))
+            .applied()
             .unwrap();
     }
     assert_eq!(
-        hub.create_channel(&ada.session.token, "one more"),
+        hub.create_channel(&ada.session.token, "one more").applied(),
         Err(ChatError::ChannelRateLimited)
     );
 }
@@ -547,11 +568,13 @@ fn refusals_do_not_use_up_allowances() {
     }
     for _ in 0..limits.channels_per_minute * 2 {
         assert!(matches!(
-            hub.create_channel(&ada.session.token, "GENERAL"),
+            hub.create_channel(&ada.session.token, "GENERAL").applied(),
             Err(ChatError::ChannelExists(_))
         ));
     }
-    hub.create_channel(&ada.session.token, "fresh").unwrap();
+    hub.create_channel(&ada.session.token, "fresh")
+        .applied()
+        .unwrap();
 }
 
 /// The page generation moves with every change a page shows (a post, a deletion, a rename, a
@@ -573,9 +596,11 @@ fn generation_tracks_what_pages_show() {
     assert!(moved(&hub), "a post");
     assert!(ada.conn.post_now(&general(), "", None).is_err());
     assert!(!moved(&hub), "a refused post");
-    ada.conn.rename("adeline").unwrap();
+    ada.conn.rename("adeline").applied().unwrap();
     assert!(moved(&hub), "a rename");
-    hub.create_channel(&ada.session.token, "news").unwrap();
+    hub.create_channel(&ada.session.token, "news")
+        .applied()
+        .unwrap();
     assert!(moved(&hub), "a new channel");
     ada.conn.delete(&general(), message.id).unwrap();
     assert!(moved(&hub), "a deletion");
@@ -667,7 +692,7 @@ fn missed_renames_are_repaired_by_the_resync() {
             .post_now(&general(), &format!("m{i}"), None)
             .unwrap();
     }
-    poster.conn.rename("renamed").unwrap();
+    poster.conn.rename("renamed").applied().unwrap();
     let before = drain(&mut slow.rx);
     assert_eq!(
         seqs(&before),
@@ -776,6 +801,77 @@ fn deletions_leave_the_same_window_in_memory_and_on_disk() {
     let store = Arc::new(SqliteStore::open(&path, 5).unwrap());
     let hub = Hub::open(store.clone(), settings).unwrap();
     assert_eq!(shown(&hub), before);
+    store.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Invariant 7: the hub never waits for the disk. While another connection holds the
+/// database's write lock (as a stalled disk holds up the writer), registering, creating a
+/// channel and renaming still go through and are announced, and messages still flow; only
+/// the answers wait, and they come once the lock is released and the changes are on disk.
+#[test]
+fn a_stalled_disk_holds_up_answers_not_the_hub() {
+    use crate::chat::sqlite::SqliteStore;
+    let dir = std::env::temp_dir().join(format!("flack-hub-stall-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("flack.db");
+    let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
+    let settings = HubSettings {
+        messages_per_second: 1_000_000,
+        message_burst: 1_000_000,
+        ..HubSettings::default()
+    };
+    let hub = Hub::open(store.clone(), settings).unwrap();
+    let mut bob = client(&hub, "bob", 64);
+    bob.conn.join(&general(), None).unwrap();
+    drain(&mut bob.rx);
+
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let ada = hub
+        .register("ada")
+        .expect("registers while the disk is held");
+    let ada_conn = hub.connect(Outbox::new(16).0);
+    ada_conn.authenticate(&ada.value.token).unwrap();
+    let design = hub
+        .create_channel(&ada.value.token, "design")
+        .expect("creates while the disk is held");
+    let renamed = bob.conn.rename("robert").expect("renames while held");
+    let posted = ada_conn.post(&general(), "still flowing", None).unwrap();
+    let events = drain(&mut bob.rx);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::ChannelCreated { channel } if channel.name.as_str() == "design")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::UserRenamed { user } if user.name.as_str() == "robert")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Message { message } if message.body.as_str() == "still flowing")));
+
+    let (answered, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let results = [
+            ada.stored_blocking().map(|_| ()),
+            design.stored_blocking().map(|_| ()),
+            renamed.stored_blocking().map(|_| ()),
+            posted
+                .durable
+                .wait_blocking()
+                .map_err(|e| ChatError::Unavailable(e.0)),
+        ];
+        let _ = answered.send(results);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        answers.try_recv().is_err(),
+        "no answer before the disk is free"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    let results = answers
+        .recv_timeout(Duration::from_secs(30))
+        .expect("answered once the disk is free");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
     store.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
