@@ -49,7 +49,7 @@ impl History {
             .messages
             .back()
             .is_none_or(|last| message.seq > last.seq));
-        let oldest_kept = message.seq.saturating_sub(self.capacity as u64 - 1).max(1);
+        let oldest_kept = (message.seq + 1).saturating_sub(self.capacity as u64);
         let mut evicted = Vec::new();
         while let Some(front) = self.messages.front() {
             if front.seq >= oldest_kept {

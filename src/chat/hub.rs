@@ -22,7 +22,7 @@
 //!    the lock is released, so a page rendered at one generation is current while it holds.
 //! 7. **Acknowledged means stored; the lock never waits for the disk.** Every change is
 //!    written behind (delivery never waits for the disk), but whoever asked for it is
-//!    answered only once it is on disk ([`Posted::durable`], [`Saved::stored`]). A change
+//!    answered only once it is on disk ([`Saved::stored`]). A change
 //!    that could not be stored stays in memory until the next restart and its requester
 //!    gets an error.
 //!
@@ -890,29 +890,12 @@ impl RoomState {
     }
 }
 
-/// A message accepted and sent out: what its sender is acknowledged with, once it is stored.
-#[derive(Debug)]
-pub struct Posted {
-    /// The message as it was sent out.
-    pub message: Message,
-    /// Resolves once the message is on disk (at once with the in-memory store).
-    pub durable: Durable,
-}
-
-impl Posted {
-    /// Waits until the message is stored, and gives it back: what its sender is told.
-    pub async fn stored(self) -> Result<Message, ChatError> {
-        // Delivered but not stored: it is gone after a restart (see `super::sqlite`).
-        self.durable.wait().await.map_err(store_failed("message"))?;
-        Ok(self.message)
-    }
-}
-
-/// The outcome of a registration, a new channel or a new name: applied and sent out, with
-/// its write to the store possibly still under way (invariant 7).
+/// A change the hub has applied and sent out (a message, a registration, a new channel, a
+/// new name), with its write to the store possibly still under way (invariant 7). A
+/// message delivered but never stored is gone after a restart (see `super::sqlite`).
 #[derive(Debug)]
 pub struct Saved<T> {
-    /// What the hub applied.
+    /// What the hub applied: for a message, the message as it was sent out.
     pub value: T,
     durable: Durable,
     what: &'static str,
@@ -1085,13 +1068,13 @@ impl Connection {
 
     /// Posts a message under this connection's user and fans it out (invariant 1). The body
     /// may be empty when the message carries an attachment. The sender is to be told only
-    /// once [`Posted::durable`] resolves.
+    /// once [`Saved::stored`] resolves.
     pub fn post(
         &self,
         room: &Room,
         raw_body: &str,
         attachment: Option<&FileId>,
-    ) -> Result<Posted, ChatError> {
+    ) -> Result<Saved<Message>, ChatError> {
         let limits = &self.hub.shared.limits;
         let body = if attachment.is_some() && raw_body.trim().is_empty() {
             MessageBody::empty()
@@ -1131,7 +1114,7 @@ impl Connection {
             sent_at: Timestamp::now(),
         };
         // Handed to the store under the lock, so the store writes messages in their order;
-        // the write itself happens behind (see `Posted`).
+        // the write itself happens behind (see `Saved`).
         let durable = self.hub.shared.store.put_message(&message);
         target.next_seq += 1;
         let evicted = target.history.push(message.clone());
@@ -1146,10 +1129,10 @@ impl Connection {
                 entry.attached = true;
             }
         }
-        let dropped = state.forget_file_of(evicted);
+        let dropped = state.forget_files_of(evicted);
         drop(state);
         self.hub.remove_files(dropped);
-        Ok(Posted { message, durable })
+        Ok(Saved::new(message, durable, "message"))
     }
 
     /// Deletes one of this user's own messages, for everyone.
@@ -1171,7 +1154,7 @@ impl Connection {
         });
         target.broadcast(&frame, None);
         self.hub.changed();
-        let dropped = state.forget_file_of(removed);
+        let dropped = state.forget_files_of(removed);
         drop(state);
         self.hub.remove_files(dropped);
         Ok(())
@@ -1215,7 +1198,7 @@ impl Connection {
 
 impl State {
     /// Forgets the files of messages that left the history, returning them for deletion.
-    fn forget_file_of(&mut self, messages: impl IntoIterator<Item = Message>) -> Vec<FileId> {
+    fn forget_files_of(&mut self, messages: impl IntoIterator<Item = Message>) -> Vec<FileId> {
         messages
             .into_iter()
             .filter_map(|m| m.attachment)

@@ -2,17 +2,26 @@
 
 use super::*;
 
+/// Settings without rate limits, for tests that post in bulk.
+fn unlimited_settings() -> HubSettings {
+    HubSettings {
+        messages_per_second: 1_000_000,
+        message_burst: 1_000_000,
+        ..HubSettings::default()
+    }
+}
+
 /// A hub without rate limits, for tests that post in bulk.
 fn unlimited() -> Hub {
-    Hub::open(
-        Arc::new(MemoryStore),
-        HubSettings {
-            messages_per_second: 1_000_000,
-            message_burst: 1_000_000,
-            ..HubSettings::default()
-        },
-    )
-    .unwrap()
+    Hub::open(Arc::new(MemoryStore), unlimited_settings()).unwrap()
+}
+
+/// A path for a SQLite file of this test's own, in a fresh folder (returned for removal).
+fn fresh_db(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("flack-hub-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("flack.db");
+    (dir, path)
 }
 
 /// Posting as the tests see it: the message as sent out. (With the in-memory store it is
@@ -33,8 +42,7 @@ impl PostNow for Connection {
         body: &str,
         attachment: Option<&FileId>,
     ) -> Result<Message, ChatError> {
-        self.post(room, body, attachment)
-            .map(|posted| posted.message)
+        self.post(room, body, attachment).applied()
     }
 }
 
@@ -727,9 +735,7 @@ fn missed_renames_are_repaired_by_the_resync() {
 #[test]
 fn acks_wait_for_the_store() {
     use crate::chat::sqlite::SqliteStore;
-    let dir = std::env::temp_dir().join(format!("flack-hub-acks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("flack.db");
+    let (dir, path) = fresh_db("acks");
     let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
     let hub = Hub::open(store.clone(), HubSettings::default()).unwrap();
     let ada = client(&hub, "ada", 16);
@@ -742,7 +748,7 @@ fn acks_wait_for_the_store() {
         matches!(&drain(&mut bob.rx)[..], [ServerEvent::Message { message }] if message.body.as_str() == "hello"),
         "delivered"
     );
-    posted.durable.wait_blocking().expect("stored");
+    posted.stored_blocking().expect("stored");
 
     // A clean stop (what the server does on SIGTERM) keeps the epoch.
     let epoch = hub.epoch();
@@ -762,14 +768,10 @@ fn acks_wait_for_the_store() {
 #[test]
 fn deletions_leave_the_same_window_in_memory_and_on_disk() {
     use crate::chat::sqlite::SqliteStore;
-    let dir = std::env::temp_dir().join(format!("flack-hub-window-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("flack.db");
+    let (dir, path) = fresh_db("window");
     let settings = HubSettings {
         history: 5,
-        messages_per_second: 1_000_000,
-        message_burst: 1_000_000,
-        ..HubSettings::default()
+        ..unlimited_settings()
     };
     let shown = |hub: &Hub| -> Vec<String> {
         let page = hub.channel_page("general").unwrap();
@@ -786,12 +788,12 @@ fn deletions_leave_the_same_window_in_memory_and_on_disk() {
         for n in 1..=5 {
             posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
         }
-        ada.conn.delete(&general(), posted[2].message.id).unwrap();
+        ada.conn.delete(&general(), posted[2].value.id).unwrap();
         for n in 6..=7 {
             posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
         }
         for p in posted {
-            p.durable.wait_blocking().expect("stored");
+            p.stored_blocking().expect("stored");
         }
         let before = shown(&hub);
         store.close();
@@ -812,16 +814,9 @@ fn deletions_leave_the_same_window_in_memory_and_on_disk() {
 #[test]
 fn a_stalled_disk_holds_up_answers_not_the_hub() {
     use crate::chat::sqlite::SqliteStore;
-    let dir = std::env::temp_dir().join(format!("flack-hub-stall-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("flack.db");
+    let (dir, path) = fresh_db("stall");
     let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
-    let settings = HubSettings {
-        messages_per_second: 1_000_000,
-        message_burst: 1_000_000,
-        ..HubSettings::default()
-    };
-    let hub = Hub::open(store.clone(), settings).unwrap();
+    let hub = Hub::open(store.clone(), unlimited_settings()).unwrap();
     let mut bob = client(&hub, "bob", 64);
     bob.conn.join(&general(), None).unwrap();
     drain(&mut bob.rx);
@@ -855,10 +850,7 @@ fn a_stalled_disk_holds_up_answers_not_the_hub() {
             ada.stored_blocking().map(|_| ()),
             design.stored_blocking().map(|_| ()),
             renamed.stored_blocking().map(|_| ()),
-            posted
-                .durable
-                .wait_blocking()
-                .map_err(|e| ChatError::Unavailable(e.0)),
+            posted.stored_blocking().map(|_| ()),
         ];
         let _ = answered.send(results);
     });
