@@ -6,14 +6,17 @@
 //!
 //! # Layout
 //! - [`chat`]: the domain. Validated names and messages ([`chat::model`]), the 100-message
-//!   history ([`chat::history`]), the hub that owns all chat state (`chat::hub`, server only)
-//!   and the server functions ([`chat::api`]).
+//!   history ([`chat::history`]) and the hub that owns all chat state (`chat::hub`, server
+//!   only). It imports nothing below.
+//! - [`api`]: the server functions the components call (registration, channels, history).
 //! - [`protocol`]: the WebSocket events, one enum per direction, shared by both sides.
 //! - `server`: server only: configuration, the router, the WebSocket endpoint, `serve`.
 //! - [`app`]: the components and the browser's chat client.
 //!
+//! Dependencies point one way: `server` → `app` / `api` / `protocol` → `chat`.
 //! Data flows one way: browser event → protocol → hub → fan-out → protocol → signals → view.
 
+pub mod api;
 pub mod app;
 pub mod chat;
 pub mod protocol;

@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(MemoryStore)
         }
     };
-    let hub = Hub::open(store.clone(), limits)?;
+    let hub = Hub::open(store.clone(), limits, flack::protocol::encode_hub_event)?;
     server::files::spawn_unsent_sweeper(hub.clone());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.site_root.display(), "Flack is listening");

@@ -2,21 +2,12 @@
 //! the server, encoded as JSON text frames tagged by `"type"`. `docs/PROTOCOL.md` documents
 //! every event; keep the two in step.
 
+pub use crate::chat::model::Cursor;
 use crate::chat::model::{ChannelInfo, ChatError, FileId, Message, MessageId, Room, UserInfo};
 use serde::{Deserialize, Serialize};
 
 /// The path the WebSocket endpoint is served at.
 pub const WS_PATH: &str = "/ws";
-
-/// Where a client's copy of a channel ends: the server epoch and the last sequence number it
-/// has. Sent when (re)joining so the server can send only what was missed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    /// The server epoch the client's sequence numbers came from.
-    pub epoch: u64,
-    /// The highest sequence number the client holds for the channel.
-    pub seq: u64,
-}
 
 /// Everything a client may send.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +193,54 @@ impl ServerEvent {
     /// Decodes one text frame from the server.
     pub fn decode(text: &str) -> Result<ServerEvent, ProtocolError> {
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+}
+
+/// The hub's events, as the wire carries them.
+#[cfg(feature = "ssr")]
+impl From<crate::chat::hub::HubEvent> for ServerEvent {
+    fn from(event: crate::chat::hub::HubEvent) -> ServerEvent {
+        use crate::chat::hub::HubEvent;
+        match event {
+            HubEvent::Welcome { epoch, channels } => ServerEvent::Welcome { epoch, channels },
+            HubEvent::ChannelCreated { channel } => ServerEvent::ChannelCreated { channel },
+            HubEvent::Joined {
+                room,
+                epoch,
+                reset,
+                last_seq,
+                messages,
+                online,
+            } => ServerEvent::Joined {
+                room,
+                epoch,
+                reset,
+                last_seq,
+                messages,
+                online,
+            },
+            HubEvent::Message { message } => ServerEvent::Message { message },
+            HubEvent::MessageDeleted { room, id } => ServerEvent::MessageDeleted { room, id },
+            HubEvent::UserRenamed { user } => ServerEvent::UserRenamed { user },
+            HubEvent::Presence { room, user, online } => {
+                ServerEvent::Presence { room, user, online }
+            }
+        }
+    }
+}
+
+/// The [`Encoder`](crate::chat::hub::Encoder) the server hands the hub: each event as this
+/// protocol's JSON text frame.
+#[cfg(feature = "ssr")]
+pub fn encode_hub_event(event: crate::chat::hub::HubEvent) -> crate::chat::hub::Frame {
+    ServerEvent::from(event).frame()
+}
+
+#[cfg(feature = "ssr")]
+impl ServerEvent {
+    /// The event encoded as a frame for one connection's outbox.
+    pub fn frame(&self) -> crate::chat::hub::Frame {
+        crate::chat::hub::Frame::from_text(self.encode())
     }
 }
 

@@ -35,6 +35,19 @@ fn stored_files(server: &TestServer) -> usize {
         .unwrap_or(0)
 }
 
+/// The number of stored files once pending deletions have run: files are deleted from disk
+/// off the async threads, a moment after the hub forgets them. Waits up to two seconds for
+/// the count to reach `expected`, then returns it as it is.
+async fn stored_files_settled(server: &TestServer, expected: usize) -> usize {
+    for _ in 0..100 {
+        if stored_files(server) == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stored_files(server)
+}
+
 async fn send_with(client: &mut Client, room: &Room, body: &str, attachment: &Attachment) {
     client
         .send(ClientEvent::Send {
@@ -291,7 +304,7 @@ async fn files_go_with_their_messages() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(gone, "the deleted message's file is no longer served");
-    assert_eq!(stored_files(&server), 1);
+    assert_eq!(stored_files_settled(&server, 1).await, 1);
 
     for i in 0..100 {
         ada.post(&general(), &format!("filler {i}")).await;
@@ -303,5 +316,5 @@ async fn files_go_with_their_messages() {
             .status,
         404
     );
-    assert_eq!(stored_files(&server), 0);
+    assert_eq!(stored_files_settled(&server, 0).await, 0);
 }

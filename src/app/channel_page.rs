@@ -6,7 +6,7 @@
 use super::client::{use_chat_client, ChatClient, Feed};
 use super::message_item::MessageItem;
 use super::nav::{use_location, Location};
-use crate::chat::api::{channel_history, direct_history};
+use crate::api::{channel_history, direct_history};
 use crate::chat::model::{human_size, Attachment, ChatError, HistoryPage, UserInfo};
 use leptos::either::Either;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
@@ -38,7 +38,7 @@ pub fn ChannelPage(name: String) -> impl IntoView {
 /// The channel's history, when rendering on the server; nothing in the browser.
 fn rendered_on_server(name: &str) -> Option<Loaded> {
     #[cfg(feature = "ssr")]
-    return Some(crate::chat::api::hub().and_then(|hub| hub.channel_page(name)));
+    return Some(crate::api::hub().and_then(|hub| hub.channel_page(name)));
     #[cfg(not(feature = "ssr"))]
     {
         let _ = name;

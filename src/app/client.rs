@@ -217,7 +217,7 @@ impl ChatClient {
     /// Registers a display name with the server, then remembers the session it returns.
     pub async fn register(&self, raw: String) -> Result<(), ChatError> {
         DisplayName::parse(&raw)?;
-        let session = crate::chat::api::register(raw).await?;
+        let session = crate::api::register(raw).await?;
         self.adopt(session);
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::client::use_chat_client;
 use super::nav::{use_location, Link};
-use crate::chat::api::{my_directs, CreateChannel};
+use crate::api::{my_directs, CreateChannel};
 use crate::chat::model::{ChannelName, ChatError};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -17,7 +17,7 @@ pub fn Sidebar() -> impl IntoView {
     // it; the live connection keeps it current from then on.
     let channels = SharedValue::new(|| {
         #[cfg(feature = "ssr")]
-        return crate::chat::api::hub()
+        return crate::api::hub()
             .map(|hub| hub.channels())
             .unwrap_or_default();
         #[cfg(not(feature = "ssr"))]

@@ -1,7 +1,7 @@
-//! The chat domain: validated values, per-channel history, the hub that owns all chat state,
-//! and the server functions the UI calls. No UI and no transport code lives here.
+//! The chat domain: validated values, per-room history, rate limits, storage and the hub that
+//! owns all chat state. No UI and no transport code lives here: nothing in `chat/` imports
+//! `protocol`, `api`, `server` or `app`.
 
-pub mod api;
 pub mod history;
 #[cfg(feature = "ssr")]
 pub mod hub;

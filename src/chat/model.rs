@@ -550,6 +550,16 @@ pub enum RoomKey {
     Direct(DirectKey),
 }
 
+/// Where a client's copy of a channel ends: the server epoch and the last sequence number it
+/// has. Sent when (re)joining so the server can send only what was missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The server epoch the client's sequence numbers came from.
+    pub epoch: u64,
+    /// The highest sequence number the client holds for the channel.
+    pub seq: u64,
+}
+
 /// A channel as everyone sees it in the channel list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelInfo {

@@ -7,6 +7,7 @@
 //! `<img>` works in private conversations).
 
 use super::AppState;
+use crate::api::{token_cookie, TOKEN_COOKIE};
 use crate::chat::model::{
     decode_path_segment, parse_file_name, sniff_image, Attachment, ChannelName, ChatError,
     DirectKey, FileId, Room, UserId,
@@ -17,9 +18,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-
-/// The cookie that carries the session token for downloads.
-pub const TOKEN_COOKIE: &str = "flack_token";
 
 /// How long an upload may wait for the message that carries it before it is deleted.
 pub const UNSENT_UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -89,11 +87,6 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == TOKEN_COOKIE)
         .map(|(_, value)| value.to_owned())
-}
-
-/// The `Set-Cookie` value that lets the browser fetch private files with its token.
-pub fn token_cookie(token: &str) -> String {
-    format!("{TOKEN_COOKIE}={token}; Path=/files; HttpOnly; SameSite=Strict; Max-Age=31536000")
 }
 
 fn new_file_id() -> Result<FileId, ChatError> {

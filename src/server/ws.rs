@@ -403,7 +403,10 @@ async fn read_loop(
             Err(error) => {
                 bad_frames += 1;
                 tracing::debug!(id = ?conn.id(), %error, "refused a malformed frame");
-                if !outbox.send(&ServerEvent::protocol_error(&error)).await {
+                if !outbox
+                    .send(ServerEvent::protocol_error(&error).frame())
+                    .await
+                {
                     break;
                 }
                 if bad_frames >= MAX_CONSECUTIVE_BAD_FRAMES {
@@ -456,7 +459,9 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
                 let outbox = outbox.clone();
                 tokio::spawn(async move {
                     if let Err(e) = saved.stored().await {
-                        outbox.send(&ServerEvent::chat_error(&e, client_ref)).await;
+                        outbox
+                            .send(ServerEvent::chat_error(&e, client_ref).frame())
+                            .await;
                     }
                 });
                 return true;
@@ -482,14 +487,14 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
                         },
                         Err(e) => ServerEvent::chat_error(&e, client_ref),
                     };
-                    outbox.send(&reply).await;
+                    outbox.send(reply.frame()).await;
                 });
                 return true;
             }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
     };
-    outbox.send(&reply).await
+    outbox.send(reply.frame()).await
 }
 
 #[cfg(test)]

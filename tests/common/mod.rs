@@ -85,7 +85,12 @@ fn launch(mut config: Config, shared_runtime: bool) -> TestServer {
     config.data_dir =
         std::env::temp_dir().join(format!("flack-test-{}-{}", std::process::id(), addr.port()));
     let settings = config.hub_settings();
-    let hub = Hub::open(std::sync::Arc::new(MemoryStore), settings).expect("hub opens");
+    let hub = Hub::open(
+        std::sync::Arc::new(MemoryStore),
+        settings,
+        flack::protocol::encode_hub_event,
+    )
+    .expect("hub opens");
     let state = AppState::new(config.clone(), hub.clone());
     // Build the router (which sets up Leptos's executor on first use) inside the shared
     // runtime, so that executor never belongs to a test runtime that ends.

@@ -1,6 +1,26 @@
 //! Unit tests of the hub's invariants, driven through its public API with in-memory outboxes.
 
 use super::*;
+use crate::chat::model::{Attachment, Cursor, FileId, Message, MessageId};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The events the test encoder has seen; a test frame is an index into this list. (The wire
+/// encoding is the protocol's business and is tested there: these tests look at the events.)
+static ENCODED: Mutex<Vec<HubEvent>> = Mutex::new(Vec::new());
+
+/// The encoder the tests hand the hub: it keeps the event and frames its index.
+fn keep(event: HubEvent) -> Frame {
+    let mut encoded = ENCODED.lock().unwrap_or_else(|e| e.into_inner());
+    encoded.push(event);
+    Frame::from_text((encoded.len() - 1).to_string())
+}
+
+/// The event a test frame stands for.
+fn decode(frame: &Frame) -> HubEvent {
+    let index: usize = frame.as_str().parse().expect("a test frame");
+    ENCODED.lock().unwrap_or_else(|e| e.into_inner())[index].clone()
+}
 
 /// Settings without rate limits, for tests that post in bulk.
 fn unlimited_settings() -> HubSettings {
@@ -13,7 +33,7 @@ fn unlimited_settings() -> HubSettings {
 
 /// A hub without rate limits, for tests that post in bulk.
 fn unlimited() -> Hub {
-    Hub::open(Arc::new(MemoryStore), unlimited_settings()).unwrap()
+    Hub::open(Arc::new(MemoryStore), unlimited_settings(), keep).unwrap()
 }
 
 /// A path for a SQLite file of this test's own, in a fresh folder (returned for removal).
@@ -62,20 +82,20 @@ fn general() -> Room {
     Room::Channel(ChannelName::parse("general").unwrap())
 }
 
-fn drain(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerEvent> {
+fn drain(rx: &mut mpsc::Receiver<Frame>) -> Vec<HubEvent> {
     let mut events = Vec::new();
     while let Ok(frame) = rx.try_recv() {
-        events.push(ServerEvent::decode(frame.as_str()).expect("valid event"));
+        events.push(decode(&frame));
     }
     events
 }
 
-fn seqs(events: &[ServerEvent]) -> Vec<u64> {
+fn seqs(events: &[HubEvent]) -> Vec<u64> {
     let mut out = Vec::new();
     for event in events {
         match event {
-            ServerEvent::Joined { messages, .. } => out.extend(messages.iter().map(|m| m.seq)),
-            ServerEvent::Message { message } => out.push(message.seq),
+            HubEvent::Joined { messages, .. } => out.extend(messages.iter().map(|m| m.seq)),
+            HubEvent::Message { message } => out.push(message.seq),
             _ => {}
         }
     }
@@ -139,8 +159,13 @@ fn registration_gives_unique_names_and_secret_tokens() {
     assert_eq!(hub.user_for_token(&ada.token).unwrap(), ada.user);
     assert_eq!(hub.user_for_token("guess"), Err(ChatError::Unauthorized));
     let state = hub.lock();
-    assert!(state.user_by_token.contains_key(&hash_token(&ada.token)));
-    assert!(!format!("{:?}", state.user_by_token.keys().collect::<Vec<_>>()).contains(&ada.token));
+    assert!(state
+        .directory
+        .by_token
+        .contains_key(&hash_token(&ada.token)));
+    assert!(
+        !format!("{:?}", state.directory.by_token.keys().collect::<Vec<_>>()).contains(&ada.token)
+    );
 }
 
 /// Every connection hears about a new channel.
@@ -154,7 +179,7 @@ fn channel_creation_is_broadcast() {
         .unwrap();
     let events = drain(&mut ada.rx);
     assert!(
-        matches!(&events[..], [ServerEvent::ChannelCreated { channel }] if channel.name.as_str() == "news")
+        matches!(&events[..], [HubEvent::ChannelCreated { channel }] if channel.name.as_str() == "news")
     );
 }
 
@@ -220,7 +245,7 @@ fn rejoin_sends_only_what_was_missed() {
     let events = drain(&mut reader.rx);
     assert!(matches!(
         &events[..],
-        [ServerEvent::Joined { reset: false, .. }, ..]
+        [HubEvent::Joined { reset: false, .. }, ..]
     ));
     assert_eq!(seqs(&events), vec![8, 9, 10]);
 
@@ -237,7 +262,7 @@ fn rejoin_sends_only_what_was_missed() {
     let events = drain(&mut reader.rx);
     assert!(matches!(
         &events[..],
-        [ServerEvent::Joined { reset: true, .. }]
+        [HubEvent::Joined { reset: true, .. }]
     ));
     assert_eq!(seqs(&events), (1..=10).collect::<Vec<_>>());
 }
@@ -271,7 +296,7 @@ fn all_members_see_one_order() {
         let ids: Vec<(u64, MessageId)> = drain(&mut c.rx)
             .iter()
             .filter_map(|e| match e {
-                ServerEvent::Message { message } => Some((message.seq, message.id)),
+                HubEvent::Message { message } => Some((message.seq, message.id)),
                 _ => None,
             })
             .collect();
@@ -365,7 +390,7 @@ fn only_authors_delete_their_messages() {
     ada.conn.delete(&general(), mine.id).unwrap();
     assert!(matches!(
         &drain(&mut bob.rx)[..],
-        [ServerEvent::MessageDeleted { id, .. }] if *id == mine.id
+        [HubEvent::MessageDeleted { id, .. }] if *id == mine.id
     ));
     assert!(hub.channel_page("general").unwrap().messages.is_empty());
 }
@@ -387,7 +412,7 @@ fn renaming_updates_history_and_is_announced() {
     assert_eq!(renamed.id, ada.session.user.id);
     assert!(matches!(
         &drain(&mut bob.rx)[..],
-        [ServerEvent::UserRenamed { user }] if user.name.as_str() == "Ada Lovelace"
+        [HubEvent::UserRenamed { user }] if user.name.as_str() == "Ada Lovelace"
     ));
     let page = hub.channel_page("general").unwrap();
     assert_eq!(page.messages[0].author.name.as_str(), "Ada Lovelace");
@@ -416,7 +441,7 @@ fn private_conversations_stay_private() {
     for c in [&mut ada, &mut bob] {
         assert!(matches!(
             &drain(&mut c.rx)[..],
-            [ServerEvent::Message { message }] if message.id == sent.id
+            [HubEvent::Message { message }] if message.id == sent.id
         ));
     }
     assert!(drain(&mut eve.rx).is_empty());
@@ -455,7 +480,7 @@ fn presence_follows_connections() {
     let mut bob = client(&hub, "bob", 64);
     bob.conn.join(&general(), None).unwrap();
     match &drain(&mut bob.rx)[..] {
-        [_, ServerEvent::Joined { online, .. }, ..] => {
+        [_, HubEvent::Joined { online, .. }, ..] => {
             let names: Vec<&str> = online.iter().map(|u| u.name.as_str()).collect();
             assert_eq!(names, ["ada", "bob"]);
         }
@@ -463,12 +488,12 @@ fn presence_follows_connections() {
     }
     assert!(matches!(
         &drain(&mut ada.rx)[..],
-        [ServerEvent::Presence { online: true, user, .. }] if user.name.as_str() == "bob"
+        [HubEvent::Presence { online: true, user, .. }] if user.name.as_str() == "bob"
     ));
     drop(bob.conn);
     assert!(matches!(
         &drain(&mut ada.rx)[..],
-        [ServerEvent::Presence { online: false, user, .. }] if user.name.as_str() == "bob"
+        [HubEvent::Presence { online: false, user, .. }] if user.name.as_str() == "bob"
     ));
 }
 
@@ -480,9 +505,9 @@ fn dropped_connections_unsubscribe() {
     c.conn.join(&general(), None).unwrap();
     drop(c);
     let state = hub.lock();
-    assert!(state.connections.is_empty());
-    assert!(state.rooms.values().all(|r| r.members.is_empty()));
-    assert!(state.users.values().all(|u| u.conns.is_empty()));
+    assert!(state.connections.map.is_empty());
+    assert!(state.rooms.map.values().all(|r| r.members.is_empty()));
+    assert!(state.directory.users.values().all(|u| u.conns.is_empty()));
 }
 
 /// A connection that joined a channel before authenticating shows up as online once it
@@ -504,7 +529,7 @@ fn authenticating_after_joining_counts_as_online() {
     late.authenticate(&bob.token).unwrap();
     assert!(matches!(
         &drain(&mut ada.rx)[..],
-        [ServerEvent::Presence { online: true, user, .. }] if user.id == bob.user.id
+        [HubEvent::Presence { online: true, user, .. }] if user.id == bob.user.id
     ));
 }
 
@@ -512,7 +537,7 @@ fn authenticating_after_joining_counts_as_online() {
 /// limit is per user, so others are unaffected, and it recovers with time.
 #[test]
 fn posting_is_rate_limited_per_user() {
-    let hub = Hub::in_memory();
+    let hub = Hub::in_memory(keep);
     let ada = client(&hub, "ada", 256);
     let bob = client(&hub, "bob", 256);
     let limits = HubSettings::default();
@@ -541,7 +566,7 @@ fn posting_is_rate_limited_per_user() {
 /// Creating channels faster than the limit is refused.
 #[test]
 fn channel_creation_is_rate_limited() {
-    let hub = Hub::in_memory();
+    let hub = Hub::in_memory(keep);
     let ada = client(&hub, "ada", 256);
     let limit = HubSettings::default().channels_per_minute;
     for i in 0..limit {
@@ -559,7 +584,7 @@ fn channel_creation_is_rate_limited() {
 /// taken channel name does not use up the channel allowance.
 #[test]
 fn refusals_do_not_use_up_allowances() {
-    let hub = Hub::in_memory();
+    let hub = Hub::in_memory(keep);
     let ada = client(&hub, "ada", 256);
     let nowhere = Room::Channel(ChannelName::parse("nowhere").unwrap());
     let limits = HubSettings::default();
@@ -630,6 +655,7 @@ fn open_with_files(dir: &std::path::Path) -> Hub {
             files_dir: Some(dir.to_path_buf()),
             ..HubSettings::default()
         },
+        keep,
     )
     .unwrap()
 }
@@ -709,12 +735,12 @@ fn missed_renames_are_repaired_by_the_resync() {
     );
     assert!(!before
         .iter()
-        .any(|e| matches!(e, ServerEvent::UserRenamed { .. })));
+        .any(|e| matches!(e, HubEvent::UserRenamed { .. })));
     hub.resync(slow.conn.id());
     let after = drain(&mut slow.rx);
-    assert!(matches!(after.first(), Some(ServerEvent::Welcome { .. })));
+    assert!(matches!(after.first(), Some(HubEvent::Welcome { .. })));
     let snapshot = after.iter().find_map(|e| match e {
-        ServerEvent::Joined {
+        HubEvent::Joined {
             reset: true,
             messages,
             ..
@@ -737,7 +763,7 @@ fn acks_wait_for_the_store() {
     use crate::chat::sqlite::SqliteStore;
     let (dir, path) = fresh_db("acks");
     let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
-    let hub = Hub::open(store.clone(), HubSettings::default()).unwrap();
+    let hub = Hub::open(store.clone(), HubSettings::default(), keep).unwrap();
     let ada = client(&hub, "ada", 16);
     let mut bob = client(&hub, "bob", 16);
     bob.conn.join(&general(), None).unwrap();
@@ -745,7 +771,7 @@ fn acks_wait_for_the_store() {
 
     let posted = ada.conn.post(&general(), "hello", None).unwrap();
     assert!(
-        matches!(&drain(&mut bob.rx)[..], [ServerEvent::Message { message }] if message.body.as_str() == "hello"),
+        matches!(&drain(&mut bob.rx)[..], [HubEvent::Message { message }] if message.body.as_str() == "hello"),
         "delivered"
     );
     posted.stored_blocking().expect("stored");
@@ -782,7 +808,7 @@ fn deletions_leave_the_same_window_in_memory_and_on_disk() {
     };
     let before = {
         let store = Arc::new(SqliteStore::open(&path, 5).unwrap());
-        let hub = Hub::open(store.clone(), settings.clone()).unwrap();
+        let hub = Hub::open(store.clone(), settings.clone(), keep).unwrap();
         let ada = client(&hub, "ada", 64);
         let mut posted = Vec::new();
         for n in 1..=5 {
@@ -801,7 +827,7 @@ fn deletions_leave_the_same_window_in_memory_and_on_disk() {
     };
     assert_eq!(before, ["m4", "m5", "m6", "m7"]);
     let store = Arc::new(SqliteStore::open(&path, 5).unwrap());
-    let hub = Hub::open(store.clone(), settings).unwrap();
+    let hub = Hub::open(store.clone(), settings, keep).unwrap();
     assert_eq!(shown(&hub), before);
     store.close();
     let _ = std::fs::remove_dir_all(&dir);
@@ -816,7 +842,7 @@ fn a_stalled_disk_holds_up_answers_not_the_hub() {
     use crate::chat::sqlite::SqliteStore;
     let (dir, path) = fresh_db("stall");
     let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
-    let hub = Hub::open(store.clone(), unlimited_settings()).unwrap();
+    let hub = Hub::open(store.clone(), unlimited_settings(), keep).unwrap();
     let mut bob = client(&hub, "bob", 64);
     bob.conn.join(&general(), None).unwrap();
     drain(&mut bob.rx);
@@ -834,15 +860,15 @@ fn a_stalled_disk_holds_up_answers_not_the_hub() {
     let renamed = bob.conn.rename("robert").expect("renames while held");
     let posted = ada_conn.post(&general(), "still flowing", None).unwrap();
     let events = drain(&mut bob.rx);
+    assert!(events.iter().any(
+        |e| matches!(e, HubEvent::ChannelCreated { channel } if channel.name.as_str() == "design")
+    ));
     assert!(events
         .iter()
-        .any(|e| matches!(e, ServerEvent::ChannelCreated { channel } if channel.name.as_str() == "design")));
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ServerEvent::UserRenamed { user } if user.name.as_str() == "robert")));
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ServerEvent::Message { message } if message.body.as_str() == "still flowing")));
+        .any(|e| matches!(e, HubEvent::UserRenamed { user } if user.name.as_str() == "robert")));
+    assert!(events.iter().any(
+        |e| matches!(e, HubEvent::Message { message } if message.body.as_str() == "still flowing")
+    ));
 
     let (answered, answers) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

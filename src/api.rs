@@ -1,7 +1,7 @@
 //! Server functions: registration, the channel list, channel creation and history fetches.
-//! Each is a thin wrapper over the [`Hub`](crate::chat::hub::Hub), which the server provides
-//! as context. Those that act for a user take its session token; the user is never named by
-//! the caller.
+//! Each is a thin wrapper over the `Hub` (`crate::chat::hub`), which the server provides as
+//! context. Those that act for a user take its session token; the user is never named by
+//! the caller. The browser calls them; the server serves them at `/api/*`.
 
 use crate::chat::model::{ChannelInfo, ChatError, DirectSummary, HistoryPage, Session};
 use leptos::prelude::*;
@@ -19,12 +19,22 @@ pub async fn register(name: String) -> Result<Session, ChatError> {
     let session = hub()?.register(&name)?.stored().await?;
     // The browser sends this cookie when it loads files of private conversations.
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        let cookie = crate::server::files::token_cookie(&session.token);
+        let cookie = token_cookie(&session.token);
         if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
             response.append_header(axum::http::header::SET_COOKIE, value);
         }
     }
     Ok(session)
+}
+
+/// The cookie that carries the session token for downloads of private files.
+#[cfg(feature = "ssr")]
+pub const TOKEN_COOKIE: &str = "flack_token";
+
+/// The `Set-Cookie` value that lets the browser fetch private files with its token.
+#[cfg(feature = "ssr")]
+pub fn token_cookie(token: &str) -> String {
+    format!("{TOKEN_COOKIE}={token}; Path=/files; HttpOnly; SameSite=Strict; Max-Age=31536000")
 }
 
 /// Every channel, sorted by name.

@@ -1,0 +1,294 @@
+//! [`Connection`]: one client connection's view of the hub, and everything a connection
+//! does: authenticate, join and leave rooms, post, delete and rename.
+
+use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
+use super::files::remove_files;
+use super::outbox::ConnId;
+use super::rooms::{CatchUp, Member};
+use super::saved::Saved;
+use super::{Hub, State};
+use crate::chat::model::{
+    ChatError, Cursor, DisplayName, FileId, Message, MessageBody, MessageId, Room, RoomKey,
+    Timestamp, UserId, UserInfo,
+};
+use std::time::Instant;
+
+/// One client connection's view of the hub. Dropping it unsubscribes it everywhere.
+pub struct Connection {
+    pub(super) hub: Hub,
+    pub(super) id: ConnId,
+}
+
+impl Connection {
+    /// This connection's identity inside the hub.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    fn user(&self, state: &State) -> Result<UserId, ChatError> {
+        state
+            .connections
+            .user(self.id)
+            .ok_or(ChatError::NotIdentified)
+    }
+
+    /// Proves who this connection is. From now on its actions are that user's, and it
+    /// receives that user's private conversations live.
+    pub fn authenticate(&self, token: &str) -> Result<UserInfo, ChatError> {
+        let encode = self.hub.shared.encode;
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let info = state.directory.by_token(token)?.info.clone();
+        let conn = state
+            .connections
+            .map
+            .get_mut(&self.id)
+            .ok_or_else(|| ChatError::Unavailable("connection closed".into()))?;
+        if conn.user.is_some_and(|u| u != info.id) {
+            return Err(ChatError::Forbidden);
+        }
+        conn.user = Some(info.id);
+        if let Some(user) = state.directory.users.get_mut(&info.id) {
+            user.conns.insert(self.id);
+        }
+        // Channels joined before authenticating now count this user as online.
+        for key in &conn.rooms {
+            let Some(room) = state.rooms.map.get_mut(key) else {
+                continue;
+            };
+            let was_present = room.has_user(info.id);
+            if let Some(member) = room.members.get_mut(&self.id) {
+                member.user = Some(info.id);
+            }
+            if !was_present {
+                room.announce_presence(encode, info.clone(), true);
+            }
+        }
+        // Private conversations are always live for their participants.
+        for (key, room) in state.rooms.map.iter_mut() {
+            if let RoomKey::Direct(direct) = key {
+                if direct.includes(info.id) {
+                    conn.rooms.insert(key.clone());
+                    room.members
+                        .insert(self.id, Member::live(conn, room.last_seq()));
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    /// Subscribes to a room: queues a `joined` event holding what the client missed since
+    /// `since` (or a snapshot), then live events, with no gap and no duplicate (invariant 2).
+    pub fn join(&self, room: &Room, since: Option<Cursor>) -> Result<(), ChatError> {
+        let shared = &self.hub.shared;
+        let epoch = shared.epoch;
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let user = state.connections.user(self.id);
+        let target = state.rooms.open(
+            room,
+            user,
+            &state.directory,
+            &mut state.connections,
+            shared.limits.history,
+        )?;
+        let was_present = user.is_some_and(|u| target.has_user(u));
+        let conn = state
+            .connections
+            .map
+            .get_mut(&self.id)
+            .ok_or_else(|| ChatError::Unavailable("connection closed".into()))?;
+        // Register first, so the `online` list includes the joiner.
+        target.members.insert(self.id, Member::live(conn, 0));
+        let cursor = since.filter(|c| c.epoch == epoch).map(|c| c.seq);
+        let joined = target.joined_event(epoch, cursor, &state.directory);
+        let reset = matches!(joined, HubEvent::Joined { reset: true, .. });
+        let sent = conn.outbox.offer((shared.encode)(joined));
+        let newest = target.last_seq();
+        if let Some(member) = target.members.get_mut(&self.id) {
+            if sent {
+                member.last_seq = newest;
+            } else {
+                member.last_seq = cursor.unwrap_or(0);
+                member.behind = Some(if reset {
+                    CatchUp::Reset
+                } else {
+                    CatchUp::After
+                });
+            }
+        }
+        conn.rooms.insert(room.key());
+        if let (Some(user), false) = (user, was_present) {
+            if let Some(info) = state.directory.info(user) {
+                target.announce_presence(shared.encode, info, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the live stream of a channel. Leaving a channel one is not in, or a private
+    /// conversation (always live for its participants), does nothing.
+    pub fn leave(&self, room: &Room) -> Result<(), ChatError> {
+        if let Room::Channel(_) = room {
+            let mut state = self.hub.lock();
+            state.leave(self.hub.shared.encode, self.id, &room.key());
+        }
+        Ok(())
+    }
+
+    /// Posts a message under this connection's user and fans it out (invariant 1). The body
+    /// may be empty when the message carries an attachment. The sender is to be told only
+    /// once [`Saved::stored`] resolves.
+    pub fn post(
+        &self,
+        room: &Room,
+        raw_body: &str,
+        attachment: Option<&FileId>,
+    ) -> Result<Saved<Message>, ChatError> {
+        let shared = &self.hub.shared;
+        let body = if attachment.is_some() && raw_body.trim().is_empty() {
+            MessageBody::empty()
+        } else {
+            MessageBody::parse(raw_body, shared.limits.max_message_chars)?
+        };
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let user = self.user(state)?;
+        let attachment = match attachment {
+            Some(id) => Some(
+                state
+                    .files
+                    .unsent(id, user, &room.key())
+                    .cloned()
+                    .ok_or(ChatError::NoSuchFile)?,
+            ),
+            None => None,
+        };
+        let id = MessageId(state.rooms.next_message_id);
+        // The room must exist (and be the user's to post in) before the post counts against
+        // the user's allowance.
+        let target = state.rooms.open(
+            room,
+            Some(user),
+            &state.directory,
+            &mut state.connections,
+            shared.limits.history,
+        )?;
+        let entry = state
+            .directory
+            .users
+            .get_mut(&user)
+            .ok_or(ChatError::Unauthorized)?;
+        if !entry.messages.try_take(Instant::now()) {
+            return Err(ChatError::RateLimited);
+        }
+        let message = Message {
+            id,
+            room: target.room.clone(),
+            seq: target.next_seq,
+            author: entry.info.clone(),
+            body,
+            attachment,
+            sent_at: Timestamp::now(),
+        };
+        // Handed to the store under the lock, so the store writes messages in their order;
+        // the write itself happens behind (see `Saved`).
+        let durable = shared.store.put_message(&message);
+        target.next_seq += 1;
+        let evicted = target.history.push(message.clone());
+        let seq = message.seq;
+        publish_to_room(
+            shared.encode,
+            target,
+            HubEvent::Message {
+                message: message.clone(),
+            },
+            Some(seq),
+        );
+        state.rooms.next_message_id += 1;
+        self.hub.changed();
+        if let Some(file) = &message.attachment {
+            state.files.mark_attached(&file.id);
+        }
+        let dropped = state.files.forget_files_of(evicted);
+        drop(guard);
+        remove_files(shared.limits.files_dir.as_deref(), dropped);
+        Ok(Saved::new(message, durable, "message"))
+    }
+
+    /// Deletes one of this user's own messages, for everyone.
+    pub fn delete(&self, room: &Room, id: MessageId) -> Result<(), ChatError> {
+        let shared = &self.hub.shared;
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let user = self.user(state)?;
+        let target = state.rooms.open(
+            room,
+            Some(user),
+            &state.directory,
+            &mut state.connections,
+            shared.limits.history,
+        )?;
+        let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
+        if message.author.id != user {
+            return Err(ChatError::NotYourMessage);
+        }
+        // Written behind; a failure is logged by the store, and the message comes back only
+        // if the server restarts.
+        let _ = shared.store.delete_message(&target.room, id);
+        let removed = target.history.remove(id, target.last_seq());
+        let event = HubEvent::MessageDeleted {
+            room: target.room.clone(),
+            id,
+        };
+        publish_to_room(shared.encode, target, event, None);
+        self.hub.changed();
+        let dropped = state.files.forget_files_of(removed);
+        drop(guard);
+        remove_files(shared.limits.files_dir.as_deref(), dropped);
+        Ok(())
+    }
+
+    /// Changes this user's display name, everywhere and for everyone.
+    pub fn rename(&self, raw_name: &str) -> Result<Saved<UserInfo>, ChatError> {
+        let name = DisplayName::parse(raw_name)?;
+        let shared = &self.hub.shared;
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let user = self.user(state)?;
+        state.directory.check_free(&name, Some(user))?;
+        let info = UserInfo { id: user, name };
+        let durable = shared.store.rename_user(&info);
+        state.directory.rename(&info);
+        for room in state.rooms.map.values_mut() {
+            for message in room.history.iter_mut() {
+                if message.author.id == user {
+                    message.author.name = info.name.clone();
+                }
+            }
+        }
+        publish_to_everyone(
+            shared.encode,
+            &mut state.connections,
+            HubEvent::UserRenamed { user: info.clone() },
+        );
+        self.hub.changed();
+        Ok(Saved::new(info, durable, "name"))
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let encode = self.hub.shared.encode;
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        for key in state.connections.rooms_of(self.id) {
+            state.leave(encode, self.id, &key);
+        }
+        if let Some(conn) = state.connections.map.remove(&self.id) {
+            if let Some(user) = conn.user.and_then(|u| state.directory.users.get_mut(&u)) {
+                user.conns.remove(&self.id);
+            }
+        }
+    }
+}

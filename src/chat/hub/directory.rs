@@ -1,0 +1,134 @@
+//! The user directory: who is registered, under which (unique) display name, which token hash
+//! proves it, and each user's live connections and allowances.
+
+use super::outbox::ConnId;
+use super::HubSettings;
+use crate::chat::model::{ChatError, DisplayName, UserId, UserInfo};
+use crate::chat::rate::TokenBucket;
+use crate::chat::store::TokenHash;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Every registered user, found by id, by token hash or by case-folded name.
+pub(super) struct Directory {
+    pub(super) users: HashMap<UserId, UserEntry>,
+    pub(super) by_token: HashMap<TokenHash, UserId>,
+    /// Case-folded display name to user: names are unique (invariant 4).
+    by_name: HashMap<String, UserId>,
+    next_user_id: u64,
+}
+
+pub(super) struct UserEntry {
+    pub(super) info: UserInfo,
+    /// Live connections authenticated as this user.
+    pub(super) conns: HashSet<ConnId>,
+    /// How fast this user may post, across all their connections.
+    pub(super) messages: TokenBucket,
+    /// How fast this user may create channels.
+    pub(super) channels: TokenBucket,
+}
+
+impl UserEntry {
+    fn new(info: UserInfo, limits: &HubSettings) -> UserEntry {
+        let now = Instant::now();
+        UserEntry {
+            info,
+            conns: HashSet::new(),
+            messages: TokenBucket::new(
+                limits.messages_per_second,
+                Duration::from_secs(1),
+                limits.message_burst,
+                now,
+            ),
+            channels: TokenBucket::new(
+                limits.channels_per_minute,
+                Duration::from_secs(60),
+                limits.channels_per_minute,
+                now,
+            ),
+        }
+    }
+}
+
+/// Hashes a session token for lookup and storage.
+pub fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new session token: 256 random bits, hex-encoded.
+pub(super) fn new_token() -> Result<String, ChatError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "no randomness for a session token");
+        ChatError::Unavailable("could not create a session".into())
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Directory {
+    pub(super) fn new() -> Directory {
+        Directory {
+            users: HashMap::new(),
+            by_token: HashMap::new(),
+            by_name: HashMap::new(),
+            next_user_id: 1,
+        }
+    }
+
+    /// Adds a user loaded from the store or just registered.
+    pub(super) fn insert(&mut self, info: UserInfo, token_hash: TokenHash, limits: &HubSettings) {
+        self.next_user_id = self.next_user_id.max(info.id.0 + 1);
+        self.by_token.insert(token_hash, info.id);
+        self.by_name.insert(info.name.key(), info.id);
+        self.users.insert(info.id, UserEntry::new(info, limits));
+    }
+
+    /// The id the next registered user gets.
+    pub(super) fn next_id(&self) -> UserId {
+        UserId(self.next_user_id)
+    }
+
+    /// The user a token belongs to.
+    pub(super) fn by_token(&self, token: &str) -> Result<&UserEntry, ChatError> {
+        self.by_token
+            .get(&hash_token(token))
+            .and_then(|id| self.users.get(id))
+            .ok_or(ChatError::Unauthorized)
+    }
+
+    /// The user's public description, if they exist.
+    pub(super) fn info(&self, user: UserId) -> Option<UserInfo> {
+        self.users.get(&user).map(|u| u.info.clone())
+    }
+
+    /// Refuses `name` if a user other than `me` holds it (compared without regard to case),
+    /// naming it as its holder spells it.
+    pub(super) fn check_free(
+        &self,
+        name: &DisplayName,
+        me: Option<UserId>,
+    ) -> Result<(), ChatError> {
+        match self.by_name.get(&name.key()) {
+            Some(holder) if Some(*holder) != me => {
+                let taken = self.users.get(holder).map(|u| u.info.name.to_string());
+                Err(ChatError::DisplayNameTaken(
+                    taken.unwrap_or_else(|| name.to_string()),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives a user a new name (already checked to be free).
+    pub(super) fn rename(&mut self, info: &UserInfo) {
+        let old = self
+            .users
+            .get_mut(&info.id)
+            .map(|u| std::mem::replace(&mut u.info, info.clone()));
+        if let Some(old) = old {
+            self.by_name.remove(&old.name.key());
+        }
+        self.by_name.insert(info.name.key(), info.id);
+    }
+}

@@ -1,0 +1,203 @@
+//! The upload registry: every uploaded file, which room it belongs to, who uploaded it and
+//! whether a message carries it yet; and deleting files from disk off the async threads.
+
+use super::Hub;
+use crate::chat::model::{Attachment, ChatError, FileId, Message, Room, RoomKey, UserId};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Uploaded files, attached to a message or waiting to be.
+#[derive(Default)]
+pub(super) struct Files {
+    map: HashMap<FileId, FileEntry>,
+}
+
+pub(super) struct FileEntry {
+    pub(super) attachment: Attachment,
+    /// The room it was uploaded for; only that room's readers may download it.
+    pub(super) room: RoomKey,
+    pub(super) owner: UserId,
+    /// True once a message carries it.
+    pub(super) attached: bool,
+    /// When it was uploaded (or, for files of restored messages, loaded).
+    uploaded: Instant,
+}
+
+impl Files {
+    /// Records a file: `attached` for files of restored messages, unattached for uploads.
+    pub(super) fn add(
+        &mut self,
+        attachment: Attachment,
+        room: RoomKey,
+        owner: UserId,
+        attached: bool,
+    ) {
+        let entry = FileEntry {
+            attachment,
+            room,
+            owner,
+            attached,
+            uploaded: Instant::now(),
+        };
+        self.map.insert(entry.attachment.id.clone(), entry);
+    }
+
+    pub(super) fn get(&self, id: &FileId) -> Option<&FileEntry> {
+        self.map.get(id)
+    }
+
+    pub(super) fn contains(&self, id: &FileId) -> bool {
+        self.map.contains_key(id)
+    }
+
+    /// The upload `owner` made for `room` and has not sent yet.
+    pub(super) fn unsent(&self, id: &FileId, owner: UserId, room: &RoomKey) -> Option<&Attachment> {
+        self.map
+            .get(id)
+            .filter(|f| f.owner == owner && f.room == *room && !f.attached)
+            .map(|f| &f.attachment)
+    }
+
+    /// Marks a file as carried by a message.
+    pub(super) fn mark_attached(&mut self, id: &FileId) {
+        if let Some(entry) = self.map.get_mut(id) {
+            entry.attached = true;
+        }
+    }
+
+    /// Forgets the files of messages that left the history, returning them for deletion.
+    pub(super) fn forget_files_of(
+        &mut self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Vec<FileId> {
+        messages
+            .into_iter()
+            .filter_map(|m| m.attachment)
+            .filter_map(|a| self.map.remove(&a.id))
+            .map(|entry| entry.attachment.id)
+            .collect()
+    }
+
+    /// Forgets uploads older than `age` that no message carries, returning them for deletion.
+    pub(super) fn forget_unsent(&mut self, age: Duration) -> Vec<FileId> {
+        let stale: Vec<FileId> = self
+            .map
+            .iter()
+            .filter(|(_, f)| !f.attached && f.uploaded.elapsed() >= age)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &stale {
+            self.map.remove(id);
+        }
+        stale
+    }
+}
+
+/// Deletes files from the files directory. Called after the hub's lock is released; on an
+/// async runtime the deletions run on its blocking pool, so a socket's task never waits for
+/// the disk. Without a runtime (start-up, unit tests) they happen before this returns.
+pub(super) fn remove_files(dir: Option<&Path>, ids: Vec<FileId>) {
+    let Some(dir) = dir else {
+        return;
+    };
+    if ids.is_empty() {
+        return;
+    }
+    let dir: PathBuf = dir.to_path_buf();
+    let remove = move || {
+        for id in ids {
+            if let Err(e) = std::fs::remove_file(dir.join(id.as_str())) {
+                tracing::warn!(error = %e, file = id.as_str(), "could not delete a file");
+            }
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(remove);
+        }
+        Err(_) => remove(),
+    }
+}
+
+/// The files in `dir` that look like uploads (their names are file ids).
+pub(super) fn files_in(dir: &Path) -> Vec<FileId> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| FileId::parse(&name).ok())
+        .collect()
+}
+
+impl Hub {
+    /// Records an uploaded file, waiting to be attached by its uploader to a message in
+    /// `room` (which the uploader must be able to post in).
+    pub fn add_file(
+        &self,
+        token: &str,
+        room: &Room,
+        attachment: Attachment,
+    ) -> Result<(), ChatError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let owner = state.directory.by_token(token)?.info.id;
+        state.rooms.open(
+            room,
+            Some(owner),
+            &state.directory,
+            &mut state.connections,
+            self.shared.limits.history,
+        )?;
+        state.files.add(attachment, room.key(), owner, false);
+        Ok(())
+    }
+
+    /// A file, if `token` may read it: files of channels are public, files of private
+    /// conversations are for their two participants only.
+    pub fn file_for(&self, id: &FileId, token: Option<&str>) -> Result<Attachment, ChatError> {
+        let state = self.lock();
+        let entry = state.files.get(id).ok_or(ChatError::NoSuchFile)?;
+        if let RoomKey::Direct(direct) = &entry.room {
+            let token = token.ok_or(ChatError::Unauthorized)?;
+            let user = state.directory.by_token(token)?.info.id;
+            if !direct.includes(user) {
+                return Err(ChatError::Forbidden);
+            }
+        }
+        Ok(entry.attachment.clone())
+    }
+
+    /// Forgets and deletes files uploaded more than `age` ago that no message carries (the
+    /// upload was never sent); returns how many. The server calls this now and then.
+    pub fn sweep_unsent_files(&self, age: Duration) -> usize {
+        let unsent = self.lock().files.forget_unsent(age);
+        let count = unsent.len();
+        if count > 0 {
+            tracing::info!(count, "deleting uploads that were never sent");
+        }
+        remove_files(self.shared.limits.files_dir.as_deref(), unsent);
+        count
+    }
+
+    /// Deletes files in the files directory that no restored message carries: uploads never
+    /// sent before a restart, or files of messages the store no longer holds.
+    pub(super) fn remove_orphan_files(&self) {
+        let Some(dir) = &self.shared.limits.files_dir else {
+            return;
+        };
+        let on_disk = files_in(dir);
+        let orphans: Vec<FileId> = {
+            let state = self.lock();
+            on_disk
+                .into_iter()
+                .filter(|id| !state.files.contains(id))
+                .collect()
+        };
+        if !orphans.is_empty() {
+            tracing::info!(count = orphans.len(), "deleting files no message carries");
+        }
+        remove_files(Some(dir), orphans);
+    }
+}

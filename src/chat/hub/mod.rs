@@ -1,0 +1,466 @@
+//! The hub: the one owner of chat state (users, rooms and their histories, who is connected
+//! and where) and the place every event is fanned out from.
+//!
+//! # Invariants
+//! All state sits behind one mutex, which is never held across an `.await`.
+//! 1. **One order.** A message's sequence number is assigned, the message is handed to the
+//!    store, appended to the history and offered to every member while the lock is held, so
+//!    every member of a room receives its events in one order, no two messages share a
+//!    number, and the store writes them in that order.
+//! 2. **No gap, no duplicate.** Joining takes the history reply and registers the member under
+//!    the same lock, so the live stream starts exactly after the reply.
+//! 3. **Slow clients are resynced, never silently dropped.** Delivery never waits: a frame that
+//!    does not fit in a connection's bounded outbox marks that membership as behind, and the
+//!    connection later receives a catch-up from history (see [`Hub::resync`]).
+//! 4. **Identity comes from tokens.** Every action's author is the user the connection
+//!    authenticated as; the hub keeps only SHA-256 hashes of tokens. Display names are unique
+//!    without regard to case.
+//! 5. **Private means private.** A direct room's messages are offered only to connections of
+//!    its two participants, and only they can read its history.
+//! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel
+//!    created, a message posted or deleted, a user renamed) bumps [`Hub::generation`] before
+//!    the lock is released, so a page rendered at one generation is current while it holds.
+//! 7. **Acknowledged means stored; the lock never waits for the disk.** Every change is
+//!    written behind (delivery never waits for the disk), but whoever asked for it is
+//!    answered only once it is on disk ([`Saved::stored`]). A change that could not be
+//!    stored stays in memory until the next restart and its requester gets an error.
+//!
+//! # Layout
+//! The state behind the lock is split by concern, so each method borrows the part it needs:
+//! - [`directory`]: users, their token hashes, unique names and allowances;
+//! - [`rooms`]: each room's history, sequence numbers, members and presence;
+//! - [`connections`]: each live connection's outbox, user and rooms;
+//! - [`files`]: the upload registry, and deleting files off the async threads.
+//!
+//! [`connection`] holds what a connection does, [`outbox`] the bounded queues and frames,
+//! [`saved`] the wait for the store, and [`fanout`] the domain events and the one seam they
+//! leave through (where a second instance would publish and receive). Storage sits behind
+//! the [`Store`] trait (the in-memory default keeps nothing beyond what is here).
+//!
+//! The hub knows nothing of the wire: it emits [`HubEvent`]s and is handed the [`Encoder`]
+//! that turns them into frames.
+
+mod connection;
+mod connections;
+mod directory;
+mod fanout;
+mod files;
+mod outbox;
+mod rooms;
+mod saved;
+
+pub use self::connection::Connection;
+pub use self::directory::hash_token;
+pub use self::fanout::{Encoder, HubEvent};
+pub use self::outbox::{ConnId, Frame, Outbox};
+pub use self::saved::Saved;
+pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
+
+use self::connections::Connections;
+use self::directory::{new_token, Directory};
+use self::fanout::publish_to_everyone;
+use self::files::Files;
+use self::rooms::{name_of, CatchUp, RoomState, Rooms};
+use super::model::{
+    ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage, Room,
+    RoomKey, Session, Timestamp, UserId, UserInfo,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Tunables the hub enforces.
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    /// Longest message body, in characters.
+    pub max_message_chars: usize,
+    /// Messages each room keeps.
+    pub history: usize,
+    /// Where uploaded files are kept; the hub deletes a message's file when the message is
+    /// deleted or leaves the history.
+    pub files_dir: Option<std::path::PathBuf>,
+    /// Messages a user may post per second, on average.
+    pub messages_per_second: u32,
+    /// Messages a user may post at once.
+    pub message_burst: u32,
+    /// Channels a user may create per minute.
+    pub channels_per_minute: u32,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        HubSettings {
+            max_message_chars: super::model::DEFAULT_MAX_MESSAGE_CHARS,
+            history: super::model::HISTORY_LIMIT,
+            files_dir: None,
+            messages_per_second: 10,
+            message_burst: 20,
+            channels_per_minute: 5,
+        }
+    }
+}
+
+/// A cheap-to-clone handle to the chat state.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// All mutable chat state; see the module's invariants.
+    state: Mutex<State>,
+    /// Durable copy of users, channels and messages.
+    store: Arc<dyn Store>,
+    /// Turns events into frames (the transport's wire encoding).
+    encode: Encoder,
+    limits: HubSettings,
+    /// Identifies this history's sequence numbers; clients holding another epoch get a
+    /// snapshot.
+    epoch: u64,
+    /// Counts changes that pages show (invariant 6).
+    generation: AtomicU64,
+}
+
+/// Everything behind the lock, by concern.
+struct State {
+    directory: Directory,
+    rooms: Rooms,
+    connections: Connections,
+    files: Files,
+}
+
+impl Hub {
+    /// A hub with in-memory storage and default limits, holding one channel, "general".
+    pub fn in_memory(encode: Encoder) -> Hub {
+        Hub::open(Arc::new(MemoryStore), HubSettings::default(), encode)
+            .unwrap_or_else(|_| unreachable!("the memory store never fails"))
+    }
+
+    /// Loads the hub's state from a store. A store with no channels gets "general". Every
+    /// event the hub sends goes through `encode`.
+    pub fn open(
+        store: Arc<dyn Store>,
+        limits: HubSettings,
+        encode: Encoder,
+    ) -> Result<Hub, StoreError> {
+        let loaded = store.load()?;
+        let epoch = loaded
+            .epoch
+            .unwrap_or_else(|| Timestamp::now().millis().max(1) as u64);
+        let mut state = State {
+            directory: Directory::new(),
+            rooms: Rooms::new(),
+            connections: Connections::new(),
+            files: Files::default(),
+        };
+        for (info, token_hash) in loaded.users {
+            state.directory.insert(info, token_hash, &limits);
+        }
+        for stored in loaded.rooms {
+            let mut room = RoomState::new(stored.room, stored.channel, limits.history);
+            for mut message in stored.messages {
+                state.rooms.next_message_id = state.rooms.next_message_id.max(message.id.0 + 1);
+                // Names may have changed since the message was stored.
+                if let Some(author) = state.directory.info(message.author.id) {
+                    message.author = author;
+                }
+                if let Some(attachment) = &message.attachment {
+                    let key = room.room.key();
+                    state
+                        .files
+                        .add(attachment.clone(), key, message.author.id, true);
+                }
+                room.history.push(message);
+            }
+            room.history
+                .mark_restored(stored.next_seq.saturating_sub(1));
+            room.next_seq = stored.next_seq;
+            state.rooms.map.insert(room.room.key(), room);
+        }
+        let hub = Hub {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                store,
+                encode,
+                limits,
+                epoch,
+                generation: AtomicU64::new(0),
+            }),
+        };
+        hub.remove_orphan_files();
+        let has_channels = hub.lock().rooms.map.values().any(|r| r.channel.is_some());
+        if !has_channels {
+            let general = ChannelName::parse("general").map_err(|e| StoreError(e.to_string()))?;
+            // Written behind like any channel; were that to fail, the next start makes it again.
+            hub.create(general).map_err(|e| StoreError(e.to_string()))?;
+        }
+        Ok(hub)
+    }
+
+    /// Grows with every change a rendered page could show (invariant 6): a page rendered
+    /// after reading generation `g` is current for as long as this still returns `g`.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// Records a change pages show; called with the state lock held.
+    fn changed(&self) {
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // matters more than stopping the whole chat, so keep serving.
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The epoch sequence numbers belong to.
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.lock().connections.map.len()
+    }
+
+    /// Registers a new user under a display name nobody else has (compared without regard to
+    /// case) and returns their session token.
+    pub fn register(&self, raw_name: &str) -> Result<Saved<Session>, ChatError> {
+        let name = DisplayName::parse(raw_name)?;
+        let token = new_token()?;
+        let token_hash = hash_token(&token);
+        let mut state = self.lock();
+        state.directory.check_free(&name, None)?;
+        let info = UserInfo {
+            id: state.directory.next_id(),
+            name,
+        };
+        let durable = self.shared.store.put_user(&info, &token_hash);
+        state
+            .directory
+            .insert(info.clone(), token_hash, &self.shared.limits);
+        tracing::info!(user = %info.id, "user registered");
+        Ok(Saved::new(Session { user: info, token }, durable, "user"))
+    }
+
+    /// The user a token belongs to.
+    pub fn user_for_token(&self, token: &str) -> Result<UserInfo, ChatError> {
+        self.lock()
+            .directory
+            .by_token(token)
+            .map(|u| u.info.clone())
+    }
+
+    /// Every channel, sorted by name without regard to case.
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.lock().rooms.channel_list()
+    }
+
+    /// Creates a channel from a name a user typed and tells every connection about it.
+    pub fn create_channel(
+        &self,
+        token: &str,
+        raw_name: &str,
+    ) -> Result<Saved<ChannelInfo>, ChatError> {
+        let name = ChannelName::parse(raw_name)?;
+        {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            // A refused name does not use up the user's allowance.
+            if let Some(existing) = state.rooms.map.get(&RoomKey::Channel(name.key())) {
+                return Err(ChatError::ChannelExists(name_of(&existing.room)));
+            }
+            let id = state.directory.by_token(token)?.info.id;
+            let user = state
+                .directory
+                .users
+                .get_mut(&id)
+                .ok_or(ChatError::Unauthorized)?;
+            if !user.channels.try_take(Instant::now()) {
+                return Err(ChatError::ChannelRateLimited);
+            }
+        }
+        self.create(name)
+    }
+
+    fn create(&self, name: ChannelName) -> Result<Saved<ChannelInfo>, ChatError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let key = RoomKey::Channel(name.key());
+        if let Some(existing) = state.rooms.map.get(&key) {
+            return Err(ChatError::ChannelExists(name_of(&existing.room)));
+        }
+        let info = ChannelInfo {
+            name: name.clone(),
+            created_at: Timestamp::now(),
+        };
+        let durable = self.shared.store.put_channel(&info);
+        let room = RoomState::new(
+            Room::Channel(name),
+            Some(info.clone()),
+            self.shared.limits.history,
+        );
+        state.rooms.map.insert(key, room);
+        publish_to_everyone(
+            self.shared.encode,
+            &mut state.connections,
+            HubEvent::ChannelCreated {
+                channel: info.clone(),
+            },
+        );
+        self.changed();
+        tracing::info!(channel = %info.name, "channel created");
+        Ok(Saved::new(info, durable, "channel"))
+    }
+
+    /// A channel's retained history, oldest first. Channels are public: no token needed.
+    pub fn channel_page(&self, raw_name: &str) -> Result<HistoryPage, ChatError> {
+        let name = ChannelName::parse(raw_name)?;
+        let state = self.lock();
+        let room = state
+            .rooms
+            .map
+            .get(&RoomKey::Channel(name.key()))
+            .ok_or_else(|| ChatError::NoSuchChannel(name.to_string()))?;
+        Ok(HistoryPage {
+            room: room.room.clone(),
+            title: name_of(&room.room),
+            peer: None,
+            epoch: self.shared.epoch,
+            last_seq: room.last_seq(),
+            messages: room.history.snapshot(),
+        })
+    }
+
+    /// The private conversation between the token's user and `peer`, for that user only.
+    pub fn direct_page(&self, token: &str, peer: UserId) -> Result<HistoryPage, ChatError> {
+        let state = self.lock();
+        let me = state.directory.by_token(token)?.info.id;
+        let key = DirectKey::between(me, peer)?;
+        let peer = state.directory.info(peer).ok_or(ChatError::NoSuchUser)?;
+        let (last_seq, messages) = match state.rooms.map.get(&RoomKey::Direct(key)) {
+            Some(room) => (room.last_seq(), room.history.snapshot()),
+            None => (0, Vec::new()),
+        };
+        Ok(HistoryPage {
+            room: Room::Direct(key),
+            title: peer.name.to_string(),
+            peer: Some(peer),
+            epoch: self.shared.epoch,
+            last_seq,
+            messages,
+        })
+    }
+
+    /// The private conversations the token's user takes part in, by the other's name.
+    pub fn directs(&self, token: &str) -> Result<Vec<DirectSummary>, ChatError> {
+        let state = self.lock();
+        let me = state.directory.by_token(token)?.info.id;
+        let mut list: Vec<DirectSummary> = state
+            .rooms
+            .map
+            .keys()
+            .filter_map(|key| match key {
+                RoomKey::Direct(direct) if direct.includes(me) => {
+                    let peer = state.directory.info(direct.other(me))?;
+                    Some(DirectSummary { key: *direct, peer })
+                }
+                _ => None,
+            })
+            .collect();
+        list.sort_by_key(|d| d.peer.name.key());
+        Ok(list)
+    }
+
+    /// Registers a new connection and queues its `welcome` event.
+    pub fn connect(&self, outbox: Outbox) -> Connection {
+        let mut state = self.lock();
+        let welcome = (self.shared.encode)(HubEvent::Welcome {
+            epoch: self.shared.epoch,
+            channels: state.rooms.channel_list(),
+        });
+        let missed_directory = !outbox.offer(welcome);
+        let id = state.connections.add(outbox, missed_directory);
+        Connection {
+            hub: self.clone(),
+            id,
+        }
+    }
+
+    /// Sends a connection that fell behind what it missed: the channel list if a change did
+    /// not fit, and for each room it is behind in, the messages after the last one it got
+    /// (or a fresh snapshot). Call once its outbox has room.
+    pub fn resync(&self, id: ConnId) {
+        let encode = self.shared.encode;
+        let epoch = self.shared.epoch;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(conn) = state.connections.map.get_mut(&id) else {
+            return;
+        };
+        conn.outbox.clear_behind();
+        // A missed `user_renamed` may have left old names on messages the client holds: every
+        // room of the connection is then sent whole, with the names as they are now.
+        let names_changed = conn.missed_directory;
+        if names_changed {
+            let channels = state.rooms.channel_list();
+            let frame = encode(HubEvent::Welcome { epoch, channels });
+            conn.missed_directory = !conn.outbox.offer(frame);
+        }
+        for key in &conn.rooms {
+            let Some(room) = state.rooms.map.get_mut(key) else {
+                continue;
+            };
+            let Some(member) = room.members.get(&id) else {
+                continue;
+            };
+            let catch_up = if names_changed {
+                CatchUp::Reset
+            } else {
+                match member.behind {
+                    Some(catch_up) => catch_up,
+                    None => continue,
+                }
+            };
+            let cursor = (catch_up == CatchUp::After).then_some(member.last_seq);
+            let frame = encode(room.joined_event(epoch, cursor, &state.directory));
+            let newest = room.last_seq();
+            if let Some(member) = room.members.get_mut(&id) {
+                if member.outbox.offer(frame) {
+                    member.behind = None;
+                    member.last_seq = newest;
+                } else {
+                    // Still full: the next resync tries again.
+                    member.behind = Some(catch_up);
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    /// Removes a connection from a room, announcing its user's departure if it was their last
+    /// connection there.
+    fn leave(&mut self, encode: Encoder, conn: ConnId, key: &RoomKey) {
+        if let Some(entry) = self.connections.map.get_mut(&conn) {
+            entry.rooms.remove(key);
+        }
+        let Some(room) = self.rooms.map.get_mut(key) else {
+            return;
+        };
+        let Some(member) = room.members.remove(&conn) else {
+            return;
+        };
+        if let Some(user) = member.user {
+            if !room.has_user(user) {
+                if let Some(info) = self.directory.info(user) {
+                    room.announce_presence(encode, info, false);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

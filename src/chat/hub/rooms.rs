@@ -1,0 +1,199 @@
+//! Rooms: each one's history, sequence numbers and members (who receives its live stream),
+//! and the presence that follows from its members.
+
+use super::connections::{ConnEntry, Connections};
+use super::directory::Directory;
+use super::fanout::{publish_to_room, Encoder, HubEvent};
+use super::outbox::{ConnId, Outbox};
+use crate::chat::history::History;
+use crate::chat::model::{ChannelInfo, ChatError, Room, RoomKey, UserId, UserInfo};
+use std::collections::{HashMap, HashSet};
+
+/// Every room the hub knows, and the id the next message gets.
+pub(super) struct Rooms {
+    pub(super) map: HashMap<RoomKey, RoomState>,
+    /// Message ids are unique across all rooms.
+    pub(super) next_message_id: u64,
+}
+
+pub(super) struct RoomState {
+    pub(super) room: Room,
+    /// Set for channels.
+    pub(super) channel: Option<ChannelInfo>,
+    pub(super) history: History,
+    /// The number the next message gets.
+    pub(super) next_seq: u64,
+    /// Connections receiving the live stream.
+    pub(super) members: HashMap<ConnId, Member>,
+}
+
+pub(super) struct Member {
+    pub(super) outbox: Outbox,
+    /// Who the connection is, if it authenticated.
+    pub(super) user: Option<UserId>,
+    /// The newest sequence number this member has been sent (or told it holds).
+    pub(super) last_seq: u64,
+    /// `None` while live; otherwise what the member needs before it is live again.
+    pub(super) behind: Option<CatchUp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CatchUp {
+    /// Everything after `last_seq`.
+    After,
+    /// A whole new snapshot (its cursor was unusable).
+    Reset,
+}
+
+impl Member {
+    pub(super) fn live(conn: &ConnEntry, last_seq: u64) -> Member {
+        Member {
+            outbox: conn.outbox.clone(),
+            user: conn.user,
+            last_seq,
+            behind: None,
+        }
+    }
+}
+
+/// A channel's name for people, or "" for a private conversation.
+pub(super) fn name_of(room: &Room) -> String {
+    room.channel().map(ToString::to_string).unwrap_or_default()
+}
+
+impl Rooms {
+    pub(super) fn new() -> Rooms {
+        Rooms {
+            map: HashMap::new(),
+            next_message_id: 1,
+        }
+    }
+
+    /// Every channel, sorted by name without regard to case.
+    pub(super) fn channel_list(&self) -> Vec<ChannelInfo> {
+        let mut list: Vec<ChannelInfo> = self
+            .map
+            .values()
+            .filter_map(|r| r.channel.clone())
+            .collect();
+        list.sort_by_key(|c| c.name.key());
+        list
+    }
+
+    /// The room a connection of `user` may use: channels must exist; private conversations
+    /// are created on first use, only between existing users, only by a participant.
+    pub(super) fn open(
+        &mut self,
+        room: &Room,
+        user: Option<UserId>,
+        directory: &Directory,
+        connections: &mut Connections,
+        history: usize,
+    ) -> Result<&mut RoomState, ChatError> {
+        let key = room.key();
+        if let Room::Direct(direct) = room {
+            let me = user.ok_or(ChatError::NotIdentified)?;
+            if !direct.includes(me) {
+                return Err(ChatError::Forbidden);
+            }
+            if !directory.users.contains_key(&direct.other(me)) {
+                return Err(ChatError::NoSuchUser);
+            }
+            if !self.map.contains_key(&key) {
+                let mut state = RoomState::new(room.clone(), None, history);
+                // Every connection of both participants receives the conversation live.
+                for user in direct.users() {
+                    for conn_id in directory
+                        .users
+                        .get(&user)
+                        .map(|u| &u.conns)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(conn) = connections.map.get_mut(conn_id) {
+                            conn.rooms.insert(key.clone());
+                            state.members.insert(*conn_id, Member::live(conn, 0));
+                        }
+                    }
+                }
+                self.map.insert(key.clone(), state);
+            }
+        }
+        self.map.get_mut(&key).ok_or_else(|| match room {
+            Room::Channel(name) => ChatError::NoSuchChannel(name.to_string()),
+            Room::Direct(_) => ChatError::NoSuchUser,
+        })
+    }
+}
+
+impl RoomState {
+    pub(super) fn new(room: Room, channel: Option<ChannelInfo>, history: usize) -> RoomState {
+        RoomState {
+            room,
+            channel,
+            history: History::with_capacity(history),
+            next_seq: 1,
+            members: HashMap::new(),
+        }
+    }
+
+    /// The sequence number of the newest message (0 if none).
+    pub(super) fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// The `joined` event for a member holding everything up to `cursor` (or nothing).
+    pub(super) fn joined_event(
+        &self,
+        epoch: u64,
+        cursor: Option<u64>,
+        directory: &Directory,
+    ) -> HubEvent {
+        let last_seq = self.last_seq();
+        let (reset, messages) = match cursor.and_then(|seq| self.history.since(seq, last_seq)) {
+            Some(missed) => (false, missed),
+            None => (true, self.history.snapshot()),
+        };
+        HubEvent::Joined {
+            room: self.room.clone(),
+            epoch,
+            reset,
+            last_seq,
+            messages,
+            online: self.online(directory),
+        }
+    }
+
+    /// The distinct users with a connection in this channel, sorted by name (empty for a
+    /// private conversation, whose members are always its two participants).
+    fn online(&self, directory: &Directory) -> Vec<UserInfo> {
+        if self.channel.is_none() {
+            return Vec::new();
+        }
+        let ids: HashSet<UserId> = self.members.values().filter_map(|m| m.user).collect();
+        let mut online: Vec<UserInfo> = ids
+            .into_iter()
+            .filter_map(|id| directory.info(id))
+            .collect();
+        online.sort_by_key(|u| u.name.key());
+        online
+    }
+
+    /// True when some member connection belongs to `user`.
+    pub(super) fn has_user(&self, user: UserId) -> bool {
+        self.members.values().any(|m| m.user == Some(user))
+    }
+
+    /// Tells the channel's members that `user` came or went.
+    pub(super) fn announce_presence(&mut self, encode: Encoder, user: UserInfo, online: bool) {
+        if self.channel.is_none() {
+            return;
+        }
+        let event = HubEvent::Presence {
+            room: self.room.clone(),
+            user,
+            online,
+        };
+        publish_to_room(encode, self, event, None);
+    }
+}
