@@ -66,3 +66,13 @@ pub async fn direct_history(token: String, peer: u64) -> Result<HistoryPage, Cha
 pub async fn my_directs(token: String) -> Result<Vec<DirectSummary>, ChatError> {
     hub()?.directs(&token)
 }
+
+/// Lets server functions return [`ChatError`] directly: transport failures become
+/// [`ChatError::Unavailable`].
+impl leptos::server_fn::error::FromServerFnError for ChatError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        ChatError::Unavailable(value.to_string())
+    }
+}

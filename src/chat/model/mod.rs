@@ -1,0 +1,25 @@
+//! The chat domain's validated values, one module per concept: names, users, rooms,
+//! messages, attachments, and the one error type every rule violation is reported with.
+//!
+//! Every value here is checked once, when it is made from user input, so the rest of the code
+//! can trust it. Deserialising a value runs the same checks, so a value that arrives over the
+//! network is no less trustworthy than one made here. Everything is re-exported here, so
+//! users of the domain write `chat::model::X` whichever module `X` lives in.
+
+mod error;
+mod file;
+mod message;
+mod name;
+mod room;
+mod user;
+
+pub use super::timestamp::Timestamp;
+pub use error::ChatError;
+pub use file::{human_size, parse_file_name, sniff_image, Attachment, FileId};
+pub use message::{Message, MessageBody, MessageId, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT};
+pub use name::{
+    decode_path_segment, encode_path_segment, ChannelKey, ChannelName, DisplayName,
+    CHANNEL_NAME_FORBIDDEN, MAX_CHANNEL_NAME_CHARS, MAX_DISPLAY_NAME_CHARS,
+};
+pub use room::{ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, Room, RoomKey};
+pub use user::{Session, UserId, UserInfo};
