@@ -8,7 +8,7 @@ cd "$ROOT"
 bash scripts/setup.sh
 source scripts/env.sh
 cargo leptos build --release
-cargo build --locked --release --features ssr --bin flack-bench
+cargo build --locked --release --features bench --bin flack-bench
 mkdir -p bench-results
 FLACK_BIN="$CARGO_TARGET_DIR/release/flack" \
   "$CARGO_TARGET_DIR/release/flack-bench" suite --out bench-results "$@" | tee bench-results/table.txt

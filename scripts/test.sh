@@ -12,20 +12,20 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "formatting"
 cargo fmt --check
 
-step "lints (server)"
-cargo clippy --locked --features ssr --all-targets -- -D warnings
+step "lints (server, and the load generator: feature bench adds it to ssr)"
+cargo clippy --locked --features bench --all-targets -- -D warnings
 
 step "lints (browser)"
 cargo clippy --locked --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
-step "unit and integration tests"
-cargo test --locked --features ssr
+step "unit and integration tests (the load generator's too)"
+cargo test --locked --features bench
 
 step "build the site (debug)"
 cargo leptos build
 
 step "load generator smoke run (checks the harness works; timing is for the benchmark)"
-cargo build --locked --features ssr --bin flack-bench
+cargo build --locked --features bench --bin flack-bench
 FLACK_BIN="$CARGO_TARGET_DIR/debug/flack" "$CARGO_TARGET_DIR/debug/flack-bench" smoke > /dev/null
 
 step "Playwright end-to-end tests"

@@ -7,6 +7,11 @@ use crate::net::{self, Ws};
 use crate::procstat;
 use crate::report::Report;
 use crate::servers::{Kind, Server};
+use flack::chat::model::{
+    ChannelName, DisplayName, Message as ChatMessage, MessageBody, MessageId, Room, Timestamp,
+    UserId, UserInfo,
+};
+use flack::protocol::{ClientEvent, ServerEvent};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -19,6 +24,40 @@ use tokio_tungstenite::tungstenite::Message;
 const CHANNEL: &str = "bench";
 /// Filler so each message is about the size of a short chat line.
 const PADDING: &str = "the quick brown fox jumps over the lazy dog";
+
+/// The channel every scenario talks in.
+fn bench_room() -> Result<Room, String> {
+    ChannelName::parse(CHANNEL)
+        .map(Room::Channel)
+        .map_err(|e| e.to_string())
+}
+
+/// The `message` event Flack would deliver for sender `i`'s `seq`th message: what the
+/// ceiling broadcasts, so both servers move frames of the same shape and size.
+fn ceiling_frame(room: &Room, i: usize, seq: u64, body: String) -> String {
+    let author = DisplayName::parse(&format!("bench-sender-{i}"))
+        .map(|name| UserInfo {
+            id: UserId(i as u64),
+            name,
+        })
+        .ok();
+    let body = MessageBody::parse(&body, usize::MAX).ok();
+    let (Some(author), Some(body)) = (author, body) else {
+        return String::new();
+    };
+    ServerEvent::Message {
+        message: ChatMessage {
+            id: MessageId(seq),
+            room: room.clone(),
+            seq,
+            author,
+            body,
+            attachment: None,
+            sent_at: Timestamp::from_millis(1_795_305_600_000),
+        },
+    }
+    .encode()
+}
 
 fn epoch() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -127,15 +166,22 @@ impl Fleet {
                 .await
                 .map_err(|_| "a receiver could not connect within 15 s".to_owned())??;
                 if kind == Kind::Flack {
-                    let join = format!(r#"{{"type":"join","room":{{"channel":"{CHANNEL}"}}}}"#);
-                    ws.send(Message::text(join))
+                    let join = ClientEvent::Join {
+                        room: bench_room()?,
+                        since: None,
+                        client_ref: None,
+                    };
+                    ws.send(Message::text(join.encode()))
                         .await
                         .map_err(|e| e.to_string())?;
                     // Wait for the answer, so the receiver is live before any phase starts.
                     loop {
                         match ws.next().await {
                             Some(Ok(Message::Text(t)))
-                                if t.as_str().contains("\"type\":\"joined\"") =>
+                                if matches!(
+                                    ServerEvent::decode(t.as_str()),
+                                    Ok(ServerEvent::Joined { .. })
+                                ) =>
                             {
                                 break
                             }
@@ -165,8 +211,10 @@ impl Fleet {
         for i in 0..senders {
             let mut ws = net::websocket(addr, Some(net::source_ip(receivers + i))).await?;
             if let Some(token) = tokens.get(i) {
-                let auth = format!(r#"{{"type":"auth","token":"{token}"}}"#);
-                ws.send(Message::text(auth))
+                let auth = ClientEvent::Auth {
+                    token: token.clone(),
+                };
+                ws.send(Message::text(auth.encode()))
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -237,6 +285,9 @@ impl Fleet {
             let sink = sink.clone();
             let kind = self.kind;
             sending.push(tokio::spawn(async move {
+                let Ok(room) = bench_room() else {
+                    return 0;
+                };
                 // Spread senders over the interval so the load is smooth.
                 tokio::time::sleep(interval.mul_f64(i as f64 / 8.0).min(interval)).await;
                 let mut ticker = tokio::time::interval(interval);
@@ -250,13 +301,15 @@ impl Fleet {
                     let body = format!("t={t} {PADDING}");
                     let frame = match kind {
                         // The send time again as `client_ref`, which the ack echoes.
-                        Kind::Flack => format!(
-                            r#"{{"type":"send","room":{{"channel":"{CHANNEL}"}},"body":"{body}","client_ref":"{t}"}}"#
-                        ),
+                        Kind::Flack => ClientEvent::Send {
+                            room: room.clone(),
+                            body,
+                            attachment: None,
+                            client_ref: Some(t.to_string()),
+                        }
+                        .encode(),
                         // What Flack would deliver, so the ceiling moves the same bytes.
-                        Kind::Ceiling => format!(
-                            r#"{{"type":"message","message":{{"id":{sent},"room":{{"channel":"{CHANNEL}"}},"seq":{sent},"author":{{"id":{i},"name":"bench-sender-{i}"}},"body":"{body}","sent_at":"2026-11-22T00:00:00.000Z"}}}}"#
-                        ),
+                        Kind::Ceiling => ceiling_frame(&room, i, sent, body),
                     };
                     if sink.send(Message::text(frame)).await.is_err() {
                         break;

@@ -4,9 +4,25 @@
 use crate::net::{self, Http};
 use crate::report::Report;
 use crate::servers::{Kind, Server};
+use flack::chat::model::{ChannelName, Room};
+use flack::protocol::ClientEvent;
 use futures_util::SinkExt;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
+
+/// What every message of the loaded channel says, after its number.
+const PADDING: &str = "the quick brown fox jumps over the lazy dog";
+
+/// A `send` of `body` to `room`.
+fn post(room: &Room, body: String) -> String {
+    ClientEvent::Send {
+        room: room.clone(),
+        body,
+        attachment: None,
+        client_ref: None,
+    }
+    .encode()
+}
 
 /// Fills a channel with 100 messages, then loads its page with `workers` connections for
 /// `duration`, while `posts_per_second` new messages go to the channel (each one changes the
@@ -20,16 +36,18 @@ pub async fn run(
     let addr = server.addr;
     let token = net::register(addr, "bench-loader").await?;
     net::create_channel(addr, &token, "loaded").await?;
+    let room = ChannelName::parse("loaded")
+        .map(Room::Channel)
+        .map_err(|e| e.to_string())?;
     let mut ws = net::websocket(addr, None).await?;
-    ws.send(Message::text(format!(
-        r#"{{"type":"auth","token":"{token}"}}"#
-    )))
-    .await
-    .map_err(|e| e.to_string())?;
+    let auth = ClientEvent::Auth {
+        token: token.clone(),
+    };
+    ws.send(Message::text(auth.encode()))
+        .await
+        .map_err(|e| e.to_string())?;
     for i in 0..100 {
-        let send = format!(
-            r#"{{"type":"send","room":{{"channel":"loaded"}},"body":"message {i}: the quick brown fox jumps over the lazy dog"}}"#
-        );
+        let send = post(&room, format!("message {i}: {PADDING}"));
         ws.send(Message::text(send))
             .await
             .map_err(|e| e.to_string())?;
@@ -62,9 +80,7 @@ pub async fn run(
         let mut i = 0u64;
         while Instant::now() < deadline {
             tick.tick().await;
-            let send = format!(
-                r#"{{"type":"send","room":{{"channel":"loaded"}},"body":"later message {i}: the quick brown fox jumps over the lazy dog"}}"#
-            );
+            let send = post(&room, format!("later message {i}: {PADDING}"));
             if ws.send(Message::text(send)).await.is_err() {
                 return;
             }

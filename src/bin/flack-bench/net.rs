@@ -173,12 +173,12 @@ pub async fn register(addr: SocketAddr, name: &str) -> Result<String, String> {
         .request("POST", "/api/register", Some(&format!("name={name}")))
         .await
         .map_err(|e| e.to_string())?;
-    let session: serde_json::Value =
-        serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
-    session["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("no token in {}", String::from_utf8_lossy(&response.body)))
+    serde_json::from_slice::<flack::chat::model::Session>(&response.body)
+        .map(|session| session.token)
+        .map_err(|e| {
+            let body = String::from_utf8_lossy(&response.body);
+            format!("no session in {body}: {e}")
+        })
 }
 
 /// Creates a channel (ignoring "already exists").
@@ -193,7 +193,11 @@ pub async fn create_channel(addr: SocketAddr, token: &str, name: &str) -> Result
         .await
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&response.body);
-    if response.status == 200 || text.contains("channel_exists") {
+    let exists = matches!(
+        serde_json::from_str::<flack::chat::model::ChatError>(&text),
+        Ok(flack::chat::model::ChatError::ChannelExists(_))
+    );
+    if response.status == 200 || exists {
         Ok(())
     } else {
         Err(text.into_owned())
