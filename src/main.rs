@@ -40,7 +40,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.site_root.display(), "Flack is listening");
     let state = AppState::new(config, hub.clone());
-    state.assets.warm().await;
     let stopping = state.clone();
     let shutdown = async move {
         server::shutdown_signal().await;

@@ -3,10 +3,12 @@
 
 mod common;
 
-use common::{fast, form_value, general, http, request, start_for_pages, start_with, Client};
+use common::{
+    fast, form_value, general, http, request, start_for_pages, start_with, Client, HttpResponse,
+    TestServer,
+};
 use flack::server::config::Config;
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
 
 /// Creating a channel through the server function works once, with a valid token; the same
 /// name in another case or with spaces is a conflict with a clear message, and invalid names
@@ -203,38 +205,37 @@ fn ungzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A built asset is served in the encoding the browser accepts, soon at the best level
-/// (no larger than brotli 11 or gzip 9 make it), always decoding to the file as it is now:
-/// a rebuilt file is never answered with the old file's copy.
+/// A site folder of this test's own holding one built asset, `pkg/flack.test.wasm`.
+fn site_with_asset(test: &str, original: &[u8]) -> std::path::PathBuf {
+    let site = std::env::temp_dir().join(format!("flack-assets-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&site);
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("pkg/flack.test.wasm"), original).unwrap();
+    site
+}
+
+/// `GET /pkg/flack.test.wasm` with an `Accept-Encoding`.
+async fn get_asset(server: &TestServer, encoding: &str) -> HttpResponse {
+    let response = request(
+        server,
+        "GET",
+        "/pkg/flack.test.wasm",
+        &[("Accept-Encoding", encoding)],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    response
+}
+
+/// A release build's best-level copies (brotli 11 and gzip 9, written beside each asset by
+/// `cargo leptos build --release --precompress`) are what is served to a browser that
+/// accepts them, byte for byte, decoding to the asset, with caching headers that say the
+/// encoding depends on the request; a browser that accepts neither gets the file itself.
 #[tokio::test]
 async fn assets_are_served_at_the_best_compression() {
-    let site = std::env::temp_dir().join(format!("flack-assets-{}", std::process::id()));
-    std::fs::create_dir_all(site.join("pkg")).unwrap();
-    let path = site.join("pkg/flack.test.wasm");
     let original = asset_like(300_000, 7);
-    std::fs::write(&path, &original).unwrap();
-    let server = start_with(Config {
-        site_root: site.clone(),
-        site_pkg_dir: "pkg".into(),
-        ..fast()
-    })
-    .await;
-    let get = |encoding: &'static str| {
-        let server = &server;
-        async move {
-            let response = request(
-                server,
-                "GET",
-                "/pkg/flack.test.wasm",
-                &[("Accept-Encoding", encoding)],
-                b"",
-            )
-            .await;
-            assert_eq!(response.status, 200);
-            response
-        }
-    };
-
+    let site = site_with_asset("best", &original);
     let mut best_brotli = Vec::new();
     let params = brotli::enc::BrotliEncoderParams {
         quality: 11,
@@ -245,42 +246,55 @@ async fn assets_are_served_at_the_best_compression() {
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gzip.write_all(&original).unwrap();
     let best_gzip = gzip.finish().unwrap();
+    std::fs::write(site.join("pkg/flack.test.wasm.br"), &best_brotli).unwrap();
+    std::fs::write(site.join("pkg/flack.test.wasm.gz"), &best_gzip).unwrap();
+    let server = start_with(Config {
+        site_root: site.clone(),
+        site_pkg_dir: "pkg".into(),
+        ..fast()
+    })
+    .await;
 
-    for (encoding, best, decode) in [
+    for (encoding, coding, best, decode) in [
         (
             "gzip, deflate, br",
-            best_brotli.len(),
+            "br",
+            &best_brotli,
             unbrotli as fn(&[u8]) -> Vec<u8>,
         ),
-        ("gzip", best_gzip.len(), ungzip),
+        ("gzip", "gzip", &best_gzip, ungzip),
     ] {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let response = get(encoding).await;
-            let coding = if encoding == "gzip" { "gzip" } else { "br" };
-            assert_eq!(response.header("content-encoding").as_deref(), Some(coding));
-            assert_eq!(decode(&response.bytes), original, "{encoding}");
-            if response.bytes.len() <= best {
-                assert!(response.header("cache-control").is_some());
-                assert_eq!(response.header("vary").as_deref(), Some("accept-encoding"));
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{encoding}: never the best level"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let response = get_asset(&server, encoding).await;
+        assert_eq!(response.header("content-encoding").as_deref(), Some(coding));
+        assert_eq!(&response.bytes, best, "{encoding}: the build's copy");
+        assert_eq!(decode(&response.bytes), original, "{encoding}");
+        assert!(response.header("cache-control").is_some());
+        assert_eq!(response.header("vary").as_deref(), Some("accept-encoding"));
     }
 
-    let plain = get("identity").await;
+    let plain = get_asset(&server, "identity").await;
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(plain.bytes, original);
+    let _ = std::fs::remove_dir_all(&site);
+}
 
-    // A rebuild writes new contents under the same name: never answered from the old copy.
-    let rebuilt = asset_like(200_000, 99);
-    std::fs::write(&path, &rebuilt).unwrap();
-    assert_eq!(unbrotli(&get("br").await.bytes), rebuilt);
-    assert_eq!(ungzip(&get("gzip").await.bytes), rebuilt);
+/// Without the build's copies (a debug build), an asset is still sent compressed to a
+/// browser that accepts it, decoding to the file as it is now.
+#[tokio::test]
+async fn assets_without_copies_are_compressed_per_request() {
+    let original = asset_like(200_000, 99);
+    let site = site_with_asset("plain", &original);
+    let server = start_with(Config {
+        site_root: site.clone(),
+        site_pkg_dir: "pkg".into(),
+        ..fast()
+    })
+    .await;
+    let brotli = get_asset(&server, "br").await;
+    assert_eq!(brotli.header("content-encoding").as_deref(), Some("br"));
+    assert_eq!(unbrotli(&brotli.bytes), original);
+    let gzip = get_asset(&server, "gzip").await;
+    assert_eq!(gzip.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(ungzip(&gzip.bytes), original);
     let _ = std::fs::remove_dir_all(&site);
 }

@@ -1,7 +1,6 @@
 //! The HTTP side of Flack (server only): shared application state, the router (pages, server
 //! functions, the WebSocket, static files) and `serve` with graceful shutdown.
 
-pub mod assets;
 pub mod config;
 pub mod files;
 pub mod page_cache;
@@ -22,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_http::services::ServeDir;
 
 /// Everything request handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -40,8 +40,6 @@ pub struct AppState {
     /// `limits.connections_per_ip`.
     pub connections_by_ip:
         Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-    /// Best-level compressed copies of the built assets.
-    pub assets: assets::Precompressed,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -72,7 +70,6 @@ impl AppState {
             .env(env)
             .build();
         let (stop, stopping) = watch::channel(false);
-        let assets = assets::Precompressed::new(config.site_root.join(&config.site_pkg_dir));
         AppState {
             hub,
             leptos_options,
@@ -80,7 +77,6 @@ impl AppState {
             stopping,
             stop: Arc::new(stop),
             connections_by_ip: Arc::default(),
-            assets,
         }
     }
 
@@ -114,6 +110,10 @@ pub fn router(state: AppState) -> Router {
         let context = context.clone();
         move |request| leptos_axum::handle_server_fns_with_context(context.clone(), request)
     };
+    let pkg_path = format!("/{}", state.config.site_pkg_dir);
+    let pkg_files = ServeDir::new(state.config.site_root.join(&state.config.site_pkg_dir))
+        .precompressed_br()
+        .precompressed_gzip();
     // Pages, server functions and static files are compressed; sockets and uploads are not.
     // The page addresses are those of `app::nav::Route`; any other is "not found".
     let pages = Router::new()
@@ -121,6 +121,9 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{name}", get(whole_page))
         .route("/dm/{id}", get(streamed_page))
         .route("/api/{*function}", post(server_fn))
+        // Built assets. A release build (`cargo leptos build --release --precompress`) writes
+        // brotli and gzip copies beside each file, served to browsers that accept them.
+        .nest_service(&pkg_path, pkg_files)
         // Built files, or the "not found" page (with the channel list in its sidebar).
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
@@ -130,15 +133,11 @@ pub fn router(state: AppState) -> Router {
             page_cache::PageCache::new(state.hub.clone()),
             page_cache::serve,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.assets.clone(),
-            assets::serve,
-        ))
         .layer(axum::middleware::from_fn(move |request, next| {
             cache_headers(hashed, request, next)
         }))
-        // The fastest level: compressing a page per request must stay cheap. (Built assets
-        // are served at the best level once `assets` has compressed them.)
+        // The fastest level: compressing a page per request must stay cheap. Built assets
+        // are not compressed again: a release build has best-level copies beside them.
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .quality(tower_http::CompressionLevel::Fastest),
@@ -153,7 +152,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Built assets under `/pkg/` with content-hashed names never change, so browsers may keep
-/// them for a year; without hashing they must be revalidated.
+/// them for a year; without hashing they must be revalidated. Either way their encoding
+/// depends on the request's `Accept-Encoding`, which caches must know.
 async fn cache_headers(hashed: bool, request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/pkg/");
     let mut response = next.run(request).await;
@@ -163,9 +163,9 @@ async fn cache_headers(hashed: bool, request: Request, next: Next) -> Response {
         } else {
             "no-cache"
         };
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
 }
