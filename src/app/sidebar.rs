@@ -9,7 +9,6 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-/// The sidebar.
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let client = use_chat_client();

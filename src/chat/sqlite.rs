@@ -9,17 +9,16 @@
 //! size is kept in `meta`; opening with another size, or a file from before the ring, moves
 //! the window over.)
 //!
-//! One writer thread owns the connection that writes. The hub hands it changes in the order
-//! it applies them:
-//! - Users, channels and names: the caller waits until the change is committed, and a
-//!   failure cancels it.
-//! - Messages and deletions are written behind. Each transaction holds whatever queued up
-//!   while the last one was committed, so under load one commit covers many messages; each
-//!   outcome is reported through its [`Durable`], and the sender's acknowledgement waits for
-//!   that.
+//! One writer thread owns the connection that writes. The hub hands it every change (users,
+//! channels, names, messages and deletions) in the order it applies them, and every change
+//! is written behind: each transaction holds whatever queued up while the last one was
+//! committed, so under load one commit covers many changes. Each outcome is reported through
+//! its [`Durable`], and only the answer to whoever asked (a message's acknowledgement, a
+//! registration's session) waits for it; a failed write is reported to them and the change
+//! stays in memory until the next restart.
 //!
 //! So a message is on disk before its sender hears it was sent, and a slow disk delays
-//! acknowledgements, never delivery. A message already delivered but not yet committed is
+//! answers, never delivery. A message already delivered but not yet committed is
 //! lost if the process dies, and its sequence number is given out again after the restart.
 //! So that clients cannot mistake the new message for the lost one, a start after an unclean
 //! stop begins a new epoch; a clean stop ([`Store::close`]) marks the file as such.

@@ -16,7 +16,6 @@ pub type TokenHash = [u8; 32];
 /// One room as a store holds it.
 #[derive(Debug)]
 pub struct StoredRoom {
-    /// The room.
     pub room: Room,
     /// For a channel, its public description.
     pub channel: Option<ChannelInfo>,

@@ -125,7 +125,6 @@ pub struct ChannelInfo {
 /// A room's recent history as served to a client that opens it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
-    /// The room.
     pub room: Room,
     /// What to call it: the channel's name, or the other participant's display name.
     pub title: String,
@@ -142,7 +141,6 @@ pub struct HistoryPage {
 /// A private conversation as listed in its participant's sidebar.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectSummary {
-    /// The conversation.
     pub key: DirectKey,
     /// The other participant.
     pub peer: UserInfo,

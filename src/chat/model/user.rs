@@ -27,7 +27,6 @@ pub struct UserInfo {
 /// What the browser keeps after choosing a name: who it is and the secret that proves it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    /// The user.
     pub user: UserInfo,
     /// The bearer token: presented on the socket and to server functions; the server keeps
     /// only its hash.

@@ -1,0 +1,248 @@
+//! The WebSocket wire protocol: one enum of events per direction, shared by the browser and
+//! the server, encoded as JSON text frames tagged by `"type"`. `docs/PROTOCOL.md` documents
+//! every event; keep the two in step.
+
+pub use crate::chat::model::Cursor;
+use crate::chat::model::{ChannelInfo, ChatError, FileId, Message, MessageId, Room, UserInfo};
+use serde::{Deserialize, Serialize};
+
+/// The path the WebSocket endpoint is served at.
+pub const WS_PATH: &str = "/ws";
+
+/// Everything a client may send.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientEvent {
+    /// Proves who this connection is, with the token from registration.
+    Auth { token: String },
+    /// Subscribes to a room's live events, after first receiving what was missed.
+    Join {
+        room: Room,
+        /// What the client already holds, if anything.
+        #[serde(default)]
+        since: Option<Cursor>,
+        /// An opaque token echoed in the `error` that refuses this event.
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
+    /// Stops receiving a channel's live events.
+    Leave { room: Room },
+    /// Posts a message to a room.
+    Send {
+        room: Room,
+        /// The message text (may be empty when there is an attachment).
+        body: String,
+        /// A file uploaded for this room by this user, not yet sent.
+        #[serde(default)]
+        attachment: Option<FileId>,
+        /// An opaque token echoed in the `ack` or `error` that answers this event.
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
+    /// Deletes one of the user's own messages.
+    Delete {
+        /// The room the message is in.
+        room: Room,
+        id: MessageId,
+        /// An opaque token echoed in the `error` that refuses this event.
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
+    /// Changes the user's display name.
+    Rename {
+        name: String,
+        /// An opaque token echoed in the `error` that refuses this event.
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
+}
+
+impl ClientEvent {
+    /// Decodes one text frame. This is the protocol's only parse edge for client input.
+    pub fn decode(text: &str) -> Result<ClientEvent, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+
+    /// Encodes the event as a text frame.
+    pub fn encode(&self) -> String {
+        // Serialising these plain enums of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Everything the server may send. Its `type` is always the frame's first member, which lets
+/// [`ServerEvent::decode`] read a frame in one pass (see [`read`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// First event on every connection: the epoch and the current channel list.
+    Welcome {
+        /// Changes whenever sequence numbers from before it can no longer be trusted.
+        epoch: u64,
+        /// Every channel, sorted by name.
+        channels: Vec<ChannelInfo>,
+    },
+    /// Answers `auth`: who this connection now acts as.
+    Authenticated { user: UserInfo },
+    /// Someone created a channel.
+    ChannelCreated { channel: ChannelInfo },
+    /// Answers `join`, before any live event of that room.
+    Joined {
+        room: Room,
+        epoch: u64,
+        /// True: `messages` is the whole history and replaces what the client holds.
+        /// False: `messages` are exactly the ones after the client's cursor.
+        reset: bool,
+        /// The sequence number of the room's newest message (0 if none): the cursor to
+        /// continue from.
+        last_seq: u64,
+        /// Oldest first.
+        messages: Vec<Message>,
+        /// For a channel, the users connected to it now, sorted by name.
+        online: Vec<UserInfo>,
+    },
+    /// A live message in a joined room.
+    Message { message: Message },
+    /// A message was deleted by its author.
+    MessageDeleted { room: Room, id: MessageId },
+    /// A user changed their display name (sent to every connection).
+    UserRenamed {
+        /// The user, with the new name.
+        user: UserInfo,
+    },
+    /// A user came online in a channel, or left it.
+    Presence {
+        room: Room,
+        user: UserInfo,
+        /// True when they arrived, false when their last connection left.
+        online: bool,
+    },
+    /// The server accepted a `send`.
+    Ack {
+        /// The `client_ref` of the `send`, if it had one.
+        client_ref: Option<String>,
+        id: MessageId,
+        /// The new message's sequence number in its room.
+        seq: u64,
+    },
+    /// A client event was refused or could not be understood. Nothing changed.
+    Error {
+        /// Machine-readable cause.
+        code: String,
+        /// A sentence for people.
+        message: String,
+        /// The `client_ref` of the refused event, if it had one.
+        client_ref: Option<String>,
+    },
+}
+
+impl ServerEvent {
+    /// Builds the error event for a refused chat action.
+    pub fn chat_error(error: &ChatError, client_ref: Option<String>) -> ServerEvent {
+        ServerEvent::Error {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+            client_ref,
+        }
+    }
+
+    /// Builds the error event for input that is not a valid client event.
+    pub fn protocol_error(error: &ProtocolError) -> ServerEvent {
+        ServerEvent::Error {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+            client_ref: None,
+        }
+    }
+
+    /// Encodes the event as a text frame.
+    pub fn encode(&self) -> String {
+        // Serialising these plain enums of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes one text frame from the server.
+    pub fn decode(text: &str) -> Result<ServerEvent, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    }
+}
+
+/// The hub's events, as the wire carries them.
+#[cfg(feature = "ssr")]
+impl From<crate::chat::hub::HubEvent> for ServerEvent {
+    fn from(event: crate::chat::hub::HubEvent) -> ServerEvent {
+        use crate::chat::hub::HubEvent;
+        match event {
+            HubEvent::Welcome { epoch, channels } => ServerEvent::Welcome { epoch, channels },
+            HubEvent::ChannelCreated { channel } => ServerEvent::ChannelCreated { channel },
+            HubEvent::Joined {
+                room,
+                epoch,
+                reset,
+                last_seq,
+                messages,
+                online,
+            } => ServerEvent::Joined {
+                room,
+                epoch,
+                reset,
+                last_seq,
+                messages,
+                online,
+            },
+            HubEvent::Message { message } => ServerEvent::Message { message },
+            HubEvent::MessageDeleted { room, id } => ServerEvent::MessageDeleted { room, id },
+            HubEvent::UserRenamed { user } => ServerEvent::UserRenamed { user },
+            HubEvent::Presence { room, user, online } => {
+                ServerEvent::Presence { room, user, online }
+            }
+        }
+    }
+}
+
+/// The [`Encoder`](crate::chat::hub::Encoder) the server hands the hub: each event as this
+/// protocol's JSON text frame.
+#[cfg(feature = "ssr")]
+pub fn encode_hub_event(event: crate::chat::hub::HubEvent) -> crate::chat::hub::Frame {
+    ServerEvent::from(event).frame()
+}
+
+#[cfg(feature = "ssr")]
+impl ServerEvent {
+    /// The event encoded as a frame for one connection's outbox.
+    pub fn frame(&self) -> crate::chat::hub::Frame {
+        crate::chat::hub::Frame::from_text(self.encode())
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(read::EventVisitor)
+    }
+}
+
+mod read;
+
+/// Input that is not a valid event.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Not JSON, an unknown `type`, or fields of the wrong kind.
+    #[error("That frame is not a valid event: {0}")]
+    Malformed(String),
+    /// A binary frame: the protocol is text only.
+    #[error("Binary frames are not part of the protocol; send JSON text.")]
+    Binary,
+}
+
+impl ProtocolError {
+    /// The stable, machine-readable name of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::Malformed(_) => "malformed",
+            ProtocolError::Binary => "binary_frame",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

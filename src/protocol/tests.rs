@@ -1,0 +1,288 @@
+//! Tests of the wire protocol: events round-trip, malformed input is refused.
+
+use super::*;
+use crate::chat::model::{ChannelName, DirectKey, UserId};
+
+/// Client events use the documented JSON shape, and decode back to the same event.
+#[test]
+fn client_events_round_trip_in_the_documented_shape() {
+    let join = ClientEvent::decode(
+        r#"{"type":"join","room":{"channel":"general"},"since":{"epoch":7,"seq":3}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        join,
+        ClientEvent::Join {
+            room: Room::Channel(ChannelName::parse("general").unwrap()),
+            since: Some(Cursor { epoch: 7, seq: 3 }),
+            client_ref: None,
+        }
+    );
+    assert_eq!(ClientEvent::decode(&join.encode()).unwrap(), join);
+    let send =
+        ClientEvent::decode(r#"{"type":"send","room":{"direct":[9,4]},"body":"hi"}"#).unwrap();
+    assert_eq!(
+        send,
+        ClientEvent::Send {
+            room: Room::Direct(DirectKey::between(UserId(4), UserId(9)).unwrap()),
+            body: "hi".into(),
+            attachment: None,
+            client_ref: None
+        }
+    );
+}
+
+/// Rooms are validated as they are decoded: bad channel names and a conversation with
+/// oneself are malformed.
+#[test]
+fn rooms_are_validated_while_decoding() {
+    for bad in [
+        r#"{"type":"leave","room":{"channel":""}}"#,
+        r#"{"type":"leave","room":{"channel":"a/b"}}"#,
+        r#"{"type":"leave","room":{"direct":[3,3]}}"#,
+        r#"{"type":"leave","room":{"direct":[3]}}"#,
+        r#"{"type":"leave","room":{"lobby":"x"}}"#,
+    ] {
+        assert!(ClientEvent::decode(bad).is_err(), "{bad}");
+    }
+}
+
+/// Garbage, unknown events, unknown fields and wrong field types are all refused with a
+/// `malformed` error rather than a panic.
+#[test]
+fn malformed_frames_are_refused() {
+    for bad in [
+        "",
+        "not json",
+        "[]",
+        "{}",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"send","room":{"channel":"g"}}"#,
+        r#"{"type":"send","room":{"channel":5},"body":"x"}"#,
+        r#"{"type":"auth","token":"a","admin":true}"#,
+    ] {
+        let err = ClientEvent::decode(bad).unwrap_err();
+        assert_eq!(err.code(), "malformed", "{bad:?}");
+    }
+}
+
+/// One event of every kind, with every optional part filled in.
+fn every_server_event() -> Vec<ServerEvent> {
+    use crate::chat::model::{Attachment, ChannelInfo, DisplayName, FileId, MessageBody};
+    use crate::chat::timestamp::Timestamp;
+    let general = Room::Channel(ChannelName::parse("general").unwrap());
+    let ada = UserInfo {
+        id: UserId(1),
+        name: DisplayName::parse("Ada").unwrap(),
+    };
+    let channel = ChannelInfo {
+        name: ChannelName::parse("café \"quoted\"").unwrap(),
+        created_at: Timestamp::from_millis(1_795_338_000_123),
+    };
+    let message = Message {
+        id: MessageId(7),
+        room: Room::Direct(DirectKey::between(UserId(1), UserId(2)).unwrap()),
+        seq: 3,
+        author: ada.clone(),
+        body: MessageBody::parse("hi <b>there</b>\n", 100).unwrap(),
+        attachment: Some(Attachment {
+            id: FileId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            name: "plan.png".into(),
+            size: 1234,
+            content_type: "image/png".into(),
+            image: true,
+        }),
+        sent_at: Timestamp::from_millis(1_795_338_000_456),
+    };
+    vec![
+        ServerEvent::Welcome {
+            epoch: 9,
+            channels: vec![channel.clone()],
+        },
+        ServerEvent::Authenticated { user: ada.clone() },
+        ServerEvent::ChannelCreated { channel },
+        ServerEvent::Joined {
+            room: general.clone(),
+            epoch: 9,
+            reset: true,
+            last_seq: 3,
+            messages: vec![message.clone()],
+            online: vec![ada.clone()],
+        },
+        ServerEvent::Message { message },
+        ServerEvent::MessageDeleted {
+            room: general.clone(),
+            id: MessageId(7),
+        },
+        ServerEvent::UserRenamed { user: ada.clone() },
+        ServerEvent::Presence {
+            room: general,
+            user: ada,
+            online: false,
+        },
+        ServerEvent::Ack {
+            client_ref: Some("r1".into()),
+            id: MessageId(8),
+            seq: 4,
+        },
+        ServerEvent::Ack {
+            client_ref: None,
+            id: MessageId(9),
+            seq: 5,
+        },
+        ServerEvent::chat_error(&ChatError::MessageEmpty, None),
+    ]
+}
+
+/// Every kind of server event is written with `type` first and decodes back to itself.
+#[test]
+fn server_events_round_trip() {
+    for event in every_server_event() {
+        let text = event.encode();
+        assert!(text.starts_with("{\"type\":"), "{text}");
+        assert_eq!(ServerEvent::decode(&text).unwrap(), event, "{text}");
+    }
+}
+
+/// The one-pass reader skips members it does not know, fills a missing `client_ref`
+/// with nothing, and refuses events whose `type` is not first, is unknown, or that lack
+/// a member.
+#[test]
+fn server_events_are_read_strictly_but_tolerantly() {
+    let ack = ServerEvent::decode(r#"{"type":"ack","id":3,"seq":4,"later":{"x":[1]}}"#);
+    assert_eq!(
+        ack.unwrap(),
+        ServerEvent::Ack {
+            client_ref: None,
+            id: MessageId(3),
+            seq: 4
+        }
+    );
+    for bad in [
+        r#"{"id":3,"type":"ack","seq":4}"#,
+        r#"{"type":"dance"}"#,
+        r#"{"type":"ack","seq":4}"#,
+        r#"{"type":"presence","room":{"channel":"g"},"user":{"id":1,"name":"A"},"online":[]}"#,
+        r#"{}"#,
+        r#"[]"#,
+    ] {
+        assert_eq!(
+            ServerEvent::decode(bad).unwrap_err().code(),
+            "malformed",
+            "{bad}"
+        );
+    }
+}
+
+/// Error events carry the chat error's code and its sentence.
+#[test]
+fn chat_errors_become_error_events() {
+    let event = ServerEvent::chat_error(&ChatError::MessageEmpty, Some("r1".into()));
+    let json: serde_json::Value = serde_json::from_str(&event.encode()).unwrap();
+    assert_eq!(json["type"], "error");
+    assert_eq!(json["code"], "message_empty");
+    assert_eq!(json["client_ref"], "r1");
+    assert_eq!(json["message"], "Messages can't be empty.");
+}
+
+/// A small deterministic generator (xorshift), so the fuzz test needs no extra crates and
+/// is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Fuzz: tens of thousands of random and mutated frames never make the decoder panic; it
+/// either decodes an event or reports `malformed`.
+#[test]
+fn the_decoder_survives_random_input() {
+    let seeds = [
+        r#"{"type":"auth","token":"abc"}"#,
+        r#"{"type":"join","room":{"channel":"general"},"since":{"epoch":1,"seq":2}}"#,
+        r#"{"type":"join","room":{"direct":[1,2]}}"#,
+        r#"{"type":"leave","room":{"channel":"x"}}"#,
+        r#"{"type":"send","room":{"channel":"g"},"body":"hi","client_ref":"r"}"#,
+        r#"{"type":"send","room":{"direct":[3,9]},"body":"","attachment":"0123456789abcdef0123456789abcdef"}"#,
+        r#"{"type":"delete","room":{"channel":"g"},"id":5}"#,
+        r#"{"type":"rename","name":"Ada"}"#,
+    ];
+    let pieces = [
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        ":",
+        ",",
+        "null",
+        "true",
+        "-1",
+        "1e999",
+        "18446744073709551616",
+        "\"type\"",
+        "\"room\"",
+        "\"channel\"",
+        "\"direct\"",
+        "\\u0000",
+        "\\ud800",
+        "é",
+        "\u{202E}",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut decoded = 0;
+    for round in 0..30_000 {
+        let text = match round % 3 {
+            // Mutate a valid event: delete, duplicate or replace a span of characters.
+            0 | 1 => {
+                let mut chars: Vec<char> = seeds[rng.below(seeds.len())].chars().collect();
+                for _ in 0..=rng.below(4) {
+                    let at = rng.below(chars.len() + 1);
+                    match rng.below(3) {
+                        0 if at < chars.len() => {
+                            chars.remove(at);
+                        }
+                        1 => {
+                            let piece = pieces[rng.below(pieces.len())];
+                            for (i, c) in piece.chars().enumerate() {
+                                chars.insert((at + i).min(chars.len()), c);
+                            }
+                        }
+                        _ => {
+                            if at < chars.len() {
+                                chars[at] = char::from(rng.below(128) as u8);
+                            }
+                        }
+                    }
+                }
+                chars.into_iter().collect::<String>()
+            }
+            // Random bytes, read as text the way the socket layer would refuse or accept.
+            _ => {
+                let bytes: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+        };
+        match ClientEvent::decode(&text) {
+            Ok(event) => {
+                decoded += 1;
+                // Whatever decodes re-encodes and decodes to the same event.
+                assert_eq!(ClientEvent::decode(&event.encode()).unwrap(), event);
+            }
+            Err(error) => assert_eq!(error.code(), "malformed"),
+        }
+    }
+    assert!(
+        decoded > 100,
+        "mutations still produce valid events sometimes ({decoded})"
+    );
+}
