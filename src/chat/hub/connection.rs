@@ -85,13 +85,9 @@ impl Connection {
         let mut guard = self.hub.lock();
         let state = &mut *guard;
         let user = state.connections.user(self.id);
-        let target = state.rooms.open(
-            room,
-            user,
-            &state.directory,
-            &mut state.connections,
-            shared.limits.history,
-        )?;
+        let target = state
+            .rooms
+            .open(room, user, &state.directory, &mut state.connections)?;
         let was_present = user.is_some_and(|u| target.has_user(u));
         let conn = state
             .connections
@@ -167,13 +163,10 @@ impl Connection {
         let id = MessageId(state.rooms.next_message_id);
         // The room must exist (and be the user's to post in) before the post counts against
         // the user's allowance.
-        let target = state.rooms.open(
-            room,
-            Some(user),
-            &state.directory,
-            &mut state.connections,
-            shared.limits.history,
-        )?;
+        let target =
+            state
+                .rooms
+                .open(room, Some(user), &state.directory, &mut state.connections)?;
         let entry = state
             .directory
             .users
@@ -222,13 +215,10 @@ impl Connection {
         let mut guard = self.hub.lock();
         let state = &mut *guard;
         let user = self.user(state)?;
-        let target = state.rooms.open(
-            room,
-            Some(user),
-            &state.directory,
-            &mut state.connections,
-            shared.limits.history,
-        )?;
+        let target =
+            state
+                .rooms
+                .open(room, Some(user), &state.directory, &mut state.connections)?;
         let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
         if message.author.id != user {
             return Err(ChatError::NotYourMessage);

@@ -143,13 +143,9 @@ impl Hub {
         let mut guard = self.lock();
         let state = &mut *guard;
         let owner = state.directory.by_token(token)?.info.id;
-        state.rooms.open(
-            room,
-            Some(owner),
-            &state.directory,
-            &mut state.connections,
-            self.shared.limits.history,
-        )?;
+        state
+            .rooms
+            .open(room, Some(owner), &state.directory, &mut state.connections)?;
         state.files.add(attachment, room.key(), owner, false);
         Ok(())
     }

@@ -60,7 +60,7 @@ use self::connections::Connections;
 use self::directory::{new_token, Directory};
 use self::fanout::publish_to_everyone;
 use self::files::Files;
-use self::rooms::{name_of, CatchUp, RoomState, Rooms};
+use self::rooms::{name_of, CatchUp, Rooms};
 use super::model::{
     ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage, Room,
     RoomKey, Session, Timestamp, UserId, UserInfo,
@@ -149,7 +149,7 @@ impl Hub {
             .unwrap_or_else(|| Timestamp::now().millis().max(1) as u64);
         let mut state = State {
             directory: Directory::new(),
-            rooms: Rooms::new(),
+            rooms: Rooms::new(limits.history),
             connections: Connections::new(),
             files: Files::default(),
         };
@@ -157,7 +157,7 @@ impl Hub {
             state.directory.insert(info, token_hash, &limits);
         }
         for stored in loaded.rooms {
-            let mut room = RoomState::new(stored.room, stored.channel, limits.history);
+            let mut room = state.rooms.new_room(stored.room, stored.channel);
             for mut message in stored.messages {
                 state.rooms.next_message_id = state.rooms.next_message_id.max(message.id.0 + 1);
                 // Names may have changed since the message was stored.
@@ -296,11 +296,9 @@ impl Hub {
             created_at: Timestamp::now(),
         };
         let durable = self.shared.store.put_channel(&info);
-        let room = RoomState::new(
-            Room::Channel(name),
-            Some(info.clone()),
-            self.shared.limits.history,
-        );
+        let room = state
+            .rooms
+            .new_room(Room::Channel(name), Some(info.clone()));
         state.rooms.map.insert(key, room);
         publish_to_everyone(
             self.shared.encode,

@@ -14,6 +14,8 @@ pub(super) struct Rooms {
     pub(super) map: HashMap<RoomKey, RoomState>,
     /// Message ids are unique across all rooms.
     pub(super) next_message_id: u64,
+    /// How many messages each room's history keeps.
+    history: usize,
 }
 
 pub(super) struct RoomState {
@@ -62,11 +64,17 @@ pub(super) fn name_of(room: &Room) -> String {
 }
 
 impl Rooms {
-    pub(super) fn new() -> Rooms {
+    pub(super) fn new(history: usize) -> Rooms {
         Rooms {
             map: HashMap::new(),
             next_message_id: 1,
+            history,
         }
+    }
+
+    /// A new room, not yet added, whose history keeps the configured number of messages.
+    pub(super) fn new_room(&self, room: Room, channel: Option<ChannelInfo>) -> RoomState {
+        RoomState::new(room, channel, self.history)
     }
 
     /// Every channel, sorted by name without regard to case.
@@ -88,7 +96,6 @@ impl Rooms {
         user: Option<UserId>,
         directory: &Directory,
         connections: &mut Connections,
-        history: usize,
     ) -> Result<&mut RoomState, ChatError> {
         let key = room.key();
         if let Room::Direct(direct) = room {
@@ -100,7 +107,7 @@ impl Rooms {
                 return Err(ChatError::NoSuchUser);
             }
             if !self.map.contains_key(&key) {
-                let mut state = RoomState::new(room.clone(), None, history);
+                let mut state = self.new_room(room.clone(), None);
                 // Every connection of both participants receives the conversation live.
                 for user in direct.users() {
                     for conn_id in directory
@@ -127,7 +134,7 @@ impl Rooms {
 }
 
 impl RoomState {
-    pub(super) fn new(room: Room, channel: Option<ChannelInfo>, history: usize) -> RoomState {
+    fn new(room: Room, channel: Option<ChannelInfo>, history: usize) -> RoomState {
         RoomState {
             room,
             channel,
