@@ -4,7 +4,6 @@
 mod common;
 
 use common::{fast, form_value, general, http, request, start_for_pages, start_with, Client};
-use flack::server::config::Config;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -213,12 +212,10 @@ async fn assets_are_served_at_the_best_compression() {
     let path = site.join("pkg/flack.test.wasm");
     let original = asset_like(300_000, 7);
     std::fs::write(&path, &original).unwrap();
-    let server = start_with(Config {
-        site_root: site.clone(),
-        site_pkg_dir: "pkg".into(),
-        ..fast()
-    })
-    .await;
+    let mut config = fast();
+    config.server.site_root = site.clone();
+    config.server.site_pkg_dir = "pkg".into();
+    let server = start_with(config).await;
     let get = |encoding: &'static str| {
         let server = &server;
         async move {

@@ -53,10 +53,9 @@ impl FromRef<AppState> for LeptosOptions {
 impl AppState {
     /// State for a configuration, with a hub already opened.
     pub fn new(config: Config, hub: Hub) -> AppState {
-        let env = if config.env == "dev" {
-            leptos::config::Env::DEV
-        } else {
-            leptos::config::Env::PROD
+        let env = match config.server.env {
+            config::SiteEnv::Dev => leptos::config::Env::DEV,
+            config::SiteEnv::Prod => leptos::config::Env::PROD,
         };
         // cargo-leptos writes the hashed asset names next to the binary it builds.
         let hash_files = std::env::current_exe()
@@ -66,13 +65,14 @@ impl AppState {
         let leptos_options = LeptosOptions::builder()
             .output_name("flack")
             .hash_files(hash_files)
-            .site_root(config.site_root.to_string_lossy().into_owned())
-            .site_pkg_dir(config.site_pkg_dir.clone())
-            .site_addr(config.addr)
+            .site_root(config.server.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir(config.server.site_pkg_dir.clone())
+            .site_addr(config.server.addr)
             .env(env)
             .build();
         let (stop, stopping) = watch::channel(false);
-        let assets = assets::Precompressed::new(config.site_root.join(&config.site_pkg_dir));
+        let assets =
+            assets::Precompressed::new(config.server.site_root.join(&config.server.site_pkg_dir));
         AppState {
             hub,
             leptos_options,
