@@ -22,11 +22,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = Config::load(&args)?;
+    let config = match Config::load(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!("{error}");
+            std::process::exit(1);
+        }
+    };
     let limits = config.hub_settings();
-    let store: Arc<dyn Store> = match config.store {
+    let store: Arc<dyn Store> = match config.data.store {
         StoreKind::Sqlite => {
-            let path = config.data_dir.join("flack.db");
+            let path = config.data.dir.join("flack.db");
             tracing::info!(path = %path.display(), "storing chat data in SQLite");
             Arc::new(SqliteStore::open(&path, limits.history)?)
         }
@@ -37,8 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let hub = Hub::open(store.clone(), limits, flack::protocol::encode_hub_event)?;
     server::files::spawn_unsent_sweeper(hub.clone());
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, site_root = %config.site_root.display(), "Flack is listening");
+    let listener = tokio::net::TcpListener::bind(config.server.addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, site_root = %config.server.site_root.display(), "Flack is listening");
     let state = AppState::new(config, hub.clone());
     let stopping = state.clone();
     let shutdown = async move {

@@ -6,7 +6,6 @@ mod common;
 use common::{general, request, start, start_with, Client, TestServer};
 use flack::chat::model::{Attachment, DirectKey, Room};
 use flack::protocol::{ClientEvent, ServerEvent};
-use flack::server::config::Config;
 
 const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
@@ -30,7 +29,7 @@ async fn upload(
 }
 
 fn stored_files(server: &TestServer) -> usize {
-    std::fs::read_dir(server.config.data_dir.join("files"))
+    std::fs::read_dir(server.config.data.dir.join("files"))
         .map(|dir| dir.count())
         .unwrap_or(0)
 }
@@ -131,11 +130,9 @@ async fn other_files_are_downloads() {
 /// a clear error, and nothing is stored.
 #[tokio::test]
 async fn bad_uploads_store_nothing() {
-    let server = start_with(Config {
-        max_upload_bytes: 1024,
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.max_upload_bytes = 1024;
+    let server = start_with(config).await;
     let ada = Client::joined(&server, "Ada").await;
     let token = ada.token();
     /// token, query, file name, content, expected status, expected error code

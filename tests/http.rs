@@ -7,7 +7,6 @@ use common::{
     fast, form_value, general, http, request, start_for_pages, start_with, Client, HttpResponse,
     TestServer,
 };
-use flack::server::config::Config;
 use std::io::{Read, Write};
 
 /// Creating a channel through the server function works once, with a valid token; the same
@@ -248,12 +247,10 @@ async fn assets_are_served_at_the_best_compression() {
     let best_gzip = gzip.finish().unwrap();
     std::fs::write(site.join("pkg/flack.test.wasm.br"), &best_brotli).unwrap();
     std::fs::write(site.join("pkg/flack.test.wasm.gz"), &best_gzip).unwrap();
-    let server = start_with(Config {
-        site_root: site.clone(),
-        site_pkg_dir: "pkg".into(),
-        ..fast()
-    })
-    .await;
+    let mut config = fast();
+    config.server.site_root = site.clone();
+    config.server.site_pkg_dir = "pkg".into();
+    let server = start_with(config).await;
 
     for (encoding, coding, best, decode) in [
         (
@@ -284,12 +281,10 @@ async fn assets_are_served_at_the_best_compression() {
 async fn assets_without_copies_are_compressed_per_request() {
     let original = asset_like(200_000, 99);
     let site = site_with_asset("plain", &original);
-    let server = start_with(Config {
-        site_root: site.clone(),
-        site_pkg_dir: "pkg".into(),
-        ..fast()
-    })
-    .await;
+    let mut config = fast();
+    config.server.site_root = site.clone();
+    config.server.site_pkg_dir = "pkg".into();
+    let server = start_with(config).await;
     let brotli = get_asset(&server, "br").await;
     assert_eq!(brotli.header("content-encoding").as_deref(), Some("br"));
     assert_eq!(unbrotli(&brotli.bytes), original);

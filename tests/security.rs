@@ -28,11 +28,9 @@ async fn connect_with_origin(addr: std::net::SocketAddr, origin: &str) -> Result
 /// origins and non-browser clients (no Origin) can.
 #[tokio::test]
 async fn websocket_origin_is_checked() {
-    let server = start_with(Config {
-        allowed_origins: vec!["https://chat.example.com".into()],
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.server.allowed_origins = vec!["https://chat.example.com".into()];
+    let server = start_with(config).await;
     let addr = server.addr;
     assert_eq!(
         connect_with_origin(addr, "https://evil.example").await,
@@ -57,11 +55,9 @@ async fn websocket_origin_is_checked() {
 /// frees its place.
 #[tokio::test]
 async fn connections_per_address_are_limited() {
-    let server = start_with(Config {
-        connections_per_ip: 2,
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.connections_per_ip = 2;
+    let server = start_with(config).await;
     let first = Client::connect(&server).await;
     let _second = Client::connect(&server).await;
     let third = connect_async(format!("ws://{}/ws", server.addr)).await;
@@ -107,12 +103,10 @@ async fn connect_forwarded_for(addr: std::net::SocketAddr, client: &str) -> Resu
 /// `X-Forwarded-For` cannot be used to get around the limit.
 #[tokio::test]
 async fn the_limit_follows_the_address_a_trusted_proxy_reports() {
-    let behind_proxy = start_with(Config {
-        connections_per_ip: 1,
-        trusted_proxies: vec!["127.0.0.1".parse().expect("address")],
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.connections_per_ip = 1;
+    config.server.trusted_proxies = vec!["127.0.0.1".parse().expect("address")];
+    let behind_proxy = start_with(config).await;
     let addr = behind_proxy.addr;
     let _first = connect_forwarded_for(addr, "192.0.2.1")
         .await
@@ -125,11 +119,9 @@ async fn the_limit_follows_the_address_a_trusted_proxy_reports() {
         Some(429)
     );
 
-    let direct = start_with(Config {
-        connections_per_ip: 1,
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.connections_per_ip = 1;
+    let direct = start_with(config).await;
     let addr = direct.addr;
     let _first = connect_forwarded_for(addr, "192.0.2.1")
         .await

@@ -6,7 +6,7 @@ mod common;
 use common::{general, start, start_with, Client};
 use flack::chat::model::{DirectKey, MessageId, Room};
 use flack::protocol::{ClientEvent, Cursor, ServerEvent};
-use flack::server::config::Config;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A message posted by one client reaches every member of the channel, with the sender's name
@@ -428,11 +428,9 @@ async fn garbage_floods_are_disconnected() {
 /// A frame over the configured size limit ends the connection instead of being processed.
 #[tokio::test]
 async fn oversized_frames_are_refused() {
-    let server = start_with(Config {
-        max_frame_bytes: 2048,
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.max_frame_bytes = 2048;
+    let server = start_with(config).await;
     let mut client = Client::joined(&server, "big").await;
     client.post(&general(), &"y".repeat(4096)).await;
     loop {
@@ -481,20 +479,20 @@ async fn assert_error(client: &mut Client, code: &str) {
 }
 
 /// A connection that stops answering pings is noticed as dead and dropped, and others see
-/// its user leave.
+/// its user leave. Time is tokio's paused clock: the seconds pass without being waited for.
 #[tokio::test]
 async fn dead_connections_are_noticed_by_heartbeat() {
-    let server = start_with(Config {
-        heartbeat_secs: 1,
-        dead_after_secs: 2,
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.heartbeat = Duration::from_secs(1);
+    config.limits.dead_after = Duration::from_secs(2);
+    let server = start_with(config).await;
     let mut ada = Client::joined(&server, "Ada").await;
     // Bob joins, then never reads again: his client answers no pings.
     let bob = Client::joined(&server, "Bob").await;
     let bob_id = bob.id();
-    let started = std::time::Instant::now();
+    // From here the clock moves only when every task waits, straight to the next timer.
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
     loop {
         if let ServerEvent::Presence {
             user,
@@ -506,24 +504,25 @@ async fn dead_connections_are_noticed_by_heartbeat() {
             break;
         }
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
     drop(bob);
 }
 
 /// A connection that answers pings but sends no event for `limits.idle_after_secs` is closed
-/// as idle with code 4000, while one that keeps sending events stays open.
+/// as idle with code 4000, while one that keeps sending events stays open. Time is tokio's
+/// paused clock: the seconds pass without being waited for.
 #[tokio::test]
 async fn idle_connections_are_closed() {
-    let server = start_with(Config {
-        heartbeat_secs: 1,
-        dead_after_secs: 60,
-        idle_after_secs: 2,
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.heartbeat = Duration::from_secs(1);
+    config.limits.dead_after = Duration::from_secs(60);
+    config.limits.idle_after = Duration::from_secs(2);
+    let server = start_with(config).await;
     let mut idle = Client::joined(&server, "Idle").await;
     let mut busy = Client::joined(&server, "Busy").await;
-    let started = std::time::Instant::now();
+    // From here the clock moves only when every task waits, straight to the next timer.
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
     // The idle client keeps reading, so its library answers every ping.
     let idle_closed = tokio::spawn(async move {
         loop {
@@ -535,9 +534,9 @@ async fn idle_connections_are_closed() {
         }
     });
     // Meanwhile the busy client sends an event twice a second for four seconds.
-    while started.elapsed() < std::time::Duration::from_secs(4) {
+    while started.elapsed() < Duration::from_secs(4) {
         busy.join(&general()).await;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let code = tokio::time::timeout(common::WAIT, idle_closed)
         .await
@@ -554,11 +553,9 @@ async fn idle_connections_are_closed() {
 /// write to the stuck socket may block for).
 #[tokio::test]
 async fn a_stuck_client_does_not_delay_others() {
-    let server = start_with(Config {
-        outbox_frames: 8,
-        ..common::fast()
-    })
-    .await;
+    let mut config = common::fast();
+    config.limits.outbox_frames = 8;
+    let server = start_with(config).await;
     let stuck = Client::joined(&server, "stuck").await;
     let mut fast = Client::joined(&server, "fast").await;
     let mut poster = Client::user(&server, "poster").await;

@@ -121,7 +121,7 @@ pub async fn upload(
         .map(decode_path_segment)
         .unwrap_or_default();
     let name = parse_file_name(&raw_name)?;
-    let max = state.config.max_upload_bytes;
+    let max = state.config.limits.max_upload_bytes;
     let bytes = axum::body::to_bytes(body, max as usize)
         .await
         .map_err(|_| ChatError::FileTooLarge { max_bytes: max })?;
@@ -136,7 +136,7 @@ pub async fn upload(
         content_type: image.unwrap_or("application/octet-stream").to_owned(),
         image: image.is_some(),
     };
-    let dir = state.config.data_dir.join("files");
+    let dir = state.config.data.dir.join("files");
     let path = dir.join(attachment.id.as_str());
     let write = async {
         tokio::fs::create_dir_all(&dir).await?;
@@ -166,7 +166,7 @@ pub async fn download(
     let id = FileId::parse(&id)?;
     let token = bearer(&headers).or_else(|| cookie_token(&headers));
     let attachment = state.hub.file_for(&id, token.as_deref())?;
-    let path = state.config.data_dir.join("files").join(id.as_str());
+    let path = state.config.data.dir.join("files").join(id.as_str());
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|_| ChatError::NoSuchFile)?;

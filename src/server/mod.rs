@@ -51,10 +51,9 @@ impl FromRef<AppState> for LeptosOptions {
 impl AppState {
     /// State for a configuration, with a hub already opened.
     pub fn new(config: Config, hub: Hub) -> AppState {
-        let env = if config.env == "dev" {
-            leptos::config::Env::DEV
-        } else {
-            leptos::config::Env::PROD
+        let env = match config.server.env {
+            config::SiteEnv::Dev => leptos::config::Env::DEV,
+            config::SiteEnv::Prod => leptos::config::Env::PROD,
         };
         // cargo-leptos writes the hashed asset names next to the binary it builds.
         let hash_files = std::env::current_exe()
@@ -64,9 +63,9 @@ impl AppState {
         let leptos_options = LeptosOptions::builder()
             .output_name("flack")
             .hash_files(hash_files)
-            .site_root(config.site_root.to_string_lossy().into_owned())
-            .site_pkg_dir(config.site_pkg_dir.clone())
-            .site_addr(config.addr)
+            .site_root(config.server.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir(config.server.site_pkg_dir.clone())
+            .site_addr(config.server.addr)
             .env(env)
             .build();
         let (stop, stopping) = watch::channel(false);
@@ -110,10 +109,16 @@ pub fn router(state: AppState) -> Router {
         let context = context.clone();
         move |request| leptos_axum::handle_server_fns_with_context(context.clone(), request)
     };
-    let pkg_path = format!("/{}", state.config.site_pkg_dir);
-    let pkg_files = ServeDir::new(state.config.site_root.join(&state.config.site_pkg_dir))
-        .precompressed_br()
-        .precompressed_gzip();
+    let pkg_path = format!("/{}", state.config.server.site_pkg_dir);
+    let pkg_files = ServeDir::new(
+        state
+            .config
+            .server
+            .site_root
+            .join(&state.config.server.site_pkg_dir),
+    )
+    .precompressed_br()
+    .precompressed_gzip();
     // Pages, server functions and static files are compressed; sockets and uploads are not.
     // The page addresses are those of `app::nav::Route`; any other is "not found".
     let pages = Router::new()

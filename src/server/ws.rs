@@ -1,6 +1,7 @@
 //! The WebSocket endpoint: decodes client events, hands them to the hub, and writes the
 //! connection's outbox to the socket. One reader loop and one writer loop per socket.
 
+use super::config::LimitsSection;
 use super::AppState;
 use crate::chat::hub::{Connection, Frame, Hub, Outbox};
 use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
@@ -15,8 +16,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 /// Malformed frames in a row after which a client is disconnected.
 const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
@@ -42,13 +44,25 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// the kernel reset it, and the client may then lose the close frame and its reason.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// Per-connection settings, from the configuration.
+/// Per-connection settings, from the configuration's `[limits]`.
 #[derive(Clone, Copy)]
 struct Settings {
+    /// `outbox_frames`.
     capacity: usize,
     heartbeat: Duration,
     dead_after: Duration,
     idle_after: Duration,
+}
+
+impl Settings {
+    fn from_limits(limits: &LimitsSection) -> Settings {
+        Settings {
+            capacity: limits.outbox_frames,
+            heartbeat: limits.heartbeat,
+            dead_after: limits.dead_after,
+            idle_after: limits.idle_after,
+        }
+    }
 }
 
 /// Upgrades `GET /ws` to a WebSocket speaking the Flack protocol, after checking that the
@@ -60,11 +74,11 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if !origin_allowed(&headers, &state.config.allowed_origins) {
+    if !origin_allowed(&headers, &state.config.server.allowed_origins) {
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a WebSocket from another site");
         return (StatusCode::FORBIDDEN, "This page may not connect to Flack.").into_response();
     }
-    let client = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let client = client_ip(peer.ip(), &headers, &state.config.server.trusted_proxies);
     let Some(slot) = IpSlot::take(&state, client) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -72,13 +86,8 @@ pub async fn upgrade(
         )
             .into_response();
     };
-    let max = state.config.max_frame_bytes;
-    let settings = Settings {
-        capacity: state.config.outbox_frames,
-        heartbeat: Duration::from_secs(state.config.heartbeat_secs),
-        dead_after: Duration::from_secs(state.config.dead_after_secs),
-        idle_after: Duration::from_secs(state.config.idle_after_secs),
-    };
+    let max = state.config.limits.max_frame_bytes;
+    let settings = Settings::from_limits(&state.config.limits);
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(max)
         .max_message_size(max)
@@ -89,14 +98,15 @@ pub async fn upgrade(
 }
 
 /// Browsers always send `Origin`; it must be the server's own address (the `Host` the
-/// browser connected to) or one configured in `server.allowed_origins`. Clients that are not
-/// browsers send none and are allowed: they cannot carry a victim's page session anyway.
+/// browser connected to) or one configured in `server.allowed_origins` (a trailing `/` on
+/// either is ignored). Clients that are not browsers send none and are allowed: they cannot
+/// carry a victim's page session anyway.
 fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true;
     };
     let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a == origin) {
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
         return true;
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -142,7 +152,7 @@ impl IpSlot {
         let table = state.connections_by_ip.clone();
         let mut counts = table.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(ip).or_insert(0);
-        if *count >= state.config.connections_per_ip {
+        if *count >= state.config.limits.connections_per_ip {
             return None;
         }
         *count += 1;
@@ -179,7 +189,8 @@ struct Link<'a> {
     closed: &'a AtomicBool,
 }
 
-/// When the connection last sent something, shared by its reader and writer.
+/// When the connection last sent something, shared by its reader and writer. On tokio's
+/// clock, as the heartbeat is, so tests can pause it and move it on.
 struct LastSeen(std::sync::Mutex<Instant>);
 
 impl LastSeen {

@@ -52,12 +52,11 @@ pub async fn start() -> TestServer {
 
 /// Default settings without the posting rate limit.
 pub fn fast() -> Config {
-    Config {
-        messages_per_second: 1_000_000,
-        message_burst: 1_000_000,
-        channels_per_minute: 1_000,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.limits.messages_per_second = 1_000_000;
+    config.limits.message_burst = 1_000_000;
+    config.limits.channels_per_minute = 1_000;
+    config
 }
 
 /// Starts the real router on an ephemeral port with the given settings.
@@ -81,8 +80,8 @@ fn launch(mut config: Config, shared_runtime: bool) -> TestServer {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("non-blocking");
     let addr = listener.local_addr().expect("local addr");
-    config.addr = addr;
-    config.data_dir =
+    config.server.addr = addr;
+    config.data.dir =
         std::env::temp_dir().join(format!("flack-test-{}-{}", std::process::id(), addr.port()));
     let settings = config.hub_settings();
     let hub = Hub::open(

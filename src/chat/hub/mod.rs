@@ -88,6 +88,8 @@ pub struct HubSettings {
 }
 
 impl Default for HubSettings {
+    /// The built-in limits. The server's configuration takes its defaults for these settings
+    /// from here, so each is written once.
     fn default() -> Self {
         HubSettings {
             max_message_chars: super::model::DEFAULT_MAX_MESSAGE_CHARS,

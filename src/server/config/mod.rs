@@ -1,0 +1,239 @@
+//! The server's runtime configuration, declared once: the serde-derived [`Config`] below names
+//! every setting, its type and (in its section's `Default`) its default value.
+//!
+//! Everything else follows from that declaration ([`load`] does the layering): a setting
+//! `key` of section `section` is `section.key` in the file (`Leptos.toml` unless `--config` or
+//! `FLACK_CONFIG` names another; the file is optional), `FLACK_SECTION_KEY` in the
+//! environment and `--section-key VALUE` on the command line, for example `server.addr`,
+//! `FLACK_SERVER_ADDR`, `--server-addr 127.0.0.1:8080`. Flags win over the environment,
+//! which wins over the file, which wins over the defaults. A test keeps `Leptos.toml` and
+//! the README's table in step with the declaration.
+//!
+//! Durations are written as seconds (`limits.heartbeat_secs = 10`, fractions allowed) and
+//! held as [`Duration`]s. A value out of its type's range, or under a setting's minimum, is an
+//! error naming the setting and where the value came from; nothing is truncated.
+
+pub mod load;
+mod serde_forms;
+#[cfg(test)]
+mod tests;
+
+pub use load::{ConfigError, Layers, Setting};
+
+use crate::chat::hub::HubSettings;
+use serde::{Deserialize, Serialize};
+use serde_forms::{at_least, comma_list, seconds};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The runtime configuration file read when no other is named.
+pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
+
+/// Everything the server can be configured with, by section. A missing section or key keeps
+/// its default; an unknown one is an error.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the server listens and what it serves.
+    pub server: ServerSection,
+    /// Where chat data is kept.
+    pub data: DataSection,
+    /// What one user, connection or request may use.
+    pub limits: LimitsSection,
+}
+
+/// `[server]`: where the server listens and what it serves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// The address to listen on.
+    pub addr: SocketAddr,
+    /// The folder cargo-leptos builds the site into.
+    pub site_root: PathBuf,
+    /// The folder under `site_root` holding the JS, wasm and CSS.
+    pub site_pkg_dir: String,
+    /// `prod` or `dev` (what Leptos is told; `production` and `development` are accepted).
+    pub env: SiteEnv,
+    /// Extra page origins (besides the server's own address) whose pages may open
+    /// WebSockets, comma-separated in the file, e.g. `https://chat.example.com`.
+    #[serde(with = "comma_list")]
+    pub allowed_origins: Vec<String>,
+    /// Addresses of reverse proxies in front of the server, comma-separated in the file. A
+    /// connection from one of them is counted against the client address the proxy reports
+    /// in `X-Forwarded-For`, not the proxy's own.
+    #[serde(with = "comma_list")]
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            site_root: PathBuf::from("target/site"),
+            site_pkg_dir: "pkg".into(),
+            env: SiteEnv::Prod,
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[data]`: where chat data is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// Where persistent data lives (the database, and uploaded files in `files/`).
+    pub dir: PathBuf,
+    /// `sqlite` (durable, in `dir/flack.db`) or `memory` (nothing kept).
+    pub store: StoreKind,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            dir: PathBuf::from("data"),
+            store: StoreKind::Sqlite,
+        }
+    }
+}
+
+/// `[limits]`: what one user, connection or request may use. Counts must be at least 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Longest message body, in characters.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub max_message_chars: usize,
+    /// Largest WebSocket frame or message accepted, in bytes.
+    #[serde(deserialize_with = "at_least::<1024, _, _>")]
+    pub max_frame_bytes: usize,
+    /// Outgoing frames a connection may have queued before it counts as behind and is
+    /// resynced from history.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub outbox_frames: usize,
+    /// Messages a user may post per second, on average.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub messages_per_second: u32,
+    /// Messages a user may post at once.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub message_burst: u32,
+    /// Channels a user may create per minute.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub channels_per_minute: u32,
+    /// Open WebSocket connections allowed from one IP address.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub connections_per_ip: usize,
+    /// Largest file attachment, in bytes.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub max_upload_bytes: u64,
+    /// `heartbeat_secs`: how often the server pings each connection.
+    #[serde(rename = "heartbeat_secs", with = "seconds")]
+    pub heartbeat: Duration,
+    /// `dead_after_secs`: a connection that sent nothing (not even a pong) for this long is
+    /// considered dead and closed.
+    #[serde(rename = "dead_after_secs", with = "seconds")]
+    pub dead_after: Duration,
+    /// `idle_after_secs`: a connection whose client sent no event (pongs do not count) for
+    /// this long is closed as idle.
+    #[serde(rename = "idle_after_secs", with = "seconds")]
+    pub idle_after: Duration,
+}
+
+impl Default for LimitsSection {
+    /// The hub's own defaults for what it enforces, so each number is written once.
+    fn default() -> Self {
+        let hub = HubSettings::default();
+        LimitsSection {
+            max_message_chars: hub.max_message_chars,
+            max_frame_bytes: 64 * 1024,
+            outbox_frames: 256,
+            messages_per_second: hub.messages_per_second,
+            message_burst: hub.message_burst,
+            channels_per_minute: hub.channels_per_minute,
+            connections_per_ip: 100,
+            max_upload_bytes: 10 * 1024 * 1024,
+            heartbeat: Duration::from_secs(10),
+            dead_after: Duration::from_secs(30),
+            idle_after: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What Leptos is told about the site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SiteEnv {
+    /// Built for release: hashed, compressed assets.
+    Prod,
+    /// Built for development.
+    Dev,
+}
+
+impl TryFrom<String> for SiteEnv {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "prod" | "production" => Ok(SiteEnv::Prod),
+            "dev" | "development" => Ok(SiteEnv::Dev),
+            _ => Err(format!("{text:?}: expected prod or dev")),
+        }
+    }
+}
+
+impl From<SiteEnv> for String {
+    fn from(env: SiteEnv) -> String {
+        match env {
+            SiteEnv::Prod => "prod".into(),
+            SiteEnv::Dev => "dev".into(),
+        }
+    }
+}
+
+/// Where chat data is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// A SQLite file in the data directory: survives restarts.
+    Sqlite,
+    /// Nothing is written: a restart starts empty.
+    Memory,
+}
+
+impl Config {
+    /// Loads the configuration for this process: defaults, the file (`--config` or
+    /// `FLACK_CONFIG`, else `Leptos.toml` if it exists), the environment, then `args` (the
+    /// command-line arguments without the program name).
+    pub fn load(args: &[String]) -> Result<Config, ConfigError> {
+        let flags = load::parse_flags(args)?;
+        let named = flags
+            .iter()
+            .find(|(name, _)| name == load::CONFIG_FLAG)
+            .map(|(_, path)| PathBuf::from(path))
+            .or_else(|| std::env::var_os(load::CONFIG_VAR).map(PathBuf::from));
+        let layers = match named {
+            Some(path) => Layers::new().file(&path)?,
+            None if std::path::Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                Layers::new().file(std::path::Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Layers::new(),
+        };
+        layers
+            .env(|name| std::env::var(name).ok())
+            .flags(&flags)?
+            .build()
+    }
+
+    /// What the hub enforces, from these settings.
+    pub fn hub_settings(&self) -> HubSettings {
+        HubSettings {
+            max_message_chars: self.limits.max_message_chars,
+            files_dir: Some(self.data.dir.join("files")),
+            messages_per_second: self.limits.messages_per_second,
+            message_burst: self.limits.message_burst,
+            channels_per_minute: self.limits.channels_per_minute,
+            ..HubSettings::default()
+        }
+    }
+}
