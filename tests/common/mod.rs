@@ -62,22 +62,15 @@ pub fn fast() -> Config {
 
 /// Starts the real router on an ephemeral port with the given settings.
 pub async fn start_with(config: Config) -> TestServer {
-    launch(config, false)
+    launch(config)
 }
 
-/// Like [`start`], but for tests that render pages: the server runs on one runtime shared by
-/// every such test in this binary, as in production where there is one. Leptos sets up its
-/// task executor once per process, on the runtime that first renders a page, so a page
-/// rendered on a test's own (shorter-lived) runtime could wait forever on tasks sent to
-/// another test's runtime after that test ended.
-/// (The page hangs these tests used to see now and then had another cause, gone since Flack
-/// routes its three pages itself: Leptos switched resource loading off process-wide while
-/// another test's server had its router work out the route list.)
+/// Like [`start`], for tests that render pages. EXPERIMENT: on the test's own runtime.
 pub async fn start_for_pages() -> TestServer {
-    launch(fast(), true)
+    launch(fast())
 }
 
-fn launch(mut config: Config, shared_runtime: bool) -> TestServer {
+fn launch(mut config: Config) -> TestServer {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("non-blocking");
     let addr = listener.local_addr().expect("local addr");
@@ -92,34 +85,10 @@ fn launch(mut config: Config, shared_runtime: bool) -> TestServer {
     )
     .expect("hub opens");
     let state = AppState::new(config.clone(), hub.clone());
-    // Build the router (which sets up Leptos's executor on first use) inside the shared
-    // runtime, so that executor never belongs to a test runtime that ends.
-    let app = {
-        let _shared = server_runtime().enter();
-        router(state)
-    };
-    let server = async move {
-        let listener = TcpListener::from_std(listener).expect("listener");
-        serve(listener, app, std::future::pending()).await
-    };
-    if shared_runtime {
-        server_runtime().spawn(server);
-    } else {
-        tokio::spawn(server);
-    }
+    let app = router(state);
+    let listener = TcpListener::from_std(listener).expect("listener");
+    tokio::spawn(serve(listener, app, std::future::pending()));
     TestServer { addr, hub, config }
-}
-
-/// The runtime every test server in this process runs on; it lives as long as the process.
-fn server_runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime for test servers")
-    })
 }
 
 /// A protocol client over a real WebSocket.
