@@ -60,19 +60,20 @@ pub fn fast() -> Config {
     }
 }
 
-/// Starts the real router on an ephemeral port with the given settings.
-pub async fn start_with(config: Config) -> TestServer {
-    launch(config)
-}
-
-/// Like [`start`], for tests that render pages. EXPERIMENT: on the test's own runtime.
-pub async fn start_for_pages() -> TestServer {
-    launch(fast())
-}
-
-fn launch(mut config: Config) -> TestServer {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("non-blocking");
+/// Starts the real router on an ephemeral port with the given settings, on the test's own
+/// runtime (also for tests that render pages).
+///
+/// Leptos ties nothing to one runtime: `any_spawner` stores only function pointers, and its
+/// tokio spawner is a plain `tokio::spawn` onto whichever runtime polls the render. The page
+/// renders that used to hang now and then beside other tests had another cause, a
+/// process-wide flag in `leptos_server`: Leptos's route-list generation sets it while it
+/// renders the app once, and a server-side `Resource` created meanwhile on any thread waits
+/// forever, even after the flag is cleared (`repro/` shows it; upstream this is
+/// leptos-rs/leptos#4773). One test building its router while another rendered a page was
+/// enough. Flack now routes its pages itself and renders no `Resource` on the server, so
+/// servers need no shared runtime.
+pub async fn start_with(mut config: Config) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     config.addr = addr;
     config.data_dir =
@@ -85,9 +86,7 @@ fn launch(mut config: Config) -> TestServer {
     )
     .expect("hub opens");
     let state = AppState::new(config.clone(), hub.clone());
-    let app = router(state);
-    let listener = TcpListener::from_std(listener).expect("listener");
-    tokio::spawn(serve(listener, app, std::future::pending()));
+    tokio::spawn(serve(listener, router(state), std::future::pending()));
     TestServer { addr, hub, config }
 }
 
