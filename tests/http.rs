@@ -4,8 +4,7 @@
 mod common;
 
 use common::{
-    fast, form_value, general, http, request, start_for_pages, start_with, Client, HttpResponse,
-    TestServer,
+    fast, form_value, general, http, request, start, start_with, Client, HttpResponse, TestServer,
 };
 use std::io::{Read, Write};
 
@@ -14,7 +13,7 @@ use std::io::{Read, Write};
 /// and missing or wrong tokens are refused.
 #[tokio::test]
 async fn channel_creation_server_function() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let token = server.hub.register("creator").unwrap().value.token;
     let created = http(
         &server,
@@ -72,7 +71,7 @@ async fn channel_creation_server_function() {
 /// Registration returns a long random token; a name already in use (in any case) is refused.
 #[tokio::test]
 async fn registration_server_function() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let ok = http(&server, "POST", "/api/register", Some("name=Ada")).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let session: flack::chat::model::Session = serde_json::from_str(&ok.body).unwrap();
@@ -85,7 +84,7 @@ async fn registration_server_function() {
 /// A private conversation's history is served only to its participants.
 #[tokio::test]
 async fn direct_history_is_only_for_participants() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let ada = Client::user(&server, "Ada").await;
     let mut bob = Client::user(&server, "Bob").await;
     let eve = server.hub.register("Eve").unwrap().value;
@@ -125,7 +124,7 @@ async fn direct_history_is_only_for_participants() {
 /// The channel list and history server functions return what the hub holds.
 #[tokio::test]
 async fn list_and_history_server_functions() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let mut ada = Client::joined(&server, "Ada").await;
     ada.post(&general(), "first!").await;
     ada.next_message().await;
@@ -146,7 +145,7 @@ async fn list_and_history_server_functions() {
 /// the HTML itself, with markup in messages escaped as text.
 #[tokio::test]
 async fn channel_page_is_rendered_on_the_server() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let mut ada = Client::joined(&server, "Ada <admin>").await;
     server.hub.create_channel(&ada.token(), "Design").unwrap();
     ada.post(&general(), "<script>alert(1)</script> hello")
@@ -168,7 +167,7 @@ async fn channel_page_is_rendered_on_the_server() {
 /// A page for a channel that does not exist says so, with status 404.
 #[tokio::test]
 async fn unknown_channel_page_is_not_found() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let page = http(&server, "GET", "/c/nowhere", None).await;
     assert_eq!(page.status, 404);
     assert!(page.body.contains("Channel not found"));

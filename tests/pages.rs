@@ -1,10 +1,10 @@
 //! Pages over HTTP: their security headers, and the page cache never serving a stale page.
-//! Kept in a test binary of its own: run beside the WebSocket tests of `security.rs`, a page
-//! render occasionally never finished (see the closing note of issue 4); alone it has not.
+//! (These once lived in a binary of their own because a page render beside `security.rs`'s
+//! tests now and then never finished; the cause is in `common::start_with` and is gone.)
 
 mod common;
 
-use common::{general, http, start_for_pages, Client};
+use common::{general, http, start, Client};
 use flack::protocol::{ClientEvent, ServerEvent};
 
 /// Pages carry a Content-Security-Policy that allows only this site's scripts and inline
@@ -12,7 +12,7 @@ use flack::protocol::{ClientEvent, ServerEvent};
 /// and the usual hardening headers; other responses get a policy that allows nothing.
 #[tokio::test]
 async fn pages_carry_security_headers() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let page = http(&server, "GET", "/c/general", None).await;
     assert_eq!(page.status, 200);
     let csp = page.header("content-security-policy").expect("a CSP");
@@ -55,7 +55,7 @@ async fn pages_carry_security_headers() {
 /// load, and a page served again carries a fresh nonce in its policy and its scripts alike.
 #[tokio::test]
 async fn repeated_page_loads_are_never_stale() {
-    let server = start_for_pages().await;
+    let server = start().await;
     let mut ada = Client::joined(&server, "Ada").await;
     let load = || async { http(&server, "GET", "/c/general", None).await };
     assert!(!load().await.body.contains("first words"));

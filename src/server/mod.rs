@@ -120,7 +120,9 @@ pub fn router(state: AppState) -> Router {
     .precompressed_br()
     .precompressed_gzip();
     // Pages, server functions and static files are compressed; sockets and uploads are not.
-    // The page addresses are those of `app::nav::Route`; any other is "not found".
+    // The page addresses are those of `app::nav::Route`; any other is "not found". (Listed
+    // here by hand: Leptos's route-list generation switches server resources off for the
+    // whole process while it runs, so a page rendering meanwhile could wait forever.)
     let pages = Router::new()
         .route("/", get(whole_page.clone()))
         .route("/c/{name}", get(whole_page))

@@ -59,26 +59,20 @@ pub fn fast() -> Config {
     config
 }
 
-/// Starts the real router on an ephemeral port with the given settings.
-pub async fn start_with(config: Config) -> TestServer {
-    launch(config, false)
-}
-
-/// Like [`start`], but for tests that render pages: the server runs on one runtime shared by
-/// every such test in this binary, as in production where there is one. Leptos sets up its
-/// task executor once per process, on the runtime that first renders a page, so a page
-/// rendered on a test's own (shorter-lived) runtime could wait forever on tasks sent to
-/// another test's runtime after that test ended.
-/// (The page hangs these tests used to see now and then had another cause, gone since Flack
-/// routes its three pages itself: Leptos switched resource loading off process-wide while
-/// another test's server had its router work out the route list.)
-pub async fn start_for_pages() -> TestServer {
-    launch(fast(), true)
-}
-
-fn launch(mut config: Config, shared_runtime: bool) -> TestServer {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("non-blocking");
+/// Starts the real router on an ephemeral port with the given settings, on the test's own
+/// runtime (also for tests that render pages).
+///
+/// Leptos ties nothing to one runtime: `any_spawner` stores only function pointers, and its
+/// tokio spawner is a plain `tokio::spawn` onto whichever runtime polls the render. The page
+/// renders that used to hang now and then beside other tests had another cause, a
+/// process-wide flag in `leptos_server`: Leptos's route-list generation sets it while it
+/// renders the app once, and a server-side `Resource` created meanwhile on any thread waits
+/// forever, even after the flag is cleared (`repro/` shows it; upstream this is
+/// leptos-rs/leptos#4773). One test building its router while another rendered a page was
+/// enough. Flack now routes its pages itself and renders no `Resource` on the server, so
+/// servers need no shared runtime.
+pub async fn start_with(mut config: Config) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     config.server.addr = addr;
     config.data.dir =
@@ -91,34 +85,8 @@ fn launch(mut config: Config, shared_runtime: bool) -> TestServer {
     )
     .expect("hub opens");
     let state = AppState::new(config.clone(), hub.clone());
-    // Build the router (which sets up Leptos's executor on first use) inside the shared
-    // runtime, so that executor never belongs to a test runtime that ends.
-    let app = {
-        let _shared = server_runtime().enter();
-        router(state)
-    };
-    let server = async move {
-        let listener = TcpListener::from_std(listener).expect("listener");
-        serve(listener, app, std::future::pending()).await
-    };
-    if shared_runtime {
-        server_runtime().spawn(server);
-    } else {
-        tokio::spawn(server);
-    }
+    tokio::spawn(serve(listener, router(state), std::future::pending()));
     TestServer { addr, hub, config }
-}
-
-/// The runtime every test server in this process runs on; it lives as long as the process.
-fn server_runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime for test servers")
-    })
 }
 
 /// A protocol client over a real WebSocket.
