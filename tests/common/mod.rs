@@ -67,9 +67,9 @@ pub fn fast() -> Config {
 /// renders that used to hang now and then beside other tests had another cause, a
 /// process-wide flag in `leptos_server`: Leptos's route-list generation sets it while it
 /// renders the app once, and a server-side `Resource` created meanwhile on any thread waits
-/// forever, even after the flag is cleared (`repro/` shows it; upstream this is
-/// leptos-rs/leptos#4773). One test building its router while another rendered a page was
-/// enough. Flack now routes its pages itself and renders no `Resource` on the server, so
+/// forever, even after the flag is cleared (`docs/repro/leptos-resource-load-hang/` shows
+/// it; upstream this is leptos-rs/leptos#4773). One test building its router while another
+/// rendered a page was enough. Flack now routes its pages itself and renders no `Resource` on the server, so
 /// servers need no shared runtime.
 pub async fn start_with(mut config: Config) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
