@@ -5,7 +5,7 @@
 
 use super::client::{use_chat_client, ChatClient, Feed};
 use super::message_item::MessageItem;
-use super::nav::{use_location, Location};
+use super::nav::{direct_path, use_location, Location};
 use crate::api::{channel_history, direct_history};
 use crate::chat::model::{human_size, Attachment, ChatError, HistoryPage, UserInfo};
 use leptos::either::Either;
@@ -163,7 +163,7 @@ fn online_entry(user: UserInfo, client: ChatClient, location: Location) -> impl 
     let is_me = move || client.my_id() == Some(user.id);
     let name = user.name.to_string();
     let label = format!("Message {name}");
-    let path = format!("/dm/{}", user.id);
+    let path = direct_path(user.id);
     view! {
         <li>
             <span class="presence-dot" aria-hidden="true"></span>
@@ -273,7 +273,7 @@ fn Composer(feed: Feed) -> impl IntoView {
             (Some(peer), _) => format!("peer={peer}"),
             (None, Some(name)) => format!(
                 "channel={}",
-                crate::chat::model::encode_path_segment(name.as_str())
+                crate::app::percent::encode_path_segment(name.as_str())
             ),
             (None, None) => return,
         };

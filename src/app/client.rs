@@ -502,6 +502,7 @@ fn append_after(held: &mut Vec<Message>, incoming: Vec<Message>) {
 #[cfg(feature = "hydrate")]
 pub mod browser {
     use super::{ChatClient, ConnStatus};
+    use crate::app::nav::{channel_path, direct_path, Route};
     use crate::chat::model::{Room, Session, UserId};
     use crate::protocol::{ClientEvent, ServerEvent, WS_PATH};
     use gloo_storage::{LocalStorage, Storage};
@@ -534,14 +535,18 @@ pub mod browser {
     /// The page of the last room the user was in, if one is stored.
     pub fn stored_room_path() -> Option<String> {
         let path: String = LocalStorage::get(ROOM_KEY).ok()?;
-        (path.starts_with("/c/") || path.starts_with("/dm/")).then_some(path)
+        matches!(
+            Route::from_path(&path),
+            Route::Channel(_) | Route::Direct(Some(_))
+        )
+        .then_some(path)
     }
 
     /// Stores the room the user is in, as the address of its page.
     pub fn remember_room(room: &Room, peer: Option<UserId>) {
         let path = match (room, peer) {
-            (Room::Channel(name), _) => name.path(),
-            (Room::Direct(_), Some(peer)) => format!("/dm/{peer}"),
+            (Room::Channel(name), _) => channel_path(name.as_str()),
+            (Room::Direct(_), Some(peer)) => direct_path(peer),
             (Room::Direct(_), None) => return,
         };
         if let Err(e) = LocalStorage::set(ROOM_KEY, path) {
@@ -630,7 +635,7 @@ pub mod browser {
         on_progress: impl Fn(f64) + 'static,
         on_done: impl FnOnce(Result<crate::chat::model::Attachment, String>) + 'static,
     ) {
-        use crate::chat::model::encode_path_segment;
+        use crate::app::percent::encode_path_segment;
         use web_sys::{ProgressEvent, XmlHttpRequest};
         let fail = |e: JsValue| format!("The upload could not start: {e:?}");
         let request = match XmlHttpRequest::new() {

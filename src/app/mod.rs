@@ -8,6 +8,7 @@ pub mod home;
 pub mod message_item;
 pub mod name_prompt;
 pub mod nav;
+pub mod percent;
 pub mod sidebar;
 
 use channel_page::{ChannelPage, DirectPage};

@@ -7,6 +7,7 @@ pub mod files;
 pub mod page_cache;
 pub mod ws;
 
+use crate::app::nav::{CHANNEL_PREFIX, DIRECT_PREFIX};
 use crate::app::shell;
 use crate::chat::hub::Hub;
 use axum::extract::FromRef;
@@ -118,8 +119,8 @@ pub fn router(state: AppState) -> Router {
     // The page addresses are those of `app::nav::Route`; any other is "not found".
     let pages = Router::new()
         .route("/", get(whole_page.clone()))
-        .route("/c/{name}", get(whole_page))
-        .route("/dm/{id}", get(streamed_page))
+        .route(&format!("{CHANNEL_PREFIX}{{name}}"), get(whole_page))
+        .route(&format!("{DIRECT_PREFIX}{{id}}"), get(streamed_page))
         .route("/api/{*function}", post(server_fn))
         // Built files, or the "not found" page (with the channel list in its sidebar).
         .fallback(leptos_axum::file_and_error_handler_with_context::<
