@@ -21,7 +21,7 @@ pub fn Home() -> impl IntoView {
 /// The page of the room the user was last in, as stored in the browser.
 #[cfg(feature = "hydrate")]
 fn remembered_room() -> Option<String> {
-    super::client::browser::stored_room_path()
+    super::client::storage::stored_room_path()
 }
 
 /// Effects never run on the server, so this is never called there.
