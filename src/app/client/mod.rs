@@ -10,11 +10,12 @@
 use crate::chat::model::{
     Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Message,
     MessageBody, MessageId, Room, Session, UserId, UserInfo, DEFAULT_MAX_MESSAGE_CHARS,
-    HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, ServerEvent};
 use leptos::prelude::*;
+use lists::{append_after, insert_channel, set_presence, upsert_direct};
 
+mod lists;
 #[cfg(feature = "hydrate")]
 pub mod socket;
 #[cfg(feature = "hydrate")]
@@ -63,7 +64,8 @@ pub struct Feed {
     pub title: RwSignal<String>,
     /// For a private conversation, the other participant.
     pub peer: Option<UserId>,
-    /// Its messages, oldest first, at most [`HISTORY_LIMIT`].
+    /// Its messages, oldest first: those the server's history holds, numbered within
+    /// [`HISTORY_LIMIT`](crate::chat::model::HISTORY_LIMIT) of the newest.
     pub messages: RwSignal<Vec<Message>>,
     /// For a channel, who is connected to it now, sorted by name.
     pub online: RwSignal<Vec<UserInfo>>,
@@ -261,11 +263,8 @@ impl ChatClient {
     /// locally, with the reason, when it is empty (and has no attachment) or too long, or when
     /// there is no live connection to send it on.
     pub fn send_message(&self, raw: &str, attachment: Option<&Attachment>) -> Result<(), String> {
-        let body = if attachment.is_some() && raw.trim().is_empty() {
-            MessageBody::empty()
-        } else {
-            MessageBody::parse(raw, DEFAULT_MAX_MESSAGE_CHARS).map_err(|e| e.to_string())?
-        };
+        let body = MessageBody::for_post(raw, DEFAULT_MAX_MESSAGE_CHARS, attachment.is_some())
+            .map_err(|e| e.to_string())?;
         let Some(room) = self.current() else {
             return Err("Open a channel first.".into());
         };
@@ -317,7 +316,7 @@ impl ChatClient {
                     feed.messages.try_set(messages);
                 } else {
                     feed.messages
-                        .try_update(|held| append_after(held, messages));
+                        .try_update(|held| append_after(held, messages, last_seq));
                 }
             }
             ServerEvent::Message { message } => self.receive(message),
@@ -356,9 +355,10 @@ impl ChatClient {
             if message.seq <= cursor {
                 // Already held: a duplicate.
             } else if message.seq == cursor + 1 {
-                feed.cursor.set_value(message.seq);
+                let seq = message.seq;
+                feed.cursor.set_value(seq);
                 feed.messages
-                    .try_update(|held| append_after(held, vec![message]));
+                    .try_update(|held| append_after(held, vec![message], seq));
             } else {
                 // A gap: ask again from what is held.
                 self.join_current();
@@ -465,95 +465,5 @@ impl ChatClient {
             self.storage_ready.set(true);
             socket::connect(*self);
         }
-    }
-}
-
-/// Inserts a channel into a sorted list unless a channel with the same name is there.
-fn insert_channel(list: &mut Vec<ChannelInfo>, channel: ChannelInfo) {
-    let key = channel.name.key();
-    if let Err(at) = list.binary_search_by(|c| c.name.key().cmp(&key)) {
-        list.insert(at, channel);
-    }
-}
-
-/// Adds `unread` to a conversation's count, adding the conversation if it is new; keeps the
-/// list sorted by name.
-fn upsert_direct(entries: &mut Vec<DirectEntry>, peer: UserInfo, unread: u32) {
-    match entries.iter_mut().find(|e| e.peer.id == peer.id) {
-        Some(entry) => {
-            entry.peer = peer;
-            entry.unread += unread;
-        }
-        None => entries.push(DirectEntry { peer, unread }),
-    }
-    entries.sort_by_key(|e| e.peer.name.key());
-}
-
-/// Adds or removes a user from an online list sorted by name.
-fn set_presence(list: &mut Vec<UserInfo>, user: UserInfo, online: bool) {
-    list.retain(|u| u.id != user.id);
-    if online {
-        list.push(user);
-        list.sort_by_key(|u| u.name.key());
-    }
-}
-
-/// Appends the messages newer than the last one held, keeping at most [`HISTORY_LIMIT`].
-fn append_after(held: &mut Vec<Message>, incoming: Vec<Message>) {
-    let last = held.last().map_or(0, |m| m.seq);
-    held.extend(incoming.into_iter().filter(|m| m.seq > last));
-    if held.len() > HISTORY_LIMIT {
-        held.drain(..held.len() - HISTORY_LIMIT);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::chat::model::ChannelName;
-    use crate::chat::model::Timestamp;
-
-    fn message(seq: u64) -> Message {
-        Message {
-            id: MessageId(seq),
-            room: Room::Channel(ChannelName::parse("c").unwrap()),
-            seq,
-            author: UserInfo {
-                id: UserId(1),
-                name: DisplayName::parse("a").unwrap(),
-            },
-            body: MessageBody::parse("b", 10).unwrap(),
-            attachment: None,
-            sent_at: Timestamp::from_millis(0),
-        }
-    }
-
-    /// Catch-up messages the client already holds are not shown twice, and the view keeps at
-    /// most 100 messages.
-    #[test]
-    fn append_skips_duplicates_and_caps() {
-        let mut held: Vec<Message> = (1..=3).map(message).collect();
-        append_after(&mut held, (2..=5).map(message).collect());
-        assert_eq!(
-            held.iter().map(|m| m.seq).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5]
-        );
-        append_after(&mut held, (6..=120).map(message).collect());
-        assert_eq!(held.len(), HISTORY_LIMIT);
-        assert_eq!(held[0].seq, 21);
-    }
-
-    /// New channels are inserted in name order, once.
-    #[test]
-    fn channels_stay_sorted_and_unique() {
-        let info = |n: &str| ChannelInfo {
-            name: ChannelName::parse(n).unwrap(),
-            created_at: Timestamp::from_millis(0),
-        };
-        let mut list = vec![info("alpha"), info("gamma")];
-        insert_channel(&mut list, info("Beta"));
-        insert_channel(&mut list, info("beta"));
-        let names: Vec<_> = list.iter().map(|c| c.name.to_string()).collect();
-        assert_eq!(names, ["alpha", "Beta", "gamma"]);
     }
 }
