@@ -3,9 +3,9 @@
 //! server event changes them.
 //!
 //! On the server the same type exists with the same signals, so components render identically
-//! on both sides. The browser-only parts live beside it: [`storage`] (what the browser
-//! remembers), [`socket`] (the WebSocket that feeds the signals and reconnects by itself) and
-//! [`upload`] (file uploads with progress).
+//! on both sides. The browser-only parts live beside it: `storage` (what the browser
+//! remembers), `socket` (the WebSocket that feeds the signals and reconnects by itself) and
+//! `upload` (file uploads with progress); `lists` holds the plain list updates.
 
 use crate::chat::model::{
     Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Message,
