@@ -1,6 +1,6 @@
 //! The site's root: sends the user back to the room they were last in (or "general").
 
-use super::nav::use_location;
+use super::nav::{channel_path, use_location};
 use leptos::prelude::*;
 
 /// The root page. Without JavaScript it invites the user to pick a channel from the list; in
@@ -9,7 +9,7 @@ use leptos::prelude::*;
 pub fn Home() -> impl IntoView {
     let location = use_location();
     Effect::new(move |_| {
-        let target = remembered_room().unwrap_or_else(|| "/c/general".to_owned());
+        let target = remembered_room().unwrap_or_else(|| channel_path("general"));
         location.navigate(&target, true);
     });
     view! {
@@ -21,7 +21,7 @@ pub fn Home() -> impl IntoView {
 /// The page of the room the user was last in, as stored in the browser.
 #[cfg(feature = "hydrate")]
 fn remembered_room() -> Option<String> {
-    super::client::browser::stored_room_path()
+    super::client::storage::stored_room_path()
 }
 
 /// Effects never run on the server, so this is never called there.

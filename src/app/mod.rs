@@ -2,15 +2,15 @@
 //! per file. Components read the [`client::ChatClient`] signals and call its methods; they hold
 //! no chat logic of their own.
 
-pub mod channel_page;
 pub mod client;
 pub mod home;
 pub mod message_item;
 pub mod name_prompt;
 pub mod nav;
+pub mod percent;
+pub mod room;
 pub mod sidebar;
 
-use channel_page::{ChannelPage, DirectPage};
 use client::provide_chat_client;
 use home::Home;
 use leptos::either::EitherOf4;
@@ -18,6 +18,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use name_prompt::NamePrompt;
 use nav::{provide_location, Route};
+use room::{ChannelPage, DirectPage};
 use sidebar::Sidebar;
 
 /// The HTML document every page is rendered into.

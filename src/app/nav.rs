@@ -2,11 +2,19 @@
 //! address as a signal, links, and `navigate`.
 //!
 //! Flack has three pages, so this small module stands in for a general-purpose router (which
-//! cost the browser's WebAssembly more than this whole module; see BENCHMARKS.md). The server
-//! routes the same three addresses in `server::router`.
+//! cost the browser's WebAssembly more than this whole module; see BENCHMARKS.md). Its
+//! [`Route`] is the one place page addresses are spelled: [`Route::from_path`] reads them,
+//! [`Route::path`] writes them, and the server builds its routes from [`CHANNEL_PREFIX`] and
+//! [`DIRECT_PREFIX`].
 
-use crate::chat::model::decode_path_segment;
+use super::percent::{decode_path_segment, encode_path_segment};
+use crate::chat::model::UserId;
 use leptos::prelude::*;
+
+/// What a channel page's address starts with; the channel's name follows, percent-encoded.
+pub const CHANNEL_PREFIX: &str = "/c/";
+/// What a private conversation's address starts with; the other participant's id follows.
+pub const DIRECT_PREFIX: &str = "/dm/";
 
 /// A page, as named by an address path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,14 +41,36 @@ impl Route {
     pub fn from_path(path: &str) -> Route {
         if path == "/" {
             Route::Home
-        } else if let Some(name) = segment(path, "/c/") {
+        } else if let Some(name) = segment(path, CHANNEL_PREFIX) {
             Route::Channel(decode_path_segment(name))
-        } else if let Some(id) = segment(path, "/dm/") {
+        } else if let Some(id) = segment(path, DIRECT_PREFIX) {
             Route::Direct(id.parse().ok())
         } else {
             Route::NotFound
         }
     }
+
+    /// The address path of this page, percent-encoded: the inverse of [`Route::from_path`].
+    /// `None` for the routes no address names exactly (a conversation whose id is not a
+    /// number, and "not found").
+    pub fn path(&self) -> Option<String> {
+        match self {
+            Route::Home => Some("/".to_owned()),
+            Route::Channel(name) => Some(channel_path(name)),
+            Route::Direct(Some(id)) => Some(direct_path(UserId(*id))),
+            Route::Direct(None) | Route::NotFound => None,
+        }
+    }
+}
+
+/// The address of the page of the channel called `name` (as displayed, not encoded).
+pub fn channel_path(name: &str) -> String {
+    format!("{CHANNEL_PREFIX}{}", encode_path_segment(name))
+}
+
+/// The address of the private conversation with `peer`.
+pub fn direct_path(peer: UserId) -> String {
+    format!("{DIRECT_PREFIX}{peer}")
 }
 
 /// The address path the page shows, shared through context.
@@ -56,7 +86,7 @@ impl Location {
     }
 
     /// Whether `href` is the address shown now (compared decoded, since the browser and
-    /// [`ChannelName::path`](crate::chat::model::ChannelName::path) may escape differently).
+    /// [`Route::path`] may escape differently).
     pub fn is_current(&self, href: &str) -> bool {
         self.path
             .with(|path| decode_path_segment(path) == decode_path_segment(href))
@@ -178,5 +208,48 @@ mod tests {
         for other in ["", "/c/", "/c/a/b", "/dm/", "/dm/1/", "/x", "//c/a", "/c"] {
             assert_eq!(Route::from_path(other), Route::NotFound, "{other:?}");
         }
+    }
+
+    /// Channel paths percent-encode everything but unreserved characters.
+    #[test]
+    fn channel_paths_are_encoded() {
+        assert_eq!(
+            Route::Channel("dev ops".into()).path().as_deref(),
+            Some("/c/dev%20ops")
+        );
+        assert_eq!(channel_path("é<"), "/c/%C3%A9%3C");
+        assert_eq!(direct_path(UserId(42)), "/dm/42");
+    }
+
+    /// `path` and `from_path` are inverses: every page with an address reads back as itself
+    /// from that address, and every address a page reads back to writes as the same page.
+    #[test]
+    fn paths_round_trip() {
+        let pages = [
+            Route::Home,
+            Route::Channel("general".into()),
+            Route::Channel("café talk".into()),
+            Route::Channel("a/b?c#d%e".into()),
+            Route::Channel("<img src=x>".into()),
+            Route::Direct(Some(0)),
+            Route::Direct(Some(u64::MAX)),
+        ];
+        for page in pages {
+            let path = page.path().unwrap_or_default();
+            assert_eq!(Route::from_path(&path), page, "{path:?}");
+        }
+        for path in [
+            "/",
+            "/c/general",
+            "/c/caf%C3%A9%20talk",
+            "/c/caf%c3%a9",
+            "/dm/7",
+        ] {
+            let page = Route::from_path(path);
+            let written = page.path().unwrap_or_default();
+            assert_eq!(Route::from_path(&written), page, "{path:?}");
+        }
+        assert_eq!(Route::Direct(None).path(), None);
+        assert_eq!(Route::NotFound.path(), None);
     }
 }

@@ -2,7 +2,7 @@
 //! conversations with their unread counts, and the form that creates a channel.
 
 use super::client::use_chat_client;
-use super::nav::{use_location, Link};
+use super::nav::{channel_path, direct_path, use_location, Link};
 use crate::api::{my_directs, CreateChannel};
 use crate::chat::model::{ChannelName, ChatError};
 use leptos::ev::SubmitEvent;
@@ -125,7 +125,7 @@ fn ChannelLinks() -> impl IntoView {
             .map(|channel| {
                 view! {
                     <li>
-                        <Link href=channel.name.path()>
+                        <Link href=channel_path(channel.name.as_str())>
                             <span class="hash" aria-hidden="true">"# "</span>
                             {channel.name.to_string()}
                         </Link>
@@ -152,7 +152,7 @@ fn DirectLinks() -> impl IntoView {
                 });
                 view! {
                     <li class="direct">
-                        <Link href=format!("/dm/{}", entry.peer.id)>{entry.peer.name.to_string()}</Link>
+                        <Link href=direct_path(entry.peer.id)>{entry.peer.name.to_string()}</Link>
                         {unread}
                     </li>
                 }
@@ -183,7 +183,7 @@ fn NewChannelForm() -> impl IntoView {
         Some(Ok(channel)) => {
             error.set(None);
             draft.set(String::new());
-            let path = channel.name.path();
+            let path = channel_path(channel.name.as_str());
             client.add_channel(channel);
             location.navigate(&path, false);
         }

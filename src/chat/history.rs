@@ -4,6 +4,13 @@
 use super::model::{Message, MessageId, HISTORY_LIMIT};
 use std::collections::VecDeque;
 
+/// The oldest sequence number a room's history keeps once its newest is `newest_seq`, with a
+/// window of `capacity` numbers: messages numbered below it have left. The one statement of
+/// the window, for [`History`] and for the browser's copy of a room.
+pub fn window_start(newest_seq: u64, capacity: usize) -> u64 {
+    newest_seq.saturating_add(1).saturating_sub(capacity as u64)
+}
+
 /// The most recent messages of one room, oldest first.
 ///
 /// Invariants: every message held has a `seq` within `capacity` of the newest one pushed, so
@@ -49,7 +56,7 @@ impl History {
             .messages
             .back()
             .is_none_or(|last| message.seq > last.seq));
-        let oldest_kept = (message.seq + 1).saturating_sub(self.capacity as u64);
+        let oldest_kept = window_start(message.seq, self.capacity);
         let mut evicted = Vec::new();
         while let Some(front) = self.messages.front() {
             if front.seq >= oldest_kept {

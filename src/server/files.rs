@@ -8,9 +8,10 @@
 
 use super::AppState;
 use crate::api::{token_cookie, TOKEN_COOKIE};
+use crate::app::percent::{decode_path_segment, encode_path_segment};
 use crate::chat::model::{
-    decode_path_segment, parse_file_name, sniff_image, Attachment, ChannelName, ChatError,
-    DirectKey, FileId, Room, UserId,
+    parse_file_name, sniff_image, Attachment, ChannelName, ChatError, DirectKey, FileId, Room,
+    UserId,
 };
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -175,7 +176,7 @@ pub async fn download(
     } else {
         format!(
             "attachment; filename*=UTF-8''{}",
-            crate::chat::model::encode_path_segment(&attachment.name)
+            encode_path_segment(&attachment.name)
         )
     };
     let mut response = Response::new(Body::from(bytes));

@@ -6,6 +6,7 @@ pub mod files;
 pub mod page_cache;
 pub mod ws;
 
+use crate::app::nav::{CHANNEL_PREFIX, DIRECT_PREFIX};
 use crate::app::shell;
 use crate::chat::hub::Hub;
 use axum::extract::FromRef;
@@ -125,8 +126,8 @@ pub fn router(state: AppState) -> Router {
     // whole process while it runs, so a page rendering meanwhile could wait forever.)
     let pages = Router::new()
         .route("/", get(whole_page.clone()))
-        .route("/c/{name}", get(whole_page))
-        .route("/dm/{id}", get(streamed_page))
+        .route(&format!("{CHANNEL_PREFIX}{{name}}"), get(whole_page))
+        .route(&format!("{DIRECT_PREFIX}{{id}}"), get(streamed_page))
         .route("/api/{*function}", post(server_fn))
         // Built assets. A release build (`cargo leptos build --release --precompress`) writes
         // brotli and gzip copies beside each file, served to browsers that accept them.

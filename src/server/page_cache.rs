@@ -1,4 +1,4 @@
-//! Rendered channel pages, kept until the chat changes: a first load of `/c/{name}` is
+//! Rendered channel pages, kept until the chat changes: a first load of a channel's page is
 //! served from memory while [`Hub::generation`] stays where it was when the page was rendered.
 //!
 //! A channel page is the same for every visitor except for its CSP nonce (the session lives
@@ -6,6 +6,7 @@
 //! body cut at each occurrence of the nonce, and every response gets a fresh nonce, both in
 //! the body and in its `Content-Security-Policy`: nonces are never reused across responses.
 
+use crate::app::nav::Route;
 use crate::chat::hub::Hub;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -63,11 +64,12 @@ impl PageCache {
     }
 }
 
-/// Middleware in front of the page routes: answers `GET /c/{name}` from the cache when the
-/// chat has not changed since the page was rendered, and fills the cache otherwise.
+/// Middleware in front of the page routes: answers `GET` for a channel's page
+/// ([`Route::Channel`]) from the cache when the chat has not changed since the page was
+/// rendered, and fills the cache otherwise.
 pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next) -> Response {
     let cacheable = request.method() == Method::GET
-        && request.uri().path().starts_with("/c/")
+        && matches!(Route::from_path(request.uri().path()), Route::Channel(_))
         && request.uri().query().is_none();
     if !cacheable {
         return next.run(request).await;

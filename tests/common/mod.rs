@@ -392,5 +392,5 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 
 /// Form-encodes one value.
 pub fn form_value(raw: &str) -> String {
-    flack::chat::model::encode_path_segment(raw)
+    flack::app::percent::encode_path_segment(raw)
 }

@@ -55,8 +55,9 @@ pub async fn run(
     // Let the posts land before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut check = Http::connect(addr, None).await.map_err(|e| e.to_string())?;
+    let path = flack::app::nav::channel_path("loaded");
     let page = check
-        .request("GET", "/c/loaded", None)
+        .request("GET", &path, None)
         .await
         .map_err(|e| e.to_string())?;
     let html = String::from_utf8_lossy(&page.body);
@@ -91,12 +92,13 @@ pub async fn run(
     for i in 0..workers {
         tasks.push(tokio::spawn(async move {
             let mut latency = crate::fanout::new_histogram();
+            let path = flack::app::nav::channel_path("loaded");
             let mut http = Http::connect(addr, Some(net::source_ip(i))).await.ok()?;
             let deadline = Instant::now() + duration;
             let mut pages = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let response = http.request("GET", "/c/loaded", None).await.ok()?;
+                let response = http.request("GET", &path, None).await.ok()?;
                 if response.status != 200 {
                     return None;
                 }

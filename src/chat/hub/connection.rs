@@ -142,11 +142,11 @@ impl Connection {
         attachment: Option<&FileId>,
     ) -> Result<Saved<Message>, ChatError> {
         let shared = &self.hub.shared;
-        let body = if attachment.is_some() && raw_body.trim().is_empty() {
-            MessageBody::empty()
-        } else {
-            MessageBody::parse(raw_body, shared.limits.max_message_chars)?
-        };
+        let body = MessageBody::for_post(
+            raw_body,
+            shared.limits.max_message_chars,
+            attachment.is_some(),
+        )?;
         let mut guard = self.hub.lock();
         let state = &mut *guard;
         let user = self.user(state)?;

@@ -47,6 +47,17 @@ impl MessageBody {
     pub fn empty() -> Self {
         MessageBody(String::new())
     }
+
+    /// The body of a message being posted: `raw` checked as [`MessageBody::parse`] does,
+    /// except that a message carrying an attachment may leave it blank (it is then empty).
+    /// The one statement of that rule, for the hub and for the browser's composer.
+    pub fn for_post(raw: &str, max_chars: usize, has_attachment: bool) -> Result<Self, ChatError> {
+        if has_attachment && raw.trim().is_empty() {
+            Ok(MessageBody::empty())
+        } else {
+            MessageBody::parse(raw, max_chars)
+        }
+    }
 }
 
 impl TryFrom<String> for MessageBody {
@@ -114,5 +125,27 @@ mod tests {
             Err(ChatError::MessageInvalid)
         );
         assert_eq!(MessageBody::parse("a\nb", 10).unwrap().as_str(), "a\nb");
+    }
+
+    /// A posted message may have a blank body only when it carries an attachment (the body is
+    /// then empty); the other rules hold either way.
+    #[test]
+    fn blank_bodies_need_an_attachment() {
+        assert_eq!(
+            MessageBody::for_post(" \n ", 10, false),
+            Err(ChatError::MessageEmpty)
+        );
+        assert_eq!(
+            MessageBody::for_post(" \n ", 10, true),
+            Ok(MessageBody::empty())
+        );
+        assert_eq!(
+            MessageBody::for_post("12345678901", 10, true),
+            Err(ChatError::MessageTooLong { max: 10 })
+        );
+        assert_eq!(
+            MessageBody::for_post(" hi ", 10, true).map(String::from),
+            Ok(" hi ".to_owned())
+        );
     }
 }

@@ -18,8 +18,8 @@ pub use error::ChatError;
 pub use file::{human_size, parse_file_name, sniff_image, Attachment, FileId};
 pub use message::{Message, MessageBody, MessageId, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT};
 pub use name::{
-    decode_path_segment, encode_path_segment, ChannelKey, ChannelName, DisplayName,
-    CHANNEL_NAME_FORBIDDEN, MAX_CHANNEL_NAME_CHARS, MAX_DISPLAY_NAME_CHARS,
+    ChannelKey, ChannelName, DisplayName, CHANNEL_NAME_FORBIDDEN, MAX_CHANNEL_NAME_CHARS,
+    MAX_DISPLAY_NAME_CHARS,
 };
 pub use room::{ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, Room, RoomKey};
 pub use user::{Session, UserId, UserInfo};

@@ -77,11 +77,6 @@ impl ChannelName {
     pub fn key(&self) -> ChannelKey {
         ChannelKey(self.0.to_lowercase())
     }
-
-    /// The site-relative address of this channel's page.
-    pub fn path(&self) -> String {
-        format!("/c/{}", encode_path_segment(&self.0))
-    }
 }
 
 impl PartialEq for ChannelName {
@@ -171,40 +166,6 @@ impl From<DisplayName> for String {
     }
 }
 
-/// Percent-encodes a string for use as one URL path segment.
-pub fn encode_path_segment(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-/// Decodes a percent-encoded URL path segment; invalid escapes are kept as they are.
-pub fn decode_path_segment(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,20 +226,5 @@ mod tests {
         assert!(serde_json::from_str::<ChannelName>("\"ok\"").is_ok());
         assert!(serde_json::from_str::<ChannelName>("\"\"").is_err());
         assert!(serde_json::from_str::<DisplayName>("\"a\\u0000\"").is_err());
-    }
-
-    /// Channel paths percent-encode everything but unreserved characters.
-    #[test]
-    fn channel_paths_are_encoded() {
-        assert_eq!(
-            ChannelName::parse("dev ops").unwrap().path(),
-            "/c/dev%20ops"
-        );
-        assert_eq!(ChannelName::parse("é<").unwrap().path(), "/c/%C3%A9%3C");
-        assert_eq!(decode_path_segment("%C3%A9%3C"), "é<");
-        assert_eq!(decode_path_segment("dev%20ops"), "dev ops");
-        assert_eq!(decode_path_segment("plain"), "plain");
-        assert_eq!(decode_path_segment("bad%2"), "bad%2");
-        assert_eq!(decode_path_segment("%zz"), "%zz");
     }
 }

@@ -1,17 +1,27 @@
 //! The browser's chat client: the signals the UI reads (connection state, the session, the
-//! channel and conversation lists, the open room's messages and who is online) and, in the
-//! browser only, the WebSocket that feeds them and reconnects by itself.
+//! channel and conversation lists, the open room's messages and who is online) and how each
+//! server event changes them.
 //!
 //! On the server the same type exists with the same signals, so components render identically
-//! on both sides; only the socket and local storage are browser-only.
+//! on both sides. The browser-only parts live beside it: `storage` (what the browser
+//! remembers), `socket` (the WebSocket that feeds the signals and reconnects by itself) and
+//! `upload` (file uploads with progress); `lists` holds the plain list updates.
 
 use crate::chat::model::{
     Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Message,
     MessageBody, MessageId, Room, Session, UserId, UserInfo, DEFAULT_MAX_MESSAGE_CHARS,
-    HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, ServerEvent};
 use leptos::prelude::*;
+use lists::{append_after, insert_channel, set_presence, upsert_direct};
+
+mod lists;
+#[cfg(feature = "hydrate")]
+pub mod socket;
+#[cfg(feature = "hydrate")]
+pub mod storage;
+#[cfg(feature = "hydrate")]
+pub mod upload;
 
 /// The state of the live connection, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +64,8 @@ pub struct Feed {
     pub title: RwSignal<String>,
     /// For a private conversation, the other participant.
     pub peer: Option<UserId>,
-    /// Its messages, oldest first, at most [`HISTORY_LIMIT`].
+    /// Its messages, oldest first: those the server's history holds, numbered within
+    /// [`HISTORY_LIMIT`](crate::chat::model::HISTORY_LIMIT) of the newest.
     pub messages: RwSignal<Vec<Message>>,
     /// For a channel, who is connected to it now, sorted by name.
     pub online: RwSignal<Vec<UserInfo>>,
@@ -103,7 +114,7 @@ pub struct ChatClient {
     /// [`ChatClient::open_room`].
     feed: StoredValue<Option<Feed>>,
     #[cfg(feature = "hydrate")]
-    socket: StoredValue<Option<browser::Live>, LocalStorage>,
+    socket: StoredValue<Option<socket::Live>, LocalStorage>,
     #[cfg(feature = "hydrate")]
     attempts: StoredValue<u32>,
 }
@@ -204,7 +215,7 @@ impl ChatClient {
         }
         self.join_current();
         #[cfg(feature = "hydrate")]
-        browser::remember_room(&page.room, feed.peer);
+        storage::remember_room(&page.room, feed.peer);
         feed
     }
 
@@ -225,7 +236,7 @@ impl ChatClient {
     /// Uses a session from now on: remembers it and authenticates the socket.
     fn adopt(&self, session: Session) {
         #[cfg(feature = "hydrate")]
-        browser::remember_session(&session);
+        storage::remember_session(&session);
         self.send_event(&ClientEvent::Auth {
             token: session.token.clone(),
         });
@@ -252,11 +263,8 @@ impl ChatClient {
     /// locally, with the reason, when it is empty (and has no attachment) or too long, or when
     /// there is no live connection to send it on.
     pub fn send_message(&self, raw: &str, attachment: Option<&Attachment>) -> Result<(), String> {
-        let body = if attachment.is_some() && raw.trim().is_empty() {
-            MessageBody::empty()
-        } else {
-            MessageBody::parse(raw, DEFAULT_MAX_MESSAGE_CHARS).map_err(|e| e.to_string())?
-        };
+        let body = MessageBody::for_post(raw, DEFAULT_MAX_MESSAGE_CHARS, attachment.is_some())
+            .map_err(|e| e.to_string())?;
         let Some(room) = self.current() else {
             return Err("Open a channel first.".into());
         };
@@ -308,7 +316,7 @@ impl ChatClient {
                     feed.messages.try_set(messages);
                 } else {
                     feed.messages
-                        .try_update(|held| append_after(held, messages));
+                        .try_update(|held| append_after(held, messages, last_seq));
                 }
             }
             ServerEvent::Message { message } => self.receive(message),
@@ -330,7 +338,7 @@ impl ChatClient {
                     // The server does not know this session (for example it restarted
                     // without storage): choose a name again.
                     #[cfg(feature = "hydrate")]
-                    browser::forget_session();
+                    storage::forget_session();
                     self.session.set(None);
                 } else if code.starts_with("display_name") {
                     self.name_error.set(Some(message));
@@ -347,9 +355,10 @@ impl ChatClient {
             if message.seq <= cursor {
                 // Already held: a duplicate.
             } else if message.seq == cursor + 1 {
-                feed.cursor.set_value(message.seq);
+                let seq = message.seq;
+                feed.cursor.set_value(seq);
                 feed.messages
-                    .try_update(|held| append_after(held, vec![message]));
+                    .try_update(|held| append_after(held, vec![message], seq));
             } else {
                 // A gap: ask again from what is held.
                 self.join_current();
@@ -374,7 +383,7 @@ impl ChatClient {
             if let Some(session) = s.as_mut().filter(|s| s.user.id == user.id) {
                 session.user = user;
                 #[cfg(feature = "hydrate")]
-                browser::remember_session(session);
+                storage::remember_session(session);
             }
         });
     }
@@ -450,300 +459,11 @@ impl ChatClient {
         #[cfg(feature = "hydrate")]
         {
             self.hydrated.set(true);
-            if let Some(session) = browser::stored_session() {
+            if let Some(session) = storage::stored_session() {
                 self.session.set(Some(session));
             }
             self.storage_ready.set(true);
-            browser::connect(*self);
+            socket::connect(*self);
         }
-    }
-}
-
-/// Inserts a channel into a sorted list unless a channel with the same name is there.
-fn insert_channel(list: &mut Vec<ChannelInfo>, channel: ChannelInfo) {
-    let key = channel.name.key();
-    if let Err(at) = list.binary_search_by(|c| c.name.key().cmp(&key)) {
-        list.insert(at, channel);
-    }
-}
-
-/// Adds `unread` to a conversation's count, adding the conversation if it is new; keeps the
-/// list sorted by name.
-fn upsert_direct(entries: &mut Vec<DirectEntry>, peer: UserInfo, unread: u32) {
-    match entries.iter_mut().find(|e| e.peer.id == peer.id) {
-        Some(entry) => {
-            entry.peer = peer;
-            entry.unread += unread;
-        }
-        None => entries.push(DirectEntry { peer, unread }),
-    }
-    entries.sort_by_key(|e| e.peer.name.key());
-}
-
-/// Adds or removes a user from an online list sorted by name.
-fn set_presence(list: &mut Vec<UserInfo>, user: UserInfo, online: bool) {
-    list.retain(|u| u.id != user.id);
-    if online {
-        list.push(user);
-        list.sort_by_key(|u| u.name.key());
-    }
-}
-
-/// Appends the messages newer than the last one held, keeping at most [`HISTORY_LIMIT`].
-fn append_after(held: &mut Vec<Message>, incoming: Vec<Message>) {
-    let last = held.last().map_or(0, |m| m.seq);
-    held.extend(incoming.into_iter().filter(|m| m.seq > last));
-    if held.len() > HISTORY_LIMIT {
-        held.drain(..held.len() - HISTORY_LIMIT);
-    }
-}
-
-/// Browser-only parts: local storage and the WebSocket.
-#[cfg(feature = "hydrate")]
-pub mod browser {
-    use super::{ChatClient, ConnStatus};
-    use crate::chat::model::{Room, Session, UserId};
-    use crate::protocol::{ClientEvent, ServerEvent, WS_PATH};
-    use gloo_storage::{LocalStorage, Storage};
-    use leptos::prelude::*;
-    use std::time::Duration;
-    use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::{JsCast, JsValue};
-    use web_sys::{MessageEvent, WebSocket};
-
-    const SESSION_KEY: &str = "flack.session";
-    const ROOM_KEY: &str = "flack.room";
-
-    /// The stored session, if one is stored.
-    pub fn stored_session() -> Option<Session> {
-        LocalStorage::get(SESSION_KEY).ok()
-    }
-
-    /// Stores the session (display name, user id and token).
-    pub fn remember_session(session: &Session) {
-        if let Err(e) = LocalStorage::set(SESSION_KEY, session) {
-            leptos::logging::warn!("cannot store the session: {e}");
-        }
-    }
-
-    /// Forgets a session the server no longer recognises.
-    pub fn forget_session() {
-        LocalStorage::delete(SESSION_KEY);
-    }
-
-    /// The page of the last room the user was in, if one is stored.
-    pub fn stored_room_path() -> Option<String> {
-        let path: String = LocalStorage::get(ROOM_KEY).ok()?;
-        (path.starts_with("/c/") || path.starts_with("/dm/")).then_some(path)
-    }
-
-    /// Stores the room the user is in, as the address of its page.
-    pub fn remember_room(room: &Room, peer: Option<UserId>) {
-        let path = match (room, peer) {
-            (Room::Channel(name), _) => name.path(),
-            (Room::Direct(_), Some(peer)) => format!("/dm/{peer}"),
-            (Room::Direct(_), None) => return,
-        };
-        if let Err(e) = LocalStorage::set(ROOM_KEY, path) {
-            leptos::logging::warn!("cannot store the room: {e}");
-        }
-    }
-
-    /// An open socket and the callbacks it holds (dropped together).
-    pub struct Live {
-        ws: WebSocket,
-        _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
-    }
-
-    impl Live {
-        /// Sends an event if the socket is open.
-        pub fn send(&self, event: &ClientEvent) {
-            if self.ws.ready_state() == WebSocket::OPEN {
-                if let Err(e) = self.ws.send_with_str(&event.encode()) {
-                    leptos::logging::warn!("send failed: {e:?}");
-                }
-            }
-        }
-    }
-
-    fn socket_url() -> Option<String> {
-        let location = window().location();
-        let scheme = if location.protocol().ok()? == "https:" {
-            "wss"
-        } else {
-            "ws"
-        };
-        Some(format!("{scheme}://{}{WS_PATH}", location.host().ok()?))
-    }
-
-    /// Opens the socket and wires its events to the client; reconnects after it drops.
-    pub fn connect(client: ChatClient) {
-        let Some(url) = socket_url() else { return };
-        let ws = match WebSocket::new(&url) {
-            Ok(ws) => ws,
-            Err(e) => {
-                leptos::logging::warn!("cannot open {url}: {e:?}");
-                schedule_reconnect(client);
-                return;
-            }
-        };
-        let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-            client.attempts.set_value(0);
-            client.status.set(ConnStatus::Connected);
-            if let Some(token) = client
-                .session
-                .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
-            {
-                client.send_event(&ClientEvent::Auth { token });
-            }
-            client.join_current();
-        });
-        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let event: MessageEvent = event.unchecked_into();
-            let Some(text) = event.data().as_string() else {
-                return;
-            };
-            match ServerEvent::decode(&text) {
-                Ok(event) => client.apply(event),
-                Err(e) => leptos::logging::warn!("ignoring an event: {e}"),
-            }
-        });
-        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-            client.status.set(ConnStatus::Reconnecting);
-            schedule_reconnect(client);
-        });
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        client.socket.set_value(Some(Live {
-            ws,
-            _handlers: vec![on_open, on_message, on_close],
-        }));
-    }
-
-    /// Uploads a file for a room (`query` is `channel=…` or `peer=…`), reporting progress as
-    /// a fraction and then the stored attachment or the reason it was refused.
-    pub fn upload(
-        file: web_sys::File,
-        query: String,
-        token: String,
-        on_progress: impl Fn(f64) + 'static,
-        on_done: impl FnOnce(Result<crate::chat::model::Attachment, String>) + 'static,
-    ) {
-        use crate::chat::model::encode_path_segment;
-        use web_sys::{ProgressEvent, XmlHttpRequest};
-        let fail = |e: JsValue| format!("The upload could not start: {e:?}");
-        let request = match XmlHttpRequest::new() {
-            Ok(request) => request,
-            Err(e) => return on_done(Err(fail(e))),
-        };
-        let start = (|| -> Result<(), JsValue> {
-            request.open("POST", &format!("/files?{query}"))?;
-            request.set_request_header("Authorization", &format!("Bearer {token}"))?;
-            request.set_request_header("X-File-Name", &encode_path_segment(&file.name()))?;
-            Ok(())
-        })();
-        if let Err(e) = start {
-            return on_done(Err(fail(e)));
-        }
-        let progress = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let event: ProgressEvent = event.unchecked_into();
-            if event.length_computable() && event.total() > 0.0 {
-                on_progress(event.loaded() / event.total());
-            }
-        });
-        if let Ok(upload) = request.upload() {
-            upload.set_onprogress(Some(progress.as_ref().unchecked_ref()));
-        }
-        let finished = request.clone();
-        // Runs once, when the request ends either way; it owns the progress callback so that
-        // both are freed then.
-        let on_end = Closure::once_into_js(move |_: JsValue| {
-            let _progress = progress;
-            let status = finished.status().unwrap_or(0);
-            let text = finished.response_text().ok().flatten().unwrap_or_default();
-            let result = if status == 200 {
-                serde_json::from_str(&text).map_err(|e| e.to_string())
-            } else {
-                #[derive(serde::Deserialize)]
-                struct Refusal {
-                    message: String,
-                }
-                Err(serde_json::from_str::<Refusal>(&text)
-                    .map(|r| r.message)
-                    .unwrap_or_else(|_| "The upload failed.".to_owned()))
-            };
-            on_done(result);
-        });
-        request.set_onloadend(Some(on_end.unchecked_ref()));
-        if let Err(e) = request.send_with_opt_blob(Some(&file)) {
-            leptos::logging::warn!("upload failed to start: {e:?}");
-        }
-    }
-
-    /// Reconnects after a delay that grows with each failed attempt (0.25 s up to 5 s).
-    fn schedule_reconnect(client: ChatClient) {
-        let attempt = client.attempts.get_value();
-        client.attempts.set_value(attempt.saturating_add(1));
-        let delay = Duration::from_millis((250u64 << attempt.min(5)).min(5000));
-        set_timeout(
-            move || {
-                // Dropping the old socket's callbacks here, outside them, is safe.
-                client.socket.set_value(None);
-                connect(client);
-            },
-            delay,
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::chat::model::ChannelName;
-    use crate::chat::model::Timestamp;
-
-    fn message(seq: u64) -> Message {
-        Message {
-            id: MessageId(seq),
-            room: Room::Channel(ChannelName::parse("c").unwrap()),
-            seq,
-            author: UserInfo {
-                id: UserId(1),
-                name: DisplayName::parse("a").unwrap(),
-            },
-            body: MessageBody::parse("b", 10).unwrap(),
-            attachment: None,
-            sent_at: Timestamp::from_millis(0),
-        }
-    }
-
-    /// Catch-up messages the client already holds are not shown twice, and the view keeps at
-    /// most 100 messages.
-    #[test]
-    fn append_skips_duplicates_and_caps() {
-        let mut held: Vec<Message> = (1..=3).map(message).collect();
-        append_after(&mut held, (2..=5).map(message).collect());
-        assert_eq!(
-            held.iter().map(|m| m.seq).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5]
-        );
-        append_after(&mut held, (6..=120).map(message).collect());
-        assert_eq!(held.len(), HISTORY_LIMIT);
-        assert_eq!(held[0].seq, 21);
-    }
-
-    /// New channels are inserted in name order, once.
-    #[test]
-    fn channels_stay_sorted_and_unique() {
-        let info = |n: &str| ChannelInfo {
-            name: ChannelName::parse(n).unwrap(),
-            created_at: Timestamp::from_millis(0),
-        };
-        let mut list = vec![info("alpha"), info("gamma")];
-        insert_channel(&mut list, info("Beta"));
-        insert_channel(&mut list, info("beta"));
-        let names: Vec<_> = list.iter().map(|c| c.name.to_string()).collect();
-        assert_eq!(names, ["alpha", "Beta", "gamma"]);
     }
 }

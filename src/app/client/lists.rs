@@ -1,0 +1,116 @@
+//! The plain list updates behind the client's signals: kept sorted, without duplicates, and
+//! (for messages) within the same window of sequence numbers as the server's history.
+
+use super::DirectEntry;
+use crate::chat::history::window_start;
+use crate::chat::model::{ChannelInfo, Message, UserInfo, HISTORY_LIMIT};
+
+/// Inserts a channel into a sorted list unless a channel with the same name is there.
+pub(super) fn insert_channel(list: &mut Vec<ChannelInfo>, channel: ChannelInfo) {
+    let key = channel.name.key();
+    if let Err(at) = list.binary_search_by(|c| c.name.key().cmp(&key)) {
+        list.insert(at, channel);
+    }
+}
+
+/// Adds `unread` to a conversation's count, adding the conversation if it is new; keeps the
+/// list sorted by name.
+pub(super) fn upsert_direct(entries: &mut Vec<DirectEntry>, peer: UserInfo, unread: u32) {
+    match entries.iter_mut().find(|e| e.peer.id == peer.id) {
+        Some(entry) => {
+            entry.peer = peer;
+            entry.unread += unread;
+        }
+        None => entries.push(DirectEntry { peer, unread }),
+    }
+    entries.sort_by_key(|e| e.peer.name.key());
+}
+
+/// Adds or removes a user from an online list sorted by name.
+pub(super) fn set_presence(list: &mut Vec<UserInfo>, user: UserInfo, online: bool) {
+    list.retain(|u| u.id != user.id);
+    if online {
+        list.push(user);
+        list.sort_by_key(|u| u.name.key());
+    }
+}
+
+/// Appends the messages newer than the last one held, then drops those that have left the
+/// room's history now that its newest sequence number is `last_seq`: the window of
+/// [`HISTORY_LIMIT`] numbers the server's history keeps (see [`window_start`]), so the
+/// client shows what a reload would.
+pub(super) fn append_after(held: &mut Vec<Message>, incoming: Vec<Message>, last_seq: u64) {
+    let last = held.last().map_or(0, |m| m.seq);
+    held.extend(incoming.into_iter().filter(|m| m.seq > last));
+    let start = window_start(last_seq, HISTORY_LIMIT);
+    let gone = held.partition_point(|m| m.seq < start);
+    held.drain(..gone);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::model::{
+        ChannelName, DisplayName, MessageBody, MessageId, Room, Timestamp, UserId,
+    };
+
+    fn message(seq: u64) -> Message {
+        Message {
+            id: MessageId(seq),
+            room: Room::Channel(ChannelName::parse("c").unwrap()),
+            seq,
+            author: UserInfo {
+                id: UserId(1),
+                name: DisplayName::parse("a").unwrap(),
+            },
+            body: MessageBody::parse("b", 10).unwrap(),
+            attachment: None,
+            sent_at: Timestamp::from_millis(0),
+        }
+    }
+
+    /// Catch-up messages the client already holds are not shown twice, and the view keeps at
+    /// most 100 messages.
+    #[test]
+    fn append_skips_duplicates_and_caps() {
+        let mut held: Vec<Message> = (1..=3).map(message).collect();
+        append_after(&mut held, (2..=5).map(message).collect(), 5);
+        assert_eq!(
+            held.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        append_after(&mut held, (6..=120).map(message).collect(), 120);
+        assert_eq!(held.len(), HISTORY_LIMIT);
+        assert_eq!(held[0].seq, 21);
+    }
+
+    /// After a deletion the client's window counts sequence numbers, as the server's history
+    /// does: the message numbered [`HISTORY_LIMIT`] below a new one leaves even though fewer
+    /// than that many are held.
+    #[test]
+    fn append_keeps_the_servers_window() {
+        let mut held: Vec<Message> = (1..=100).filter(|&seq| seq != 50).map(message).collect();
+        append_after(&mut held, vec![message(101)], 101);
+        assert_eq!(held.len(), HISTORY_LIMIT - 1);
+        assert_eq!(held[0].seq, 2);
+        let mut server = crate::chat::history::History::default();
+        for seq in (1..=101).filter(|&seq| seq != 50) {
+            server.push(message(seq));
+        }
+        assert_eq!(server.snapshot(), held);
+    }
+
+    /// New channels are inserted in name order, once.
+    #[test]
+    fn channels_stay_sorted_and_unique() {
+        let info = |n: &str| ChannelInfo {
+            name: ChannelName::parse(n).unwrap(),
+            created_at: Timestamp::from_millis(0),
+        };
+        let mut list = vec![info("alpha"), info("gamma")];
+        insert_channel(&mut list, info("Beta"));
+        insert_channel(&mut list, info("beta"));
+        let names: Vec<_> = list.iter().map(|c| c.name.to_string()).collect();
+        assert_eq!(names, ["alpha", "Beta", "gamma"]);
+    }
+}

@@ -1,0 +1,98 @@
+//! The live connection: opens the WebSocket, hands each server event to the client, and
+//! reconnects after it drops, waiting longer after each failed attempt.
+
+use super::{ChatClient, ConnStatus};
+use crate::protocol::{ClientEvent, ServerEvent, WS_PATH};
+use leptos::prelude::*;
+use std::time::Duration;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{MessageEvent, WebSocket};
+
+/// An open socket and the callbacks it holds (dropped together).
+pub struct Live {
+    ws: WebSocket,
+    _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+impl Live {
+    /// Sends an event if the socket is open.
+    pub fn send(&self, event: &ClientEvent) {
+        if self.ws.ready_state() == WebSocket::OPEN {
+            if let Err(e) = self.ws.send_with_str(&event.encode()) {
+                leptos::logging::warn!("send failed: {e:?}");
+            }
+        }
+    }
+}
+
+/// The socket's address on the site the page came from (`wss:` when the page is `https:`).
+fn socket_url() -> Option<String> {
+    let location = window().location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!("{scheme}://{}{WS_PATH}", location.host().ok()?))
+}
+
+/// Opens the socket and wires its events to the client; reconnects after it drops.
+pub fn connect(client: ChatClient) {
+    let Some(url) = socket_url() else { return };
+    let ws = match WebSocket::new(&url) {
+        Ok(ws) => ws,
+        Err(e) => {
+            leptos::logging::warn!("cannot open {url}: {e:?}");
+            schedule_reconnect(client);
+            return;
+        }
+    };
+    let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        client.attempts.set_value(0);
+        client.status.set(ConnStatus::Connected);
+        if let Some(token) = client
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
+        {
+            client.send_event(&ClientEvent::Auth { token });
+        }
+        client.join_current();
+    });
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let event: MessageEvent = event.unchecked_into();
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
+        match ServerEvent::decode(&text) {
+            Ok(event) => client.apply(event),
+            Err(e) => leptos::logging::warn!("ignoring an event: {e}"),
+        }
+    });
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        client.status.set(ConnStatus::Reconnecting);
+        schedule_reconnect(client);
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    client.socket.set_value(Some(Live {
+        ws,
+        _handlers: vec![on_open, on_message, on_close],
+    }));
+}
+
+/// Reconnects after a delay that grows with each failed attempt (0.25 s up to 5 s).
+fn schedule_reconnect(client: ChatClient) {
+    let attempt = client.attempts.get_value();
+    client.attempts.set_value(attempt.saturating_add(1));
+    let delay = Duration::from_millis((250u64 << attempt.min(5)).min(5000));
+    set_timeout(
+        move || {
+            // Dropping the old socket's callbacks here, outside them, is safe.
+            client.socket.set_value(None);
+            connect(client);
+        },
+        delay,
+    );
+}

@@ -1,0 +1,14 @@
+//! A room's page: a channel (rendered on the server for the first load, then live) or a
+//! private conversation (loaded in the browser, which holds the token). Both show the room's
+//! name, the connection state, its messages and the box to write in; channels also show who
+//! is online. One component per file.
+
+mod channel_page;
+mod composer;
+mod direct_page;
+mod message_log;
+mod online_list;
+mod room_view;
+
+pub use channel_page::ChannelPage;
+pub use direct_page::DirectPage;

@@ -1,0 +1,78 @@
+//! An open room (its header with the connection state, the message log, the composer and,
+//! for a channel, who is online), and what a room's page shows until the room has arrived or
+//! when it cannot be shown.
+
+use super::composer::Composer;
+use super::message_log::MessageLog;
+use super::online_list::OnlineList;
+use crate::app::client::{use_chat_client, Feed};
+use crate::chat::model::{ChatError, HistoryPage};
+use leptos::either::Either;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// A room's history once it has arrived, or why it cannot be shown.
+pub type Loaded = Result<HistoryPage, ChatError>;
+
+/// The room once it has arrived (or why it cannot be shown), and `waiting` until then.
+pub fn shown(page: Option<Loaded>, waiting: &'static str, heading: &'static str) -> impl IntoView {
+    match page {
+        None => Either::Left(view! { <p class="hint">{waiting}</p> }),
+        // Opening the room reads signals; only the arrival of the page should redraw it.
+        Some(page) => Either::Right(untrack(|| room_or_error(page, heading))),
+    }
+}
+
+/// The room's view, or why it cannot be shown (with status 404 on the server).
+fn room_or_error(page: Loaded, heading: &'static str) -> impl IntoView {
+    let client = use_chat_client();
+    match page {
+        Ok(page) => {
+            let feed = client.open_room(page);
+            Either::Left(view! { <RoomView feed/> })
+        }
+        Err(e) => {
+            #[cfg(feature = "ssr")]
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(axum::http::StatusCode::NOT_FOUND);
+            }
+            Either::Right(view! {
+                <h1>{heading}</h1>
+                <p class="hint">{e.to_string()}</p>
+            })
+        }
+    }
+}
+
+/// An open room.
+#[component]
+pub fn RoomView(feed: Feed) -> impl IntoView {
+    let client = use_chat_client();
+    let is_channel = feed.peer.is_none();
+    // The document title outlives this view inside leptos_meta, so it must not assume the
+    // feed's signals are still alive.
+    let title = move || {
+        let name = feed.title.try_get().unwrap_or_default();
+        if is_channel {
+            format!("#{name} · Flack")
+        } else {
+            format!("{name} · Flack")
+        }
+    };
+    view! {
+        <Title text=title/>
+        <header class="channel-header" class:direct=!is_channel>
+            <h1>{move || feed.title.get()}</h1>
+            <p class="status" role="status" data-state=move || client.status.get().key()>
+                {move || client.status.get().label()}
+            </p>
+        </header>
+        <div class="room">
+            <div class="room-main">
+                <MessageLog feed/>
+                <Composer feed/>
+            </div>
+            {is_channel.then(|| view! { <OnlineList feed/> })}
+        </div>
+    }
+}
