@@ -462,6 +462,28 @@ async fn channel_creation_is_announced() {
     }
 }
 
+/// `welcome` tells every client the limits this server was configured with, not the built-in
+/// ones, so a browser refuses exactly what the server would; and the server accepts a
+/// message as long as its own (raised) limit.
+#[tokio::test]
+async fn welcome_announces_the_configured_limits() {
+    let mut config = common::fast();
+    config.limits.max_message_chars = 8000;
+    config.limits.max_upload_bytes = 1 << 20;
+    let server = start_with(config).await;
+    let mut client = Client::connect_raw(&server).await;
+    match client.next().await {
+        ServerEvent::Welcome { limits, .. } => {
+            assert_eq!(limits.max_message_chars, 8000);
+            assert_eq!(limits.max_upload_bytes, 1 << 20);
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    let mut poster = Client::joined(&server, "long").await;
+    poster.post(&general(), &"z".repeat(6000)).await;
+    assert_eq!(poster.next_message().await.body.as_str().len(), 6000);
+}
+
 async fn assert_error(client: &mut Client, code: &str) {
     loop {
         match client.next().await {

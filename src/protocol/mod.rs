@@ -3,7 +3,9 @@
 //! every event; keep the two in step.
 
 pub use crate::chat::model::Cursor;
-use crate::chat::model::{ChannelInfo, ChatError, FileId, Message, MessageId, Room, UserInfo};
+use crate::chat::model::{
+    ChannelInfo, ChatError, FileId, Limits, Message, MessageId, Room, UserInfo,
+};
 use serde::{Deserialize, Serialize};
 
 /// The path the WebSocket endpoint is served at.
@@ -81,6 +83,8 @@ pub enum ServerEvent {
         epoch: u64,
         /// Every channel, sorted by name.
         channels: Vec<ChannelInfo>,
+        /// What this server refuses, so the client can refuse it first.
+        limits: Limits,
     },
     /// Answers `auth`: who this connection now acts as.
     Authenticated { user: UserInfo },
@@ -173,7 +177,15 @@ impl From<crate::chat::hub::HubEvent> for ServerEvent {
     fn from(event: crate::chat::hub::HubEvent) -> ServerEvent {
         use crate::chat::hub::HubEvent;
         match event {
-            HubEvent::Welcome { epoch, channels } => ServerEvent::Welcome { epoch, channels },
+            HubEvent::Welcome {
+                epoch,
+                channels,
+                limits,
+            } => ServerEvent::Welcome {
+                epoch,
+                channels,
+                limits,
+            },
             HubEvent::ChannelCreated { channel } => ServerEvent::ChannelCreated { channel },
             HubEvent::Joined {
                 room,

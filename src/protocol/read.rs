@@ -43,6 +43,7 @@ enum Member {
     ClientRef,
     Seq,
     Code,
+    Limits,
     #[serde(other)]
     Unknown,
 }
@@ -66,6 +67,7 @@ struct Members {
     client_ref: Option<Option<String>>,
     seq: Option<u64>,
     code: Option<String>,
+    limits: Option<Limits>,
 }
 
 /// A required member, or the error that names it.
@@ -106,6 +108,7 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Member::ClientRef => m.client_ref = Some(map.next_value()?),
                 Member::Seq => m.seq = Some(map.next_value()?),
                 Member::Code => m.code = Some(map.next_value()?),
+                Member::Limits => m.limits = Some(map.next_value()?),
                 Member::Type | Member::Online | Member::Message | Member::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -115,6 +118,8 @@ impl<'de> Visitor<'de> for EventVisitor {
             Kind::Welcome => ServerEvent::Welcome {
                 epoch: need(m.epoch, "epoch")?,
                 channels: need(m.channels, "channels")?,
+                // A server from before `limits` enforced the built-in ones.
+                limits: m.limits.unwrap_or_default(),
             },
             Kind::Authenticated => ServerEvent::Authenticated {
                 user: need(m.user, "user")?,

@@ -98,6 +98,10 @@ fn every_server_event() -> Vec<ServerEvent> {
         ServerEvent::Welcome {
             epoch: 9,
             channels: vec![channel.clone()],
+            limits: Limits {
+                max_message_chars: 8000,
+                max_upload_bytes: 1 << 20,
+            },
         },
         ServerEvent::Authenticated { user: ada.clone() },
         ServerEvent::ChannelCreated { channel },

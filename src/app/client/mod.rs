@@ -8,8 +8,8 @@
 //! `upload` (file uploads with progress); `lists` holds the plain list updates.
 
 use crate::chat::model::{
-    Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Message,
-    MessageBody, MessageId, Room, Session, UserId, UserInfo, DEFAULT_MAX_MESSAGE_CHARS,
+    Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Limits, Message,
+    MessageBody, MessageId, Room, Session, UserId, UserInfo,
 };
 use crate::protocol::{ClientEvent, Cursor, ServerEvent};
 use leptos::prelude::*;
@@ -110,6 +110,9 @@ pub struct ChatClient {
     pub directs: RwSignal<Vec<DirectEntry>>,
     /// Why the last display name (new or changed) was refused.
     pub name_error: RwSignal<Option<String>>,
+    /// What the server refuses (from its `welcome`; the built-in limits until then). Not
+    /// reactive: it is read when the user acts.
+    limits: StoredValue<Limits>,
     /// The open room, if any. Not reactive: views get their feed from
     /// [`ChatClient::open_room`].
     feed: StoredValue<Option<Feed>>,
@@ -129,6 +132,7 @@ pub fn provide_chat_client() -> ChatClient {
         channels: RwSignal::new(Vec::new()),
         directs: RwSignal::new(Vec::new()),
         name_error: RwSignal::new(None),
+        limits: StoredValue::new(Limits::default()),
         feed: StoredValue::new(None),
         #[cfg(feature = "hydrate")]
         socket: StoredValue::new_local(None),
@@ -259,11 +263,17 @@ impl ChatClient {
         Ok(())
     }
 
+    /// What the server refuses, as it announced (or the built-in limits before it has).
+    pub fn limits(&self) -> Limits {
+        self.limits.get_value()
+    }
+
     /// Sends a message to the open room, with an uploaded attachment if given. Refused
     /// locally, with the reason, when it is empty (and has no attachment) or too long, or when
     /// there is no live connection to send it on.
     pub fn send_message(&self, raw: &str, attachment: Option<&Attachment>) -> Result<(), String> {
-        let body = MessageBody::for_post(raw, DEFAULT_MAX_MESSAGE_CHARS, attachment.is_some())
+        let max_chars = self.limits.get_value().max_message_chars;
+        let body = MessageBody::for_post(raw, max_chars, attachment.is_some())
             .map_err(|e| e.to_string())?;
         let Some(room) = self.current() else {
             return Err("Open a channel first.".into());
@@ -295,7 +305,12 @@ impl ChatClient {
     /// Updates the signals from one server event.
     pub fn apply(&self, event: ServerEvent) {
         match event {
-            ServerEvent::Welcome { channels, .. } => self.channels.set(channels),
+            ServerEvent::Welcome {
+                channels, limits, ..
+            } => {
+                self.limits.set_value(limits);
+                self.channels.set(channels);
+            }
             ServerEvent::Authenticated { user } => self.update_me(user),
             ServerEvent::ChannelCreated { channel } => self.add_channel(channel),
             ServerEvent::Joined {
@@ -465,5 +480,40 @@ impl ChatClient {
             self.storage_ready.set(true);
             socket::connect(*self);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client refuses an over-long message by the limit the server announced, not by the
+    /// built-in one: raised by the operator, the longer message passes the length check (and
+    /// is stopped only for want of an open room here); lowered, a shorter one is refused.
+    #[test]
+    fn messages_are_checked_against_the_announced_limit() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let client = provide_chat_client();
+            let long = "x".repeat(6000);
+            let too_long = |max| ChatError::MessageTooLong { max }.to_string();
+            assert_eq!(client.send_message(&long, None), Err(too_long(4000)));
+            let welcome = |max_message_chars| ServerEvent::Welcome {
+                epoch: 1,
+                channels: Vec::new(),
+                limits: Limits {
+                    max_message_chars,
+                    max_upload_bytes: 1024,
+                },
+            };
+            client.apply(welcome(8000));
+            assert_eq!(client.limits().max_message_chars, 8000);
+            assert_eq!(
+                client.send_message(&long, None),
+                Err("Open a channel first.".to_owned())
+            );
+            client.apply(welcome(10));
+            assert_eq!(client.send_message("eleven char", None), Err(too_long(10)));
+        });
     }
 }

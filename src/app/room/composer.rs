@@ -71,6 +71,13 @@ pub fn Composer(feed: Feed) -> impl IntoView {
             ),
             (None, None) => return,
         };
+        let max_bytes = client.limits().max_upload_bytes;
+        if file.size() > max_bytes as f64 {
+            local_error.set(Some(
+                crate::chat::model::ChatError::FileTooLarge { max_bytes }.to_string(),
+            ));
+            return;
+        }
         let name = file.name();
         local_error.set(None);
         pending.set(Some(Pending::Uploading {

@@ -10,16 +10,17 @@
 use super::connections::Connections;
 use super::outbox::Frame;
 use super::rooms::{CatchUp, RoomState};
-use crate::chat::model::{ChannelInfo, Message, MessageId, Room, UserInfo};
+use crate::chat::model::{ChannelInfo, Limits, Message, MessageId, Room, UserInfo};
 
 /// Everything the hub sends to connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HubEvent {
     /// First event on every connection (and again after it missed a directory change): the
-    /// epoch and the current channel list, sorted by name.
+    /// epoch, the current channel list, sorted by name, and the limits clients should check.
     Welcome {
         epoch: u64,
         channels: Vec<ChannelInfo>,
+        limits: Limits,
     },
     /// Someone created a channel.
     ChannelCreated { channel: ChannelInfo },

@@ -62,8 +62,8 @@ use self::fanout::publish_to_everyone;
 use self::files::Files;
 use self::rooms::{name_of, CatchUp, Rooms};
 use super::model::{
-    ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage, Room,
-    RoomKey, Session, Timestamp, UserId, UserInfo,
+    ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage,
+    Limits, Room, RoomKey, Session, Timestamp, UserId, UserInfo,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -85,6 +85,19 @@ pub struct HubSettings {
     pub message_burst: u32,
     /// Channels a user may create per minute.
     pub channels_per_minute: u32,
+    /// Largest attachment, in bytes: enforced by the server's upload route, announced to
+    /// clients by the hub with the other [`Limits`].
+    pub max_upload_bytes: u64,
+}
+
+impl HubSettings {
+    /// What clients are told in `welcome`.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_message_chars: self.max_message_chars,
+            max_upload_bytes: self.max_upload_bytes,
+        }
+    }
 }
 
 impl Default for HubSettings {
@@ -98,6 +111,7 @@ impl Default for HubSettings {
             messages_per_second: 10,
             message_burst: 20,
             channels_per_minute: 5,
+            max_upload_bytes: super::model::DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -379,6 +393,7 @@ impl Hub {
         let welcome = (self.shared.encode)(HubEvent::Welcome {
             epoch: self.shared.epoch,
             channels: state.rooms.channel_list(),
+            limits: self.shared.limits.limits(),
         });
         let missed_directory = !outbox.offer(welcome);
         let id = state.connections.add(outbox, missed_directory);
@@ -405,7 +420,12 @@ impl Hub {
         let names_changed = conn.missed_directory;
         if names_changed {
             let channels = state.rooms.channel_list();
-            let frame = encode(HubEvent::Welcome { epoch, channels });
+            let limits = self.shared.limits.limits();
+            let frame = encode(HubEvent::Welcome {
+                epoch,
+                channels,
+                limits,
+            });
             conn.missed_directory = !conn.outbox.offer(frame);
         }
         for key in &conn.rooms {

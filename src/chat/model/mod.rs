@@ -8,6 +8,7 @@
 
 mod error;
 mod file;
+mod limits;
 mod message;
 mod name;
 mod room;
@@ -16,6 +17,7 @@ mod user;
 pub use super::timestamp::Timestamp;
 pub use error::ChatError;
 pub use file::{human_size, parse_file_name, sniff_image, Attachment, FileId};
+pub use limits::{Limits, DEFAULT_MAX_UPLOAD_BYTES};
 pub use message::{Message, MessageBody, MessageId, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT};
 pub use name::{
     ChannelKey, ChannelName, DisplayName, CHANNEL_NAME_FORBIDDEN, MAX_CHANNEL_NAME_CHARS,

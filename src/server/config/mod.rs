@@ -152,7 +152,7 @@ impl Default for LimitsSection {
             message_burst: hub.message_burst,
             channels_per_minute: hub.channels_per_minute,
             connections_per_ip: 100,
-            max_upload_bytes: 10 * 1024 * 1024,
+            max_upload_bytes: hub.max_upload_bytes,
             heartbeat: Duration::from_secs(10),
             dead_after: Duration::from_secs(30),
             idle_after: Duration::from_secs(3600),
@@ -233,6 +233,7 @@ impl Config {
             messages_per_second: self.limits.messages_per_second,
             message_burst: self.limits.message_burst,
             channels_per_minute: self.limits.channels_per_minute,
+            max_upload_bytes: self.limits.max_upload_bytes,
             ..HubSettings::default()
         }
     }
