@@ -1,0 +1,336 @@
+//! The durable store: one SQLite file in WAL mode holding users (token hashes only), rooms,
+//! and the most recent messages of each room, with the same retention as the in-memory
+//! history.
+//!
+//! Each room's messages are a ring of `retain` slots (`recent_messages`): message number
+//! `seq` goes into slot `seq % retain`, replacing the message `retain` numbers before it. So
+//! the file holds exactly the room's window, the newest `retain` numbers, by construction,
+//! and storing a message changes one row in one page: there is no separate trim. (The ring
+//! size is kept in `meta`; opening with another size, or a file from before the ring, moves
+//! the window over.)
+//!
+//! One writer thread owns the connection that writes. The hub hands it every change (users,
+//! channels, names, messages and deletions) in the order it applies them, and every change
+//! is written behind: each transaction holds whatever queued up while the last one was
+//! committed, so under load one commit covers many changes. Each outcome is reported through
+//! its [`Durable`], and only the answer to whoever asked (a message's acknowledgement, a
+//! registration's session) waits for it; a failed write is reported to them and the change
+//! stays in memory until the next restart.
+//!
+//! So a message is on disk before its sender hears it was sent, and a slow disk delays
+//! answers, never delivery. A message already delivered but not yet committed is
+//! lost if the process dies, and its sequence number is given out again after the restart.
+//! So that clients cannot mistake the new message for the lost one, a start after an unclean
+//! stop begins a new epoch; a clean stop ([`Store::close`]) marks the file as such.
+//!
+//! Commits do not sync (`synchronous = NORMAL`): they survive the process being killed, but
+//! after a power loss the last ones may be gone. Checkpoints (copying the log into the
+//! database file, with an fsync) run every half second on a thread with a connection of its
+//! own, and are passive: the writer never waits for them. That matters: on this project's
+//! machine an fsync usually takes under a millisecond but now and then half a second. (With
+//! the writer doing the checkpoints itself, on one exclusive connection, acknowledgements
+//! waited out those fsyncs: p99 150-760 ms under disk load; see BENCHMARKS.md.)
+
+use self::rows::{apply, read_all, settle_ring};
+use super::model::Timestamp;
+use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
+use super::store::{Durable, Loaded, Store, StoreError, StoredRoom, TokenHash, Written};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::Path;
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
+
+mod rows;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    key TEXT PRIMARY KEY,
+    room TEXT NOT NULL,
+    channel TEXT,
+    next_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recent_messages (
+    room_key TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room_key, slot)
+) WITHOUT ROWID;
+";
+
+/// How often the checkpoint thread folds the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Most changes committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// A store in one SQLite file, written by its own thread.
+pub struct SqliteStore {
+    /// The writer's queue; `None` once closed.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// What the file held when it was opened, handed to the hub by `load`.
+    loaded: Mutex<Option<Loaded>>,
+    /// The writer thread, until `close` waits for it.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The checkpoint thread, until `close` stops it.
+    checkpoints: Mutex<Option<Checkpoints>>,
+}
+
+/// One change for the writer, and who hears how it went.
+struct Job {
+    change: Change,
+    written: Written,
+}
+
+enum Change {
+    Message(Message),
+    Delete(Room, MessageId),
+    Channel(ChannelInfo),
+    User(UserInfo, TokenHash),
+    Rename(UserInfo),
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// The text form of a room's identity, used as its key in the database.
+fn room_key(room: &Room) -> String {
+    match room.key() {
+        RoomKey::Channel(key) => format!("c:{}", key.as_str()),
+        RoomKey::Direct(key) => {
+            let [a, b] = key.users();
+            format!("d:{a}:{b}")
+        }
+    }
+}
+
+/// The ring slot of message number `seq` in a room that keeps `retain` (at least 1) messages.
+fn slot(seq: u64, retain: usize) -> i64 {
+    (seq % retain as u64) as i64
+}
+
+fn closed() -> StoreError {
+    StoreError("the store is closed".into())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file, keeping `retain` messages per room, and starts
+    /// its writer.
+    pub fn open(path: &Path, retain: usize) -> Result<SqliteStore, StoreError> {
+        let retain = retain.max(1);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(failed)?;
+        }
+        let mut conn = Connection::open(path).map_err(failed)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(failed)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(failed)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(failed)?;
+        conn.execute_batch(SCHEMA).map_err(failed)?;
+        settle_ring(&mut conn, retain)?;
+        let loaded = read_all(&mut conn)?;
+        let checkpointer = Connection::open(path).map_err(failed)?;
+        checkpointer
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(failed)?;
+        let checkpoints = checkpoint_thread(checkpointer)?;
+        let (jobs, queue) = mpsc::channel();
+        let writer = Writer { conn, retain };
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(failed)?;
+        Ok(SqliteStore {
+            jobs: Mutex::new(Some(jobs)),
+            loaded: Mutex::new(Some(loaded)),
+            writer: Mutex::new(Some(thread)),
+            checkpoints: Mutex::new(Some(checkpoints)),
+        })
+    }
+
+    fn hand_over(&self, job: Job) {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let refused = match jobs.as_ref() {
+            Some(queue) => queue.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        drop(jobs);
+        if let Some(job) = refused {
+            job.written.report(Err(closed()));
+        }
+    }
+
+    /// Hands a change over to be written behind.
+    fn write_behind(&self, change: Change) -> Durable {
+        let (written, durable) = Durable::pending();
+        self.hand_over(Job { change, written });
+        durable
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The writer thread's side: the connection and what it needs to commit.
+struct Writer {
+    conn: Connection,
+    retain: usize,
+}
+
+impl Writer {
+    /// Commits jobs in batches until every sender is gone, then marks the stop as clean.
+    fn run(mut self, queue: mpsc::Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let batch = self.gather(first, &queue);
+            self.commit(batch);
+        }
+        let marked = self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('clean', '1')",
+            [],
+        );
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, "could not mark the stop as clean; the next start begins a new epoch");
+        }
+    }
+
+    /// The batch that starts with `first`: it and whatever queued up behind it (while the
+    /// last batch was being committed, say), so the busier the store, the bigger the batch.
+    fn gather(&self, first: Job, queue: &mpsc::Receiver<Job>) -> Vec<Job> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Commits a batch in one transaction and tells each job how it went.
+    fn commit(&mut self, batch: Vec<Job>) {
+        let outcome = self.write(&batch);
+        for (i, job) in batch.into_iter().enumerate() {
+            let result = match &outcome {
+                Ok(each) => each[i].clone(),
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "a change could not be stored");
+            }
+            job.written.report(result);
+        }
+    }
+
+    fn write(&mut self, batch: &[Job]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let tx = self.conn.transaction().map_err(failed)?;
+        // Each statement is atomic on its own, and a change that fails part-way leaves
+        // nothing that matters behind (at most a room row, or a room's next number raised),
+        // so one failed change does not undo the others.
+        let each = batch
+            .iter()
+            .map(|job| apply(&tx, &job.change, self.retain))
+            .collect();
+        tx.commit().map_err(failed)?;
+        Ok(each)
+    }
+}
+
+/// The checkpoint thread: told to stop, and waited for, when dropped.
+struct Checkpoints {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the thread that folds the log into the database file (with an fsync) through its
+/// own connection, every [`CHECKPOINT_EVERY`], until it is dropped. A passive checkpoint
+/// never waits for the writer, nor the writer for it.
+fn checkpoint_thread(conn: Connection) -> Result<Checkpoints, StoreError> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "checkpoint failed; retrying later");
+                }
+            }
+        })
+        .map_err(failed)?;
+    Ok(Checkpoints {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+impl Store for SqliteStore {
+    /// What the file held when it was opened (handed over once).
+    fn load(&self) -> Result<Loaded, StoreError> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| StoreError("the store was already loaded".into()))
+    }
+
+    fn put_channel(&self, channel: &ChannelInfo) -> Durable {
+        self.write_behind(Change::Channel(channel.clone()))
+    }
+
+    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Durable {
+        self.write_behind(Change::User(user.clone(), *token_hash))
+    }
+
+    fn rename_user(&self, user: &UserInfo) -> Durable {
+        self.write_behind(Change::Rename(user.clone()))
+    }
+
+    fn put_message(&self, message: &Message) -> Durable {
+        self.write_behind(Change::Message(message.clone()))
+    }
+
+    fn delete_message(&self, room: &Room, id: MessageId) -> Durable {
+        self.write_behind(Change::Delete(room.clone(), id))
+    }
+
+    /// Stops taking changes, and waits until the writer has committed everything handed
+    /// over and marked the stop as clean.
+    fn close(&self) {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = writer {
+            let _ = thread.join();
+        }
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+//! The file's rows: reading everything back at start-up, settling the message rings to
+//! the configured size, and applying one change inside a batch's transaction.
+
+use super::*;
+
+/// One value from the `meta` table, if set.
+pub(super) fn meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(failed)
+}
+
+/// Makes the message rings `retain` (at least 1) slots wide. A file from before the rings (its messages in
+/// a `messages` table), or one written with another ring size, has each room's window (the
+/// newest `retain` numbers) moved into rings of the new size; an older message is dropped,
+/// as it would have been had it been written with this size.
+pub(super) fn settle_ring(conn: &mut Connection, retain: usize) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(failed)?;
+    let size = meta(&tx, "ring_size")?;
+    let before_rings = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(failed)?
+        .is_some();
+    let resized = size.is_some_and(|size| size != retain.to_string());
+    if before_rings || resized {
+        let source = if before_rings {
+            "messages"
+        } else {
+            tx.execute_batch(
+                "CREATE TEMP TABLE old_ring AS SELECT room_key, id, seq, body FROM recent_messages;
+                 DELETE FROM recent_messages;",
+            )
+            .map_err(failed)?;
+            "old_ring"
+        };
+        let moved = tx
+            .execute(
+                &format!(
+                    "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+                     SELECT room_key, seq % ?1, id, seq, body FROM {source} AS m \
+                     WHERE seq > (SELECT MAX(seq) FROM {source} WHERE room_key = m.room_key) - ?1"
+                ),
+                params![retain as i64],
+            )
+            .map_err(failed)?;
+        tx.execute_batch(&format!("DROP TABLE {source};"))
+            .map_err(failed)?;
+        tracing::info!(moved, ring = retain, "moved the stored messages into rings");
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('ring_size', ?1)",
+        params![retain.to_string()],
+    )
+    .map_err(failed)?;
+    tx.commit().map_err(failed)
+}
+
+/// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
+pub(super) fn read_all(conn: &mut Connection) -> Result<Loaded, StoreError> {
+    let tx = conn.transaction().map_err(failed)?;
+    let epoch = meta(&tx, "epoch")?;
+    let clean = meta(&tx, "clean")?;
+    // Cleared now, and set again by a clean stop.
+    tx.execute("DELETE FROM meta WHERE key = 'clean'", [])
+        .map_err(failed)?;
+    let kept = epoch
+        .and_then(|e| e.parse::<u64>().ok())
+        .filter(|_| clean.as_deref() == Some("1"));
+    let epoch = match kept {
+        Some(epoch) => epoch,
+        None => {
+            // A new file, or messages may have been lost in an unclean stop (see the
+            // module's documentation): sequence numbers start a new epoch.
+            let epoch = Timestamp::now().millis().max(1) as u64;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?1)",
+                params![epoch.to_string()],
+            )
+            .map_err(failed)?;
+            epoch
+        }
+    };
+    let mut users = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare("SELECT id, name, token_hash FROM users ORDER BY id")
+            .map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(failed)?;
+        for row in rows {
+            let (id, name, hash) = row.map_err(failed)?;
+            let name = crate::chat::model::DisplayName::parse(&name).map_err(failed)?;
+            let hash: TokenHash = hash
+                .try_into()
+                .map_err(|_| StoreError("a token hash has the wrong length".into()))?;
+            users.push((
+                UserInfo {
+                    id: UserId(id as u64),
+                    name,
+                },
+                hash,
+            ));
+        }
+    }
+    let mut rooms = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare("SELECT key, room, channel, next_seq FROM rooms")
+            .map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(failed)?;
+        let mut messages = tx
+            .prepare("SELECT body FROM recent_messages WHERE room_key = ?1 ORDER BY seq")
+            .map_err(failed)?;
+        for row in rows {
+            let (key, room, channel, next_seq) = row.map_err(failed)?;
+            let room: Room = serde_json::from_str(&room).map_err(failed)?;
+            let channel: Option<ChannelInfo> = channel
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(failed)?;
+            let bodies = messages
+                .query_map(params![key], |r| r.get::<_, String>(0))
+                .map_err(failed)?;
+            let mut list = Vec::new();
+            for body in bodies {
+                let message: Message =
+                    serde_json::from_str(&body.map_err(failed)?).map_err(failed)?;
+                list.push(message);
+            }
+            // The row's number is only raised when a message is deleted; otherwise the
+            // newest message tells what comes next.
+            let after_newest = list.last().map_or(1, |m| m.seq + 1);
+            rooms.push(StoredRoom {
+                room,
+                channel,
+                next_seq: (next_seq.max(1) as u64).max(after_newest),
+                messages: list,
+            });
+        }
+    }
+    tx.commit().map_err(failed)?;
+    Ok(Loaded {
+        epoch: Some(epoch),
+        users,
+        rooms,
+    })
+}
+
+/// Applies one change inside the batch's transaction. Statements are cached: parsing the SQL
+/// again for every message costs more than running it.
+pub(super) fn apply(
+    tx: &Transaction<'_>,
+    change: &Change,
+    retain: usize,
+) -> Result<(), StoreError> {
+    match change {
+        Change::Message(message) => {
+            let key = room_key(&message.room);
+            let room = serde_json::to_string(&message.room).map_err(failed)?;
+            let body = serde_json::to_string(message).map_err(failed)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO rooms (key, room, channel, next_seq) \
+                 VALUES (?1, ?2, NULL, 1)",
+            )
+            .and_then(|mut s| s.execute(params![key, room]))
+            .map_err(failed)?;
+            // The slot's old message is `retain` numbers older and leaves the window now.
+            // (The hub hands messages over in order; the condition only guards against
+            // an older one ever replacing a newer.) No `UPDATE rooms SET next_seq` either:
+            // the room's newest message already says what comes next (see `read_all`).
+            tx.prepare_cached(
+                "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (room_key, slot) DO UPDATE \
+                 SET id = excluded.id, seq = excluded.seq, body = excluded.body \
+                 WHERE excluded.seq > recent_messages.seq",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    slot(message.seq, retain),
+                    message.id.0 as i64,
+                    message.seq as i64,
+                    body
+                ])
+            })
+            .map_err(failed)?;
+        }
+        Change::Delete(room, id) => {
+            // The deleted message may be the room's newest; its number must never come
+            // back, so the room row remembers the number after it.
+            let key = room_key(room);
+            tx.prepare_cached(
+                "UPDATE rooms SET next_seq = MAX(next_seq, \
+                     (SELECT seq + 1 FROM recent_messages WHERE room_key = ?1 AND id = ?2)) \
+                 WHERE key = ?1 \
+                 AND EXISTS (SELECT 1 FROM recent_messages WHERE room_key = ?1 AND id = ?2)",
+            )
+            .and_then(|mut s| s.execute(params![key, id.0 as i64]))
+            .map_err(failed)?;
+            tx.prepare_cached("DELETE FROM recent_messages WHERE room_key = ?1 AND id = ?2")
+                .and_then(|mut s| s.execute(params![key, id.0 as i64]))
+                .map_err(failed)?;
+        }
+        Change::Channel(channel) => {
+            let room = Room::Channel(channel.name.clone());
+            let room_json = serde_json::to_string(&room).map_err(failed)?;
+            let channel_json = serde_json::to_string(channel).map_err(failed)?;
+            tx.prepare_cached(
+                "INSERT INTO rooms (key, room, channel, next_seq) VALUES (?1, ?2, ?3, 1)",
+            )
+            .and_then(|mut s| s.execute(params![room_key(&room), room_json, channel_json]))
+            .map_err(failed)?;
+        }
+        Change::User(user, token_hash) => {
+            tx.prepare_cached("INSERT INTO users (id, name, token_hash) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| {
+                    s.execute(params![
+                        user.id.0 as i64,
+                        user.name.as_str(),
+                        &token_hash[..]
+                    ])
+                })
+                .map_err(failed)?;
+        }
+        Change::Rename(user) => {
+            tx.prepare_cached("UPDATE users SET name = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![user.id.0 as i64, user.name.as_str()]))
+                .map_err(failed)?;
+        }
+    }
+    Ok(())
+}
