@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 source scripts/env.sh
-cargo leptos build --release --precompress
+build_release
 cargo build --locked --release --features bench --bin flack-bench
 mkdir -p bench-results
 FLACK_BIN="$CARGO_TARGET_DIR/release/flack" \

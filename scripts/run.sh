@@ -7,5 +7,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 source scripts/env.sh
-cargo leptos build --release --precompress
+build_release
 exec "$CARGO_TARGET_DIR/release/flack" "$@"

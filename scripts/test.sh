@@ -34,7 +34,7 @@ export FLACK_SITE_ROOT="$ROOT/target/site"
 (cd end2end && npx playwright test)
 
 step "release build, and the core specs against it (the build the run command serves)"
-cargo leptos build --release --precompress
+build_release
 FLACK_BIN="$CARGO_TARGET_DIR/release/flack" \
   bash -c 'cd end2end && npx playwright test messages.spec.ts display-name.spec.ts'
 

@@ -5,15 +5,20 @@
 //! browser's WebAssembly (hydrates the server's HTML and opens the live connection).
 //!
 //! # Layout
-//! - [`chat`]: the domain. Validated names and messages ([`chat::model`]), the 100-message
-//!   history ([`chat::history`]) and the hub that owns all chat state (`chat::hub`, server
-//!   only). It imports nothing below.
+//! - [`chat`]: the domain, with no UI and no transport. Validated values, one module per
+//!   concept ([`chat::model`]), the 100-message history ([`chat::history`]), storage, and the
+//!   hub that owns all chat state (`chat::hub`, server only, split by concern under one lock).
+//!   The hub emits domain events and is handed the encoder that turns them into frames.
+//! - [`protocol`]: the WebSocket events, one enum per direction, shared by both sides; it
+//!   also supplies the hub's encoder.
 //! - [`api`]: the server functions the components call (registration, channels, history).
-//! - [`protocol`]: the WebSocket events, one enum per direction, shared by both sides.
-//! - `server`: server only: configuration, the router, the WebSocket endpoint, `serve`.
-//! - [`app`]: the components and the browser's chat client.
+//! - [`app`]: the components, one per file, the page addresses (`app::nav`) and the
+//!   browser's chat client (`app::client`).
+//! - `server`: server only: configuration (each setting declared once), the router, the
+//!   WebSocket endpoint, uploads, the page cache, `serve`.
 //!
-//! Dependencies point one way: `server` → `app` / `api` / `protocol` → `chat`.
+//! Dependencies point one way: `server` → `app` / `api` / `protocol` → `chat`
+//! (`tests/architecture.rs` checks it).
 //! Data flows one way: browser event → protocol → hub → fan-out → protocol → signals → view.
 
 pub mod api;
