@@ -61,7 +61,11 @@ fn the_domain_imports_no_transport_and_no_ui() {
 #[test]
 fn the_protocol_depends_only_on_the_domain() {
     let found = uses("protocol", &["crate::server", "crate::api", "crate::app"]);
-    assert!(found.is_empty(), "protocol/ depends on:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "protocol/ depends on:\n{}",
+        found.join("\n")
+    );
 }
 
 /// The components and the server functions never reach into the server.
@@ -69,5 +73,9 @@ fn the_protocol_depends_only_on_the_domain() {
 fn the_app_does_not_depend_on_the_server() {
     let mut found = uses("app", &["crate::server"]);
     found.extend(uses("api.rs", &["crate::server", "crate::app"]));
-    assert!(found.is_empty(), "app/ or api.rs depends on:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "app/ or api.rs depends on:\n{}",
+        found.join("\n")
+    );
 }

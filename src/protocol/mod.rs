@@ -4,7 +4,7 @@
 
 pub use crate::chat::model::Cursor;
 use crate::chat::model::{
-    ChannelInfo, ChatError, FileId, Limits, Message, MessageId, Room, UserInfo,
+    ChannelInfo, ChatError, Detail, FileId, Limits, Message, MessageId, Room, UserInfo,
 };
 use serde::{Deserialize, Serialize};
 
@@ -129,10 +129,15 @@ pub enum ServerEvent {
         /// The new message's sequence number in its room.
         seq: u64,
     },
-    /// A client event was refused or could not be understood. Nothing changed.
+    /// A client event was refused or could not be understood. Nothing changed. `code`,
+    /// `detail` and `message` are the error body every transport uses (see [`ChatError`]);
+    /// [`ServerEvent::chat_error_of`] reads a chat error back from them.
     Error {
-        /// Machine-readable cause.
+        /// Machine-readable cause: a [`ChatError`] code, or a [`ProtocolError`] code.
         code: String,
+        /// What the error carries besides its code (a name, or a limit), if anything.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<Detail>,
         /// A sentence for people.
         message: String,
         /// The `client_ref` of the refused event, if it had one.
@@ -145,8 +150,20 @@ impl ServerEvent {
     pub fn chat_error(error: &ChatError, client_ref: Option<String>) -> ServerEvent {
         ServerEvent::Error {
             code: error.code().to_owned(),
+            detail: error.detail(),
             message: error.to_string(),
             client_ref,
+        }
+    }
+
+    /// The chat error an `error` event reports; `None` for other events, and for errors
+    /// that are not chat errors (a malformed frame) or that this version does not know.
+    pub fn chat_error_of(&self) -> Option<ChatError> {
+        match self {
+            ServerEvent::Error { code, detail, .. } => {
+                ChatError::from_code(code, detail.clone()).ok()
+            }
+            _ => None,
         }
     }
 
@@ -154,6 +171,7 @@ impl ServerEvent {
     pub fn protocol_error(error: &ProtocolError) -> ServerEvent {
         ServerEvent::Error {
             code: error.code().to_owned(),
+            detail: None,
             message: error.to_string(),
             client_ref: None,
         }

@@ -43,6 +43,7 @@ enum Member {
     ClientRef,
     Seq,
     Code,
+    Detail,
     Limits,
     #[serde(other)]
     Unknown,
@@ -68,6 +69,7 @@ struct Members {
     seq: Option<u64>,
     code: Option<String>,
     limits: Option<Limits>,
+    detail: Option<Detail>,
 }
 
 /// A required member, or the error that names it.
@@ -109,6 +111,7 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Member::Seq => m.seq = Some(map.next_value()?),
                 Member::Code => m.code = Some(map.next_value()?),
                 Member::Limits => m.limits = Some(map.next_value()?),
+                Member::Detail => m.detail = Some(map.next_value()?),
                 Member::Type | Member::Online | Member::Message | Member::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -157,6 +160,7 @@ impl<'de> Visitor<'de> for EventVisitor {
             },
             Kind::Error => ServerEvent::Error {
                 code: need(m.code, "code")?,
+                detail: m.detail,
                 message: need(m.text, "message")?,
                 client_ref: m.client_ref.flatten(),
             },

@@ -290,3 +290,35 @@ fn the_decoder_survives_random_input() {
         "mutations still produce valid events sometimes ({decoded})"
     );
 }
+
+/// An error travels in one body on every transport: the WebSocket's `error` event holds
+/// exactly the members a server function or a file route answers with (`code`, `detail`,
+/// `message`), and the browser reads the error type back from the event.
+#[test]
+fn errors_have_one_body_on_every_transport() {
+    for error in [
+        ChatError::Unauthorized,
+        ChatError::ChannelExists("Design".into()),
+        ChatError::MessageTooLong { max: 4000 },
+        ChatError::FileTooLarge {
+            max_bytes: 10 << 20,
+        },
+    ] {
+        let body = serde_json::to_value(&error).unwrap();
+        let frame = ServerEvent::chat_error(&error, Some("r7".into())).encode();
+        let mut event: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        let members = event.as_object_mut().unwrap();
+        assert_eq!(members.remove("type"), Some("error".into()));
+        assert_eq!(members.remove("client_ref"), Some("r7".into()));
+        assert_eq!(event, body, "{error:?}");
+        let decoded = ServerEvent::decode(&frame).unwrap();
+        assert_eq!(decoded.chat_error_of(), Some(error));
+    }
+    let malformed = ServerEvent::protocol_error(&ProtocolError::Binary);
+    assert_eq!(
+        ServerEvent::decode(&malformed.encode())
+            .unwrap()
+            .chat_error_of(),
+        None
+    );
+}

@@ -45,16 +45,13 @@ pub struct UploadTarget {
     peer: Option<String>,
 }
 
-/// A refused file request: its status and the chat error as JSON.
+/// A refused file request: its status and the chat error, in the one error body every
+/// transport uses (`code`, `detail`, `message`).
 pub struct FileError(StatusCode, ChatError);
 
 impl IntoResponse for FileError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "code": self.1.code(),
-            "message": self.1.to_string(),
-        });
-        (self.0, Json(body)).into_response()
+        (self.0, Json(self.1)).into_response()
     }
 }
 

@@ -348,17 +348,33 @@ impl ChatClient {
                 }
             }
             ServerEvent::Ack { .. } => {}
-            ServerEvent::Error { code, message, .. } => {
-                if code == "unauthorized" {
-                    // The server does not know this session (for example it restarted
-                    // without storage): choose a name again.
-                    #[cfg(feature = "hydrate")]
-                    storage::forget_session();
-                    self.session.set(None);
-                } else if code.starts_with("display_name") {
-                    self.name_error.set(Some(message));
-                } else if let Some(feed) = self.feed.get_value() {
-                    feed.error.try_set(Some(message));
+            ServerEvent::Error {
+                code,
+                detail,
+                message,
+                ..
+            } => {
+                // Decoded to the error type; a code this version does not know (or a
+                // protocol error) is shown as the server's sentence.
+                match ChatError::from_code(&code, detail) {
+                    Ok(ChatError::Unauthorized) => {
+                        // The server does not know this session (for example it restarted
+                        // without storage): choose a name again.
+                        #[cfg(feature = "hydrate")]
+                        storage::forget_session();
+                        self.session.set(None);
+                    }
+                    Ok(
+                        ChatError::DisplayNameEmpty
+                        | ChatError::DisplayNameTooLong { .. }
+                        | ChatError::DisplayNameInvalid
+                        | ChatError::DisplayNameTaken(_),
+                    ) => self.name_error.set(Some(message)),
+                    _ => {
+                        if let Some(feed) = self.feed.get_value() {
+                            feed.error.try_set(Some(message));
+                        }
+                    }
                 }
             }
         }

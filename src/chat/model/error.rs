@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Declares [`ChatError`] from one table: each variant with its sentence (for `thiserror`)
-/// and its wire code. The enum, [`ChatError::code`], [`ChatError::CODES`], the JSON writer
-/// and the JSON reader are all generated from it, so a code is spelled once. A variant
+/// and its wire code. The enum, [`ChatError::code`], [`ChatError::CODES`],
+/// [`ChatError::detail`] and [`ChatError::from_code`] (which the JSON reader uses) are all
+/// generated from it, so a code is spelled once. A variant
 /// carries nothing, a text (`(String)`) or one limit (`{ name: type }`).
 macro_rules! chat_errors {
     ($(
@@ -38,22 +39,20 @@ macro_rules! chat_errors {
                 }
             }
 
-            /// The error a wire code and detail describe.
-            fn from_wire(code: &str, detail: Option<Detail>) -> Result<ChatError, String> {
+            /// The error a wire code and its detail describe: the inverse of
+            /// [`ChatError::code`] and [`ChatError::detail`].
+            pub fn from_code(code: &str, detail: Option<Detail>) -> Result<ChatError, String> {
                 Ok(match code {
                     $($code => chat_errors!(@read $variant, code, detail $(, ($text))? $(, { $limit: $limit_ty })?),)*
                     other => return Err(format!("unknown error code {other:?}")),
                 })
             }
-        }
 
-        /// Written as `{"code": ..., "detail": ...}`: no detail, a text, or `{"limit": n}`.
-        impl Serialize for ChatError {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                use serde::ser::SerializeStruct;
+            /// What the error carries besides its code: a name, or a limit.
+            pub fn detail(&self) -> Option<Detail> {
                 match self {
                     $(chat_errors!(@pattern $variant, detail $(, ($text))? $(, { $limit })?) => {
-                        chat_errors!(@write serializer, detail, $code $(, ($text))? $(, { $limit })?)
+                        chat_errors!(@detail detail $(, ($text))? $(, { $limit })?)
                     })*
                 }
             }
@@ -69,25 +68,11 @@ macro_rules! chat_errors {
     (@pattern $variant:ident, $detail:ident) => { ChatError::$variant };
     (@pattern $variant:ident, $detail:ident, ($text:ty)) => { ChatError::$variant($detail) };
     (@pattern $variant:ident, $detail:ident, { $limit:ident }) => { ChatError::$variant { $limit } };
-    (@write $serializer:ident, $detail:ident, $code:literal) => {{
-        let mut out = $serializer.serialize_struct("ChatError", 1)?;
-        out.serialize_field("code", $code)?;
-        out.end()
-    }};
-    (@write $serializer:ident, $detail:ident, $code:literal, ($text:ty)) => {{
-        let mut out = $serializer.serialize_struct("ChatError", 2)?;
-        out.serialize_field("code", $code)?;
-        out.serialize_field("detail", $detail)?;
-        out.end()
-    }};
-    (@write $serializer:ident, $detail:ident, $code:literal, { $limit:ident }) => {{
-        #[derive(Serialize)]
-        struct Limit<T> { $limit: T }
-        let mut out = $serializer.serialize_struct("ChatError", 2)?;
-        out.serialize_field("code", $code)?;
-        out.serialize_field("detail", &Limit { $limit })?;
-        out.end()
-    }};
+    (@detail $detail:ident) => { None };
+    (@detail $detail:ident, ($text:ty)) => { Some(Detail::Text($detail.clone())) };
+    (@detail $detail:ident, { $limit:ident }) => {
+        Some(Detail::Limit(stringify!($limit).to_owned(), *$limit as u64))
+    };
 }
 
 chat_errors! {
@@ -145,6 +130,24 @@ chat_errors! {
     Unavailable(String) = "unavailable",
 }
 
+/// Every transport carries an error in one body: `{"code": ..., "detail": ..., "message":
+/// ...}`, the code from the table, the detail if the error has one (a name, or a limit as
+/// `{"max": 40}`), and the sentence for people. Server functions and file routes send this
+/// object as it is; the WebSocket's `error` event has the same members beside `type`.
+impl Serialize for ChatError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let detail = self.detail();
+        let mut out = serializer.serialize_struct("ChatError", 3)?;
+        out.serialize_field("code", self.code())?;
+        if let Some(detail) = &detail {
+            out.serialize_field("detail", detail)?;
+        }
+        out.serialize_field("message", &self.to_string())?;
+        out.end()
+    }
+}
+
 /// A [`ChatError`] as read from JSON: its code and, for some codes, a detail (a name, or a
 /// limit in an object such as `{"max": 40}`). Read through this rather than with the derived
 /// reader of the adjacently tagged enum, which alone added about 20 KB to the browser's
@@ -156,11 +159,26 @@ struct WireError {
     detail: Option<Detail>,
 }
 
-/// The `detail` of an error on the wire.
-enum Detail {
+/// The `detail` of an error on the wire: a name, or one limit with its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
     Text(String),
-    /// The one number in an object, whatever its key.
-    Number(u64),
+    /// Written as `{"max": 40}`; read whatever its one key is.
+    Limit(String, u64),
+}
+
+impl Serialize for Detail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Detail::Text(text) => serializer.serialize_str(text),
+            Detail::Limit(name, value) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(name, value)?;
+                map.end()
+            }
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Detail {
@@ -178,7 +196,7 @@ impl<'de> Deserialize<'de> for Detail {
                 self,
                 mut map: A,
             ) -> Result<Detail, A::Error> {
-                let Some((_, number)) = map.next_entry::<serde::de::IgnoredAny, u64>()? else {
+                let Some((name, number)) = map.next_entry::<String, u64>()? else {
                     return Err(serde::de::Error::custom("an empty detail"));
                 };
                 if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
@@ -186,7 +204,7 @@ impl<'de> Deserialize<'de> for Detail {
                         "a detail with more than one number",
                     ));
                 }
-                Ok(Detail::Number(number))
+                Ok(Detail::Limit(name, number))
             }
         }
         deserializer.deserialize_any(Either)
@@ -204,7 +222,7 @@ impl TryFrom<WireError> for ChatError {
     type Error = String;
 
     fn try_from(wire: WireError) -> Result<ChatError, String> {
-        ChatError::from_wire(&wire.code, wire.detail)
+        ChatError::from_code(&wire.code, wire.detail)
     }
 }
 
@@ -219,7 +237,7 @@ fn detail_text(code: &str, detail: Option<Detail>) -> Result<String, String> {
 /// The limit a code's detail must hold, in the type its variant keeps it in.
 fn detail_limit<T: TryFrom<u64>>(code: &str, detail: Option<Detail>) -> Result<T, String> {
     match detail {
-        Some(Detail::Number(number)) => {
+        Some(Detail::Limit(_, number)) => {
             T::try_from(number).map_err(|_| format!("{code}: its limit is out of range"))
         }
         _ => Err(format!("{code}: its limit is missing")),
@@ -300,8 +318,8 @@ mod tests {
         }
         assert_eq!(
             serde_json::to_string(&ChatError::MessageTooLong { max: 7 }).unwrap(),
-            r#"{"code":"message_too_long","detail":{"max":7}}"#,
-            "the written form is unchanged"
+            r#"{"code":"message_too_long","detail":{"max":7},"message":"Messages can be at most 7 characters long."}"#,
+            "the one error body: code, detail, message"
         );
         for bad in [
             r#"{"code":"no_such_thing"}"#,

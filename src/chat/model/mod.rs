@@ -15,7 +15,7 @@ mod room;
 mod user;
 
 pub use super::timestamp::Timestamp;
-pub use error::ChatError;
+pub use error::{ChatError, Detail};
 pub use file::{human_size, parse_file_name, sniff_image, Attachment, FileId};
 pub use limits::{Limits, DEFAULT_MAX_UPLOAD_BYTES};
 pub use message::{Message, MessageBody, MessageId, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT};
