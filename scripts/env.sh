@@ -6,8 +6,10 @@ FLACK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$FLACK_ROOT/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/flack/target}"
 export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
-# The release wasm uses reference types and bulk memory; tell wasm-opt so.
-export LEPTOS_WASM_OPT_FEATURES="${LEPTOS_WASM_OPT_FEATURES:--Oz,--enable-bulk-memory,--enable-nontrapping-float-to-int,--enable-reference-types,--enable-sign-ext,--enable-mutable-globals}"
+# The release wasm uses reference types and bulk memory; tell wasm-opt so. `--converge`
+# repeats the size passes until they stop helping: 1,557 bytes less gzip on the wasm of
+# commit 88a3061 (251,397 -> 249,840), for about 20 s more of release build.
+export LEPTOS_WASM_OPT_FEATURES="${LEPTOS_WASM_OPT_FEATURES:--Oz,--converge,--enable-bulk-memory,--enable-nontrapping-float-to-int,--enable-reference-types,--enable-sign-ext,--enable-mutable-globals}"
 
 # The release build the run, test and benchmark scripts serve: the site and the server, with
 # best-level compressed copies beside each built asset for the server to send. cargo-leptos
