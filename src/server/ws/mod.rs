@@ -21,6 +21,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// Malformed frames in a row after which a client is disconnected.
+mod admission;
+
+use self::admission::{client_ip, origin_allowed, IpSlot};
+
 const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
 /// Close code for a client that broke the protocol (RFC 6455 "policy violation").
 const CLOSE_POLICY: u16 = 1008;
@@ -95,82 +99,6 @@ pub async fn upgrade(
             run_connection(socket, state.hub, settings, state.stopping).await;
             drop(slot);
         })
-}
-
-/// Browsers always send `Origin`; it must be the server's own address (the `Host` the
-/// browser connected to) or one configured in `server.allowed_origins` (a trailing `/` on
-/// either is ignored). Clients that are not browsers send none and are allowed: they cannot
-/// carry a victim's page session anyway.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
-    };
-    let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
-}
-
-/// The address a connection counts against: the TCP peer's, unless the peer is a trusted
-/// proxy. Then it is the nearest address in `X-Forwarded-For` that is not itself a trusted
-/// proxy, read from the right, because each proxy appends the address it saw and anything
-/// further left came from the client and may be forged. An entry that is not an address
-/// stops the walk at the last trusted hop.
-fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let mut client = peer;
-    let hops = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect::<Vec<_>>();
-    for hop in hops.iter().rev() {
-        if !trusted.contains(&client) {
-            break;
-        }
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => client = ip,
-            Err(_) => break,
-        }
-    }
-    client
-}
-
-/// One of an address's allowed connections; given back when dropped.
-struct IpSlot {
-    ip: IpAddr,
-    table: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl IpSlot {
-    fn take(state: &AppState, ip: IpAddr) -> Option<IpSlot> {
-        let table = state.connections_by_ip.clone();
-        let mut counts = table.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= state.config.limits.connections_per_ip {
-            return None;
-        }
-        *count += 1;
-        drop(counts);
-        Some(IpSlot { ip, table })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// What a connection's reader and writer share.
@@ -509,41 +437,4 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn forwarded(values: &[&str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for v in values {
-            headers.append("x-forwarded-for", v.parse().expect("header value"));
-        }
-        headers
-    }
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().expect("address")
-    }
-
-    /// Without trusted proxies the header is ignored; behind one, the address the proxy saw
-    /// is used, and addresses the client put further left cannot move it elsewhere.
-    #[test]
-    fn the_client_address_comes_from_trusted_proxies_only() {
-        let proxy = ip("10.0.0.1");
-        let spoofed = forwarded(&["1.2.3.4, 5.6.7.8"]);
-        assert_eq!(client_ip(ip("9.9.9.9"), &spoofed, &[]), ip("9.9.9.9"));
-        assert_eq!(client_ip(ip("9.9.9.9"), &spoofed, &[proxy]), ip("9.9.9.9"));
-        assert_eq!(client_ip(proxy, &spoofed, &[proxy]), ip("5.6.7.8"));
-        assert_eq!(client_ip(proxy, &HeaderMap::new(), &[proxy]), proxy);
-        // Two proxies in a row, the second header line appended by the inner one.
-        let chain = forwarded(&["1.2.3.4, 5.6.7.8", "10.0.0.2"]);
-        let both = [proxy, ip("10.0.0.2")];
-        assert_eq!(client_ip(proxy, &chain, &both), ip("5.6.7.8"));
-        // Something that is not an address stops at the last proxy.
-        let junk = forwarded(&["5.6.7.8, unknown"]);
-        assert_eq!(client_ip(proxy, &junk, &[proxy]), proxy);
-        assert_eq!(
-            client_ip(proxy, &forwarded(&[" 2001:db8::7 "]), &[proxy]),
-            ip("2001:db8::7")
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,80 @@
+//! Who may open a socket: the page's origin, the client's address (through trusted
+//! proxies) and the per-address connection count.
+
+use super::*;
+
+/// Browsers always send `Origin`; it must be the server's own address (the `Host` the
+/// browser connected to) or one configured in `server.allowed_origins` (a trailing `/` on
+/// either is ignored). Clients that are not browsers send none and are allowed: they cannot
+/// carry a victim's page session anyway.
+pub(super) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
+}
+
+/// The address a connection counts against: the TCP peer's, unless the peer is a trusted
+/// proxy. Then it is the nearest address in `X-Forwarded-For` that is not itself a trusted
+/// proxy, read from the right, because each proxy appends the address it saw and anything
+/// further left came from the client and may be forged. An entry that is not an address
+/// stops the walk at the last trusted hop.
+pub(super) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        if !trusted.contains(&client) {
+            break;
+        }
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => client = ip,
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// One of an address's allowed connections; given back when dropped.
+pub(super) struct IpSlot {
+    ip: IpAddr,
+    table: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl IpSlot {
+    pub(super) fn take(state: &AppState, ip: IpAddr) -> Option<IpSlot> {
+        let table = state.connections_by_ip.clone();
+        let mut counts = table.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= state.config.limits.connections_per_ip {
+            return None;
+        }
+        *count += 1;
+        drop(counts);
+        Some(IpSlot { ip, table })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
