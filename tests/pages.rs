@@ -115,3 +115,18 @@ fn nonce_of(page: &common::HttpResponse) -> String {
         .map(str::to_owned)
         .expect("a nonce")
 }
+
+/// A channel has one address: other spellings of it (another case, escapes where none are
+/// needed) are permanently redirected there, so a flood of spellings cannot fill the page
+/// cache with copies of one page; the redirect leads to the page itself.
+#[tokio::test]
+async fn other_spellings_of_a_channel_redirect_to_its_address() {
+    let server = start().await;
+    for spelling in ["/c/GENERAL", "/c/%67eneral", "/c/General"] {
+        let page = http(&server, "GET", spelling, None).await;
+        assert_eq!(page.status, 308, "{spelling}");
+        assert_eq!(page.header("location").as_deref(), Some("/c/general"));
+    }
+    assert_eq!(http(&server, "GET", "/c/general", None).await.status, 200);
+    assert_eq!(http(&server, "GET", "/c/nowhere", None).await.status, 404);
+}

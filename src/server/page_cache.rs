@@ -1,18 +1,21 @@
 //! Rendered channel pages, kept until the chat changes: a first load of a channel's page is
 //! served from memory while [`Hub::generation`] stays where it was when the page was rendered.
 //!
+//! A channel has one address: any other spelling of it (`/c/GENERAL`, `/c/%67eneral`) is
+//! redirected there, so the cache holds one page per channel, not one per spelling.
+//!
 //! A channel page is the same for every visitor except for its CSP nonce (the session lives
 //! in the browser's storage, not in cookies sent to pages). So the cache keeps the rendered
 //! body cut at each occurrence of the nonce, and every response gets a fresh nonce, both in
 //! the body and in its `Content-Security-Policy`: nonces are never reused across responses.
 
-use crate::app::nav::Route;
+use crate::app::nav::{channel_path, Route};
 use crate::chat::hub::Hub;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -68,13 +71,18 @@ impl PageCache {
 /// ([`Route::Channel`]) from the cache when the chat has not changed since the page was
 /// rendered, and fills the cache otherwise.
 pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next) -> Response {
-    let cacheable = request.method() == Method::GET
-        && matches!(Route::from_path(request.uri().path()), Route::Channel(_))
-        && request.uri().query().is_none();
-    if !cacheable {
+    let Route::Channel(name) = Route::from_path(request.uri().path()) else {
         return next.run(request).await;
+    };
+    let cacheable = request.method() == Method::GET && request.uri().query().is_none();
+    // An unknown channel falls through to its "not found" page, which is never cached.
+    let Some(channel) = cacheable.then(|| cache.hub.channel_named(&name)).flatten() else {
+        return next.run(request).await;
+    };
+    let path = channel_path(channel.as_str());
+    if request.uri().path() != path {
+        return Redirect::permanent(&path).into_response();
     }
-    let path = request.uri().path().to_owned();
     // Read before rendering: a change during the render makes the stored page stale at once.
     let generation = cache.hub.generation();
     if let Some(page) = cache.get(&path, generation) {

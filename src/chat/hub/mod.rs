@@ -273,6 +273,14 @@ impl Hub {
         self.lock().rooms.channel_list()
     }
 
+    /// The channel a name refers to (compared without regard to case), spelled as it was
+    /// created; `None` for an invalid name or a channel that does not exist.
+    pub fn channel_named(&self, raw_name: &str) -> Option<ChannelName> {
+        let key = RoomKey::Channel(ChannelName::parse(raw_name).ok()?.key());
+        let state = self.lock();
+        state.rooms.map.get(&key)?.room.channel().cloned()
+    }
+
     /// Creates a channel from a name a user typed and tells every connection about it.
     pub fn create_channel(
         &self,
