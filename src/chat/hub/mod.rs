@@ -287,7 +287,7 @@ impl Hub {
         token: &str,
         raw_name: &str,
     ) -> Result<Saved<ChannelInfo>, ChatError> {
-        let name = ChannelName::parse(raw_name)?;
+        let name = ChannelName::parse_new(raw_name)?;
         {
             let mut guard = self.lock();
             let state = &mut *guard;

@@ -68,6 +68,17 @@ impl ChannelName {
         rules.check(raw).map(|name| ChannelName(name.to_owned()))
     }
 
+    /// Checks a name for a channel about to be created: [`ChannelName::parse`], and not `.`
+    /// or `..`, which are dot segments a browser resolves away, so no page of such a channel
+    /// could be opened. (Only new names: a channel stored under such a name still loads.)
+    pub fn parse_new(raw: &str) -> Result<Self, ChatError> {
+        let name = ChannelName::parse(raw)?;
+        if matches!(name.as_str(), "." | "..") {
+            return Err(ChatError::ChannelNameInvalid);
+        }
+        Ok(name)
+    }
+
     /// The name as it is displayed.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -201,6 +212,18 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // A page at `/c/.` or `/c/..` could never be opened: the browser drops dot segments,
+        // so no new channel may take those names (one already stored still loads).
+        for dots in [".", "..", " .. "] {
+            assert_eq!(
+                ChannelName::parse_new(dots),
+                Err(ChatError::ChannelNameInvalid),
+                "{dots:?}"
+            );
+            assert!(ChannelName::parse(dots).is_ok(), "{dots:?}");
+        }
+        assert!(ChannelName::parse_new("...").is_ok());
+        assert!(ChannelName::parse_new(".hidden").is_ok());
         // Markup is only text: allowed, and rendered as text by the UI.
         assert!(ChannelName::parse("<img src=x onerror=alert(1)>").is_ok());
     }
