@@ -80,7 +80,7 @@ chat_errors! {
     ChannelNameEmpty = "channel_name_empty",
     #[error("Channel names can be at most {max} characters long.")]
     ChannelNameTooLong { max: usize } = "channel_name_too_long",
-    #[error("Channel names can't be . or .., or contain control characters or any of / \\ ? # %.")]
+    #[error("Channel names can't contain control characters or any of / \\ ? # %, and can't be . or ..")]
     ChannelNameInvalid = "channel_name_invalid",
     #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
     ChannelExists(String) = "channel_exists",
