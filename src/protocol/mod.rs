@@ -131,7 +131,7 @@ pub enum ServerEvent {
     },
     /// A client event was refused or could not be understood. Nothing changed. `code`,
     /// `detail` and `message` are the error body every transport uses (see [`ChatError`]);
-    /// [`ServerEvent::chat_error_of`] reads a chat error back from them.
+    /// [`ChatError::from_code`] reads the chat error back from `code` and `detail`.
     Error {
         /// Machine-readable cause: a [`ChatError`] code, or a [`ProtocolError`] code.
         code: String,
@@ -153,17 +153,6 @@ impl ServerEvent {
             detail: error.detail(),
             message: error.to_string(),
             client_ref,
-        }
-    }
-
-    /// The chat error an `error` event reports; `None` for other events, and for errors
-    /// that are not chat errors (a malformed frame) or that this version does not know.
-    pub fn chat_error_of(&self) -> Option<ChatError> {
-        match self {
-            ServerEvent::Error { code, detail, .. } => {
-                ChatError::from_code(code, detail.clone()).ok()
-            }
-            _ => None,
         }
     }
 

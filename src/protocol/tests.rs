@@ -312,13 +312,17 @@ fn errors_have_one_body_on_every_transport() {
         assert_eq!(members.remove("client_ref"), Some("r7".into()));
         assert_eq!(event, body, "{error:?}");
         let decoded = ServerEvent::decode(&frame).unwrap();
-        assert_eq!(decoded.chat_error_of(), Some(error));
+        let ServerEvent::Error { code, detail, .. } = decoded else {
+            panic!("an error event");
+        };
+        assert_eq!(ChatError::from_code(&code, detail), Ok(error));
     }
-    let malformed = ServerEvent::protocol_error(&ProtocolError::Binary);
-    assert_eq!(
-        ServerEvent::decode(&malformed.encode())
-            .unwrap()
-            .chat_error_of(),
-        None
+    let malformed = ServerEvent::protocol_error(&ProtocolError::Binary).encode();
+    let Ok(ServerEvent::Error { code, detail, .. }) = ServerEvent::decode(&malformed) else {
+        panic!("an error event");
+    };
+    assert!(
+        ChatError::from_code(&code, detail).is_err(),
+        "not a chat error"
     );
 }

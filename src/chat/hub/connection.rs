@@ -11,7 +11,6 @@ use crate::chat::model::{
     ChatError, Cursor, DisplayName, FileId, Message, MessageBody, MessageId, Room, RoomKey,
     Timestamp, UserId, UserInfo,
 };
-use std::time::Instant;
 
 /// One client connection's view of the hub. Dropping it unsubscribes it everywhere.
 pub struct Connection {
@@ -172,7 +171,7 @@ impl Connection {
             .users
             .get_mut(&user)
             .ok_or(ChatError::Unauthorized)?;
-        if !entry.messages.try_take(Instant::now()) {
+        if !entry.messages.try_take(super::now()) {
             return Err(ChatError::RateLimited);
         }
         let message = Message {

@@ -8,7 +8,7 @@ use crate::chat::rate::TokenBucket;
 use crate::chat::store::TokenHash;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Every registered user, found by id, by token hash or by case-folded name.
 pub(super) struct Directory {
@@ -31,7 +31,7 @@ pub(super) struct UserEntry {
 
 impl UserEntry {
     fn new(info: UserInfo, limits: &HubSettings) -> UserEntry {
-        let now = Instant::now();
+        let now = super::now();
         UserEntry {
             info,
             conns: HashSet::new(),

@@ -67,7 +67,12 @@ use super::model::{
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+
+/// The time allowances are counted in: tokio's clock, so a test about them can pause and
+/// advance it instead of sleeping (outside a paused test it is the system's clock).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// Tunables the hub enforces.
 #[derive(Clone, Debug)]
@@ -301,7 +306,7 @@ impl Hub {
                 .users
                 .get_mut(&id)
                 .ok_or(ChatError::Unauthorized)?;
-            if !user.channels.try_take(Instant::now()) {
+            if !user.channels.try_take(now()) {
                 return Err(ChatError::ChannelRateLimited);
             }
         }

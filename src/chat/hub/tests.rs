@@ -535,8 +535,8 @@ fn authenticating_after_joining_counts_as_online() {
 
 /// Posting faster than the limit is refused with `rate_limited` and posts nothing; the
 /// limit is per user, so others are unaffected, and it recovers with time.
-#[test]
-fn posting_is_rate_limited_per_user() {
+#[tokio::test(start_paused = true)]
+async fn posting_is_rate_limited_per_user() {
     let hub = Hub::in_memory(keep);
     let ada = client(&hub, "ada", 256);
     let bob = client(&hub, "bob", 256);
@@ -557,7 +557,7 @@ fn posting_is_rate_limited_per_user() {
     bob.conn
         .post_now(&general(), "I can still talk", None)
         .unwrap();
-    std::thread::sleep(Duration::from_millis(250));
+    tokio::time::advance(Duration::from_millis(250)).await;
     ada.conn
         .post_now(&general(), "after a pause", None)
         .unwrap();
