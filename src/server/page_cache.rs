@@ -74,19 +74,22 @@ pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next)
     let Route::Channel(name) = Route::from_path(request.uri().path()) else {
         return next.run(request).await;
     };
-    let cacheable = request.method() == Method::GET && request.uri().query().is_none();
+    if request.method() != Method::GET || request.uri().query().is_some() {
+        return next.run(request).await;
+    }
+    // Read before rendering: a change during the render makes the stored page stale at once.
+    let generation = cache.hub.generation();
+    // Only a channel's own address is ever stored, so a hit needs no lookup in the hub.
+    if let Some(page) = cache.get(request.uri().path(), generation) {
+        return page.respond();
+    }
     // An unknown channel falls through to its "not found" page, which is never cached.
-    let Some(channel) = cacheable.then(|| cache.hub.channel_named(&name)).flatten() else {
+    let Some(channel) = cache.hub.channel_named(&name) else {
         return next.run(request).await;
     };
     let path = channel_path(channel.as_str());
     if request.uri().path() != path {
         return Redirect::permanent(&path).into_response();
-    }
-    // Read before rendering: a change during the render makes the stored page stale at once.
-    let generation = cache.hub.generation();
-    if let Some(page) = cache.get(&path, generation) {
-        return page.respond();
     }
     let response = next.run(request).await;
     if response.status() != StatusCode::OK {
