@@ -2,7 +2,7 @@
 //! messages and started again on the same data directory, has every message it acknowledged.
 
 use flack::chat::model::{ChannelName, Message, MessageId, Room};
-use flack::protocol::{ClientEvent, ServerEvent};
+use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -100,9 +100,9 @@ async fn join_general(addr: SocketAddr) -> (u64, Vec<Message>) {
             .expect("open")
             .expect("valid");
         if let WsMessage::Text(text) = frame {
-            if let ServerEvent::Joined {
+            if let ServerEvent::Hub(HubEvent::Joined {
                 epoch, messages, ..
-            } = ServerEvent::decode(text.as_str()).expect("valid event")
+            }) = ServerEvent::decode(text.as_str()).expect("valid event")
             {
                 return (epoch, messages);
             }
@@ -167,11 +167,11 @@ async fn acknowledged_messages_survive_sigkill() {
             continue;
         };
         match ServerEvent::decode(text.as_str()).expect("valid event") {
-            ServerEvent::Message { message } => {
+            ServerEvent::Hub(HubEvent::Message { message }) => {
                 seen.insert(message.id, message);
             }
             ServerEvent::Ack { id, .. } => acked.push(id),
-            ServerEvent::Joined { epoch, .. } => epoch_before = Some(epoch),
+            ServerEvent::Hub(HubEvent::Joined { epoch, .. }) => epoch_before = Some(epoch),
             _ => {}
         }
     }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{general, request, start, start_with, Client, TestServer};
 use flack::chat::model::{Attachment, DirectKey, Room};
-use flack::protocol::{ClientEvent, ServerEvent};
+use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 
 const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
@@ -261,7 +261,7 @@ async fn attachments_belong_to_their_uploader() {
                 assert_eq!(code, "no_such_file");
                 break;
             }
-            ServerEvent::Presence { .. } => continue,
+            ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
             other => panic!("expected an error, got {other:?}"),
         }
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{general, http, start, Client};
-use flack::protocol::{ClientEvent, ServerEvent};
+use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 
 /// Pages carry a Content-Security-Policy that allows only this site's scripts and inline
 /// scripts with this response's nonce (which Leptos's own scripts carry), forbids framing,
@@ -79,7 +79,10 @@ async fn repeated_page_loads_are_never_stale() {
         client_ref: None,
     })
     .await;
-    while !matches!(ada.next().await, ServerEvent::UserRenamed { .. }) {}
+    while !matches!(
+        ada.next().await,
+        ServerEvent::Hub(HubEvent::UserRenamed { .. })
+    ) {}
     assert!(load().await.body.contains("Adeline"), "a new name shows");
 
     server
@@ -97,7 +100,10 @@ async fn repeated_page_loads_are_never_stale() {
         client_ref: None,
     })
     .await;
-    while !matches!(ada.next().await, ServerEvent::MessageDeleted { .. }) {}
+    while !matches!(
+        ada.next().await,
+        ServerEvent::Hub(HubEvent::MessageDeleted { .. })
+    ) {}
     let after = load().await;
     assert!(
         !after.body.contains("first words"),

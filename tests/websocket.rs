@@ -5,7 +5,7 @@ mod common;
 
 use common::{general, start, start_with, Client};
 use flack::chat::model::{DirectKey, MessageId, Room};
-use flack::protocol::{ClientEvent, Cursor, ServerEvent};
+use flack::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -38,7 +38,7 @@ async fn messages_fan_out_to_every_member() {
                 assert_eq!((id, seq), (own.id, own.seq));
                 break;
             }
-            ServerEvent::Presence { .. } => continue,
+            ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
             other => panic!("expected ack, got {other:?}"),
         }
     }
@@ -102,9 +102,9 @@ async fn joining_gets_exactly_the_last_hundred() {
     sender.acks(150).await;
     let mut late = Client::connect(&server).await;
     match late.join(&general()).await {
-        ServerEvent::Joined {
+        ServerEvent::Hub(HubEvent::Joined {
             messages, reset, ..
-        } => {
+        }) => {
             assert!(reset);
             assert_eq!(messages.len(), 100);
             assert_eq!(messages[0].body.as_str(), "message 51");
@@ -149,9 +149,9 @@ async fn reconnecting_catches_up_exactly() {
     })
     .await;
     match back.next().await {
-        ServerEvent::Joined {
+        ServerEvent::Hub(HubEvent::Joined {
             reset, messages, ..
-        } => {
+        }) => {
             assert!(!reset);
             let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
             assert_eq!(seqs, vec![6, 7, 8, 9]);
@@ -244,7 +244,7 @@ async fn only_the_author_deletes() {
                 );
                 break;
             }
-            ServerEvent::Presence { .. } => continue,
+            ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
             other => panic!("expected an error, got {other:?}"),
         }
     }
@@ -266,11 +266,11 @@ async fn only_the_author_deletes() {
     for client in [&mut ada, &mut bob] {
         loop {
             match client.next().await {
-                ServerEvent::MessageDeleted { id, .. } => {
+                ServerEvent::Hub(HubEvent::MessageDeleted { id, .. }) => {
                     assert_eq!(id, message.id);
                     break;
                 }
-                ServerEvent::Ack { .. } | ServerEvent::Presence { .. } => continue,
+                ServerEvent::Ack { .. } | ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
                 other => panic!("expected message_deleted, got {other:?}"),
             }
         }
@@ -343,7 +343,7 @@ async fn renames_are_seen_live() {
     .await;
     loop {
         match bob.next().await {
-            ServerEvent::UserRenamed { user } => {
+            ServerEvent::Hub(HubEvent::UserRenamed { user }) => {
                 assert_eq!(user.id, ada.id());
                 assert_eq!(user.name.as_str(), "Countess");
                 break;
@@ -365,17 +365,17 @@ async fn presence_changes_are_announced() {
     // Ada's own arrival comes first; then Bob's.
     assert!(matches!(
         ada.next().await,
-        ServerEvent::Presence { user, online: true, .. } if user.id == ada.id()
+        ServerEvent::Hub(HubEvent::Presence { user, online: true, .. }) if user.id == ada.id()
     ));
     let arrival = ada.next().await;
     assert!(
-        matches!(&arrival, ServerEvent::Presence { user, online: true, .. } if user.id == bob_id),
+        matches!(&arrival, ServerEvent::Hub(HubEvent::Presence { user, online: true, .. }) if user.id == bob_id),
         "{arrival:?}"
     );
     bob.close().await;
     let departure = ada.next().await;
     assert!(
-        matches!(&departure, ServerEvent::Presence { user, online: false, .. } if user.id == bob_id),
+        matches!(&departure, ServerEvent::Hub(HubEvent::Presence { user, online: false, .. }) if user.id == bob_id),
         "{departure:?}"
     );
 }
@@ -439,7 +439,7 @@ async fn oversized_frames_are_refused() {
             Some(WsMessage::Text(text)) => {
                 let event = ServerEvent::decode(text.as_str()).unwrap();
                 assert!(
-                    !matches!(event, ServerEvent::Message { .. }),
+                    !matches!(event, ServerEvent::Hub(HubEvent::Message { .. })),
                     "must not be posted"
                 );
             }
@@ -457,7 +457,9 @@ async fn channel_creation_is_announced() {
     let session = server.hub.register("creator").unwrap().value;
     server.hub.create_channel(&session.token, "Design").unwrap();
     match watcher.next().await {
-        ServerEvent::ChannelCreated { channel } => assert_eq!(channel.name.as_str(), "Design"),
+        ServerEvent::Hub(HubEvent::ChannelCreated { channel }) => {
+            assert_eq!(channel.name.as_str(), "Design")
+        }
         other => panic!("expected channel_created, got {other:?}"),
     }
 }
@@ -473,7 +475,7 @@ async fn welcome_announces_the_configured_limits() {
     let server = start_with(config).await;
     let mut client = Client::connect_raw(&server).await;
     match client.next().await {
-        ServerEvent::Welcome { limits, .. } => {
+        ServerEvent::Hub(HubEvent::Welcome { limits, .. }) => {
             assert_eq!(limits.max_message_chars, 8000);
             assert_eq!(limits.max_upload_bytes, 1 << 20);
         }
@@ -494,7 +496,7 @@ async fn assert_error(client: &mut Client, code: &str) {
                 assert!(!message.is_empty());
                 return;
             }
-            ServerEvent::Presence { .. } => continue,
+            ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
             other => panic!("expected error {code}, got {other:?}"),
         }
     }
@@ -516,11 +518,11 @@ async fn dead_connections_are_noticed_by_heartbeat() {
     tokio::time::pause();
     let started = tokio::time::Instant::now();
     loop {
-        if let ServerEvent::Presence {
+        if let ServerEvent::Hub(HubEvent::Presence {
             user,
             online: false,
             ..
-        } = ada.next().await
+        }) = ada.next().await
         {
             assert_eq!(user.id, bob_id);
             break;

@@ -2,6 +2,7 @@
 //! owns all chat state. No UI and no transport code lives here: nothing in `chat/` imports
 //! `protocol`, `api`, `server` or `app`.
 
+pub mod event;
 pub mod history;
 #[cfg(feature = "ssr")]
 pub mod hub;

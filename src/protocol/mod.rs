@@ -2,10 +2,9 @@
 //! the server, encoded as JSON text frames tagged by `"type"`. `docs/PROTOCOL.md` documents
 //! every event; keep the two in step.
 
+pub use crate::chat::event::HubEvent;
 pub use crate::chat::model::Cursor;
-use crate::chat::model::{
-    ChannelInfo, ChatError, Detail, FileId, Limits, Message, MessageId, Room, UserInfo,
-};
+use crate::chat::model::{ChatError, Detail, FileId, MessageId, Room, UserInfo};
 use serde::{Deserialize, Serialize};
 
 /// The path the WebSocket endpoint is served at.
@@ -72,55 +71,15 @@ impl ClientEvent {
     }
 }
 
-/// Everything the server may send. Its `type` is always the frame's first member, which lets
-/// [`ServerEvent::decode`] read a frame in one pass (see [`read`]).
+/// Everything the server may send: what the hub publishes ([`HubEvent`], the same frame for
+/// every receiver), and the three events a connection gets only for itself. Its `type` is
+/// always the frame's first member, which lets [`ServerEvent::decode`] read a frame in one
+/// pass (see [`read`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
-    /// First event on every connection: the epoch and the current channel list.
-    Welcome {
-        /// Changes whenever sequence numbers from before it can no longer be trusted.
-        epoch: u64,
-        /// Every channel, sorted by name.
-        channels: Vec<ChannelInfo>,
-        /// What this server refuses, so the client can refuse it first.
-        limits: Limits,
-    },
     /// Answers `auth`: who this connection now acts as.
     Authenticated { user: UserInfo },
-    /// Someone created a channel.
-    ChannelCreated { channel: ChannelInfo },
-    /// Answers `join`, before any live event of that room.
-    Joined {
-        room: Room,
-        epoch: u64,
-        /// True: `messages` is the whole history and replaces what the client holds.
-        /// False: `messages` are exactly the ones after the client's cursor.
-        reset: bool,
-        /// The sequence number of the room's newest message (0 if none): the cursor to
-        /// continue from.
-        last_seq: u64,
-        /// Oldest first.
-        messages: Vec<Message>,
-        /// For a channel, the users connected to it now, sorted by name.
-        online: Vec<UserInfo>,
-    },
-    /// A live message in a joined room.
-    Message { message: Message },
-    /// A message was deleted by its author.
-    MessageDeleted { room: Room, id: MessageId },
-    /// A user changed their display name (sent to every connection).
-    UserRenamed {
-        /// The user, with the new name.
-        user: UserInfo,
-    },
-    /// A user came online in a channel, or left it.
-    Presence {
-        room: Room,
-        user: UserInfo,
-        /// True when they arrived, false when their last connection left.
-        online: bool,
-    },
     /// The server accepted a `send`.
     Ack {
         /// The `client_ref` of the `send`, if it had one.
@@ -143,6 +102,10 @@ pub enum ServerEvent {
         /// The `client_ref` of the refused event, if it had one.
         client_ref: Option<String>,
     },
+    /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `user_renamed`
+    /// and `presence`: written exactly as the hub declares them, tag included.
+    #[serde(untagged)]
+    Hub(HubEvent),
 }
 
 impl ServerEvent {
@@ -178,52 +141,17 @@ impl ServerEvent {
     }
 }
 
-/// The hub's events, as the wire carries them.
-#[cfg(feature = "ssr")]
-impl From<crate::chat::hub::HubEvent> for ServerEvent {
-    fn from(event: crate::chat::hub::HubEvent) -> ServerEvent {
-        use crate::chat::hub::HubEvent;
-        match event {
-            HubEvent::Welcome {
-                epoch,
-                channels,
-                limits,
-            } => ServerEvent::Welcome {
-                epoch,
-                channels,
-                limits,
-            },
-            HubEvent::ChannelCreated { channel } => ServerEvent::ChannelCreated { channel },
-            HubEvent::Joined {
-                room,
-                epoch,
-                reset,
-                last_seq,
-                messages,
-                online,
-            } => ServerEvent::Joined {
-                room,
-                epoch,
-                reset,
-                last_seq,
-                messages,
-                online,
-            },
-            HubEvent::Message { message } => ServerEvent::Message { message },
-            HubEvent::MessageDeleted { room, id } => ServerEvent::MessageDeleted { room, id },
-            HubEvent::UserRenamed { user } => ServerEvent::UserRenamed { user },
-            HubEvent::Presence { room, user, online } => {
-                ServerEvent::Presence { room, user, online }
-            }
-        }
+impl From<HubEvent> for ServerEvent {
+    fn from(event: HubEvent) -> ServerEvent {
+        ServerEvent::Hub(event)
     }
 }
 
 /// The [`Encoder`](crate::chat::hub::Encoder) the server hands the hub: each event as this
 /// protocol's JSON text frame.
 #[cfg(feature = "ssr")]
-pub fn encode_hub_event(event: crate::chat::hub::HubEvent) -> crate::chat::hub::Frame {
-    ServerEvent::from(event).frame()
+pub fn encode_hub_event(event: HubEvent) -> crate::chat::hub::Frame {
+    ServerEvent::Hub(event).frame()
 }
 
 #[cfg(feature = "ssr")]

@@ -5,6 +5,7 @@
 //! type, then every member as it comes, then builds the event.
 
 use super::*;
+use crate::chat::model::{ChannelInfo, Limits, Message};
 use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
 
 /// The `type` of a server event.
@@ -118,41 +119,41 @@ impl<'de> Visitor<'de> for EventVisitor {
             }
         }
         Ok(match kind {
-            Kind::Welcome => ServerEvent::Welcome {
+            Kind::Welcome => ServerEvent::Hub(HubEvent::Welcome {
                 epoch: need(m.epoch, "epoch")?,
                 channels: need(m.channels, "channels")?,
                 // A server from before `limits` enforced the built-in ones.
                 limits: m.limits.unwrap_or_default(),
-            },
+            }),
             Kind::Authenticated => ServerEvent::Authenticated {
                 user: need(m.user, "user")?,
             },
-            Kind::ChannelCreated => ServerEvent::ChannelCreated {
+            Kind::ChannelCreated => ServerEvent::Hub(HubEvent::ChannelCreated {
                 channel: need(m.channel, "channel")?,
-            },
-            Kind::Joined => ServerEvent::Joined {
+            }),
+            Kind::Joined => ServerEvent::Hub(HubEvent::Joined {
                 room: need(m.room, "room")?,
                 epoch: need(m.epoch, "epoch")?,
                 reset: need(m.reset, "reset")?,
                 last_seq: need(m.last_seq, "last_seq")?,
                 messages: need(m.messages, "messages")?,
                 online: need(m.online_users, "online")?,
-            },
-            Kind::Message => ServerEvent::Message {
+            }),
+            Kind::Message => ServerEvent::Hub(HubEvent::Message {
                 message: need(m.message, "message")?,
-            },
-            Kind::MessageDeleted => ServerEvent::MessageDeleted {
+            }),
+            Kind::MessageDeleted => ServerEvent::Hub(HubEvent::MessageDeleted {
                 room: need(m.room, "room")?,
                 id: need(m.id, "id")?,
-            },
-            Kind::UserRenamed => ServerEvent::UserRenamed {
+            }),
+            Kind::UserRenamed => ServerEvent::Hub(HubEvent::UserRenamed {
                 user: need(m.user, "user")?,
-            },
-            Kind::Presence => ServerEvent::Presence {
+            }),
+            Kind::Presence => ServerEvent::Hub(HubEvent::Presence {
                 room: need(m.room, "room")?,
                 user: need(m.user, "user")?,
                 online: need(m.online, "online")?,
-            },
+            }),
             Kind::Ack => ServerEvent::Ack {
                 client_ref: m.client_ref.flatten(),
                 id: need(m.id, "id")?,

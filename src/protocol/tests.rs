@@ -1,7 +1,7 @@
 //! Tests of the wire protocol: events round-trip, malformed input is refused.
 
 use super::*;
-use crate::chat::model::{ChannelName, DirectKey, UserId};
+use crate::chat::model::{ChannelName, DirectKey, Limits, Message, UserId};
 
 /// Client events use the documented JSON shape, and decode back to the same event.
 #[test]
@@ -95,35 +95,35 @@ fn every_server_event() -> Vec<ServerEvent> {
         sent_at: Timestamp::from_millis(1_795_338_000_456),
     };
     vec![
-        ServerEvent::Welcome {
+        ServerEvent::Hub(HubEvent::Welcome {
             epoch: 9,
             channels: vec![channel.clone()],
             limits: Limits {
                 max_message_chars: 8000,
                 max_upload_bytes: 1 << 20,
             },
-        },
+        }),
         ServerEvent::Authenticated { user: ada.clone() },
-        ServerEvent::ChannelCreated { channel },
-        ServerEvent::Joined {
+        ServerEvent::Hub(HubEvent::ChannelCreated { channel }),
+        ServerEvent::Hub(HubEvent::Joined {
             room: general.clone(),
             epoch: 9,
             reset: true,
             last_seq: 3,
             messages: vec![message.clone()],
             online: vec![ada.clone()],
-        },
-        ServerEvent::Message { message },
-        ServerEvent::MessageDeleted {
+        }),
+        ServerEvent::Hub(HubEvent::Message { message }),
+        ServerEvent::Hub(HubEvent::MessageDeleted {
             room: general.clone(),
             id: MessageId(7),
-        },
-        ServerEvent::UserRenamed { user: ada.clone() },
-        ServerEvent::Presence {
+        }),
+        ServerEvent::Hub(HubEvent::UserRenamed { user: ada.clone() }),
+        ServerEvent::Hub(HubEvent::Presence {
             room: general,
             user: ada,
             online: false,
-        },
+        }),
         ServerEvent::Ack {
             client_ref: Some("r1".into()),
             id: MessageId(8),

@@ -5,7 +5,7 @@
 
 use flack::chat::hub::{Hub, MemoryStore};
 use flack::chat::model::{ChannelName, Room, Session, UserId};
-use flack::protocol::{ClientEvent, ServerEvent};
+use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use flack::server::{config::Config, router, serve, AppState};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -103,7 +103,7 @@ impl Client {
     pub async fn connect(server: &TestServer) -> Client {
         let mut client = Client::connect_raw(server).await;
         match client.next().await {
-            ServerEvent::Welcome { .. } => {}
+            ServerEvent::Hub(HubEvent::Welcome { .. }) => {}
             other => panic!("expected welcome, got {other:?}"),
         }
         client
@@ -187,8 +187,8 @@ impl Client {
         loop {
             let event = self.next().await;
             match event {
-                ServerEvent::Joined { .. } => return event,
-                ServerEvent::Presence { .. } => continue,
+                ServerEvent::Hub(HubEvent::Joined { .. }) => return event,
+                ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
                 other => panic!("expected joined, got {other:?}"),
             }
         }
@@ -242,12 +242,12 @@ impl Client {
                 return message;
             }
             match self.next().await {
-                ServerEvent::Message { message } => return message,
-                ServerEvent::Joined {
+                ServerEvent::Hub(HubEvent::Message { message }) => return message,
+                ServerEvent::Hub(HubEvent::Joined {
                     reset: false,
                     messages,
                     ..
-                } => self.caught_up.extend(messages),
+                }) => self.caught_up.extend(messages),
                 _ => {}
             }
         }

@@ -11,7 +11,7 @@ use crate::chat::model::{
     Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Limits, Message,
     MessageBody, MessageId, Room, Session, UserId, UserInfo,
 };
-use crate::protocol::{ClientEvent, Cursor, ServerEvent};
+use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
 use lists::{append_after, insert_channel, set_presence, upsert_direct};
 
@@ -305,22 +305,22 @@ impl ChatClient {
     /// Updates the signals from one server event.
     pub fn apply(&self, event: ServerEvent) {
         match event {
-            ServerEvent::Welcome {
+            ServerEvent::Hub(HubEvent::Welcome {
                 channels, limits, ..
-            } => {
+            }) => {
                 self.limits.set_value(limits);
                 self.channels.set(channels);
             }
             ServerEvent::Authenticated { user } => self.update_me(user),
-            ServerEvent::ChannelCreated { channel } => self.add_channel(channel),
-            ServerEvent::Joined {
+            ServerEvent::Hub(HubEvent::ChannelCreated { channel }) => self.add_channel(channel),
+            ServerEvent::Hub(HubEvent::Joined {
                 room,
                 epoch,
                 reset,
                 last_seq,
                 messages,
                 online,
-            } => {
+            }) => {
                 let Some(feed) = self.feed_for(&room) else {
                     return;
                 };
@@ -334,14 +334,14 @@ impl ChatClient {
                         .try_update(|held| append_after(held, messages, last_seq));
                 }
             }
-            ServerEvent::Message { message } => self.receive(message),
-            ServerEvent::MessageDeleted { room, id } => {
+            ServerEvent::Hub(HubEvent::Message { message }) => self.receive(message),
+            ServerEvent::Hub(HubEvent::MessageDeleted { room, id }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.messages.try_update(|held| held.retain(|m| m.id != id));
                 }
             }
-            ServerEvent::UserRenamed { user } => self.renamed(user),
-            ServerEvent::Presence { room, user, online } => {
+            ServerEvent::Hub(HubEvent::UserRenamed { user }) => self.renamed(user),
+            ServerEvent::Hub(HubEvent::Presence { room, user, online }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.online
                         .try_update(|list| set_presence(list, user, online));
@@ -514,13 +514,15 @@ mod tests {
             let long = "x".repeat(6000);
             let too_long = |max| ChatError::MessageTooLong { max }.to_string();
             assert_eq!(client.send_message(&long, None), Err(too_long(4000)));
-            let welcome = |max_message_chars| ServerEvent::Welcome {
-                epoch: 1,
-                channels: Vec::new(),
-                limits: Limits {
-                    max_message_chars,
-                    max_upload_bytes: 1024,
-                },
+            let welcome = |max_message_chars| {
+                ServerEvent::Hub(HubEvent::Welcome {
+                    epoch: 1,
+                    channels: Vec::new(),
+                    limits: Limits {
+                        max_message_chars,
+                        max_upload_bytes: 1024,
+                    },
+                })
             };
             client.apply(welcome(8000));
             assert_eq!(client.limits().max_message_chars, 8000);

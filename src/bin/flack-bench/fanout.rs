@@ -11,7 +11,7 @@ use flack::chat::model::{
     ChannelName, DisplayName, Message as ChatMessage, MessageBody, MessageId, Room, Timestamp,
     UserId, UserInfo,
 };
-use flack::protocol::{ClientEvent, ServerEvent};
+use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -45,7 +45,7 @@ fn ceiling_frame(room: &Room, i: usize, seq: u64, body: String) -> String {
     let (Some(author), Some(body)) = (author, body) else {
         return String::new();
     };
-    ServerEvent::Message {
+    ServerEvent::Hub(HubEvent::Message {
         message: ChatMessage {
             id: MessageId(seq),
             room: room.clone(),
@@ -55,7 +55,7 @@ fn ceiling_frame(room: &Room, i: usize, seq: u64, body: String) -> String {
             attachment: None,
             sent_at: Timestamp::from_millis(1_795_305_600_000),
         },
-    }
+    })
     .encode()
 }
 
@@ -180,7 +180,7 @@ impl Fleet {
                             Some(Ok(Message::Text(t)))
                                 if matches!(
                                     ServerEvent::decode(t.as_str()),
-                                    Ok(ServerEvent::Joined { .. })
+                                    Ok(ServerEvent::Hub(HubEvent::Joined { .. }))
                                 ) =>
                             {
                                 break

@@ -33,8 +33,8 @@
 //! - [`files`]: the upload registry, and deleting files off the async threads.
 //!
 //! [`connection`] holds what a connection does, [`outbox`] the bounded queues and frames,
-//! [`saved`] the wait for the store, and [`fanout`] the domain events and the one seam they
-//! leave through (where a second instance would publish and receive). Storage sits behind
+//! [`saved`] the wait for the store, and [`fanout`] the one seam the domain events (declared
+//! in [`crate::chat::event`]) leave through (where a second instance would publish and receive). Storage sits behind
 //! the [`Store`] trait (the in-memory default keeps nothing beyond what is here).
 //!
 //! The hub knows nothing of the wire: it emits [`HubEvent`]s and is handed the [`Encoder`]

@@ -1,0 +1,57 @@
+//! What the hub publishes: the domain events every connection in a room (or every
+//! connection) receives alike. Declared here, outside the server-only hub, because the
+//! browser reads the very same values back: the wire protocol carries them as they are, with
+//! `type` written first, beside the few events a connection gets only for itself (see
+//! `protocol::ServerEvent`).
+
+use super::model::{ChannelInfo, Limits, Message, MessageId, Room, UserInfo};
+use serde::Serialize;
+
+/// Everything the hub sends to connections. Member names are the wire's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HubEvent {
+    /// First event on every connection (and again after it missed a directory change): the
+    /// epoch, the current channel list, sorted by name, and the limits clients should check.
+    Welcome {
+        /// Changes whenever sequence numbers from before it can no longer be trusted.
+        epoch: u64,
+        /// Every channel, sorted by name.
+        channels: Vec<ChannelInfo>,
+        /// What this server refuses, so the client can refuse it first.
+        limits: Limits,
+    },
+    /// Someone created a channel.
+    ChannelCreated { channel: ChannelInfo },
+    /// The answer to a join, before any live event of that room.
+    Joined {
+        room: Room,
+        epoch: u64,
+        /// True: `messages` is the whole history and replaces what the client holds.
+        /// False: `messages` are exactly the ones after the client's cursor.
+        reset: bool,
+        /// The sequence number of the room's newest message (0 if none): the cursor to
+        /// continue from.
+        last_seq: u64,
+        /// Oldest first.
+        messages: Vec<Message>,
+        /// For a channel, the users connected to it now, sorted by name.
+        online: Vec<UserInfo>,
+    },
+    /// A live message in a joined room.
+    Message { message: Message },
+    /// A message was deleted by its author.
+    MessageDeleted { room: Room, id: MessageId },
+    /// A user changed their display name (sent to every connection).
+    UserRenamed {
+        /// The user, with the new name.
+        user: UserInfo,
+    },
+    /// A user came online in a channel (`online`), or their last connection left it.
+    Presence {
+        room: Room,
+        user: UserInfo,
+        /// True when they arrived, false when their last connection left.
+        online: bool,
+    },
+}
