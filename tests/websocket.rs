@@ -633,3 +633,51 @@ async fn a_stuck_client_does_not_delay_others() {
     reader.await.expect("the fast client got everything");
     drop(stuck);
 }
+
+/// A connection that sends hundreds of joins in one go (no account needed) is read at the
+/// join rate: within its first second it gets no more answers than the burst and a second's
+/// allowance, while another user's messages are acknowledged at once; the flooding
+/// connection is slowed, not dropped.
+#[tokio::test]
+async fn join_floods_are_read_at_the_join_rate() {
+    let server = start().await;
+    let limits = server.config.limits.clone();
+    let mut bystander = Client::joined(&server, "bystander").await;
+    let mut flooder = Client::connect(&server).await;
+    let flood_start = std::time::Instant::now();
+    for _ in 0..300 {
+        flooder
+            .send(ClientEvent::Join {
+                room: general(),
+                since: None,
+                client_ref: None,
+            })
+            .await;
+    }
+    for i in 0..10 {
+        let sent = std::time::Instant::now();
+        bystander.post(&general(), &format!("still here {i}")).await;
+        bystander.acks(1).await;
+        let took = sent.elapsed();
+        assert!(took < Duration::from_millis(500), "ack {i} took {took:?}");
+    }
+    let mut answered = 0u32;
+    while let Some(event) = flooder
+        .next_within(Duration::from_secs(1).saturating_sub(flood_start.elapsed()))
+        .await
+    {
+        if matches!(event, ServerEvent::Hub(HubEvent::Joined { .. })) {
+            answered += 1;
+        }
+    }
+    let allowed = limits.join_burst + limits.joins_per_second + 1;
+    assert!(
+        (limits.join_burst..=allowed).contains(&answered),
+        "{answered} joins answered in the first second, at most {allowed} allowed"
+    );
+    // Still served, at the join rate.
+    assert!(matches!(
+        flooder.next_within(Duration::from_secs(2)).await,
+        Some(ServerEvent::Hub(HubEvent::Joined { .. }))
+    ));
+}

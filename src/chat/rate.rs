@@ -38,6 +38,17 @@ impl TokenBucket {
             false
         }
     }
+
+    /// How long until a token will be there, taking none: zero when one is there now.
+    pub fn wait_for_token(&self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        let tokens = (self.tokens + elapsed * self.refill).min(self.burst);
+        if tokens >= 1.0 || self.refill <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - tokens) / self.refill)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +67,18 @@ mod tests {
         // Idle time refills up to the burst, never beyond.
         let much_later = later + Duration::from_secs(60);
         assert_eq!((0..50).filter(|_| bucket.try_take(much_later)).count(), 20);
+    }
+
+    /// An empty bucket says how long until its next token: at 10 per second, 100 ms; then
+    /// a token is there, and a full bucket needs no wait.
+    #[test]
+    fn an_empty_bucket_says_when_to_come_back() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, Duration::from_secs(1), 1, start);
+        assert_eq!(bucket.wait_for_token(start), Duration::ZERO);
+        assert!(bucket.try_take(start));
+        let wait = bucket.wait_for_token(start);
+        assert!(wait > Duration::from_millis(99) && wait <= Duration::from_millis(100));
+        assert!(bucket.try_take(start + wait));
     }
 }

@@ -223,6 +223,23 @@ impl Client {
         }
     }
 
+    /// The next server event if one arrives within `limit` (pings skipped), else `None`.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<ServerEvent> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match message.expect("a valid frame") {
+                WsMessage::Text(text) => {
+                    return Some(ServerEvent::decode(text.as_str()).expect("a valid server event"))
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
     /// The next raw frame (or `None` once the socket is closed), failing after [`WAIT`].
     pub async fn next_raw(&mut self) -> Option<WsMessage> {
         match tokio::time::timeout(WAIT, self.ws.next())

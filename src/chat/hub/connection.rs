@@ -88,6 +88,20 @@ impl Connection {
             .rooms
             .open(room, user, &state.directory, &mut state.connections)?;
         let was_present = user.is_some_and(|u| target.has_user(u));
+        if let (Some(user), false) = (user, was_present) {
+            // Each join may announce the user to everyone there: limited per user, across
+            // their connections (one connection is also read more slowly; see the server).
+            let entry = state
+                .directory
+                .users
+                .get_mut(&user)
+                .ok_or(ChatError::Unauthorized)?;
+            if !entry.joins.try_take(super::now()) {
+                return Err(ChatError::JoinRateLimited);
+            }
+            // The joiner is about to be on the online list a snapshot shows.
+            target.snapshot = None;
+        }
         let conn = state
             .connections
             .map
@@ -96,9 +110,8 @@ impl Connection {
         // Register first, so the `online` list includes the joiner.
         target.members.insert(self.id, Member::live(conn, 0));
         let cursor = since.filter(|c| c.epoch == epoch).map(|c| c.seq);
-        let joined = target.joined_event(epoch, cursor, &state.directory);
-        let reset = matches!(joined, HubEvent::Joined { reset: true, .. });
-        let sent = conn.outbox.offer((shared.encode)(joined));
+        let (joined, reset) = target.joined_frame(shared.encode, epoch, cursor, &state.directory);
+        let sent = conn.outbox.offer(joined);
         let newest = target.last_seq();
         if let Some(member) = target.members.get_mut(&self.id) {
             if sent {
@@ -246,10 +259,19 @@ impl Connection {
         let state = &mut *guard;
         let user = self.user(state)?;
         state.directory.check_free(&name, Some(user))?;
+        let entry = state
+            .directory
+            .users
+            .get_mut(&user)
+            .ok_or(ChatError::Unauthorized)?;
+        if !entry.renames.try_take(super::now()) {
+            return Err(ChatError::RenameRateLimited);
+        }
         let info = UserInfo { id: user, name };
         let durable = shared.store.rename_user(&info);
         state.directory.rename(&info);
         for room in state.rooms.map.values_mut() {
+            room.snapshot = None;
             for message in room.history.iter_mut() {
                 if message.author.id == user {
                     message.author.name = info.name.clone();

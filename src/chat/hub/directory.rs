@@ -27,6 +27,11 @@ pub(super) struct UserEntry {
     pub(super) messages: TokenBucket,
     /// How fast this user may create channels.
     pub(super) channels: TokenBucket,
+    /// How fast this user may join channels (each join may announce presence to everyone
+    /// there).
+    pub(super) joins: TokenBucket,
+    /// How fast this user may change their name (each rename goes to every connection).
+    pub(super) renames: TokenBucket,
 }
 
 impl UserEntry {
@@ -45,6 +50,18 @@ impl UserEntry {
                 limits.channels_per_minute,
                 Duration::from_secs(60),
                 limits.channels_per_minute,
+                now,
+            ),
+            joins: TokenBucket::new(
+                limits.joins_per_second,
+                Duration::from_secs(1),
+                limits.join_burst,
+                now,
+            ),
+            renames: TokenBucket::new(
+                limits.renames_per_minute,
+                Duration::from_secs(60),
+                limits.renames_per_minute,
                 now,
             ),
         }

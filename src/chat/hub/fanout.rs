@@ -27,6 +27,8 @@ pub(super) fn publish_to_room(
     seq: Option<u64>,
 ) {
     let frame = encode(event);
+    // Every room event changes what a snapshot of the room holds.
+    room.snapshot = None;
     for member in room.members.values_mut() {
         if member.behind.is_some() {
             continue;

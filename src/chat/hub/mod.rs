@@ -52,7 +52,7 @@ mod saved;
 pub use self::connection::Connection;
 pub use self::directory::hash_token;
 pub use self::fanout::{Encoder, HubEvent};
-pub use self::outbox::{ConnId, Frame, Outbox};
+pub use self::outbox::{ConnId, Frame, Outbox, OutboxRx, DEFAULT_OUTBOX_BYTES};
 pub use self::saved::Saved;
 pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
 
@@ -90,6 +90,13 @@ pub struct HubSettings {
     pub message_burst: u32,
     /// Channels a user may create per minute.
     pub channels_per_minute: u32,
+    /// Channels a user may join per second, on average, across all their connections (each
+    /// join may announce them to every member; leaving follows a join, so it is not counted).
+    pub joins_per_second: u32,
+    /// Channels a user may join at once.
+    pub join_burst: u32,
+    /// Times a user may change their name per minute (each rename goes to every connection).
+    pub renames_per_minute: u32,
     /// Largest attachment, in bytes: enforced by the server's upload route, announced to
     /// clients by the hub with the other [`Limits`].
     pub max_upload_bytes: u64,
@@ -116,6 +123,9 @@ impl Default for HubSettings {
             messages_per_second: 10,
             message_burst: 20,
             channels_per_minute: 5,
+            joins_per_second: 5,
+            join_burst: 20,
+            renames_per_minute: 5,
             max_upload_bytes: super::model::DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
@@ -457,7 +467,7 @@ impl Hub {
                 }
             };
             let cursor = (catch_up == CatchUp::After).then_some(member.last_seq);
-            let frame = encode(room.joined_event(epoch, cursor, &state.directory));
+            let (frame, _) = room.joined_frame(encode, epoch, cursor, &state.directory);
             let newest = room.last_seq();
             if let Some(member) = room.members.get_mut(&id) {
                 if member.outbox.offer(frame) {

@@ -4,7 +4,7 @@
 use super::connections::{ConnEntry, Connections};
 use super::directory::Directory;
 use super::fanout::{publish_to_room, Encoder, HubEvent};
-use super::outbox::{ConnId, Outbox};
+use super::outbox::{ConnId, Frame, Outbox};
 use crate::chat::history::History;
 use crate::chat::model::{ChannelInfo, ChatError, Room, RoomKey, UserId, UserInfo};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,12 @@ pub(super) struct RoomState {
     pub(super) next_seq: u64,
     /// Connections receiving the live stream.
     pub(super) members: HashMap<ConnId, Member>,
+    /// The room's whole-history `joined` frame, as it is now, once one was built: joins and
+    /// resyncs that need a snapshot share it instead of each copying and encoding the
+    /// history. Whatever changes the history, the online list or a name clears it: every
+    /// room event passes [`publish_to_room`], a rename clears every room's, and a join that
+    /// adds a user to the online list clears it before building its own.
+    pub(super) snapshot: Option<Frame>,
 }
 
 pub(super) struct Member {
@@ -141,6 +147,7 @@ impl RoomState {
             history: History::with_capacity(history),
             next_seq: 1,
             members: HashMap::new(),
+            snapshot: None,
         }
     }
 
@@ -149,23 +156,41 @@ impl RoomState {
         self.next_seq - 1
     }
 
-    /// The `joined` event for a member holding everything up to `cursor` (or nothing).
-    pub(super) fn joined_event(
-        &self,
+    /// The `joined` frame for a member holding everything up to `cursor` (or nothing), and
+    /// whether it is a whole new snapshot (`reset`). Snapshots are built once and shared.
+    pub(super) fn joined_frame(
+        &mut self,
+        encode: Encoder,
         epoch: u64,
         cursor: Option<u64>,
         directory: &Directory,
-    ) -> HubEvent {
+    ) -> (Frame, bool) {
         let last_seq = self.last_seq();
-        let (reset, messages) = match cursor.and_then(|seq| self.history.since(seq, last_seq)) {
-            Some(missed) => (false, missed),
-            None => (true, self.history.snapshot()),
-        };
+        if let Some(missed) = cursor.and_then(|seq| self.history.since(seq, last_seq)) {
+            let event = self.joined_event(epoch, false, missed, directory);
+            return (encode(event), false);
+        }
+        if let Some(frame) = &self.snapshot {
+            return (frame.clone(), true);
+        }
+        let event = self.joined_event(epoch, true, self.history.snapshot(), directory);
+        let frame = encode(event);
+        self.snapshot = Some(frame.clone());
+        (frame, true)
+    }
+
+    fn joined_event(
+        &self,
+        epoch: u64,
+        reset: bool,
+        messages: Vec<crate::chat::model::Message>,
+        directory: &Directory,
+    ) -> HubEvent {
         HubEvent::Joined {
             room: self.room.clone(),
             epoch,
             reset,
-            last_seq,
+            last_seq: self.last_seq(),
             messages,
             online: self.online(directory),
         }

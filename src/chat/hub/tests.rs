@@ -3,7 +3,6 @@
 use super::*;
 use crate::chat::model::{Attachment, Cursor, FileId, Message, MessageId};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// The events the test encoder has seen; a test frame is an index into this list. (The wire
 /// encoding is the protocol's business and is tested there: these tests look at the events.)
@@ -82,7 +81,7 @@ fn general() -> Room {
     Room::Channel(ChannelName::parse("general").unwrap())
 }
 
-fn drain(rx: &mut mpsc::Receiver<Frame>) -> Vec<HubEvent> {
+fn drain(rx: &mut OutboxRx) -> Vec<HubEvent> {
     let mut events = Vec::new();
     while let Ok(frame) = rx.try_recv() {
         events.push(decode(&frame));
@@ -106,7 +105,7 @@ fn seqs(events: &[HubEvent]) -> Vec<u64> {
 struct Client {
     session: Session,
     conn: Connection,
-    rx: mpsc::Receiver<Frame>,
+    rx: OutboxRx,
 }
 
 fn client(hub: &Hub, name: &str, capacity: usize) -> Client {
@@ -892,4 +891,137 @@ fn a_stalled_disk_holds_up_answers_not_the_hub() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     store.close();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An outbox is bounded in bytes as well as frames: frames that would pass the byte bound
+/// are refused (marking the connection behind), taking frames out makes room again, and a
+/// frame larger than the whole bound still goes when the queue is empty.
+#[test]
+fn outboxes_are_bounded_in_bytes() {
+    let (outbox, mut rx) = Outbox::bounded(256, 1000);
+    let frame = |len: usize| Frame::from_text("x".repeat(len));
+    assert!(outbox.offer(frame(400)));
+    assert!(outbox.offer(frame(400)));
+    assert!(!outbox.offer(frame(400)), "1,200 bytes do not fit in 1,000");
+    assert!(outbox.is_behind());
+    assert_eq!(outbox.queued_bytes(), 800);
+    assert!(!rx.is_half_empty());
+    rx.try_recv().unwrap();
+    assert!(rx.is_half_empty());
+    assert!(outbox.offer(frame(400)));
+    rx.try_recv().unwrap();
+    rx.try_recv().unwrap();
+    assert_eq!(outbox.queued_bytes(), 0);
+    assert!(outbox.offer(frame(5000)), "an oversized frame goes alone");
+    assert!(!outbox.offer(frame(1)), "and nothing beside it");
+}
+
+/// A connection that joins a full room again and again without reading holds at most its
+/// byte bound, and every join of the unchanged room shares one encoded snapshot (one encode,
+/// not one per join); a new message makes the next snapshot a new one.
+#[test]
+fn repeated_joins_share_one_snapshot_and_stay_within_the_bound() {
+    thread_local! {
+        static ENCODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    /// `keep`, counting the events this test's thread encodes.
+    fn counting(event: HubEvent) -> Frame {
+        ENCODES.with(|n| n.set(n.get() + 1));
+        keep(event)
+    }
+    let hub = Hub::open(Arc::new(MemoryStore), unlimited_settings(), counting).unwrap();
+    let ada = client(&hub, "ada", 256);
+    let wide = "😀".repeat(4000);
+    for _ in 0..crate::chat::model::HISTORY_LIMIT {
+        ada.conn.post_now(&general(), &wide, None).unwrap();
+    }
+    let (outbox, mut rx) = Outbox::bounded(256, 64 * 1024);
+    let reader = hub.connect(outbox.clone());
+    drain(&mut rx);
+    let (outbox2, mut rx2) = Outbox::new(256);
+    let other = hub.connect(outbox2);
+    drain(&mut rx2);
+    let encoded_before = ENCODES.with(|n| n.get());
+    for _ in 0..1000 {
+        reader.join(&general(), None).unwrap();
+    }
+    other.join(&general(), None).unwrap();
+    let encoded = ENCODES.with(|n| n.get()) - encoded_before;
+    assert_eq!(encoded, 1, "one snapshot for 1,001 joins");
+    assert!(outbox.queued_bytes() <= 64 * 1024);
+    let first = rx.try_recv().unwrap();
+    assert_eq!(rx2.try_recv().unwrap().as_str(), first.as_str());
+    ada.conn.post_now(&general(), "news", None).unwrap();
+    drain(&mut rx2);
+    other.join(&general(), None).unwrap();
+    match &drain(&mut rx2)[..] {
+        [HubEvent::Joined {
+            reset: true,
+            messages,
+            ..
+        }] => assert_eq!(messages.last().unwrap().body.as_str(), "news"),
+        other => panic!("expected a fresh snapshot, got {other:?}"),
+    }
+}
+
+/// Joining is limited per user, across connections: after the burst a join that would
+/// announce the user is refused with `join_rate_limited`, so members see a bounded number of
+/// presence frames however fast one user joins and leaves; it recovers with time.
+#[tokio::test(start_paused = true)]
+async fn join_and_leave_floods_are_limited_per_user() {
+    let hub = Hub::in_memory(keep);
+    let ada = client(&hub, "ada", 256);
+    let mut bob = client(&hub, "bob", 4096);
+    bob.conn.join(&general(), None).unwrap();
+    drain(&mut bob.rx);
+    let second = hub.connect(Outbox::new(4096).0);
+    second.authenticate(&ada.session.token).unwrap();
+    let burst = HubSettings::default().join_burst;
+    let mut refused = 0;
+    for i in 0..200 {
+        let conn = if i % 2 == 0 { &ada.conn } else { &second };
+        match conn.join(&general(), None) {
+            Ok(()) => conn.leave(&general()).unwrap(),
+            Err(ChatError::JoinRateLimited) => refused += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(refused, 200 - burst);
+    let presence = drain(&mut bob.rx)
+        .into_iter()
+        .filter(|e| matches!(e, HubEvent::Presence { .. }))
+        .count();
+    assert_eq!(presence, 2 * burst as usize);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    ada.conn.join(&general(), None).unwrap();
+    // Joining a channel one is already in announces nothing, so it is not counted.
+    for _ in 0..100 {
+        ada.conn.join(&general(), None).unwrap();
+    }
+}
+
+/// Renames are limited per user: after the allowance a rename is refused with
+/// `rename_rate_limited` and nobody hears of it; it recovers after a minute.
+#[tokio::test(start_paused = true)]
+async fn rename_floods_are_limited_per_user() {
+    let hub = Hub::in_memory(keep);
+    let ada = client(&hub, "ada", 256);
+    let mut bob = client(&hub, "bob", 4096);
+    let allowed = HubSettings::default().renames_per_minute;
+    let mut refused = 0;
+    for i in 0..100 {
+        match ada.conn.rename(&format!("ada{i}")).applied() {
+            Ok(_) => {}
+            Err(ChatError::RenameRateLimited) => refused += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(refused, 100 - allowed);
+    let renames = drain(&mut bob.rx)
+        .into_iter()
+        .filter(|e| matches!(e, HubEvent::UserRenamed { .. }))
+        .count();
+    assert_eq!(renames, allowed as usize);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    ada.conn.rename("ada again").applied().unwrap();
 }

@@ -126,6 +126,10 @@ chat_errors! {
     RateLimited = "rate_limited",
     #[error("You are creating channels too fast; wait a minute and try again.")]
     ChannelRateLimited = "channel_rate_limited",
+    #[error("You are switching channels too fast; wait a moment and try again.")]
+    JoinRateLimited = "join_rate_limited",
+    #[error("You are changing your name too often; wait a minute and try again.")]
+    RenameRateLimited = "rename_rate_limited",
     #[error("Something went wrong on the server: {0}")]
     Unavailable(String) = "unavailable",
 }
@@ -249,7 +253,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 26] {
+    fn every_error() -> [ChatError; 28] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -276,6 +280,8 @@ mod tests {
             ChatError::NoSuchFile,
             ChatError::RateLimited,
             ChatError::ChannelRateLimited,
+            ChatError::JoinRateLimited,
+            ChatError::RenameRateLimited,
             ChatError::Unavailable("disk full".into()),
         ]
     }

@@ -112,6 +112,10 @@ pub struct LimitsSection {
     /// resynced from history.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub outbox_frames: usize,
+    /// Outgoing bytes a connection may have queued before it counts as behind (a frame
+    /// larger than this still goes, alone).
+    #[serde(deserialize_with = "at_least::<65536, _, _>")]
+    pub outbox_bytes: usize,
     /// Messages a user may post per second, on average.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub messages_per_second: u32,
@@ -121,6 +125,17 @@ pub struct LimitsSection {
     /// Channels a user may create per minute.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub channels_per_minute: u32,
+    /// Channels a user may join per second on average (a connection that joins, leaves,
+    /// authenticates or renames faster is read more slowly; a user, across connections, is
+    /// refused).
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub joins_per_second: u32,
+    /// Channels a user (or one connection) may join at once.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub join_burst: u32,
+    /// Times a user may change their display name per minute.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub renames_per_minute: u32,
     /// Open WebSocket connections allowed from one IP address.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub connections_per_ip: usize,
@@ -148,9 +163,13 @@ impl Default for LimitsSection {
             max_message_chars: hub.max_message_chars,
             max_frame_bytes: 64 * 1024,
             outbox_frames: 256,
+            outbox_bytes: crate::chat::hub::DEFAULT_OUTBOX_BYTES,
             messages_per_second: hub.messages_per_second,
             message_burst: hub.message_burst,
             channels_per_minute: hub.channels_per_minute,
+            joins_per_second: hub.joins_per_second,
+            join_burst: hub.join_burst,
+            renames_per_minute: hub.renames_per_minute,
             connections_per_ip: 100,
             max_upload_bytes: hub.max_upload_bytes,
             heartbeat: Duration::from_secs(10),
@@ -233,6 +252,9 @@ impl Config {
             messages_per_second: self.limits.messages_per_second,
             message_burst: self.limits.message_burst,
             channels_per_minute: self.limits.channels_per_minute,
+            joins_per_second: self.limits.joins_per_second,
+            join_burst: self.limits.join_burst,
+            renames_per_minute: self.limits.renames_per_minute,
             max_upload_bytes: self.limits.max_upload_bytes,
             ..HubSettings::default()
         }

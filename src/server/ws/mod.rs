@@ -3,7 +3,8 @@
 
 use super::config::LimitsSection;
 use super::AppState;
-use crate::chat::hub::{Connection, Frame, Hub, Outbox};
+use crate::chat::hub::{Connection, Frame, Hub, Outbox, OutboxRx};
+use crate::chat::rate::TokenBucket;
 use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -17,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 /// Malformed frames in a row after which a client is disconnected.
@@ -39,6 +40,8 @@ const CLOSE_TRY_AGAIN: u16 = 1013;
 const CLOSE_IDLE: u16 = 4000;
 /// Most frames written with one flush.
 const BATCH_FRAMES: usize = 64;
+/// Bytes after which a batch takes no more frames.
+const BATCH_BYTES: usize = 256 * 1024;
 /// How long one batch of frames may take to be written before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to flush its last frames.
@@ -53,18 +56,27 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 struct Settings {
     /// `outbox_frames`.
     capacity: usize,
+    /// `outbox_bytes`.
+    outbox_bytes: usize,
     heartbeat: Duration,
     dead_after: Duration,
     idle_after: Duration,
+    /// `joins_per_second` and `join_burst`: how fast the reader applies the events that cost
+    /// more than they look (`auth`, `join`, `leave`, `rename`).
+    joins_per_second: u32,
+    join_burst: u32,
 }
 
 impl Settings {
     fn from_limits(limits: &LimitsSection) -> Settings {
         Settings {
             capacity: limits.outbox_frames,
+            outbox_bytes: limits.outbox_bytes,
             heartbeat: limits.heartbeat,
             dead_after: limits.dead_after,
             idle_after: limits.idle_after,
+            joins_per_second: limits.joins_per_second,
+            join_burst: limits.join_burst,
         }
     }
 }
@@ -138,11 +150,10 @@ async fn run_connection(
     settings: Settings,
     stopping: watch::Receiver<bool>,
 ) {
-    let capacity = settings.capacity;
     let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
     let last_event = LastSeen(std::sync::Mutex::new(Instant::now()));
     let closed = AtomicBool::new(false);
-    let (outbox, rx) = Outbox::new(capacity);
+    let (outbox, rx) = Outbox::bounded(settings.capacity, settings.outbox_bytes);
     let conn = hub.connect(outbox.clone());
     let id = conn.id();
     tracing::debug!(?id, "connection opened");
@@ -185,7 +196,7 @@ async fn run_connection(
 /// connection to end.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Frame>,
+    mut rx: OutboxRx,
     mut close_rx: oneshot::Receiver<CloseFrame>,
     mut stopping: watch::Receiver<bool>,
     link: &Link<'_>,
@@ -199,7 +210,6 @@ async fn write_loop(
         last_event,
         ..
     } = *link;
-    let capacity = settings.capacity;
     let close = |code: u16, reason: &'static str| {
         WsMessage::Close(Some(CloseFrame {
             code,
@@ -246,7 +256,7 @@ async fn write_loop(
                         break;
                     }
                 }
-                if outbox.is_behind() && rx.len() * 2 <= capacity {
+                if outbox.is_behind() && rx.is_half_empty() {
                     hub.resync(conn.id());
                 }
             }
@@ -260,22 +270,25 @@ async fn write_loop(
     }
 }
 
-/// Writes `first` and the frames queued behind it (up to [`BATCH_FRAMES`] in all) with one
-/// flush: under load a connection's wake-up then costs one write to the socket, not one per
-/// frame.
+/// Writes `first` and the frames queued behind it (up to [`BATCH_FRAMES`] and
+/// [`BATCH_BYTES`] in all) with one flush: under load a connection's wake-up then costs one
+/// write to the socket, not one per frame. Frames taken out of the outbox no longer count
+/// against its byte bound, so the batch's own bound keeps what waits unflushed small.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
     first: Frame,
-    rx: &mut mpsc::Receiver<Frame>,
+    rx: &mut OutboxRx,
 ) -> Result<(), axum::Error> {
     let mut next = Some(first);
     let mut fed = 0;
+    let mut bytes = 0;
     while let Some(frame) = next.take() {
+        bytes += frame.as_str().len();
         if let Some(text) = text_frame(frame) {
             sink.feed(text).await?;
             fed += 1;
         }
-        if fed < BATCH_FRAMES {
+        if fed < BATCH_FRAMES && bytes < BATCH_BYTES {
             next = rx.try_recv().ok();
         }
     }
@@ -316,6 +329,7 @@ async fn read_loop(
     } = *link;
     let mut bad_frames = 0;
     let mut close_tx = Some(close_tx);
+    let mut pace = Pace::new(link.settings);
     while let Some(Ok(message)) = stream.next().await {
         last_seen.touch();
         if close_tx.is_none() || closed.load(Ordering::Acquire) {
@@ -335,9 +349,15 @@ async fn read_loop(
             Ok(event) => {
                 bad_frames = 0;
                 last_event.touch();
+                if costly(&event) {
+                    pace.wait().await;
+                }
                 if !handle(conn, outbox, event).await {
                     break;
                 }
+                // A client that sent many events at once must not hold this worker thread
+                // while it works through them: give others a turn when the budget says so.
+                tokio::task::consume_budget().await;
             }
             Err(error) => {
                 bad_frames += 1;
@@ -358,6 +378,44 @@ async fn read_loop(
                     }
                 }
             }
+        }
+    }
+}
+
+/// True for the events whose cost to the server is out of proportion to their size: each
+/// may send presence or a rename to many connections, or build a room's snapshot.
+fn costly(event: &ClientEvent) -> bool {
+    matches!(
+        event,
+        ClientEvent::Auth { .. }
+            | ClientEvent::Join { .. }
+            | ClientEvent::Leave { .. }
+            | ClientEvent::Rename { .. }
+    )
+}
+
+/// One connection's allowance of costly events. Past it the reader waits before applying the
+/// next, so a client sending faster only fills its own socket's buffers: nothing is refused,
+/// and a flood costs the sender the time it costs us.
+struct Pace(TokenBucket);
+
+impl Pace {
+    fn new(settings: Settings) -> Pace {
+        Pace(TokenBucket::new(
+            settings.joins_per_second,
+            Duration::from_secs(1),
+            settings.join_burst,
+            Instant::now().into_std(),
+        ))
+    }
+
+    async fn wait(&mut self) {
+        loop {
+            let now = Instant::now().into_std();
+            if self.0.try_take(now) {
+                return;
+            }
+            tokio::time::sleep(self.0.wait_for_token(now)).await;
         }
     }
 }
