@@ -136,3 +136,36 @@ async fn other_spellings_of_a_channel_redirect_to_its_address() {
     assert_eq!(http(&server, "GET", "/c/general", None).await.status, 200);
     assert_eq!(http(&server, "GET", "/c/nowhere", None).await.status, 404);
 }
+
+/// One user cannot break a channel's page: a hundred messages of 4,000 `<` (each written out
+/// as `&lt;`) make a page larger than the page cache keeps, and it is served whole, uncached,
+/// instead of failing; the page after a new message is served again and current.
+#[tokio::test]
+async fn a_page_too_large_to_cache_is_still_served() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "ada").await;
+    let angles = "<".repeat(4000);
+    for _ in 0..100 {
+        ada.post(&general(), &angles).await;
+    }
+    ada.acks(100).await;
+    for _ in 0..2 {
+        let page = http(&server, "GET", "/c/general", None).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.bytes.len() > 4 * 1024 * 1024,
+            "{} bytes",
+            page.bytes.len()
+        );
+        let shown = page.body.matches("&lt;").count();
+        assert!(
+            shown >= 100 * 4000,
+            "every message shown whole, as text: {shown}"
+        );
+    }
+    ada.post(&general(), "the newest").await;
+    ada.acks(1).await;
+    let page = http(&server, "GET", "/c/general", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("the newest"));
+}

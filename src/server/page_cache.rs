@@ -16,20 +16,30 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Pages kept at most; past this the cache starts over (channel names are bounded, but
 /// requests for many different addresses must not grow memory without end).
 const MAX_PAGES: usize = 1024;
-/// Largest page body the cache will hold.
+/// Largest page body the cache will hold; a larger one is served uncached.
 const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes all kept pages may hold together; past this the cache starts over.
+const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The cache of rendered channel pages. Cheap to clone.
 #[derive(Clone)]
 pub struct PageCache {
     hub: Hub,
-    pages: Arc<Mutex<HashMap<String, Arc<CachedPage>>>>,
+    pages: Arc<Mutex<Pages>>,
+}
+
+/// The kept pages, by path, and the bytes they hold together.
+#[derive(Default)]
+struct Pages {
+    map: HashMap<String, Arc<CachedPage>>,
+    bytes: usize,
 }
 
 /// One rendered page.
@@ -53,17 +63,25 @@ impl PageCache {
     fn get(&self, path: &str, generation: u64) -> Option<Arc<CachedPage>> {
         let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
         pages
+            .map
             .get(path)
             .filter(|page| page.generation == generation)
             .cloned()
     }
 
+    /// Keeps a page, starting over first if it would pass [`MAX_PAGES`] or
+    /// [`MAX_CACHE_BYTES`].
     fn put(&self, path: String, page: CachedPage) {
         let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
-        if pages.len() >= MAX_PAGES && !pages.contains_key(&path) {
-            pages.clear();
+        if let Some(old) = pages.map.remove(&path) {
+            pages.bytes -= old.size();
         }
-        pages.insert(path, Arc::new(page));
+        if pages.map.len() >= MAX_PAGES || pages.bytes + page.size() > MAX_CACHE_BYTES {
+            pages.map.clear();
+            pages.bytes = 0;
+        }
+        pages.bytes += page.size();
+        pages.map.insert(path, Arc::new(page));
     }
 }
 
@@ -96,8 +114,13 @@ pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next)
         return response;
     }
     let (parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_PAGE_BYTES).await {
-        Ok(bytes) => bytes,
+    let bytes = match read_up_to(body, MAX_PAGE_BYTES).await {
+        Ok(Whole(bytes)) => bytes,
+        // Too large to keep: sent as it is rendered, and rendered again next time.
+        Ok(TooLarge(body)) => {
+            tracing::debug!(%path, "a page too large for the cache is served uncached");
+            return Response::from_parts(parts, body);
+        }
         Err(e) => {
             tracing::warn!(error = %e, %path, "could not read a rendered page");
             return (
@@ -126,7 +149,38 @@ pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next)
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// A rendered body, read whole or found too large to keep.
+enum ReadBody {
+    Whole(Bytes),
+    /// What was read, followed by the rest, not yet read.
+    TooLarge(Body),
+}
+use ReadBody::{TooLarge, Whole};
+
+/// Reads `body` whole if it is at most `limit` bytes; otherwise stops reading and gives back
+/// a body that sends what was read and then the rest.
+async fn read_up_to(body: Body, limit: usize) -> Result<ReadBody, axum::Error> {
+    let mut stream = body.into_data_stream();
+    let mut read = Vec::new();
+    let mut len = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        len += chunk.len();
+        read.push(chunk);
+        if len > limit {
+            let prefix = futures_util::stream::iter(read.into_iter().map(Ok::<_, axum::Error>));
+            return Ok(TooLarge(Body::from_stream(prefix.chain(stream))));
+        }
+    }
+    Ok(Whole(Bytes::from(read.concat())))
+}
+
 impl CachedPage {
+    /// The bytes this page holds.
+    fn size(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
     /// The page with a fresh nonce.
     fn respond(&self) -> Response {
         let Some(nonce) = fresh_nonce() else {
