@@ -86,7 +86,7 @@ impl Connection {
         let user = state.connections.user(self.id);
         let target = state
             .rooms
-            .open(room, user, &state.directory, &mut state.connections)?;
+            .open(room, user, &mut state.directory, &mut state.connections)?;
         let was_present = user.is_some_and(|u| target.has_user(u));
         if let (Some(user), false) = (user, was_present) {
             // Each join may announce the user to everyone there: limited per user, across
@@ -175,10 +175,12 @@ impl Connection {
         let id = MessageId(state.rooms.next_message_id);
         // The room must exist (and be the user's to post in) before the post counts against
         // the user's allowance.
-        let target =
-            state
-                .rooms
-                .open(room, Some(user), &state.directory, &mut state.connections)?;
+        let target = state.rooms.open(
+            room,
+            Some(user),
+            &mut state.directory,
+            &mut state.connections,
+        )?;
         let entry = state
             .directory
             .users
@@ -227,10 +229,12 @@ impl Connection {
         let mut guard = self.hub.lock();
         let state = &mut *guard;
         let user = self.user(state)?;
-        let target =
-            state
-                .rooms
-                .open(room, Some(user), &state.directory, &mut state.connections)?;
+        let target = state.rooms.open(
+            room,
+            Some(user),
+            &mut state.directory,
+            &mut state.connections,
+        )?;
         let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
         if message.author.id != user {
             return Err(ChatError::NotYourMessage);

@@ -32,6 +32,8 @@ pub(super) struct UserEntry {
     pub(super) joins: TokenBucket,
     /// How fast this user may change their name (each rename goes to every connection).
     pub(super) renames: TokenBucket,
+    /// How fast this user may start private conversations.
+    pub(super) directs: TokenBucket,
 }
 
 impl UserEntry {
@@ -62,6 +64,12 @@ impl UserEntry {
                 limits.renames_per_minute,
                 Duration::from_secs(60),
                 limits.renames_per_minute,
+                now,
+            ),
+            directs: TokenBucket::new(
+                limits.directs_per_minute,
+                Duration::from_secs(60),
+                limits.directs_per_minute,
                 now,
             ),
         }

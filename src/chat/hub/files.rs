@@ -143,9 +143,12 @@ impl Hub {
         let mut guard = self.lock();
         let state = &mut *guard;
         let owner = state.directory.by_token(token)?.info.id;
-        state
-            .rooms
-            .open(room, Some(owner), &state.directory, &mut state.connections)?;
+        state.rooms.open(
+            room,
+            Some(owner),
+            &mut state.directory,
+            &mut state.connections,
+        )?;
         state.files.add(attachment, room.key(), owner, false);
         Ok(())
     }

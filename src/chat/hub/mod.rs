@@ -97,6 +97,12 @@ pub struct HubSettings {
     pub join_burst: u32,
     /// Times a user may change their name per minute (each rename goes to every connection).
     pub renames_per_minute: u32,
+    /// Private conversations a user may start per minute (each appears in the other's list).
+    pub directs_per_minute: u32,
+    /// Channels the server holds at most (every page and every `welcome` lists them all).
+    pub max_channels: usize,
+    /// Users the server registers at most.
+    pub max_users: usize,
     /// Largest attachment, in bytes: enforced by the server's upload route, announced to
     /// clients by the hub with the other [`Limits`].
     pub max_upload_bytes: u64,
@@ -126,6 +132,9 @@ impl Default for HubSettings {
             joins_per_second: 5,
             join_burst: 20,
             renames_per_minute: 5,
+            directs_per_minute: 10,
+            max_channels: 1000,
+            max_users: 100_000,
             max_upload_bytes: super::model::DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
@@ -263,6 +272,10 @@ impl Hub {
         let token_hash = hash_token(&token);
         let mut state = self.lock();
         state.directory.check_free(&name, None)?;
+        let max = self.shared.limits.max_users;
+        if state.directory.users.len() >= max {
+            return Err(ChatError::TooManyUsers { max });
+        }
         let info = UserInfo {
             id: state.directory.next_id(),
             name,
@@ -309,6 +322,10 @@ impl Hub {
             // A refused name does not use up the user's allowance.
             if let Some(existing) = state.rooms.map.get(&RoomKey::Channel(name.key())) {
                 return Err(ChatError::ChannelExists(name_of(&existing.room)));
+            }
+            let max = self.shared.limits.max_channels;
+            if state.rooms.channel_count() >= max {
+                return Err(ChatError::TooManyChannels { max });
             }
             let id = state.directory.by_token(token)?.info.id;
             let user = state

@@ -83,6 +83,11 @@ impl Rooms {
         RoomState::new(room, channel, self.history)
     }
 
+    /// How many channels there are.
+    pub(super) fn channel_count(&self) -> usize {
+        self.map.values().filter(|r| r.channel.is_some()).count()
+    }
+
     /// Every channel, sorted by name without regard to case.
     pub(super) fn channel_list(&self) -> Vec<ChannelInfo> {
         let mut list: Vec<ChannelInfo> = self
@@ -96,11 +101,12 @@ impl Rooms {
 
     /// The room a connection of `user` may use: channels must exist; private conversations
     /// are created on first use, only between existing users, only by a participant.
+    /// Starting a private conversation takes from the starter's allowance.
     pub(super) fn open(
         &mut self,
         room: &Room,
         user: Option<UserId>,
-        directory: &Directory,
+        directory: &mut Directory,
         connections: &mut Connections,
     ) -> Result<&mut RoomState, ChatError> {
         let key = room.key();
@@ -113,6 +119,13 @@ impl Rooms {
                 return Err(ChatError::NoSuchUser);
             }
             if !self.map.contains_key(&key) {
+                let starter = directory
+                    .users
+                    .get_mut(&me)
+                    .ok_or(ChatError::Unauthorized)?;
+                if !starter.directs.try_take(super::now()) {
+                    return Err(ChatError::DirectRateLimited);
+                }
                 let mut state = self.new_room(room.clone(), None);
                 // Every connection of both participants receives the conversation live.
                 for user in direct.users() {

@@ -1025,3 +1025,70 @@ async fn rename_floods_are_limited_per_user() {
     tokio::time::advance(Duration::from_secs(60)).await;
     ada.conn.rename("ada again").applied().unwrap();
 }
+
+/// The server's growth has configurable caps: past `max_channels` a new channel is refused
+/// with `too_many_channels`, past `max_users` a registration with `too_many_users`, and
+/// nothing is created.
+#[test]
+fn channels_and_users_are_capped() {
+    let settings = HubSettings {
+        max_channels: 3,
+        max_users: 2,
+        ..HubSettings::default()
+    };
+    let hub = Hub::open(Arc::new(MemoryStore), settings, keep).unwrap();
+    let ada = client(&hub, "ada", 256);
+    hub.create_channel(&ada.session.token, "two")
+        .applied()
+        .unwrap();
+    hub.create_channel(&ada.session.token, "three")
+        .applied()
+        .unwrap();
+    assert_eq!(
+        hub.create_channel(&ada.session.token, "four").applied(),
+        Err(ChatError::TooManyChannels { max: 3 })
+    );
+    assert_eq!(hub.channels().len(), 3);
+    hub.register("bob").applied().unwrap();
+    assert_eq!(
+        hub.register("carol").applied().map(|_| ()),
+        Err(ChatError::TooManyUsers { max: 2 })
+    );
+}
+
+/// One account cannot fill everyone's list with private conversations: past the per-user
+/// allowance a new conversation is refused with `direct_rate_limited` and does not appear in
+/// its peer's list, while conversations already started go on; it recovers after a minute.
+#[tokio::test(start_paused = true)]
+async fn starting_private_conversations_is_rate_limited() {
+    let hub = unlimited();
+    let ada = client(&hub, "ada", 4096);
+    let allowed = HubSettings::default().directs_per_minute as usize;
+    let peers: Vec<Session> = (0..allowed + 5)
+        .map(|i| hub.register(&format!("peer{i}")).applied().unwrap())
+        .collect();
+    let direct = |peer: &Session| {
+        Room::Direct(DirectKey::between(ada.session.user.id, peer.user.id).unwrap())
+    };
+    for peer in &peers[..allowed] {
+        ada.conn.post_now(&direct(peer), "hello", None).unwrap();
+    }
+    let late = &peers[allowed];
+    assert_eq!(
+        ada.conn.post_now(&direct(late), "hello", None),
+        Err(ChatError::DirectRateLimited)
+    );
+    assert_eq!(
+        ada.conn.join(&direct(late), None),
+        Err(ChatError::DirectRateLimited)
+    );
+    assert!(hub.directs(&late.token).unwrap().is_empty());
+    ada.conn
+        .post_now(&direct(&peers[0]), "still talking", None)
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    ada.conn
+        .post_now(&direct(late), "hello at last", None)
+        .unwrap();
+    assert_eq!(hub.directs(&late.token).unwrap().len(), 1);
+}

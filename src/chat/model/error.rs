@@ -130,6 +130,12 @@ chat_errors! {
     JoinRateLimited = "join_rate_limited",
     #[error("You are changing your name too often; wait a minute and try again.")]
     RenameRateLimited = "rename_rate_limited",
+    #[error("You are starting private conversations too fast; wait a minute and try again.")]
+    DirectRateLimited = "direct_rate_limited",
+    #[error("This server already has its {max} channels; no more can be created.")]
+    TooManyChannels { max: usize } = "too_many_channels",
+    #[error("This server already has its {max} users; no more can register.")]
+    TooManyUsers { max: usize } = "too_many_users",
     #[error("Something went wrong on the server: {0}")]
     Unavailable(String) = "unavailable",
 }
@@ -253,7 +259,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 28] {
+    fn every_error() -> [ChatError; 31] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -282,6 +288,9 @@ mod tests {
             ChatError::ChannelRateLimited,
             ChatError::JoinRateLimited,
             ChatError::RenameRateLimited,
+            ChatError::DirectRateLimited,
+            ChatError::TooManyChannels { max: 1 },
+            ChatError::TooManyUsers { max: 1 },
             ChatError::Unavailable("disk full".into()),
         ]
     }

@@ -136,6 +136,15 @@ pub struct LimitsSection {
     /// Times a user may change their display name per minute.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub renames_per_minute: u32,
+    /// Private conversations a user may start per minute.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub directs_per_minute: u32,
+    /// Channels the server holds at most.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub max_channels: usize,
+    /// Users the server registers at most.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub max_users: usize,
     /// Open WebSocket connections allowed from one IP address.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub connections_per_ip: usize,
@@ -170,6 +179,9 @@ impl Default for LimitsSection {
             joins_per_second: hub.joins_per_second,
             join_burst: hub.join_burst,
             renames_per_minute: hub.renames_per_minute,
+            directs_per_minute: hub.directs_per_minute,
+            max_channels: hub.max_channels,
+            max_users: hub.max_users,
             connections_per_ip: 100,
             max_upload_bytes: hub.max_upload_bytes,
             heartbeat: Duration::from_secs(10),
@@ -255,6 +267,9 @@ impl Config {
             joins_per_second: self.limits.joins_per_second,
             join_burst: self.limits.join_burst,
             renames_per_minute: self.limits.renames_per_minute,
+            directs_per_minute: self.limits.directs_per_minute,
+            max_channels: self.limits.max_channels,
+            max_users: self.limits.max_users,
             max_upload_bytes: self.limits.max_upload_bytes,
             ..HubSettings::default()
         }
