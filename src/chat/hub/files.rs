@@ -59,6 +59,16 @@ impl Files {
             .map(|f| &f.attachment)
     }
 
+    /// The uploads `owner` has not sent yet: how many, and their bytes together.
+    pub(super) fn unsent_by(&self, owner: UserId) -> (usize, u64) {
+        self.map
+            .values()
+            .filter(|f| f.owner == owner && !f.attached)
+            .fold((0, 0), |(count, bytes), f| {
+                (count + 1, bytes + f.attachment.size)
+            })
+    }
+
     /// Marks a file as carried by a message.
     pub(super) fn mark_attached(&mut self, id: &FileId) {
         if let Some(entry) = self.map.get_mut(id) {
@@ -133,7 +143,9 @@ pub(super) fn files_in(dir: &Path) -> Vec<FileId> {
 
 impl Hub {
     /// Records an uploaded file, waiting to be attached by its uploader to a message in
-    /// `room` (which the uploader must be able to post in).
+    /// `room` (which the uploader must be able to post in). Refused with
+    /// `too_many_unsent_files` when the uploader's waiting uploads would pass
+    /// `unsent_files` or `unsent_file_bytes` (the caller then deletes the file).
     pub fn add_file(
         &self,
         token: &str,
@@ -149,6 +161,11 @@ impl Hub {
             &mut state.directory,
             &mut state.connections,
         )?;
+        let (count, bytes) = state.files.unsent_by(owner);
+        let limits = &self.shared.limits;
+        if count >= limits.unsent_files || bytes + attachment.size > limits.unsent_file_bytes {
+            return Err(ChatError::TooManyUnsentFiles);
+        }
         state.files.add(attachment, room.key(), owner, false);
         Ok(())
     }

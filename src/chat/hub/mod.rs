@@ -103,6 +103,10 @@ pub struct HubSettings {
     pub max_channels: usize,
     /// Users the server registers at most.
     pub max_users: usize,
+    /// Uploads a user may have waiting for the message that carries them.
+    pub unsent_files: usize,
+    /// Bytes a user's waiting uploads may hold together.
+    pub unsent_file_bytes: u64,
     /// Largest attachment, in bytes: enforced by the server's upload route, announced to
     /// clients by the hub with the other [`Limits`].
     pub max_upload_bytes: u64,
@@ -135,6 +139,8 @@ impl Default for HubSettings {
             directs_per_minute: 10,
             max_channels: 1000,
             max_users: 100_000,
+            unsent_files: 10,
+            unsent_file_bytes: 50 << 20,
             max_upload_bytes: super::model::DEFAULT_MAX_UPLOAD_BYTES,
         }
     }

@@ -1092,3 +1092,51 @@ async fn starting_private_conversations_is_rate_limited() {
         .unwrap();
     assert_eq!(hub.directs(&late.token).unwrap().len(), 1);
 }
+
+/// Uploads waiting to be sent have a per-user quota, in count and in bytes: past either the
+/// upload is refused with `too_many_unsent_files` (and not recorded), another user is not
+/// affected, and sending a waiting file frees its place.
+#[test]
+fn unsent_uploads_have_a_quota_per_user() {
+    let hub = unlimited();
+    let ada = client(&hub, "ada", 256);
+    let bob = client(&hub, "bob", 256);
+    let file = |i: usize, size: u64| Attachment {
+        id: FileId::parse(&format!("{i:032x}")).unwrap(),
+        name: format!("f{i}.bin"),
+        size,
+        content_type: "application/octet-stream".into(),
+        image: false,
+    };
+    let limits = HubSettings::default();
+    for i in 0..limits.unsent_files {
+        hub.add_file(&ada.session.token, &general(), file(i, 1))
+            .unwrap();
+    }
+    let one_more = file(100, 1);
+    assert_eq!(
+        hub.add_file(&ada.session.token, &general(), one_more.clone()),
+        Err(ChatError::TooManyUnsentFiles)
+    );
+    assert_eq!(
+        hub.file_for(&one_more.id, None),
+        Err(ChatError::NoSuchFile),
+        "a refused upload is not recorded"
+    );
+    hub.add_file(&bob.session.token, &general(), file(200, 1))
+        .unwrap();
+    ada.conn
+        .post_now(&general(), "", Some(&file(0, 1).id))
+        .unwrap();
+    hub.add_file(&ada.session.token, &general(), one_more)
+        .unwrap();
+    // Bytes: one upload that would take bob's waiting files past the byte quota.
+    assert_eq!(
+        hub.add_file(
+            &bob.session.token,
+            &general(),
+            file(201, limits.unsent_file_bytes)
+        ),
+        Err(ChatError::TooManyUnsentFiles)
+    );
+}

@@ -122,6 +122,8 @@ chat_errors! {
     FileNameInvalid = "file_name_invalid",
     #[error("That attachment does not exist, or is not yours to send here.")]
     NoSuchFile = "no_such_file",
+    #[error("You have too many files waiting to be sent; send or remove some first.")]
+    TooManyUnsentFiles = "too_many_unsent_files",
     #[error("You are sending messages too fast; wait a moment and try again.")]
     RateLimited = "rate_limited",
     #[error("You are creating channels too fast; wait a minute and try again.")]
@@ -259,7 +261,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 31] {
+    fn every_error() -> [ChatError; 32] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -284,6 +286,7 @@ mod tests {
             ChatError::FileEmpty,
             ChatError::FileNameInvalid,
             ChatError::NoSuchFile,
+            ChatError::TooManyUnsentFiles,
             ChatError::RateLimited,
             ChatError::ChannelRateLimited,
             ChatError::JoinRateLimited,

@@ -145,6 +145,12 @@ pub struct LimitsSection {
     /// Users the server registers at most.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub max_users: usize,
+    /// Uploads a user may have waiting for the message that carries them.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub unsent_files: usize,
+    /// Bytes a user's waiting uploads may hold together.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub unsent_file_bytes: u64,
     /// Open WebSocket connections allowed from one IP address.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub connections_per_ip: usize,
@@ -182,6 +188,8 @@ impl Default for LimitsSection {
             directs_per_minute: hub.directs_per_minute,
             max_channels: hub.max_channels,
             max_users: hub.max_users,
+            unsent_files: hub.unsent_files,
+            unsent_file_bytes: hub.unsent_file_bytes,
             connections_per_ip: 100,
             max_upload_bytes: hub.max_upload_bytes,
             heartbeat: Duration::from_secs(10),
@@ -270,6 +278,8 @@ impl Config {
             directs_per_minute: self.limits.directs_per_minute,
             max_channels: self.limits.max_channels,
             max_users: self.limits.max_users,
+            unsent_files: self.limits.unsent_files,
+            unsent_file_bytes: self.limits.unsent_file_bytes,
             max_upload_bytes: self.limits.max_upload_bytes,
             ..HubSettings::default()
         }
