@@ -79,6 +79,14 @@ impl Durable {
         }
     }
 
+    /// The outcome if it is already known, or the wait for it.
+    pub fn now(self) -> Result<Result<(), StoreError>, Durable> {
+        match self.0 {
+            Waiting::Done(result) => Ok(result),
+            pending => Err(Durable(pending)),
+        }
+    }
+
     /// Blocks the thread until the change is on disk. Not for use on an async runtime.
     pub fn wait_blocking(self) -> Result<(), StoreError> {
         match self.0 {
@@ -109,6 +117,12 @@ pub trait Store: Send + Sync + 'static {
     fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
     fn delete_message(&self, room: &Room, id: MessageId) -> Durable;
+    /// Resolves once every change handed over before it is on disk, and fails if any of
+    /// them could not be stored. Whatever must not happen before a change is stored (deleting
+    /// the files of messages it drops) waits for this.
+    fn barrier(&self) -> Durable {
+        Durable::done(Ok(()))
+    }
     /// Writes out everything handed over so far and stops taking changes; called once, as
     /// the server stops.
     fn close(&self) {}

@@ -2,7 +2,7 @@
 //! does: authenticate, join and leave rooms, post, delete and rename.
 
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
-use super::files::remove_files;
+use super::files::remove_files_once_stored;
 use super::outbox::ConnId;
 use super::rooms::{CatchUp, Member};
 use super::saved::Saved;
@@ -218,8 +218,10 @@ impl Connection {
             state.files.mark_attached(&file.id);
         }
         let dropped = state.files.forget_files_of(evicted);
+        // Queued under the lock, behind the message that evicted them.
+        let evicted_stored = shared.store.barrier();
         drop(guard);
-        remove_files(shared.limits.files_dir.as_deref(), dropped);
+        remove_files_once_stored(shared.limits.files_dir.as_deref(), dropped, evicted_stored);
         Ok(Saved::new(message, durable, "message"))
     }
 
@@ -240,8 +242,8 @@ impl Connection {
             return Err(ChatError::NotYourMessage);
         }
         // Written behind; a failure is logged by the store, and the message comes back only
-        // if the server restarts.
-        let _ = shared.store.delete_message(&target.room, id);
+        // if the server restarts (with its file: see below).
+        let deleted = shared.store.delete_message(&target.room, id);
         let removed = target.history.remove(id, target.last_seq());
         let event = HubEvent::MessageDeleted {
             room: target.room.clone(),
@@ -251,7 +253,7 @@ impl Connection {
         self.hub.changed();
         let dropped = state.files.forget_files_of(removed);
         drop(guard);
-        remove_files(shared.limits.files_dir.as_deref(), dropped);
+        remove_files_once_stored(shared.limits.files_dir.as_deref(), dropped, deleted);
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 use super::Hub;
 use crate::chat::model::{Attachment, ChatError, FileId, Message, Room, RoomKey, UserId};
+use crate::chat::store::{Durable, StoreError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -130,6 +131,45 @@ pub(super) fn remove_files(dir: Option<&Path>, ids: Vec<FileId>) {
     }
 }
 
+/// Deletes files once `stored` says the change that dropped them is on disk (see
+/// [`crate::chat::store::Store::barrier`]): a file must never be gone while a stored message
+/// still carries it. If the change could not be stored the files stay, and the start-up
+/// reconciliation deletes whichever no stored message carries.
+pub(super) fn remove_files_once_stored(dir: Option<&Path>, ids: Vec<FileId>, stored: Durable) {
+    let Some(dir) = dir.map(Path::to_path_buf) else {
+        return;
+    };
+    if ids.is_empty() {
+        return;
+    }
+    let count = ids.len();
+    let keep = move |e: StoreError| {
+        tracing::warn!(error = %e, count, "keeping files whose removal was not stored");
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                match stored.wait().await {
+                    Ok(()) => remove_files(Some(&dir), ids),
+                    Err(e) => keep(e),
+                }
+            });
+        }
+        // No runtime (start-up, unit tests): at once if the outcome is known, else on a
+        // thread of its own, so the caller never waits for the disk.
+        Err(_) => match stored.now() {
+            Ok(Ok(())) => remove_files(Some(&dir), ids),
+            Ok(Err(e)) => keep(e),
+            Err(pending) => {
+                std::thread::spawn(move || match pending.wait_blocking() {
+                    Ok(()) => remove_files(Some(&dir), ids),
+                    Err(e) => keep(e),
+                });
+            }
+        },
+    }
+}
+
 /// The files in `dir` that look like uploads (their names are file ids).
 pub(super) fn files_in(dir: &Path) -> Vec<FileId> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -198,19 +238,30 @@ impl Hub {
     }
 
     /// Deletes files in the files directory that no restored message carries: uploads never
-    /// sent before a restart, or files of messages the store no longer holds.
+    /// sent before a restart, or files of messages the store no longer holds; and reports
+    /// restored messages whose file is missing.
     pub(super) fn remove_orphan_files(&self) {
         let Some(dir) = &self.shared.limits.files_dir else {
             return;
         };
         let on_disk = files_in(dir);
-        let orphans: Vec<FileId> = {
+        let (orphans, missing): (Vec<FileId>, usize) = {
             let state = self.lock();
-            on_disk
-                .into_iter()
+            let present: std::collections::HashSet<&FileId> = on_disk.iter().collect();
+            let missing = state.files.map.keys().filter(|id| !present.contains(id)).count();
+            let orphans = on_disk
+                .iter()
                 .filter(|id| !state.files.contains(id))
-                .collect()
+                .cloned()
+                .collect();
+            (orphans, missing)
         };
+        if missing > 0 {
+            tracing::warn!(
+                count = missing,
+                "stored messages carry files that are not on disk; their downloads answer 404"
+            );
+        }
         if !orphans.is_empty() {
             tracing::info!(count = orphans.len(), "deleting files no message carries");
         }

@@ -1140,3 +1140,51 @@ fn unsent_uploads_have_a_quota_per_user() {
         Err(ChatError::TooManyUnsentFiles)
     );
 }
+
+/// A file disappears only after the change that drops it is stored: while the database is
+/// held by someone else, deleting a message leaves its file on disk (a restart then would
+/// bring the message back, and it must still have its file); once the deletion is committed
+/// the file goes.
+#[test]
+fn files_outlive_deletions_until_they_are_stored() {
+    use crate::chat::sqlite::SqliteStore;
+    let (dir, path) = fresh_db("file-order");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
+    let settings = HubSettings {
+        files_dir: Some(files.clone()),
+        ..unlimited_settings()
+    };
+    let hub = Hub::open(store.clone(), settings, keep).unwrap();
+    let ada = client(&hub, "ada", 64);
+    let file = upload(&files, &"c".repeat(32));
+    hub.add_file(&ada.session.token, &general(), file.clone())
+        .unwrap();
+    let message = ada
+        .conn
+        .post(&general(), "see attached", Some(&file.id))
+        .unwrap()
+        .stored_blocking()
+        .unwrap();
+
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    ada.conn.delete(&general(), message.id).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        files.join(file.id.as_str()).exists(),
+        "the file stays while the deletion is not stored"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while files.join(file.id.as_str()).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file goes once stored"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    store.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}

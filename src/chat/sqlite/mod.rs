@@ -95,6 +95,8 @@ enum Change {
     Channel(ChannelInfo),
     User(UserInfo, TokenHash),
     Rename(UserInfo),
+    /// Writes nothing; reports whether every change since the last barrier was stored.
+    Barrier,
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -146,7 +148,11 @@ impl SqliteStore {
             .map_err(failed)?;
         let checkpoints = checkpoint_thread(checkpointer)?;
         let (jobs, queue) = mpsc::channel();
-        let writer = Writer { conn, retain };
+        let writer = Writer {
+            conn,
+            retain,
+            failed_since_barrier: false,
+        };
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(queue))
@@ -189,6 +195,8 @@ impl Drop for SqliteStore {
 struct Writer {
     conn: Connection,
     retain: usize,
+    /// A change failed since the last [`Change::Barrier`] was answered.
+    failed_since_barrier: bool,
 }
 
 impl Writer {
@@ -228,8 +236,19 @@ impl Writer {
                 Ok(each) => each[i].clone(),
                 Err(e) => Err(e.clone()),
             };
+            if let Change::Barrier = job.change {
+                let failed = std::mem::take(&mut self.failed_since_barrier);
+                job.written.report(match result {
+                    Ok(()) if failed => Err(StoreError(
+                        "a change before this point could not be stored".into(),
+                    )),
+                    other => other,
+                });
+                continue;
+            }
             if let Err(e) = &result {
                 tracing::error!(error = %e, "a change could not be stored");
+                self.failed_since_barrier = true;
             }
             job.written.report(result);
         }
@@ -315,6 +334,10 @@ impl Store for SqliteStore {
 
     fn delete_message(&self, room: &Room, id: MessageId) -> Durable {
         self.write_behind(Change::Delete(room.clone(), id))
+    }
+
+    fn barrier(&self) -> Durable {
+        self.write_behind(Change::Barrier)
     }
 
     /// Stops taking changes, and waits until the writer has committed everything handed

@@ -249,6 +249,8 @@ pub(super) fn apply(
                 .and_then(|mut s| s.execute(params![user.id.0 as i64, user.name.as_str()]))
                 .map_err(failed)?;
         }
+        // Answered by the writer once its batch is committed.
+        Change::Barrier => {}
     }
     Ok(())
 }
