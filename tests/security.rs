@@ -156,3 +156,101 @@ async fn posting_rate_is_limited() {
     assert_eq!(limited, 5);
     assert_eq!(common::general_history(&server).len(), 20);
 }
+
+/// A `POST` with the given extra headers to `/api/register`, registering `name`.
+async fn register_with(
+    server: &common::TestServer,
+    name: &str,
+    headers: &[(&str, &str)],
+) -> common::HttpResponse {
+    let mut all = vec![
+        ("Accept", "application/json"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    all.extend_from_slice(headers);
+    let form = format!("name={}", common::form_value(name));
+    common::request(server, "POST", "/api/register", &all, form.as_bytes()).await
+}
+
+/// Another site's page cannot call a server function or upload a file: a request that says
+/// it is cross-site or same-site (`Sec-Fetch-Site`), or that carries a foreign `Origin`, is
+/// refused with 403 and the `cross_site` error body, and changes nothing. Our own pages
+/// (same origin, or an origin in `server.allowed_origins`), typed addresses and clients that
+/// are not browsers pass; reading is never refused.
+#[tokio::test]
+async fn cross_site_requests_are_refused() {
+    let mut config = common::fast();
+    config.server.allowed_origins = vec!["https://chat.example.com".into()];
+    let server = start_with(config).await;
+    let own = format!("http://{}", server.addr);
+    let refused: [&[(&str, &str)]; 5] = [
+        &[("Origin", "https://evil.example")],
+        &[("Origin", "null")],
+        &[("Sec-Fetch-Site", "cross-site")],
+        &[
+            ("Sec-Fetch-Site", "same-site"),
+            ("Origin", "http://127.0.0.1:1"),
+        ],
+        &[
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Origin", "https://evil.example"),
+        ],
+    ];
+    for headers in refused {
+        let response = register_with(&server, "Mallory", headers).await;
+        assert_eq!(response.status, 403, "{headers:?}: {}", response.body);
+        let error: flack::chat::model::ChatError =
+            serde_json::from_str(&response.body).expect("the error body");
+        assert_eq!(error, flack::chat::model::ChatError::CrossSite);
+        assert!(response.header("set-cookie").is_none(), "{headers:?}");
+    }
+    let passed: [&[(&str, &str)]; 5] = [
+        &[],
+        &[("Origin", own.as_str())],
+        &[("Sec-Fetch-Site", "same-origin"), ("Origin", own.as_str())],
+        &[("Sec-Fetch-Site", "none")],
+        &[
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Origin", "https://chat.example.com"),
+        ],
+    ];
+    for (i, headers) in passed.into_iter().enumerate() {
+        let response = register_with(&server, &format!("Friend{i}"), headers).await;
+        assert_eq!(response.status, 200, "{headers:?}: {}", response.body);
+    }
+    // Nothing the refused requests sent was stored: the name is still free.
+    server
+        .hub
+        .register("Mallory")
+        .expect("Mallory is still free");
+
+    let ada = server.hub.register("Ada").expect("registers").value;
+    let bearer = format!("Bearer {}", ada.token);
+    let upload = common::request(
+        &server,
+        "POST",
+        "/files?channel=general",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-File-Name", "a.txt"),
+            ("Origin", "https://evil.example"),
+        ],
+        b"hello",
+    )
+    .await;
+    assert_eq!(upload.status, 403, "{}", upload.body);
+    assert!(upload.body.contains("cross_site"), "{}", upload.body);
+
+    let page = common::request(
+        &server,
+        "GET",
+        "/c/general",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(page.status, 200, "reading is not refused");
+}

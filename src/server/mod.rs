@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod files;
+pub mod guard;
 pub mod page_cache;
 pub mod ws;
 
@@ -155,6 +156,10 @@ pub fn router(state: AppState) -> Router {
         .route("/files", post(files::upload))
         .route("/files/{id}", get(files::download))
         .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::refuse_cross_site,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

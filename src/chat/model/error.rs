@@ -128,6 +128,8 @@ chat_errors! {
     ChannelRateLimited = "channel_rate_limited",
     #[error("Something went wrong on the server: {0}")]
     Unavailable(String) = "unavailable",
+    #[error("Flack refused a request sent by another site's page.")]
+    CrossSite = "cross_site",
 }
 
 /// Every transport carries an error in one body: `{"code": ..., "detail": ..., "message":
@@ -249,7 +251,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 26] {
+    fn every_error() -> [ChatError; 27] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -277,6 +279,7 @@ mod tests {
             ChatError::RateLimited,
             ChatError::ChannelRateLimited,
             ChatError::Unavailable("disk full".into()),
+            ChatError::CrossSite,
         ]
     }
 
