@@ -1,10 +1,12 @@
-//! Checks on every request before it is routed: a request that may change something (any
-//! method but `GET`, `HEAD`, `OPTIONS` and `TRACE`) must come from one of our own pages, or
-//! from a client that is not a browser.
+//! Checks on every request before it is routed: the `Host` it names must be one the server
+//! answers for (when `server.allowed_hosts` is set), and a request that may change something
+//! (any method but `GET`, `HEAD`, `OPTIONS` and `TRACE`) must come from one of our own pages,
+//! or from a client that is not a browser.
 
 use super::AppState;
 use crate::chat::model::ChatError;
 use axum::extract::{Request, State};
+use axum::http::uri::Authority;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -61,6 +63,53 @@ pub async fn refuse_cross_site(
             "refused a request from another site"
         );
         return (StatusCode::FORBIDDEN, Json(ChatError::CrossSite)).into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether `host` (a request's `Host`) is one of `allowed`: the same name, in any case, and the
+/// same port if the entry names one. An empty list allows every host; a list refuses a
+/// request that names none.
+pub(crate) fn host_allowed(host: Option<&str>, allowed: &[Authority]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(host) = host.and_then(|h| h.parse::<Authority>().ok()) else {
+        return false;
+    };
+    allowed.iter().any(|entry| {
+        entry.host().eq_ignore_ascii_case(host.host())
+            && entry
+                .port_u16()
+                .is_none_or(|port| host.port_u16() == Some(port))
+    })
+}
+
+/// Refuses, with 421 (Misdirected Request) and [`ChatError::UnknownHost`], a request whose
+/// `Host` is not in `server.allowed_hosts`: a page on a rebound DNS name then cannot read or
+/// drive an intranet instance through its visitors' browsers.
+pub async fn refuse_unknown_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .uri()
+        .authority()
+        .map(Authority::as_str)
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+    if !host_allowed(host, &state.config.server.allowed_hosts) {
+        tracing::warn!(?host, "refused a request for another host");
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            Json(ChatError::UnknownHost),
+        )
+            .into_response();
     }
     next.run(request).await
 }

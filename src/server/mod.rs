@@ -160,6 +160,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             guard::refuse_cross_site,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::refuse_unknown_host,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

@@ -130,6 +130,8 @@ chat_errors! {
     Unavailable(String) = "unavailable",
     #[error("Flack refused a request sent by another site's page.")]
     CrossSite = "cross_site",
+    #[error("This server does not answer for that address.")]
+    UnknownHost = "unknown_host",
 }
 
 /// Every transport carries an error in one body: `{"code": ..., "detail": ..., "message":
@@ -251,7 +253,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 27] {
+    fn every_error() -> [ChatError; 28] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -280,6 +282,7 @@ mod tests {
             ChatError::ChannelRateLimited,
             ChatError::Unavailable("disk full".into()),
             ChatError::CrossSite,
+            ChatError::UnknownHost,
         ]
     }
 

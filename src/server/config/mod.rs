@@ -21,6 +21,7 @@ mod tests;
 pub use load::{ConfigError, Layers, Setting};
 
 use crate::chat::hub::HubSettings;
+use axum::http::uri::Authority;
 use serde::{Deserialize, Serialize};
 use serde_forms::{at_least, comma_list, seconds};
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +65,11 @@ pub struct ServerSection {
     /// in `X-Forwarded-For`, not the proxy's own.
     #[serde(with = "comma_list")]
     pub trusted_proxies: Vec<IpAddr>,
+    /// The names (with or without a port) clients may reach the server by, comma-separated
+    /// in the file, e.g. `chat.example.com`; a request naming another `Host` is refused
+    /// (against DNS rebinding). A name without a port allows any port. Empty: any host.
+    #[serde(with = "comma_list")]
+    pub allowed_hosts: Vec<Authority>,
 }
 
 impl Default for ServerSection {
@@ -75,6 +81,7 @@ impl Default for ServerSection {
             env: SiteEnv::Prod,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -28,6 +28,22 @@ pub(super) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -
     client
 }
 
+/// The address a client's connections are counted under: an IPv4 address as it is, and an
+/// IPv6 address by its /64 network, because one host is normally given a whole /64 and can
+/// take any address in it. (An IPv4 address written as IPv6, `::ffff:a.b.c.d`, counts as the
+/// IPv4 address.)
+pub(crate) fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 /// One of an address's allowed connections; given back when dropped.
 pub(super) struct IpSlot {
     ip: IpAddr,
@@ -35,7 +51,9 @@ pub(super) struct IpSlot {
 }
 
 impl IpSlot {
+    /// A place for `ip` (counted as [`counted_as`] says), if its network has one left.
     pub(super) fn take(state: &AppState, ip: IpAddr) -> Option<IpSlot> {
+        let ip = counted_as(ip);
         let table = state.connections_by_ip.clone();
         let mut counts = table.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(ip).or_insert(0);
