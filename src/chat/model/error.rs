@@ -132,6 +132,8 @@ chat_errors! {
     CrossSite = "cross_site",
     #[error("This server does not answer for that address.")]
     UnknownHost = "unknown_host",
+    #[error("The request stopped arriving before it was complete; try again.")]
+    RequestTimeout = "request_timeout",
 }
 
 /// Every transport carries an error in one body: `{"code": ..., "detail": ..., "message":
@@ -253,7 +255,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 28] {
+    fn every_error() -> [ChatError; 29] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -283,6 +285,7 @@ mod tests {
             ChatError::Unavailable("disk full".into()),
             ChatError::CrossSite,
             ChatError::UnknownHost,
+            ChatError::RequestTimeout,
         ]
     }
 

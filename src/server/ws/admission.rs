@@ -2,6 +2,7 @@
 //! per-address connection count. (The page's origin is checked by `server::guard`.)
 
 use super::*;
+use crate::server::listen::counted_as;
 
 /// The address a connection counts against: the TCP peer's, unless the peer is a trusted
 /// proxy. Then it is the nearest address in `X-Forwarded-For` that is not itself a trusted
@@ -26,22 +27,6 @@ pub(super) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -
         }
     }
     client
-}
-
-/// The address a client's connections are counted under: an IPv4 address as it is, and an
-/// IPv6 address by its /64 network, because one host is normally given a whole /64 and can
-/// take any address in it. (An IPv4 address written as IPv6, `::ffff:a.b.c.d`, counts as the
-/// IPv4 address.)
-pub(crate) fn counted_as(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(
-                v6.to_bits() & !u128::from(u64::MAX),
-            )),
-        },
-    }
 }
 
 /// One of an address's allowed connections; given back when dropped.

@@ -1,7 +1,7 @@
 //! Unit tests of the WebSocket endpoint's parts: origins, client addresses and settings.
 
-use super::admission::counted_as;
 use super::*;
+use crate::server::listen::counted_as;
 
 fn forwarded(values: &[&str]) -> HeaderMap {
     let mut headers = HeaderMap::new();
