@@ -56,6 +56,22 @@ async fn served(stream: &mut TcpStream) -> bool {
     String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 404")
 }
 
+/// Checks that a connection is closed at once, with a 503 carrying the
+/// `too_many_connections` error body.
+async fn assert_refused(stream: &mut TcpStream) {
+    let answer = read_until_closed(stream, common::WAIT)
+        .await
+        .expect("closed at once");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let error: flack::chat::model::ChatError = serde_json::from_str(body).expect("the error body");
+    assert_eq!(error, flack::chat::model::ChatError::TooManyConnections);
+}
+
 /// A client that sends part of a request's headers and then nothing is disconnected once
 /// `limits.request_header_secs` have passed (it used to be kept for as long as it liked).
 #[tokio::test]
@@ -146,7 +162,7 @@ async fn open_connections_are_capped_per_address_and_in_all() {
     let first = connect_from(server.addr, "127.0.0.2").await;
     let _second = connect_from(server.addr, "127.0.0.2").await;
     let mut third = connect_from(server.addr, "127.0.0.2").await;
-    assert!(!served(&mut third).await, "a third from one address");
+    assert_refused(&mut third).await;
     assert!(
         served(&mut connect_from(server.addr, "127.0.0.3").await).await,
         "another address"
@@ -168,7 +184,7 @@ async fn open_connections_are_capped_per_address_and_in_all() {
     .await;
     // `_second`, and three more: the total is reached.
     let mut over = connect_from(server.addr, "127.0.0.6").await;
-    assert!(!served(&mut over).await, "over the total");
+    assert_refused(&mut over).await;
 }
 
 /// A download is sent from the file on disk as the client takes it, not from a copy read

@@ -327,6 +327,10 @@ async fn cross_site_requests_are_refused() {
     for (i, headers) in passed.into_iter().enumerate() {
         let response = register_with(&server, &format!("Friend{i}"), headers).await;
         assert_eq!(response.status, 200, "{headers:?}: {}", response.body);
+        // The session cookie is never sent with another site's requests.
+        let cookie = response.header("set-cookie").expect("the session cookie");
+        assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
     }
     // Nothing the refused requests sent was stored: the name is still free.
     server

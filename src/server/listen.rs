@@ -3,6 +3,7 @@
 //! graceful shutdown that lets requests under way finish.
 
 use super::config::Config;
+use crate::chat::model::ChatError;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -11,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::{pin, Pin};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -28,10 +29,17 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a shutdown waits for requests under way (a download to a client that stopped
 /// reading could otherwise hold it forever).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// What a refused connection is sent (if its socket takes it at once) before it is closed.
-const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
-Content-Length: 92\r\nConnection: close\r\n\r\n\
-{\"code\":\"unavailable\",\"message\":\"Too many connections are open; try again in a moment.\"}";
+/// What a refused connection is sent (if its socket takes it at once) before it is closed:
+/// 503 with the error body of [`ChatError::TooManyConnections`].
+static REFUSED: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let body = serde_json::to_string(&ChatError::TooManyConnections).unwrap_or_default();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+});
 
 /// What the accept loop enforces, from the configuration.
 #[derive(Clone, Debug)]
@@ -229,7 +237,7 @@ pub async fn serve(
         let Some(slot) = Slot::take(&open, peer.ip(), &settings) else {
             tracing::debug!(%peer, "refused a connection over the limits");
             // Best effort, without waiting: a client that does not read is not owed more.
-            let _ = tcp.try_write(REFUSED);
+            let _ = tcp.try_write(&REFUSED);
             continue;
         };
         // Frames go out as soon as they are written: with Nagle's algorithm, a frame that

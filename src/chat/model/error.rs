@@ -134,6 +134,8 @@ chat_errors! {
     UnknownHost = "unknown_host",
     #[error("The request stopped arriving before it was complete; try again.")]
     RequestTimeout = "request_timeout",
+    #[error("Too many connections are open; try again in a moment.")]
+    TooManyConnections = "too_many_connections",
 }
 
 /// Every transport carries an error in one body: `{"code": ..., "detail": ..., "message":
@@ -255,7 +257,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 29] {
+    fn every_error() -> [ChatError; 30] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -286,6 +288,7 @@ mod tests {
             ChatError::CrossSite,
             ChatError::UnknownHost,
             ChatError::RequestTimeout,
+            ChatError::TooManyConnections,
         ]
     }
 

@@ -91,7 +91,7 @@ pub async fn upgrade(
     let Some(slot) = IpSlot::take(&state, client) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many connections from your address.",
+            axum::Json(crate::chat::model::ChatError::TooManyConnections),
         )
             .into_response();
     };
