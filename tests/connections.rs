@@ -111,7 +111,8 @@ async fn idle_keep_alive_connections_are_closed() {
 }
 
 /// An upload whose body stops arriving is answered 408 `request_timeout` once it has paused
-/// for `limits.request_body_secs`, and leaves no file behind.
+/// for `limits.request_body_secs`, and leaves no file behind; a server function's request
+/// that stalls fails too, changing nothing.
 #[tokio::test]
 async fn stalled_uploads_time_out() {
     let server = start_with(quick()).await;
@@ -130,6 +131,22 @@ async fn stalled_uploads_time_out() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
     assert_eq!(files_on_disk(&server).await, 0);
+
+    // A server function's stalled body ends the same way (with its own error answer).
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /api/register HTTP/1.1\r\nHost: flack\r\nAccept: application/json\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=Bo",
+        )
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered within 5 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.hub.register("Bo").expect("nothing was registered");
 }
 
 /// The files in the server's upload folder once pending deletions have run (waits up to two

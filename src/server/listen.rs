@@ -287,6 +287,10 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
     /// At start the open-file limit is raised as far as the system allows (its soft limit
     /// becomes the hard one), and the connection cap is lowered to leave files free.
     #[test]
@@ -303,5 +307,22 @@ mod tests {
         assert_eq!(soft, hard, "raised to the hard limit");
         let room = usize::try_from(soft.saturating_sub(FILES_KEPT_FREE)).unwrap_or(usize::MAX);
         assert_eq!(settings.max_connections, room.max(1));
+    }
+
+    /// IPv6 clients are counted by their /64 (one host's usual share), IPv4 clients by their
+    /// address, and an IPv4 address written as IPv6 as that IPv4 address.
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        assert_eq!(counted_as(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            counted_as(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            counted_as(ip("2001:db8:1:2::7"))
+        );
+        assert_ne!(
+            counted_as(ip("2001:db8:1:3::1")),
+            counted_as(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(counted_as(ip("192.0.2.9")), ip("192.0.2.9"));
+        assert_eq!(counted_as(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
     }
 }

@@ -1,7 +1,6 @@
 //! Unit tests of the WebSocket endpoint's parts: origins, client addresses and settings.
 
 use super::*;
-use crate::server::listen::counted_as;
 
 fn forwarded(values: &[&str]) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -36,21 +35,4 @@ fn the_client_address_comes_from_trusted_proxies_only() {
         client_ip(proxy, &forwarded(&[" 2001:db8::7 "]), &[proxy]),
         ip("2001:db8::7")
     );
-}
-
-/// IPv6 clients are counted by their /64 (one host's usual share), IPv4 clients by their
-/// address, and an IPv4 address written as IPv6 as that IPv4 address.
-#[test]
-fn ipv6_clients_are_counted_per_64() {
-    assert_eq!(counted_as(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
-    assert_eq!(
-        counted_as(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
-        counted_as(ip("2001:db8:1:2::7"))
-    );
-    assert_ne!(
-        counted_as(ip("2001:db8:1:3::1")),
-        counted_as(ip("2001:db8:1:2::1"))
-    );
-    assert_eq!(counted_as(ip("192.0.2.9")), ip("192.0.2.9"));
-    assert_eq!(counted_as(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
 }
