@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hub = Hub::open(store.clone(), limits, flack::protocol::encode_hub_event)?;
     server::files::spawn_unsent_sweeper(hub.clone());
     let listener = tokio::net::TcpListener::bind(config.server.addr).await?;
+    let listen = server::ListenSettings::from_config(&config).fit_open_file_limit();
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.server.site_root.display(), "Flack is listening");
     let state = AppState::new(config, hub.clone());
     let stopping = state.clone();
@@ -52,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Stop accepting, and close live sockets with "going away".
         stopping.begin_shutdown();
     };
-    server::serve(listener, server::router(state), shutdown).await?;
+    server::serve(listener, server::router(state), listen, shutdown).await?;
     // Give sockets a moment to send their close frames.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     while hub.connection_count() > 0 && std::time::Instant::now() < deadline {

@@ -13,12 +13,16 @@ use crate::chat::model::{
     parse_file_name, sniff_image, Attachment, ChannelName, ChatError, DirectKey, FileId, Room,
     UserId,
 };
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, HttpBody};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
 
 /// How long an upload may wait for the message that carries it before it is deleted.
 pub const UNSENT_UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -34,6 +38,119 @@ pub fn spawn_unsent_sweeper(hub: crate::chat::hub::Hub) {
             hub.sweep_unsent_files(UNSENT_UPLOAD_LIFETIME);
         }
     });
+}
+
+/// Bytes kept from the start of an upload to tell its type by.
+const SNIFF_BYTES: usize = 64;
+
+/// Writes an upload's body to `part` as it arrives, refusing it once it passes `max` bytes
+/// or if it is empty; returns its first [`SNIFF_BYTES`].
+async fn receive(body: Body, part: &mut PartFile, max: u64) -> Result<Vec<u8>, ChatError> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(body_error)?;
+        if part.size + chunk.len() as u64 > max {
+            return Err(ChatError::FileTooLarge { max_bytes: max });
+        }
+        let wanted = SNIFF_BYTES.saturating_sub(head.len()).min(chunk.len());
+        head.extend_from_slice(&chunk[..wanted]);
+        part.write(&chunk).await?;
+    }
+    if part.size == 0 {
+        return Err(ChatError::FileEmpty);
+    }
+    Ok(head)
+}
+
+/// An upload being written to disk as it arrives, as `files/<id>.part` (a name the start-up
+/// cleaning of unknown files removes, being no file id). Deleted when dropped unless
+/// [`PartFile::finish`] renamed it, so a refused, failed or abandoned upload (its handler
+/// dropped when the client goes) leaves nothing behind.
+struct PartFile {
+    path: std::path::PathBuf,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// Bytes written so far.
+    size: u64,
+    done: bool,
+}
+
+impl PartFile {
+    async fn create(dir: &std::path::Path, id: &FileId) -> Result<PartFile, ChatError> {
+        let path = dir.join(format!("{}.part", id.as_str()));
+        let open = async {
+            tokio::fs::create_dir_all(dir).await?;
+            tokio::fs::File::create(&path).await
+        };
+        let file = open.await.map_err(store_error)?;
+        Ok(PartFile {
+            path,
+            file: tokio::io::BufWriter::new(file),
+            size: 0,
+            done: false,
+        })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ChatError> {
+        self.file.write_all(bytes).await.map_err(store_error)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Deletes the file now (rather than soon after, as dropping it does).
+    async fn discard(mut self) {
+        self.done = true;
+        if let Err(e) = tokio::fs::remove_file(&self.path).await {
+            tracing::warn!(error = %e, "could not delete an unfinished upload");
+        }
+    }
+
+    /// Flushes the file and gives it its final name.
+    async fn finish(&mut self, path: &std::path::Path) -> Result<(), ChatError> {
+        self.file.flush().await.map_err(store_error)?;
+        tokio::fs::rename(&self.path, path)
+            .await
+            .map_err(store_error)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = tokio::fs::remove_file(&path).await {
+                    tracing::warn!(error = %e, path = %path.display(), "could not delete an unfinished upload");
+                }
+            });
+        }
+    }
+}
+
+/// A disk error while storing an upload, logged; the client is told the file was not stored.
+fn store_error(error: std::io::Error) -> ChatError {
+    tracing::error!(error = %error, "could not store an upload");
+    ChatError::Unavailable("the file could not be stored".into())
+}
+
+/// Why an upload's body could not be read: it paused for longer than
+/// `limits.request_body_secs`, or the connection failed.
+fn body_error(error: axum::Error) -> ChatError {
+    let inner = error.into_inner();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return ChatError::RequestTimeout;
+        }
+        cause = error.source();
+    }
+    tracing::debug!(error = %inner, "an upload's body failed");
+    ChatError::Unavailable("the upload was cut off".into())
 }
 
 /// Where an upload is going.
@@ -64,6 +181,7 @@ impl From<ChatError> for FileError {
                 StatusCode::NOT_FOUND
             }
             ChatError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ChatError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ChatError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -120,30 +238,33 @@ pub async fn upload(
         .unwrap_or_default();
     let name = parse_file_name(&raw_name)?;
     let max = state.config.limits.max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, max as usize)
-        .await
-        .map_err(|_| ChatError::FileTooLarge { max_bytes: max })?;
-    if bytes.is_empty() {
+    if body.size_hint().lower() > max {
+        return Err(ChatError::FileTooLarge { max_bytes: max }.into());
+    }
+    if body.size_hint().upper() == Some(0) {
         return Err(ChatError::FileEmpty.into());
     }
-    let image = sniff_image(&bytes);
+    let id = new_file_id()?;
+    let dir = state.config.data.dir.join("files");
+    let path = dir.join(id.as_str());
+    let mut part = PartFile::create(&dir, &id).await?;
+    let head = match receive(body, &mut part, max).await {
+        Ok(head) => head,
+        Err(e) => {
+            part.discard().await;
+            return Err(e.into());
+        }
+    };
+    let size = part.size;
+    part.finish(&path).await?;
+    let image = sniff_image(&head);
     let attachment = Attachment {
-        id: new_file_id()?,
+        id,
         name,
-        size: bytes.len() as u64,
+        size,
         content_type: image.unwrap_or("application/octet-stream").to_owned(),
         image: image.is_some(),
     };
-    let dir = state.config.data.dir.join("files");
-    let path = dir.join(attachment.id.as_str());
-    let write = async {
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(&path, &bytes).await
-    };
-    if let Err(e) = write.await {
-        tracing::error!(error = %e, "could not store an upload");
-        return Err(ChatError::Unavailable("the file could not be stored".into()).into());
-    }
     if let Err(e) = state.hub.add_file(&token, &room, attachment.clone()) {
         let _ = tokio::fs::remove_file(&path).await;
         return Err(e.into());
@@ -160,14 +281,19 @@ pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, FileError> {
     let id = FileId::parse(&id)?;
     let token = bearer(&headers).or_else(|| cookie_token(&headers));
     let attachment = state.hub.file_for(&id, token.as_deref())?;
     let path = state.config.data.dir.join("files").join(id.as_str());
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| ChatError::NoSuchFile)?;
+    // Streamed from disk in pieces, as the client takes them (also ranges and conditional
+    // requests); never read whole.
+    let Ok(served) = ServeFile::new(&path).oneshot(request).await;
+    if served.status() == StatusCode::NOT_FOUND {
+        return Err(ChatError::NoSuchFile.into());
+    }
+    let mut response = served.map(Body::new);
     let disposition = if attachment.image {
         "inline".to_owned()
     } else {
@@ -176,7 +302,6 @@ pub async fn download(
             encode_path_segment(&attachment.name)
         )
     };
-    let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
     let content_type = HeaderValue::from_str(&attachment.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));

@@ -1,8 +1,10 @@
 //! The HTTP side of Flack (server only): shared application state, the router (pages, server
-//! functions, the WebSocket, static files) and `serve` with graceful shutdown.
+//! functions, the WebSocket, static files) and `serve` (in `listen`) with graceful shutdown.
 
 pub mod config;
 pub mod files;
+pub mod guard;
+pub mod listen;
 pub mod page_cache;
 pub mod ws;
 
@@ -18,11 +20,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use config::Config;
 use leptos::prelude::*;
-use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
+
+pub use listen::{serve, ListenSettings};
 
 /// Everything request handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -155,7 +157,19 @@ pub fn router(state: AppState) -> Router {
         .route("/files", post(files::upload))
         .route("/files/{id}", get(files::download))
         .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::refuse_cross_site,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::refuse_unknown_host,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
+        // A request body that pauses for longer fails; its handler answers or gives up.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.limits.request_body,
+        ))
         .with_state(state)
 }
 
@@ -200,27 +214,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(STRICT_CSP));
     response
-}
-
-/// Serves the router on a bound listener until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Frames go out as soon as they are written: with Nagle's algorithm, a frame that follows
-    // another within a round trip could wait for the peer's delayed acknowledgement (tens of
-    // milliseconds).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -6,7 +6,7 @@
 use flack::chat::hub::{Hub, MemoryStore};
 use flack::chat::model::{ChannelName, Room, Session, UserId};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
-use flack::server::{config::Config, router, serve, AppState};
+use flack::server::{config::Config, router, serve, AppState, ListenSettings};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -85,7 +85,13 @@ pub async fn start_with(mut config: Config) -> TestServer {
     )
     .expect("hub opens");
     let state = AppState::new(config.clone(), hub.clone());
-    tokio::spawn(serve(listener, router(state), std::future::pending()));
+    let listen = ListenSettings::from_config(&config);
+    tokio::spawn(serve(
+        listener,
+        router(state),
+        listen,
+        std::future::pending(),
+    ));
     TestServer { addr, hub, config }
 }
 

@@ -60,6 +60,8 @@ impl Server {
                     .args(["--limits-messages-per-second", "100000000"])
                     .args(["--limits-message-burst", "100000000"])
                     .args(["--limits-connections-per-ip", "1000000"])
+                    .args(["--limits-max-connections-per-ip", "1000000"])
+                    .args(["--limits-max-connections", "1000000"])
                     .args(["--limits-channels-per-minute", "1000"])
                     // Pings still go out; a busy harness must not be mistaken for dead.
                     .args(["--limits-dead-after-secs", "600"]);

@@ -248,7 +248,12 @@ impl Hub {
         let (orphans, missing): (Vec<FileId>, usize) = {
             let state = self.lock();
             let present: std::collections::HashSet<&FileId> = on_disk.iter().collect();
-            let missing = state.files.map.keys().filter(|id| !present.contains(id)).count();
+            let missing = state
+                .files
+                .map
+                .keys()
+                .filter(|id| !present.contains(id))
+                .count();
             let orphans = on_disk
                 .iter()
                 .filter(|id| !state.files.contains(id))

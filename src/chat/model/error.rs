@@ -140,6 +140,14 @@ chat_errors! {
     TooManyUsers { max: usize } = "too_many_users",
     #[error("Something went wrong on the server: {0}")]
     Unavailable(String) = "unavailable",
+    #[error("Flack refused a request sent by another site's page.")]
+    CrossSite = "cross_site",
+    #[error("This server does not answer for that address.")]
+    UnknownHost = "unknown_host",
+    #[error("The request stopped arriving before it was complete; try again.")]
+    RequestTimeout = "request_timeout",
+    #[error("Too many connections are open; try again in a moment.")]
+    TooManyConnections = "too_many_connections",
 }
 
 /// Every transport carries an error in one body: `{"code": ..., "detail": ..., "message":
@@ -261,7 +269,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 32] {
+    fn every_error() -> [ChatError; 36] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -295,6 +303,10 @@ mod tests {
             ChatError::TooManyChannels { max: 1 },
             ChatError::TooManyUsers { max: 1 },
             ChatError::Unavailable("disk full".into()),
+            ChatError::CrossSite,
+            ChatError::UnknownHost,
+            ChatError::RequestTimeout,
+            ChatError::TooManyConnections,
         ]
     }
 

@@ -21,6 +21,7 @@ mod tests;
 pub use load::{ConfigError, Layers, Setting};
 
 use crate::chat::hub::HubSettings;
+use axum::http::uri::Authority;
 use serde::{Deserialize, Serialize};
 use serde_forms::{at_least, comma_list, seconds};
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +65,11 @@ pub struct ServerSection {
     /// in `X-Forwarded-For`, not the proxy's own.
     #[serde(with = "comma_list")]
     pub trusted_proxies: Vec<IpAddr>,
+    /// The names (with or without a port) clients may reach the server by, comma-separated
+    /// in the file, e.g. `chat.example.com`; a request naming another `Host` is refused
+    /// (against DNS rebinding). A name without a port allows any port. Empty: any host.
+    #[serde(with = "comma_list")]
+    pub allowed_hosts: Vec<Authority>,
 }
 
 impl Default for ServerSection {
@@ -75,6 +81,7 @@ impl Default for ServerSection {
             env: SiteEnv::Prod,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -168,6 +175,23 @@ pub struct LimitsSection {
     /// this long is closed as idle.
     #[serde(rename = "idle_after_secs", with = "seconds")]
     pub idle_after: Duration,
+    /// `request_header_secs`: how long a client may take to send a request's headers,
+    /// counted from when its connection opens or its previous response is sent, so it is also
+    /// how long an idle keep-alive connection is kept. Then the connection is closed.
+    #[serde(rename = "request_header_secs", with = "seconds")]
+    pub request_header: Duration,
+    /// `request_body_secs`: how long a request's body may pause between two pieces before the
+    /// request fails (an upload answers 408).
+    #[serde(rename = "request_body_secs", with = "seconds")]
+    pub request_body: Duration,
+    /// Open TCP connections in all (pages, files and WebSockets). Lowered at start to what
+    /// the open-file limit leaves room for. Connections beyond it are closed at once.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub max_connections: usize,
+    /// Open TCP connections from one address (an IPv6 client per /64). Connections from
+    /// `server.trusted_proxies` count only against `max_connections`.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for LimitsSection {
@@ -195,6 +219,10 @@ impl Default for LimitsSection {
             heartbeat: Duration::from_secs(10),
             dead_after: Duration::from_secs(30),
             idle_after: Duration::from_secs(3600),
+            request_header: Duration::from_secs(10),
+            request_body: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }

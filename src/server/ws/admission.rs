@@ -1,26 +1,8 @@
-//! Who may open a socket: the page's origin, the client's address (through trusted
-//! proxies) and the per-address connection count.
+//! Who may open a socket: the client's address (through trusted proxies) and the
+//! per-address connection count. (The page's origin is checked by `server::guard`.)
 
 use super::*;
-
-/// Browsers always send `Origin`; it must be the server's own address (the `Host` the
-/// browser connected to) or one configured in `server.allowed_origins` (a trailing `/` on
-/// either is ignored). Clients that are not browsers send none and are allowed: they cannot
-/// carry a victim's page session anyway.
-pub(super) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
-    };
-    let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
-}
+use crate::server::listen::counted_as;
 
 /// The address a connection counts against: the TCP peer's, unless the peer is a trusted
 /// proxy. Then it is the nearest address in `X-Forwarded-For` that is not itself a trusted
@@ -54,7 +36,9 @@ pub(super) struct IpSlot {
 }
 
 impl IpSlot {
+    /// A place for `ip` (counted as [`counted_as`] says), if its network has one left.
     pub(super) fn take(state: &AppState, ip: IpAddr) -> Option<IpSlot> {
+        let ip = counted_as(ip);
         let table = state.connections_by_ip.clone();
         let mut counts = table.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(ip).or_insert(0);

@@ -24,7 +24,8 @@ use tokio::time::Instant;
 /// Malformed frames in a row after which a client is disconnected.
 mod admission;
 
-use self::admission::{client_ip, origin_allowed, IpSlot};
+use self::admission::{client_ip, IpSlot};
+use super::guard::origin_allowed;
 
 const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
 /// Close code for a client that broke the protocol (RFC 6455 "policy violation").
@@ -92,13 +93,17 @@ pub async fn upgrade(
 ) -> Response {
     if !origin_allowed(&headers, &state.config.server.allowed_origins) {
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a WebSocket from another site");
-        return (StatusCode::FORBIDDEN, "This page may not connect to Flack.").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(crate::chat::model::ChatError::CrossSite),
+        )
+            .into_response();
     }
     let client = client_ip(peer.ip(), &headers, &state.config.server.trusted_proxies);
     let Some(slot) = IpSlot::take(&state, client) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many connections from your address.",
+            axum::Json(crate::chat::model::ChatError::TooManyConnections),
         )
             .into_response();
     };
