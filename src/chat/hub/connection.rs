@@ -259,7 +259,7 @@ impl Connection {
 
     /// Changes this user's display name, everywhere and for everyone.
     pub fn rename(&self, raw_name: &str) -> Result<Saved<UserInfo>, ChatError> {
-        let name = DisplayName::parse(raw_name)?;
+        let name = DisplayName::parse_new(raw_name)?;
         let shared = &self.hub.shared;
         let mut guard = self.hub.lock();
         let state = &mut *guard;

@@ -3,19 +3,21 @@
 
 use super::outbox::ConnId;
 use super::HubSettings;
-use crate::chat::model::{ChatError, DisplayName, UserId, UserInfo};
+use crate::chat::model::{ChatError, DisplayName, LookAlike, UserId, UserInfo};
 use crate::chat::rate::TokenBucket;
 use crate::chat::store::TokenHash;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// Every registered user, found by id, by token hash or by case-folded name.
+/// Every registered user, found by id, by token hash or by what their name looks like.
 pub(super) struct Directory {
     pub(super) users: HashMap<UserId, UserEntry>,
     pub(super) by_token: HashMap<TokenHash, UserId>,
-    /// Case-folded display name to user: names are unique (invariant 4).
-    by_name: HashMap<String, UserId>,
+    /// Who holds a name that looks like this (invariant 4). One holder, except for users
+    /// stored before look-alikes were refused: they all keep their names, and no one else
+    /// may take a name like theirs.
+    by_name: HashMap<LookAlike, Vec<UserId>>,
     next_user_id: u64,
 }
 
@@ -105,7 +107,7 @@ impl Directory {
     pub(super) fn insert(&mut self, info: UserInfo, token_hash: TokenHash, limits: &HubSettings) {
         self.next_user_id = self.next_user_id.max(info.id.0 + 1);
         self.by_token.insert(token_hash, info.id);
-        self.by_name.insert(info.name.key(), info.id);
+        self.claim(&info);
         self.users.insert(info.id, UserEntry::new(info, limits));
     }
 
@@ -127,21 +129,30 @@ impl Directory {
         self.users.get(&user).map(|u| u.info.clone())
     }
 
-    /// Refuses `name` if a user other than `me` holds it (compared without regard to case),
-    /// naming it as its holder spells it.
+    /// Records that `info`'s user holds their name.
+    fn claim(&mut self, info: &UserInfo) {
+        self.by_name
+            .entry(info.name.look_alike())
+            .or_default()
+            .push(info.id);
+    }
+
+    /// Refuses `name` if a user other than `me` holds a name that looks like it (the same
+    /// but for case, or a look-alike: see [`LookAlike`]), naming it as its holder spells it.
     pub(super) fn check_free(
         &self,
         name: &DisplayName,
         me: Option<UserId>,
     ) -> Result<(), ChatError> {
-        match self.by_name.get(&name.key()) {
-            Some(holder) if Some(*holder) != me => {
+        let holders = self.by_name.get(&name.look_alike());
+        match holders.and_then(|ids| ids.iter().find(|id| Some(**id) != me)) {
+            Some(holder) => {
                 let taken = self.users.get(holder).map(|u| u.info.name.to_string());
                 Err(ChatError::DisplayNameTaken(
                     taken.unwrap_or_else(|| name.to_string()),
                 ))
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -152,8 +163,14 @@ impl Directory {
             .get_mut(&info.id)
             .map(|u| std::mem::replace(&mut u.info, info.clone()));
         if let Some(old) = old {
-            self.by_name.remove(&old.name.key());
+            let key = old.name.look_alike();
+            if let Some(holders) = self.by_name.get_mut(&key) {
+                holders.retain(|id| *id != info.id);
+                if holders.is_empty() {
+                    self.by_name.remove(&key);
+                }
+            }
         }
-        self.by_name.insert(info.name.key(), info.id);
+        self.claim(info);
     }
 }

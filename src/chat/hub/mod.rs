@@ -13,8 +13,9 @@
 //!    does not fit in a connection's bounded outbox marks that membership as behind, and the
 //!    connection later receives a catch-up from history (see [`Hub::resync`]).
 //! 4. **Identity comes from tokens.** Every action's author is the user the connection
-//!    authenticated as; the hub keeps only SHA-256 hashes of tokens. Display names are unique
-//!    without regard to case.
+//!    authenticated as; the hub keeps only SHA-256 hashes of tokens. No new display name or
+//!    channel name looks like one in use (the same but for case, or a look-alike:
+//!    [`crate::chat::model::LookAlike`]); names stored before that rule keep loading.
 //! 5. **Private means private.** A direct room's messages are offered only to connections of
 //!    its two participants, and only they can read its history.
 //! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel
@@ -221,7 +222,9 @@ impl Hub {
             room.history
                 .mark_restored(stored.next_seq.saturating_sub(1));
             room.next_seq = stored.next_seq;
-            state.rooms.map.insert(room.room.key(), room);
+            // Two stored channels whose names now count as look-alikes both load, each under
+            // its own key; only new channels are refused for looking like one.
+            state.rooms.insert(room);
         }
         let hub = Hub {
             shared: Arc::new(Shared {
@@ -270,10 +273,10 @@ impl Hub {
         self.lock().connections.map.len()
     }
 
-    /// Registers a new user under a display name nobody else has (compared without regard to
-    /// case) and returns their session token.
+    /// Registers a new user under a display name that looks like no one else's (see
+    /// [`crate::chat::model::LookAlike`]) and returns their session token.
     pub fn register(&self, raw_name: &str) -> Result<Saved<Session>, ChatError> {
-        let name = DisplayName::parse(raw_name)?;
+        let name = DisplayName::parse_new(raw_name)?;
         let token = new_token()?;
         let token_hash = hash_token(&token);
         let mut state = self.lock();
@@ -326,7 +329,7 @@ impl Hub {
             let mut guard = self.lock();
             let state = &mut *guard;
             // A refused name does not use up the user's allowance.
-            if let Some(existing) = state.rooms.map.get(&RoomKey::Channel(name.key())) {
+            if let Some(existing) = state.rooms.channel_like(&name) {
                 return Err(ChatError::ChannelExists(name_of(&existing.room)));
             }
             let max = self.shared.limits.max_channels;
@@ -349,8 +352,7 @@ impl Hub {
     fn create(&self, name: ChannelName) -> Result<Saved<ChannelInfo>, ChatError> {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let key = RoomKey::Channel(name.key());
-        if let Some(existing) = state.rooms.map.get(&key) {
+        if let Some(existing) = state.rooms.channel_like(&name) {
             return Err(ChatError::ChannelExists(name_of(&existing.room)));
         }
         let info = ChannelInfo {
@@ -361,7 +363,7 @@ impl Hub {
         let room = state
             .rooms
             .new_room(Room::Channel(name), Some(info.clone()));
-        state.rooms.map.insert(key, room);
+        state.rooms.insert(room);
         publish_to_everyone(
             self.shared.encode,
             &mut state.connections,

@@ -6,12 +6,18 @@ use super::directory::Directory;
 use super::fanout::{publish_to_room, Encoder, HubEvent};
 use super::outbox::{ConnId, Frame, Outbox};
 use crate::chat::history::History;
-use crate::chat::model::{ChannelInfo, ChatError, Room, RoomKey, UserId, UserInfo};
+use crate::chat::model::{
+    ChannelInfo, ChannelKey, ChannelName, ChatError, LookAlike, Room, RoomKey, UserId, UserInfo,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Every room the hub knows, and the id the next message gets.
 pub(super) struct Rooms {
     pub(super) map: HashMap<RoomKey, RoomState>,
+    /// Which channel each look of a channel name belongs to, so no new channel looks like
+    /// one that exists. Channels stored before look-alikes were refused may share a look;
+    /// the first loaded is recorded, and all of them keep their own keys in `map`.
+    looks: HashMap<LookAlike, ChannelKey>,
     /// Message ids are unique across all rooms.
     pub(super) next_message_id: u64,
     /// How many messages each room's history keeps.
@@ -73,6 +79,7 @@ impl Rooms {
     pub(super) fn new(history: usize) -> Rooms {
         Rooms {
             map: HashMap::new(),
+            looks: HashMap::new(),
             next_message_id: 1,
             history,
         }
@@ -86,6 +93,26 @@ impl Rooms {
     /// How many channels there are.
     pub(super) fn channel_count(&self) -> usize {
         self.map.values().filter(|r| r.channel.is_some()).count()
+    }
+
+    /// Adds a room, loaded or new, recording a channel's look.
+    pub(super) fn insert(&mut self, room: RoomState) {
+        let key = room.room.key();
+        if let (Some(name), RoomKey::Channel(channel)) = (room.room.channel(), &key) {
+            self.looks
+                .entry(name.look_alike())
+                .or_insert_with(|| channel.clone());
+        }
+        self.map.insert(key, room);
+    }
+
+    /// The channel named `name`, or failing that one whose name looks like it (the same but
+    /// for case, or a look-alike: see [`LookAlike`]).
+    pub(super) fn channel_like(&self, name: &ChannelName) -> Option<&RoomState> {
+        self.map.get(&RoomKey::Channel(name.key())).or_else(|| {
+            let key = self.looks.get(&name.look_alike())?;
+            self.map.get(&RoomKey::Channel(key.clone()))
+        })
     }
 
     /// Every channel, sorted by name without regard to case.

@@ -80,7 +80,7 @@ chat_errors! {
     ChannelNameEmpty = "channel_name_empty",
     #[error("Channel names can be at most {max} characters long.")]
     ChannelNameTooLong { max: usize } = "channel_name_too_long",
-    #[error("Channel names can't contain control characters or any of / \\ ? # %, and can't be . or ..")]
+    #[error("Channel names can't contain control characters, invisible characters, stacked accents or any of / \\ ? # %, and can't be . or ..")]
     ChannelNameInvalid = "channel_name_invalid",
     #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
     ChannelExists(String) = "channel_exists",
@@ -90,7 +90,7 @@ chat_errors! {
     DisplayNameEmpty = "display_name_empty",
     #[error("Display names can be at most {max} characters long.")]
     DisplayNameTooLong { max: usize } = "display_name_too_long",
-    #[error("Display names can't contain control characters.")]
+    #[error("Display names can't contain control characters, invisible characters or stacked accents.")]
     DisplayNameInvalid = "display_name_invalid",
     #[error("Messages can't be empty.")]
     MessageEmpty = "message_empty",

@@ -19,9 +19,11 @@ pub use error::{ChatError, Detail};
 pub use file::{human_size, parse_file_name, sniff_image, Attachment, FileId};
 pub use limits::{Limits, DEFAULT_MAX_UPLOAD_BYTES};
 pub use message::{Message, MessageBody, MessageId, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT};
+#[cfg(feature = "ssr")]
+pub use name::LookAlike;
 pub use name::{
     ChannelKey, ChannelName, DisplayName, CHANNEL_NAME_FORBIDDEN, MAX_CHANNEL_NAME_CHARS,
-    MAX_DISPLAY_NAME_CHARS,
+    MAX_COMBINING_RUN, MAX_DISPLAY_NAME_CHARS,
 };
 pub use room::{ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, Room, RoomKey};
 pub use user::{Session, UserId, UserInfo};
