@@ -368,3 +368,51 @@ async fn cross_site_requests_are_refused() {
     .await;
     assert_eq!(page.status, 200, "reading is not refused");
 }
+
+/// One address cannot make accounts without end: past `limits.registrations_per_hour` a
+/// registration from it is refused with 429 `too_many_registrations` and creates nobody,
+/// while another address (here, behind a trusted proxy) still registers.
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let mut config = common::fast();
+    config.limits.registrations_per_hour = 3;
+    config.server.trusted_proxies = vec!["127.0.0.1".parse().expect("address")];
+    let server = start_with(config).await;
+    let register = |name: &str, from: &str| {
+        let form = format!("name={name}");
+        let server = &server;
+        let from = from.to_owned();
+        async move {
+            common::request(
+                server,
+                "POST",
+                "/api/register",
+                &[
+                    ("Accept", "application/json"),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                    ("X-Forwarded-For", &from),
+                ],
+                form.as_bytes(),
+            )
+            .await
+        }
+    };
+    for i in 0..3 {
+        assert_eq!(
+            register(&format!("user{i}"), "203.0.113.7").await.status,
+            200
+        );
+    }
+    let refused = register("one-too-many", "203.0.113.7").await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body.contains("too_many_registrations"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        server.hub.register("one-too-many").is_ok(),
+        "the refused name was not taken"
+    );
+    assert_eq!(register("elsewhere", "198.51.100.1").await.status, 200);
+}

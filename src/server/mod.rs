@@ -6,6 +6,7 @@ pub mod files;
 pub mod guard;
 pub mod listen;
 pub mod page_cache;
+pub mod registrations;
 pub mod ws;
 
 use crate::app::nav::{CHANNEL_PREFIX, DIRECT_PREFIX};
@@ -43,6 +44,8 @@ pub struct AppState {
     /// `limits.connections_per_ip`.
     pub connections_by_ip:
         Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    /// Each client address's allowance of new accounts (`limits.registrations_per_hour`).
+    pub registrations: Arc<registrations::Registrations>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -79,6 +82,7 @@ impl AppState {
             stopping,
             stop: Arc::new(stop),
             connections_by_ip: Arc::default(),
+            registrations: Arc::default(),
         }
     }
 
@@ -157,6 +161,10 @@ pub fn router(state: AppState) -> Router {
         .route("/files", post(files::upload))
         .route("/files/{id}", get(files::download))
         .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            registrations::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::refuse_cross_site,

@@ -138,6 +138,8 @@ chat_errors! {
     TooManyChannels { max: usize } = "too_many_channels",
     #[error("This server already has its {max} users; no more can register.")]
     TooManyUsers { max: usize } = "too_many_users",
+    #[error("Too many accounts were made from your address; try again in an hour.")]
+    TooManyRegistrations = "too_many_registrations",
     #[error("Something went wrong on the server: {0}")]
     Unavailable(String) = "unavailable",
     #[error("Flack refused a request sent by another site's page.")]
@@ -269,7 +271,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 36] {
+    fn every_error() -> [ChatError; 37] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -302,6 +304,7 @@ mod tests {
             ChatError::DirectRateLimited,
             ChatError::TooManyChannels { max: 1 },
             ChatError::TooManyUsers { max: 1 },
+            ChatError::TooManyRegistrations,
             ChatError::Unavailable("disk full".into()),
             ChatError::CrossSite,
             ChatError::UnknownHost,

@@ -152,6 +152,9 @@ pub struct LimitsSection {
     /// Users the server registers at most.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub max_users: usize,
+    /// Accounts one client address may register per hour (also the burst).
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub registrations_per_hour: u32,
     /// Uploads a user may have waiting for the message that carries them.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub unsent_files: usize,
@@ -212,6 +215,7 @@ impl Default for LimitsSection {
             directs_per_minute: hub.directs_per_minute,
             max_channels: hub.max_channels,
             max_users: hub.max_users,
+            registrations_per_hour: 60,
             unsent_files: hub.unsent_files,
             unsent_file_bytes: hub.unsent_file_bytes,
             connections_per_ip: 100,

@@ -9,7 +9,7 @@ use crate::server::listen::counted_as;
 /// proxy, read from the right, because each proxy appends the address it saw and anything
 /// further left came from the client and may be forged. An entry that is not an address
 /// stops the walk at the last trusted hop.
-pub(super) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     let mut client = peer;
     let hops = headers
         .get_all("x-forwarded-for")

@@ -21,12 +21,12 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-/// Malformed frames in a row after which a client is disconnected.
-mod admission;
+pub(crate) mod admission;
 
 use self::admission::{client_ip, IpSlot};
 use super::guard::origin_allowed;
 
+/// Malformed frames in a row after which a client is disconnected.
 const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
 /// Close code for a client that broke the protocol (RFC 6455 "policy violation").
 const CLOSE_POLICY: u16 = 1008;
