@@ -315,3 +315,47 @@ async fn files_go_with_their_messages() {
     );
     assert_eq!(stored_files_settled(&server, 0).await, 0);
 }
+
+/// Uploads stop with a clear error before the disk fills: when the data directory's disk has
+/// less than `limits.min_free_disk_bytes` plus one largest upload free, an upload is refused
+/// with 507 `disk_full` and nothing is left on disk.
+#[tokio::test]
+async fn uploads_stop_when_the_disk_is_short_of_space() {
+    let mut config = common::fast();
+    config.limits.min_free_disk_bytes = u64::MAX / 2;
+    let server = start_with(config).await;
+    let ada = server.hub.register("ada").expect("registers").value;
+    let refused = upload(
+        &server,
+        Some(&ada.token),
+        "channel=general",
+        "a.txt",
+        b"hello",
+    )
+    .await;
+    assert_eq!(refused.status, 507, "{}", refused.body);
+    assert!(refused.body.contains("disk_full"), "{}", refused.body);
+    assert_eq!(stored_files_settled(&server, 0).await, 0);
+}
+
+/// An upload past the uploader's quota of waiting files is refused with
+/// `too_many_unsent_files` before its body is stored, and nothing more is kept on disk.
+#[tokio::test]
+async fn unsent_uploads_are_limited_per_user_over_http() {
+    let mut config = common::fast();
+    config.limits.unsent_files = 2;
+    let server = start_with(config).await;
+    let ada = server.hub.register("ada").expect("registers").value;
+    for name in ["a.txt", "b.txt"] {
+        let stored = upload(&server, Some(&ada.token), "channel=general", name, b"x").await;
+        assert_eq!(stored.status, 200, "{}", stored.body);
+    }
+    let refused = upload(&server, Some(&ada.token), "channel=general", "c.txt", b"x").await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains("too_many_unsent_files"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(stored_files_settled(&server, 2).await, 2);
+}

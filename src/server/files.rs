@@ -132,6 +132,27 @@ impl Drop for PartFile {
     }
 }
 
+/// Refuses an upload (`disk_full`) unless the disk holding `dir` has at least `needed` bytes
+/// free: the configured floor plus the largest upload. If the free space cannot be read the
+/// upload goes ahead (writing it reports any real failure).
+fn enough_disk(dir: &std::path::Path, needed: u64) -> Result<(), ChatError> {
+    match fs4::available_space(dir) {
+        Ok(free) if free < needed => {
+            tracing::warn!(
+                free,
+                needed,
+                "refused an upload: the disk is short of space"
+            );
+            Err(ChatError::DiskFull)
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the free disk space");
+            Ok(())
+        }
+    }
+}
+
 /// A disk error while storing an upload, logged; the client is told the file was not stored.
 fn store_error(error: std::io::Error) -> ChatError {
     tracing::error!(error = %error, "could not store an upload");
@@ -181,6 +202,7 @@ impl From<ChatError> for FileError {
                 StatusCode::NOT_FOUND
             }
             ChatError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ChatError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
             ChatError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ChatError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -244,10 +266,16 @@ pub async fn upload(
     if body.size_hint().upper() == Some(0) {
         return Err(ChatError::FileEmpty.into());
     }
+    state.hub.may_upload(&token)?;
     let id = new_file_id()?;
     let dir = state.config.data.dir.join("files");
     let path = dir.join(id.as_str());
     let mut part = PartFile::create(&dir, &id).await?;
+    let floor = state.config.limits.min_free_disk_bytes;
+    if let Err(e) = enough_disk(&dir, floor.saturating_add(max)) {
+        part.discard().await;
+        return Err(e.into());
+    }
     let head = match receive(body, &mut part, max).await {
         Ok(head) => head,
         Err(e) => {

@@ -210,6 +210,19 @@ impl Hub {
         Ok(())
     }
 
+    /// Refuses an upload before it is received when the uploader's waiting uploads already
+    /// fill their quota (`add_file` checks again with the file's size).
+    pub fn may_upload(&self, token: &str) -> Result<(), ChatError> {
+        let state = self.lock();
+        let owner = state.directory.by_token(token)?.info.id;
+        let (count, bytes) = state.files.unsent_by(owner);
+        let limits = &self.shared.limits;
+        if count >= limits.unsent_files || bytes >= limits.unsent_file_bytes {
+            return Err(ChatError::TooManyUnsentFiles);
+        }
+        Ok(())
+    }
+
     /// A file, if `token` may read it: files of channels are public, files of private
     /// conversations are for their two participants only.
     pub fn file_for(&self, id: &FileId, token: Option<&str>) -> Result<Attachment, ChatError> {

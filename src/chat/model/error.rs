@@ -124,6 +124,8 @@ chat_errors! {
     NoSuchFile = "no_such_file",
     #[error("You have too many files waiting to be sent; send or remove some first.")]
     TooManyUnsentFiles = "too_many_unsent_files",
+    #[error("The server is short of disk space; files can't be uploaded now.")]
+    DiskFull = "disk_full",
     #[error("You are sending messages too fast; wait a moment and try again.")]
     RateLimited = "rate_limited",
     #[error("You are creating channels too fast; wait a minute and try again.")]
@@ -271,7 +273,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 37] {
+    fn every_error() -> [ChatError; 38] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -297,6 +299,7 @@ mod tests {
             ChatError::FileNameInvalid,
             ChatError::NoSuchFile,
             ChatError::TooManyUnsentFiles,
+            ChatError::DiskFull,
             ChatError::RateLimited,
             ChatError::ChannelRateLimited,
             ChatError::JoinRateLimited,

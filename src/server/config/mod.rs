@@ -152,6 +152,9 @@ pub struct LimitsSection {
     /// Users the server registers at most.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub max_users: usize,
+    /// Free bytes the data directory's disk must keep: an upload is refused when the disk
+    /// has less than this plus `max_upload_bytes` free.
+    pub min_free_disk_bytes: u64,
     /// Accounts one client address may register per hour (also the burst).
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub registrations_per_hour: u32,
@@ -216,6 +219,7 @@ impl Default for LimitsSection {
             max_channels: hub.max_channels,
             max_users: hub.max_users,
             registrations_per_hour: 60,
+            min_free_disk_bytes: 1 << 30,
             unsent_files: hub.unsent_files,
             unsent_file_bytes: hub.unsent_file_bytes,
             connections_per_ip: 100,
