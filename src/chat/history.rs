@@ -116,11 +116,6 @@ impl History {
                 .collect(),
         )
     }
-
-    /// Every message held, for in-place updates (such as an author's new name).
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Message> {
-        self.messages.iter_mut()
-    }
 }
 
 #[cfg(test)]

@@ -276,13 +276,11 @@ impl Connection {
         let info = UserInfo { id: user, name };
         let durable = shared.store.rename_user(&info);
         state.directory.rename(&info);
+        // Held messages keep the name they were posted under; every way they leave the hub
+        // puts the current one on (see `Directory::with_current_names`), so a rename
+        // touches no message. Snapshots already encoded carry the old name: drop them.
         for room in state.rooms.map.values_mut() {
             room.snapshot = None;
-            for message in room.history.iter_mut() {
-                if message.author.id == user {
-                    message.author.name = info.name.clone();
-                }
-            }
         }
         publish_to_everyone(
             shared.encode,

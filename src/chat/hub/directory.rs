@@ -3,7 +3,7 @@
 
 use super::outbox::ConnId;
 use super::HubSettings;
-use crate::chat::model::{ChatError, DisplayName, LookAlike, UserId, UserInfo};
+use crate::chat::model::{ChatError, DisplayName, LookAlike, Message, UserId, UserInfo};
 use crate::chat::rate::TokenBucket;
 use crate::chat::store::TokenHash;
 use sha2::{Digest, Sha256};
@@ -135,6 +135,20 @@ impl Directory {
             .entry(info.name.look_alike())
             .or_default()
             .push(info.id);
+    }
+
+    /// `messages` with each author's current name: histories hold messages as they were
+    /// posted, and renames do not rewrite them, so every message leaving the hub passes
+    /// here.
+    pub(super) fn with_current_names(&self, mut messages: Vec<Message>) -> Vec<Message> {
+        for message in &mut messages {
+            if let Some(user) = self.users.get(&message.author.id) {
+                if user.info.name != message.author.name {
+                    message.author.name = user.info.name.clone();
+                }
+            }
+        }
+        messages
     }
 
     /// Refuses `name` if a user other than `me` holds a name that looks like it (the same

@@ -391,7 +391,7 @@ impl Hub {
             peer: None,
             epoch: self.shared.epoch,
             last_seq: room.last_seq(),
-            messages: room.history.snapshot(),
+            messages: state.directory.with_current_names(room.history.snapshot()),
         })
     }
 
@@ -402,7 +402,10 @@ impl Hub {
         let key = DirectKey::between(me, peer)?;
         let peer = state.directory.info(peer).ok_or(ChatError::NoSuchUser)?;
         let (last_seq, messages) = match state.rooms.map.get(&RoomKey::Direct(key)) {
-            Some(room) => (room.last_seq(), room.history.snapshot()),
+            Some(room) => (
+                room.last_seq(),
+                state.directory.with_current_names(room.history.snapshot()),
+            ),
             None => (0, Vec::new()),
         };
         Ok(HistoryPage {

@@ -207,13 +207,15 @@ impl RoomState {
     ) -> (Frame, bool) {
         let last_seq = self.last_seq();
         if let Some(missed) = cursor.and_then(|seq| self.history.since(seq, last_seq)) {
+            let missed = directory.with_current_names(missed);
             let event = self.joined_event(epoch, false, missed, directory);
             return (encode(event), false);
         }
         if let Some(frame) = &self.snapshot {
             return (frame.clone(), true);
         }
-        let event = self.joined_event(epoch, true, self.history.snapshot(), directory);
+        let messages = directory.with_current_names(self.history.snapshot());
+        let event = self.joined_event(epoch, true, messages, directory);
         let frame = encode(event);
         self.snapshot = Some(frame.clone());
         (frame, true)

@@ -1188,3 +1188,35 @@ fn files_outlive_deletions_until_they_are_stored() {
     store.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A rename touches no held message, yet every way a message leaves the hub carries its
+/// author's current name: a snapshot, a catch-up after a cursor, and the channel's page.
+#[test]
+fn renamed_authors_show_their_new_name_everywhere() {
+    let hub = unlimited();
+    let ada = client(&hub, "ada", 256);
+    let first = ada.conn.post_now(&general(), "one", None).unwrap();
+    ada.conn.post_now(&general(), "two", None).unwrap();
+    ada.conn.rename("adeline").applied().unwrap();
+    let (outbox, mut rx) = Outbox::new(64);
+    let reader = hub.connect(outbox);
+    drain(&mut rx);
+    reader.join(&general(), None).unwrap();
+    let cursor = Cursor {
+        epoch: hub.epoch(),
+        seq: first.seq,
+    };
+    reader.join(&general(), Some(cursor)).unwrap();
+    let mut authors = Vec::new();
+    for event in drain(&mut rx) {
+        if let HubEvent::Joined { messages, .. } = event {
+            authors.extend(messages.into_iter().map(|m| m.author.name.to_string()));
+        }
+    }
+    assert_eq!(authors, ["adeline", "adeline", "adeline"]);
+    let page = hub.channel_page("general").unwrap();
+    assert!(page
+        .messages
+        .iter()
+        .all(|m| m.author.name.as_str() == "adeline"));
+}
