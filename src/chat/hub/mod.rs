@@ -16,6 +16,9 @@
 //!    authenticated as; the hub keeps only SHA-256 hashes of tokens. No new display name or
 //!    channel name looks like one in use (the same but for case, or a look-alike:
 //!    [`crate::chat::model::LookAlike`]); names stored before that rule keep loading.
+//!    Histories keep the name a message was posted under; every message leaving the hub
+//!    (snapshot, catch-up, page) carries its author's current name, so a rename rewrites
+//!    nothing.
 //! 5. **Private means private.** A direct room's messages are offered only to connections of
 //!    its two participants, and only they can read its history.
 //! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel
