@@ -8,13 +8,24 @@ use std::fmt;
 /// Declares [`ChatError`] from one table: each variant with its sentence (for `thiserror`)
 /// and its wire code. The enum, [`ChatError::code`], [`ChatError::CODES`],
 /// [`ChatError::detail`] and [`ChatError::from_code`] (which the JSON reader uses) are all
-/// generated from it, so a code is spelled once. A variant
-/// carries nothing, a text (`(String)`) or one limit (`{ name: type }`).
+/// generated from it, so a code is spelled once. A variant carries nothing, a text
+/// (`(String)`) or one limit (`{ name: type }`).
+///
+/// The table has two parts. `shared` errors exist in every build. `server` errors only ever
+/// come from the server (limits, quotas, HTTP refusals): they exist only in the server's
+/// build, so their sentences cost the browser's WebAssembly nothing; the browser reads them
+/// as [`ChatError::Refused`], with the server's own sentence.
 macro_rules! chat_errors {
-    ($(
-        #[error($($message:tt)*)]
-        $variant:ident $(($text:ty))? $({ $limit:ident: $limit_ty:ty })? = $code:literal,
-    )*) => {
+    (
+        shared { $(
+            #[error($($message:tt)*)]
+            $variant:ident $(($text:ty))? $({ $limit:ident: $limit_ty:ty })? = $code:literal,
+        )* }
+        server { $(
+            #[error($($s_message:tt)*)]
+            $s_variant:ident $(($s_text:ty))? $({ $s_limit:ident: $s_limit_ty:ty })? = $s_code:literal,
+        )* }
+    ) => {
         /// Everything that can go wrong in a chat action, each with the sentence a user is
         /// shown.
         ///
@@ -26,16 +37,26 @@ macro_rules! chat_errors {
                 #[error($($message)*)]
                 $variant $(($text))? $({ $limit: $limit_ty })?,
             )*
+            $(
+                #[cfg(feature = "ssr")]
+                #[error($($s_message)*)]
+                $s_variant $(($s_text))? $({ $s_limit: $s_limit_ty })?,
+            )*
         }
 
         impl ChatError {
-            /// Every wire code, in declaration order.
-            pub const CODES: &[&str] = &[$($code),*];
+            /// Every wire code this build knows, in declaration order.
+            #[cfg(feature = "ssr")]
+            pub const CODES: &[&str] = &[$($code,)* $($s_code,)*];
+            /// Every wire code this build knows, in declaration order.
+            #[cfg(not(feature = "ssr"))]
+            pub const CODES: &[&str] = &[$($code,)*];
 
             /// The stable, machine-readable name of this error, as used in the wire protocol.
             pub fn code(&self) -> &'static str {
                 match self {
                     $(ChatError::$variant { .. } => $code,)*
+                    $(#[cfg(feature = "ssr")] ChatError::$s_variant { .. } => $s_code,)*
                 }
             }
 
@@ -44,6 +65,7 @@ macro_rules! chat_errors {
             pub fn from_code(code: &str, detail: Option<Detail>) -> Result<ChatError, String> {
                 Ok(match code {
                     $($code => chat_errors!(@read $variant, code, detail $(, ($text))? $(, { $limit: $limit_ty })?),)*
+                    $(#[cfg(feature = "ssr")] $s_code => chat_errors!(@read $s_variant, code, detail $(, ($s_text))? $(, { $s_limit: $s_limit_ty })?),)*
                     other => return Err(format!("unknown error code {other:?}")),
                 })
             }
@@ -53,6 +75,9 @@ macro_rules! chat_errors {
                 match self {
                     $(chat_errors!(@pattern $variant, detail $(, ($text))? $(, { $limit })?) => {
                         chat_errors!(@detail detail $(, ($text))? $(, { $limit })?)
+                    })*
+                    $(#[cfg(feature = "ssr")] chat_errors!(@pattern $s_variant, detail $(, ($s_text))? $(, { $s_limit })?) => {
+                        chat_errors!(@detail detail $(, ($s_text))? $(, { $s_limit })?)
                     })*
                 }
             }
@@ -76,82 +101,88 @@ macro_rules! chat_errors {
 }
 
 chat_errors! {
-    #[error("Channel names can't be empty.")]
-    ChannelNameEmpty = "channel_name_empty",
-    #[error("Channel names can be at most {max} characters long.")]
-    ChannelNameTooLong { max: usize } = "channel_name_too_long",
-    #[error("Channel names can't contain control characters, invisible characters, stacked accents or any of / \\ ? # %, and can't be . or ..")]
-    ChannelNameInvalid = "channel_name_invalid",
-    #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
-    ChannelExists(String) = "channel_exists",
-    #[error("There is no channel named \u{201c}{0}\u{201d}.")]
-    NoSuchChannel(String) = "no_such_channel",
-    #[error("Display names can't be empty.")]
-    DisplayNameEmpty = "display_name_empty",
-    #[error("Display names can be at most {max} characters long.")]
-    DisplayNameTooLong { max: usize } = "display_name_too_long",
-    #[error("Display names can't contain control characters, invisible characters or stacked accents.")]
-    DisplayNameInvalid = "display_name_invalid",
-    #[error("Messages can't be empty.")]
-    MessageEmpty = "message_empty",
-    #[error("Messages can be at most {max} characters long.")]
-    MessageTooLong { max: usize } = "message_too_long",
-    #[error("Messages can't contain control characters other than tabs and line breaks.")]
-    MessageInvalid = "message_invalid",
-    #[error("The display name \u{201c}{0}\u{201d} is taken; choose another.")]
-    DisplayNameTaken(String) = "display_name_taken",
-    #[error("Choose a display name before doing that.")]
-    NotIdentified = "not_identified",
-    #[error("Your session is not recognised; choose your display name again.")]
-    Unauthorized = "unauthorized",
-    #[error("There is no such user.")]
-    NoSuchUser = "no_such_user",
-    #[error("You can't open a private conversation with yourself.")]
-    DirectWithSelf = "direct_with_self",
-    #[error("That conversation is private.")]
-    Forbidden = "forbidden",
-    #[error("That message does not exist (it may have been deleted).")]
-    NoSuchMessage = "no_such_message",
-    #[error("You can only delete your own messages.")]
-    NotYourMessage = "not_your_message",
-    #[error("Files can be at most {} large.", human_size(*max_bytes))]
-    FileTooLarge { max_bytes: u64 } = "file_too_large",
-    #[error("That file is empty.")]
-    FileEmpty = "file_empty",
-    #[error("File names can't be empty, contain / or \\, or contain control characters.")]
-    FileNameInvalid = "file_name_invalid",
-    #[error("That attachment does not exist, or is not yours to send here.")]
-    NoSuchFile = "no_such_file",
-    #[error("You have too many files waiting to be sent; send or remove some first.")]
-    TooManyUnsentFiles = "too_many_unsent_files",
-    #[error("The server is short of disk space; files can't be uploaded now.")]
-    DiskFull = "disk_full",
-    #[error("You are sending messages too fast; wait a moment and try again.")]
-    RateLimited = "rate_limited",
-    #[error("You are creating channels too fast; wait a minute and try again.")]
-    ChannelRateLimited = "channel_rate_limited",
-    #[error("You are switching channels too fast; wait a moment and try again.")]
-    JoinRateLimited = "join_rate_limited",
-    #[error("You are changing your name too often; wait a minute and try again.")]
-    RenameRateLimited = "rename_rate_limited",
-    #[error("You are starting private conversations too fast; wait a minute and try again.")]
-    DirectRateLimited = "direct_rate_limited",
-    #[error("This server already has its {max} channels; no more can be created.")]
-    TooManyChannels { max: usize } = "too_many_channels",
-    #[error("This server already has its {max} users; no more can register.")]
-    TooManyUsers { max: usize } = "too_many_users",
-    #[error("Too many accounts were made from your address; try again in an hour.")]
-    TooManyRegistrations = "too_many_registrations",
-    #[error("Something went wrong on the server: {0}")]
-    Unavailable(String) = "unavailable",
-    #[error("Flack refused a request sent by another site's page.")]
-    CrossSite = "cross_site",
-    #[error("This server does not answer for that address.")]
-    UnknownHost = "unknown_host",
-    #[error("The request stopped arriving before it was complete; try again.")]
-    RequestTimeout = "request_timeout",
-    #[error("Too many connections are open; try again in a moment.")]
-    TooManyConnections = "too_many_connections",
+    shared {
+        #[error("Channel names can't be empty.")]
+        ChannelNameEmpty = "channel_name_empty",
+        #[error("Channel names can be at most {max} characters long.")]
+        ChannelNameTooLong { max: usize } = "channel_name_too_long",
+        #[error("Channel names can't contain control characters, invisible characters, stacked accents or any of / \\ ? # %, and can't be . or ..")]
+        ChannelNameInvalid = "channel_name_invalid",
+        #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
+        ChannelExists(String) = "channel_exists",
+        #[error("There is no channel named \u{201c}{0}\u{201d}.")]
+        NoSuchChannel(String) = "no_such_channel",
+        #[error("Display names can't be empty.")]
+        DisplayNameEmpty = "display_name_empty",
+        #[error("Display names can be at most {max} characters long.")]
+        DisplayNameTooLong { max: usize } = "display_name_too_long",
+        #[error("Display names can't contain control characters, invisible characters or stacked accents.")]
+        DisplayNameInvalid = "display_name_invalid",
+        #[error("Messages can't be empty.")]
+        MessageEmpty = "message_empty",
+        #[error("Messages can be at most {max} characters long.")]
+        MessageTooLong { max: usize } = "message_too_long",
+        #[error("Messages can't contain control characters other than tabs and line breaks.")]
+        MessageInvalid = "message_invalid",
+        #[error("The display name \u{201c}{0}\u{201d} is taken; choose another.")]
+        DisplayNameTaken(String) = "display_name_taken",
+        #[error("Choose a display name before doing that.")]
+        NotIdentified = "not_identified",
+        #[error("Your session is not recognised; choose your display name again.")]
+        Unauthorized = "unauthorized",
+        #[error("There is no such user.")]
+        NoSuchUser = "no_such_user",
+        #[error("You can't open a private conversation with yourself.")]
+        DirectWithSelf = "direct_with_self",
+        #[error("That conversation is private.")]
+        Forbidden = "forbidden",
+        #[error("That message does not exist (it may have been deleted).")]
+        NoSuchMessage = "no_such_message",
+        #[error("You can only delete your own messages.")]
+        NotYourMessage = "not_your_message",
+        #[error("Files can be at most {} large.", human_size(*max_bytes))]
+        FileTooLarge { max_bytes: u64 } = "file_too_large",
+        #[error("That file is empty.")]
+        FileEmpty = "file_empty",
+        #[error("File names can't be empty, contain / or \\, or contain control characters.")]
+        FileNameInvalid = "file_name_invalid",
+        #[error("That attachment does not exist, or is not yours to send here.")]
+        NoSuchFile = "no_such_file",
+        #[error("You are sending messages too fast; wait a moment and try again.")]
+        RateLimited = "rate_limited",
+        #[error("You are creating channels too fast; wait a minute and try again.")]
+        ChannelRateLimited = "channel_rate_limited",
+        #[error("Something went wrong on the server: {0}")]
+        Unavailable(String) = "unavailable",
+        #[error("{0}")]
+        Refused(String) = "refused",
+    }
+    server {
+        #[error("You have too many files waiting to be sent; send or remove some first.")]
+        TooManyUnsentFiles = "too_many_unsent_files",
+        #[error("The server is short of disk space; files can't be uploaded now.")]
+        DiskFull = "disk_full",
+        #[error("You are switching channels too fast; wait a moment and try again.")]
+        JoinRateLimited = "join_rate_limited",
+        #[error("You are changing your name too often; wait a minute and try again.")]
+        RenameRateLimited = "rename_rate_limited",
+        #[error("You are starting private conversations too fast; wait a minute and try again.")]
+        DirectRateLimited = "direct_rate_limited",
+        #[error("This server already has its {max} channels; no more can be created.")]
+        TooManyChannels { max: usize } = "too_many_channels",
+        #[error("This server already has its {max} users; no more can register.")]
+        TooManyUsers { max: usize } = "too_many_users",
+        #[error("Too many accounts were made from your address; try again in an hour.")]
+        TooManyRegistrations = "too_many_registrations",
+        #[error("Flack refused a request sent by another site's page.")]
+        CrossSite = "cross_site",
+        #[error("This server does not answer for that address.")]
+        UnknownHost = "unknown_host",
+        #[error("The request stopped arriving before it was complete; try again.")]
+        RequestTimeout = "request_timeout",
+        #[error("Too many connections are open; try again in a moment.")]
+        TooManyConnections = "too_many_connections",
+    }
 }
 
 /// Every transport carries an error in one body: `{"code": ..., "detail": ..., "message":
@@ -181,6 +212,9 @@ struct WireError {
     code: String,
     #[serde(default)]
     detail: Option<Detail>,
+    /// The sentence, kept for a code this build does not know.
+    #[serde(default)]
+    message: String,
 }
 
 /// The `detail` of an error on the wire: a name, or one limit with its name.
@@ -245,7 +279,12 @@ impl<'de> Deserialize<'de> for ChatError {
 impl TryFrom<WireError> for ChatError {
     type Error = String;
 
+    /// A code this build does not know (a server-only error, read by the browser, or a
+    /// newer server's) becomes [`ChatError::Refused`] with the server's sentence.
     fn try_from(wire: WireError) -> Result<ChatError, String> {
+        if !ChatError::CODES.contains(&wire.code.as_str()) {
+            return Ok(ChatError::Refused(wire.message));
+        }
         ChatError::from_code(&wire.code, wire.detail)
     }
 }
@@ -273,7 +312,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 38] {
+    fn every_error() -> [ChatError; 39] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -298,17 +337,18 @@ mod tests {
             ChatError::FileEmpty,
             ChatError::FileNameInvalid,
             ChatError::NoSuchFile,
-            ChatError::TooManyUnsentFiles,
-            ChatError::DiskFull,
             ChatError::RateLimited,
             ChatError::ChannelRateLimited,
+            ChatError::Unavailable("disk full".into()),
+            ChatError::Refused("The server said no.".into()),
+            ChatError::TooManyUnsentFiles,
+            ChatError::DiskFull,
             ChatError::JoinRateLimited,
             ChatError::RenameRateLimited,
             ChatError::DirectRateLimited,
             ChatError::TooManyChannels { max: 1 },
             ChatError::TooManyUsers { max: 1 },
             ChatError::TooManyRegistrations,
-            ChatError::Unavailable("disk full".into()),
             ChatError::CrossSite,
             ChatError::UnknownHost,
             ChatError::RequestTimeout,
@@ -333,7 +373,8 @@ mod tests {
     }
 
     /// Every error reads back as itself from the JSON it is written as (with its name or
-    /// limit), and JSON that names no known error, or lacks a detail, is refused.
+    /// limit); JSON naming a code this build does not know reads as `Refused` with its
+    /// sentence, and JSON that lacks a detail its code needs is refused.
     #[test]
     fn errors_round_trip_through_json() {
         let mut all = every_error().to_vec();
@@ -357,8 +398,13 @@ mod tests {
             r#"{"code":"message_too_long","detail":{"max":7},"message":"Messages can be at most 7 characters long."}"#,
             "the one error body: code, detail, message"
         );
+        assert_eq!(
+            serde_json::from_str::<ChatError>(r#"{"code":"no_such_thing","message":"Not today."}"#)
+                .unwrap(),
+            ChatError::Refused("Not today.".into()),
+            "a code this build does not know keeps the server's sentence"
+        );
         for bad in [
-            r#"{"code":"no_such_thing"}"#,
             r#"{"code":"channel_exists"}"#,
             r#"{"code":"message_too_long","detail":"seven"}"#,
             r#"{"code":"message_too_long","detail":{"max":7,"min":1}}"#,
