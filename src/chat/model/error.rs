@@ -63,10 +63,16 @@ macro_rules! chat_errors {
             /// The error a wire code and its detail describe: the inverse of
             /// [`ChatError::code`] and [`ChatError::detail`].
             pub fn from_code(code: &str, detail: Option<Detail>) -> Result<ChatError, String> {
-                Ok(match code {
+                ChatError::read(code, detail)
+                    .unwrap_or_else(|| Err(format!("unknown error code {code:?}")))
+            }
+
+            /// [`ChatError::from_code`], with `None` for a code this build does not know.
+            fn read(code: &str, detail: Option<Detail>) -> Option<Result<ChatError, String>> {
+                Some(match code {
                     $($code => chat_errors!(@read $variant, code, detail $(, ($text))? $(, { $limit: $limit_ty })?),)*
                     $(#[cfg(feature = "ssr")] $s_code => chat_errors!(@read $s_variant, code, detail $(, ($s_text))? $(, { $s_limit: $s_limit_ty })?),)*
-                    other => return Err(format!("unknown error code {other:?}")),
+                    _ => return None,
                 })
             }
 
@@ -83,12 +89,12 @@ macro_rules! chat_errors {
             }
         }
     };
-    (@read $variant:ident, $code:ident, $detail:ident) => { ChatError::$variant };
+    (@read $variant:ident, $code:ident, $detail:ident) => { Ok(ChatError::$variant) };
     (@read $variant:ident, $code:ident, $detail:ident, ($text:ty)) => {
-        ChatError::$variant(detail_text($code, $detail)?)
+        detail_text($code, $detail).map(ChatError::$variant)
     };
     (@read $variant:ident, $code:ident, $detail:ident, { $limit:ident: $limit_ty:ty }) => {
-        ChatError::$variant { $limit: detail_limit::<$limit_ty>($code, $detail)? }
+        detail_limit::<$limit_ty>($code, $detail).map(|$limit| ChatError::$variant { $limit })
     };
     (@pattern $variant:ident, $detail:ident) => { ChatError::$variant };
     (@pattern $variant:ident, $detail:ident, ($text:ty)) => { ChatError::$variant($detail) };
@@ -106,17 +112,13 @@ chat_errors! {
         ChannelNameEmpty = "channel_name_empty",
         #[error("Channel names can be at most {max} characters long.")]
         ChannelNameTooLong { max: usize } = "channel_name_too_long",
-        #[error("Channel names can't contain control characters, invisible characters, stacked accents or any of / \\ ? # %, and can't be . or ..")]
+        #[error("Channel names can't contain control characters, invisible ones, stacked accents or any of / \\ ? # %, and can't be . or ..")]
         ChannelNameInvalid = "channel_name_invalid",
-        #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
-        ChannelExists(String) = "channel_exists",
-        #[error("There is no channel named \u{201c}{0}\u{201d}.")]
-        NoSuchChannel(String) = "no_such_channel",
         #[error("Display names can't be empty.")]
         DisplayNameEmpty = "display_name_empty",
         #[error("Display names can be at most {max} characters long.")]
         DisplayNameTooLong { max: usize } = "display_name_too_long",
-        #[error("Display names can't contain control characters, invisible characters or stacked accents.")]
+        #[error("Display names can't contain control or invisible characters, or stacked accents.")]
         DisplayNameInvalid = "display_name_invalid",
         #[error("Messages can't be empty.")]
         MessageEmpty = "message_empty",
@@ -134,12 +136,6 @@ chat_errors! {
         NoSuchUser = "no_such_user",
         #[error("You can't open a private conversation with yourself.")]
         DirectWithSelf = "direct_with_self",
-        #[error("That conversation is private.")]
-        Forbidden = "forbidden",
-        #[error("That message does not exist (it may have been deleted).")]
-        NoSuchMessage = "no_such_message",
-        #[error("You can only delete your own messages.")]
-        NotYourMessage = "not_your_message",
         #[error("Files can be at most {} large.", human_size(*max_bytes))]
         FileTooLarge { max_bytes: u64 } = "file_too_large",
         #[error("That file is empty.")]
@@ -148,16 +144,26 @@ chat_errors! {
         FileNameInvalid = "file_name_invalid",
         #[error("That attachment does not exist, or is not yours to send here.")]
         NoSuchFile = "no_such_file",
-        #[error("You are sending messages too fast; wait a moment and try again.")]
-        RateLimited = "rate_limited",
-        #[error("You are creating channels too fast; wait a minute and try again.")]
-        ChannelRateLimited = "channel_rate_limited",
         #[error("Something went wrong on the server: {0}")]
         Unavailable(String) = "unavailable",
         #[error("{0}")]
         Refused(String) = "refused",
     }
     server {
+        #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
+        ChannelExists(String) = "channel_exists",
+        #[error("There is no channel named \u{201c}{0}\u{201d}.")]
+        NoSuchChannel(String) = "no_such_channel",
+        #[error("That conversation is private.")]
+        Forbidden = "forbidden",
+        #[error("That message does not exist (it may have been deleted).")]
+        NoSuchMessage = "no_such_message",
+        #[error("You can only delete your own messages.")]
+        NotYourMessage = "not_your_message",
+        #[error("You are sending messages too fast; wait a moment and try again.")]
+        RateLimited = "rate_limited",
+        #[error("You are creating channels too fast; wait a minute and try again.")]
+        ChannelRateLimited = "channel_rate_limited",
         #[error("You have too many files waiting to be sent; send or remove some first.")]
         TooManyUnsentFiles = "too_many_unsent_files",
         #[error("The server is short of disk space; files can't be uploaded now.")]
@@ -282,10 +288,7 @@ impl TryFrom<WireError> for ChatError {
     /// A code this build does not know (a server-only error, read by the browser, or a
     /// newer server's) becomes [`ChatError::Refused`] with the server's sentence.
     fn try_from(wire: WireError) -> Result<ChatError, String> {
-        if !ChatError::CODES.contains(&wire.code.as_str()) {
-            return Ok(ChatError::Refused(wire.message));
-        }
-        ChatError::from_code(&wire.code, wire.detail)
+        ChatError::read(&wire.code, wire.detail).unwrap_or(Ok(ChatError::Refused(wire.message)))
     }
 }
 
@@ -317,8 +320,6 @@ mod tests {
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
             ChatError::ChannelNameInvalid,
-            ChatError::ChannelExists(String::new()),
-            ChatError::NoSuchChannel(String::new()),
             ChatError::DisplayNameEmpty,
             ChatError::DisplayNameTooLong { max: 1 },
             ChatError::DisplayNameInvalid,
@@ -330,17 +331,19 @@ mod tests {
             ChatError::Unauthorized,
             ChatError::NoSuchUser,
             ChatError::DirectWithSelf,
-            ChatError::Forbidden,
-            ChatError::NoSuchMessage,
-            ChatError::NotYourMessage,
             ChatError::FileTooLarge { max_bytes: 1 },
             ChatError::FileEmpty,
             ChatError::FileNameInvalid,
             ChatError::NoSuchFile,
-            ChatError::RateLimited,
-            ChatError::ChannelRateLimited,
             ChatError::Unavailable("disk full".into()),
             ChatError::Refused("The server said no.".into()),
+            ChatError::ChannelExists(String::new()),
+            ChatError::NoSuchChannel(String::new()),
+            ChatError::Forbidden,
+            ChatError::NoSuchMessage,
+            ChatError::NotYourMessage,
+            ChatError::RateLimited,
+            ChatError::ChannelRateLimited,
             ChatError::TooManyUnsentFiles,
             ChatError::DiskFull,
             ChatError::JoinRateLimited,
