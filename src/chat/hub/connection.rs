@@ -1,6 +1,7 @@
 //! [`Connection`]: one client connection's view of the hub, and everything a connection
 //! does: authenticate, join and leave rooms, post, delete and rename.
 
+use super::directory::Allowance;
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
 use super::files::remove_files_once_stored;
 use super::outbox::ConnId;
@@ -91,14 +92,7 @@ impl Connection {
         if let (Some(user), false) = (user, was_present) {
             // Each join may announce the user to everyone there: limited per user, across
             // their connections (one connection is also read more slowly; see the server).
-            let entry = state
-                .directory
-                .users
-                .get_mut(&user)
-                .ok_or(ChatError::Unauthorized)?;
-            if !entry.joins.try_take(super::now()) {
-                return Err(ChatError::JoinRateLimited);
-            }
+            state.directory.allow(user, Allowance::Joins)?;
             // The joiner is about to be on the online list a snapshot shows.
             target.snapshot = None;
         }
@@ -181,19 +175,13 @@ impl Connection {
             &mut state.directory,
             &mut state.connections,
         )?;
-        let entry = state
-            .directory
-            .users
-            .get_mut(&user)
-            .ok_or(ChatError::Unauthorized)?;
-        if !entry.messages.try_take(super::now()) {
-            return Err(ChatError::RateLimited);
-        }
+        state.directory.allow(user, Allowance::Messages)?;
+        let author = state.directory.info(user).ok_or(ChatError::Unauthorized)?;
         let message = Message {
             id,
             room: target.room.clone(),
             seq: target.next_seq,
-            author: entry.info.clone(),
+            author,
             body,
             attachment,
             sent_at: Timestamp::now(),
@@ -265,14 +253,7 @@ impl Connection {
         let state = &mut *guard;
         let user = self.user(state)?;
         state.directory.check_free(&name, Some(user))?;
-        let entry = state
-            .directory
-            .users
-            .get_mut(&user)
-            .ok_or(ChatError::Unauthorized)?;
-        if !entry.renames.try_take(super::now()) {
-            return Err(ChatError::RenameRateLimited);
-        }
+        state.directory.allow(user, Allowance::Renames)?;
         let info = UserInfo { id: user, name };
         let durable = shared.store.rename_user(&info);
         state.directory.rename(&info);

@@ -78,6 +78,17 @@ impl UserEntry {
     }
 }
 
+/// The things a user has an allowance of: each is a [`TokenBucket`] of theirs, shared by
+/// all their connections, and refused with its own error when empty.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Allowance {
+    Messages,
+    Channels,
+    Joins,
+    Renames,
+    Directs,
+}
+
 /// Hashes a session token for lookup and storage.
 pub fn hash_token(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
@@ -122,6 +133,23 @@ impl Directory {
             .get(&hash_token(token))
             .and_then(|id| self.users.get(id))
             .ok_or(ChatError::Unauthorized)
+    }
+
+    /// Takes one action from `user`'s allowance, or refuses with that allowance's error.
+    pub(super) fn allow(&mut self, user: UserId, allowance: Allowance) -> Result<(), ChatError> {
+        let entry = self.users.get_mut(&user).ok_or(ChatError::Unauthorized)?;
+        let (bucket, refusal) = match allowance {
+            Allowance::Messages => (&mut entry.messages, ChatError::RateLimited),
+            Allowance::Channels => (&mut entry.channels, ChatError::ChannelRateLimited),
+            Allowance::Joins => (&mut entry.joins, ChatError::JoinRateLimited),
+            Allowance::Renames => (&mut entry.renames, ChatError::RenameRateLimited),
+            Allowance::Directs => (&mut entry.directs, ChatError::DirectRateLimited),
+        };
+        if bucket.try_take(super::now()) {
+            Ok(())
+        } else {
+            Err(refusal)
+        }
     }
 
     /// The user's public description, if they exist.

@@ -61,7 +61,7 @@ pub use self::saved::Saved;
 pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
 
 use self::connections::Connections;
-use self::directory::{new_token, Directory};
+use self::directory::{new_token, Allowance, Directory};
 use self::fanout::publish_to_everyone;
 use self::files::Files;
 use self::rooms::{name_of, CatchUp, Rooms};
@@ -340,14 +340,7 @@ impl Hub {
                 return Err(ChatError::TooManyChannels { max });
             }
             let id = state.directory.by_token(token)?.info.id;
-            let user = state
-                .directory
-                .users
-                .get_mut(&id)
-                .ok_or(ChatError::Unauthorized)?;
-            if !user.channels.try_take(now()) {
-                return Err(ChatError::ChannelRateLimited);
-            }
+            state.directory.allow(id, Allowance::Channels)?;
         }
         self.create(name)
     }

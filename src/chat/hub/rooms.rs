@@ -2,7 +2,7 @@
 //! and the presence that follows from its members.
 
 use super::connections::{ConnEntry, Connections};
-use super::directory::Directory;
+use super::directory::{Allowance, Directory};
 use super::fanout::{publish_to_room, Encoder, HubEvent};
 use super::outbox::{ConnId, Frame, Outbox};
 use crate::chat::history::History;
@@ -146,13 +146,7 @@ impl Rooms {
                 return Err(ChatError::NoSuchUser);
             }
             if !self.map.contains_key(&key) {
-                let starter = directory
-                    .users
-                    .get_mut(&me)
-                    .ok_or(ChatError::Unauthorized)?;
-                if !starter.directs.try_take(super::now()) {
-                    return Err(ChatError::DirectRateLimited);
-                }
+                directory.allow(me, Allowance::Directs)?;
                 let mut state = self.new_room(room.clone(), None);
                 // Every connection of both participants receives the conversation live.
                 for user in direct.users() {
