@@ -59,12 +59,7 @@ async fn channel_creation_server_function() {
     let missing = http(&server, "POST", "/api/create_channel", Some("name=Forged")).await;
     assert_ne!(missing.status, 200, "{}", missing.body);
 
-    let names: Vec<String> = server
-        .hub
-        .channels()
-        .iter()
-        .map(|c| c.name.to_string())
-        .collect();
+    let names = common::channel_names(&server.hub);
     assert_eq!(names, ["general", "Ops"]);
 }
 

@@ -94,12 +94,7 @@ async fn look_alike_channel_names_are_refused() {
     let hidden = create("gen\u{AD}eral").await;
     assert!(hidden.contains("channel_name_invalid"), "{hidden}");
 
-    let names: Vec<String> = server
-        .hub
-        .channels()
-        .iter()
-        .map(|c| c.name.to_string())
-        .collect();
+    let names = common::channel_names(&server.hub);
     assert_eq!(names, ["general", "Jos\u{e9}"]);
 }
 
@@ -163,7 +158,7 @@ async fn stored_look_alikes_still_load() {
         flack::protocol::encode_hub_event,
     )
     .expect("a file with look-alike names opens");
-    let names: Vec<String> = hub.channels().iter().map(|c| c.name.to_string()).collect();
+    let names = common::channel_names(&hub);
     assert_eq!(names, ["general", "\u{FF27}eneral"]);
     for (name, author) in [("general", "admin"), ("\u{FF27}eneral", "\u{430}dmin")] {
         let page = hub.channel_page(name).unwrap();

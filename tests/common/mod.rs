@@ -37,6 +37,11 @@ pub fn general_history(server: &TestServer) -> Vec<flack::chat::model::Message> 
         .messages
 }
 
+/// The names of a hub's channels, in its order (by name).
+pub fn channel_names(hub: &Hub) -> Vec<String> {
+    hub.channels().iter().map(|c| c.name.to_string()).collect()
+}
+
 /// A running server; it stops when the test's runtime ends.
 pub struct TestServer {
     pub addr: SocketAddr,
