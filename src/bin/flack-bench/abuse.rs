@@ -874,6 +874,7 @@ pub async fn run(duration: Duration, attacks: &[u8], scale: Scale) -> Result<Rep
     let live = Arc::new(Live::default());
     let before = server.sample();
     let harness_before = procstat::own_cpu_secs();
+    let machine_before = procstat::machine_busy_secs();
     let started = Instant::now();
     let until = started + duration;
     // Bounds for the samplers, in case the stop never came: the run, the end-of-run
@@ -948,6 +949,8 @@ pub async fn run(duration: Duration, attacks: &[u8], scale: Scale) -> Result<Rep
     }
     let _ = stop_tx.send(true);
     let after = server.sample();
+    let harness_cpu = procstat::own_cpu_secs() - harness_before;
+    let machine_cpu = procstat::machine_busy_secs() - machine_before;
 
     let mut latency = new_histogram();
     let ordinary = Counts::default();
@@ -993,7 +996,10 @@ pub async fn run(duration: Duration, attacks: &[u8], scale: Scale) -> Result<Rep
     report.peak_open_files = peaks.open_files;
     report.open_file_limit = procstat::open_file_limit(server.pid()).unwrap_or(0);
     report.server_cpu_secs = after.cpu_secs - before.cpu_secs;
-    report.harness_cpu_secs = procstat::own_cpu_secs() - harness_before;
+    report.harness_cpu_secs = harness_cpu;
+    // On a shared machine: what everything else took of the cores meanwhile.
+    report.other_cpu_secs = (machine_cpu - report.server_cpu_secs - harness_cpu).max(0.0);
+    report.machine_seconds = started.elapsed().as_secs_f64();
     report.probes = probes.len();
     report.probe_failures = probe_failures;
     if !probes.is_empty() {

@@ -34,6 +34,33 @@ pub fn own_cpu_secs() -> f64 {
     sample(std::process::id()).map_or(0.0, |s| s.cpu_secs)
 }
 
+/// CPU time the whole machine has spent busy so far (every core, every process, the
+/// kernel's interrupt work included), in seconds, from `/proc/stat`.
+pub fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    stat.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(busy_ticks)
+        .unwrap_or(0) as f64
+        / TICKS_PER_SECOND
+}
+
+/// The busy ticks of a `/proc/stat` CPU line after its name: user, nice, system, irq,
+/// softirq and steal (everything but idle and iowait; guest time is already in user).
+fn busy_ticks(fields: &str) -> u64 {
+    let ticks: Vec<u64> = fields
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0))
+        .sum()
+}
+
 /// A `/proc/<pid>/status` line's value in KiB (`VmRSS:  1234 kB`).
 fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
@@ -78,5 +105,10 @@ mod tests {
         assert!(open_files(pid).unwrap_or(0) >= 3);
         assert!(open_file_limit(pid).unwrap_or(0) >= 1);
         assert_eq!(status_kib("VmHWM:\t  2048 kB\n", "VmHWM:"), Some(2048));
+        assert_eq!(
+            busy_ticks(" 10 1 5 1000 7 2 3 4 0 0"),
+            10 + 1 + 5 + 2 + 3 + 4
+        );
+        assert!(machine_busy_secs() > 0.0);
     }
 }

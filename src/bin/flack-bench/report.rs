@@ -67,6 +67,13 @@ pub struct Report {
     pub probe_p99_us: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub probe_max_us: u64,
+    /// Abuse soak: CPU time the rest of the machine used while the run was measured (from
+    /// its start to the end of its last waits, `machine_seconds` long), the sign of a
+    /// shared machine.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub other_cpu_secs: f64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub machine_seconds: f64,
     /// Abuse soak: what each side got (frames by type, refusals by code, outcomes), by side.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tallies: BTreeMap<String, BTreeMap<String, u64>>,
@@ -74,6 +81,10 @@ pub struct Report {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 fn name(kind: Kind) -> String {
@@ -296,6 +307,14 @@ fn print_abuse(r: &Report) {
         ms(r.probe_p99_us),
         ms(r.probe_max_us),
         r.probe_failures
+    );
+    println!(
+        "           CPU while measured ({:.1} s on {} cores): server {:.1} s, harness {:.1} s, other processes {:.1} s",
+        r.machine_seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        r.server_cpu_secs,
+        r.harness_cpu_secs,
+        r.other_cpu_secs
     );
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
