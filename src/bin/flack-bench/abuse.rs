@@ -951,6 +951,7 @@ pub async fn run(duration: Duration, attacks: &[u8], scale: Scale) -> Result<Rep
     let after = server.sample();
     let harness_cpu = procstat::own_cpu_secs() - harness_before;
     let machine_cpu = procstat::machine_busy_secs() - machine_before;
+    let measured = started.elapsed();
 
     let mut latency = new_histogram();
     let ordinary = Counts::default();
@@ -999,7 +1000,7 @@ pub async fn run(duration: Duration, attacks: &[u8], scale: Scale) -> Result<Rep
     report.harness_cpu_secs = harness_cpu;
     // On a shared machine: what everything else took of the cores meanwhile.
     report.other_cpu_secs = (machine_cpu - report.server_cpu_secs - harness_cpu).max(0.0);
-    report.machine_seconds = started.elapsed().as_secs_f64();
+    report.machine_seconds = measured.as_secs_f64();
     report.probes = probes.len();
     report.probe_failures = probe_failures;
     if !probes.is_empty() {
