@@ -13,7 +13,8 @@
 //! - `first-load --workers W --seconds T --posts P` (P new messages a second meanwhile)
 //! - `abuse [--seconds 60] [--attacks all|none|1,2,...]`: 100 ordinary clients chat while
 //!   the attacks of hardening issue 15 (all, none, or those numbered) run against Flack with
-//!   its default limits.
+//!   its default limits. `--fill N`: messages of 4,000 characters put in the channels
+//!   attacks 1 and 7 use (100).
 //! - `ceiling --addr A`: serve the ceiling (used by the others).
 
 mod abuse;
@@ -300,9 +301,9 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
         "abuse" => {
             let attacks = abuse::parse_attacks(&args.get("attacks", "all".to_owned())?)?;
             let duration = secs(args.get("seconds", 60.0)?);
-            Ok(vec![
-                abuse::run(duration, &attacks, abuse::Scale::soak()).await?,
-            ])
+            let mut scale = abuse::Scale::soak();
+            scale.fill = args.get("fill", scale.fill)?;
+            Ok(vec![abuse::run(duration, &attacks, scale).await?])
         }
         other => Err(format!(
             "unknown command {other:?}; see the top of src/bin/flack-bench/main.rs"
