@@ -64,7 +64,7 @@ fn epoch() -> Instant {
     *START.get_or_init(Instant::now)
 }
 
-fn now_nanos() -> u64 {
+pub fn now_nanos() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
@@ -76,7 +76,7 @@ pub fn new_histogram() -> Histogram<u64> {
 /// The send times senders put at the start of message bodies: one in a live `message`,
 /// many in a catch-up `joined` (a connection that fell behind gets the messages it missed
 /// that way, and they count as delivered when they arrive).
-fn send_times(frame: &str) -> impl Iterator<Item = u64> + '_ {
+pub fn send_times(frame: &str) -> impl Iterator<Item = u64> + '_ {
     frame
         .match_indices("\"body\":\"t=")
         .filter_map(|(at, pattern)| {

@@ -11,8 +11,13 @@
 //! - `step --receivers N --senders M --start R --p99-ms B --seconds T [--server ...]`
 //! - `idle --connections C [--server ...]`
 //! - `first-load --workers W --seconds T --posts P` (P new messages a second meanwhile)
+//! - `abuse [--seconds 60] [--attacks all|none|1,2,...]`: 100 ordinary clients chat while
+//!   the attacks of hardening issue 15 (all, none, or those numbered) run against Flack with
+//!   its default limits. `--fill N`: messages of 4,000 characters put in the channels
+//!   attacks 1 and 7 use (100).
 //! - `ceiling --addr A`: serve the ceiling (used by the others).
 
+mod abuse;
 mod ceiling;
 mod fanout;
 mod first_load;
@@ -228,6 +233,13 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
         record(args, "suite", &report);
         reports.push(report);
     }
+    if smoke {
+        eprintln!("abuse: every attack, a few seconds, small");
+        let all = abuse::parse_attacks("all")?;
+        let report = abuse::run(secs(3.0), &all, abuse::Scale::smoke()).await?;
+        record(args, "suite", &report);
+        reports.push(report);
+    }
     Ok(reports)
 }
 
@@ -286,6 +298,13 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
             )
             .await?,
         ]),
+        "abuse" => {
+            let attacks = abuse::parse_attacks(&args.get("attacks", "all".to_owned())?)?;
+            let duration = secs(args.get("seconds", 60.0)?);
+            let mut scale = abuse::Scale::soak();
+            scale.fill = args.get("fill", scale.fill)?;
+            Ok(vec![abuse::run(duration, &attacks, scale).await?])
+        }
         other => Err(format!(
             "unknown command {other:?}; see the top of src/bin/flack-bench/main.rs"
         )),
@@ -296,7 +315,9 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
 async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
-        eprintln!("usage: flack-bench suite|smoke|fanout|step|idle|first-load|ceiling [--options]");
+        eprintln!(
+            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|ceiling [--options]"
+        );
         std::process::exit(2);
     };
     let args = match Args::parse(rest) {

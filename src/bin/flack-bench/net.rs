@@ -97,6 +97,27 @@ impl Http {
         self.read_response().await
     }
 
+    /// Sends `POST path` with `body` as a file upload (the headers `POST /files` reads) and
+    /// reads the response.
+    pub async fn upload(
+        &mut self,
+        path: &str,
+        token: &str,
+        file_name: &str,
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\
+             Authorization: Bearer {token}\r\nX-File-Name: {file_name}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes()).await?;
+        self.stream.write_all(body).await?;
+        self.read_response().await
+    }
+
     async fn fill(&mut self) -> std::io::Result<()> {
         let mut chunk = [0u8; 16 * 1024];
         let n = self.stream.read(&mut chunk).await?;
@@ -168,17 +189,26 @@ impl Http {
 
 /// Registers a display name and returns its token.
 pub async fn register(addr: SocketAddr, name: &str) -> Result<String, String> {
-    let mut http = Http::connect(addr, None).await.map_err(|e| e.to_string())?;
+    Ok(register_from(addr, None, name).await?.token)
+}
+
+/// Registers a display name from `source` and returns its session (user and token).
+pub async fn register_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    name: &str,
+) -> Result<flack::chat::model::Session, String> {
+    let mut http = Http::connect(addr, source)
+        .await
+        .map_err(|e| e.to_string())?;
     let response = http
         .request("POST", "/api/register", Some(&format!("name={name}")))
         .await
         .map_err(|e| e.to_string())?;
-    serde_json::from_slice::<flack::chat::model::Session>(&response.body)
-        .map(|session| session.token)
-        .map_err(|e| {
-            let body = String::from_utf8_lossy(&response.body);
-            format!("no session in {body}: {e}")
-        })
+    serde_json::from_slice::<flack::chat::model::Session>(&response.body).map_err(|e| {
+        let body = String::from_utf8_lossy(&response.body);
+        format!("no session in {body}: {e}")
+    })
 }
 
 /// Creates a channel (ignoring "already exists").

@@ -1,4 +1,4 @@
-//! CPU time and resident memory of a process, read from `/proc` (Linux).
+//! CPU time, resident memory and open files of a process, read from `/proc` (Linux).
 
 /// Clock ticks per second in `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -22,12 +22,7 @@ pub fn sample(pid: u32) -> Option<Sample> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let rss_kib = status_kib(&status, "VmRSS:").unwrap_or(0);
     Some(Sample {
         cpu_secs: (utime + stime) / TICKS_PER_SECOND,
         rss_kib,
@@ -37,4 +32,83 @@ pub fn sample(pid: u32) -> Option<Sample> {
 /// This process's own CPU time so far, in seconds.
 pub fn own_cpu_secs() -> f64 {
     sample(std::process::id()).map_or(0.0, |s| s.cpu_secs)
+}
+
+/// CPU time the whole machine has spent busy so far (every core, every process, the
+/// kernel's interrupt work included), in seconds, from `/proc/stat`.
+pub fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    stat.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(busy_ticks)
+        .unwrap_or(0) as f64
+        / TICKS_PER_SECOND
+}
+
+/// The busy ticks of a `/proc/stat` CPU line after its name: user, nice, system, irq,
+/// softirq and steal (everything but idle and iowait; guest time is already in user).
+fn busy_ticks(fields: &str) -> u64 {
+    let ticks: Vec<u64> = fields
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0))
+        .sum()
+}
+
+/// A `/proc/<pid>/status` line's value in KiB (`VmRSS:  1234 kB`).
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Resident memory now and at its peak since the process started (`VmRSS`, `VmHWM`), in
+/// KiB; `None` if the process is gone.
+pub fn memory(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some((
+        status_kib(&status, "VmRSS:")?,
+        status_kib(&status, "VmHWM:")?,
+    ))
+}
+
+/// How many files (sockets included) a process has open; `None` if it is gone.
+pub fn open_files(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// A process's soft limit on open files, from `/proc/<pid>/limits`.
+pub fn open_file_limit(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This process's own readings are there and plausible.
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id();
+        let (rss, peak) = memory(pid).unwrap_or_default();
+        assert!(rss > 0 && peak >= rss, "rss {rss}, peak {peak}");
+        assert!(open_files(pid).unwrap_or(0) >= 3);
+        assert!(open_file_limit(pid).unwrap_or(0) >= 1);
+        assert_eq!(status_kib("VmHWM:\t  2048 kB\n", "VmHWM:"), Some(2048));
+        assert_eq!(
+            busy_ticks(" 10 1 5 1000 7 2 3 4 0 0"),
+            10 + 1 + 5 + 2 + 3 + 4
+        );
+        assert!(machine_busy_secs() > 0.0);
+    }
 }

@@ -5,6 +5,7 @@ use crate::procstat::Sample;
 use crate::servers::Kind;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One measurement. Fields that do not apply to a scenario are zero.
@@ -44,6 +45,46 @@ pub struct Report {
     /// the message is stored).
     pub ack_p50_us: u64,
     pub ack_p99_us: u64,
+    /// Abuse soak: posts of the ordinary clients the server refused.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: u64,
+    /// Abuse soak: the server's peak resident memory (`VmHWM`), in KiB.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub peak_rss_kib: u64,
+    /// Abuse soak: the most files (sockets included) the server had open at once, sampled
+    /// every 200 ms, and its limit.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub peak_open_files: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub open_file_limit: u64,
+    /// Abuse soak: `GET /` every 100 ms on a new connection: how many, how many failed (no
+    /// 200 within 5 s), and their latency.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub probes: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub probe_failures: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub probe_p99_us: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub probe_max_us: u64,
+    /// Abuse soak: CPU time the rest of the machine used while the run was measured (from
+    /// its start to the end of its last waits, `machine_seconds` long), the sign of a
+    /// shared machine.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub other_cpu_secs: f64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub machine_seconds: f64,
+    /// Abuse soak: what each side got (frames by type, refusals by code, outcomes), by side.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tallies: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 fn name(kind: Kind) -> String {
@@ -102,6 +143,34 @@ impl Report {
             report.ack_p99_us = phase.acks.value_at_quantile(0.99);
         }
         report
+    }
+
+    /// An abuse soak (`attacks`: `all`, `none`, or which); the caller fills in what it
+    /// measured.
+    pub fn abuse(
+        attacks: &str,
+        members: usize,
+        senders: usize,
+        rate: f64,
+        elapsed: Duration,
+    ) -> Report {
+        Report {
+            scenario: match attacks {
+                "all" => "abuse".into(),
+                other => format!("abuse_{other}"),
+            },
+            server: name(Kind::Flack),
+            receivers: members,
+            senders,
+            target_rate: rate,
+            seconds: elapsed.as_secs_f64(),
+            ..Report::default()
+        }
+    }
+
+    /// Latency quantiles from `h`.
+    pub fn set_latency(&mut self, h: &Histogram<u64>) {
+        quantiles(self, h);
     }
 
     /// An idle-connections run; memory per connection is what the connections opened after
@@ -199,6 +268,9 @@ pub fn print_table(reports: &[Report]) {
                 r.ack_p99_us as f64 / 1000.0
             );
         }
+        if r.scenario.starts_with("abuse") {
+            print_abuse(r);
+        }
         if r.scenario == "idle" {
             println!(
                 "           memory per idle connection: {:.1} KiB",
@@ -213,6 +285,48 @@ pub fn print_table(reports: &[Report]) {
             "CPU per delivery, Flack / ceiling, in alternating pairs (cpu_pair): {} (median {median:.2})",
             each.join(", ")
         );
+    }
+}
+
+/// The abuse soak's extra lines: the server's peaks, `GET /`, the targets of issue 15, and
+/// what each side got.
+fn print_abuse(r: &Report) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "           server peaks: RSS {:.1} MiB (VmHWM; sampled VmRSS {:.1}), open files {} (limit {}); ordinary posts refused: {}",
+        mib(r.peak_rss_kib),
+        mib(r.server_rss_kib),
+        r.peak_open_files,
+        r.open_file_limit,
+        r.refused
+    );
+    println!(
+        "           GET / every 100 ms: {} probes, p99 {:.2} ms, slowest {:.2} ms, {} failed",
+        r.probes,
+        ms(r.probe_p99_us),
+        ms(r.probe_max_us),
+        r.probe_failures
+    );
+    println!(
+        "           CPU while measured ({:.1} s on {} cores): server {:.1} s, harness {:.1} s, other processes {:.1} s",
+        r.machine_seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        r.server_cpu_secs,
+        r.harness_cpu_secs,
+        r.other_cpu_secs
+    );
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "           targets: no loss {}; p99 < 100 ms {}; peak RSS < 512 MiB {}; GET / within 100 ms {}",
+        mark(r.loss == 0),
+        mark(r.p99_us < 100_000),
+        mark(r.peak_rss_kib < 512 * 1024),
+        mark(r.probe_max_us < 100_000 && r.probe_failures == 0)
+    );
+    for (side, counts) in &r.tallies {
+        let each: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("           {side}: {}", each.join(", "));
     }
 }
 

@@ -18,6 +18,15 @@ pub enum Kind {
     Ceiling,
 }
 
+/// How a Flack server is configured for a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limits {
+    /// Per-user and per-address limits lifted: the harness is one user posting for many.
+    Lifted,
+    /// Flack's defaults, as a fresh install runs (the abuse soak).
+    Defaults,
+}
+
 /// A running server process; killed when dropped.
 pub struct Server {
     pub kind: Kind,
@@ -36,8 +45,15 @@ fn sibling(name: &str) -> PathBuf {
 }
 
 impl Server {
-    /// Starts a server of `kind` on a free loopback port and waits until it accepts.
+    /// Starts a server of `kind` on a free loopback port, limits lifted, and waits until it
+    /// accepts.
     pub async fn start(kind: Kind) -> Result<Server, String> {
+        Server::start_with(kind, Limits::Lifted).await
+    }
+
+    /// Starts a server of `kind` with `limits` (Flack only; the ceiling has none) on a free
+    /// loopback port and waits until it accepts.
+    pub async fn start_with(kind: Kind, limits: Limits) -> Result<Server, String> {
         let addr = free_addr().map_err(|e| e.to_string())?;
         let (mut command, data_dir) = match kind {
             Kind::Flack => {
@@ -54,18 +70,21 @@ impl Server {
                 command
                     .args(["--server-addr", &addr.to_string()])
                     .args(["--data-dir", &data.to_string_lossy()])
-                    .args(["--data-store", "sqlite"])
-                    // The harness is one user posting for many: lift per-user and per-address
-                    // limits, which protect against abuse, not load.
-                    .args(["--limits-messages-per-second", "100000000"])
-                    .args(["--limits-message-burst", "100000000"])
-                    .args(["--limits-connections-per-ip", "1000000"])
-                    .args(["--limits-max-connections-per-ip", "1000000"])
-                    .args(["--limits-max-connections", "1000000"])
-                    .args(["--limits-channels-per-minute", "1000"])
-                    .args(["--limits-registrations-per-hour", "1000000"])
-                    // Pings still go out; a busy harness must not be mistaken for dead.
-                    .args(["--limits-dead-after-secs", "600"]);
+                    .args(["--data-store", "sqlite"]);
+                if limits == Limits::Lifted {
+                    // The harness is one user posting for many: lift per-user and
+                    // per-address limits, which protect against abuse, not load.
+                    command
+                        .args(["--limits-messages-per-second", "100000000"])
+                        .args(["--limits-message-burst", "100000000"])
+                        .args(["--limits-connections-per-ip", "1000000"])
+                        .args(["--limits-max-connections-per-ip", "1000000"])
+                        .args(["--limits-max-connections", "1000000"])
+                        .args(["--limits-channels-per-minute", "1000"])
+                        .args(["--limits-registrations-per-hour", "1000000"])
+                        // Pings still go out; a busy harness must not be mistaken for dead.
+                        .args(["--limits-dead-after-secs", "600"]);
+                }
                 (command, Some(data))
             }
             Kind::Ceiling => {
@@ -109,6 +128,11 @@ impl Server {
             }
             before = now;
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's CPU time and memory now.
