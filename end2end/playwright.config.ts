@@ -46,8 +46,8 @@ export default defineConfig({
     },
   ],
   webServer: {
-    // The suite registers a few hundred users, all from 127.0.0.1.
-    command: `"${bin}" --server-addr 127.0.0.1:${PORT} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}" --limits-message-burst 200 --limits-registrations-per-hour 100000`,
+    // The suite registers a few hundred users and loads many pages, all from 127.0.0.1.
+    command: `"${bin}" --server-addr 127.0.0.1:${PORT} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}" --limits-message-burst 200 --limits-registrations-per-hour 100000 --limits-pages-per-minute 100000`,
     url: `http://127.0.0.1:${PORT}/c/general`,
     reuseExistingServer: false,
     timeout: 60_000,

@@ -16,7 +16,7 @@ FLACK_BIN="$CARGO_TARGET_DIR/release/flack" \
 # Navigation to "connected" in Chromium, against a release server of its own.
 DATA="$(mktemp -d)"
 "$CARGO_TARGET_DIR/release/flack" --server-addr 127.0.0.1:3210 --data-dir "$DATA" \
-  --limits-message-burst 1000 > /dev/null 2>&1 &
+  --limits-message-burst 1000 --limits-pages-per-minute 100000 > /dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:3210/ && break; sleep 0.1; done

@@ -169,3 +169,39 @@ async fn a_page_too_large_to_cache_is_still_served() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("the newest"));
 }
+
+/// Loading pages back to back cannot take the server's CPU: past `limits.pages_per_minute`
+/// an address gets 429 with a `Retry-After`, built assets do not count, and another address
+/// (here, behind a trusted proxy) is served as before.
+#[tokio::test]
+async fn page_loads_are_limited_per_address() {
+    let mut config = common::fast();
+    config.limits.pages_per_minute = 3;
+    config.server.trusted_proxies = vec!["127.0.0.1".parse().expect("address")];
+    let server = common::start_with(config).await;
+    let load = |path: &'static str, from: &'static str| {
+        let server = &server;
+        async move {
+            common::request(
+                server,
+                "GET",
+                path,
+                &[("Accept", "text/html"), ("X-Forwarded-For", from)],
+                b"",
+            )
+            .await
+        }
+    };
+    for path in ["/", "/c/general", "/c/nowhere"] {
+        assert_ne!(load(path, "203.0.113.7").await.status, 429, "{path}");
+    }
+    let refused = load("/c/general", "203.0.113.7").await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.header("retry-after").is_some());
+    assert_ne!(
+        load("/pkg/flack.css", "203.0.113.7").await.status,
+        429,
+        "assets are not counted"
+    );
+    assert_eq!(load("/c/general", "198.51.100.1").await.status, 200);
+}

@@ -6,7 +6,7 @@ pub mod files;
 pub mod guard;
 pub mod listen;
 pub mod page_cache;
-pub mod registrations;
+pub mod per_address;
 pub mod ws;
 
 use crate::app::nav::{CHANNEL_PREFIX, DIRECT_PREFIX};
@@ -45,7 +45,9 @@ pub struct AppState {
     pub connections_by_ip:
         Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// Each client address's allowance of new accounts (`limits.registrations_per_hour`).
-    pub registrations: Arc<registrations::Registrations>,
+    pub registrations: Arc<per_address::PerAddress>,
+    /// Each client address's allowance of page loads (`limits.pages_per_minute`).
+    pub page_loads: Arc<per_address::PerAddress>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -75,6 +77,14 @@ impl AppState {
             .env(env)
             .build();
         let (stop, stopping) = watch::channel(false);
+        let registrations = Arc::new(per_address::PerAddress::new(
+            config.limits.registrations_per_hour,
+            std::time::Duration::from_secs(3600),
+        ));
+        let page_loads = Arc::new(per_address::PerAddress::new(
+            config.limits.pages_per_minute,
+            std::time::Duration::from_secs(60),
+        ));
         AppState {
             hub,
             leptos_options,
@@ -82,7 +92,8 @@ impl AppState {
             stopping,
             stop: Arc::new(stop),
             connections_by_ip: Arc::default(),
-            registrations: Arc::default(),
+            registrations,
+            page_loads,
         }
     }
 
@@ -155,7 +166,11 @@ pub fn router(state: AppState) -> Router {
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .quality(tower_http::CompressionLevel::Fastest),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            per_address::limit_pages,
+        ));
     Router::new()
         .route(crate::protocol::WS_PATH, get(ws::upgrade))
         .route("/files", post(files::upload))
@@ -163,7 +178,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            registrations::limit,
+            per_address::limit_registrations,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -82,6 +82,7 @@ impl Server {
                         .args(["--limits-max-connections", "1000000"])
                         .args(["--limits-channels-per-minute", "1000"])
                         .args(["--limits-registrations-per-hour", "1000000"])
+                        .args(["--limits-pages-per-minute", "1000000"])
                         // Pings still go out; a busy harness must not be mistaken for dead.
                         .args(["--limits-dead-after-secs", "600"]);
                 }

@@ -158,6 +158,10 @@ pub struct LimitsSection {
     /// Accounts one client address may register per hour (also the burst).
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub registrations_per_hour: u32,
+    /// Pages one client address may load per minute (also the burst); built assets do not
+    /// count.
+    #[serde(deserialize_with = "at_least::<1, _, _>")]
+    pub pages_per_minute: u32,
     /// Uploads a user may have waiting for the message that carries them.
     #[serde(deserialize_with = "at_least::<1, _, _>")]
     pub unsent_files: usize,
@@ -219,6 +223,7 @@ impl Default for LimitsSection {
             max_channels: hub.max_channels,
             max_users: hub.max_users,
             registrations_per_hour: 60,
+            pages_per_minute: 120,
             min_free_disk_bytes: 1 << 30,
             unsent_files: hub.unsent_files,
             unsent_file_bytes: hub.unsent_file_bytes,
