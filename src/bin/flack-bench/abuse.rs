@@ -37,7 +37,11 @@ const MESSAGE_BURST: usize = 20;
 /// Source-address numbers (see [`net::source_ip`]) above those of the ordinary clients:
 /// each attack comes from its own address, so the per-address connection limit counts it
 /// apart from the others.
-const PROBER: usize = 1000;
+/// The first of the prober's addresses: it takes [`PROBER_ADDRESSES`] in turn.
+const PROBER: usize = 1100;
+/// A page a second from each of ten addresses, as visitors arrive: one address loading ten
+/// pages a second is itself over the default `limits.pages_per_minute` (120).
+const PROBER_ADDRESSES: usize = 10;
 const FILLERS: usize = 1001;
 const JOIN_FLOOD: usize = 1002;
 const RENAMES: usize = 1003;
@@ -391,8 +395,9 @@ async fn monitor(pid: u32, mut stop: watch::Receiver<bool>, max_samples: u64) ->
     peaks
 }
 
-/// `GET /` on a new connection every 100 ms; a probe counts from the connect to the last
-/// byte, and one without an answer within 5 s counts as 5 s and failed.
+/// `GET /` on a new connection every 100 ms, from ten addresses in turn; a probe counts from
+/// the connect to the last byte, and one without an answer within 5 s (or answered with
+/// anything but 200) counts as failed.
 async fn prober(
     addr: SocketAddr,
     mut stop: watch::Receiver<bool>,
@@ -409,7 +414,8 @@ async fn prober(
         }
         let started = Instant::now();
         let answer = timeout(Duration::from_secs(5), async {
-            let mut http = Http::connect(addr, source(PROBER)).await?;
+            let from = PROBER + latency.len() as usize % PROBER_ADDRESSES;
+            let mut http = Http::connect(addr, source(from)).await?;
             http.request("GET", "/", None).await
         })
         .await;
