@@ -13,10 +13,50 @@ pub(crate) fn hub() -> Result<crate::chat::hub::Hub, ChatError> {
         .ok_or_else(|| ChatError::Unavailable("the chat hub is not running".into()))
 }
 
+/// The HTTP status a refusal is answered with (the body is the error itself): the client's
+/// mistakes and the limits it met are 4xx, only the server's own failures 5xx.
+#[cfg(feature = "ssr")]
+pub fn http_status(error: &ChatError) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    match error {
+        ChatError::Unauthorized | ChatError::NotIdentified => StatusCode::UNAUTHORIZED,
+        ChatError::Forbidden | ChatError::CrossSite => StatusCode::FORBIDDEN,
+        ChatError::NoSuchChannel(_)
+        | ChatError::NoSuchUser
+        | ChatError::NoSuchMessage
+        | ChatError::NoSuchFile => StatusCode::NOT_FOUND,
+        ChatError::ChannelExists(_) | ChatError::DisplayNameTaken(_) => StatusCode::CONFLICT,
+        ChatError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ChatError::RateLimited
+        | ChatError::ChannelRateLimited
+        | ChatError::JoinRateLimited
+        | ChatError::RenameRateLimited
+        | ChatError::DirectRateLimited
+        | ChatError::TooManyRegistrations
+        | ChatError::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+        ChatError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ChatError::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
+        ChatError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+        ChatError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A server function's answer: a refusal also sets the response's status
+/// ([`http_status`]); Leptos would otherwise answer every error with 500.
+#[cfg(feature = "ssr")]
+fn answer<T>(result: Result<T, ChatError>) -> Result<T, ChatError> {
+    if let (Err(error), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
+        response.set_status(http_status(error));
+    }
+    result
+}
+
 /// Registers a display name nobody else uses and returns the session that proves it.
 #[server(endpoint = "register")]
 pub async fn register(name: String) -> Result<Session, ChatError> {
-    let session = hub()?.register(&name)?.stored().await?;
+    let session = answer(hub().and_then(|hub| hub.register(&name)))?;
+    let session = answer(session.stored().await)?;
     // The browser sends this cookie when it loads files of private conversations.
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         let cookie = token_cookie(&session.token);
@@ -40,31 +80,32 @@ pub fn token_cookie(token: &str) -> String {
 /// Every channel, sorted by name.
 #[server(endpoint = "channels")]
 pub async fn list_channels() -> Result<Vec<ChannelInfo>, ChatError> {
-    Ok(hub()?.channels())
+    answer(hub().map(|hub| hub.channels()))
 }
 
 /// Creates a channel; fails if the name is invalid or taken (without regard to case).
 #[server(endpoint = "create_channel")]
 pub async fn create_channel(token: String, name: String) -> Result<ChannelInfo, ChatError> {
-    hub()?.create_channel(&token, &name)?.stored().await
+    let saved = answer(hub().and_then(|hub| hub.create_channel(&token, &name)))?;
+    answer(saved.stored().await)
 }
 
 /// A channel's most recent messages (at most 100), oldest first. Channels are public.
 #[server(endpoint = "history")]
 pub async fn channel_history(channel: String) -> Result<HistoryPage, ChatError> {
-    hub()?.channel_page(&channel)
+    answer(hub().and_then(|hub| hub.channel_page(&channel)))
 }
 
 /// The private conversation between the token's user and `peer`, for that user only.
 #[server(endpoint = "direct_history")]
 pub async fn direct_history(token: String, peer: u64) -> Result<HistoryPage, ChatError> {
-    hub()?.direct_page(&token, crate::chat::model::UserId(peer))
+    answer(hub().and_then(|hub| hub.direct_page(&token, crate::chat::model::UserId(peer))))
 }
 
 /// The token user's private conversations.
 #[server(endpoint = "directs")]
 pub async fn my_directs(token: String) -> Result<Vec<DirectSummary>, ChatError> {
-    hub()?.directs(&token)
+    answer(hub().and_then(|hub| hub.directs(&token)))
 }
 
 /// Lets server functions return [`ChatError`] directly: transport failures become

@@ -36,7 +36,10 @@ async fn channel_creation_server_function() {
         Some(&format!("token={token}&name={}", form_value("  ops "))),
     )
     .await;
-    assert_eq!(again.status, 500);
+    assert_eq!(
+        again.status, 409,
+        "a taken name is a conflict, not a server failure"
+    );
     assert!(again.body.contains("channel_exists"), "{}", again.body);
 
     let empty = http(

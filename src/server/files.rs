@@ -195,19 +195,7 @@ impl IntoResponse for FileError {
 
 impl From<ChatError> for FileError {
     fn from(error: ChatError) -> Self {
-        let status = match &error {
-            ChatError::Unauthorized | ChatError::NotIdentified => StatusCode::UNAUTHORIZED,
-            ChatError::Forbidden => StatusCode::FORBIDDEN,
-            ChatError::NoSuchFile | ChatError::NoSuchChannel(_) | ChatError::NoSuchUser => {
-                StatusCode::NOT_FOUND
-            }
-            ChatError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ChatError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
-            ChatError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ChatError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        FileError(status, error)
+        FileError(crate::api::http_status(&error), error)
     }
 }
 
