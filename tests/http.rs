@@ -290,3 +290,39 @@ async fn assets_without_copies_are_compressed_per_request() {
     assert_eq!(ungzip(&gzip.bytes), original);
     let _ = std::fs::remove_dir_all(&site);
 }
+
+/// A load balancer can ask whether an instance lives (`/healthz`) and should get clients
+/// (`/readyz`): both answer 200 whatever the `Host` (the host allow-list does not apply), and
+/// `/readyz` answers 503 while the store cannot write (its database held by another
+/// connection), then 200 again once it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_endpoints_follow_the_store() {
+    let mut config = common::fast();
+    config.server.allowed_hosts = vec!["chat.example.com".parse().expect("a host")];
+    let db = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let db_path = db.clone();
+    let server = common::start_on(config, move |dir| {
+        let path = dir.join("flack.db");
+        *db_path.lock().expect("lock") = Some(path.clone());
+        std::sync::Arc::new(flack::chat::sqlite::SqliteStore::open(&path, 100).expect("opens"))
+    })
+    .await;
+    let path = db.lock().expect("lock").clone().expect("a database");
+    assert_eq!(http(&server, "GET", "/healthz", None).await.status, 200);
+    assert_eq!(http(&server, "GET", "/readyz", None).await.status, 200);
+
+    let blocker = rusqlite::Connection::open(&path).expect("opens");
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("locks");
+    assert_eq!(http(&server, "GET", "/readyz", None).await.status, 503);
+    assert_eq!(http(&server, "GET", "/healthz", None).await.status, 200);
+    blocker.execute_batch("COMMIT").expect("unlocks");
+    let mut ready = 0;
+    for _ in 0..50 {
+        ready = http(&server, "GET", "/readyz", None).await.status;
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200, "ready again once the store can write");
+}

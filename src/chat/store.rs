@@ -123,6 +123,11 @@ pub trait Store: Send + Sync + 'static {
     fn barrier(&self) -> Durable {
         Durable::done(Ok(()))
     }
+    /// Resolves once the store has shown it can write (a round trip through its writer, and
+    /// for a database, a commit). Readiness checks wait for this; it changes nothing.
+    fn ping(&self) -> Durable {
+        Durable::done(Ok(()))
+    }
     /// Writes out everything handed over so far and stops taking changes; called once, as
     /// the server stops.
     fn close(&self) {}

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod files;
 pub mod guard;
+pub mod health;
 pub mod listen;
 pub mod page_cache;
 pub mod per_address;
@@ -193,6 +194,9 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.config.limits.request_body,
         ))
+        // Added after the layers above, so the checks a balancer makes pass none of them.
+        .route(health::HEALTHZ_PATH, get(health::healthz))
+        .route(health::READYZ_PATH, get(health::readyz))
         .with_state(state)
 }
 

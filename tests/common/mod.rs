@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each test file uses a different subset of these helpers.
 
-use flack::chat::hub::{Hub, MemoryStore};
+use flack::chat::hub::{Hub, MemoryStore, Store};
 use flack::chat::model::{ChannelName, Room, Session, UserId};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use flack::server::{config::Config, router, serve, AppState, ListenSettings};
@@ -76,7 +76,15 @@ pub fn fast() -> Config {
 /// it; upstream this is leptos-rs/leptos#4773). One test building its router while another
 /// rendered a page was enough. Flack now routes its pages itself and renders no `Resource` on the server, so
 /// servers need no shared runtime.
-pub async fn start_with(mut config: Config) -> TestServer {
+pub async fn start_with(config: Config) -> TestServer {
+    start_on(config, |_| std::sync::Arc::new(MemoryStore)).await
+}
+
+/// [`start_with`] on a store of the test's choosing, made from the server's data directory.
+pub async fn start_on(
+    mut config: Config,
+    store: impl FnOnce(&std::path::Path) -> std::sync::Arc<dyn Store>,
+) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     config.server.addr = addr;
@@ -84,7 +92,7 @@ pub async fn start_with(mut config: Config) -> TestServer {
         std::env::temp_dir().join(format!("flack-test-{}-{}", std::process::id(), addr.port()));
     let settings = config.hub_settings();
     let hub = Hub::open(
-        std::sync::Arc::new(MemoryStore),
+        store(&config.data.dir),
         settings,
         flack::protocol::encode_hub_event,
     )

@@ -434,6 +434,12 @@ impl Hub {
         Ok(list)
     }
 
+    /// Resolves once the store shows it can write ([`Store::ping`]): what a readiness check
+    /// waits for.
+    pub fn store_ping(&self) -> super::store::Durable {
+        self.shared.store.ping()
+    }
+
     /// Registers a new connection and queues its `welcome` event.
     pub fn connect(&self, outbox: Outbox) -> Connection {
         let mut state = self.lock();

@@ -97,6 +97,8 @@ enum Change {
     Rename(UserInfo),
     /// Writes nothing; reports whether every change since the last barrier was stored.
     Barrier,
+    /// Writes nothing; reports whether its batch committed (a readiness check).
+    Ping,
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -338,6 +340,10 @@ impl Store for SqliteStore {
 
     fn barrier(&self) -> Durable {
         self.write_behind(Change::Barrier)
+    }
+
+    fn ping(&self) -> Durable {
+        self.write_behind(Change::Ping)
     }
 
     /// Stops taking changes, and waits until the writer has committed everything handed

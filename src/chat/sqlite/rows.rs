@@ -251,6 +251,13 @@ pub(super) fn apply(
         }
         // Answered by the writer once its batch is committed.
         Change::Barrier => {}
+        // A write (to a row of its own), so it needs the database's write lock, as any change
+        // would; a read-only transaction would commit even while the file is locked.
+        Change::Ping => {
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('ping', '1')")
+                .and_then(|mut s| s.execute([]))
+                .map_err(failed)?;
+        }
     }
     Ok(())
 }
