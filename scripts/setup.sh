@@ -52,4 +52,50 @@ if [ -f "$ROOT/end2end/package-lock.json" ]; then
   fi
 fi
 
+# 6. PostgreSQL and Redis on 127.0.0.1 (the PostgreSQL store and cluster mode, and their
+#    tests). Used as they are when they answer; on a machine where they do not, installed
+#    from Debian's packages and started. A PostgreSQL installed here is set to trust local
+#    TCP connections (127.0.0.1 and ::1 only), as the tests connect as `postgres` with no
+#    password; a server that was already there is left as it is.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+  installed_pg=no
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "PostgreSQL does not answer on 127.0.0.1:5432; installing it"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql
+    installed_pg=yes
+  fi
+  pg_version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  if [ "$installed_pg" = yes ]; then
+    hba="/etc/postgresql/$pg_version/main/pg_hba.conf"
+    log "letting local TCP connections to the new PostgreSQL in without a password"
+    printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' |
+      as_root tee "$hba.flack" >/dev/null
+    as_root sh -c "cat '$hba' >> '$hba.flack' && mv '$hba.flack' '$hba'"
+  fi
+  log "starting PostgreSQL $pg_version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start ||
+    as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" main reload
+  for _ in $(seq 1 50); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 0.2
+  done
+  pg_isready -q -h 127.0.0.1 -p 5432 || { log "PostgreSQL did not start"; exit 1; }
+fi
+if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" != "PONG" ]; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "Redis does not answer on 127.0.0.1:6379; installing it"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server
+  fi
+  log "starting Redis on 127.0.0.1:6379 (keeping nothing on disk)"
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 1 50); do
+    [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ] && break
+    sleep 0.2
+  done
+  [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ] ||
+    { log "Redis did not start"; exit 1; }
+fi
+
 log "all tools present"
