@@ -1220,3 +1220,50 @@ fn renamed_authors_show_their_new_name_everywhere() {
         .iter()
         .all(|m| m.author.name.as_str() == "adeline"));
 }
+
+/// The hub on the PostgreSQL store: posts are acknowledged once committed, and after a
+/// clean stop a new hub on the same database has the user (their token still signs in,
+/// under their new name), the channel's history without the deleted message, the same
+/// epoch, and numbering that goes on where it stopped.
+#[test]
+fn the_postgres_store_keeps_history_across_restarts() {
+    use crate::chat::postgres::tests::TestDatabase;
+    use crate::chat::postgres::PostgresStore;
+    let db = TestDatabase::create();
+    let shown = |hub: &Hub| -> Vec<String> {
+        let page = hub.channel_page("general").unwrap();
+        page.messages
+            .iter()
+            .map(|m| m.body.as_str().to_owned())
+            .collect()
+    };
+    let (token, epoch) = {
+        let store = Arc::new(PostgresStore::open(&db.url, 100).unwrap());
+        let hub = Hub::open(store.clone(), unlimited_settings(), keep).unwrap();
+        let ada = client(&hub, "ada", 64);
+        let mut posted = Vec::new();
+        for n in 1..=3 {
+            posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
+        }
+        ada.conn.delete(&general(), posted[1].value.id).unwrap();
+        ada.conn.rename("adeline").applied().unwrap();
+        for p in posted {
+            p.stored_blocking().expect("stored");
+        }
+        assert_eq!(shown(&hub), ["m1", "m3"]);
+        store.close();
+        (ada.session.token.clone(), hub.epoch())
+    };
+    let store = Arc::new(PostgresStore::open(&db.url, 100).unwrap());
+    let hub = Hub::open(store.clone(), unlimited_settings(), keep).unwrap();
+    assert_eq!(hub.epoch(), epoch, "a clean stop keeps the epoch");
+    assert_eq!(shown(&hub), ["m1", "m3"]);
+    let (outbox, _rx) = Outbox::new(16);
+    let conn = hub.connect(outbox);
+    let user = conn.authenticate(&token).unwrap();
+    assert_eq!(user.name.as_str(), "adeline");
+    let next = conn.post(&general(), "m4", None).unwrap();
+    assert_eq!(next.value.seq, 4, "numbers go on where they stopped");
+    next.stored_blocking().expect("stored");
+    store.close();
+}
