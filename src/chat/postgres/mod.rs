@@ -22,7 +22,12 @@
 //! each change's [`Durable`] after the commit. A message delivered but not yet committed is
 //! lost if the process dies and its number is given out again, so, as with SQLite, a start
 //! after an unclean stop begins a new epoch; a clean stop ([`Store::close`]) sets the `clean`
-//! flag in `meta` and the next start keeps the epoch.
+//! flag in `meta` and the next start keeps the epoch. Unlike SQLite, a stop after any change
+//! failed to be stored is not marked clean either: the database can be unreachable for a
+//! while (a restart, the network), and what the hub gave out meanwhile is not in it.
+//!
+//! A lost connection is made again before the next batch; the batch it broke is reported
+//! failed (nothing is retried: the hub has already moved on, as with a failed SQLite write).
 //!
 //! PostgreSQL, unlike SQLite, aborts the whole transaction when one statement fails. So a
 //! batch is first tried as one transaction, and if a change in it fails, the batch is rolled
@@ -58,6 +63,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// instances never write one database as single-instance stores. (Any fixed number works; this
 /// one spells "flack" in ASCII.)
 const INSTANCE_LOCK: i64 = 0x0066_6c61_636b;
+
+/// Times a held instance lock is asked for, 100 ms apart, before `open` gives up.
+const LOCK_TRIES: usize = 10;
 
 /// A store in a PostgreSQL database, written by its own thread.
 pub struct PostgresStore {
@@ -149,11 +157,20 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> 
             tracing::warn!(error = %e, "the PostgreSQL connection ended");
         }
     });
-    let locked: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&INSTANCE_LOCK])
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(|e| StoreError(format!("PostgreSQL at {place}: {e}")))?;
+    let mut locked = false;
+    // A store that just stopped may still hold the lock for a moment (its server process
+    // exiting), so a held lock is asked for again for up to a second.
+    for _ in 0..LOCK_TRIES {
+        locked = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&INSTANCE_LOCK])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| StoreError(format!("PostgreSQL at {place}: {e}")))?;
+        if locked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     if !locked {
         return Err(StoreError(format!(
             "another Flack instance is using the database at {place}; the PostgreSQL store \
@@ -224,6 +241,7 @@ impl PostgresStore {
                         config,
                         retain,
                         failed_since_barrier: false,
+                        failed_ever: false,
                         unclean: stop_unclean,
                     };
                     writer.run(queue).await;
@@ -299,12 +317,29 @@ struct Writer {
     retain: usize,
     /// A change failed since the last [`Change::Barrier`] was answered.
     failed_since_barrier: bool,
+    /// A change failed since the store was opened.
+    failed_ever: bool,
     unclean: Arc<AtomicBool>,
 }
 
 impl Writer {
+    /// Commits jobs in batches until every sender is gone, marks the stop as clean, and
+    /// lets go of the database.
+    async fn run(mut self, queue: mpsc::UnboundedReceiver<Job>) {
+        self.write_all(queue).await;
+        // The server process behind a closed connection may take a moment to exit and let go
+        // of the lock; a store opened right after this one closed must not find it held.
+        let unlocked = self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&INSTANCE_LOCK])
+            .await;
+        if let Err(e) = unlocked {
+            tracing::debug!(error = %e, "could not release the instance lock");
+        }
+    }
+
     /// Commits jobs in batches until every sender is gone, then marks the stop as clean.
-    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
+    async fn write_all(&mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
             // Whatever queued up behind it (while the last batch was being committed, say):
@@ -318,6 +353,14 @@ impl Writer {
             self.commit(batch).await;
         }
         if self.unclean.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.failed_ever {
+            // The hub gave out what the database does not have (a message's number, say): the
+            // next start must not hand those numbers out again under the same epoch. (The
+            // SQLite store marks such a stop clean; with a network between the store and its
+            // database, failed writes are not rare enough to ignore.)
+            tracing::warn!("changes could not be stored; the next start begins a new epoch");
             return;
         }
         let marked = self
@@ -354,6 +397,7 @@ impl Writer {
             if let Err(e) = &result {
                 tracing::error!(error = %e, "a change could not be stored");
                 self.failed_since_barrier = true;
+                self.failed_ever = true;
             }
             job.written.report(result);
         }

@@ -40,6 +40,83 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Holds a write lock on every table the store writes (as a stalled database would
+    /// hold up its writer) until the returned guard is released.
+    pub(crate) fn hold_writes(&self) -> HeldWrites {
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let url = self.url.clone();
+        let thread = std::thread::spawn(move || {
+            let held = run_with(&url, |client| async move {
+                client
+                    .batch_execute(
+                        "BEGIN; LOCK TABLE users, rooms, recent_messages IN EXCLUSIVE MODE;",
+                    )
+                    .await?;
+                let _ = locked.send(());
+                // Nothing else runs on this runtime meanwhile; the lock lives in the server.
+                let _ = released.recv();
+                client.batch_execute("COMMIT").await
+            });
+            if let Err(e) = held {
+                panic!("could not hold the tables: {e}");
+            }
+        });
+        is_locked
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the tables are locked");
+        HeldWrites {
+            release,
+            thread: Some(thread),
+        }
+    }
+
+    /// Ends every connection to this database (as a PostgreSQL restart or a network
+    /// failure would), and waits until they are gone.
+    pub(crate) fn cut_connections(&self) {
+        let name = self.name.clone();
+        run_with(ADMIN_URL, |client| async move {
+            // Ending a connection only signals its server process.
+            let others = "FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
+            client
+                .execute(
+                    &format!("SELECT pg_terminate_backend(pid) {others}"),
+                    &[&name],
+                )
+                .await?;
+            for _ in 0..500 {
+                let left: i64 = client
+                    .query_one(&format!("SELECT COUNT(*) {others}"), &[&name])
+                    .await?
+                    .get(0);
+                if left == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("could not end the connections: {e}"));
+    }
+}
+
+/// A write lock held on a test database's tables by [`TestDatabase::hold_writes`].
+pub(crate) struct HeldWrites {
+    release: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldWrites {
+    /// Lets the writes through.
+    pub(crate) fn release(mut self) {
+        let _ = self.release.send(());
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the lock was released");
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Err(e) = admin(&format!(
@@ -57,6 +134,19 @@ fn admin(sql: &str) -> Result<(), String> {
 
 /// Runs statements over a connection of their own, on a runtime of their own.
 fn run(url: &str, sql: &str) -> Result<(), String> {
+    let sql = sql.to_owned();
+    run_with(
+        url,
+        |client| async move { client.batch_execute(&sql).await },
+    )
+}
+
+/// Runs `work` with a connection of its own, on a runtime of its own.
+fn run_with<W, F>(url: &str, work: W) -> Result<(), String>
+where
+    W: FnOnce(Client) -> F,
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -66,7 +156,7 @@ fn run(url: &str, sql: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(connection);
-        client.batch_execute(sql).await.map_err(|e| e.to_string())
+        work(client).await.map_err(|e| e.to_string())
     })
 }
 
@@ -287,7 +377,8 @@ fn the_epoch_is_kept_after_a_clean_stop_and_new_after_an_unclean_one() {
 
 /// A barrier resolves once what came before it is committed, and fails when a change since
 /// the last barrier could not be stored; the changes beside the failed one in its batch are
-/// still stored, and the next barrier is fine again.
+/// still stored (PostgreSQL aborts the whole transaction, so the batch is written again
+/// change by change), and the next barrier is fine again.
 #[test]
 fn barriers_report_failed_changes() {
     let db = TestDatabase::create();
@@ -302,12 +393,16 @@ fn barriers_report_failed_changes() {
         store.barrier().wait_blocking().is_ok(),
         "nothing failed yet"
     );
-    // Handed over without waiting, so they likely share a batch; the second user reuses the
-    // first one's token hash, which the database refuses.
+    // The first change's batch waits on the held tables, so the rest queue up behind it
+    // and are written as one batch: the second user reuses the first one's token hash,
+    // which the database refuses, and the batch is written again change by change.
+    let held = db.hold_writes();
     let first = store.put_user(&ada(), &[1; 32]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let duplicate = store.put_user(&bob, &[1; 32]);
     let after = store.put_message(&message(&general, 1, 1, &ada()));
     let barrier = store.barrier();
+    held.release();
     assert!(first.wait_blocking().is_ok());
     assert!(
         duplicate.wait_blocking().is_err(),
@@ -326,6 +421,51 @@ fn barriers_report_failed_changes() {
     let loaded = PostgresStore::open(&db.url, 100).unwrap().load().unwrap();
     assert_eq!(loaded.users.len(), 1);
     assert_eq!(loaded.rooms[0].messages.len(), 1);
+}
+
+/// After a change failed, even a clean stop begins a new epoch at the next start: what the
+/// hub gave out meanwhile (a message's number) is not in the database.
+#[test]
+fn a_failed_change_makes_the_next_start_a_new_epoch() {
+    let db = TestDatabase::create();
+    let store = PostgresStore::open(&db.url, 100).unwrap();
+    let epoch = store.load().unwrap().epoch;
+    store.put_user(&ada(), &[1; 32]).wait_blocking().unwrap();
+    let bob = UserInfo {
+        id: UserId(2),
+        name: DisplayName::parse("bob").unwrap(),
+    };
+    assert!(store.put_user(&bob, &[1; 32]).wait_blocking().is_err());
+    store.close();
+    let loaded = PostgresStore::open(&db.url, 100).unwrap().load().unwrap();
+    assert!(loaded.epoch.is_some());
+    assert_ne!(loaded.epoch, epoch);
+}
+
+/// When the connection is lost (PostgreSQL restarted, say), the writer connects again: at
+/// most the batch it was writing fails, later changes are stored, and the store still holds
+/// the database against a second instance.
+#[test]
+fn a_lost_connection_is_made_again() {
+    let db = TestDatabase::create();
+    let ada = ada();
+    let general = general();
+    let store = store_with(&db, &general, 1, &ada);
+    db.cut_connections();
+    // The writer may not have noticed yet: the batch that finds the connection gone fails.
+    let _ = store
+        .put_message(&message(&general, 2, 2, &ada))
+        .wait_blocking();
+    store
+        .put_message(&message(&general, 3, 3, &ada))
+        .wait_blocking()
+        .expect("stored over a new connection");
+    let second = PostgresStore::open(&db.url, 100).err().expect("still held");
+    assert!(second.0.contains("another Flack instance"), "{second}");
+    drop(store);
+    let loaded = PostgresStore::open(&db.url, 100).unwrap().load().unwrap();
+    let seqs: Vec<u64> = loaded.rooms[0].messages.iter().map(|m| m.seq).collect();
+    assert!(seqs == [1, 3] || seqs == [1, 2, 3], "{seqs:?}");
 }
 
 /// A store that cannot reach PostgreSQL fails to open, naming where it tried without the
