@@ -38,7 +38,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(SqliteStore::open(&path, limits.history)?)
         }
         StoreKind::Postgres => {
-            let store = PostgresStore::open(&config.data.postgres_url, limits.history)?;
+            let store = match PostgresStore::open(&config.data.postgres_url, limits.history) {
+                Ok(store) => store,
+                Err(error) => {
+                    tracing::error!("{error}");
+                    std::process::exit(1);
+                }
+            };
             tracing::info!(database = %store.place(), "storing chat data in PostgreSQL");
             Arc::new(store)
         }

@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 mod rows;
@@ -98,8 +99,19 @@ enum Change {
     Barrier,
 }
 
-fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+/// A failure, with its causes: tokio-postgres says only "db error" or "error connecting to
+/// server" itself, and keeps what PostgreSQL or the network said in its source.
+fn failed(e: impl std::error::Error) -> StoreError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    StoreError(text)
 }
 
 fn closed() -> StoreError {
@@ -144,17 +156,58 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
     )
 }
 
-/// Connects, takes the instance lock, and keeps the connection running on the current
-/// runtime. Errors name where it tried to connect.
-async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
-    let place = describe(config);
-    let (client, connection) = config
-        .connect(NoTls)
+/// Creates the database `config` names, through the `postgres` maintenance database on the
+/// same server.
+async fn create_database(config: &tokio_postgres::Config, place: &str) -> Result<(), StoreError> {
+    let name = config.get_dbname().unwrap_or_default().to_owned();
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let (client, connection) = maintenance.connect(NoTls).await.map_err(failed)?;
+    tokio::spawn(connection);
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match client
+        .batch_execute(&format!("CREATE DATABASE {quoted}"))
         .await
-        .map_err(|e| StoreError(format!("cannot reach PostgreSQL at {place}: {e}")))?;
+    {
+        Ok(()) => {
+            tracing::info!(database = %place, "created the database");
+            Ok(())
+        }
+        // Someone else created it meanwhile.
+        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// Connects (creating the database first if it is missing and `create_missing` is set),
+/// takes the instance lock, and keeps the connection running on the current runtime. Errors
+/// name where it tried to connect.
+async fn connect(
+    config: &tokio_postgres::Config,
+    create_missing: bool,
+) -> Result<Client, StoreError> {
+    let place = describe(config);
+    let connected = match config.connect(NoTls).await {
+        Err(e) if create_missing && e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+            create_database(config, &place).await.map_err(|e| {
+                StoreError(format!(
+                    "the database at {place} does not exist and could not be created: {}",
+                    e.0
+                ))
+            })?;
+            config.connect(NoTls).await
+        }
+        other => other,
+    };
+    let (client, connection) = connected.map_err(|e| {
+        StoreError(format!(
+            "cannot reach PostgreSQL at {place}: {}",
+            failed(e).0
+        ))
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "the PostgreSQL connection ended");
+            tracing::warn!(error = %failed(e), "the PostgreSQL connection ended");
         }
     });
     let mut locked = false;
@@ -165,7 +218,7 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> 
             .query_one("SELECT pg_try_advisory_lock($1)", &[&INSTANCE_LOCK])
             .await
             .and_then(|row| row.try_get(0))
-            .map_err(|e| StoreError(format!("PostgreSQL at {place}: {e}")))?;
+            .map_err(|e| StoreError(format!("PostgreSQL at {place}: {}", failed(e).0)))?;
         if locked {
             break;
         }
@@ -181,7 +234,8 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, StoreError> 
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url`, creates its tables if missing, reads everything
+    /// Connects to the database at `url` (creating it if it is missing), creates its tables if
+    /// missing, reads everything
     /// back (for `load`), keeping `retain` messages per room, and starts the writer. Fails
     /// with an error naming the URL (without its password) when PostgreSQL cannot be reached.
     pub fn open(url: &str, retain: usize) -> Result<PostgresStore, StoreError> {
@@ -212,7 +266,7 @@ impl PostgresStore {
                 };
                 runtime.block_on(async move {
                     let start = async {
-                        let mut client = connect(&config).await?;
+                        let mut client = connect(&config, true).await?;
                         rows::create_schema(&client).await?;
                         rows::settle_ring(&mut client, retain).await?;
                         let loaded = rows::read_all(&mut client).await?;
@@ -408,7 +462,7 @@ impl Writer {
     async fn write(&mut self, batch: &[Job]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         if self.client.is_closed() {
             tracing::warn!("the PostgreSQL connection was lost; connecting again");
-            self.client = connect(&self.config).await?;
+            self.client = connect(&self.config, false).await?;
             self.statements = rows::Statements::prepare(&self.client).await?;
         }
         let retain = self.retain;

@@ -498,3 +498,17 @@ fn a_second_instance_is_refused() {
         "free once closed"
     );
 }
+
+/// A database that does not exist yet is created at start (through the `postgres`
+/// maintenance database), and the store works in it.
+#[test]
+fn a_missing_database_is_created() {
+    let db = TestDatabase::create();
+    admin(&format!("DROP DATABASE {}", db.name)).unwrap();
+    let store = PostgresStore::open(&db.url, 100).unwrap();
+    assert!(store.load().unwrap().rooms.is_empty());
+    store.put_user(&ada(), &[3; 32]).wait_blocking().unwrap();
+    drop(store);
+    let loaded = PostgresStore::open(&db.url, 100).unwrap().load().unwrap();
+    assert_eq!(loaded.users.len(), 1);
+}

@@ -96,7 +96,7 @@ pub struct DataSection {
     /// `postgres_url`, for a single instance) or `memory` (nothing kept).
     pub store: StoreKind,
     /// The PostgreSQL database `store = "postgres"` keeps chat data in, as a libpq URL
-    /// (`postgres://user:password@host:port/database`); the database must exist.
+    /// (`postgres://user:password@host:port/database`); a missing database is created.
     pub postgres_url: String,
 }
 
