@@ -28,6 +28,9 @@
 //!
 //! A lost connection is made again before the next batch; the batch it broke is reported
 //! failed (nothing is retried: the hub has already moved on, as with a failed SQLite write).
+//! While PostgreSQL stays unreachable, each batch waits up to [`CONNECT_TIMEOUT`] and fails;
+//! the hub keeps delivering and only answers wait. A database missing at start is created
+//! (through the `postgres` maintenance database), so the default URL works on a fresh server.
 //!
 //! PostgreSQL, unlike SQLite, aborts the whole transaction when one statement fails. So a
 //! batch is first tried as one transaction, and if a change in it fails, the batch is rolled
@@ -61,7 +64,8 @@ const MAX_BATCH: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The advisory lock a store holds on its database for as long as it is connected, so two
-/// instances never write one database as single-instance stores. (Any fixed number works; this
+/// instances never write one database as single-instance stores. (PostgreSQL scopes advisory
+/// locks to a database, so stores on other databases of the same server do not meet it.) (Any fixed number works; this
 /// one spells "flack" in ASCII.)
 const INSTANCE_LOCK: i64 = 0x0066_6c61_636b;
 
