@@ -1,6 +1,7 @@
 //! The Flack server binary: reads the configuration, starts tracing, binds, serves.
 
 use flack::chat::hub::{Hub, MemoryStore, Store};
+use flack::chat::postgres::PostgresStore;
 use flack::chat::sqlite::SqliteStore;
 use flack::server::config::{Config, StoreKind};
 use flack::server::{self, AppState};
@@ -35,6 +36,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let path = config.data.dir.join("flack.db");
             tracing::info!(path = %path.display(), "storing chat data in SQLite");
             Arc::new(SqliteStore::open(&path, limits.history)?)
+        }
+        StoreKind::Postgres => {
+            let store = match PostgresStore::open(&config.data.postgres_url, limits.history) {
+                Ok(store) => store,
+                Err(error) => {
+                    tracing::error!("{error}");
+                    std::process::exit(1);
+                }
+            };
+            tracing::info!(database = %store.place(), "storing chat data in PostgreSQL");
+            Arc::new(store)
         }
         StoreKind::Memory => {
             tracing::warn!("storage is off: everything is lost when the server stops");

@@ -1,5 +1,7 @@
 //! Durability: the real server binary, killed with SIGKILL in the middle of a stream of
-//! messages and started again on the same data directory, has every message it acknowledged.
+//! messages and started again on the same data directory (or PostgreSQL database), has every
+//! message it acknowledged. The PostgreSQL runs need the server on 127.0.0.1:5432 (trust auth)
+//! and fail, saying so, without it.
 
 use flack::chat::model::{ChannelName, Message, MessageId, Room};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
@@ -22,25 +24,103 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-/// Starts the server binary with SQLite storage in `data` on a free port, and waits until it
-/// accepts connections.
-async fn start_server(data: &Path) -> (SocketAddr, Child) {
+/// The command-line settings that keep a server's data in SQLite (in its data directory).
+fn sqlite() -> Vec<String> {
+    vec!["--data-store".into(), "sqlite".into()]
+}
+
+/// The command-line settings that keep a server's data in the PostgreSQL database `db`.
+fn postgres(db: &TestDatabase) -> Vec<String> {
+    vec![
+        "--data-store".into(),
+        "postgres".into(),
+        "--data-postgres-url".into(),
+        db.url.clone(),
+    ]
+}
+
+/// The maintenance database test databases are created and dropped through.
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A PostgreSQL database of one test's own, dropped when this is.
+struct TestDatabase {
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database, or fails the test if PostgreSQL cannot be reached.
+    fn create(test: &str) -> TestDatabase {
+        let name = format!("flack_test_{}_{test}", std::process::id());
+        admin(&format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name};"
+        ))
+        .unwrap_or_else(|e| {
+            panic!("this test needs PostgreSQL at {ADMIN_URL} (trust auth; see issue 16): {e}")
+        });
+        TestDatabase {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// Runs statements in the maintenance database, on a thread and runtime of their own (so
+/// that it works from inside a test's runtime, and from `drop`).
+fn admin(sql: &str) -> Result<(), String> {
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            // One statement at a time: DROP DATABASE refuses to run in a transaction block.
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                client
+                    .batch_execute(statement)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| "the admin thread panicked".to_owned())?
+}
+
+/// Starts the server binary with its data in `data` (and the `store` settings) on a free
+/// port, and waits until it accepts connections.
+async fn start_server(data: &Path, store: &[String]) -> (SocketAddr, Child) {
     let _starting = STARTING.lock().await;
     let addr = free_addr();
-    (addr, launch(addr, data).await)
+    (addr, launch(addr, data, store).await)
 }
 
 /// Starts the server again on the address it had, and waits until it accepts connections.
-async fn restart_server(addr: SocketAddr, data: &Path) -> Child {
+async fn restart_server(addr: SocketAddr, data: &Path, store: &[String]) -> Child {
     let _starting = STARTING.lock().await;
-    launch(addr, data).await
+    launch(addr, data, store).await
 }
 
-async fn launch(addr: SocketAddr, data: &Path) -> Child {
+async fn launch(addr: SocketAddr, data: &Path, store: &[String]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flack"))
         .args(["--server-addr", &addr.to_string()])
         .args(["--data-dir", &data.to_string_lossy()])
-        .args(["--data-store", "sqlite"])
+        .args(store)
         .args(["--limits-messages-per-second", "100000"])
         .args(["--limits-message-burst", "100000"])
         .env("RUST_LOG", "warn")
@@ -119,9 +199,21 @@ fn general() -> Room {
 /// number and timestamp, and nothing appears twice.
 #[tokio::test]
 async fn acknowledged_messages_survive_sigkill() {
-    let data = std::env::temp_dir().join(format!("flack-durability-{}", std::process::id()));
+    survive_sigkill("durability", &sqlite()).await;
+}
+
+/// The same with the PostgreSQL store: every acknowledged message is in the database after
+/// SIGKILL, and the unclean stop begins a new epoch.
+#[tokio::test]
+async fn acknowledged_messages_survive_sigkill_on_postgres() {
+    let db = TestDatabase::create("sigkill");
+    survive_sigkill("durability-pg", &postgres(&db)).await;
+}
+
+async fn survive_sigkill(test: &str, store: &[String]) {
+    let data = std::env::temp_dir().join(format!("flack-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let (addr, mut server) = start_server(&data).await;
+    let (addr, mut server) = start_server(&data, store).await;
     let token = register(addr, "streamer").await;
 
     let (ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
@@ -180,7 +272,7 @@ async fn acknowledged_messages_survive_sigkill() {
     sender.abort();
     assert!(acked.len() >= 40);
 
-    let mut restarted = restart_server(addr, &data).await;
+    let mut restarted = restart_server(addr, &data, store).await;
     let (epoch_after, stored) = join_general(addr).await;
     restarted.kill().expect("stop");
     let _ = restarted.wait();
@@ -215,9 +307,20 @@ async fn acknowledged_messages_survive_sigkill() {
 /// epoch, so clients resume from where they were instead of reloading every room.
 #[tokio::test]
 async fn sigterm_closes_sockets_with_going_away() {
-    let data = std::env::temp_dir().join(format!("flack-sigterm-{}", std::process::id()));
+    stop_on_sigterm("sigterm", &sqlite()).await;
+}
+
+/// The same with the PostgreSQL store: a clean stop keeps the epoch in the database.
+#[tokio::test]
+async fn sigterm_keeps_the_epoch_on_postgres() {
+    let db = TestDatabase::create("sigterm");
+    stop_on_sigterm("sigterm-pg", &postgres(&db)).await;
+}
+
+async fn stop_on_sigterm(test: &str, store: &[String]) {
+    let data = std::env::temp_dir().join(format!("flack-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let (addr, mut server) = start_server(&data).await;
+    let (addr, mut server) = start_server(&data, store).await;
     let (epoch_before, _) = join_general(addr).await;
     let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("ws");
     // The welcome event shows the connection is live. (A ping may come first: the server's
@@ -255,7 +358,7 @@ async fn sigterm_closes_sockets_with_going_away() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit:?}");
-    let mut restarted = restart_server(addr, &data).await;
+    let mut restarted = restart_server(addr, &data, store).await;
     let (epoch_after, _) = join_general(addr).await;
     restarted.kill().expect("stop");
     let _ = restarted.wait();

@@ -8,6 +8,8 @@ pub mod history;
 pub mod hub;
 pub mod model;
 #[cfg(feature = "ssr")]
+pub mod postgres;
+#[cfg(feature = "ssr")]
 pub mod rate;
 #[cfg(feature = "ssr")]
 pub mod sqlite;

@@ -1,6 +1,6 @@
 //! Where the hub keeps what must outlive the process: the [`Store`] trait, what it loads at
 //! start-up, and the in-memory mode that keeps nothing. The SQLite store is in
-//! [`super::sqlite`].
+//! [`super::sqlite`], the PostgreSQL store in [`super::postgres`].
 
 use super::model::{ChannelInfo, Message, MessageId, Room, UserInfo};
 use tokio::sync::oneshot;

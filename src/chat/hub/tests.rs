@@ -1220,3 +1220,110 @@ fn renamed_authors_show_their_new_name_everywhere() {
         .iter()
         .all(|m| m.author.name.as_str() == "adeline"));
 }
+
+/// The hub on the PostgreSQL store: posts are acknowledged once committed, and after a
+/// clean stop a new hub on the same database has the user (their token still signs in,
+/// under their new name), the channel's history without the deleted message, the same
+/// epoch, and numbering that goes on where it stopped.
+#[test]
+fn the_postgres_store_keeps_history_across_restarts() {
+    use crate::chat::postgres::tests::TestDatabase;
+    use crate::chat::postgres::PostgresStore;
+    let db = TestDatabase::create();
+    let shown = |hub: &Hub| -> Vec<String> {
+        let page = hub.channel_page("general").unwrap();
+        page.messages
+            .iter()
+            .map(|m| m.body.as_str().to_owned())
+            .collect()
+    };
+    let (token, epoch) = {
+        let store = Arc::new(PostgresStore::open(&db.url, 100).unwrap());
+        let hub = Hub::open(store.clone(), unlimited_settings(), keep).unwrap();
+        let ada = client(&hub, "ada", 64);
+        let mut posted = Vec::new();
+        for n in 1..=3 {
+            posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
+        }
+        ada.conn.delete(&general(), posted[1].value.id).unwrap();
+        ada.conn.rename("adeline").applied().unwrap();
+        for p in posted {
+            p.stored_blocking().expect("stored");
+        }
+        assert_eq!(shown(&hub), ["m1", "m3"]);
+        store.close();
+        (ada.session.token.clone(), hub.epoch())
+    };
+    let store = Arc::new(PostgresStore::open(&db.url, 100).unwrap());
+    let hub = Hub::open(store.clone(), unlimited_settings(), keep).unwrap();
+    assert_eq!(hub.epoch(), epoch, "a clean stop keeps the epoch");
+    assert_eq!(shown(&hub), ["m1", "m3"]);
+    let (outbox, _rx) = Outbox::new(16);
+    let conn = hub.connect(outbox);
+    let user = conn.authenticate(&token).unwrap();
+    assert_eq!(user.name.as_str(), "adeline");
+    let next = conn.post(&general(), "m4", None).unwrap();
+    assert_eq!(next.value.seq, 4, "numbers go on where they stopped");
+    next.stored_blocking().expect("stored");
+    store.close();
+}
+
+/// Invariant 7 on the PostgreSQL store: the hub never waits for the database. While another
+/// connection holds a write lock on the store's tables (as a stalled database holds up the
+/// writer), registering, creating a channel, renaming and posting still go through and are
+/// announced; only the answers wait, and they come once the lock is released.
+#[test]
+fn a_stalled_postgres_holds_up_answers_not_the_hub() {
+    use crate::chat::postgres::tests::TestDatabase;
+    use crate::chat::postgres::PostgresStore;
+    let db = TestDatabase::create();
+    let store = Arc::new(PostgresStore::open(&db.url, 100).unwrap());
+    let hub = Hub::open(store.clone(), unlimited_settings(), keep).unwrap();
+    let mut bob = client(&hub, "bob", 64);
+    bob.conn.join(&general(), None).unwrap();
+    drain(&mut bob.rx);
+
+    let held = db.hold_writes();
+    let ada = hub
+        .register("ada")
+        .expect("registers while the database is held");
+    let ada_conn = hub.connect(Outbox::new(16).0);
+    ada_conn.authenticate(&ada.value.token).unwrap();
+    let design = hub
+        .create_channel(&ada.value.token, "design")
+        .expect("creates while the database is held");
+    let renamed = bob.conn.rename("robert").expect("renames while held");
+    let posted = ada_conn.post(&general(), "still flowing", None).unwrap();
+    let events = drain(&mut bob.rx);
+    assert!(events.iter().any(
+        |e| matches!(e, HubEvent::ChannelCreated { channel } if channel.name.as_str() == "design")
+    ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, HubEvent::UserRenamed { user } if user.name.as_str() == "robert")));
+    assert!(events.iter().any(
+        |e| matches!(e, HubEvent::Message { message } if message.body.as_str() == "still flowing")
+    ));
+
+    let (answered, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let results = [
+            ada.stored_blocking().map(|_| ()),
+            design.stored_blocking().map(|_| ()),
+            renamed.stored_blocking().map(|_| ()),
+            posted.stored_blocking().map(|_| ()),
+        ];
+        let _ = answered.send(results);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        answers.try_recv().is_err(),
+        "no answer before the database is free"
+    );
+    held.release();
+    let results = answers
+        .recv_timeout(Duration::from_secs(30))
+        .expect("answered once the database is free");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    store.close();
+}

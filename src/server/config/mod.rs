@@ -92,8 +92,12 @@ impl Default for ServerSection {
 pub struct DataSection {
     /// Where persistent data lives (the database, and uploaded files in `files/`).
     pub dir: PathBuf,
-    /// `sqlite` (durable, in `dir/flack.db`) or `memory` (nothing kept).
+    /// `sqlite` (durable, in `dir/flack.db`), `postgres` (durable, in the database at
+    /// `postgres_url`, for a single instance) or `memory` (nothing kept).
     pub store: StoreKind,
+    /// The PostgreSQL database `store = "postgres"` keeps chat data in, as a libpq URL
+    /// (`postgres://user:password@host:port/database`); a missing database is created.
+    pub postgres_url: String,
 }
 
 impl Default for DataSection {
@@ -101,6 +105,7 @@ impl Default for DataSection {
         DataSection {
             dir: PathBuf::from("data"),
             store: StoreKind::Sqlite,
+            postgres_url: "postgres://postgres@127.0.0.1:5432/flack".into(),
         }
     }
 }
@@ -277,6 +282,8 @@ impl From<SiteEnv> for String {
 pub enum StoreKind {
     /// A SQLite file in the data directory: survives restarts.
     Sqlite,
+    /// A PostgreSQL database (`data.postgres_url`), for one instance: survives restarts.
+    Postgres,
     /// Nothing is written: a restart starts empty.
     Memory,
 }

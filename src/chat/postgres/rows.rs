@@ -1,0 +1,300 @@
+//! The database's rows: creating the tables, settling the message rings to the configured
+//! size, reading everything back at start-up, and applying one change inside a transaction.
+//! The rows are those of the SQLite store (see [`crate::chat::sqlite`]), with PostgreSQL
+//! types: rooms and messages as JSON text, token hashes as `bytea`.
+
+use super::{failed, room_key, slot, Change};
+use crate::chat::model::{ChannelInfo, DisplayName, Message, Room, Timestamp, UserId, UserInfo};
+use crate::chat::store::{Loaded, StoreError, StoredRoom, TokenHash};
+use std::collections::HashMap;
+use tokio_postgres::{Client, Statement, Transaction};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash BYTEA NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    key TEXT PRIMARY KEY,
+    room TEXT NOT NULL,
+    channel TEXT,
+    next_seq BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recent_messages (
+    room_key TEXT NOT NULL,
+    slot BIGINT NOT NULL,
+    id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room_key, slot)
+);
+";
+
+/// Creates the tables that are missing.
+pub(super) async fn create_schema(client: &Client) -> Result<(), StoreError> {
+    client.batch_execute(SCHEMA).await.map_err(failed)
+}
+
+/// One value from the `meta` table, if set.
+async fn meta(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
+    let row = tx
+        .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+        .await
+        .map_err(failed)?;
+    row.map(|r| r.try_get(0)).transpose().map_err(failed)
+}
+
+async fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )
+    .await
+    .map(|_| ())
+    .map_err(failed)
+}
+
+/// Makes the message rings `retain` (at least 1) slots wide. A database written with another
+/// ring size has each room's window (the newest `retain` numbers given out, deleted ones
+/// included) moved into rings of the new size; an older message is dropped, as it would have
+/// been had it been written with this size.
+pub(super) async fn settle_ring(client: &mut Client, retain: usize) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(failed)?;
+    let size = meta(&tx, "ring_size").await?;
+    if size.is_some_and(|size| size != retain.to_string()) {
+        tx.batch_execute(
+            "CREATE TEMP TABLE old_ring ON COMMIT DROP AS
+                 SELECT room_key, id, seq, body FROM recent_messages;
+             DELETE FROM recent_messages;",
+        )
+        .await
+        .map_err(failed)?;
+        let moved = tx
+            .execute(
+                "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+                 SELECT m.room_key, m.seq % $1, m.id, m.seq, m.body FROM old_ring AS m \
+                 WHERE m.seq > GREATEST( \
+                     (SELECT MAX(o.seq) FROM old_ring AS o WHERE o.room_key = m.room_key), \
+                     (SELECT r.next_seq - 1 FROM rooms AS r WHERE r.key = m.room_key)) - $1",
+                &[&(retain as i64)],
+            )
+            .await
+            .map_err(failed)?;
+        tracing::info!(moved, ring = retain, "moved the stored messages into rings");
+    }
+    set_meta(&tx, "ring_size", &retain.to_string()).await?;
+    tx.commit().await.map_err(failed)
+}
+
+/// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
+pub(super) async fn read_all(client: &mut Client) -> Result<Loaded, StoreError> {
+    let tx = client.transaction().await.map_err(failed)?;
+    let epoch = meta(&tx, "epoch").await?;
+    let clean = meta(&tx, "clean").await?;
+    // Cleared now, and set again by a clean stop.
+    tx.execute("DELETE FROM meta WHERE key = 'clean'", &[])
+        .await
+        .map_err(failed)?;
+    let kept = epoch
+        .and_then(|e| e.parse::<u64>().ok())
+        .filter(|_| clean.as_deref() == Some("1"));
+    let epoch = match kept {
+        Some(epoch) => epoch,
+        None => {
+            // A new database, or messages may have been lost in an unclean stop (see the
+            // module's documentation): sequence numbers start a new epoch.
+            let epoch = Timestamp::now().millis().max(1) as u64;
+            set_meta(&tx, "epoch", &epoch.to_string()).await?;
+            epoch
+        }
+    };
+    let mut users = Vec::new();
+    for row in tx
+        .query("SELECT id, name, token_hash FROM users ORDER BY id", &[])
+        .await
+        .map_err(failed)?
+    {
+        let id: i64 = row.try_get(0).map_err(failed)?;
+        let name: String = row.try_get(1).map_err(failed)?;
+        let hash: Vec<u8> = row.try_get(2).map_err(failed)?;
+        let name = DisplayName::parse(&name).map_err(failed)?;
+        let hash: TokenHash = hash
+            .try_into()
+            .map_err(|_| StoreError("a token hash has the wrong length".into()))?;
+        users.push((
+            UserInfo {
+                id: UserId(id as u64),
+                name,
+            },
+            hash,
+        ));
+    }
+    let mut messages: HashMap<String, Vec<Message>> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT room_key, body FROM recent_messages ORDER BY room_key, seq",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+    {
+        let key: String = row.try_get(0).map_err(failed)?;
+        let body: String = row.try_get(1).map_err(failed)?;
+        let message: Message = serde_json::from_str(&body).map_err(failed)?;
+        messages.entry(key).or_default().push(message);
+    }
+    let mut rooms = Vec::new();
+    for row in tx
+        .query("SELECT key, room, channel, next_seq FROM rooms", &[])
+        .await
+        .map_err(failed)?
+    {
+        let key: String = row.try_get(0).map_err(failed)?;
+        let room: String = row.try_get(1).map_err(failed)?;
+        let channel: Option<String> = row.try_get(2).map_err(failed)?;
+        let next_seq: i64 = row.try_get(3).map_err(failed)?;
+        let room: Room = serde_json::from_str(&room).map_err(failed)?;
+        let channel: Option<ChannelInfo> = channel
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(failed)?;
+        let list = messages.remove(&key).unwrap_or_default();
+        // The row's number is only raised when a message is deleted; otherwise the newest
+        // message tells what comes next.
+        let after_newest = list.last().map_or(1, |m| m.seq + 1);
+        rooms.push(StoredRoom {
+            room,
+            channel,
+            next_seq: (next_seq.max(1) as u64).max(after_newest),
+            messages: list,
+        });
+    }
+    tx.commit().await.map_err(failed)?;
+    Ok(Loaded {
+        epoch: Some(epoch),
+        users,
+        rooms,
+    })
+}
+
+/// The statements that apply changes, prepared once per connection: a statement given as
+/// text would be prepared again on every use, a round trip of its own.
+pub(super) struct Statements {
+    message: Statement,
+    delete: Statement,
+    channel: Statement,
+    user: Statement,
+    rename: Statement,
+}
+
+impl Statements {
+    /// Prepares the statements on `client`'s connection.
+    pub(super) async fn prepare(client: &Client) -> Result<Statements, StoreError> {
+        Ok(Statements {
+            // The slot's old message is `retain` numbers older and leaves the window now.
+            // (The hub hands messages over in order; the condition only guards against an
+            // older one ever replacing a newer.) No raising of `rooms.next_seq` either: the
+            // room's newest message already says what comes next (see `read_all`).
+            message: client
+                .prepare(
+                    "WITH room AS ( \
+                         INSERT INTO rooms (key, room, channel, next_seq) \
+                         VALUES ($1, $2, NULL, 1) ON CONFLICT (key) DO NOTHING) \
+                     INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+                     VALUES ($1, $3, $4, $5, $6) \
+                     ON CONFLICT (room_key, slot) DO UPDATE \
+                     SET id = excluded.id, seq = excluded.seq, body = excluded.body \
+                     WHERE excluded.seq > recent_messages.seq",
+                )
+                .await
+                .map_err(failed)?,
+            // The deleted message may be the room's newest; its number must never come
+            // back, so the room row remembers the number after it.
+            delete: client
+                .prepare(
+                    "WITH gone AS ( \
+                         DELETE FROM recent_messages WHERE room_key = $1 AND id = $2 \
+                         RETURNING seq) \
+                     UPDATE rooms \
+                     SET next_seq = GREATEST(next_seq, (SELECT MAX(seq) + 1 FROM gone)) \
+                     WHERE key = $1 AND EXISTS (SELECT 1 FROM gone)",
+                )
+                .await
+                .map_err(failed)?,
+            channel: client
+                .prepare("INSERT INTO rooms (key, room, channel, next_seq) VALUES ($1, $2, $3, 1)")
+                .await
+                .map_err(failed)?,
+            user: client
+                .prepare("INSERT INTO users (id, name, token_hash) VALUES ($1, $2, $3)")
+                .await
+                .map_err(failed)?,
+            rename: client
+                .prepare("UPDATE users SET name = $2 WHERE id = $1")
+                .await
+                .map_err(failed)?,
+        })
+    }
+}
+
+/// Applies one change inside a transaction, in one statement (one round trip).
+pub(super) async fn apply(
+    tx: &Transaction<'_>,
+    statements: &Statements,
+    change: &Change,
+    retain: usize,
+) -> Result<(), StoreError> {
+    match change {
+        Change::Message(message) => {
+            let room = serde_json::to_string(&message.room).map_err(failed)?;
+            let body = serde_json::to_string(message).map_err(failed)?;
+            tx.execute(
+                &statements.message,
+                &[
+                    &room_key(&message.room),
+                    &room,
+                    &slot(message.seq, retain),
+                    &(message.id.0 as i64),
+                    &(message.seq as i64),
+                    &body,
+                ],
+            )
+            .await
+        }
+        Change::Delete(room, id) => {
+            tx.execute(&statements.delete, &[&room_key(room), &(id.0 as i64)])
+                .await
+        }
+        Change::Channel(channel) => {
+            let room = Room::Channel(channel.name.clone());
+            let room_json = serde_json::to_string(&room).map_err(failed)?;
+            let channel_json = serde_json::to_string(channel).map_err(failed)?;
+            tx.execute(
+                &statements.channel,
+                &[&room_key(&room), &room_json, &channel_json],
+            )
+            .await
+        }
+        Change::User(user, token_hash) => {
+            tx.execute(
+                &statements.user,
+                &[&(user.id.0 as i64), &user.name.as_str(), &&token_hash[..]],
+            )
+            .await
+        }
+        Change::Rename(user) => {
+            tx.execute(
+                &statements.rename,
+                &[&(user.id.0 as i64), &user.name.as_str()],
+            )
+            .await
+        }
+        // Answered by the writer once its batch is committed.
+        Change::Barrier | Change::Ping => Ok(0),
+    }
+    .map(|_| ())
+    .map_err(failed)
+}
