@@ -1,6 +1,7 @@
 //! The servers under test, each in its own process so its CPU and memory can be measured:
-//! Flack (the `flack` binary next to this one, with SQLite storage on) and the bare
-//! broadcast ceiling (this binary's `ceiling` command).
+//! Flack (the `flack` binary next to this one, storing in SQLite, or in PostgreSQL when
+//! `FLACK_BENCH_POSTGRES` says where: see [`postgres_server`]) and the bare broadcast
+//! ceiling (this binary's `ceiling` command).
 
 use crate::procstat;
 use std::net::SocketAddr;
@@ -33,6 +34,43 @@ pub struct Server {
     pub addr: SocketAddr,
     child: Child,
     data_dir: Option<PathBuf>,
+    /// With the PostgreSQL store: the server's URL (no database) and the run's database,
+    /// dropped when the server is.
+    database: Option<(String, String)>,
+}
+
+/// Where Flack keeps its data in a run: SQLite in a fresh folder, unless
+/// `FLACK_BENCH_POSTGRES` names a PostgreSQL server (`postgres://user@host:port`, no
+/// database), in which case each server gets a fresh database there (the store creates it).
+fn postgres_server() -> Option<String> {
+    std::env::var("FLACK_BENCH_POSTGRES")
+        .ok()
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .filter(|url| !url.is_empty())
+}
+
+/// Drops a run's database, on a thread of its own (this may run inside the harness's
+/// runtime, which must not be blocked on).
+fn drop_database(server: &str, name: &str) {
+    let url = format!("{server}/postgres");
+    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    let dropped = std::thread::spawn(move || -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await.map_err(|e| e.to_string())
+        })
+    })
+    .join();
+    if !matches!(dropped, Ok(Ok(()))) {
+        eprintln!("  could not drop the benchmark database {name}: {dropped:?}");
+    }
 }
 
 fn free_addr() -> std::io::Result<SocketAddr> {
@@ -55,6 +93,7 @@ impl Server {
     /// loopback port and waits until it accepts.
     pub async fn start_with(kind: Kind, limits: Limits) -> Result<Server, String> {
         let addr = free_addr().map_err(|e| e.to_string())?;
+        let mut database = None;
         let (mut command, data_dir) = match kind {
             Kind::Flack => {
                 let data = std::env::temp_dir().join(format!(
@@ -69,8 +108,19 @@ impl Server {
                 let mut command = Command::new(bin);
                 command
                     .args(["--server-addr", &addr.to_string()])
-                    .args(["--data-dir", &data.to_string_lossy()])
-                    .args(["--data-store", "sqlite"]);
+                    .args(["--data-dir", &data.to_string_lossy()]);
+                match postgres_server() {
+                    Some(server) => {
+                        let name = format!("flack_bench_{}_{}", std::process::id(), addr.port());
+                        command
+                            .args(["--data-store", "postgres"])
+                            .args(["--data-postgres-url", &format!("{server}/{name}")]);
+                        database = Some((server, name));
+                    }
+                    None => {
+                        command.args(["--data-store", "sqlite"]);
+                    }
+                }
                 if limits == Limits::Lifted {
                     // The harness is one user posting for many: lift per-user and
                     // per-address limits, which protect against abuse, not load.
@@ -105,6 +155,7 @@ impl Server {
             addr,
             child,
             data_dir,
+            database,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -148,6 +199,9 @@ impl Drop for Server {
         let _ = self.child.wait();
         if let Some(dir) = &self.data_dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((server, name)) = &self.database {
+            drop_database(server, name);
         }
     }
 }
