@@ -294,7 +294,7 @@ async fn assets_without_copies_are_compressed_per_request() {
 /// A load balancer can ask whether an instance lives (`/healthz`) and should get clients
 /// (`/readyz`): both answer 200 whatever the `Host` (the host allow-list does not apply), and
 /// `/readyz` answers 503 while the store cannot write (its database held by another
-/// connection), then 200 again once it can.
+/// connection; noticed within a second), then 200 again once it can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_follow_the_store() {
     let mut config = common::fast();
@@ -313,6 +313,8 @@ async fn health_endpoints_follow_the_store() {
 
     let blocker = rusqlite::Connection::open(&path).expect("opens");
     blocker.execute_batch("BEGIN IMMEDIATE").expect("locks");
+    // A readiness answer is given again for a second without asking the store.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(http(&server, "GET", "/readyz", None).await.status, 503);
     assert_eq!(http(&server, "GET", "/healthz", None).await.status, 200);
     blocker.execute_batch("COMMIT").expect("unlocks");
@@ -325,4 +327,58 @@ async fn health_endpoints_follow_the_store() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(ready, 200, "ready again once the store can write");
+}
+
+/// A store that keeps nothing and counts the readiness pings it is asked for.
+#[derive(Default)]
+struct CountingPings(std::sync::atomic::AtomicUsize);
+
+impl flack::chat::hub::Store for CountingPings {
+    fn load(&self) -> Result<flack::chat::hub::Loaded, flack::chat::hub::StoreError> {
+        Ok(Default::default())
+    }
+    fn put_channel(&self, _: &flack::chat::model::ChannelInfo) -> flack::chat::hub::Durable {
+        flack::chat::hub::Durable::done(Ok(()))
+    }
+    fn put_user(
+        &self,
+        _: &flack::chat::model::UserInfo,
+        _: &flack::chat::hub::TokenHash,
+    ) -> flack::chat::hub::Durable {
+        flack::chat::hub::Durable::done(Ok(()))
+    }
+    fn rename_user(&self, _: &flack::chat::model::UserInfo) -> flack::chat::hub::Durable {
+        flack::chat::hub::Durable::done(Ok(()))
+    }
+    fn put_message(&self, _: &flack::chat::model::Message) -> flack::chat::hub::Durable {
+        flack::chat::hub::Durable::done(Ok(()))
+    }
+    fn delete_message(
+        &self,
+        _: &flack::chat::model::Room,
+        _: flack::chat::model::MessageId,
+    ) -> flack::chat::hub::Durable {
+        flack::chat::hub::Durable::done(Ok(()))
+    }
+    fn ping(&self) -> flack::chat::hub::Durable {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        flack::chat::hub::Durable::done(Ok(()))
+    }
+}
+
+/// A client hammering `/readyz` (which no rate limit covers, so that balancers may probe as
+/// they like) costs the store at most one write a second: 100 probes in a row, all answered
+/// 200, ask the store once or twice.
+#[tokio::test]
+async fn readiness_probes_cost_the_store_one_write_a_second() {
+    let store = std::sync::Arc::new(CountingPings::default());
+    let counted = store.clone();
+    let server = common::start_on(common::fast(), move |_| store).await;
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        assert_eq!(http(&server, "GET", "/readyz", None).await.status, 200);
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    let pings = counted.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(pings <= seconds + 1, "{pings} pings in {seconds} s");
 }

@@ -49,6 +49,8 @@ pub struct AppState {
     pub registrations: Arc<per_address::PerAddress>,
     /// Each client address's allowance of page loads (`limits.pages_per_minute`).
     pub page_loads: Arc<per_address::PerAddress>,
+    /// The last readiness answer, so probes cost the store at most one write a second.
+    pub readiness: Arc<health::Readiness>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -95,6 +97,7 @@ impl AppState {
             connections_by_ip: Arc::default(),
             registrations,
             page_loads,
+            readiness: Arc::default(),
         }
     }
 
