@@ -158,3 +158,118 @@ impl Store for MemoryStore {
         Durable::done(Ok(()))
     }
 }
+
+/// One change handed to a write-behind store's writer (the SQLite and PostgreSQL stores
+/// share this vocabulary; each writer says how it writes each kind).
+pub(crate) enum Change {
+    Message(Message),
+    Delete(Room, MessageId),
+    Channel(ChannelInfo),
+    User(UserInfo, TokenHash),
+    Rename(UserInfo),
+    /// Writes nothing; reports whether every change since the last barrier was stored.
+    Barrier,
+    /// Writes something of its own, so it needs what any change needs (the database's write
+    /// lock, a live connection); reports whether its batch committed (a readiness check).
+    Ping,
+}
+
+/// A change, and who hears how it went.
+pub(crate) struct Job {
+    pub(crate) change: Change,
+    pub(crate) written: Written,
+}
+
+/// A writer's reporting of outcomes: each job hears its own, and a barrier hears whether
+/// every change since the previous barrier was stored.
+#[derive(Default)]
+pub(crate) struct Reports {
+    failed_since_barrier: bool,
+    /// A change failed since the store was opened.
+    pub(crate) failed_ever: bool,
+}
+
+impl Reports {
+    /// Tells each job of a batch how it went: `outcome` is each change's result after the
+    /// commit, or the error that failed the whole batch.
+    pub(crate) fn report(
+        &mut self,
+        batch: Vec<Job>,
+        outcome: &Result<Vec<Result<(), StoreError>>, StoreError>,
+    ) {
+        for (i, job) in batch.into_iter().enumerate() {
+            let result = match outcome {
+                Ok(each) => each[i].clone(),
+                Err(e) => Err(e.clone()),
+            };
+            if let Change::Barrier = job.change {
+                let failed = std::mem::take(&mut self.failed_since_barrier);
+                job.written.report(match result {
+                    Ok(()) if failed => Err(StoreError(
+                        "a change before this point could not be stored".into(),
+                    )),
+                    other => other,
+                });
+                continue;
+            }
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "a change could not be stored");
+                self.failed_since_barrier = true;
+                self.failed_ever = true;
+            }
+            job.written.report(result);
+        }
+    }
+}
+
+/// The [`Store`] methods of a write-behind store, each handing its change to the store's
+/// `write_behind`: written once for every such store.
+macro_rules! write_behind_methods {
+    () => {
+        fn put_channel(
+            &self,
+            channel: &$crate::chat::model::ChannelInfo,
+        ) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Channel(channel.clone()))
+        }
+
+        fn put_user(
+            &self,
+            user: &$crate::chat::model::UserInfo,
+            token_hash: &$crate::chat::store::TokenHash,
+        ) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::User(user.clone(), *token_hash))
+        }
+
+        fn rename_user(
+            &self,
+            user: &$crate::chat::model::UserInfo,
+        ) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Rename(user.clone()))
+        }
+
+        fn put_message(
+            &self,
+            message: &$crate::chat::model::Message,
+        ) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Message(message.clone()))
+        }
+
+        fn delete_message(
+            &self,
+            room: &$crate::chat::model::Room,
+            id: $crate::chat::model::MessageId,
+        ) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Delete(room.clone(), id))
+        }
+
+        fn barrier(&self) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Barrier)
+        }
+
+        fn ping(&self) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Ping)
+        }
+    };
+}
+pub(crate) use write_behind_methods;

@@ -45,8 +45,10 @@
 //! only send on channels and, at start and stop, wait for the thread. Commits still go one
 //! after the other, as they must for the changes to land in the hub's order.
 
-use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey};
-use super::store::{Durable, Loaded, Store, StoreError, TokenHash, Written};
+use super::model::{Room, RoomKey};
+use super::store::{
+    write_behind_methods, Change, Durable, Job, Loaded, Reports, Store, StoreError,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,25 +87,6 @@ pub struct PostgresStore {
     unclean: Arc<AtomicBool>,
     /// Where the database is, without the password (see [`describe`]).
     place: String,
-}
-
-/// One change for the writer, and who hears how it went.
-struct Job {
-    change: Change,
-    written: Written,
-}
-
-enum Change {
-    Message(Message),
-    Delete(Room, MessageId),
-    Channel(ChannelInfo),
-    User(crate::chat::model::UserInfo, TokenHash),
-    Rename(crate::chat::model::UserInfo),
-    /// Writes nothing; reports whether every change since the last barrier was stored.
-    Barrier,
-    /// Writes nothing; reports whether its batch's transaction committed (a readiness check:
-    /// with PostgreSQL unreachable it fails).
-    Ping,
 }
 
 /// A failure, with its causes: tokio-postgres says only "db error" or "error connecting to
@@ -301,8 +284,7 @@ impl PostgresStore {
                         statements,
                         config,
                         retain,
-                        failed_since_barrier: false,
-                        failed_ever: false,
+                        reports: Reports::default(),
                         unclean: stop_unclean,
                     };
                     writer.run(queue).await;
@@ -376,10 +358,8 @@ struct Writer {
     /// Where to connect again after the connection is lost.
     config: tokio_postgres::Config,
     retain: usize,
-    /// A change failed since the last [`Change::Barrier`] was answered.
-    failed_since_barrier: bool,
-    /// A change failed since the store was opened.
-    failed_ever: bool,
+    /// Each job's outcome, and the barriers' bookkeeping.
+    reports: Reports,
     unclean: Arc<AtomicBool>,
 }
 
@@ -416,7 +396,7 @@ impl Writer {
         if self.unclean.load(Ordering::SeqCst) {
             return;
         }
-        if self.failed_ever {
+        if self.reports.failed_ever {
             // The hub gave out what the database does not have (a message's number, say): the
             // next start must not hand those numbers out again under the same epoch. (The
             // SQLite store marks such a stop clean; with a network between the store and its
@@ -440,28 +420,7 @@ impl Writer {
     /// Commits a batch and tells each job how it went.
     async fn commit(&mut self, batch: Vec<Job>) {
         let outcome = self.write(&batch).await;
-        for (i, job) in batch.into_iter().enumerate() {
-            let result = match &outcome {
-                Ok(each) => each[i].clone(),
-                Err(e) => Err(e.clone()),
-            };
-            if let Change::Barrier = job.change {
-                let failed = std::mem::take(&mut self.failed_since_barrier);
-                job.written.report(match result {
-                    Ok(()) if failed => Err(StoreError(
-                        "a change before this point could not be stored".into(),
-                    )),
-                    other => other,
-                });
-                continue;
-            }
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "a change could not be stored");
-                self.failed_since_barrier = true;
-                self.failed_ever = true;
-            }
-            job.written.report(result);
-        }
+        self.reports.report(batch, &outcome);
     }
 
     /// Writes a batch: all of it in one transaction, or, if a change in it fails, each change
@@ -511,33 +470,7 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError("the store was already loaded".into()))
     }
 
-    fn put_channel(&self, channel: &ChannelInfo) -> Durable {
-        self.write_behind(Change::Channel(channel.clone()))
-    }
-
-    fn put_user(&self, user: &crate::chat::model::UserInfo, token_hash: &TokenHash) -> Durable {
-        self.write_behind(Change::User(user.clone(), *token_hash))
-    }
-
-    fn rename_user(&self, user: &crate::chat::model::UserInfo) -> Durable {
-        self.write_behind(Change::Rename(user.clone()))
-    }
-
-    fn put_message(&self, message: &Message) -> Durable {
-        self.write_behind(Change::Message(message.clone()))
-    }
-
-    fn delete_message(&self, room: &Room, id: MessageId) -> Durable {
-        self.write_behind(Change::Delete(room.clone(), id))
-    }
-
-    fn barrier(&self) -> Durable {
-        self.write_behind(Change::Barrier)
-    }
-
-    fn ping(&self) -> Durable {
-        self.write_behind(Change::Ping)
-    }
+    write_behind_methods!();
 
     /// Stops taking changes, and waits until the writer has committed everything handed
     /// over and marked the stop as clean.

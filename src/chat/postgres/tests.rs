@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::chat::model::{
-    ChannelName, DirectKey, DisplayName, MessageBody, Timestamp, UserId, UserInfo,
+    ChannelInfo, ChannelName, DirectKey, DisplayName, Message, MessageBody, MessageId, Timestamp,
+    UserId, UserInfo,
 };
 use std::sync::atomic::AtomicUsize;
 

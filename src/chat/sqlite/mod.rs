@@ -33,8 +33,11 @@
 
 use self::rows::{apply, read_all, settle_ring};
 use super::model::Timestamp;
-use super::model::{ChannelInfo, Message, MessageId, Room, RoomKey, UserId, UserInfo};
-use super::store::{Durable, Loaded, Store, StoreError, StoredRoom, TokenHash, Written};
+use super::model::{ChannelInfo, Message, Room, RoomKey, UserId, UserInfo};
+use super::store::{
+    write_behind_methods, Change, Durable, Job, Loaded, Reports, Store, StoreError, StoredRoom,
+    TokenHash,
+};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use std::sync::{mpsc, Mutex};
@@ -81,24 +84,6 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The checkpoint thread, until `close` stops it.
     checkpoints: Mutex<Option<Checkpoints>>,
-}
-
-/// One change for the writer, and who hears how it went.
-struct Job {
-    change: Change,
-    written: Written,
-}
-
-enum Change {
-    Message(Message),
-    Delete(Room, MessageId),
-    Channel(ChannelInfo),
-    User(UserInfo, TokenHash),
-    Rename(UserInfo),
-    /// Writes nothing; reports whether every change since the last barrier was stored.
-    Barrier,
-    /// Writes nothing; reports whether its batch committed (a readiness check).
-    Ping,
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -153,7 +138,7 @@ impl SqliteStore {
         let writer = Writer {
             conn,
             retain,
-            failed_since_barrier: false,
+            reports: Reports::default(),
         };
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -197,8 +182,8 @@ impl Drop for SqliteStore {
 struct Writer {
     conn: Connection,
     retain: usize,
-    /// A change failed since the last [`Change::Barrier`] was answered.
-    failed_since_barrier: bool,
+    /// Each job's outcome, and the barriers' bookkeeping.
+    reports: Reports,
 }
 
 impl Writer {
@@ -233,27 +218,7 @@ impl Writer {
     /// Commits a batch in one transaction and tells each job how it went.
     fn commit(&mut self, batch: Vec<Job>) {
         let outcome = self.write(&batch);
-        for (i, job) in batch.into_iter().enumerate() {
-            let result = match &outcome {
-                Ok(each) => each[i].clone(),
-                Err(e) => Err(e.clone()),
-            };
-            if let Change::Barrier = job.change {
-                let failed = std::mem::take(&mut self.failed_since_barrier);
-                job.written.report(match result {
-                    Ok(()) if failed => Err(StoreError(
-                        "a change before this point could not be stored".into(),
-                    )),
-                    other => other,
-                });
-                continue;
-            }
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "a change could not be stored");
-                self.failed_since_barrier = true;
-            }
-            job.written.report(result);
-        }
+        self.reports.report(batch, &outcome);
     }
 
     fn write(&mut self, batch: &[Job]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
@@ -318,33 +283,7 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError("the store was already loaded".into()))
     }
 
-    fn put_channel(&self, channel: &ChannelInfo) -> Durable {
-        self.write_behind(Change::Channel(channel.clone()))
-    }
-
-    fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Durable {
-        self.write_behind(Change::User(user.clone(), *token_hash))
-    }
-
-    fn rename_user(&self, user: &UserInfo) -> Durable {
-        self.write_behind(Change::Rename(user.clone()))
-    }
-
-    fn put_message(&self, message: &Message) -> Durable {
-        self.write_behind(Change::Message(message.clone()))
-    }
-
-    fn delete_message(&self, room: &Room, id: MessageId) -> Durable {
-        self.write_behind(Change::Delete(room.clone(), id))
-    }
-
-    fn barrier(&self) -> Durable {
-        self.write_behind(Change::Barrier)
-    }
-
-    fn ping(&self) -> Durable {
-        self.write_behind(Change::Ping)
-    }
+    write_behind_methods!();
 
     /// Stops taking changes, and waits until the writer has committed everything handed
     /// over and marked the stop as clean.

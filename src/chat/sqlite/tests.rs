@@ -1,7 +1,7 @@
 //! Tests of the SQLite store against real files.
 
 use super::*;
-use crate::chat::model::{ChannelName, DirectKey, DisplayName, MessageBody};
+use crate::chat::model::{ChannelName, DirectKey, DisplayName, MessageBody, MessageId};
 
 fn temp_db(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("flack-sqlite-{}-{name}", std::process::id()));
