@@ -159,6 +159,15 @@ impl Store for MemoryStore {
     }
 }
 
+/// What a store read at opening, handed to the hub once ([`Store::load`]).
+pub(crate) fn load_once(loaded: &std::sync::Mutex<Option<Loaded>>) -> Result<Loaded, StoreError> {
+    loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or_else(|| StoreError("the store was already loaded".into()))
+}
+
 /// One change handed to a write-behind store's writer (the SQLite and PostgreSQL stores
 /// share this vocabulary; each writer says how it writes each kind).
 pub(crate) enum Change {

@@ -463,11 +463,7 @@ impl Writer {
 impl Store for PostgresStore {
     /// What the database held when it was opened (handed over once).
     fn load(&self) -> Result<Loaded, StoreError> {
-        self.loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| StoreError("the store was already loaded".into()))
+        super::store::load_once(&self.loaded)
     }
 
     write_behind_methods!();

@@ -276,11 +276,7 @@ fn checkpoint_thread(conn: Connection) -> Result<Checkpoints, StoreError> {
 impl Store for SqliteStore {
     /// What the file held when it was opened (handed over once).
     fn load(&self) -> Result<Loaded, StoreError> {
-        self.loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| StoreError("the store was already loaded".into()))
+        super::store::load_once(&self.loaded)
     }
 
     write_behind_methods!();
