@@ -206,10 +206,13 @@ impl Connection {
             state.files.mark_attached(&file.id);
         }
         let dropped = state.files.forget_files_of(evicted);
-        // Queued under the lock, behind the message that evicted them.
-        let evicted_stored = shared.store.barrier();
+        // Only a post that evicted files queues a barrier (most evict none): under the lock,
+        // behind the message that evicted them.
+        let evicted_stored = (!dropped.is_empty()).then(|| shared.store.barrier());
         drop(guard);
-        remove_files_once_stored(shared.limits.files_dir.as_deref(), dropped, evicted_stored);
+        if let Some(stored) = evicted_stored {
+            remove_files_once_stored(shared.limits.files_dir.as_deref(), dropped, stored);
+        }
         Ok(Saved::new(message, durable, "message"))
     }
 
