@@ -1,6 +1,7 @@
 //! The Flack server binary: reads the configuration, starts tracing, binds, serves.
 
-use flack::chat::hub::{Hub, MemoryStore, Store};
+use flack::chat::cluster::Cluster;
+use flack::chat::hub::{Hub, HubSettings, MemoryStore, Store};
 use flack::chat::postgres::PostgresStore;
 use flack::chat::sqlite::SqliteStore;
 use flack::server::config::{Config, StoreKind};
@@ -31,29 +32,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let limits = config.hub_settings();
-    let store: Arc<dyn Store> = match config.data.store {
-        StoreKind::Sqlite => {
-            let path = config.data.dir.join("flack.db");
-            tracing::info!(path = %path.display(), "storing chat data in SQLite");
-            Arc::new(SqliteStore::open(&path, limits.history)?)
-        }
-        StoreKind::Postgres => {
-            let store = match PostgresStore::open(&config.data.postgres_url, limits.history) {
-                Ok(store) => store,
-                Err(error) => {
-                    tracing::error!("{error}");
-                    std::process::exit(1);
-                }
-            };
-            tracing::info!(database = %store.place(), "storing chat data in PostgreSQL");
-            Arc::new(store)
-        }
-        StoreKind::Memory => {
-            tracing::warn!("storage is off: everything is lost when the server stops");
-            Arc::new(MemoryStore)
-        }
+    let encode = flack::protocol::encode_hub_event;
+    let (hub, store) = if config.clustered() {
+        open_cluster(&config, limits).await
+    } else {
+        let store = open_store(&config, &limits);
+        (Hub::open(store.clone(), limits, encode)?, store)
     };
-    let hub = Hub::open(store.clone(), limits, flack::protocol::encode_hub_event)?;
     server::files::spawn_unsent_sweeper(hub.clone());
     let listener = tokio::net::TcpListener::bind(config.server.addr).await?;
     let listen = server::ListenSettings::from_config(&config).fit_open_file_limit();
@@ -76,4 +61,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::task::block_in_place(|| store.close());
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs a start-up failure and stops.
+fn fail(error: impl std::fmt::Display) -> ! {
+    tracing::error!("{error}");
+    std::process::exit(1);
+}
+
+/// The store of a single instance, as configured.
+fn open_store(config: &Config, limits: &HubSettings) -> Arc<dyn Store> {
+    match config.data.store {
+        StoreKind::Sqlite => {
+            let path = config.data.dir.join("flack.db");
+            tracing::info!(path = %path.display(), "storing chat data in SQLite");
+            Arc::new(SqliteStore::open(&path, limits.history).unwrap_or_else(|e| fail(e)))
+        }
+        StoreKind::Postgres => {
+            let store = PostgresStore::open(&config.data.postgres_url, limits.history)
+                .unwrap_or_else(|e| fail(e));
+            tracing::info!(database = %store.place(), "storing chat data in PostgreSQL");
+            Arc::new(store)
+        }
+        StoreKind::Memory => {
+            tracing::warn!("storage is off: everything is lost when the server stops");
+            Arc::new(MemoryStore)
+        }
+    }
+}
+
+/// A cluster instance's hub, kept up to date with the database and the other instances.
+async fn open_cluster(config: &Config, limits: HubSettings) -> (Hub, Arc<dyn Store>) {
+    if config.data.store != StoreKind::Postgres {
+        fail("cluster mode (cluster.redis_url) needs data.store = \"postgres\"");
+    }
+    let cluster = Cluster::open(config.cluster_settings())
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let store = cluster.store();
+    let hub = Hub::open_replica(
+        store.clone(),
+        limits,
+        flack::protocol::encode_hub_event,
+        cluster.sequencer(),
+    )
+    .unwrap_or_else(|e| fail(e));
+    cluster.start(hub.clone());
+    (hub, store)
 }

@@ -116,7 +116,14 @@ async fn idle_keep_alive_connections_are_closed() {
 #[tokio::test]
 async fn stalled_uploads_time_out() {
     let server = start_with(quick()).await;
-    let token = server.hub.register("Ada").expect("registers").value.token;
+    let token = server
+        .hub
+        .register("Ada")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored")
+        .token;
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     let head = format!(
         "POST /files?channel=general HTTP/1.1\r\nHost: flack\r\nAuthorization: Bearer {token}\r\n\
@@ -212,7 +219,14 @@ async fn downloads_are_streamed_from_disk() {
     let mut config = common::fast();
     config.limits.max_upload_bytes = 32 << 20;
     let server = start_with(config).await;
-    let token = server.hub.register("Ada").expect("registers").value.token;
+    let token = server
+        .hub
+        .register("Ada")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored")
+        .token;
     let size = 24usize << 20;
     let bearer = format!("Bearer {token}");
     let upload = common::request(
@@ -279,7 +293,14 @@ async fn uploads_are_streamed_to_disk() {
     let mut config = common::fast();
     config.limits.max_upload_bytes = 32 << 20;
     let server = start_with(config).await;
-    let token = server.hub.register("Ada").expect("registers").value.token;
+    let token = server
+        .hub
+        .register("Ada")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored")
+        .token;
     let size = 8usize << 20;
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     let head = format!(

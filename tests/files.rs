@@ -324,7 +324,13 @@ async fn uploads_stop_when_the_disk_is_short_of_space() {
     let mut config = common::fast();
     config.limits.min_free_disk_bytes = u64::MAX / 2;
     let server = start_with(config).await;
-    let ada = server.hub.register("ada").expect("registers").value;
+    let ada = server
+        .hub
+        .register("ada")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored");
     let refused = upload(
         &server,
         Some(&ada.token),
@@ -345,7 +351,13 @@ async fn unsent_uploads_are_limited_per_user_over_http() {
     let mut config = common::fast();
     config.limits.unsent_files = 2;
     let server = start_with(config).await;
-    let ada = server.hub.register("ada").expect("registers").value;
+    let ada = server
+        .hub
+        .register("ada")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored");
     for name in ["a.txt", "b.txt"] {
         let stored = upload(&server, Some(&ada.token), "channel=general", name, b"x").await;
         assert_eq!(stored.status, 200, "{}", stored.body);

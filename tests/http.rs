@@ -14,7 +14,14 @@ use std::io::{Read, Write};
 #[tokio::test]
 async fn channel_creation_server_function() {
     let server = start().await;
-    let token = server.hub.register("creator").unwrap().value.token;
+    let token = server
+        .hub
+        .register("creator")
+        .unwrap()
+        .stored()
+        .await
+        .expect("stored")
+        .token;
     let created = http(
         &server,
         "POST",
@@ -85,7 +92,13 @@ async fn direct_history_is_only_for_participants() {
     let server = start().await;
     let ada = Client::user(&server, "Ada").await;
     let mut bob = Client::user(&server, "Bob").await;
-    let eve = server.hub.register("Eve").unwrap().value;
+    let eve = server
+        .hub
+        .register("Eve")
+        .unwrap()
+        .stored()
+        .await
+        .expect("stored");
     let direct = flack::chat::model::Room::Direct(
         flack::chat::model::DirectKey::between(ada.id(), bob.id()).unwrap(),
     );

@@ -338,7 +338,13 @@ async fn cross_site_requests_are_refused() {
         .register("Mallory")
         .expect("Mallory is still free");
 
-    let ada = server.hub.register("Ada").expect("registers").value;
+    let ada = server
+        .hub
+        .register("Ada")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored");
     let bearer = format!("Bearer {}", ada.token);
     let upload = common::request(
         &server,

@@ -170,7 +170,13 @@ async fn invalid_input_gets_error_events() {
     let mut anon = Client::connect(&server).await;
     anon.post(&general(), "hi").await;
     assert_error(&mut anon, "not_identified").await;
-    let session = server.hub.register("Ada").unwrap().value;
+    let session = server
+        .hub
+        .register("Ada")
+        .unwrap()
+        .stored()
+        .await
+        .expect("stored");
     anon.auth(&session.token).await;
     anon.post(&general(), "   ").await;
     assert_error(&mut anon, "message_empty").await;
@@ -398,7 +404,13 @@ async fn malformed_frames_are_refused_without_harm() {
     }
     client.send_raw(WsMessage::binary(vec![1u8, 2, 3])).await;
     assert_error(&mut client, "binary_frame").await;
-    let session = server.hub.register("still-here").unwrap().value;
+    let session = server
+        .hub
+        .register("still-here")
+        .unwrap()
+        .stored()
+        .await
+        .expect("stored");
     client.auth(&session.token).await;
 }
 
@@ -454,7 +466,13 @@ async fn oversized_frames_are_refused() {
 async fn channel_creation_is_announced() {
     let server = start().await;
     let mut watcher = Client::connect(&server).await;
-    let session = server.hub.register("creator").unwrap().value;
+    let session = server
+        .hub
+        .register("creator")
+        .unwrap()
+        .stored()
+        .await
+        .expect("stored");
     server.hub.create_channel(&session.token, "Design").unwrap();
     match watcher.next().await {
         ServerEvent::Hub(HubEvent::ChannelCreated { channel }) => {

@@ -2,6 +2,8 @@
 //! owns all chat state. No UI and no transport code lives here: nothing in `chat/` imports
 //! `protocol`, `api`, `server` or `app`.
 
+#[cfg(feature = "ssr")]
+pub mod cluster;
 pub mod event;
 pub mod history;
 #[cfg(feature = "ssr")]
@@ -11,6 +13,8 @@ pub mod model;
 pub mod postgres;
 #[cfg(feature = "ssr")]
 pub mod rate;
+#[cfg(feature = "ssr")]
+pub mod replica;
 #[cfg(feature = "ssr")]
 pub mod sqlite;
 #[cfg(feature = "ssr")]

@@ -42,6 +42,24 @@ pub fn channel_names(hub: &Hub) -> Vec<String> {
     hub.channels().iter().map(|c| c.name.to_string()).collect()
 }
 
+/// Something a test can reach over the network: a server it started in-process, or the
+/// address of one it started as a process of its own.
+pub trait Addressed {
+    fn addr(&self) -> SocketAddr;
+}
+
+impl Addressed for TestServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Addressed for SocketAddr {
+    fn addr(&self) -> SocketAddr {
+        *self
+    }
+}
+
 /// A running server; it stops when the test's runtime ends.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -119,7 +137,7 @@ pub struct Client {
 
 impl Client {
     /// Connects and consumes the `welcome` event.
-    pub async fn connect(server: &TestServer) -> Client {
+    pub async fn connect(server: &impl Addressed) -> Client {
         let mut client = Client::connect_raw(server).await;
         match client.next().await {
             ServerEvent::Hub(HubEvent::Welcome { .. }) => {}
@@ -129,8 +147,8 @@ impl Client {
     }
 
     /// Connects without reading anything.
-    pub async fn connect_raw(server: &TestServer) -> Client {
-        let (ws, _) = connect_async(format!("ws://{}/ws", server.addr))
+    pub async fn connect_raw(server: &impl Addressed) -> Client {
+        let (ws, _) = connect_async(format!("ws://{}/ws", server.addr()))
             .await
             .expect("websocket connects");
         Client {
@@ -142,7 +160,13 @@ impl Client {
 
     /// Registers `name`, connects and authenticates, consuming the replies.
     pub async fn user(server: &TestServer, name: &str) -> Client {
-        let session = server.hub.register(name).expect("registers").value;
+        let session = server
+            .hub
+            .register(name)
+            .expect("registers")
+            .stored()
+            .await
+            .expect("stored");
         let mut client = Client::connect(server).await;
         client.auth(&session.token).await;
         client.session = Some(session);
@@ -328,7 +352,7 @@ impl HttpResponse {
 
 /// Sends one HTTP request and reads the whole response.
 pub async fn http(
-    server: &TestServer,
+    server: &impl Addressed,
     method: &str,
     path: &str,
     form: Option<&str>,
@@ -356,14 +380,14 @@ pub async fn http(
 
 /// Sends one HTTP request with the given headers and body and reads the whole response.
 pub async fn request(
-    server: &TestServer,
+    server: &impl Addressed,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", server.addr);
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", server.addr());
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

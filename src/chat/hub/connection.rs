@@ -12,6 +12,7 @@ use crate::chat::model::{
     ChatError, Cursor, DisplayName, FileId, Message, MessageBody, MessageId, Room, RoomKey,
     Timestamp, UserId, UserInfo,
 };
+use crate::chat::replica::{Proposal, Replicated};
 
 /// One client connection's view of the hub. Dropping it unsubscribes it everywhere.
 pub struct Connection {
@@ -147,6 +148,19 @@ impl Connection {
         raw_body: &str,
         attachment: Option<&FileId>,
     ) -> Result<Saved<Message>, ChatError> {
+        self.post_once(room, raw_body, attachment, None)
+    }
+
+    /// [`Connection::post`] with the client's reference for the post: in cluster mode a
+    /// resent post with a reference its author already used is answered with the first
+    /// one and not stored twice.
+    pub fn post_once(
+        &self,
+        room: &Room,
+        raw_body: &str,
+        attachment: Option<&FileId>,
+        client_ref: Option<&str>,
+    ) -> Result<Saved<Message>, ChatError> {
         let shared = &self.hub.shared;
         let body = MessageBody::for_post(
             raw_body,
@@ -186,6 +200,18 @@ impl Connection {
             attachment,
             sent_at: Timestamp::now(),
         };
+        if self.hub.is_replica() {
+            drop(guard);
+            // The database numbers and stamps it; every instance delivers it once committed.
+            let committed = self.hub.propose(Proposal::Post {
+                message,
+                client_ref: client_ref.map(str::to_owned),
+            });
+            return Ok(Saved::proposed(committed, "message", |done| match done {
+                Replicated::Message { message } => Ok(message),
+                other => Err(super::unexpected(other)),
+            }));
+        }
         // Handed to the store under the lock, so the store writes messages in their order;
         // the write itself happens behind (see `Saved`).
         let durable = shared.store.put_message(&message);
@@ -232,6 +258,13 @@ impl Connection {
         if message.author.id != user {
             return Err(ChatError::NotYourMessage);
         }
+        if self.hub.is_replica() {
+            let (room, hub) = (target.room.clone(), self.hub.clone());
+            drop(guard);
+            // Applied everywhere once committed; a failure is the sequencer's to log.
+            drop(hub.propose(Proposal::Delete { room, id }));
+            return Ok(());
+        }
         // Written behind; a failure is logged by the store, and the message comes back only
         // if the server restarts (with its file: see below).
         let deleted = shared.store.delete_message(&target.room, id);
@@ -258,6 +291,14 @@ impl Connection {
         state.directory.check_free(&name, Some(user))?;
         state.directory.allow(user, Allowance::Renames)?;
         let info = UserInfo { id: user, name };
+        if self.hub.is_replica() {
+            drop(guard);
+            let committed = self.hub.propose(Proposal::Rename(info));
+            return Ok(Saved::proposed(committed, "name", |done| match done {
+                Replicated::Renamed { user } => Ok(user),
+                other => Err(super::unexpected(other)),
+            }));
+        }
         let durable = shared.store.rename_user(&info);
         state.directory.rename(&info);
         // Held messages keep the name they were posted under; every way they leave the hub

@@ -50,6 +50,7 @@ mod directory;
 mod fanout;
 mod files;
 mod outbox;
+mod replicas;
 mod rooms;
 mod saved;
 
@@ -57,6 +58,7 @@ pub use self::connection::Connection;
 pub use self::directory::hash_token;
 pub use self::fanout::{Encoder, HubEvent};
 pub use self::outbox::{ConnId, Frame, Outbox, OutboxRx, DEFAULT_OUTBOX_BYTES};
+pub use self::replicas::Position;
 pub use self::saved::Saved;
 pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
 
@@ -69,6 +71,7 @@ use super::model::{
     ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage,
     Limits, Room, RoomKey, Session, Timestamp, UserId, UserInfo,
 };
+use super::replica::{Proposal, Replicated, Sequencer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -169,6 +172,8 @@ struct Shared {
     epoch: u64,
     /// Counts changes that pages show (invariant 6).
     generation: AtomicU64,
+    /// Cluster mode: where changes are proposed (see [`replicas`]); `None` for one instance.
+    cluster: Option<Sequencer>,
 }
 
 /// Everything behind the lock, by concern.
@@ -192,6 +197,26 @@ impl Hub {
         store: Arc<dyn Store>,
         limits: HubSettings,
         encode: Encoder,
+    ) -> Result<Hub, StoreError> {
+        Hub::open_with(store, limits, encode, None)
+    }
+
+    /// [`Hub::open`] in cluster mode: `store` loads what the shared database holds, and
+    /// every change is proposed to `cluster` and applied once committed ([`Hub::apply`]).
+    pub fn open_replica(
+        store: Arc<dyn Store>,
+        limits: HubSettings,
+        encode: Encoder,
+        cluster: Sequencer,
+    ) -> Result<Hub, StoreError> {
+        Hub::open_with(store, limits, encode, Some(cluster))
+    }
+
+    fn open_with(
+        store: Arc<dyn Store>,
+        limits: HubSettings,
+        encode: Encoder,
+        cluster: Option<Sequencer>,
     ) -> Result<Hub, StoreError> {
         let loaded = store.load()?;
         let epoch = loaded
@@ -237,10 +262,13 @@ impl Hub {
                 limits,
                 epoch,
                 generation: AtomicU64::new(0),
+                cluster,
             }),
         };
         hub.remove_orphan_files();
         let has_channels = hub.lock().rooms.map.values().any(|r| r.channel.is_some());
+        // In cluster mode the proposal waits for the sequencer to start, and another
+        // instance making "general" at the same time is no error.
         if !has_channels {
             let general = ChannelName::parse("general").map_err(|e| StoreError(e.to_string()))?;
             // Written behind like any channel; were that to fail, the next start makes it again.
@@ -292,6 +320,15 @@ impl Hub {
             id: state.directory.next_id(),
             name,
         };
+        if self.is_replica() {
+            drop(state);
+            // The database assigns the id and has the last word on the name.
+            let committed = self.propose(Proposal::User(info, token_hash));
+            return Ok(Saved::proposed(committed, "user", move |done| match done {
+                Replicated::User { user, .. } => Ok(Session { user, token }),
+                other => Err(unexpected(other)),
+            }));
+        }
         let durable = self.shared.store.put_user(&info, &token_hash);
         state
             .directory
@@ -355,6 +392,14 @@ impl Hub {
             name: name.clone(),
             created_at: Timestamp::now(),
         };
+        if self.is_replica() {
+            drop(guard);
+            let committed = self.propose(Proposal::Channel(info));
+            return Ok(Saved::proposed(committed, "channel", |done| match done {
+                Replicated::Channel { channel } => Ok(channel),
+                other => Err(unexpected(other)),
+            }));
+        }
         let durable = self.shared.store.put_channel(&info);
         let room = state
             .rooms
@@ -510,6 +555,15 @@ impl Hub {
             }
         }
     }
+}
+
+/// A proposal answered with a change of another kind: a sequencer bug, reported as such.
+fn unexpected(change: Replicated) -> ChatError {
+    tracing::error!(
+        ?change,
+        "the sequencer answered with another kind of change"
+    );
+    ChatError::Unavailable("the change could not be saved".into())
 }
 
 impl State {

@@ -39,6 +39,11 @@ pub(super) struct RoomState {
     /// room event passes [`publish_to_room`], a rename clears every room's, and a join that
     /// adds a user to the online list clears it before building its own.
     pub(super) snapshot: Option<Frame>,
+    /// Cluster mode: committed messages that arrived ahead of their turn, by `seq` (see
+    /// [`super::replicas`]).
+    pub(super) pending: std::collections::BTreeMap<u64, crate::chat::model::Message>,
+    /// Cluster mode: the deletions this room has seen, compared with the database's count.
+    pub(super) deletions: u64,
 }
 
 pub(super) struct Member {
@@ -115,6 +120,33 @@ impl Rooms {
         })
     }
 
+    /// Adds a private conversation, live for every connection of both participants.
+    pub(super) fn add_direct(
+        &mut self,
+        direct: crate::chat::model::DirectKey,
+        directory: &Directory,
+        connections: &mut Connections,
+    ) {
+        let room = Room::Direct(direct);
+        let key = room.key();
+        let mut state = self.new_room(room, None);
+        for user in direct.users() {
+            for conn_id in directory
+                .users
+                .get(&user)
+                .map(|u| &u.conns)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(conn) = connections.map.get_mut(conn_id) {
+                    conn.rooms.insert(key.clone());
+                    state.members.insert(*conn_id, Member::live(conn, 0));
+                }
+            }
+        }
+        self.map.insert(key, state);
+    }
+
     /// Every channel, sorted by name without regard to case.
     pub(super) fn channel_list(&self) -> Vec<ChannelInfo> {
         let mut list: Vec<ChannelInfo> = self
@@ -147,23 +179,7 @@ impl Rooms {
             }
             if !self.map.contains_key(&key) {
                 directory.allow(me, Allowance::Directs)?;
-                let mut state = self.new_room(room.clone(), None);
-                // Every connection of both participants receives the conversation live.
-                for user in direct.users() {
-                    for conn_id in directory
-                        .users
-                        .get(&user)
-                        .map(|u| &u.conns)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let Some(conn) = connections.map.get_mut(conn_id) {
-                            conn.rooms.insert(key.clone());
-                            state.members.insert(*conn_id, Member::live(conn, 0));
-                        }
-                    }
-                }
-                self.map.insert(key.clone(), state);
+                self.add_direct(*direct, directory, connections);
             }
         }
         self.map.get_mut(&key).ok_or_else(|| match room {
@@ -182,6 +198,8 @@ impl RoomState {
             next_seq: 1,
             members: HashMap::new(),
             snapshot: None,
+            pending: Default::default(),
+            deletions: 0,
         }
     }
 

@@ -73,7 +73,7 @@ trait Applied<T> {
 
 impl<T> Applied<T> for Result<Saved<T>, ChatError> {
     fn applied(self) -> Result<T, ChatError> {
-        self.map(|saved| saved.value)
+        self.map(|saved| saved.into_applied())
     }
 }
 
@@ -813,7 +813,7 @@ fn deletions_leave_the_same_window_in_memory_and_on_disk() {
         for n in 1..=5 {
             posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
         }
-        ada.conn.delete(&general(), posted[2].value.id).unwrap();
+        ada.conn.delete(&general(), posted[2].applied().id).unwrap();
         for n in 6..=7 {
             posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
         }
@@ -852,9 +852,9 @@ fn a_stalled_disk_holds_up_answers_not_the_hub() {
         .register("ada")
         .expect("registers while the disk is held");
     let ada_conn = hub.connect(Outbox::new(16).0);
-    ada_conn.authenticate(&ada.value.token).unwrap();
+    ada_conn.authenticate(&ada.applied().token).unwrap();
     let design = hub
-        .create_channel(&ada.value.token, "design")
+        .create_channel(&ada.applied().token, "design")
         .expect("creates while the disk is held");
     let renamed = bob.conn.rename("robert").expect("renames while held");
     let posted = ada_conn.post(&general(), "still flowing", None).unwrap();
@@ -1245,7 +1245,7 @@ fn the_postgres_store_keeps_history_across_restarts() {
         for n in 1..=3 {
             posted.push(ada.conn.post(&general(), &format!("m{n}"), None).unwrap());
         }
-        ada.conn.delete(&general(), posted[1].value.id).unwrap();
+        ada.conn.delete(&general(), posted[1].applied().id).unwrap();
         ada.conn.rename("adeline").applied().unwrap();
         for p in posted {
             p.stored_blocking().expect("stored");
@@ -1263,7 +1263,7 @@ fn the_postgres_store_keeps_history_across_restarts() {
     let user = conn.authenticate(&token).unwrap();
     assert_eq!(user.name.as_str(), "adeline");
     let next = conn.post(&general(), "m4", None).unwrap();
-    assert_eq!(next.value.seq, 4, "numbers go on where they stopped");
+    assert_eq!(next.applied().seq, 4, "numbers go on where they stopped");
     next.stored_blocking().expect("stored");
     store.close();
 }
@@ -1288,9 +1288,9 @@ fn a_stalled_postgres_holds_up_answers_not_the_hub() {
         .register("ada")
         .expect("registers while the database is held");
     let ada_conn = hub.connect(Outbox::new(16).0);
-    ada_conn.authenticate(&ada.value.token).unwrap();
+    ada_conn.authenticate(&ada.applied().token).unwrap();
     let design = hub
-        .create_channel(&ada.value.token, "design")
+        .create_channel(&ada.applied().token, "design")
         .expect("creates while the database is held");
     let renamed = bob.conn.rename("robert").expect("renames while held");
     let posted = ada_conn.post(&general(), "still flowing", None).unwrap();

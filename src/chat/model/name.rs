@@ -128,6 +128,11 @@ pub struct LookAlike(String);
 
 #[cfg(feature = "ssr")]
 impl LookAlike {
+    /// The key as text (what a database's unique index holds).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The look-alike key of a name.
     pub fn of(name: &str) -> LookAlike {
         let fold = icu_casemap::CaseMapper::new();

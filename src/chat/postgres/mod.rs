@@ -56,14 +56,14 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-mod rows;
+pub(crate) mod rows;
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
 /// How long connecting may take before `open` (or a reconnection) gives up, unless the URL
 /// says otherwise (`connect_timeout`).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The advisory lock a store holds on its database for as long as it is connected, so two
 /// instances never write one database as single-instance stores. (PostgreSQL scopes advisory
@@ -91,7 +91,7 @@ pub struct PostgresStore {
 
 /// A failure, with its causes: tokio-postgres says only "db error" or "error connecting to
 /// server" itself, and keeps what PostgreSQL or the network said in its source.
-fn failed(e: impl std::error::Error) -> StoreError {
+pub(crate) fn failed(e: impl std::error::Error) -> StoreError {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -109,7 +109,7 @@ fn closed() -> StoreError {
 }
 
 /// The text form of a room's identity, used as its key in the database (as in SQLite).
-fn room_key(room: &Room) -> String {
+pub(crate) fn room_key(room: &Room) -> String {
     match room.key() {
         RoomKey::Channel(key) => format!("c:{}", key.as_str()),
         RoomKey::Direct(key) => {
@@ -120,7 +120,7 @@ fn room_key(room: &Room) -> String {
 }
 
 /// The ring slot of message number `seq` in a room that keeps `retain` (at least 1) messages.
-fn slot(seq: u64, retain: usize) -> i64 {
+pub(crate) fn slot(seq: u64, retain: usize) -> i64 {
     (seq % retain as u64) as i64
 }
 
@@ -176,6 +176,23 @@ async fn connect(
     config: &tokio_postgres::Config,
     create_missing: bool,
 ) -> Result<Client, StoreError> {
+    connect_as(config, create_missing, Owner::Single).await
+}
+
+/// Who holds the instance lock: a single-instance store alone, or cluster instances
+/// together (each holds it shared, so neither kind starts beside the other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Single,
+    Cluster,
+}
+
+/// [`connect`], as a single instance or as one of a cluster's.
+pub(crate) async fn connect_as(
+    config: &tokio_postgres::Config,
+    create_missing: bool,
+    owner: Owner,
+) -> Result<Client, StoreError> {
     let place = describe(config);
     let connected = match config.connect(NoTls).await {
         Err(e) if create_missing && e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
@@ -204,8 +221,12 @@ async fn connect(
     // A store that just stopped may still hold the lock for a moment (its server process
     // exiting), so a held lock is asked for again for up to a second.
     for _ in 0..LOCK_TRIES {
+        let ask = match owner {
+            Owner::Single => "SELECT pg_try_advisory_lock($1)",
+            Owner::Cluster => "SELECT pg_try_advisory_lock_shared($1)",
+        };
         locked = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&INSTANCE_LOCK])
+            .query_one(ask, &[&INSTANCE_LOCK])
             .await
             .and_then(|row| row.try_get(0))
             .map_err(|e| StoreError(format!("PostgreSQL at {place}: {}", failed(e).0)))?;
@@ -215,10 +236,16 @@ async fn connect(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if !locked {
-        return Err(StoreError(format!(
-            "another Flack instance is using the database at {place}; the PostgreSQL store \
-             serves a single instance"
-        )));
+        return Err(StoreError(match owner {
+            Owner::Single => format!(
+                "another Flack instance is using the database at {place}; the PostgreSQL \
+                 store serves a single instance (set cluster.redis_url for several)"
+            ),
+            Owner::Cluster => format!(
+                "a single-instance Flack is using the database at {place}; stop it before \
+                 starting cluster instances on it"
+            ),
+        }));
     }
     Ok(client)
 }

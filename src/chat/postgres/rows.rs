@@ -33,12 +33,12 @@ CREATE TABLE IF NOT EXISTS recent_messages (
 ";
 
 /// Creates the tables that are missing.
-pub(super) async fn create_schema(client: &Client) -> Result<(), StoreError> {
+pub(crate) async fn create_schema(client: &Client) -> Result<(), StoreError> {
     client.batch_execute(SCHEMA).await.map_err(failed)
 }
 
 /// One value from the `meta` table, if set.
-async fn meta(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
+pub(crate) async fn meta(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
     let row = tx
         .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
         .await
@@ -46,7 +46,11 @@ async fn meta(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreEr
     row.map(|r| r.try_get(0)).transpose().map_err(failed)
 }
 
-async fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+pub(crate) async fn set_meta(
+    tx: &Transaction<'_>,
+    key: &str,
+    value: &str,
+) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ($1, $2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -61,9 +65,15 @@ async fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), St
 /// ring size has each room's window (the newest `retain` numbers given out, deleted ones
 /// included) moved into rings of the new size; an older message is dropped, as it would have
 /// been had it been written with this size.
-pub(super) async fn settle_ring(client: &mut Client, retain: usize) -> Result<(), StoreError> {
+pub(crate) async fn settle_ring(client: &mut Client, retain: usize) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(failed)?;
-    let size = meta(&tx, "ring_size").await?;
+    settle_ring_in(&tx, retain).await?;
+    tx.commit().await.map_err(failed)
+}
+
+/// [`settle_ring`] inside a transaction the caller commits.
+pub(crate) async fn settle_ring_in(tx: &Transaction<'_>, retain: usize) -> Result<(), StoreError> {
+    let size = meta(tx, "ring_size").await?;
     if size.is_some_and(|size| size != retain.to_string()) {
         tx.batch_execute(
             "CREATE TEMP TABLE old_ring ON COMMIT DROP AS
@@ -85,16 +95,29 @@ pub(super) async fn settle_ring(client: &mut Client, retain: usize) -> Result<()
             .map_err(failed)?;
         tracing::info!(moved, ring = retain, "moved the stored messages into rings");
     }
-    set_meta(&tx, "ring_size", &retain.to_string()).await?;
-    tx.commit().await.map_err(failed)
+    set_meta(tx, "ring_size", &retain.to_string()).await
 }
 
 /// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
 pub(super) async fn read_all(client: &mut Client) -> Result<Loaded, StoreError> {
     let tx = client.transaction().await.map_err(failed)?;
-    let epoch = meta(&tx, "epoch").await?;
-    let clean = meta(&tx, "clean").await?;
-    // Cleared now, and set again by a clean stop.
+    let epoch = settle_epoch(&tx).await?;
+    // A cluster started on this database later must know a single instance wrote it.
+    set_meta(&tx, "mode", "single").await?;
+    let (users, rooms) = read_rows(&tx).await?;
+    tx.commit().await.map_err(failed)?;
+    Ok(Loaded {
+        epoch: Some(epoch),
+        users,
+        rooms,
+    })
+}
+
+/// The single-instance epoch rule: the stored epoch is kept after a clean stop, and a new
+/// one starts otherwise. The `clean` mark is cleared, to be set again by a clean stop.
+pub(crate) async fn settle_epoch(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let epoch = meta(tx, "epoch").await?;
+    let clean = meta(tx, "clean").await?;
     tx.execute("DELETE FROM meta WHERE key = 'clean'", &[])
         .await
         .map_err(failed)?;
@@ -107,10 +130,17 @@ pub(super) async fn read_all(client: &mut Client) -> Result<Loaded, StoreError> 
             // A new database, or messages may have been lost in an unclean stop (see the
             // module's documentation): sequence numbers start a new epoch.
             let epoch = Timestamp::now().millis().max(1) as u64;
-            set_meta(&tx, "epoch", &epoch.to_string()).await?;
+            set_meta(tx, "epoch", &epoch.to_string()).await?;
             epoch
         }
     };
+    Ok(epoch)
+}
+
+/// Every user and every room with its retained messages.
+pub(crate) async fn read_rows(
+    tx: &Transaction<'_>,
+) -> Result<(Vec<(UserInfo, TokenHash)>, Vec<StoredRoom>), StoreError> {
     let mut users = Vec::new();
     for row in tx
         .query("SELECT id, name, token_hash FROM users ORDER BY id", &[])
@@ -172,12 +202,7 @@ pub(super) async fn read_all(client: &mut Client) -> Result<Loaded, StoreError> 
             messages: list,
         });
     }
-    tx.commit().await.map_err(failed)?;
-    Ok(Loaded {
-        epoch: Some(epoch),
-        users,
-        rooms,
-    })
+    Ok((users, rooms))
 }
 
 /// The statements that apply changes, prepared once per connection: a statement given as

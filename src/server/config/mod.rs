@@ -42,6 +42,67 @@ pub struct Config {
     pub data: DataSection,
     /// What one user, connection or request may use.
     pub limits: LimitsSection,
+    /// Several instances on one PostgreSQL database and one Redis.
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`: cluster mode, several instances sharing the PostgreSQL database at
+/// `data.postgres_url` (with `data.store = "postgres"`) and one Redis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The Redis that carries changes between instances, as a URL
+    /// (`redis://host:port/`). Empty: one instance, no cluster.
+    pub redis_url: String,
+    /// What every Redis channel name of this cluster starts with, so clusters can share a
+    /// Redis.
+    pub prefix: String,
+    /// `check_secs`: how often every room is compared with the database (repairs what Redis
+    /// lost, at the latest this long after).
+    #[serde(rename = "check_secs", with = "seconds")]
+    pub check_every: Duration,
+    /// `reorder_secs`: how long a room waits for a missing message before reading it from
+    /// the database.
+    #[serde(rename = "reorder_secs", with = "seconds")]
+    pub reorder_wait: Duration,
+    /// Holds each change this instance publishes back this many milliseconds. A testing
+    /// aid (other instances then see changes out of order); keep it at 0.
+    pub publish_delay_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            redis_url: String::new(),
+            prefix: "flack".into(),
+            check_every: Duration::from_secs(1),
+            reorder_wait: Duration::from_millis(100),
+            publish_delay_ms: 0,
+        }
+    }
+}
+
+impl Config {
+    /// True when this instance is one of a cluster's.
+    pub fn clustered(&self) -> bool {
+        !self.cluster.redis_url.is_empty()
+    }
+
+    /// What cluster mode needs, from these settings.
+    pub fn cluster_settings(&self) -> crate::chat::cluster::ClusterSettings {
+        let hub = self.hub_settings();
+        crate::chat::cluster::ClusterSettings {
+            postgres_url: self.data.postgres_url.clone(),
+            redis_url: self.cluster.redis_url.clone(),
+            prefix: self.cluster.prefix.clone(),
+            retain: hub.history,
+            check_every: self.cluster.check_every,
+            reorder_wait: self.cluster.reorder_wait,
+            publish_delay: Duration::from_millis(self.cluster.publish_delay_ms),
+            max_users: hub.max_users,
+            max_channels: hub.max_channels,
+        }
+    }
 }
 
 /// `[server]`: where the server listens and what it serves.

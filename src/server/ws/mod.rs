@@ -475,7 +475,7 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
             body,
             attachment,
             client_ref,
-        } => match conn.post(&room, &body, attachment.as_ref()) {
+        } => match conn.post_once(&room, &body, attachment.as_ref(), client_ref.as_deref()) {
             // The message is already out; its acknowledgement waits until it is stored, and
             // the reader does not wait with it.
             Ok(posted) => {

@@ -1,0 +1,162 @@
+//! Redis between instances: publishing each committed change after its commit, and one
+//! subscription that receives every other instance's changes.
+//!
+//! Redis pub/sub is at-most-once: a change published while a subscriber is disconnected,
+//! or while Redis restarts, is lost for that subscriber. Nothing depends on it for
+//! durability: what is lost is read back from PostgreSQL (see [`super::repair`]), and a
+//! subscription that is made again asks for a full check at once.
+//!
+//! Every instance subscribes to every room (one pattern subscription): each instance's hub
+//! holds every room's recent history, for the pages it renders and the snapshots it sends,
+//! so it needs every room's changes whether or not it has members there.
+
+use super::Node;
+use crate::chat::replica::Replicated;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Most changes sent to Redis in one pipeline.
+const MAX_PIPELINE: usize = 512;
+
+/// Longest wait between attempts to reach Redis again.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What goes over Redis: a committed change and who committed it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Envelope {
+    /// The instance that committed it (which ignores its own).
+    pub(super) from: String,
+    /// For a directory change, the directory count it brought the database to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) directory: Option<u64>,
+    pub(super) change: Replicated,
+}
+
+/// The channel a change goes to: its room's, or the directory's.
+pub(super) fn channel_for(prefix: &str, change: &Replicated) -> String {
+    match change {
+        Replicated::Message { message } => {
+            format!(
+                "{prefix}:room:{}",
+                crate::chat::postgres::room_key(&message.room)
+            )
+        }
+        Replicated::Deleted { room, .. } => {
+            format!("{prefix}:room:{}", crate::chat::postgres::room_key(room))
+        }
+        Replicated::Channel { .. } | Replicated::User { .. } | Replicated::Renamed { .. } => {
+            format!("{prefix}:directory")
+        }
+    }
+}
+
+/// Sends what the sequencer committed to Redis, in order, a pipeline at a time. While
+/// Redis is unreachable, changes are dropped (and logged once per outage): the other
+/// instances read them back from PostgreSQL.
+pub(super) async fn publish(
+    client: redis::Client,
+    mut queue: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    delay: Duration,
+) {
+    let mut connection: Option<redis::aio::ConnectionManager> = None;
+    let mut reported = false;
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_PIPELINE {
+            match queue.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        if !delay.is_zero() {
+            // A testing aid (`cluster.publish_delay`): other instances see this one's
+            // changes late, after later ones from elsewhere.
+            tokio::time::sleep(delay).await;
+        }
+        if connection.is_none() {
+            match redis::aio::ConnectionManager::new(client.clone()).await {
+                Ok(made) => connection = Some(made),
+                Err(e) => {
+                    if !reported {
+                        tracing::warn!(error = %e, "Redis is unreachable: other instances will read this one's changes from PostgreSQL");
+                        reported = true;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(conn) = connection.as_mut() else {
+            continue;
+        };
+        let mut pipe = redis::pipe();
+        for (channel, payload) in &batch {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        }
+        match pipe.query_async::<()>(conn).await {
+            Ok(()) => {
+                if reported {
+                    tracing::info!("Redis is reachable again: publishing changes");
+                    reported = false;
+                }
+            }
+            Err(e) => {
+                if !reported {
+                    tracing::warn!(error = %e, "could not publish to Redis: other instances will read this one's changes from PostgreSQL");
+                    reported = true;
+                }
+            }
+        }
+    }
+}
+
+/// Receives every other instance's changes, for as long as the node lives: subscribes,
+/// asks for a full check (whatever was published while it was not subscribed is read back),
+/// applies what arrives, and subscribes again when the subscription ends.
+pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
+    let pattern = format!("{}:*", node.prefix);
+    let mut backoff = Duration::from_millis(100);
+    let mut reported = false;
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.psubscribe(&pattern).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let mut pubsub = match subscribed.await {
+            Ok(pubsub) => pubsub,
+            Err(e) => {
+                if !reported {
+                    tracing::warn!(error = %e, "cannot subscribe to Redis: changes from other instances arrive only by the periodic check");
+                    reported = true;
+                }
+                node.redis_up(false);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        if reported {
+            tracing::info!("subscribed to Redis again");
+        }
+        reported = false;
+        backoff = Duration::from_millis(100);
+        node.redis_up(true);
+        node.request_full_check();
+        let mut stream = pubsub.on_message();
+        while let Some(msg) = stream.next().await {
+            let payload: &[u8] = msg.get_payload_bytes();
+            match serde_json::from_slice::<Envelope>(payload) {
+                Ok(envelope) if envelope.from == node.me => {}
+                Ok(envelope) => node.receive(envelope.change, envelope.directory),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring a change from Redis that does not parse")
+                }
+            }
+        }
+        tracing::warn!("the Redis subscription ended; subscribing again");
+        node.redis_up(false);
+    }
+}

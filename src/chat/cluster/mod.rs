@@ -1,0 +1,355 @@
+//! Cluster mode (`data.store = "postgres"` with `cluster.redis_url` set): several Flack
+//! instances on one PostgreSQL database and one Redis, losing nothing acknowledged when one
+//! of them dies.
+//!
+//! - **PostgreSQL is the truth** ([`sql`]). The [`sequencer`] commits each instance's
+//!   proposals ([`crate::chat::replica`]): a batch of posts to one room is one transaction
+//!   that takes the room row's lock and raises its `next_seq`, so commit order is `seq`
+//!   order and a rollback leaves no hole. Names are unique by the database's indexes.
+//! - **Redis carries changes between instances** ([`bus`]), after their commit. It is
+//!   at-most-once; the [`repair`] task reads back from PostgreSQL whatever did not arrive:
+//!   a gap in a room's numbers (after a short wait for reordering), everything after a
+//!   Redis subscription is made again, and, by a periodic check of every room's `next_seq`,
+//!   deletion count and the directory count, a lost last message or deletion.
+//! - **Acknowledged means committed**: a proposal is answered after its commit, and it is
+//!   delivered (here and elsewhere) only after its commit, so a client that reconnects to
+//!   any instance catches up with no gap. The epoch is the database's, kept whatever
+//!   happens to instances.
+//!
+//! Each instance keeps its own hub, a copy of the database's recent state that every
+//! instance brings up to date in the same order ([`crate::chat::hub::Hub::apply`]).
+
+mod bus;
+mod repair;
+mod sequencer;
+mod sql;
+
+use crate::chat::hub::Hub;
+use crate::chat::model::Room;
+use crate::chat::postgres::{connect_as, describe, failed, Owner, CONNECT_TIMEOUT};
+use crate::chat::replica::{Applied, Replicated, Sequencer};
+use crate::chat::store::{Durable, Loaded, Store, StoreError};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What cluster mode needs to know.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// The shared PostgreSQL database.
+    pub postgres_url: String,
+    /// The shared Redis.
+    pub redis_url: String,
+    /// Starts every Redis channel name, so clusters can share one Redis.
+    pub prefix: String,
+    /// Messages each room keeps (the ring's size).
+    pub retain: usize,
+    /// How often every room is compared with the database.
+    pub check_every: Duration,
+    /// How long a room waits for a missing number before reading it from the database.
+    pub reorder_wait: Duration,
+    /// Holds each published change back this long (a testing aid for reordering; zero).
+    pub publish_delay: Duration,
+    /// The cluster-wide caps (as the hub's settings).
+    pub max_users: usize,
+    pub max_channels: usize,
+}
+
+/// A cluster instance's connection to the database and Redis, between [`Cluster::open`]
+/// and [`Cluster::start`].
+pub struct Cluster {
+    settings: ClusterSettings,
+    config: tokio_postgres::Config,
+    redis: redis::Client,
+    store: Arc<ClusterStore>,
+    sequencer: Sequencer,
+    proposals: mpsc::UnboundedReceiver<crate::chat::replica::Submitted>,
+    me: String,
+}
+
+impl Cluster {
+    /// Connects to PostgreSQL (creating the database and the tables if missing), settles it
+    /// for cluster mode and reads everything back. Redis need not be reachable yet.
+    pub async fn open(settings: ClusterSettings) -> Result<Cluster, StoreError> {
+        let mut config: tokio_postgres::Config = settings
+            .postgres_url
+            .parse()
+            .map_err(|e| StoreError(format!("data.postgres_url is not a PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let redis = redis::Client::open(settings.redis_url.as_str())
+            .map_err(|e| StoreError(format!("cluster.redis_url is not a Redis URL: {e}")))?;
+        let mut client = connect_as(&config, true, Owner::Cluster).await?;
+        let loaded = sql::settle_and_load(&mut client, settings.retain.max(1)).await?;
+        let (sequencer, proposals) = mpsc::unbounded_channel();
+        let me = instance_name()?;
+        tracing::info!(database = %describe(&config), instance = %me, "cluster mode: PostgreSQL is the truth, Redis carries changes");
+        Ok(Cluster {
+            store: Arc::new(ClusterStore {
+                loaded: Mutex::new(Some(loaded)),
+                pinger: Arc::new(Pinger {
+                    client: tokio::sync::Mutex::new(Some(client)),
+                    config: config.clone(),
+                }),
+            }),
+            settings,
+            config,
+            redis,
+            sequencer,
+            proposals,
+            me,
+        })
+    }
+
+    /// What the hub loads from and asks readiness of.
+    pub fn store(&self) -> Arc<ClusterStore> {
+        self.store.clone()
+    }
+
+    /// Where the hub proposes changes.
+    pub fn sequencer(&self) -> Sequencer {
+        self.sequencer.clone()
+    }
+
+    /// Starts committing the hub's proposals, publishing and receiving changes, and
+    /// repairing what Redis lost. Runs until the process ends.
+    pub fn start(self, hub: Hub) {
+        let (repairs, repair_queue) = mpsc::unbounded_channel();
+        let (outgoing, publish_queue) = mpsc::unbounded_channel();
+        let node = Arc::new(Node {
+            hub,
+            me: self.me,
+            prefix: self.settings.prefix.clone(),
+            repairs,
+            outgoing,
+            directory: Mutex::new(DirectoryTrack::default()),
+            redis_up: AtomicBool::new(false),
+            reorder_wait: self.settings.reorder_wait,
+        });
+        tokio::spawn(bus::publish(
+            self.redis.clone(),
+            publish_queue,
+            self.settings.publish_delay,
+        ));
+        tokio::spawn(bus::subscribe(self.redis.clone(), node.clone()));
+        tokio::spawn(sequencer::run(
+            self.config.clone(),
+            self.settings.clone(),
+            node.clone(),
+            self.proposals,
+        ));
+        tokio::spawn(repair::run(self.config, self.settings, node, repair_queue));
+    }
+}
+
+/// A name for this instance, unique among the cluster's: host, process and a random part.
+fn instance_name() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError(format!("no randomness: {e}")))?;
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    Ok(format!(
+        "{host}-{}-{:02x}{:02x}{:02x}{:02x}",
+        std::process::id(),
+        bytes[0],
+        bytes[1],
+        bytes[2],
+        bytes[3]
+    ))
+}
+
+/// What the hub loads from in cluster mode, and asks readiness of. It takes no changes:
+/// in cluster mode the hub proposes them to the sequencer.
+pub struct ClusterStore {
+    loaded: Mutex<Option<Loaded>>,
+    pinger: Arc<Pinger>,
+}
+
+fn not_here() -> Durable {
+    Durable::done(Err(StoreError(
+        "in cluster mode changes go through the sequencer".into(),
+    )))
+}
+
+impl Store for ClusterStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        crate::chat::store::load_once(&self.loaded)
+    }
+    fn put_channel(&self, _: &crate::chat::model::ChannelInfo) -> Durable {
+        not_here()
+    }
+    fn put_user(
+        &self,
+        _: &crate::chat::model::UserInfo,
+        _: &crate::chat::store::TokenHash,
+    ) -> Durable {
+        not_here()
+    }
+    fn rename_user(&self, _: &crate::chat::model::UserInfo) -> Durable {
+        not_here()
+    }
+    fn put_message(&self, _: &crate::chat::model::Message) -> Durable {
+        not_here()
+    }
+    fn delete_message(&self, _: &Room, _: crate::chat::model::MessageId) -> Durable {
+        not_here()
+    }
+
+    /// Resolves once the database answers a query, on a connection of its own.
+    fn ping(&self) -> Durable {
+        let (written, durable) = Durable::pending();
+        let pinger = self.pinger.clone();
+        tokio::spawn(async move { written.report(pinger.ping().await) });
+        durable
+    }
+}
+
+/// The connection readiness checks use, made again when lost.
+struct Pinger {
+    client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    config: tokio_postgres::Config,
+}
+
+impl Pinger {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            *client = Some(connect_as(&self.config, false, Owner::Cluster).await?);
+        }
+        let Some(connected) = client.as_ref() else {
+            return Err(StoreError("no connection".into()));
+        };
+        let answered = tokio::time::timeout(PING_TIMEOUT, connected.simple_query("SELECT 1")).await;
+        match answered {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                *client = None;
+                Err(failed(e))
+            }
+            Err(_) => {
+                *client = None;
+                Err(StoreError("PostgreSQL did not answer in time".into()))
+            }
+        }
+    }
+}
+
+/// How long a readiness query may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where this instance stands with the directory: the directory count it has applied every
+/// change up to, and the counts it has applied above that.
+#[derive(Debug, Default)]
+struct DirectoryTrack {
+    through: u64,
+    above: BTreeSet<u64>,
+    /// The database's count at the last check, if it was ahead then.
+    behind_at_last_check: Option<u64>,
+}
+
+impl DirectoryTrack {
+    fn seen(&mut self, count: u64) {
+        if count <= self.through {
+            return;
+        }
+        self.above.insert(count);
+        while self.above.remove(&(self.through + 1)) {
+            self.through += 1;
+        }
+    }
+
+    fn reloaded(&mut self, count: u64) {
+        self.through = self.through.max(count);
+        let through = self.through;
+        self.above.retain(|c| *c > through);
+        while self.above.remove(&(self.through + 1)) {
+            self.through += 1;
+        }
+        self.behind_at_last_check = None;
+    }
+}
+
+/// What the repair task is asked to do.
+#[derive(Debug)]
+enum Repair {
+    /// A room waits for a missing number: read it back if it has not come by `at`.
+    Room {
+        room: Room,
+        at: tokio::time::Instant,
+    },
+    /// A change referred to a user or channel this instance does not know: read the
+    /// directory again, then apply the change.
+    Directory(Replicated),
+    /// Compare every room with the database now.
+    Full,
+}
+
+/// One instance's side of the cluster, shared by its tasks.
+pub(super) struct Node {
+    hub: Hub,
+    /// This instance's name, which its own changes carry.
+    me: String,
+    prefix: String,
+    repairs: mpsc::UnboundedSender<Repair>,
+    /// Changes to publish, with their channel.
+    outgoing: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    directory: Mutex<DirectoryTrack>,
+    redis_up: AtomicBool,
+    reorder_wait: Duration,
+}
+
+impl Node {
+    /// Applies a change another instance committed.
+    fn receive(&self, change: Replicated, directory: Option<u64>) {
+        let applied = self.hub.apply(change.clone());
+        self.follow_up(applied, change);
+        if let Some(count) = directory {
+            self.directory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .seen(count);
+        }
+    }
+
+    /// Applies a change this instance committed, and tells the others.
+    fn committed(&self, change: Replicated, directory: Option<u64>) {
+        let channel = bus::channel_for(&self.prefix, &change);
+        let envelope = bus::Envelope {
+            from: self.me.clone(),
+            directory,
+            change,
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(payload) => {
+                let _ = self.outgoing.send((channel, payload));
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a change for Redis"),
+        }
+        self.receive(envelope.change, directory);
+    }
+
+    fn follow_up(&self, applied: Applied, change: Replicated) {
+        match applied {
+            Applied::Done => {}
+            Applied::Gap { room, .. } => {
+                let at = tokio::time::Instant::now() + self.reorder_wait;
+                let _ = self.repairs.send(Repair::Room { room, at });
+            }
+            Applied::Unknown => {
+                let _ = self.repairs.send(Repair::Directory(change));
+            }
+        }
+    }
+
+    fn request_full_check(&self) {
+        let _ = self.repairs.send(Repair::Full);
+    }
+
+    fn redis_up(&self, up: bool) {
+        self.redis_up.store(up, Ordering::Relaxed);
+    }
+}

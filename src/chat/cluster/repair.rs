@@ -1,0 +1,253 @@
+//! Repairing what Redis lost, from PostgreSQL: a room's missing numbers (once they have had
+//! [`super::ClusterSettings::reorder_wait`] to arrive), the directory when a change refers
+//! to someone this instance does not know, and everything by a periodic comparison of every
+//! room's `next_seq` and deletion count and of the directory count with the database.
+
+use super::{sql, ClusterSettings, Node, Repair};
+use crate::chat::model::{Room, RoomKey};
+use crate::chat::postgres::{connect_as, Owner};
+use crate::chat::replica::{Applied, Replicated};
+use crate::chat::store::StoreError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_postgres::Client;
+
+/// How often references to posts older than a day are forgotten.
+const FORGET_EVERY: Duration = Duration::from_secs(600);
+
+/// Repairs until the process ends.
+pub(super) async fn run(
+    config: tokio_postgres::Config,
+    settings: ClusterSettings,
+    node: Arc<Node>,
+    mut requests: mpsc::UnboundedReceiver<Repair>,
+) {
+    let mut repairer = Repairer {
+        config,
+        client: None,
+        node,
+        parked: Vec::new(),
+        last_forget: Instant::now(),
+        reported: false,
+    };
+    let mut due: HashMap<RoomKey, (Room, Instant)> = HashMap::new();
+    let mut tick = tokio::time::interval(settings.check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next_due = due.values().map(|(_, at)| *at).min();
+        tokio::select! {
+            request = requests.recv() => match request {
+                None => return,
+                Some(Repair::Room { room, at }) => {
+                    due.entry(room.key()).or_insert((room, at));
+                }
+                Some(Repair::Directory(change)) => {
+                    repairer.parked.push(change);
+                    repairer.attempt(|r| Box::pin(r.reload_directory())).await;
+                }
+                Some(Repair::Full) => repairer.attempt(|r| Box::pin(r.full_check())).await,
+            },
+            _ = tick.tick() => repairer.attempt(|r| Box::pin(r.full_check())).await,
+            _ = sleep_until(next_due) => {
+                let now = Instant::now();
+                let ready: Vec<Room> = due
+                    .values()
+                    .filter(|(_, at)| *at <= now)
+                    .map(|(room, _)| room.clone())
+                    .collect();
+                for room in ready {
+                    due.remove(&room.key());
+                    if repairer.node.hub.waiting(&room) {
+                        repairer.attempt(|r| Box::pin(r.repair_room(room.clone()))).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+type Step<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+struct Repairer {
+    config: tokio_postgres::Config,
+    client: Option<Client>,
+    node: Arc<Node>,
+    /// Changes that referred to someone unknown, applied after the directory is read again.
+    parked: Vec<Replicated>,
+    last_forget: Instant,
+    /// An outage was logged and not yet its end.
+    reported: bool,
+}
+
+impl Repairer {
+    /// Runs a step, connecting first if needed; a failure is logged once per outage (the
+    /// next check tries again).
+    async fn attempt<F>(&mut self, step: F)
+    where
+        F: for<'a> FnOnce(&'a mut Repairer) -> Step<'a>,
+    {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            match connect_as(&self.config, false, Owner::Cluster).await {
+                Ok(client) => self.client = Some(client),
+                Err(e) => {
+                    self.report(e);
+                    return;
+                }
+            }
+        }
+        match step(self).await {
+            Ok(()) => {
+                if self.reported {
+                    tracing::info!("the cluster's checks reach PostgreSQL again");
+                    self.reported = false;
+                }
+            }
+            Err(e) => self.report(e),
+        }
+    }
+
+    fn report(&mut self, e: StoreError) {
+        if !self.reported {
+            tracing::warn!(error = %e, "the cluster's check could not read PostgreSQL; trying again at the next check");
+            self.reported = true;
+        }
+    }
+
+    fn client(&self) -> Result<&Client, StoreError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError("not connected".into()))
+    }
+
+    /// Brings one room up to the database's state.
+    async fn repair_room(&mut self, room: Room) -> Result<(), StoreError> {
+        for _ in 0..2 {
+            let from = self.node.hub.next_seq(&room).unwrap_or(1);
+            let Some((next_seq, messages)) = sql::since(self.client()?, &room, from).await? else {
+                return Ok(());
+            };
+            match self.node.hub.repair(&room, messages, next_seq) {
+                Applied::Unknown => self.reload_directory().await?,
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every user and channel again and applies what this instance lacks, then the
+    /// changes that waited for it.
+    async fn reload_directory(&mut self) -> Result<(), StoreError> {
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError("not connected".into()))?;
+        let (count, users, channels) = sql::directory(client).await?;
+        let node = self.node.clone();
+        let hub = &node.hub;
+        for (user, token_hash) in users {
+            let known = hub.user_info(user.id);
+            match known {
+                None => {
+                    hub.apply(Replicated::User { user, token_hash });
+                }
+                Some(known) if known.name != user.name => {
+                    hub.apply(Replicated::Renamed { user });
+                }
+                Some(_) => {}
+            }
+        }
+        for channel in channels {
+            hub.apply(Replicated::Channel { channel });
+        }
+        self.node
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reloaded(count);
+        for change in std::mem::take(&mut self.parked) {
+            match hub.apply(change.clone()) {
+                Applied::Gap { room, .. } => {
+                    let at = Instant::now();
+                    let _ = self.node.repairs.send(Repair::Room { room, at });
+                }
+                Applied::Unknown => {
+                    // Still unknown after a reload: the change refers to a room or user the
+                    // database no longer has (or not yet: the next check finds it).
+                    tracing::debug!(?change, "a change still refers to someone unknown");
+                }
+                Applied::Done => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares every room and the directory with the database, and repairs what differs.
+    async fn full_check(&mut self) -> Result<(), StoreError> {
+        let count = sql::directory_count(self.client()?).await?;
+        let reload = {
+            let mut track = self
+                .node
+                .directory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // Still short of the count the last check saw: a change was lost, not just
+            // still on its way.
+            let lost = track
+                .behind_at_last_check
+                .is_some_and(|then| track.through < then);
+            track.behind_at_last_check = (count > track.through).then_some(count);
+            lost
+        };
+        if reload {
+            self.reload_directory().await?;
+        }
+        let rows = sql::rooms(self.client()?).await?;
+        let positions: HashMap<RoomKey, crate::chat::hub::Position> = self
+            .node
+            .hub
+            .positions()
+            .into_iter()
+            .map(|p| (p.room.key(), p))
+            .collect();
+        for row in rows {
+            let key = row.room.key();
+            if let (Some(channel), None) = (&row.channel, positions.get(&key)) {
+                self.node.hub.apply(Replicated::Channel {
+                    channel: channel.clone(),
+                });
+            }
+            let (next_seq, deletions) = positions
+                .get(&key)
+                .map_or((1, 0), |p| (p.next_seq, p.deletions));
+            if next_seq < row.next_seq {
+                self.repair_room(row.room.clone()).await?;
+            } else if next_seq > row.next_seq {
+                tracing::error!(room = ?row.room, here = next_seq, database = row.next_seq,
+                    "this instance delivered numbers PostgreSQL does not hold: was the database restored from a backup?");
+            }
+            if deletions != row.deletions {
+                let kept = sql::held_ids(self.client()?, &row.room).await?;
+                self.node
+                    .hub
+                    .reconcile_deletions(&row.room, &kept, row.deletions);
+            }
+        }
+        if self.last_forget.elapsed() >= FORGET_EVERY {
+            self.last_forget = Instant::now();
+            let forgotten = sql::forget_old_references(self.client()?).await?;
+            tracing::debug!(forgotten, "forgot references to posts older than a day");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,720 @@
+//! Cluster mode's rows and transactions in PostgreSQL: the schema it adds to the
+//! single-instance one, the start-up settling, and one function per kind of commit.
+//!
+//! What the cluster adds to the single-instance rows ([`crate::chat::postgres`]):
+//! - `rooms.next_seq` is the truth (raised by every post, in the transaction that takes the
+//!   room row's lock), `rooms.last_at` keeps a room's timestamps from going backwards, and
+//!   `rooms.deletions` counts deletions so a lost deletion event is noticed;
+//! - `users.look` and `rooms.look` hold each name's look-alike key under a unique index, so
+//!   two instances racing for one name cannot both win;
+//! - the sequences `user_ids` and `message_ids`, and the `posted` table, which maps an
+//!   author's `client_ref` to the message it posted (a resent post is not stored twice);
+//! - `meta.directory` counts directory changes (users, names, channels), one by one, so an
+//!   instance can tell it missed one.
+
+use crate::chat::model::{
+    ChannelInfo, ChatError, DisplayName, Message, MessageId, Room, Timestamp, UserId, UserInfo,
+};
+use crate::chat::postgres::rows::{meta, read_rows, set_meta, settle_epoch};
+use crate::chat::postgres::{failed, room_key, slot};
+use crate::chat::store::{Loaded, StoreError, TokenHash};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Transaction};
+
+/// Taken (for the transaction) while the schema is settled, so instances starting together
+/// do not race to create it.
+const SCHEMA_LOCK: i64 = 0x0066_6c61_636c;
+
+const CLUSTER_SCHEMA: &str = "
+ALTER TABLE users ADD COLUMN IF NOT EXISTS look TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS users_look ON users (look);
+ALTER TABLE rooms ADD COLUMN IF NOT EXISTS look TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS rooms_look ON rooms (look);
+ALTER TABLE rooms ADD COLUMN IF NOT EXISTS deletions BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE rooms ADD COLUMN IF NOT EXISTS last_at BIGINT NOT NULL DEFAULT 0;
+CREATE SEQUENCE IF NOT EXISTS user_ids;
+CREATE SEQUENCE IF NOT EXISTS message_ids;
+CREATE TABLE IF NOT EXISTS posted (
+    user_id BIGINT NOT NULL,
+    client_ref TEXT NOT NULL,
+    room_key TEXT NOT NULL,
+    id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, client_ref)
+);
+INSERT INTO meta (key, value) VALUES ('directory', '0') ON CONFLICT (key) DO NOTHING;
+";
+
+/// Settles the database for cluster mode and reads everything back.
+///
+/// The epoch: a database last written by a single instance gets that store's rule once (a
+/// new epoch unless it stopped cleanly), and is marked as a cluster's; from then on the
+/// epoch is kept, whatever happens to instances.
+pub(super) async fn settle_and_load(
+    client: &mut Client,
+    retain: usize,
+) -> Result<Loaded, StoreError> {
+    crate::chat::postgres::rows::create_schema(client).await?;
+    let tx = client.transaction().await.map_err(failed)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .await
+        .map_err(failed)?;
+    tx.batch_execute(CLUSTER_SCHEMA).await.map_err(failed)?;
+    let epoch = if meta(&tx, "mode").await?.as_deref() == Some("cluster") {
+        meta(&tx, "epoch")
+            .await?
+            .and_then(|e| e.parse::<u64>().ok())
+            .ok_or_else(|| StoreError("the cluster's epoch is missing from meta".into()))?
+    } else {
+        let epoch = settle_epoch(&tx).await?;
+        set_meta(&tx, "mode", "cluster").await?;
+        // A single instance raised `next_seq` only on deletions (its newest message said
+        // what came next); here the row is the truth.
+        tx.batch_execute(
+            "UPDATE rooms AS r SET next_seq = GREATEST(r.next_seq, \
+                 (SELECT MAX(m.seq) + 1 FROM recent_messages AS m WHERE m.room_key = r.key)) \
+             WHERE EXISTS (SELECT 1 FROM recent_messages AS m WHERE m.room_key = r.key)",
+        )
+        .await
+        .map_err(failed)?;
+        epoch
+    };
+    tx.batch_execute(
+        "SELECT setval('user_ids', GREATEST((SELECT COALESCE(MAX(id), 0) FROM users), \
+             (SELECT last_value FROM user_ids), 1)); \
+         SELECT setval('message_ids', GREATEST( \
+             (SELECT COALESCE(MAX(id), 0) FROM recent_messages), \
+             (SELECT COALESCE(MAX(id), 0) FROM posted), \
+             (SELECT last_value FROM message_ids), 1));",
+    )
+    .await
+    .map_err(failed)?;
+    crate::chat::postgres::rows::settle_ring_in(&tx, retain).await?;
+    let (users, rooms) = read_rows(&tx).await?;
+    fill_looks(&tx, &users, &rooms).await?;
+    tx.commit().await.map_err(failed)?;
+    Ok(Loaded {
+        epoch: Some(epoch),
+        users,
+        rooms,
+    })
+}
+
+/// Gives the names written by a single instance their look-alike keys. Two stored names
+/// that look alike (allowed before the rule) keep loading; the second keeps no key.
+async fn fill_looks(
+    tx: &Transaction<'_>,
+    users: &[(UserInfo, TokenHash)],
+    rooms: &[crate::chat::store::StoredRoom],
+) -> Result<(), StoreError> {
+    let missing = tx
+        .query_one(
+            "SELECT (SELECT COUNT(*) FROM users WHERE look IS NULL) \
+                  + (SELECT COUNT(*) FROM rooms WHERE look IS NULL AND channel IS NOT NULL)",
+            &[],
+        )
+        .await
+        .map_err(failed)?;
+    let missing: i64 = missing.try_get(0).map_err(failed)?;
+    if missing == 0 {
+        return Ok(());
+    }
+    for (user, _) in users {
+        let look = user.name.look_alike();
+        tx.execute(
+            "UPDATE users SET look = $2 WHERE id = $1 AND look IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE look = $2)",
+            &[&(user.id.0 as i64), &look.as_str()],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    for room in rooms {
+        if let Some(channel) = &room.channel {
+            let look = channel.name.look_alike();
+            tx.execute(
+                "UPDATE rooms SET look = $2 WHERE key = $1 AND look IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM rooms WHERE look = $2)",
+                &[&room_key(&room.room), &look.as_str()],
+            )
+            .await
+            .map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// A commit that failed: either the database refused the change (a name taken), which is
+/// the requester's answer, or it could not be reached, which is an outage.
+pub(super) enum Refused {
+    Chat(ChatError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Refused::Store(e)
+    }
+}
+
+fn unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// Raises the directory count, in the transaction that changes the directory; the new
+/// count goes out with the change.
+async fn bump_directory(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let row = tx
+        .query_one(
+            "UPDATE meta SET value = (value::BIGINT + 1)::TEXT WHERE key = 'directory' \
+             RETURNING value::BIGINT",
+            &[],
+        )
+        .await
+        .map_err(failed)?;
+    let value: i64 = row.try_get(0).map_err(failed)?;
+    Ok(value as u64)
+}
+
+/// The directory count now.
+pub(super) async fn directory_count(client: &Client) -> Result<u64, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT value::BIGINT FROM meta WHERE key = 'directory'",
+            &[],
+        )
+        .await
+        .map_err(failed)?;
+    let value: i64 = row.try_get(0).map_err(failed)?;
+    Ok(value as u64)
+}
+
+/// Registers a user; the database assigns the id. Returns the user and the directory count.
+pub(super) async fn register(
+    client: &mut Client,
+    name: &DisplayName,
+    token_hash: &TokenHash,
+    max_users: usize,
+) -> Result<(UserInfo, u64), Refused> {
+    let tx = client.transaction().await.map_err(failed)?;
+    let count: i64 = tx
+        .query_one("SELECT COUNT(*) FROM users", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(failed)?;
+    if count as usize >= max_users {
+        return Err(Refused::Chat(ChatError::TooManyUsers { max: max_users }));
+    }
+    let look = name.look_alike();
+    let inserted = tx
+        .query_one(
+            "INSERT INTO users (id, name, token_hash, look) \
+             VALUES (nextval('user_ids'), $1, $2, $3) RETURNING id",
+            &[&name.as_str(), &&token_hash[..], &look.as_str()],
+        )
+        .await;
+    let id: i64 = match inserted {
+        Ok(row) => row.try_get(0).map_err(failed)?,
+        Err(e) if unique_violation(&e) => {
+            drop(tx);
+            return Err(Refused::Chat(ChatError::DisplayNameTaken(
+                holder_of(client, "users", look.as_str())
+                    .await?
+                    .unwrap_or_else(|| name.to_string()),
+            )));
+        }
+        Err(e) => return Err(failed(e).into()),
+    };
+    let directory = bump_directory(&tx).await?;
+    tx.commit().await.map_err(failed)?;
+    let user = UserInfo {
+        id: UserId(id as u64),
+        name: name.clone(),
+    };
+    Ok((user, directory))
+}
+
+/// The name that holds a look-alike key, as its holder spells it.
+async fn holder_of(client: &Client, table: &str, look: &str) -> Result<Option<String>, StoreError> {
+    let query = match table {
+        "users" => "SELECT name FROM users WHERE look = $1",
+        _ => "SELECT channel FROM rooms WHERE look = $1",
+    };
+    let row = client.query_opt(query, &[&look]).await.map_err(failed)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let text: Option<String> = row.try_get(0).map_err(failed)?;
+    Ok(text.map(|text| match table {
+        "users" => text,
+        _ => serde_json::from_str::<ChannelInfo>(&text)
+            .map(|c| c.name.to_string())
+            .unwrap_or(text),
+    }))
+}
+
+/// Gives a user a new name. Returns the directory count.
+pub(super) async fn rename(client: &mut Client, user: &UserInfo) -> Result<u64, Refused> {
+    let tx = client.transaction().await.map_err(failed)?;
+    let look = user.name.look_alike();
+    let updated = tx
+        .execute(
+            "UPDATE users SET name = $2, look = $3 WHERE id = $1",
+            &[&(user.id.0 as i64), &user.name.as_str(), &look.as_str()],
+        )
+        .await;
+    match updated {
+        Ok(_) => {}
+        Err(e) if unique_violation(&e) => {
+            drop(tx);
+            return Err(Refused::Chat(ChatError::DisplayNameTaken(
+                holder_of(client, "users", look.as_str())
+                    .await?
+                    .unwrap_or_else(|| user.name.to_string()),
+            )));
+        }
+        Err(e) => return Err(failed(e).into()),
+    }
+    let directory = bump_directory(&tx).await?;
+    tx.commit().await.map_err(failed)?;
+    Ok(directory)
+}
+
+/// Creates a channel. Returns the directory count.
+pub(super) async fn create_channel(
+    client: &mut Client,
+    channel: &ChannelInfo,
+    max_channels: usize,
+) -> Result<u64, Refused> {
+    let tx = client.transaction().await.map_err(failed)?;
+    let count: i64 = tx
+        .query_one("SELECT COUNT(*) FROM rooms WHERE channel IS NOT NULL", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(failed)?;
+    if count as usize >= max_channels {
+        return Err(Refused::Chat(ChatError::TooManyChannels {
+            max: max_channels,
+        }));
+    }
+    let room = Room::Channel(channel.name.clone());
+    let room_json = serde_json::to_string(&room).map_err(failed)?;
+    let channel_json = serde_json::to_string(channel).map_err(failed)?;
+    let look = channel.name.look_alike();
+    let inserted = tx
+        .execute(
+            "INSERT INTO rooms (key, room, channel, next_seq, look) VALUES ($1, $2, $3, 1, $4)",
+            &[&room_key(&room), &room_json, &channel_json, &look.as_str()],
+        )
+        .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if unique_violation(&e) => {
+            drop(tx);
+            let holder = holder_of(client, "rooms", look.as_str()).await?;
+            return Err(Refused::Chat(ChatError::ChannelExists(
+                holder.unwrap_or_else(|| channel.name.to_string()),
+            )));
+        }
+        Err(e) => return Err(failed(e).into()),
+    }
+    let directory = bump_directory(&tx).await?;
+    tx.commit().await.map_err(failed)?;
+    Ok(directory)
+}
+
+/// Deletes a message; true if it was there to delete.
+pub(super) async fn delete(
+    client: &mut Client,
+    room: &Room,
+    id: MessageId,
+) -> Result<bool, StoreError> {
+    let row = client
+        .query_opt(
+            "WITH gone AS ( \
+                 DELETE FROM recent_messages WHERE room_key = $1 AND id = $2 RETURNING seq) \
+             UPDATE rooms SET deletions = deletions + 1 \
+             WHERE key = $1 AND EXISTS (SELECT 1 FROM gone) RETURNING deletions",
+            &[&room_key(room), &(id.0 as i64)],
+        )
+        .await
+        .map_err(failed)?;
+    Ok(row.is_some())
+}
+
+/// One post of a batch: the message as proposed, and its author's reference for it.
+pub(super) struct Post {
+    pub(super) message: Message,
+    pub(super) client_ref: Option<String>,
+}
+
+/// What became of one post of a batch.
+pub(super) enum Posted {
+    /// Stored now, numbered and stamped.
+    New(Message),
+    /// Its author had posted it already (same `client_ref`): the first one's id and number.
+    Again(Message),
+}
+
+/// Commits a batch of posts to one room in one transaction: takes the room row's lock and
+/// raises its `next_seq` by the batch's size in one statement, numbers and stamps the
+/// messages in order (never earlier than the room's last), writes the ring slots and the
+/// authors' references. A post whose reference its author already used is not stored: the
+/// batch is written again without it, so no number is left unused.
+pub(super) async fn post_batch(
+    client: &mut Client,
+    room: &Room,
+    posts: Vec<Post>,
+    retain: usize,
+) -> Result<Vec<Posted>, Refused> {
+    let key = room_key(room);
+    // A reference repeated within the batch is answered as its first use.
+    let copy_of: Vec<Option<usize>> = (0..posts.len())
+        .map(|i| {
+            let client_ref = posts[i].client_ref.as_ref()?;
+            (0..i).find(|j| {
+                posts[*j].client_ref.as_ref() == Some(client_ref)
+                    && posts[*j].message.author.id == posts[i].message.author.id
+            })
+        })
+        .collect();
+    let mut again: Vec<Option<Message>> = vec![None; posts.len()];
+    // Each retry takes out at least one post, or a resend that raced with its first post's
+    // own transaction (found on the next try).
+    for _ in 0..=posts.len() + 1 {
+        let fresh: Vec<usize> = (0..posts.len())
+            .filter(|i| again[*i].is_none() && copy_of[*i].is_none())
+            .collect();
+        let stored = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            match try_post_batch(client, room, &key, &posts, &fresh, retain).await? {
+                Ok(stored) => stored,
+                Err(repeated) => {
+                    for (i, first) in repeated {
+                        again[i] = Some(first);
+                    }
+                    continue;
+                }
+            }
+        };
+        let mut outcome: Vec<Option<Posted>> = (0..posts.len()).map(|_| None).collect();
+        for (i, message) in fresh.into_iter().zip(stored) {
+            outcome[i] = Some(Posted::New(message));
+        }
+        for (i, first) in again.iter().enumerate() {
+            if let Some(first) = first {
+                outcome[i] = Some(Posted::Again(first.clone()));
+            }
+        }
+        for (i, j) in copy_of.iter().enumerate() {
+            if let Some(j) = j {
+                let first = match &outcome[*j] {
+                    Some(Posted::New(m)) | Some(Posted::Again(m)) => m.clone(),
+                    None => continue,
+                };
+                outcome[i] = Some(Posted::Again(first));
+            }
+        }
+        return Ok(outcome.into_iter().flatten().collect());
+    }
+    Err(Refused::Store(StoreError(
+        "a resent post kept racing with its first".into(),
+    )))
+}
+
+/// One try of [`post_batch`] for the posts at `fresh`: the stored messages, or (rolled back)
+/// the posts whose reference was used before, with the message each first posted.
+async fn try_post_batch(
+    client: &mut Client,
+    room: &Room,
+    key: &str,
+    posts: &[Post],
+    fresh: &[usize],
+    retain: usize,
+) -> Result<Result<Vec<Message>, Vec<(usize, Message)>>, Refused> {
+    let n = fresh.len() as i64;
+    let now = Timestamp::now().millis();
+    let tx = client.transaction().await.map_err(failed)?;
+    if let Room::Direct(_) = room {
+        let room_json = serde_json::to_string(room).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO rooms (key, room, channel, next_seq) VALUES ($1, $2, NULL, 1) \
+             ON CONFLICT (key) DO NOTHING",
+            &[&key, &room_json],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    let reserved = tx
+        .query_opt(
+            "UPDATE rooms SET next_seq = next_seq + $2, last_at = GREATEST(last_at, $3) \
+             WHERE key = $1 RETURNING next_seq - $2, last_at",
+            &[&key, &n, &now],
+        )
+        .await
+        .map_err(failed)?;
+    let Some(reserved) = reserved else {
+        return Err(Refused::Chat(ChatError::NoSuchChannel(
+            room.channel().map(ToString::to_string).unwrap_or_default(),
+        )));
+    };
+    let first_seq: i64 = reserved.try_get(0).map_err(failed)?;
+    let at: i64 = reserved.try_get(1).map_err(failed)?;
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT nextval('message_ids') FROM generate_series(1, $1::BIGINT)",
+            &[&n],
+        )
+        .await
+        .map_err(failed)?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(failed)?;
+    let mut stored = Vec::with_capacity(fresh.len());
+    for (k, i) in fresh.iter().enumerate() {
+        let mut message = posts[*i].message.clone();
+        message.id = MessageId(ids[k] as u64);
+        message.seq = (first_seq + k as i64) as u64;
+        message.sent_at = Timestamp::from_millis(at);
+        stored.push(message);
+    }
+    // The authors' references: a pair already there means a resend.
+    let mut users = Vec::new();
+    let mut refs = Vec::new();
+    let mut ref_ids = Vec::new();
+    let mut ref_seqs = Vec::new();
+    for (k, i) in fresh.iter().enumerate() {
+        if let Some(client_ref) = &posts[*i].client_ref {
+            users.push(stored[k].author.id.0 as i64);
+            refs.push(client_ref.clone());
+            ref_ids.push(stored[k].id.0 as i64);
+            ref_seqs.push(stored[k].seq as i64);
+        }
+    }
+    if !refs.is_empty() {
+        let inserted = tx
+            .query(
+                "INSERT INTO posted (user_id, client_ref, room_key, id, seq) \
+                 SELECT u, r, $3, i, s FROM UNNEST($1::BIGINT[], $2::TEXT[], $4::BIGINT[], \
+                     $5::BIGINT[]) AS t(u, r, i, s) \
+                 ON CONFLICT (user_id, client_ref) DO NOTHING RETURNING id",
+                &[&users, &refs, &key, &ref_ids, &ref_seqs],
+            )
+            .await
+            .map_err(failed)?;
+        if inserted.len() < refs.len() {
+            let kept: std::collections::HashSet<i64> = inserted
+                .iter()
+                .map(|r| r.try_get::<_, i64>(0))
+                .collect::<Result<_, _>>()
+                .map_err(failed)?;
+            tx.rollback().await.map_err(failed)?;
+            let mut repeated = Vec::new();
+            for (k, i) in fresh.iter().enumerate() {
+                let Some(client_ref) = &posts[*i].client_ref else {
+                    continue;
+                };
+                if kept.contains(&(stored[k].id.0 as i64)) {
+                    continue;
+                }
+                let first = client
+                    .query_opt(
+                        "SELECT id, seq FROM posted WHERE user_id = $1 AND client_ref = $2",
+                        &[&(stored[k].author.id.0 as i64), client_ref],
+                    )
+                    .await
+                    .map_err(failed)?;
+                // No row: the first post's transaction rolled back meanwhile; try again.
+                let Some(row) = first else { continue };
+                let mut message = stored[k].clone();
+                message.id = MessageId(row.try_get::<_, i64>(0).map_err(failed)? as u64);
+                message.seq = row.try_get::<_, i64>(1).map_err(failed)? as u64;
+                repeated.push((*i, message));
+            }
+            return Ok(Err(repeated));
+        }
+    }
+    // The ring: only the newest `retain` of the batch (older ones would be overwritten).
+    let skip = stored.len().saturating_sub(retain.max(1));
+    let mut slots = Vec::new();
+    let mut ids = Vec::new();
+    let mut seqs = Vec::new();
+    let mut bodies = Vec::new();
+    for message in &stored[skip..] {
+        slots.push(slot(message.seq, retain));
+        ids.push(message.id.0 as i64);
+        seqs.push(message.seq as i64);
+        bodies.push(serde_json::to_string(message).map_err(failed)?);
+    }
+    tx.execute(
+        "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+         SELECT $1, s, i, q, b FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+             $5::TEXT[]) AS t(s, i, q, b) \
+         ON CONFLICT (room_key, slot) DO UPDATE \
+         SET id = excluded.id, seq = excluded.seq, body = excluded.body",
+        &[&key, &slots, &ids, &seqs, &bodies],
+    )
+    .await
+    .map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    Ok(Ok(stored))
+}
+
+/// Where a room stands in the database.
+pub(super) struct RoomRow {
+    pub(super) room: Room,
+    pub(super) channel: Option<ChannelInfo>,
+    pub(super) next_seq: u64,
+    pub(super) deletions: u64,
+}
+
+/// Every room's position.
+pub(super) async fn rooms(client: &Client) -> Result<Vec<RoomRow>, StoreError> {
+    let mut list = Vec::new();
+    for row in client
+        .query("SELECT room, channel, next_seq, deletions FROM rooms", &[])
+        .await
+        .map_err(failed)?
+    {
+        let room: String = row.try_get(0).map_err(failed)?;
+        let channel: Option<String> = row.try_get(1).map_err(failed)?;
+        let next_seq: i64 = row.try_get(2).map_err(failed)?;
+        let deletions: i64 = row.try_get(3).map_err(failed)?;
+        list.push(RoomRow {
+            room: serde_json::from_str(&room).map_err(failed)?,
+            channel: channel
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(failed)?,
+            next_seq: next_seq.max(1) as u64,
+            deletions: deletions as u64,
+        });
+    }
+    Ok(list)
+}
+
+/// A room's next number, then the messages it holds from `from` up to (not including) it.
+/// The number is read first, so every message below it is committed and visible to the read
+/// that follows: a number below it that the read does not find is gone for good.
+pub(super) async fn since(
+    client: &Client,
+    room: &Room,
+    from: u64,
+) -> Result<Option<(u64, Vec<Message>)>, StoreError> {
+    let key = room_key(room);
+    let Some(row) = client
+        .query_opt("SELECT next_seq FROM rooms WHERE key = $1", &[&key])
+        .await
+        .map_err(failed)?
+    else {
+        return Ok(None);
+    };
+    let next_seq: i64 = row.try_get(0).map_err(failed)?;
+    let mut messages = Vec::new();
+    for row in client
+        .query(
+            "SELECT body FROM recent_messages WHERE room_key = $1 AND seq >= $2 AND seq < $3 \
+             ORDER BY seq",
+            &[&key, &(from as i64), &next_seq],
+        )
+        .await
+        .map_err(failed)?
+    {
+        let body: String = row.try_get(0).map_err(failed)?;
+        messages.push(serde_json::from_str(&body).map_err(failed)?);
+    }
+    Ok(Some((next_seq.max(1) as u64, messages)))
+}
+
+/// The ids a room holds.
+pub(super) async fn held_ids(
+    client: &Client,
+    room: &Room,
+) -> Result<std::collections::HashSet<MessageId>, StoreError> {
+    client
+        .query(
+            "SELECT id FROM recent_messages WHERE room_key = $1",
+            &[&room_key(room)],
+        )
+        .await
+        .map_err(failed)?
+        .iter()
+        .map(|r| r.try_get::<_, i64>(0).map(|id| MessageId(id as u64)))
+        .collect::<Result<_, _>>()
+        .map_err(failed)
+}
+
+/// Every user (with token hash) and every channel: the directory, read again.
+pub(super) async fn directory(
+    client: &mut Client,
+) -> Result<(u64, Vec<(UserInfo, TokenHash)>, Vec<ChannelInfo>), StoreError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(failed)?;
+    let count = {
+        let row = tx
+            .query_one(
+                "SELECT value::BIGINT FROM meta WHERE key = 'directory'",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        row.try_get::<_, i64>(0).map_err(failed)? as u64
+    };
+    let (users, rooms) = read_rows_light(&tx).await?;
+    tx.commit().await.map_err(failed)?;
+    Ok((count, users, rooms))
+}
+
+/// Users and channels, without messages.
+async fn read_rows_light(
+    tx: &Transaction<'_>,
+) -> Result<(Vec<(UserInfo, TokenHash)>, Vec<ChannelInfo>), StoreError> {
+    let mut users = Vec::new();
+    for row in tx
+        .query("SELECT id, name, token_hash FROM users", &[])
+        .await
+        .map_err(failed)?
+    {
+        let id: i64 = row.try_get(0).map_err(failed)?;
+        let name: String = row.try_get(1).map_err(failed)?;
+        let hash: Vec<u8> = row.try_get(2).map_err(failed)?;
+        let hash: TokenHash = hash
+            .try_into()
+            .map_err(|_| StoreError("a token hash has the wrong length".into()))?;
+        users.push((
+            UserInfo {
+                id: UserId(id as u64),
+                name: DisplayName::parse(&name).map_err(failed)?,
+            },
+            hash,
+        ));
+    }
+    let mut channels = Vec::new();
+    for row in tx
+        .query("SELECT channel FROM rooms WHERE channel IS NOT NULL", &[])
+        .await
+        .map_err(failed)?
+    {
+        let channel: String = row.try_get(0).map_err(failed)?;
+        channels.push(serde_json::from_str(&channel).map_err(failed)?);
+    }
+    Ok((users, channels))
+}
+
+/// Forgets references older than a day: a client resends within seconds, not days.
+pub(super) async fn forget_old_references(client: &Client) -> Result<u64, StoreError> {
+    client
+        .execute(
+            "DELETE FROM posted WHERE at < now() - INTERVAL '1 day'",
+            &[],
+        )
+        .await
+        .map_err(failed)
+}

@@ -1,0 +1,313 @@
+//! The hub's side of cluster mode (see [`crate::chat::replica`]): proposing a change to the
+//! sequencer, and applying what the database committed, in each room's `seq` order, whether
+//! it was proposed here or on another instance.
+//!
+//! # Invariants (cluster mode only)
+//! 1. A room's messages are delivered in `seq` order with no duplicate: a message ahead of
+//!    the room's next number waits in the room's `pending` until the numbers before it come
+//!    (by event, or read back by [`Hub::repair`]).
+//! 2. The database is the truth: [`Hub::repair`] takes every number below the database's
+//!    next as settled, so numbers the database does not hold (deleted, or older than its
+//!    ring) are skipped, and clients whose cursor is before a skip get a snapshot.
+
+use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
+use super::files::remove_files;
+use super::rooms::RoomState;
+use super::{Hub, State};
+use crate::chat::model::{ChatError, Message, MessageId, Room, RoomKey, UserId};
+use crate::chat::replica::{Applied, Proposal, Replicated, Submitted};
+use std::collections::HashSet;
+use tokio::sync::oneshot;
+
+/// Where a room stands, for comparing with the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub room: Room,
+    /// The number the room's next message gets.
+    pub next_seq: u64,
+    /// Deletions applied (as the database last counted them, plus those applied since).
+    pub deletions: u64,
+}
+
+impl Hub {
+    /// True in cluster mode: changes are proposed to the sequencer, not applied here first.
+    pub fn is_replica(&self) -> bool {
+        self.shared.cluster.is_some()
+    }
+
+    /// Hands a proposal to the sequencer; the receiver hears what was committed. Only
+    /// called in cluster mode.
+    pub(super) fn propose(
+        &self,
+        proposal: Proposal,
+    ) -> oneshot::Receiver<Result<Replicated, ChatError>> {
+        let (reply, committed) = oneshot::channel();
+        if let Some(cluster) = &self.shared.cluster {
+            // A closed sequencer drops the reply, which the waiter reads as "stopping".
+            let _ = cluster.send(Submitted { proposal, reply });
+        }
+        committed
+    }
+
+    /// A user's public description, if this instance knows them.
+    pub fn user_info(&self, user: UserId) -> Option<crate::chat::model::UserInfo> {
+        self.lock().directory.info(user)
+    }
+
+    /// The number a room's next message gets here, if this instance knows the room.
+    pub fn next_seq(&self, room: &Room) -> Option<u64> {
+        self.lock().rooms.map.get(&room.key()).map(|r| r.next_seq)
+    }
+
+    /// True when a room holds messages that wait for missing numbers.
+    pub fn waiting(&self, room: &Room) -> bool {
+        self.lock()
+            .rooms
+            .map
+            .get(&room.key())
+            .is_some_and(|r| !r.pending.is_empty())
+    }
+
+    /// Every room's position, for the periodic comparison with the database.
+    pub fn positions(&self) -> Vec<Position> {
+        self.lock()
+            .rooms
+            .map
+            .values()
+            .map(|r| Position {
+                room: r.room.clone(),
+                next_seq: r.next_seq,
+                deletions: r.deletions,
+            })
+            .collect()
+    }
+
+    /// Applies a committed change (invariant 1 of this module).
+    pub fn apply(&self, change: Replicated) -> Applied {
+        let shared = &self.shared;
+        let encode = shared.encode;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        match change {
+            Replicated::User { user, token_hash } => {
+                if !state.directory.users.contains_key(&user.id) {
+                    state.directory.insert(user, token_hash, &shared.limits);
+                }
+                Applied::Done
+            }
+            Replicated::Renamed { user } => {
+                let Some(known) = state.directory.info(user.id) else {
+                    return Applied::Unknown;
+                };
+                if known.name != user.name {
+                    state.directory.rename(&user);
+                    for room in state.rooms.map.values_mut() {
+                        room.snapshot = None;
+                    }
+                    publish_to_everyone(
+                        encode,
+                        &mut state.connections,
+                        HubEvent::UserRenamed { user },
+                    );
+                    self.changed();
+                }
+                Applied::Done
+            }
+            Replicated::Channel { channel } => {
+                let room = Room::Channel(channel.name.clone());
+                if !state.rooms.map.contains_key(&room.key()) {
+                    let new = state.rooms.new_room(room, Some(channel.clone()));
+                    state.rooms.insert(new);
+                    publish_to_everyone(
+                        encode,
+                        &mut state.connections,
+                        HubEvent::ChannelCreated { channel },
+                    );
+                    self.changed();
+                }
+                Applied::Done
+            }
+            Replicated::Deleted { room, id } => {
+                let Some(target) = state.rooms.map.get_mut(&room.key()) else {
+                    return Applied::Done;
+                };
+                target.pending.retain(|_, m| m.id != id);
+                let removed = target.history.remove(id, target.last_seq());
+                if removed.is_some() {
+                    target.deletions += 1;
+                    let event = HubEvent::MessageDeleted { room, id };
+                    publish_to_room(encode, target, event, None);
+                    self.changed();
+                    let dropped = state.files.forget_files_of(removed);
+                    remove_files(shared.limits.files_dir.as_deref(), dropped);
+                }
+                Applied::Done
+            }
+            Replicated::Message { message } => {
+                if !state.directory.users.contains_key(&message.author.id) {
+                    return Applied::Unknown;
+                }
+                let Some(target) = state.room_for(&message.room) else {
+                    return Applied::Unknown;
+                };
+                let (room, seq) = (message.room.clone(), message.seq);
+                if seq < target.next_seq {
+                    return Applied::Done;
+                }
+                target.pending.insert(seq, message);
+                let from = target.next_seq;
+                self.drain(state, &room.key());
+                match state.rooms.map.get(&room.key()) {
+                    Some(target) if !target.pending.is_empty() => Applied::Gap { room, from },
+                    _ => Applied::Done,
+                }
+            }
+        }
+    }
+
+    /// Brings a room up to the database's state: `messages` are the ones it holds from the
+    /// room's next number on, and `next_seq` is the number its next message gets
+    /// (invariant 2 of this module). Returns `Applied::Unknown` if the room is a channel
+    /// this instance does not know yet.
+    pub fn repair(&self, room: &Room, messages: Vec<Message>, next_seq: u64) -> Applied {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if messages
+            .iter()
+            .any(|m| !state.directory.users.contains_key(&m.author.id))
+        {
+            return Applied::Unknown;
+        }
+        let Some(target) = state.room_for(room) else {
+            return Applied::Unknown;
+        };
+        for message in messages {
+            if message.seq >= target.next_seq && message.seq < next_seq {
+                target.pending.insert(message.seq, message);
+            }
+        }
+        let key = room.key();
+        loop {
+            self.drain(state, &key);
+            let Some(target) = state.rooms.map.get_mut(&key) else {
+                break;
+            };
+            if target.next_seq >= next_seq {
+                break;
+            }
+            // The next number is not held and is below the database's next: it is gone for
+            // good (deleted, or older than the database's ring).
+            let to = target
+                .pending
+                .keys()
+                .next()
+                .copied()
+                .filter(|seq| *seq < next_seq)
+                .unwrap_or(next_seq);
+            target.skip_to(to);
+        }
+        Applied::Done
+    }
+
+    /// Removes every held message of `room` the database no longer holds (`kept` are the
+    /// ids it holds), announcing each deletion, and records the database's count of
+    /// deletions: the repair for a deletion whose event was lost.
+    pub fn reconcile_deletions(&self, room: &Room, kept: &HashSet<MessageId>, deletions: u64) {
+        let shared = &self.shared;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(target) = state.rooms.map.get_mut(&room.key()) else {
+            return;
+        };
+        let gone: Vec<MessageId> = target
+            .history
+            .snapshot()
+            .iter()
+            .filter(|m| !kept.contains(&m.id))
+            .map(|m| m.id)
+            .collect();
+        let mut dropped = Vec::new();
+        for id in gone {
+            if let Some(removed) = target.history.remove(id, target.last_seq()) {
+                dropped.push(removed);
+                let event = HubEvent::MessageDeleted {
+                    room: room.clone(),
+                    id,
+                };
+                publish_to_room(shared.encode, target, event, None);
+            }
+        }
+        target.deletions = deletions;
+        if !dropped.is_empty() {
+            self.changed();
+            let mut files = Vec::new();
+            for message in dropped {
+                files.extend(state.files.forget_files_of(Some(message)));
+            }
+            remove_files(shared.limits.files_dir.as_deref(), files);
+        }
+    }
+
+    /// Delivers a room's pending messages that are next in turn.
+    fn drain(&self, state: &mut State, key: &RoomKey) {
+        let shared = &self.shared;
+        let Some(target) = state.rooms.map.get_mut(key) else {
+            return;
+        };
+        let mut evicted = Vec::new();
+        while let Some(message) = target.pending.remove(&target.next_seq) {
+            target.next_seq = message.seq + 1;
+            evicted.extend(target.history.push(message.clone()));
+            if let Some(file) = &message.attachment {
+                let (id, author) = (file.id.clone(), message.author.id);
+                if state.files.contains(&id) {
+                    state.files.mark_attached(&id);
+                } else {
+                    state.files.add(file.clone(), key.clone(), author, true);
+                }
+            }
+            let seq = message.seq;
+            publish_to_room(
+                shared.encode,
+                target,
+                HubEvent::Message { message },
+                Some(seq),
+            );
+            self.changed();
+        }
+        // Anything left below the next number arrived twice.
+        let next = target.next_seq;
+        target.pending.retain(|seq, _| *seq >= next);
+        let dropped = state.files.forget_files_of(evicted);
+        remove_files(shared.limits.files_dir.as_deref(), dropped);
+    }
+}
+
+impl State {
+    /// The room a replicated message belongs to: a private conversation is made here on
+    /// its first message (live for its participants' connections); an unknown channel is
+    /// `None` (the directory is behind).
+    fn room_for(&mut self, room: &Room) -> Option<&mut RoomState> {
+        let key = room.key();
+        if !self.rooms.map.contains_key(&key) {
+            let Room::Direct(direct) = room else {
+                return None;
+            };
+            self.rooms
+                .add_direct(*direct, &self.directory, &mut self.connections);
+        }
+        self.rooms.map.get_mut(&key)
+    }
+}
+
+impl RoomState {
+    /// Moves the room's next number on to `seq` past numbers that will never come: clients
+    /// that hold less than that get a snapshot rather than a catch-up.
+    fn skip_to(&mut self, seq: u64) {
+        if seq > self.next_seq {
+            tracing::debug!(room = ?self.room, from = self.next_seq, to = seq, "skipping numbers the database does not hold");
+            self.next_seq = seq;
+            self.history.mark_restored(seq - 1);
+        }
+    }
+}
