@@ -33,17 +33,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let limits = config.hub_settings();
     let encode = flack::protocol::encode_hub_event;
-    let (hub, store) = if config.clustered() {
-        open_cluster(&config, limits).await
+    let (hub, store, cluster) = if config.clustered() {
+        let (hub, store, cluster) = open_cluster(&config, limits).await;
+        (hub, store, Some(cluster))
     } else {
         let store = open_store(&config, &limits);
-        (Hub::open(store.clone(), limits, encode)?, store)
+        (Hub::open(store.clone(), limits, encode)?, store, None)
     };
     server::files::spawn_unsent_sweeper(hub.clone());
     let listener = tokio::net::TcpListener::bind(config.server.addr).await?;
     let listen = server::ListenSettings::from_config(&config).fit_open_file_limit();
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.server.site_root.display(), "Flack is listening");
-    let state = AppState::new(config, hub.clone());
+    let mut state = AppState::new(config, hub.clone());
+    if let Some(cluster) = cluster {
+        state.cluster = Some(cluster.start(hub.clone(), state.address_counts()));
+    }
     let stopping = state.clone();
     let shutdown = async move {
         server::shutdown_signal().await;
@@ -90,8 +94,9 @@ fn open_store(config: &Config, limits: &HubSettings) -> Arc<dyn Store> {
     }
 }
 
-/// A cluster instance's hub, kept up to date with the database and the other instances.
-async fn open_cluster(config: &Config, limits: HubSettings) -> (Hub, Arc<dyn Store>) {
+/// A cluster instance's hub, loaded from the database, and the cluster to start once the
+/// server's state exists.
+async fn open_cluster(config: &Config, limits: HubSettings) -> (Hub, Arc<dyn Store>, Cluster) {
     if config.data.store != StoreKind::Postgres {
         fail("cluster mode (cluster.redis_url) needs data.store = \"postgres\"");
     }
@@ -106,6 +111,5 @@ async fn open_cluster(config: &Config, limits: HubSettings) -> (Hub, Arc<dyn Sto
         cluster.sequencer(),
     )
     .unwrap_or_else(|e| fail(e));
-    cluster.start(hub.clone());
-    (hub, store)
+    (hub, store, cluster)
 }

@@ -493,3 +493,114 @@ async fn names_are_unique_across_instances() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits for a presence event about `user` saying `online`, skipping others.
+async fn presence(client: &mut Client, user: flack::chat::model::UserId, online: bool) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.next_within(left).await {
+            Some(ServerEvent::Hub(HubEvent::Presence {
+                user: who,
+                online: now,
+                ..
+            })) if who.id == user && now == online => return,
+            Some(_) => {}
+            None => panic!("no presence event for {user:?} (online: {online}) in time"),
+        }
+    }
+}
+
+/// Test 6 (presence): someone joining a channel through one instance shows as online to
+/// its members on another, goes offline there when they leave, and when their instance is
+/// killed, once its heartbeat expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_holds_across_instances() {
+    let cluster = Cluster::new();
+    let mut a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    presence(&mut bob, ann.id(), true).await;
+    // A second look: the online list bob gets on joining again names ann.
+    let mut bob2 = Client::connect(&b).await;
+    bob2.auth(&bob.token()).await;
+    match bob2.join(&general()).await {
+        ServerEvent::Hub(HubEvent::Joined { online, .. }) => {
+            assert!(online.iter().any(|u| u.id == ann.id()), "{online:?}")
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    let ann_id = ann.id();
+    ann.close().await;
+    presence(&mut bob, ann_id, false).await;
+    let mut cat = user(&a, "cat").await;
+    cat.join(&general()).await;
+    presence(&mut bob, cat.id(), true).await;
+    a.kill();
+    presence(&mut bob, cat.id(), false).await;
+}
+
+/// Test 6 (allowances): a user posting through two instances has one allowance, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_posting_allowance_holds_across_instances() {
+    let cluster = Cluster::new();
+    let slow = [
+        ("FLACK_LIMITS_MESSAGES_PER_SECOND", "1"),
+        ("FLACK_LIMITS_MESSAGE_BURST", "4"),
+    ];
+    let a = cluster.instance(&slow).await;
+    let b = cluster.instance(&slow).await;
+    let session = register(&a, "eager").await.expect("registers");
+    let mut on_a = Client::connect(&a).await;
+    on_a.auth(&session.token).await;
+    let mut on_b = Client::connect(&b).await;
+    on_b.auth(&session.token).await;
+    for i in 0..4 {
+        post(&mut on_a, &format!("hello {i}"), &format!("a{i}")).await;
+    }
+    acks(&mut on_a, 4).await;
+    post(&mut on_b, "one too many", "b0").await;
+    loop {
+        match on_b.next().await {
+            ServerEvent::Error { code, .. } => {
+                assert_eq!(code, "rate_limited");
+                break;
+            }
+            ServerEvent::Ack { .. } => panic!("the second instance gave a second allowance"),
+            _ => {}
+        }
+    }
+}
+
+/// Test 6 (connections): an address's connections on one instance count against its limit
+/// on the other (as of the first instance's next heartbeat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_per_address_holds_across_instances() {
+    let cluster = Cluster::new();
+    let few = [
+        ("FLACK_LIMITS_CONNECTIONS_PER_IP", "3"),
+        ("FLACK_CLUSTER_CHECK_SECS", "0.2"),
+    ];
+    let a = cluster.instance(&few).await;
+    let b = cluster.instance(&few).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(Client::connect(&a).await);
+    }
+    // A's next heartbeats tell B.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws", b.addr))
+            .await
+            .is_err();
+        if refused {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never counted A's connections");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(held);
+}

@@ -51,6 +51,8 @@ pub struct AppState {
     pub page_loads: Arc<per_address::PerAddress>,
     /// The last readiness answer, so probes cost the store at most one write a second.
     pub readiness: Arc<health::Readiness>,
+    /// Cluster mode: allowances and connection counts that hold across instances.
+    pub cluster: Option<crate::chat::cluster::ClusterHandle>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -98,7 +100,22 @@ impl AppState {
             registrations,
             page_loads,
             readiness: Arc::default(),
+            cluster: None,
         }
+    }
+
+    /// Each client address's open WebSocket connections here: what this instance reports
+    /// to the others in cluster mode.
+    pub fn address_counts(&self) -> crate::chat::cluster::AddressCounts {
+        let table = self.connections_by_ip.clone();
+        Arc::new(move || {
+            table
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(ip, count)| (*ip, *count))
+                .collect()
+        })
     }
 
     /// Tells every live connection to close with "going away".

@@ -19,7 +19,9 @@
 //! Each instance keeps its own hub, a copy of the database's recent state that every
 //! instance brings up to date in the same order ([`crate::chat::hub::Hub::apply`]).
 
+mod beat;
 mod bus;
+mod limits;
 mod repair;
 mod sequencer;
 mod sql;
@@ -29,7 +31,11 @@ use crate::chat::model::Room;
 use crate::chat::postgres::{connect_as, describe, failed, Owner, CONNECT_TIMEOUT};
 use crate::chat::replica::{Applied, Replicated, Sequencer};
 use crate::chat::store::{Durable, Loaded, Store, StoreError};
-use std::collections::BTreeSet;
+pub use beat::AddressCounts;
+pub use limits::Limiter;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -114,9 +120,10 @@ impl Cluster {
         self.sequencer.clone()
     }
 
-    /// Starts committing the hub's proposals, publishing and receiving changes, and
-    /// repairing what Redis lost. Runs until the process ends.
-    pub fn start(self, hub: Hub) {
+    /// Starts committing the hub's proposals, publishing and receiving changes, repairing
+    /// what Redis lost, and exchanging heartbeats (presence, and each client address's
+    /// connections as `addresses` counts them here). Runs until the process ends.
+    pub fn start(self, hub: Hub, addresses: AddressCounts) -> ClusterHandle {
         let (repairs, repair_queue) = mpsc::unbounded_channel();
         let (outgoing, publish_queue) = mpsc::unbounded_channel();
         let node = Arc::new(Node {
@@ -141,7 +148,70 @@ impl Cluster {
             node.clone(),
             self.proposals,
         ));
-        tokio::spawn(repair::run(self.config, self.settings, node, repair_queue));
+        let remote = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(beat::run(
+            self.redis.clone(),
+            node.clone(),
+            self.settings.check_every,
+            addresses,
+            remote.clone(),
+        ));
+        let repairs = node.repairs.clone();
+        tokio::spawn(repair::run(
+            self.config,
+            self.settings.clone(),
+            node,
+            repair_queue,
+        ));
+        ClusterHandle {
+            limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix)),
+            remote_addresses: remote,
+            repairs,
+        }
+    }
+}
+
+/// What the server asks of the cluster: allowances and connection counts that hold across
+/// instances. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    limiter: Arc<Limiter>,
+    remote_addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    repairs: mpsc::UnboundedSender<Repair>,
+}
+
+/// How long a join waits for its instance to catch up with the database.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
+impl ClusterHandle {
+    /// Brings a room up to the database's state before a client that holds more of it
+    /// than this instance does joins it (it was connected to another instance); gives up
+    /// after [`CATCH_UP_WAIT`] (the client then gets a snapshot).
+    pub async fn catch_up(&self, room: &Room) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let asked = Repair::Now {
+            room: room.clone(),
+            done,
+        };
+        if self.repairs.send(asked).is_ok() {
+            let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
+        }
+    }
+
+    /// The cluster-wide allowances.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    /// Connections `address` has open on the other instances, as of their last heartbeat
+    /// (0 while Redis is unreachable).
+    pub fn remote_connections(&self, address: IpAddr) -> usize {
+        self.remote_addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&address)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -286,6 +356,11 @@ enum Repair {
     Directory(Replicated),
     /// Compare every room with the database now.
     Full,
+    /// Bring a room up to the database's state now, and say when done.
+    Now {
+        room: Room,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
 }
 
 /// One instance's side of the cluster, shared by its tasks.

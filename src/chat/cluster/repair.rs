@@ -49,6 +49,10 @@ pub(super) async fn run(
                     repairer.attempt(|r| Box::pin(r.reload_directory())).await;
                 }
                 Some(Repair::Full) => repairer.attempt(|r| Box::pin(r.full_check())).await,
+                Some(Repair::Now { room, done }) => {
+                    repairer.attempt(|r| Box::pin(r.repair_room(room))).await;
+                    let _ = done.send(());
+                }
             },
             _ = tick.tick() => repairer.attempt(|r| Box::pin(r.full_check())).await,
             _ = sleep_until(next_due) => {

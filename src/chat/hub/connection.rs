@@ -26,6 +26,11 @@ impl Connection {
         self.id
     }
 
+    /// The user this connection authenticated as, if it did.
+    pub fn user_id(&self) -> Option<UserId> {
+        self.hub.lock().connections.user(self.id)
+    }
+
     fn user(&self, state: &State) -> Result<UserId, ChatError> {
         state
             .connections
@@ -57,7 +62,7 @@ impl Connection {
             let Some(room) = state.rooms.map.get_mut(key) else {
                 continue;
             };
-            let was_present = room.has_user(info.id);
+            let was_present = room.is_online(info.id);
             if let Some(member) = room.members.get_mut(&self.id) {
                 member.user = Some(info.id);
             }
@@ -89,7 +94,7 @@ impl Connection {
         let target = state
             .rooms
             .open(room, user, &mut state.directory, &mut state.connections)?;
-        let was_present = user.is_some_and(|u| target.has_user(u));
+        let was_present = user.is_some_and(|u| target.is_online(u));
         if let (Some(user), false) = (user, was_present) {
             // Each join may announce the user to everyone there: limited per user, across
             // their connections (one connection is also read more slowly; see the server).

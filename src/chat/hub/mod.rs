@@ -182,6 +182,8 @@ struct State {
     rooms: Rooms,
     connections: Connections,
     files: Files,
+    /// Cluster mode: who the other instances report online (see [`replicas`]).
+    remote: replicas::RemotePresence,
 }
 
 impl Hub {
@@ -227,6 +229,7 @@ impl Hub {
             rooms: Rooms::new(limits.history),
             connections: Connections::new(),
             files: Files::default(),
+            remote: Default::default(),
         };
         for (info, token_hash) in loaded.users {
             state.directory.insert(info, token_hash, &limits);
@@ -580,7 +583,7 @@ impl State {
             return;
         };
         if let Some(user) = member.user {
-            if !room.has_user(user) {
+            if !room.is_online(user) {
                 if let Some(info) = self.directory.info(user) {
                     room.announce_presence(encode, info, false);
                 }

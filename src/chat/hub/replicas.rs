@@ -16,7 +16,7 @@ use super::rooms::RoomState;
 use super::{Hub, State};
 use crate::chat::model::{ChatError, Message, MessageId, Room, RoomKey, UserId};
 use crate::chat::replica::{Applied, Proposal, Replicated, Submitted};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
 
 /// Where a room stands, for comparing with the database.
@@ -283,7 +283,105 @@ impl Hub {
     }
 }
 
+/// Who each other instance reports online, by room (cluster mode): what
+/// [`Hub::set_remote_presence`] replaces wholesale at every heartbeat.
+pub(super) type RemotePresence = HashMap<String, HashMap<RoomKey, HashSet<UserId>>>;
+
+impl Hub {
+    /// The users connected to each channel here: what this instance reports to the others.
+    pub fn local_presence(&self) -> Vec<(Room, Vec<UserId>)> {
+        let state = self.lock();
+        state
+            .rooms
+            .map
+            .values()
+            .filter(|r| r.channel.is_some())
+            .filter_map(|r| {
+                let users: HashSet<UserId> = r.members.values().filter_map(|m| m.user).collect();
+                (!users.is_empty()).then(|| (r.room.clone(), users.into_iter().collect()))
+            })
+            .collect()
+    }
+
+    /// Takes `instance`'s report of who is online where (replacing its previous one), and
+    /// announces each user who came or went as a result to the rooms' members here.
+    pub fn set_remote_presence(&self, instance: &str, report: Vec<(Room, Vec<UserId>)>) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        // A room not known here yet is left out, so the next report counts it as new.
+        let new: HashMap<RoomKey, HashSet<UserId>> = report
+            .into_iter()
+            .map(|(room, users)| (room.key(), users.into_iter().collect()))
+            .filter(|(key, _)| state.rooms.map.contains_key(key))
+            .collect();
+        let old = state.remote.remove(instance).unwrap_or_default();
+        state.change_presence(self.shared.encode, &old, &new);
+        state.remote.insert(instance.to_owned(), new);
+    }
+
+    /// Forgets what instances other than `alive` reported (they stopped reporting: dead, or
+    /// Redis is unreachable), announcing who went.
+    pub fn forget_instances_except(&self, alive: &HashSet<String>) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let gone: Vec<String> = state
+            .remote
+            .keys()
+            .filter(|i| !alive.contains(*i))
+            .cloned()
+            .collect();
+        for instance in gone {
+            if let Some(old) = state.remote.remove(&instance) {
+                state.change_presence(self.shared.encode, &old, &HashMap::new());
+            }
+        }
+    }
+}
+
 impl State {
+    /// Moves one instance's presence from `old` to `new`, announcing each user whose being
+    /// online in a channel changes.
+    fn change_presence(
+        &mut self,
+        encode: super::Encoder,
+        old: &HashMap<RoomKey, HashSet<UserId>>,
+        new: &HashMap<RoomKey, HashSet<UserId>>,
+    ) {
+        let empty = HashSet::new();
+        let keys: HashSet<&RoomKey> = old.keys().chain(new.keys()).collect();
+        for key in keys {
+            let (before, after) = (
+                old.get(key).unwrap_or(&empty),
+                new.get(key).unwrap_or(&empty),
+            );
+            let Some(room) = self.rooms.map.get_mut(key) else {
+                continue;
+            };
+            for user in before.difference(after) {
+                if let Some(count) = room.remote_users.get_mut(user) {
+                    *count -= 1;
+                    if *count == 0 {
+                        room.remote_users.remove(user);
+                        if !room.has_user(*user) {
+                            if let Some(info) = self.directory.info(*user) {
+                                room.announce_presence(encode, info, false);
+                            }
+                        }
+                    }
+                }
+            }
+            for user in after.difference(before) {
+                let was_online = room.is_online(*user);
+                *room.remote_users.entry(*user).or_insert(0) += 1;
+                if !was_online {
+                    if let Some(info) = self.directory.info(*user) {
+                        room.announce_presence(encode, info, true);
+                    }
+                }
+            }
+        }
+    }
+
     /// The room a replicated message belongs to: a private conversation is made here on
     /// its first message (live for its participants' connections); an unknown channel is
     /// `None` (the directory is behind).

@@ -44,6 +44,9 @@ pub(super) struct RoomState {
     pub(super) pending: std::collections::BTreeMap<u64, crate::chat::model::Message>,
     /// Cluster mode: the deletions this room has seen, compared with the database's count.
     pub(super) deletions: u64,
+    /// Cluster mode: users online here through other instances, with how many instances
+    /// report each (see [`super::replicas`]).
+    pub(super) remote_users: HashMap<UserId, u32>,
 }
 
 pub(super) struct Member {
@@ -200,6 +203,7 @@ impl RoomState {
             snapshot: None,
             pending: Default::default(),
             deletions: 0,
+            remote_users: HashMap::new(),
         }
     }
 
@@ -256,13 +260,23 @@ impl RoomState {
         if self.channel.is_none() {
             return Vec::new();
         }
-        let ids: HashSet<UserId> = self.members.values().filter_map(|m| m.user).collect();
+        let ids: HashSet<UserId> = self
+            .members
+            .values()
+            .filter_map(|m| m.user)
+            .chain(self.remote_users.keys().copied())
+            .collect();
         let mut online: Vec<UserInfo> = ids
             .into_iter()
             .filter_map(|id| directory.info(id))
             .collect();
         online.sort_by_key(|u| u.name.key());
         online
+    }
+
+    /// True when `user` is in this room here or, in cluster mode, through another instance.
+    pub(super) fn is_online(&self, user: UserId) -> bool {
+        self.remote_users.contains_key(&user) || self.has_user(user)
     }
 
     /// True when some member connection belongs to `user`.

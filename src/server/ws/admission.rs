@@ -41,8 +41,13 @@ impl IpSlot {
         let ip = counted_as(ip);
         let table = state.connections_by_ip.clone();
         let mut counts = table.lock().unwrap_or_else(|e| e.into_inner());
+        // In cluster mode the address's connections on the other instances count too.
+        let elsewhere = state
+            .cluster
+            .as_ref()
+            .map_or(0, |cluster| cluster.remote_connections(ip));
         let count = counts.entry(ip).or_insert(0);
-        if *count >= state.config.limits.connections_per_ip {
+        if *count + elsewhere >= state.config.limits.connections_per_ip {
             return None;
         }
         *count += 1;

@@ -3,7 +3,9 @@
 
 use super::config::LimitsSection;
 use super::AppState;
+use crate::chat::cluster::ClusterHandle;
 use crate::chat::hub::{Connection, Frame, Hub, Outbox, OutboxRx};
+use crate::chat::model::ChatError;
 use crate::chat::rate::TokenBucket;
 use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -66,6 +68,10 @@ struct Settings {
     /// more than they look (`auth`, `join`, `leave`, `rename`).
     joins_per_second: u32,
     join_burst: u32,
+    /// `messages_per_second` and `message_burst`: in cluster mode also taken from the
+    /// user's cluster-wide allowance.
+    messages_per_second: u32,
+    message_burst: u32,
 }
 
 impl Settings {
@@ -78,6 +84,8 @@ impl Settings {
             idle_after: limits.idle_after,
             joins_per_second: limits.joins_per_second,
             join_burst: limits.join_burst,
+            messages_per_second: limits.messages_per_second,
+            message_burst: limits.message_burst,
         }
     }
 }
@@ -113,7 +121,7 @@ pub async fn upgrade(
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
-            run_connection(socket, state.hub, settings, state.stopping).await;
+            run_connection(socket, state.hub, settings, state.stopping, state.cluster).await;
             drop(slot);
         })
 }
@@ -132,6 +140,8 @@ struct Link<'a> {
     /// Set once the writer has finished (a close frame, if any, is sent): the reader then
     /// only waits for the client's close and applies no more events.
     closed: &'a AtomicBool,
+    /// Cluster mode: the allowances that hold across instances.
+    cluster: Option<&'a ClusterHandle>,
 }
 
 /// When the connection last sent something, shared by its reader and writer. On tokio's
@@ -154,6 +164,7 @@ async fn run_connection(
     hub: Hub,
     settings: Settings,
     stopping: watch::Receiver<bool>,
+    cluster: Option<ClusterHandle>,
 ) {
     let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
     let last_event = LastSeen(std::sync::Mutex::new(Instant::now()));
@@ -173,6 +184,7 @@ async fn run_connection(
         last_seen: &last_seen,
         last_event: &last_event,
         closed: &closed,
+        cluster: cluster.as_ref(),
     };
     // Reader and writer share one task, and any wake-up polls both. (Polling them apart, so
     // that a written frame does not also poll the socket for reading, was tried together with
@@ -357,7 +369,7 @@ async fn read_loop(
                 if costly(&event) {
                     pace.wait().await;
                 }
-                if !handle(conn, outbox, event).await {
+                if !handle(link, event).await {
                     break;
                 }
                 // A client that sent many events at once must not hold this worker thread
@@ -426,7 +438,33 @@ impl Pace {
 }
 
 /// Applies one client event; false when the connection should end.
-async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool {
+async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
+    let (conn, outbox) = (link.conn, link.outbox);
+    if let (
+        ClientEvent::Join {
+            room,
+            since: Some(cursor),
+            ..
+        },
+        Some(cluster),
+    ) = (&event, link.cluster)
+    {
+        // A client coming from another instance may hold messages this one has not
+        // applied yet: catch up with the database first, so it gets a catch-up rather
+        // than a snapshot.
+        let hub = link.hub;
+        if cursor.epoch == hub.epoch() && hub.next_seq(room).is_some_and(|next| next <= cursor.seq)
+        {
+            cluster.catch_up(room).await;
+        }
+    }
+    if let (ClientEvent::Send { client_ref, .. }, Some(cluster)) = (&event, link.cluster) {
+        if let Err(e) = take_cluster_allowance(conn, cluster, link.settings).await {
+            return outbox
+                .send(ServerEvent::chat_error(&e, client_ref.clone()).frame())
+                .await;
+        }
+    }
     let reply = match event {
         ClientEvent::Auth { token } => match conn.authenticate(&token) {
             Ok(user) => ServerEvent::Authenticated { user },
@@ -497,6 +535,31 @@ async fn handle(conn: &Connection, outbox: &Outbox, event: ClientEvent) -> bool 
         },
     };
     outbox.send(reply.frame()).await
+}
+
+/// Takes a post from the user's cluster-wide allowance; while Redis cannot say, the
+/// instance's own allowance (the hub's) decides alone.
+async fn take_cluster_allowance(
+    conn: &Connection,
+    cluster: &ClusterHandle,
+    settings: Settings,
+) -> Result<(), ChatError> {
+    let Some(user) = conn.user_id() else {
+        return Ok(());
+    };
+    let taken = cluster
+        .limiter()
+        .take(
+            "messages",
+            user,
+            f64::from(settings.messages_per_second),
+            settings.message_burst,
+        )
+        .await;
+    match taken {
+        Some(false) => Err(ChatError::RateLimited),
+        Some(true) | None => Ok(()),
+    }
 }
 
 #[cfg(test)]
