@@ -604,3 +604,341 @@ async fn the_connection_limit_per_address_holds_across_instances() {
     }
     drop(held);
 }
+
+/// True when the tests run as root (services are then run as the `postgres` user).
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A Redis server of the test's own, on a free loopback port, that it may kill and start.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let mut redis = OwnRedis {
+            port: free_port(),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts it (again), and waits until it answers.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cli(&["PING"]).as_deref() != Some("PONG") {
+            assert!(Instant::now() < deadline, "redis-server answers");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills it at once.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A PostgreSQL server of the test's own (`initdb` and `pg_ctl`), on a free loopback port.
+struct OwnPostgres {
+    port: u16,
+    dir: PathBuf,
+}
+
+impl OwnPostgres {
+    const BIN: &'static str = "/usr/lib/postgresql/15/bin";
+
+    fn start() -> OwnPostgres {
+        let dir = std::env::temp_dir().join(fresh("pg"));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let postgres = OwnPostgres {
+            port: free_port(),
+            dir,
+        };
+        if root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&postgres.dir)
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let data = postgres.dir.join("data");
+        let ok = postgres
+            .as_owner(&format!("{}/initdb", Self::BIN))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("initdb runs");
+        assert!(ok.success(), "initdb");
+        postgres.ctl_start();
+        postgres
+    }
+
+    fn as_owner(&self, program: &str) -> Command {
+        if root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--", program]);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    fn ctl_start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+            self.port,
+            self.dir.display()
+        );
+        let ok = self
+            .as_owner(&format!("{}/pg_ctl", Self::BIN))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("pg_ctl runs");
+        assert!(ok.success(), "pg_ctl start");
+    }
+
+    /// Stops it the way a crash would (`immediate`: no checkpoint, connections cut).
+    fn stop_immediately(&self) {
+        let _ = self
+            .as_owner(&format!("{}/pg_ctl", Self::BIN))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop_immediately();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Posts `count` messages with references `{tag}{i}`, one every `every`, and collects what
+/// each became: its ack, or the error code it got.
+async fn post_stream(
+    client: &mut Client,
+    tag: &str,
+    count: usize,
+    every: Duration,
+) -> (HashMap<String, (MessageId, u64)>, HashMap<String, String>) {
+    let mut acked = HashMap::new();
+    let mut refused = HashMap::new();
+    let mut tick = tokio::time::interval(every);
+    let mut sent = 0;
+    while acked.len() + refused.len() < count {
+        tokio::select! {
+            _ = tick.tick(), if sent < count => {
+                post(client, &format!("{tag} {sent}"), &format!("{tag}{sent}")).await;
+                sent += 1;
+            }
+            event = client.next_within(Duration::from_secs(15)) => match event {
+                Some(ServerEvent::Ack { client_ref: Some(r), id, seq }) => {
+                    acked.insert(r, (id, seq));
+                }
+                Some(ServerEvent::Error { client_ref: Some(r), code, .. }) => {
+                    refused.insert(r, code);
+                }
+                Some(_) => {}
+                None => panic!("the poster heard nothing for 15 s ({} acked, {} refused)", acked.len(), refused.len()),
+            }
+        }
+    }
+    (acked, refused)
+}
+
+/// Test 3: Redis restarting mid-stream stops nothing: posts are acknowledged throughout,
+/// the other instance's members get every message in order (the gap is read back from
+/// PostgreSQL), and presence is rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_loses_nothing() {
+    let mut redis = OwnRedis::start();
+    let cluster = Cluster::on(postgres_base(), redis.url());
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut watcher = user(&b, "watcher").await;
+    watcher.join(&general()).await;
+    let mut poster = user(&a, "poster").await;
+    poster.join(&general()).await;
+    presence(&mut watcher, poster.id(), true).await;
+    let streaming = post_stream(&mut poster, "m", 60, Duration::from_millis(25));
+    let restarting = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        redis.kill();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        redis.restart();
+    };
+    let ((acked, refused), ()) = tokio::join!(streaming, restarting);
+    assert!(
+        refused.is_empty(),
+        "posting goes on without Redis: {refused:?}"
+    );
+    let seen = messages(&mut watcher, 60).await;
+    let numbers: Vec<u64> = seen.iter().map(|m| m.seq).collect();
+    assert_eq!(numbers, (1..=60).collect::<Vec<u64>>());
+    for (id, seq) in acked.values() {
+        assert!(seen.iter().any(|m| m.id == *id && m.seq == *seq));
+    }
+    // Presence comes back from the heartbeats into the new Redis.
+    let mut again = Client::connect(&b).await;
+    again.auth(&watcher.token()).await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        match again.join(&general()).await {
+            ServerEvent::Hub(HubEvent::Joined { online, .. })
+                if online.iter().any(|u| u.id == poster.id()) =>
+            {
+                break
+            }
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "presence is rebuilt after the restart"
+        );
+        again.send(ClientEvent::Leave { room: general() }).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Test 5: a message published while an instance's subscription was cut reaches that
+/// instance's members within one periodic check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_lost_in_transit_arrives_by_the_periodic_check() {
+    let redis = OwnRedis::start();
+    let cluster = Cluster::on(postgres_base(), redis.url());
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut watcher = user(&b, "watcher").await;
+    watcher.join(&general()).await;
+    let mut poster = user(&a, "poster").await;
+    for round in 0..5 {
+        redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        post(&mut poster, &format!("round {round}"), &format!("k{round}")).await;
+        let started = Instant::now();
+        let message = watcher.next_message().await;
+        assert_eq!(message.body.as_str(), format!("round {round}"));
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "arrived within a check (1 s) and its margin: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Test 4: PostgreSQL stopping at once and starting again: posts meanwhile get a clear
+/// `unavailable` error, nothing acknowledged is lost, the epoch stays, and `/readyz` fails
+/// while it is down and recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_loses_nothing_acknowledged() {
+    let postgres = OwnPostgres::start();
+    let cluster = Cluster::on(postgres.base(), shared_redis());
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut welcome = Client::connect_raw(&b).await;
+    let epoch = match welcome.next().await {
+        ServerEvent::Hub(HubEvent::Welcome { epoch, .. }) => epoch,
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    let mut poster = user(&a, "poster").await;
+    let (before, _) = post_stream(&mut poster, "before", 20, Duration::from_millis(10)).await;
+    postgres.stop_immediately();
+    let (during_acked, during_refused) =
+        post_stream(&mut poster, "during", 5, Duration::from_millis(50)).await;
+    assert!(
+        during_refused.values().all(|code| code == "unavailable"),
+        "{during_refused:?}"
+    );
+    assert!(
+        !during_refused.is_empty(),
+        "posts fail while the database is down"
+    );
+    // (Readiness answers are kept for a second.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while http(&a, "GET", "/readyz", None).await.status != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz fails while PostgreSQL is down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    postgres.ctl_start();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http(&a, "GET", "/readyz", None).await.status != 200 {
+        assert!(Instant::now() < deadline, "/readyz recovers");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (after, refused) = post_stream(&mut poster, "after", 20, Duration::from_millis(10)).await;
+    assert!(refused.is_empty(), "{refused:?}");
+    let stored = cluster.stored_ids().await;
+    for (id, seq) in before
+        .values()
+        .chain(during_acked.values())
+        .chain(after.values())
+    {
+        assert!(
+            stored.contains(&(id.0, *seq)),
+            "acknowledged #{seq} survived"
+        );
+    }
+    let numbers: Vec<u64> = stored.iter().map(|(_, seq)| *seq).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "no hole in the numbers: {numbers:?}"
+    );
+    let mut again = Client::connect_raw(&b).await;
+    match again.next().await {
+        ServerEvent::Hub(HubEvent::Welcome { epoch: now, .. }) => assert_eq!(now, epoch),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}

@@ -21,6 +21,10 @@ use tokio::sync::mpsc;
 /// Most changes sent to Redis in one pipeline.
 const MAX_PIPELINE: usize = 512;
 
+/// How long one pipeline may take before its changes are given up (other instances read
+/// them from PostgreSQL).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Longest wait between attempts to reach Redis again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -95,7 +99,13 @@ pub(super) async fn publish(
         for (channel, payload) in &batch {
             pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
         }
-        match pipe.query_async::<()>(conn).await {
+        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(conn)).await;
+        match sent.unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no answer in time",
+            )))
+        }) {
             Ok(()) => {
                 if reported {
                     tracing::info!("Redis is reachable again: publishing changes");

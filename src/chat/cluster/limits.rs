@@ -49,6 +49,9 @@ pub struct Limiter {
 struct Connection {
     manager: Option<redis::aio::ConnectionManager>,
     tried_at: Option<Instant>,
+    /// After a failed take, Redis is not asked again before this: while it is down, posts
+    /// do not each wait for it.
+    resting_until: Option<Instant>,
 }
 
 impl Limiter {
@@ -63,6 +66,12 @@ impl Limiter {
 
     async fn manager(&self) -> Option<redis::aio::ConnectionManager> {
         let mut connection = self.connection.lock().await;
+        if connection
+            .resting_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return None;
+        }
         if let Some(manager) = &connection.manager {
             return Some(manager.clone());
         }
@@ -115,6 +124,7 @@ impl Limiter {
             match taken {
                 Ok(taken) => Some(taken == 1),
                 Err(e) => {
+                    self.connection.lock().await.resting_until = Some(Instant::now() + RETRY_EVERY);
                     if !self.reported.swap(true, Ordering::Relaxed) {
                         tracing::warn!(error = %e, "cluster-wide allowances are unavailable: each instance limits on its own until Redis answers");
                     }

@@ -198,6 +198,16 @@ impl ClusterHandle {
         }
     }
 
+    /// Learns the user a token belongs to from the database, if this instance does not
+    /// know them yet (they registered through another instance a moment ago).
+    pub async fn learn_token(&self, token: &str) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let hash = crate::chat::hub::hash_token(token);
+        if self.repairs.send(Repair::Token { hash, done }).is_ok() {
+            let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
+        }
+    }
+
     /// The cluster-wide allowances.
     pub fn limiter(&self) -> &Limiter {
         &self.limiter
@@ -356,6 +366,12 @@ enum Repair {
     Directory(Replicated),
     /// Compare every room with the database now.
     Full,
+    /// Look a session token's user up in the database (registered through another
+    /// instance, whose news has not arrived), and say when done.
+    Token {
+        hash: crate::chat::store::TokenHash,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
     /// Bring a room up to the database's state now, and say when done.
     Now {
         room: Room,

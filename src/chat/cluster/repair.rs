@@ -49,6 +49,10 @@ pub(super) async fn run(
                     repairer.attempt(|r| Box::pin(r.reload_directory())).await;
                 }
                 Some(Repair::Full) => repairer.attempt(|r| Box::pin(r.full_check())).await,
+                Some(Repair::Token { hash, done }) => {
+                    repairer.attempt(|r| Box::pin(r.learn_token(hash))).await;
+                    let _ = done.send(());
+                }
                 Some(Repair::Now { room, done }) => {
                     repairer.attempt(|r| Box::pin(r.repair_room(room))).await;
                     let _ = done.send(());
@@ -145,6 +149,17 @@ impl Repairer {
                 Applied::Unknown => self.reload_directory().await?,
                 _ => return Ok(()),
             }
+        }
+        Ok(())
+    }
+
+    /// Applies the user a token hash belongs to, if the database has one.
+    async fn learn_token(&mut self, hash: crate::chat::store::TokenHash) -> Result<(), StoreError> {
+        if let Some(user) = sql::user_by_token(self.client()?, &hash).await? {
+            self.node.hub.apply(Replicated::User {
+                user,
+                token_hash: hash,
+            });
         }
         Ok(())
     }

@@ -647,6 +647,29 @@ pub(super) async fn held_ids(
         .map_err(failed)
 }
 
+/// The user a token hash belongs to, if any.
+pub(super) async fn user_by_token(
+    client: &Client,
+    hash: &TokenHash,
+) -> Result<Option<UserInfo>, StoreError> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT id, name FROM users WHERE token_hash = $1",
+            &[&&hash[..]],
+        )
+        .await
+        .map_err(failed)?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get(0).map_err(failed)?;
+    let name: String = row.try_get(1).map_err(failed)?;
+    Ok(Some(UserInfo {
+        id: UserId(id as u64),
+        name: DisplayName::parse(&name).map_err(failed)?,
+    }))
+}
+
 /// Every user (with token hash) and every channel: the directory, read again.
 pub(super) async fn directory(
     client: &mut Client,

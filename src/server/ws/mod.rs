@@ -466,7 +466,7 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
         }
     }
     let reply = match event {
-        ClientEvent::Auth { token } => match conn.authenticate(&token) {
+        ClientEvent::Auth { token } => match authenticate(link, &token).await {
             Ok(user) => ServerEvent::Authenticated { user },
             Err(e) => ServerEvent::chat_error(&e, None),
         },
@@ -535,6 +535,23 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
         },
     };
     outbox.send(reply.frame()).await
+}
+
+/// Proves who the connection is. In cluster mode a token this instance does not know may
+/// belong to someone who registered through another instance a moment ago: it is looked
+/// up in the database once before being refused (auth is paced per connection, so this
+/// costs the database at most one indexed read per paced event).
+async fn authenticate(
+    link: &Link<'_>,
+    token: &str,
+) -> Result<crate::chat::model::UserInfo, ChatError> {
+    match (link.conn.authenticate(token), link.cluster) {
+        (Err(ChatError::Unauthorized), Some(cluster)) => {
+            cluster.learn_token(token).await;
+            link.conn.authenticate(token)
+        }
+        (answer, _) => answer,
+    }
 }
 
 /// Takes a post from the user's cluster-wide allowance; while Redis cannot say, the
