@@ -18,8 +18,10 @@
 //!
 //! Each instance keeps its own hub, a copy of the database's recent state that every
 //! instance brings up to date in the same order ([`crate::chat::hub::Hub::apply`]).
+//! Attachments' bytes are in the database too ([`files`]).
 
 mod bus;
+pub mod files;
 mod repair;
 mod sequencer;
 mod sql;
@@ -94,6 +96,7 @@ impl Cluster {
                     client: tokio::sync::Mutex::new(Some(client)),
                     config: config.clone(),
                 }),
+                files: Arc::new(files::SharedFiles::new(config.clone())),
             }),
             settings,
             config,
@@ -135,6 +138,7 @@ impl Cluster {
             self.settings.publish_delay,
         ));
         tokio::spawn(bus::subscribe(self.redis.clone(), node.clone()));
+        tokio::spawn(files::sweep_now_and_then(self.store.files.clone()));
         tokio::spawn(sequencer::run(
             self.config.clone(),
             self.settings.clone(),
@@ -167,6 +171,7 @@ fn instance_name() -> Result<String, StoreError> {
 pub struct ClusterStore {
     loaded: Mutex<Option<Loaded>>,
     pinger: Arc<Pinger>,
+    files: Arc<files::SharedFiles>,
 }
 
 fn not_here() -> Durable {
@@ -205,6 +210,10 @@ impl Store for ClusterStore {
         let pinger = self.pinger.clone();
         tokio::spawn(async move { written.report(pinger.ping().await) });
         durable
+    }
+
+    fn shared_files(&self) -> Option<Arc<files::SharedFiles>> {
+        Some(self.files.clone())
     }
 }
 
