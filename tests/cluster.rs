@@ -5,8 +5,9 @@
 
 mod common;
 
-use common::{general, http, Addressed, Client};
-use flack::chat::model::{Message, MessageId, Session};
+use common::{general, http, request, Addressed, Client};
+use flack::chat::cluster::files::SharedFiles;
+use flack::chat::model::{Attachment, DirectKey, Message, MessageId, Room, Session};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -941,4 +942,201 @@ async fn a_postgres_outage_loses_nothing_acknowledged() {
         ServerEvent::Hub(HubEvent::Welcome { epoch: now, .. }) => assert_eq!(now, epoch),
         other => panic!("expected welcome, got {other:?}"),
     }
+}
+
+/// The first bytes of a PNG image (enough to be recognised as one).
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+/// Uploads a file through an instance for the room `query` names, as the browser does.
+async fn upload(
+    instance: &impl Addressed,
+    token: &str,
+    query: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Attachment {
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("X-File-Name", name),
+        ("Content-Type", "application/octet-stream"),
+        ("Authorization", auth.as_str()),
+    ];
+    let answer = request(
+        instance,
+        "POST",
+        &format!("/files?{query}"),
+        &headers,
+        bytes,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    serde_json::from_str(&answer.body).expect("an attachment")
+}
+
+/// Downloads a file through an instance, with a bearer token or none.
+async fn download(
+    instance: &impl Addressed,
+    token: Option<&str>,
+    attachment: &Attachment,
+) -> common::HttpResponse {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    request(instance, "GET", &attachment.url(), &headers, b"").await
+}
+
+/// Posts a message carrying an attachment.
+async fn post_file(client: &mut Client, room: &Room, body: &str, attachment: &Attachment) {
+    client
+        .send(ClientEvent::Send {
+            room: room.clone(),
+            body: body.into(),
+            attachment: Some(attachment.id.clone()),
+            client_ref: None,
+        })
+        .await;
+}
+
+impl Cluster {
+    /// The ids of the files PostgreSQL holds bytes for.
+    async fn stored_files(&self) -> Vec<String> {
+        let client = connect(&self.url()).await;
+        let rows = client
+            .query("SELECT id FROM files ORDER BY id", &[])
+            .await
+            .expect("query");
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
+    }
+}
+
+/// Issue 16, item 7: a picture uploaded and posted through one instance downloads through
+/// the other, byte for byte and with the same headers (so does a file of several pieces);
+/// a private conversation's file
+/// downloads through the other instance for a participant and is refused there to anyone
+/// else; an upload not yet sent is not served elsewhere; deleting the message deletes the
+/// bytes from PostgreSQL, as does the message leaving the window; and the sweep deletes
+/// only rows no stored message carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_download_through_every_instance() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
+    let eve = user(&b, "eve").await;
+
+    let picture = upload(&a, &ann.token(), "channel=general", "cat.png", PNG).await;
+    assert!(picture.image);
+    post_file(&mut ann, &general(), "look", &picture).await;
+    let posted = ann.next_message().await;
+    assert_eq!(posted.attachment.as_ref(), Some(&picture));
+    let seen = bob.next_message().await;
+    assert_eq!(seen.attachment.as_ref(), Some(&picture), "B delivers it");
+    let got = download(&b, Some(&bob.token()), &picture).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.bytes, PNG, "the same bytes through B");
+    assert_eq!(got.header("content-type").as_deref(), Some("image/png"));
+    assert_eq!(got.header("content-disposition").as_deref(), Some("inline"));
+    assert_eq!(
+        got.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    // A channel's file needs no token, as on one instance.
+    assert_eq!(download(&b, None, &picture).await.bytes, PNG);
+    // A file larger than one piece read from the database comes back whole.
+    let large: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let archive = upload(&a, &ann.token(), "channel=general", "data.bin", &large).await;
+    post_file(&mut ann, &general(), "data", &archive).await;
+    ann.next_message().await;
+    bob.next_message().await;
+    let got = download(&b, None, &archive).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.header("content-length").as_deref(), Some("700000"));
+    assert!(got.bytes == large, "the same bytes through B");
+
+    let direct = Room::Direct(DirectKey::between(ann.id(), bob.id()).expect("two users"));
+    let plan = upload(
+        &a,
+        &ann.token(),
+        &format!("peer={}", bob.id()),
+        "plan.txt",
+        b"the secret plan",
+    )
+    .await;
+    post_file(&mut ann, &direct, "the plan", &plan).await;
+    let seen = bob.next_message().await;
+    assert_eq!(
+        seen.attachment.as_ref(),
+        Some(&plan),
+        "B delivers it to Bob"
+    );
+    let bobs = download(&b, Some(&bob.token()), &plan).await;
+    assert_eq!(bobs.status, 200, "{}", bobs.body);
+    assert_eq!(bobs.bytes, b"the secret plan");
+    assert_eq!(
+        bobs.header("content-disposition").as_deref(),
+        Some("attachment; filename*=UTF-8''plan.txt")
+    );
+    let eves = download(&b, Some(&eve.token()), &plan).await;
+    assert_eq!(eves.status, 403, "{}", eves.body);
+    assert!(!eves.body.contains("secret"));
+    assert_eq!(download(&b, None, &plan).await.status, 401);
+
+    // An upload not sent yet is served only where it was received.
+    let draft = upload(&a, &ann.token(), "channel=general", "draft.txt", b"draft").await;
+    assert_eq!(download(&a, None, &draft).await.status, 200);
+    assert_eq!(download(&b, None, &draft).await.status, 404);
+
+    // Deleting the picture's message deletes its bytes from the database, and both
+    // instances stop serving it.
+    ann.send(ClientEvent::Delete {
+        room: general(),
+        id: posted.id,
+        client_ref: None,
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stored = cluster.stored_files().await;
+        let gone_a = download(&a, None, &picture).await.status == 404;
+        let gone_b = download(&b, None, &picture).await.status == 404;
+        if gone_a && gone_b && !stored.contains(&picture.id.as_str().to_owned()) {
+            assert_eq!(stored.len(), 3, "the other files stay: {stored:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the picture is deleted: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The sweep deletes the rows no stored message carries (here whatever their age): only
+    // the draft's.
+    let files = SharedFiles::new(cluster.url().parse().expect("a PostgreSQL URL"));
+    assert_eq!(files.sweep(Duration::ZERO).await.expect("sweeps"), 1);
+    let mut carried = vec![plan.id.as_str().to_owned(), archive.id.as_str().to_owned()];
+    carried.sort();
+    assert_eq!(cluster.stored_files().await, carried);
+
+    // The large file's message leaves the 100-message window: its bytes go too.
+    for i in 0..100 {
+        post(&mut ann, &format!("filler {i}"), &format!("f{i}")).await;
+    }
+    acks(&mut ann, 100).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stored = cluster.stored_files().await;
+        if stored == [plan.id.as_str().to_owned()] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the evicted file is deleted: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(download(&b, None, &archive).await.status, 404);
 }

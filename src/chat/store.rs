@@ -131,6 +131,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes out everything handed over so far and stops taking changes; called once, as
     /// the server stops.
     fn close(&self) {}
+    /// Where attachments' bytes are kept when every instance must reach them (cluster mode).
+    /// `None`: in the instance's own files folder.
+    fn shared_files(&self) -> Option<std::sync::Arc<crate::chat::cluster::files::SharedFiles>> {
+        None
+    }
 }
 
 /// The in-memory mode: nothing is written anywhere, everything is lost on restart, and each

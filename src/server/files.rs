@@ -5,10 +5,18 @@
 //! (percent-encoded) in `X-File-Name`, and the room as a `channel` or `peer` query parameter.
 //! Downloads accept the token as a bearer header or as the `flack_token` cookie (so that
 //! `<img>` works in private conversations).
+//!
+//! The bytes go to this instance's files folder, streamed to and from disk; in cluster mode
+//! to the database's `files` table ([`SharedFiles`]), so that any instance serves them. The
+//! hub decides who may download a file either way: in cluster mode every instance's hub
+//! learns a file when it applies the message carrying it, while an upload not yet sent is
+//! known only to the instance that received it (the post carrying it must go through the
+//! same instance: see docs/DEPLOY.md).
 
 use super::AppState;
 use crate::api::{token_cookie, TOKEN_COOKIE};
 use crate::app::percent::{decode_path_segment, encode_path_segment};
+use crate::chat::cluster::files::SharedFiles;
 use crate::chat::model::{
     parse_file_name, sniff_image, Attachment, ChannelName, ChatError, DirectKey, FileId, Room,
     UserId,
@@ -223,6 +231,70 @@ fn new_file_id() -> Result<FileId, ChatError> {
     FileId::parse(&hex)
 }
 
+/// This instance's files folder.
+fn files_dir(state: &AppState) -> std::path::PathBuf {
+    state.config.data.dir.join("files")
+}
+
+/// Writes an upload to the files folder as it arrives; returns its size and first bytes.
+async fn keep_on_disk(
+    state: &AppState,
+    id: &FileId,
+    body: Body,
+    max: u64,
+) -> Result<(u64, Vec<u8>), ChatError> {
+    let dir = files_dir(state);
+    let mut part = PartFile::create(&dir, id).await?;
+    let floor = state.config.limits.min_free_disk_bytes;
+    if let Err(e) = enough_disk(&dir, floor.saturating_add(max)) {
+        part.discard().await;
+        return Err(e);
+    }
+    let head = match receive(body, &mut part, max).await {
+        Ok(head) => head,
+        Err(e) => {
+            part.discard().await;
+            return Err(e);
+        }
+    };
+    let size = part.size;
+    part.finish(&dir.join(id.as_str())).await?;
+    Ok((size, head))
+}
+
+/// Cluster mode: reads an upload whole (at most `max` bytes, refused as soon as it passes
+/// them) and stores it in the database, where every instance finds it; returns its size and
+/// first bytes.
+async fn keep_shared(
+    files: &SharedFiles,
+    id: &FileId,
+    body: Body,
+    max: u64,
+) -> Result<(u64, Vec<u8>), ChatError> {
+    let mut bytes = Vec::new();
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(body_error)?;
+        if bytes.len() as u64 + chunk.len() as u64 > max {
+            return Err(ChatError::FileTooLarge { max_bytes: max });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.is_empty() {
+        return Err(ChatError::FileEmpty);
+    }
+    files.put(id, &bytes).await.map_err(shared_error)?;
+    let head = bytes[..bytes.len().min(SNIFF_BYTES)].to_vec();
+    Ok((bytes.len() as u64, head))
+}
+
+/// A database error while storing or reading a file, logged; the client is told the file is
+/// unavailable.
+fn shared_error(error: crate::chat::store::StoreError) -> ChatError {
+    tracing::error!(error = %error, "could not reach the files table");
+    ChatError::Unavailable("the file store is unavailable".into())
+}
+
 /// `POST /files?channel=…` or `?peer=…`: stores one file and returns its [`Attachment`].
 /// Nothing is stored when any check fails.
 pub async fn upload(
@@ -256,23 +328,11 @@ pub async fn upload(
     }
     state.hub.may_upload(&token)?;
     let id = new_file_id()?;
-    let dir = state.config.data.dir.join("files");
-    let path = dir.join(id.as_str());
-    let mut part = PartFile::create(&dir, &id).await?;
-    let floor = state.config.limits.min_free_disk_bytes;
-    if let Err(e) = enough_disk(&dir, floor.saturating_add(max)) {
-        part.discard().await;
-        return Err(e.into());
-    }
-    let head = match receive(body, &mut part, max).await {
-        Ok(head) => head,
-        Err(e) => {
-            part.discard().await;
-            return Err(e.into());
-        }
+    let shared = state.hub.shared_files();
+    let (size, head) = match &shared {
+        Some(files) => keep_shared(files, &id, body, max).await?,
+        None => keep_on_disk(&state, &id, body, max).await?,
     };
-    let size = part.size;
-    part.finish(&path).await?;
     let image = sniff_image(&head);
     let attachment = Attachment {
         id,
@@ -282,7 +342,13 @@ pub async fn upload(
         image: image.is_some(),
     };
     if let Err(e) = state.hub.add_file(&token, &room, attachment.clone()) {
-        let _ = tokio::fs::remove_file(&path).await;
+        match shared {
+            Some(files) => files.remove(vec![attachment.id]),
+            None => {
+                let path = files_dir(&state).join(attachment.id.as_str());
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
         return Err(e.into());
     }
     let mut response = Json(attachment).into_response();
@@ -292,7 +358,41 @@ pub async fn upload(
     Ok(response)
 }
 
+/// Bytes read from the database at a time while serving a file.
+const PIECE_BYTES: u64 = 256 << 10;
+
+/// A file's bytes from the database, a piece at a time as the client takes them, so a
+/// download holds one piece, whatever the file's size. A file deleted meanwhile ends the
+/// response early (the client sees it cut short).
+fn pieces(
+    files: std::sync::Arc<SharedFiles>,
+    id: FileId,
+    size: u64,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::try_unfold(0u64, move |from| {
+        let (files, id) = (files.clone(), id.clone());
+        async move {
+            if from >= size {
+                return Ok(None);
+            }
+            let piece = files
+                .piece(&id, from, PIECE_BYTES.min(size - from))
+                .await
+                .map_err(|e| std::io::Error::other(e.0))?;
+            if piece.is_empty() {
+                return Err(std::io::Error::other(
+                    "the file was deleted while being sent",
+                ));
+            }
+            let next = from + piece.len() as u64;
+            Ok(Some((piece, next)))
+        }
+    })
+}
+
 /// `GET /files/{id}`: the file, typed by its content; anything but an image is a download.
+/// From the files folder it is served with ranges and conditional requests; from the
+/// database (cluster mode), whole, a piece at a time.
 pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -302,14 +402,27 @@ pub async fn download(
     let id = FileId::parse(&id)?;
     let token = bearer(&headers).or_else(|| cookie_token(&headers));
     let attachment = state.hub.file_for(&id, token.as_deref())?;
-    let path = state.config.data.dir.join("files").join(id.as_str());
-    // Streamed from disk in pieces, as the client takes them (also ranges and conditional
-    // requests); never read whole.
-    let Ok(served) = ServeFile::new(&path).oneshot(request).await;
-    if served.status() == StatusCode::NOT_FOUND {
-        return Err(ChatError::NoSuchFile.into());
-    }
-    let mut response = served.map(Body::new);
+    let mut response = match state.hub.shared_files() {
+        Some(files) => {
+            let size = files.size(&id).await.map_err(shared_error)?;
+            let size = size.ok_or(ChatError::NoSuchFile)?;
+            let mut response = Response::new(Body::from_stream(pieces(files, id.clone(), size)));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            response
+        }
+        None => {
+            let path = files_dir(&state).join(id.as_str());
+            // Streamed from disk in pieces, as the client takes them (also ranges and
+            // conditional requests); never read whole.
+            let Ok(served) = ServeFile::new(&path).oneshot(request).await;
+            if served.status() == StatusCode::NOT_FOUND {
+                return Err(ChatError::NoSuchFile.into());
+            }
+            served.map(Body::new)
+        }
+    };
     let disposition = if attachment.image {
         "inline".to_owned()
     } else {

@@ -18,9 +18,11 @@
 //!
 //! Each instance keeps its own hub, a copy of the database's recent state that every
 //! instance brings up to date in the same order ([`crate::chat::hub::Hub::apply`]).
+//! Attachments' bytes are in the database too ([`files`]).
 
 mod beat;
 mod bus;
+pub mod files;
 mod limits;
 mod repair;
 mod sequencer;
@@ -100,6 +102,7 @@ impl Cluster {
                     client: tokio::sync::Mutex::new(Some(client)),
                     config: config.clone(),
                 }),
+                files: Arc::new(files::SharedFiles::new(config.clone())),
             }),
             settings,
             config,
@@ -142,6 +145,7 @@ impl Cluster {
             self.settings.publish_delay,
         ));
         tokio::spawn(bus::subscribe(self.redis.clone(), node.clone()));
+        tokio::spawn(files::sweep_now_and_then(self.store.files.clone()));
         tokio::spawn(sequencer::run(
             self.config.clone(),
             self.settings.clone(),
@@ -247,6 +251,7 @@ fn instance_name() -> Result<String, StoreError> {
 pub struct ClusterStore {
     loaded: Mutex<Option<Loaded>>,
     pinger: Arc<Pinger>,
+    files: Arc<files::SharedFiles>,
 }
 
 fn not_here() -> Durable {
@@ -285,6 +290,10 @@ impl Store for ClusterStore {
         let pinger = self.pinger.clone();
         tokio::spawn(async move { written.report(pinger.ping().await) });
         durable
+    }
+
+    fn shared_files(&self) -> Option<Arc<files::SharedFiles>> {
+        Some(self.files.clone())
     }
 }
 

@@ -10,7 +10,10 @@
 //! - the sequences `user_ids` and `message_ids`, and the `posted` table, which maps an
 //!   author's `client_ref` to the message it posted (a resent post is not stored twice);
 //! - `meta.directory` counts directory changes (users, names, channels), one by one, so an
-//!   instance can tell it missed one.
+//!   instance can tell it missed one;
+//! - the `files` table holds attachments' bytes, one row per upload ([`super::files`]),
+//!   stored uncompressed (`STORAGE EXTERNAL`, set once) so a download reads it piece by
+//!   piece: most uploads are images, compressed already.
 
 use crate::chat::model::{
     ChannelInfo, ChatError, DisplayName, Message, MessageId, Room, Timestamp, UserId, UserInfo,
@@ -43,6 +46,17 @@ CREATE TABLE IF NOT EXISTS posted (
     at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, client_ref)
 );
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY,
+    bytes BYTEA NOT NULL,
+    uploaded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+DO $$ BEGIN
+    IF (SELECT attstorage FROM pg_attribute
+        WHERE attrelid = 'files'::regclass AND attname = 'bytes') <> 'e' THEN
+        ALTER TABLE files ALTER COLUMN bytes SET STORAGE EXTERNAL;
+    END IF;
+END $$;
 INSERT INTO meta (key, value) VALUES ('directory', '0') ON CONFLICT (key) DO NOTHING;
 ";
 

@@ -1,11 +1,14 @@
 //! The upload registry: every uploaded file, which room it belongs to, who uploaded it and
-//! whether a message carries it yet; and deleting files from disk off the async threads.
+//! whether a message carries it yet; and deleting files' bytes off the async threads, from
+//! the files folder, or in cluster mode from the database ([`SharedFiles`]).
 
 use super::Hub;
+use crate::chat::cluster::files::SharedFiles;
 use crate::chat::model::{Attachment, ChatError, FileId, Message, Room, RoomKey, UserId};
 use crate::chat::store::{Durable, StoreError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Uploaded files, attached to a message or waiting to be.
@@ -182,6 +185,21 @@ pub(super) fn files_in(dir: &Path) -> Vec<FileId> {
 }
 
 impl Hub {
+    /// Where uploads' bytes are kept when every instance must reach them (cluster mode);
+    /// `None`: in this instance's files folder.
+    pub fn shared_files(&self) -> Option<Arc<SharedFiles>> {
+        self.shared.store.shared_files()
+    }
+
+    /// Deletes files' bytes, wherever they are kept. Called once the change that dropped
+    /// their messages is committed (in cluster mode changes are applied only then).
+    pub(super) fn remove_bytes(&self, ids: Vec<FileId>) {
+        match self.shared_files() {
+            Some(shared) => shared.remove(ids),
+            None => remove_files(self.shared.limits.files_dir.as_deref(), ids),
+        }
+    }
+
     /// Records an uploaded file, waiting to be attached by its uploader to a message in
     /// `room` (which the uploader must be able to post in). Refused with
     /// `too_many_unsent_files` when the uploader's waiting uploads would pass
@@ -246,7 +264,11 @@ impl Hub {
         if count > 0 {
             tracing::info!(count, "deleting uploads that were never sent");
         }
-        remove_files(self.shared.limits.files_dir.as_deref(), unsent);
+        // In cluster mode the rows stay for the cluster's sweep, which deletes only rows no
+        // stored message carries: a post of one of these may still be on its way there.
+        if self.shared_files().is_none() {
+            remove_files(self.shared.limits.files_dir.as_deref(), unsent);
+        }
         count
     }
 
@@ -257,6 +279,10 @@ impl Hub {
         let Some(dir) = &self.shared.limits.files_dir else {
             return;
         };
+        if self.shared_files().is_some() {
+            // The folder is not used; the cluster sweeps its own table.
+            return;
+        }
         let on_disk = files_in(dir);
         let (orphans, missing): (Vec<FileId>, usize) = {
             let state = self.lock();

@@ -11,7 +11,6 @@
 //!    ring) are skipped, and clients whose cursor is before a skip get a snapshot.
 
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
-use super::files::remove_files;
 use super::rooms::RoomState;
 use super::{Hub, State};
 use crate::chat::model::{ChatError, Message, MessageId, Room, RoomKey, UserId};
@@ -139,7 +138,7 @@ impl Hub {
                     publish_to_room(encode, target, event, None);
                     self.changed();
                     let dropped = state.files.forget_files_of(removed);
-                    remove_files(shared.limits.files_dir.as_deref(), dropped);
+                    self.remove_bytes(dropped);
                 }
                 Applied::Done
             }
@@ -244,7 +243,7 @@ impl Hub {
             for message in dropped {
                 files.extend(state.files.forget_files_of(Some(message)));
             }
-            remove_files(shared.limits.files_dir.as_deref(), files);
+            self.remove_bytes(files);
         }
     }
 
@@ -279,7 +278,7 @@ impl Hub {
         let next = target.next_seq;
         target.pending.retain(|seq, _| *seq >= next);
         let dropped = state.files.forget_files_of(evicted);
-        remove_files(shared.limits.files_dir.as_deref(), dropped);
+        self.remove_bytes(dropped);
     }
 }
 
