@@ -1140,3 +1140,30 @@ async fn attachments_download_through_every_instance() {
     }
     assert_eq!(download(&b, None, &archive).await.status, 404);
 }
+
+/// Pages stay current across instances: a channel page rendered (and cached) on one
+/// instance shows a message posted through another the next time it is asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_follow_changes_made_through_other_instances() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let first = http(&b, "GET", "/c/general", None).await;
+    assert_eq!(first.status, 200);
+    assert!(!first.body.contains("posted through A"));
+    let mut poster = user(&a, "poster").await;
+    post(&mut poster, "posted through A", "p1").await;
+    acks(&mut poster, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let page = http(&b, "GET", "/c/general", None).await;
+        if page.body.contains("posted through A") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's page never showed A's message"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
