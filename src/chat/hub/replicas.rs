@@ -18,6 +18,10 @@ use crate::chat::replica::{Applied, Proposal, Replicated, Submitted};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
 
+/// Most messages a room holds waiting for a missing number: memory stays bounded while a
+/// gap cannot be repaired.
+const MAX_PENDING: usize = 4096;
+
 /// Where a room stands, for comparing with the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Position {
@@ -152,6 +156,12 @@ impl Hub {
                 let (room, seq) = (message.room.clone(), message.seq);
                 if seq < target.next_seq {
                     return Applied::Done;
+                }
+                if target.pending.len() >= MAX_PENDING {
+                    // The gap is not being repaired (the database unreachable from here):
+                    // what waits is dropped, to be read back by a later repair.
+                    tracing::warn!(room = ?target.room, "too many messages waiting for a gap; dropping them");
+                    target.pending.clear();
                 }
                 target.pending.insert(seq, message);
                 let from = target.next_seq;
