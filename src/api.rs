@@ -102,6 +102,16 @@ pub async fn direct_history(token: String, peer: u64) -> Result<HistoryPage, Cha
     answer(hub().and_then(|hub| hub.direct_page(&token, crate::chat::model::UserId(peer))))
 }
 
+/// Registered people whose name contains `query` (without regard to case), sorted by
+/// name, at most 50; for the token's user to find someone to message.
+#[server(endpoint = "people")]
+pub async fn find_people(
+    token: String,
+    query: String,
+) -> Result<Vec<crate::chat::model::UserInfo>, ChatError> {
+    answer(hub().and_then(|hub| hub.people(&token, &query)))
+}
+
 /// The token user's private conversations.
 #[server(endpoint = "directs")]
 pub async fn my_directs(token: String) -> Result<Vec<DirectSummary>, ChatError> {
