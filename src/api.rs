@@ -86,6 +86,19 @@ pub async fn list_channels() -> Result<Vec<ChannelInfo>, ChatError> {
 /// Creates a channel; fails if the name is invalid or taken (without regard to case).
 #[server(endpoint = "create_channel")]
 pub async fn create_channel(token: String, name: String) -> Result<ChannelInfo, ChatError> {
+    // In cluster mode the user's allowance of new channels is the cluster's, not each
+    // instance's.
+    let cluster = use_context::<crate::server::AppState>().and_then(|state| state.cluster);
+    if let Some(cluster) = cluster {
+        // A name refused anyway costs nothing.
+        answer(crate::chat::model::ChannelName::parse_new(&name).map(|_| ()))?;
+        let user = answer(hub().and_then(|hub| hub.user_for_token(&token)))?;
+        answer(
+            cluster
+                .allow(crate::chat::cluster::Shared::Channels, user.id)
+                .await,
+        )?;
+    }
     let saved = answer(hub().and_then(|hub| hub.create_channel(&token, &name)))?;
     answer(saved.stored().await)
 }

@@ -551,6 +551,7 @@ async fn the_posting_allowance_holds_across_instances() {
     let slow = [
         ("FLACK_LIMITS_MESSAGES_PER_SECOND", "1"),
         ("FLACK_LIMITS_MESSAGE_BURST", "4"),
+        ("FLACK_LIMITS_CHANNELS_PER_MINUTE", "2"),
     ];
     let a = cluster.instance(&slow).await;
     let b = cluster.instance(&slow).await;
@@ -572,6 +573,19 @@ async fn the_posting_allowance_holds_across_instances() {
             }
             ServerEvent::Ack { .. } => panic!("the second instance gave a second allowance"),
             _ => {}
+        }
+    }
+    // New channels too: two through A use up the minute's allowance on B as well.
+    for (instance, name, status) in [(&a, "first", 200), (&a, "second", 200), (&b, "third", 429)] {
+        let form = format!("token={}&name={name}", session.token);
+        let answer = http(instance, "POST", "/api/create_channel", Some(&form)).await;
+        assert_eq!(answer.status, status, "{name}: {}", answer.body);
+        if status == 429 {
+            assert!(
+                answer.body.contains("channel_rate_limited"),
+                "{}",
+                answer.body
+            );
         }
     }
 }

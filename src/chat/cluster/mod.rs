@@ -63,6 +63,18 @@ pub struct ClusterSettings {
     /// The cluster-wide caps (as the hub's settings).
     pub max_users: usize,
     pub max_channels: usize,
+    /// The hub's settings, whose allowances the cluster shares (see [`Shared`]).
+    pub hub: crate::chat::hub::HubSettings,
+}
+
+/// The allowances each user has once for the whole cluster (the others are each
+/// instance's own).
+#[derive(Clone, Copy, Debug)]
+pub enum Shared {
+    Messages,
+    Channels,
+    Joins,
+    Renames,
 }
 
 /// A cluster instance's connection to the database and Redis, between [`Cluster::open`]
@@ -168,9 +180,10 @@ impl Cluster {
             repair_queue,
         ));
         ClusterHandle {
-            limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix)),
+            limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix.clone())),
             remote_addresses: remote,
             repairs,
+            hub: Arc::new(self.settings.hub),
         }
     }
 }
@@ -182,6 +195,8 @@ pub struct ClusterHandle {
     limiter: Arc<Limiter>,
     remote_addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
     repairs: mpsc::UnboundedSender<Repair>,
+    /// Where the shared allowances' sizes come from.
+    hub: Arc<crate::chat::hub::HubSettings>,
 }
 
 /// How long a join waits for its instance to catch up with the database.
@@ -212,9 +227,47 @@ impl ClusterHandle {
         }
     }
 
-    /// The cluster-wide allowances.
-    pub fn limiter(&self) -> &Limiter {
-        &self.limiter
+    /// Takes one action from `user`'s cluster-wide allowance of `kind` (sized as the
+    /// instance's own allowance of it), refusing with that allowance's error when it is
+    /// used up. While Redis cannot say, the instance's own allowance (the hub's) decides.
+    pub async fn allow(
+        &self,
+        kind: Shared,
+        user: crate::chat::model::UserId,
+    ) -> Result<(), crate::chat::model::ChatError> {
+        use crate::chat::model::ChatError;
+        let hub = &self.hub;
+        let per_minute = |n: u32| f64::from(n) / 60.0;
+        let (name, rate, burst, refusal) = match kind {
+            Shared::Messages => (
+                "messages",
+                f64::from(hub.messages_per_second),
+                hub.message_burst,
+                ChatError::RateLimited,
+            ),
+            Shared::Channels => (
+                "channels",
+                per_minute(hub.channels_per_minute),
+                hub.channels_per_minute,
+                ChatError::ChannelRateLimited,
+            ),
+            Shared::Joins => (
+                "joins",
+                f64::from(hub.joins_per_second),
+                hub.join_burst,
+                ChatError::JoinRateLimited,
+            ),
+            Shared::Renames => (
+                "renames",
+                per_minute(hub.renames_per_minute),
+                hub.renames_per_minute,
+                ChatError::RenameRateLimited,
+            ),
+        };
+        match self.limiter.take(name, user, rate, burst).await {
+            Some(false) => Err(refusal),
+            Some(true) | None => Ok(()),
+        }
     }
 
     /// Connections `address` has open on the other instances, as of their last heartbeat
