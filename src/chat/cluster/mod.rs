@@ -141,6 +141,7 @@ impl Cluster {
     pub fn start(self, hub: Hub, addresses: AddressCounts) -> ClusterHandle {
         let (repairs, repair_queue) = mpsc::unbounded_channel();
         let (outgoing, publish_queue) = mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::watch::channel(None);
         let node = Arc::new(Node {
             hub,
             me: self.me,
@@ -150,6 +151,7 @@ impl Cluster {
             directory: Mutex::new(DirectoryTrack::default()),
             redis_up: AtomicBool::new(false),
             reorder_wait: self.settings.reorder_wait,
+            stop: stop.clone(),
         });
         tokio::spawn(bus::publish(
             self.redis.clone(),
@@ -184,6 +186,7 @@ impl Cluster {
             remote_addresses: remote,
             repairs,
             hub: Arc::new(self.settings.hub),
+            stopped,
         }
     }
 }
@@ -197,6 +200,7 @@ pub struct ClusterHandle {
     repairs: mpsc::UnboundedSender<Repair>,
     /// Where the shared allowances' sizes come from.
     hub: Arc<crate::chat::hub::HubSettings>,
+    stopped: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// How long a join waits for its instance to catch up with the database.
@@ -214,6 +218,22 @@ impl ClusterHandle {
         };
         if self.repairs.send(asked).is_ok() {
             let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
+        }
+    }
+
+    /// Resolves, with the reason, once this instance must stop: the database lost commits
+    /// it delivered, or another instance found so, and the cluster started a new epoch.
+    /// The server then stops (clients reconnect elsewhere) and, restarted, loads the new
+    /// epoch; clients holding the old one get snapshots.
+    pub async fn stopped(&self) -> String {
+        let mut stopped = self.stopped.clone();
+        let reason = match stopped.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
         }
     }
 
@@ -453,9 +473,24 @@ pub(super) struct Node {
     directory: Mutex<DirectoryTrack>,
     redis_up: AtomicBool,
     reorder_wait: Duration,
+    /// Set, with the reason, when this instance must stop: what it holds no longer
+    /// matches the database's epoch (see [`ClusterHandle::stopped`]).
+    stop: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Node {
+    /// Asks the server to stop (once): its state belongs to an epoch the cluster left.
+    fn stop(&self, reason: &str) {
+        self.stop.send_if_modified(|held| {
+            if held.is_some() {
+                return false;
+            }
+            tracing::error!(reason, "this instance must restart to load the new epoch");
+            *held = Some(reason.to_owned());
+            true
+        });
+    }
+
     /// Applies a change another instance committed.
     fn receive(&self, change: Replicated, directory: Option<u64>) {
         let applied = self.hub.apply(change.clone());

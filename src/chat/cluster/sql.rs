@@ -191,6 +191,31 @@ async fn bump_directory(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     Ok(value as u64)
 }
 
+/// The cluster's epoch now.
+pub(super) async fn epoch(client: &Client) -> Result<u64, StoreError> {
+    let row = client
+        .query_one("SELECT value FROM meta WHERE key = 'epoch'", &[])
+        .await
+        .map_err(failed)?;
+    let value: String = row.try_get(0).map_err(failed)?;
+    value
+        .parse()
+        .map_err(|_| StoreError(format!("the epoch in meta is not a number: {value}")))
+}
+
+/// Starts a new epoch, unless another instance already did (the epoch is no longer `old`).
+pub(super) async fn new_epoch(client: &Client, old: u64) -> Result<(), StoreError> {
+    let new = (Timestamp::now().millis().max(1) as u64).max(old + 1);
+    client
+        .execute(
+            "UPDATE meta SET value = $2 WHERE key = 'epoch' AND value = $1",
+            &[&old.to_string(), &new.to_string()],
+        )
+        .await
+        .map_err(failed)?;
+    Ok(())
+}
+
 /// The directory count now.
 pub(super) async fn directory_count(client: &Client) -> Result<u64, StoreError> {
     let row = client
