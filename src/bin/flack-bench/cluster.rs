@@ -994,7 +994,7 @@ async fn failover(
         out_of_order += seen.seqs.windows(2).filter(|w| w[1] < w[0]).count() as u64;
         let lost: Vec<u64> = acked.iter().copied().filter(|s| !set.contains(s)).collect();
         if let Some(first) = lost.first() {
-            let before = seen.seqs.iter().filter(|s| *s < first).last();
+            let before = seen.seqs.iter().rev().find(|s| *s < first);
             let after = seen.seqs.iter().find(|s| *s > first);
             problems.push(format!(
                 "missed {} acknowledged (first #{first}, between #{before:?} and #{after:?}); \
