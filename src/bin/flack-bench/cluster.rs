@@ -24,6 +24,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The channel the post-rate measurement posts in.
 const RATE_CHANNEL: &str = "rate";
+/// The most posts one poster makes in one measurement, whatever the time allows.
+const MAX_POSTS: u64 = 1_000_000;
 /// The channel the paced post-rate measurement posts in.
 const PACED_CHANNEL: &str = "paced";
 /// The channel the failover measurement posts in.
@@ -536,7 +538,7 @@ async fn pipeline(
         ticker
     });
     let mut n = 0u64;
-    loop {
+    while n < MAX_POSTS {
         if let Some(ticker) = ticker.as_mut() {
             ticker.tick().await;
         }
@@ -622,9 +624,11 @@ async fn joined(
     room: &Room,
     since: Option<Cursor>,
 ) -> Result<(Ws, u64, Vec<u64>, bool), String> {
-    let mut ws = net::websocket(addr, Some(source)).await?;
-    let mut epoch = None;
     let within = Duration::from_secs(10);
+    let mut ws = tokio::time::timeout(within, net::websocket(addr, Some(source)))
+        .await
+        .map_err(|_| "could not connect within 10 s".to_owned())??;
+    let mut epoch = None;
     while epoch.is_none() {
         let frame = tokio::time::timeout(within, ws.next())
             .await
@@ -870,7 +874,7 @@ async fn post_steadily(
         };
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
         let mut n = 0u64;
-        while !poster.stop.load(Ordering::SeqCst) && Instant::now() < hard_stop {
+        while !poster.stop.load(Ordering::SeqCst) && Instant::now() < hard_stop && n < MAX_POSTS {
             ticker.tick().await;
             n += 1;
             let send = ClientEvent::Send {

@@ -244,12 +244,14 @@ pub async fn wait_for_channel(
     let deadline = std::time::Instant::now() + within;
     let quoted = format!("\"{name}\"");
     loop {
-        let mut http = Http::connect(addr, None).await.map_err(|e| e.to_string())?;
-        let response = http
-            .request("POST", "/api/channels", None)
-            .await
-            .map_err(|e| e.to_string())?;
-        if String::from_utf8_lossy(&response.body).contains(&quoted) {
+        let asked = tokio::time::timeout(within, async {
+            let mut http = Http::connect(addr, None).await?;
+            http.request("POST", "/api/channels", None).await
+        })
+        .await
+        .map_err(|_| format!("{addr} did not answer within {within:?}"))?
+        .map_err(|e| e.to_string())?;
+        if String::from_utf8_lossy(&asked.body).contains(&quoted) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
