@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (Hub::open(store.clone(), limits, encode)?, store, None)
     };
     server::files::spawn_unsent_sweeper(hub.clone());
-    let listener = tokio::net::TcpListener::bind(config.server.addr).await?;
+    let listener = server::listen::bind(config.server.addr)?;
     let listen = server::ListenSettings::from_config(&config).fit_open_file_limit();
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.server.site_root.display(), "Flack is listening");
     let mut state = AppState::new(config, hub.clone());
