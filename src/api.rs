@@ -88,7 +88,7 @@ pub async fn list_channels() -> Result<Vec<ChannelInfo>, ChatError> {
 pub async fn create_channel(token: String, name: String) -> Result<ChannelInfo, ChatError> {
     // In cluster mode the user's allowance of new channels is the cluster's, not each
     // instance's.
-    let cluster = use_context::<crate::server::AppState>().and_then(|state| state.cluster);
+    let cluster = use_context::<crate::chat::cluster::ClusterHandle>();
     if let Some(cluster) = cluster {
         // A name refused anyway costs nothing.
         answer(crate::chat::model::ChannelName::parse_new(&name).map(|_| ()))?;

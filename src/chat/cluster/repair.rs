@@ -27,6 +27,7 @@ pub(super) async fn run(
 ) {
     let mut repairer = Repairer {
         config,
+        retain: settings.retain.max(1),
         client: None,
         node,
         parked: Vec::new(),
@@ -89,6 +90,8 @@ type Step<'a> =
 
 struct Repairer {
     config: tokio_postgres::Config,
+    /// Messages each room's ring keeps.
+    retain: usize,
     client: Option<Client>,
     node: Arc<Node>,
     /// Changes that referred to someone unknown, applied after the directory is read again.
@@ -270,10 +273,10 @@ impl Repairer {
                 return Ok(());
             }
             if deletions != row.deletions {
-                let kept = sql::held_ids(self.client()?, &row.room).await?;
+                let (kept, window) = sql::held_ids(self.client()?, &row.room, self.retain).await?;
                 self.node
                     .hub
-                    .reconcile_deletions(&row.room, &kept, row.deletions);
+                    .reconcile_deletions(&row.room, &kept, window, row.deletions);
             }
         }
         if self.last_forget.elapsed() >= FORGET_EVERY {

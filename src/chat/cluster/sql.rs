@@ -668,22 +668,29 @@ pub(super) async fn since(
     Ok(Some((next_seq.max(1) as u64, messages)))
 }
 
-/// The ids a room holds.
+/// The ids a room's ring holds, and the first number of its window as of that read (the
+/// newest held, less the ring's size): older numbers may have left the ring for newer ones.
 pub(super) async fn held_ids(
     client: &Client,
     room: &Room,
-) -> Result<std::collections::HashSet<MessageId>, StoreError> {
-    client
+    retain: usize,
+) -> Result<(std::collections::HashSet<MessageId>, u64), StoreError> {
+    let rows = client
         .query(
-            "SELECT id FROM recent_messages WHERE room_key = $1",
+            "SELECT id, seq FROM recent_messages WHERE room_key = $1",
             &[&room_key(room)],
         )
         .await
-        .map_err(failed)?
-        .iter()
-        .map(|r| r.try_get::<_, i64>(0).map(|id| MessageId(id as u64)))
-        .collect::<Result<_, _>>()
-        .map_err(failed)
+        .map_err(failed)?;
+    let mut ids = std::collections::HashSet::new();
+    let mut newest = 0u64;
+    for row in rows {
+        let id: i64 = row.try_get(0).map_err(failed)?;
+        let seq: i64 = row.try_get(1).map_err(failed)?;
+        ids.insert(MessageId(id as u64));
+        newest = newest.max(seq as u64);
+    }
+    Ok((ids, (newest + 1).saturating_sub(retain as u64)))
 }
 
 /// The user a token hash belongs to, if any.
