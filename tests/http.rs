@@ -455,3 +455,22 @@ async fn only_conversations_with_a_message_are_listed() {
     assert!(listed(bob.token()).await.contains("Ada"));
     assert!(listed(ada.token()).await.contains("Bob"));
 }
+
+/// Expected refusals are client errors with the error body, never server errors: a taken
+/// name and an existing channel are 409, an unknown person 404.
+#[tokio::test]
+async fn expected_errors_are_client_errors() {
+    let server = start().await;
+    let ada = Client::user(&server, "Ada").await;
+    let taken = http(&server, "POST", "/api/register", Some("name=ada")).await;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert!(taken.body.contains("display_name_taken"), "{}", taken.body);
+    let form = format!("token={}&name=General", ada.token());
+    let exists = http(&server, "POST", "/api/create_channel", Some(&form)).await;
+    assert_eq!(exists.status, 409, "{}", exists.body);
+    assert!(exists.body.contains("channel_exists"), "{}", exists.body);
+    let form = format!("token={}&peer=999999", ada.token());
+    let nobody = http(&server, "POST", "/api/direct_history", Some(&form)).await;
+    assert_eq!(nobody.status, 404, "{}", nobody.body);
+    assert!(nobody.body.contains("no_such_user"), "{}", nobody.body);
+}
