@@ -1,12 +1,17 @@
 //! What the browser remembers between visits, in local storage: the session (who this
-//! browser is) and the address of the room the user was last in.
+//! browser is), the address of the room the user was last in, and how far they had read in
+//! each room.
 
 use crate::app::nav::{channel_path, direct_path, Route};
 use crate::chat::model::{Room, Session, UserId};
+use crate::protocol::Cursor;
 use gloo_storage::{LocalStorage, Storage};
+use std::collections::HashMap;
 
 const SESSION_KEY: &str = "flack.session";
 const ROOM_KEY: &str = "flack.room";
+/// One map for every room, from the room as written by `Room`'s `Display` to the cursor.
+const READ_KEY: &str = "flack.read";
 
 /// The stored session, if one is stored.
 pub fn stored_session() -> Option<Session> {
@@ -44,5 +49,20 @@ pub fn remember_room(room: &Room, peer: Option<UserId>) {
     };
     if let Err(e) = LocalStorage::set(ROOM_KEY, path) {
         leptos::logging::warn!("cannot store the room: {e}");
+    }
+}
+
+/// How far the user had read in `room`, as last stored by [`remember_read`].
+pub fn stored_read(room: &Room) -> Option<Cursor> {
+    let mut read: HashMap<String, Cursor> = LocalStorage::get(READ_KEY).ok()?;
+    read.remove(&room.to_string())
+}
+
+/// Stores how far the user has read in `room`.
+pub fn remember_read(room: &Room, cursor: Cursor) {
+    let mut read: HashMap<String, Cursor> = LocalStorage::get(READ_KEY).unwrap_or_default();
+    read.insert(room.to_string(), cursor);
+    if let Err(e) = LocalStorage::set(READ_KEY, read) {
+        leptos::logging::warn!("cannot store the read position: {e}");
     }
 }
