@@ -219,7 +219,13 @@ mod tests {
         assert_eq!(offset_from_cookies(["a=b; flack_tz=-300; c=d"]), Some(-300));
         assert_eq!(offset_from_cookies(["a=b", "flack_tz=120"]), Some(120));
         assert_eq!(offset_from_cookies(["flack_tz=0"]), Some(0));
-        for header in ["", "flack_tz=", "flack_tz=east", "flack_tz=1500", "xflack_tz=60"] {
+        for header in [
+            "",
+            "flack_tz=",
+            "flack_tz=east",
+            "flack_tz=1500",
+            "xflack_tz=60",
+        ] {
             assert_eq!(offset_from_cookies([header]), None, "{header}");
         }
     }

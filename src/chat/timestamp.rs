@@ -320,7 +320,10 @@ mod tests {
         assert_eq!((east.month, east.date, east.weekday), (11, 23, 0));
         assert_eq!((east.hour, east.minute, east.day), (0, 30, utc.day + 1));
         let west = at.local(-5 * 60 - 30);
-        assert_eq!((west.date, west.hour, west.minute, west.day), (22, 17, 0, utc.day));
+        assert_eq!(
+            (west.date, west.hour, west.minute, west.day),
+            (22, 17, 0, utc.day)
+        );
         let epoch = Timestamp::from_millis(0).local(-60);
         assert_eq!((epoch.year, epoch.month, epoch.date), (1969, 12, 31));
         assert_eq!((epoch.weekday, epoch.hour, epoch.day), (2, 23, -1));

@@ -98,10 +98,10 @@ mod tests {
         let messages = [
             message(1, 1, "2026-11-30T09:00:00Z"),
             message(2, 1, "2026-11-30T09:04:59Z"),
-            message(3, 1, "2026-11-30T09:09:59Z"),
+            message(3, 1, "2026-11-30T09:09:58Z"),
             message(4, 2, "2026-11-30T09:10:00Z"),
             message(5, 1, "2026-11-30T09:10:30Z"),
-            message(6, 1, "2026-11-30T09:20:00Z"),
+            message(6, 1, "2026-11-30T09:15:30Z"),
         ];
         let rows = lay_out(&messages, &reader(None));
         let starts: Vec<bool> = rows.iter().map(|r| r.starts_group).collect();
@@ -119,7 +119,10 @@ mod tests {
             message(4, 1, "2026-11-30T00:02:00Z"),
         ];
         let rows = lay_out(&messages, &reader(None));
-        let today = Timestamp::parse("2026-11-30T12:00:00Z").unwrap().local(0).day;
+        let today = Timestamp::parse("2026-11-30T12:00:00Z")
+            .unwrap()
+            .local(0)
+            .day;
         let days: Vec<Option<String>> = rows
             .iter()
             .map(|r| r.day.map(|day| day_label(&day, today)))

@@ -28,7 +28,10 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
     let client = use_chat_client();
     let clock = use_reader_clock();
     let scroller = NodeRef::<leptos::html::Div>::new();
-    let last_seq = move || feed.messages.with_untracked(|m| m.last().map_or(0, |m| m.seq));
+    let last_seq = move || {
+        feed.messages
+            .with_untracked(|m| m.last().map_or(0, |m| m.seq))
+    };
     // Where the reader had read up to when the room opened (browser only, after hydration,
     // so the server's HTML and the hydrating browser agree there is no divider).
     let read_at_open = RwSignal::new(None::<u64>);
@@ -72,9 +75,9 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
             return;
         }
         placed.set_value(seq);
-        let mine = client.session.with_untracked(|s| {
-            s.as_ref().map(|s| s.user.id) == Some(author)
-        });
+        let mine = client
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.user.id) == Some(author));
         if mine || at_bottom.get_untracked() {
             el.set_scroll_top(0);
             at_bottom.set(true);
