@@ -128,7 +128,9 @@ async fn pages_show_times_in_the_readers_zone() {
             if !cookie.is_empty() {
                 headers.push(("Cookie", cookie));
             }
-            request(server, "GET", "/c/general", &headers, b"").await.body
+            request(server, "GET", "/c/general", &headers, b"")
+                .await
+                .body
         }
     };
     let clock = |offset: i32| {

@@ -6,11 +6,12 @@ use crate::app::nav::{channel_path, direct_path, Route};
 use crate::chat::model::{Room, Session, UserId};
 use crate::protocol::Cursor;
 use gloo_storage::{LocalStorage, Storage};
-use std::collections::HashMap;
 
 const SESSION_KEY: &str = "flack.session";
 const ROOM_KEY: &str = "flack.room";
-/// One map for every room, from the room as written by `Room`'s `Display` to the cursor.
+/// One list for every room: pairs of the room, as written by `Room`'s `Display`, and the
+/// cursor. (A list, not a map: a hash map would add its code to the WebAssembly for a few
+/// dozen entries.)
 const READ_KEY: &str = "flack.read";
 
 /// The stored session, if one is stored.
@@ -54,14 +55,18 @@ pub fn remember_room(room: &Room, peer: Option<UserId>) {
 
 /// How far the user had read in `room`, as last stored by [`remember_read`].
 pub fn stored_read(room: &Room) -> Option<Cursor> {
-    let mut read: HashMap<String, Cursor> = LocalStorage::get(READ_KEY).ok()?;
-    read.remove(&room.to_string())
+    let read: Vec<(String, Cursor)> = LocalStorage::get(READ_KEY).ok()?;
+    let room = room.to_string();
+    read.into_iter()
+        .find_map(|(r, cursor)| (r == room).then_some(cursor))
 }
 
 /// Stores how far the user has read in `room`.
 pub fn remember_read(room: &Room, cursor: Cursor) {
-    let mut read: HashMap<String, Cursor> = LocalStorage::get(READ_KEY).unwrap_or_default();
-    read.insert(room.to_string(), cursor);
+    let mut read: Vec<(String, Cursor)> = LocalStorage::get(READ_KEY).unwrap_or_default();
+    let room = room.to_string();
+    read.retain(|(r, _)| *r != room);
+    read.push((room, cursor));
     if let Err(e) = LocalStorage::set(READ_KEY, read) {
         leptos::logging::warn!("cannot store the read position: {e}");
     }

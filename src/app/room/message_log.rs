@@ -60,17 +60,19 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
         }
         see_newest();
     });
+    // Runs in an animation frame, outside the view: the view may be gone by then.
     let follow = move || {
-        let (Some(el), Some(last)) = (
+        let Some(placed_seq) = placed.try_get_value() else {
+            return;
+        };
+        let (Some(el), Some((seq, author))) = (
             scroller.get_untracked(),
             feed.messages
-                .try_with_untracked(|m| m.last().map(|m| (m.seq, m.author.id)))
-                .flatten(),
+                .with_untracked(|m| m.last().map(|m| (m.seq, m.author.id))),
         ) else {
             return;
         };
-        let (seq, author) = last;
-        if seq <= placed.get_value() {
+        if seq <= placed_seq {
             // Older history or a deletion: the scroller keeps the distance from the bottom.
             return;
         }
