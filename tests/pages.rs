@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{general, http, start, Client};
+use common::{general, http, request, start, Client};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 
 /// Pages carry a Content-Security-Policy that allows only this site's scripts and inline
@@ -110,6 +110,45 @@ async fn repeated_page_loads_are_never_stale() {
         "a deleted message is gone"
     );
     assert!(after.body.contains("second words"));
+}
+
+/// A channel page shows its times at the offset the zone cookie gives (so the first paint is
+/// in the reader's local time), in UTC and marked for the browser to replace without one, and
+/// the page cache keeps one page per offset: readers in two zones never get each other's.
+#[tokio::test]
+async fn pages_show_times_in_the_readers_zone() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    ada.post(&general(), "what time is it").await;
+    let sent = ada.next_message().await.sent_at;
+    let load = |cookie: &'static str| {
+        let server = &server;
+        async move {
+            let mut headers = vec![("Accept", "text/html")];
+            if !cookie.is_empty() {
+                headers.push(("Cookie", cookie));
+            }
+            request(server, "GET", "/c/general", &headers, b"")
+                .await
+                .body
+        }
+    };
+    let clock = |offset: i32| {
+        let local = sent.local(offset);
+        format!(">{:02}:{:02}<", local.hour, local.minute)
+    };
+    // Twice each, so the second of each pair comes from the cache.
+    for _ in 0..2 {
+        let india = load("theme=x; flack_tz=330").await;
+        assert!(india.contains(&clock(330)), "{}", clock(330));
+        assert!(!india.contains("zone-unknown"));
+        let chile = load("flack_tz=-180").await;
+        assert!(chile.contains(&clock(-180)), "{}", clock(-180));
+        let unknown = load("").await;
+        let utc = format!("{} UTC<", &clock(0)[..6]);
+        assert!(unknown.contains(&utc), "{utc}");
+        assert!(unknown.contains("zone-unknown"));
+    }
 }
 
 /// The nonce in a page's Content-Security-Policy.

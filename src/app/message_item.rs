@@ -2,34 +2,42 @@
 //! on one's own messages.
 
 use super::client::use_chat_client;
-use crate::chat::model::Timestamp;
+use super::local_time::{clock_label, full_label, use_reader_clock};
 use crate::chat::model::{human_size, Message};
 use leptos::either::Either;
 use leptos::prelude::*;
 
-/// A message. Its time is shown in UTC until the page hydrates, then in local time.
+/// A message, in the reader's local time (see `local_time`). One that continues a group
+/// (`starts_group` false) shows its author's name only to assistive technology and its time
+/// only on hover or focus; both stay in the text, so every message reads whole on its own.
 #[component]
-pub fn MessageItem(message: Message) -> impl IntoView {
+pub fn MessageItem(message: Message, starts_group: bool) -> impl IntoView {
     let client = use_chat_client();
+    let clock = use_reader_clock();
     let sent_at = message.sent_at;
-    let label = move || {
-        if client.hydrated.get() {
-            local_time_label(sent_at)
-        } else {
-            format!("{} UTC", sent_at.utc_hours_minutes())
-        }
-    };
+    let label = move || clock_label(sent_at, clock.offset_at(sent_at));
+    let full = move || full_label(sent_at, clock.offset_at(sent_at));
     let author_id = message.author.id;
     let is_mine = move || client.my_id() == Some(author_id);
     let room = message.room.clone();
     let id = message.id;
     view! {
-        <li class="message">
+        <div class="message" class:continued=!starts_group>
             <div class="meta">
-                <span class="author">{message.author.name.to_string()}</span>
-                <time datetime=sent_at.to_string()>
+                <span class="author" class:visually-hidden=!starts_group>
+                    {message.author.name.to_string()}
+                </span>
+                // The short time is for the eye (the full one on hover); assistive technology
+                // reads the full date and time instead, as text (a `<time>` cannot be named).
+                <time
+                    datetime=sent_at.to_string()
+                    title=full
+                    aria-hidden="true"
+                    class:zone-unknown=move || clock.offset_at(sent_at).is_none()
+                >
                     {label}
                 </time>
+                <span class="visually-hidden">{full}</span>
                 <Show when=is_mine>
                     {
                         let room = room.clone();
@@ -71,19 +79,6 @@ pub fn MessageItem(message: Message) -> impl IntoView {
                     })
                 }
             })}
-        </li>
+        </div>
     }
-}
-
-/// Hours and minutes in the browser's time zone.
-#[cfg(feature = "hydrate")]
-fn local_time_label(at: Timestamp) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.millis() as f64));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
-}
-
-/// On the server there is no local time zone to speak of: UTC.
-#[cfg(not(feature = "hydrate"))]
-fn local_time_label(at: Timestamp) -> String {
-    format!("{} UTC", at.utc_hours_minutes())
 }

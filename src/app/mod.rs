@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod home;
+pub mod local_time;
 pub mod message_item;
 pub mod name_prompt;
 pub mod nav;
@@ -32,6 +33,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet options=options.clone() id="leptos"/>
+                // Without JavaScript, times in an unknown zone are shown (in UTC, so labelled);
+                // see `local_time`.
+                <noscript><link rel="stylesheet" href="/noscript.css"/></noscript>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -50,6 +54,7 @@ pub fn App() -> impl IntoView {
     page_policy();
     let location = provide_location();
     let client = provide_chat_client();
+    local_time::provide_reader_clock(client.hydrated);
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| client.start());
     let route = Memo::new(move |_| location.route());

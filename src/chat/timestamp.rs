@@ -35,10 +35,22 @@ impl Timestamp {
         Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 
-    /// Hours and minutes in UTC, "HH:MM".
-    pub fn utc_hours_minutes(self) -> String {
-        let minutes = self.0.rem_euclid(DAY_MS) / 60_000;
-        format!("{:02}:{:02}", minutes / 60, minutes % 60)
+    /// This moment as a clock `offset_minutes` east of UTC shows it.
+    pub fn local(self, offset_minutes: i32) -> LocalTime {
+        let shifted = self.0 + i64::from(offset_minutes) * 60_000;
+        let day = shifted.div_euclid(DAY_MS);
+        let minutes = shifted.rem_euclid(DAY_MS) / 60_000;
+        let (year, month, date) = civil_from_days(day);
+        LocalTime {
+            day,
+            year,
+            month,
+            date,
+            // 1970-01-01 was a Thursday.
+            weekday: (day + 3).rem_euclid(7),
+            hour: minutes / 60,
+            minute: minutes % 60,
+        }
     }
 
     /// Reads RFC 3339 text: a date, `T` (or `t` or a space), a time with optional fraction
@@ -108,6 +120,23 @@ impl Timestamp {
             + second;
         Some(Timestamp(seconds * 1_000 + millis))
     }
+}
+
+/// A moment on a local clock, to the minute: what [`Timestamp::local`] gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    /// Days since 1970-01-01 on that clock: two moments fall on the same local day exactly
+    /// when their `day`s are equal, and yesterday is `day - 1`.
+    pub day: i64,
+    pub year: i64,
+    /// 1 (January) to 12.
+    pub month: i64,
+    /// Day of the month, from 1.
+    pub date: i64,
+    /// 0 (Monday) to 6 (Sunday).
+    pub weekday: i64,
+    pub hour: i64,
+    pub minute: i64,
 }
 
 /// RFC 3339 in UTC with milliseconds: "2026-11-22T09:30:05.482Z".
@@ -278,12 +307,26 @@ mod tests {
         }
     }
 
-    /// The clock label shows UTC hours and minutes with leading zeros.
+    /// A moment on a local clock: the offset moves the hour, and across midnight the date,
+    /// the weekday and the day number with it.
     #[test]
-    fn labels_hours_and_minutes() {
-        let at = Timestamp::parse("2026-11-22T07:05:59.999Z").unwrap();
-        assert_eq!(at.utc_hours_minutes(), "07:05");
-        assert_eq!(Timestamp::from_millis(-60_000).utc_hours_minutes(), "23:59");
+    fn shows_moments_on_local_clocks() {
+        // A Sunday, 22:30 in UTC.
+        let at = Timestamp::parse("2026-11-22T22:30:00Z").unwrap();
+        let utc = at.local(0);
+        assert_eq!((utc.year, utc.month, utc.date), (2026, 11, 22));
+        assert_eq!((utc.weekday, utc.hour, utc.minute), (6, 22, 30));
+        let east = at.local(120);
+        assert_eq!((east.month, east.date, east.weekday), (11, 23, 0));
+        assert_eq!((east.hour, east.minute, east.day), (0, 30, utc.day + 1));
+        let west = at.local(-5 * 60 - 30);
+        assert_eq!(
+            (west.date, west.hour, west.minute, west.day),
+            (22, 17, 0, utc.day)
+        );
+        let epoch = Timestamp::from_millis(0).local(-60);
+        assert_eq!((epoch.year, epoch.month, epoch.date), (1969, 12, 31));
+        assert_eq!((epoch.weekday, epoch.hour, epoch.day), (2, 23, -1));
     }
 
     /// On the wire a moment is a JSON string.

@@ -4,13 +4,18 @@
 //! A channel has one address: any other spelling of it (`/c/GENERAL`, `/c/%67eneral`) is
 //! redirected there, so the cache holds one page per channel, not one per spelling.
 //!
-//! A channel page is the same for every visitor except for its CSP nonce (the session lives
-//! in the browser's storage, not in cookies sent to pages). So the cache keeps the rendered
-//! body cut at each occurrence of the nonce, and every response gets a fresh nonce, both in
-//! the body and in its `Content-Security-Policy`: nonces are never reused across responses.
+//! A channel page is the same for every visitor in one time zone on one day, except for its
+//! CSP nonce (the session lives in the browser's storage, not in cookies sent to pages; the
+//! zone cookie, see `app::local_time`, sets the offset its times and day separators are shown
+//! at, and the local day decides what is "Today"). So pages are kept per address, offset and
+//! local day; the cache keeps the rendered body cut at each occurrence of the nonce, and
+//! every response gets a fresh nonce, both in the body and in its `Content-Security-Policy`:
+//! nonces are never reused across responses.
 
+use crate::app::local_time;
 use crate::app::nav::{channel_path, Route};
 use crate::chat::hub::Hub;
+use crate::chat::model::Timestamp;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -35,7 +40,7 @@ pub struct PageCache {
     pages: Arc<Mutex<Pages>>,
 }
 
-/// The kept pages, by path, and the bytes they hold together.
+/// The kept pages, by [`page_key`], and the bytes they hold together.
 #[derive(Default)]
 struct Pages {
     map: HashMap<String, Arc<CachedPage>>,
@@ -60,20 +65,20 @@ impl PageCache {
         }
     }
 
-    fn get(&self, path: &str, generation: u64) -> Option<Arc<CachedPage>> {
+    fn get(&self, key: &str, generation: u64) -> Option<Arc<CachedPage>> {
         let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
         pages
             .map
-            .get(path)
+            .get(key)
             .filter(|page| page.generation == generation)
             .cloned()
     }
 
     /// Keeps a page, starting over first if it would pass [`MAX_PAGES`] or
     /// [`MAX_CACHE_BYTES`].
-    fn put(&self, path: String, page: CachedPage) {
+    fn put(&self, key: String, page: CachedPage) {
         let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = pages.map.remove(&path) {
+        if let Some(old) = pages.map.remove(&key) {
             pages.bytes -= old.size();
         }
         if pages.map.len() >= MAX_PAGES || pages.bytes + page.size() > MAX_CACHE_BYTES {
@@ -81,7 +86,22 @@ impl PageCache {
             pages.bytes = 0;
         }
         pages.bytes += page.size();
-        pages.map.insert(path, Arc::new(page));
+        pages.map.insert(key, Arc::new(page));
+    }
+}
+
+/// What a page is kept under: its address, the reader's offset from UTC (from the zone
+/// cookie) and the reader's current day at that offset.
+fn page_key(path: &str, headers: &HeaderMap) -> String {
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    let offset = local_time::offset_from_cookies(cookies);
+    let today = Timestamp::now().local(offset.unwrap_or(0)).day;
+    match offset {
+        Some(offset) => format!("{path} {offset} {today}"),
+        None => format!("{path} - {today}"),
     }
 }
 
@@ -98,7 +118,8 @@ pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next)
     // Read before rendering: a change during the render makes the stored page stale at once.
     let generation = cache.hub.generation();
     // Only a channel's own address is ever stored, so a hit needs no lookup in the hub.
-    if let Some(page) = cache.get(request.uri().path(), generation) {
+    let key = page_key(request.uri().path(), request.headers());
+    if let Some(page) = cache.get(&key, generation) {
         return page.respond();
     }
     // An unknown channel falls through to its "not found" page, which is never cached.
@@ -144,7 +165,7 @@ pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next)
             headers,
             parts: split_at(&bytes, nonce.as_bytes()),
         };
-        cache.put(path, page);
+        cache.put(key, page);
     }
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -16,6 +16,7 @@ use leptos::prelude::*;
 use lists::{append_after, insert_channel, set_presence, upsert_direct};
 
 mod lists;
+pub mod read_position;
 #[cfg(feature = "hydrate")]
 pub mod socket;
 #[cfg(feature = "hydrate")]
@@ -78,6 +79,15 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// Where the feed's messages end: the server epoch and the highest sequence number
+    /// received (`None` once the view that owns the feed is gone).
+    pub fn cursor(&self) -> Option<Cursor> {
+        Some(Cursor {
+            epoch: self.epoch.try_get_value()?,
+            seq: self.cursor.try_get_value()?,
+        })
+    }
+
     fn is_for(&self, room: &Room) -> bool {
         self.room.try_with_value(|r| r == room).unwrap_or(false)
     }
@@ -496,6 +506,7 @@ impl ChatClient {
         #[cfg(feature = "hydrate")]
         {
             self.hydrated.set(true);
+            crate::app::local_time::remember_zone();
             if let Some(session) = storage::stored_session() {
                 self.session.set(Some(session));
             }

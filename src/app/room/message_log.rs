@@ -1,31 +1,219 @@
-//! The open room's messages, as a log that stays scrolled to the newest.
+//! The open room's messages: a log that follows the newest message while the reader is at
+//! the bottom and keeps their place otherwise, with a notice of what arrived below, a "New"
+//! divider above what they had not seen when the room opened, and messages grouped by author
+//! and day.
+//!
+//! # Scrolling
+//! The scroller is a `column-reverse` flex box around one block holding the list: its scroll
+//! origin is the bottom, so the first paint (server-rendered, with or without JavaScript)
+//! shows the newest messages with nothing to jump, and a reader at the bottom stays there as
+//! messages arrive, by CSS alone. `scrollTop` is 0 at the bottom and negative above it.
+//! Anything added above the list (older history) also keeps the reader's place by itself,
+//! since the distance from the bottom does not change. Only a message arriving while the
+//! reader is scrolled up needs code: before the next paint, the distance from the top is put
+//! back to what it was at the last scroll event.
 
-use crate::app::client::Feed;
+use super::layout::{lay_out, Reader, Row};
+use crate::app::client::{read_position, use_chat_client, Feed};
+use crate::app::local_time::{day_label, use_reader_clock};
 use crate::app::message_item::MessageItem;
 use leptos::prelude::*;
+
+/// How close to the bottom, in CSS pixels, still counts as reading the newest message.
+const AT_BOTTOM_PX: i32 = 40;
 
 /// The open room's messages, oldest first, scrolled to the newest.
 #[component]
 pub fn MessageLog(feed: Feed) -> impl IntoView {
-    let container = NodeRef::<leptos::html::Div>::new();
+    let client = use_chat_client();
+    let clock = use_reader_clock();
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    let last_seq = move || {
+        feed.messages
+            .with_untracked(|m| m.last().map_or(0, |m| m.seq))
+    };
+    // Where the reader had read up to when the room opened (browser only, after hydration,
+    // so the server's HTML and the hydrating browser agree there is no divider).
+    let read_at_open = RwSignal::new(None::<u64>);
+    // The newest message the reader has had in view.
+    let seen = RwSignal::new(last_seq());
+    // Whether the reader is at the bottom: only then does the log follow new messages.
+    let at_bottom = RwSignal::new(true);
+    // The distance from the top of the list to the top of the view at the last scroll event.
+    let from_top = StoredValue::new(0);
+    // The newest message the log has placed.
+    let placed = StoredValue::new(last_seq());
+
+    let see_newest = move || {
+        if let Some(cursor) = feed.cursor() {
+            seen.try_set(cursor.seq);
+            feed.room
+                .with_value(|room| read_position::mark_read(room, cursor));
+        }
+    };
+    Effect::new(move |_| {
+        let stored = feed.room.with_value(read_position::last_read);
+        if let (Some(stored), Some(now)) = (stored, feed.cursor()) {
+            if stored.epoch == now.epoch {
+                read_at_open.set(Some(stored.seq));
+            }
+        }
+        see_newest();
+    });
+    // Runs in an animation frame, outside the view: the view may be gone by then.
+    let follow = move || {
+        let Some(placed_seq) = placed.try_get_value() else {
+            return;
+        };
+        let (Some(el), Some((seq, author))) = (
+            scroller.get_untracked(),
+            feed.messages
+                .with_untracked(|m| m.last().map(|m| (m.seq, m.author.id))),
+        ) else {
+            return;
+        };
+        if seq <= placed_seq {
+            // Older history or a deletion: the scroller keeps the distance from the bottom.
+            return;
+        }
+        placed.set_value(seq);
+        let mine = client
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.user.id) == Some(author));
+        if mine || at_bottom.get_untracked() {
+            el.set_scroll_top(0);
+            at_bottom.set(true);
+            see_newest();
+        } else {
+            let range = el.scroll_height() - el.client_height();
+            el.set_scroll_top(from_top.get_value() - range);
+        }
+    };
     Effect::new(move |_| {
         feed.messages.track();
-        if let Some(el) = container.get() {
-            el.set_scroll_top(el.scroll_height());
+        // After the list has been drawn and before it is painted.
+        request_animation_frame(follow);
+    });
+    let on_scroll = move |_| {
+        let Some(el) = scroller.get_untracked() else {
+            return;
+        };
+        let top = el.scroll_top();
+        from_top.set_value(top + el.scroll_height() - el.client_height());
+        let bottom = top >= -AT_BOTTOM_PX;
+        if bottom != at_bottom.get_untracked() {
+            at_bottom.set(bottom);
+        }
+        if bottom && seen.get_untracked() < placed.get_value() {
+            see_newest();
+        }
+    };
+    let jump = move |_| {
+        if let Some(el) = scroller.get_untracked() {
+            el.set_scroll_top(0);
+            // The button goes away; the log keeps the keyboard focus.
+            let _ = el.focus();
+        }
+        at_bottom.set(true);
+        see_newest();
+    };
+    let unseen = Memo::new(move |_| {
+        if at_bottom.get() {
+            return 0;
+        }
+        let (seen, me) = (seen.get(), client.my_id());
+        feed.messages.with(|m| {
+            m.iter()
+                .filter(|m| m.seq > seen && Some(m.author.id) != me)
+                .count()
+        })
+    });
+    let rows = Memo::new(move |_| {
+        let offset_at = |at| clock.offset_at(at);
+        let reader = Reader {
+            offset_at: &offset_at,
+            read_up_to: read_at_open.get(),
+            me: client.my_id(),
+        };
+        feed.messages.with(|messages| lay_out(messages, &reader))
+    });
+    view! {
+        <div class="log-frame">
+            <div
+                class="log-scroll"
+                role="log"
+                aria-label="Chat history"
+                tabindex="0"
+                node_ref=scroller
+                on:scroll=on_scroll
+            >
+                <div class="log-content">
+                    <Show when=move || feed.messages.with(Vec::is_empty)>
+                        <p class="hint">"No messages yet. Say hello!"</p>
+                    </Show>
+                    <ol class="log">
+                        <For
+                            each=move || rows.get()
+                            key=|row| {
+                                (
+                                    row.message.id,
+                                    row.message.author.name.to_string(),
+                                    row.starts_group,
+                                    row.day.map(|day| day.day),
+                                    row.first_unread,
+                                )
+                            }
+                            children=row_view
+                        />
+                    </ol>
+                </div>
+            </div>
+            <Show when=move || { unseen.get() > 0 }>
+                <div class="new-messages">
+                    <span>
+                        {move || match unseen.get() {
+                            1 => "1 new message".to_owned(),
+                            n => format!("{n} new messages"),
+                        }}
+                    </span>
+                    <button type="button" on:click=jump>"Jump to newest"</button>
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+/// One entry of the list: the day separator and the "New" divider that go above the message,
+/// if any, then the message.
+fn row_view(row: Row) -> impl IntoView {
+    let clock = use_reader_clock();
+    let at = row.message.sent_at;
+    // "Today" is the reader's, by the browser's clock once hydrated (the server's before).
+    let day = row.day.map(|day| {
+        let label = move || day_label(&day, clock.today());
+        view! {
+            <div
+                class="day-separator"
+                class:zone-unknown=move || clock.offset_at(at).is_none()
+                role="separator"
+                aria-label=label
+            >
+                <span>{label}</span>
+            </div>
+        }
+    });
+    let divider = row.first_unread.then(|| {
+        view! {
+            <div class="new-divider" role="separator" aria-label="New">
+                <span>"New"</span>
+            </div>
         }
     });
     view! {
-        <div class="log-scroll" node_ref=container>
-            <Show when=move || feed.messages.with(Vec::is_empty)>
-                <p class="hint">"No messages yet. Say hello!"</p>
-            </Show>
-            <ol class="log" role="log" aria-label="Chat history">
-                <For
-                    each=move || feed.messages.get()
-                    key=|message| (message.id, message.author.name.to_string())
-                    children=|message| view! { <MessageItem message/> }
-                />
-            </ol>
-        </div>
+        <li class="entry">
+            {day}
+            {divider}
+            <MessageItem message=row.message starts_group=row.starts_group/>
+        </li>
     }
 }

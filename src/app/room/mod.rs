@@ -6,6 +6,7 @@
 mod channel_page;
 mod composer;
 mod direct_page;
+mod layout;
 mod message_log;
 mod online_list;
 mod room_view;

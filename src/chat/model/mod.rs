@@ -14,7 +14,7 @@ mod name;
 mod room;
 mod user;
 
-pub use super::timestamp::Timestamp;
+pub use super::timestamp::{LocalTime, Timestamp};
 pub use error::{ChatError, Detail};
 pub use file::{human_size, parse_file_name, sniff_image, Attachment, FileId};
 pub use limits::{Limits, DEFAULT_MAX_UPLOAD_BYTES};

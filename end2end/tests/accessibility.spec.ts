@@ -1,0 +1,127 @@
+// Issue 17, accessibility: axe-core finds no serious or critical violation on the home, channel
+// and private-conversation pages, and every focus ring stands out from what is behind it.
+import { test, expect, type Page } from "@playwright/test";
+import AxeBuilder from "@axe-core/playwright";
+import { User, seedMessages, unique } from "./fixtures/flack";
+
+/** The serious and critical violations axe-core finds on `page`, one line each. */
+async function seriousViolations(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page }).analyze();
+  return results.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+/** The home page (as the server sends it: in the browser it moves on to a room at once) and
+ *  the name prompt a first visit gets have no serious or critical violations. */
+test("the home page passes axe", async ({ browser }) => {
+  // Without the WebAssembly the page stays as served (axe itself needs JavaScript).
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.route("**/*.wasm", (route) => route.abort());
+  await page.goto("/");
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Flack");
+  expect(await seriousViolations(page)).toEqual([]);
+
+  const first = await context.newPage();
+  await first.goto("/");
+  await expect(first.getByRole("dialog")).toBeVisible();
+  expect(await seriousViolations(first)).toEqual([]);
+  await context.close();
+});
+
+/** A channel page with grouped messages, a day separator, the "New" divider and the
+ *  new-messages notice showing has no serious or critical violations. */
+test("a channel page passes axe", async ({ browser }) => {
+  const name = unique("axe");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(name);
+  await seedMessages(ada.page, name, unique("Seeder"), 40);
+  await ada.send("a message of my own");
+  const bob = await User.open(browser, "Bob", `/c/${name}`);
+  await bob.openChannel("general");
+  await ada.send("while Bob was away");
+  await bob.openChannel(name);
+  await expect(bob.page.getByRole("separator", { name: "New" })).toBeVisible();
+  await bob.log().evaluate((el) => el.scrollTo({ top: -el.scrollHeight }));
+  await bob.log().evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await ada.send("one more");
+  await expect(bob.page.getByRole("button", { name: "Jump to newest" })).toBeVisible();
+  expect(await seriousViolations(bob.page)).toEqual([]);
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.close();
+  await bob.close();
+});
+
+/** A private conversation's page has no serious or critical violations. */
+test("a private conversation passes axe", async ({ browser }) => {
+  const room = unique("axe-dm");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(room);
+  const bob = await User.open(browser, "Bob", `/c/${room}`);
+  await ada.page.getByRole("list", { name: "Online" }).getByRole("button", { name: `Message ${bob.name}` }).click();
+  await expect(ada.page.getByRole("heading", { level: 1 })).toHaveText(bob.name);
+  await ada.send("just between us");
+  await ada.send("really");
+  await expect(ada.log()).toContainText("really");
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.close();
+  await bob.close();
+});
+
+/** Every element that shows a focus ring while tabbing through a channel page, in the light
+ *  and the dark scheme, draws it at a contrast of at least 3:1 against the background it
+ *  sits on (WCAG 2.2, 1.4.11). */
+test("focus rings have at least 3:1 contrast", async ({ browser }) => {
+  const ada = await User.open(browser, "Ada");
+  await ada.send("something to focus near");
+  const page = ada.page;
+  for (const colorScheme of ["light", "dark"] as const) {
+    await page.emulateMedia({ colorScheme });
+    await page.locator("body").focus();
+    const seen: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press("Tab");
+      const ring = await page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        if (!el || el === document.body) return null;
+        const style = getComputedStyle(el);
+        if (style.outlineStyle === "none" || parseFloat(style.outlineWidth) === 0) {
+          return { name: el.outerHTML.slice(0, 80), ratio: 0 };
+        }
+        const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+        const luminance = ([r, g, b]: number[]) => {
+          const lin = (v: number) => {
+            const s = v / 255;
+            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+          };
+          return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+        };
+        // A ring drawn outside the element sits on its parent's background; one drawn inside
+        // (a negative offset) on the element's own. The first opaque background up the tree.
+        let from: Element | null = parseFloat(style.outlineOffset) < 0 ? el : el.parentElement;
+        let background = "rgb(255, 255, 255)";
+        for (; from; from = from.parentElement) {
+          const bg = getComputedStyle(from).backgroundColor;
+          const parts = rgb(bg);
+          if (parts.length >= 3 && (parts.length < 4 || parts[3] > 0)) {
+            background = bg;
+            break;
+          }
+        }
+        const a = luminance(rgb(style.outlineColor));
+        const b = luminance(rgb(background));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        return { name: el.outerHTML.slice(0, 80), ratio };
+      });
+      if (!ring) continue;
+      seen.push(ring.name);
+      expect(ring.ratio, `${colorScheme} focus ring of ${ring.name}`).toBeGreaterThanOrEqual(3);
+    }
+    // The walk went through the sidebar and the room: links, fields, buttons and the log.
+    expect(seen.some((s) => s.startsWith("<a"))).toBe(true);
+    expect(seen.some((s) => s.includes('role="log"'))).toBe(true);
+    expect(seen.some((s) => s.startsWith("<textarea"))).toBe(true);
+  }
+  await ada.close();
+});
