@@ -1,5 +1,6 @@
 //! The open room's messages, as a log that stays scrolled to the newest.
 
+use super::older_messages::OlderMessages;
 use crate::app::client::Feed;
 use crate::app::message_item::MessageItem;
 use leptos::prelude::*;
@@ -8,14 +9,18 @@ use leptos::prelude::*;
 #[component]
 pub fn MessageLog(feed: Feed) -> impl IntoView {
     let container = NodeRef::<leptos::html::Div>::new();
-    Effect::new(move |_| {
-        feed.messages.track();
-        if let Some(el) = container.get() {
+    // Only a new newest message scrolls down: older pages go in above without moving.
+    Effect::new(move |shown: Option<Option<Option<u64>>>| {
+        let newest = feed.messages.with(|m| m.last().map(|m| m.seq));
+        let el = container.get()?;
+        if shown.flatten() != Some(newest) {
             el.set_scroll_top(el.scroll_height());
         }
+        Some(newest)
     });
     view! {
         <div class="log-scroll" node_ref=container>
+            <OlderMessages feed scroller=container/>
             <Show when=move || feed.messages.with(Vec::is_empty)>
                 <p class="hint">"No messages yet. Say hello!"</p>
             </Show>

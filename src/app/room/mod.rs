@@ -7,6 +7,7 @@ mod channel_page;
 mod composer;
 mod direct_page;
 mod message_log;
+mod older_messages;
 mod online_list;
 mod room_view;
 
