@@ -147,14 +147,23 @@ pub(crate) async fn settle_archive_in(
         .await
         .map_err(failed)?;
     }
-    let trimmed = tx
-        .execute(
-            "DELETE FROM archive AS a USING rooms AS r \
-                WHERE r.key = a.room_key AND a.seq < r.kept_from",
-            &[],
-        )
+    // Room by room, each a range of the primary key: never a scan of the whole archive.
+    let mut trimmed = 0;
+    for row in tx
+        .query("SELECT key, kept_from FROM rooms WHERE kept_from > 1", &[])
         .await
-        .map_err(failed)?;
+        .map_err(failed)?
+    {
+        let key: String = row.try_get(0).map_err(failed)?;
+        let floor: i64 = row.try_get(1).map_err(failed)?;
+        trimmed += tx
+            .execute(
+                "DELETE FROM archive WHERE room_key = $1 AND seq < $2",
+                &[&key, &floor],
+            )
+            .await
+            .map_err(failed)?;
+    }
     if trimmed > 0 {
         tracing::info!(
             trimmed,

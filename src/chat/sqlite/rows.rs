@@ -110,13 +110,23 @@ pub(super) fn settle_archive(
         )
         .map_err(failed)?;
     }
-    let trimmed = tx
-        .execute(
-            "DELETE FROM archive WHERE seq < \
-                (SELECT kept_from FROM rooms WHERE rooms.key = archive.room_key)",
-            [],
-        )
+    // Room by room, each a range of the primary key: never a scan of the whole archive.
+    let floors: Vec<(String, i64)> = tx
+        .prepare("SELECT key, kept_from FROM rooms WHERE kept_from > 1")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
         .map_err(failed)?;
+    let mut trimmed = 0;
+    for (key, floor) in floors {
+        trimmed += tx
+            .execute(
+                "DELETE FROM archive WHERE room_key = ?1 AND seq < ?2",
+                params![key, floor],
+            )
+            .map_err(failed)?;
+    }
     if trimmed > 0 {
         tracing::info!(
             trimmed,
