@@ -116,7 +116,9 @@ pub trait Store: Send + Sync + 'static {
     fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Durable;
     /// Records a user's new display name.
     fn rename_user(&self, user: &UserInfo) -> Durable;
-    /// Records a new message; the store keeps the same most-recent window as the history.
+    /// Records a new message; the store keeps the same most-recent window as the history
+    /// (what a start loads), and a durable store also keeps it in its [`Archive`] for as long
+    /// as its retention says.
     fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
     fn delete_message(&self, room: &Room, id: MessageId) -> Durable;
