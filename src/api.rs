@@ -87,6 +87,19 @@ pub async fn list_channels() -> Result<Vec<ChannelInfo>, ChatError> {
 /// Creates a channel; fails if the name is invalid or taken (without regard to case).
 #[server(endpoint = "create_channel")]
 pub async fn create_channel(token: String, name: String) -> Result<ChannelInfo, ChatError> {
+    // In cluster mode the user's allowance of new channels is the cluster's, not each
+    // instance's.
+    let cluster = use_context::<crate::chat::cluster::ClusterHandle>();
+    if let Some(cluster) = cluster {
+        // A name refused anyway costs nothing.
+        answer(crate::chat::model::ChannelName::parse_new(&name).map(|_| ()))?;
+        let user = answer(hub().and_then(|hub| hub.user_for_token(&token)))?;
+        answer(
+            cluster
+                .allow(crate::chat::cluster::Shared::Channels, user.id)
+                .await,
+        )?;
+    }
     let saved = answer(hub().and_then(|hub| hub.create_channel(&token, &name)))?;
     answer(saved.stored().await)
 }
@@ -101,6 +114,16 @@ pub async fn channel_history(channel: String) -> Result<HistoryPage, ChatError> 
 #[server(endpoint = "direct_history")]
 pub async fn direct_history(token: String, peer: u64) -> Result<HistoryPage, ChatError> {
     answer(hub().and_then(|hub| hub.direct_page(&token, crate::chat::model::UserId(peer))))
+}
+
+/// Registered people whose name contains `query` (without regard to case), sorted by
+/// name, at most 50; for the token's user to find someone to message.
+#[server(endpoint = "people")]
+pub async fn find_people(
+    token: String,
+    query: String,
+) -> Result<Vec<crate::chat::model::UserInfo>, ChatError> {
+    answer(hub().and_then(|hub| hub.people(&token, &query)))
 }
 
 /// Up to 100 messages of a channel numbered below `before`, oldest first, from the store,

@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (Hub::open(store.clone(), limits, encode)?, store, None)
     };
     server::files::spawn_unsent_sweeper(hub.clone());
-    let listener = tokio::net::TcpListener::bind(config.server.addr).await?;
+    let listener = server::listen::bind(config.server.addr)?;
     let listen = server::ListenSettings::from_config(&config).fit_open_file_limit();
     tracing::info!(addr = %listener.local_addr()?, site_root = %config.server.site_root.display(), "Flack is listening");
     let mut state = AppState::new(config, hub.clone());
@@ -49,8 +49,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         state.cluster = Some(cluster.start(hub.clone(), state.address_counts()));
     }
     let stopping = state.clone();
+    let cluster = state.cluster.clone();
+    let must_restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let restart = must_restart.clone();
     let shutdown = async move {
-        server::shutdown_signal().await;
+        let epoch_left = async {
+            match &cluster {
+                Some(cluster) => cluster.stopped().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = server::shutdown_signal() => {}
+            reason = epoch_left => {
+                tracing::error!(%reason, "stopping; restart this instance");
+                restart.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         // Stop accepting, and close live sockets with "going away".
         stopping.begin_shutdown();
     };
@@ -64,6 +79,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // epoch and clients resume where they were.
     tokio::task::block_in_place(|| store.close());
     tracing::info!("stopped");
+    if must_restart.load(std::sync::atomic::Ordering::SeqCst) {
+        // A supervisor restarts it; started again, it loads the new epoch.
+        std::process::exit(75);
+    }
     Ok(())
 }
 

@@ -211,6 +211,18 @@ impl Instance {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 
+    /// Waits up to `limit` for the process to exit by itself; its exit code, if it did.
+    async fn exited_within(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Kills the process at once, as a crash would.
     fn kill(&mut self) {
         let _ = self.child.kill();
@@ -551,6 +563,7 @@ async fn the_posting_allowance_holds_across_instances() {
     let slow = [
         ("FLACK_LIMITS_MESSAGES_PER_SECOND", "1"),
         ("FLACK_LIMITS_MESSAGE_BURST", "4"),
+        ("FLACK_LIMITS_CHANNELS_PER_MINUTE", "2"),
     ];
     let a = cluster.instance(&slow).await;
     let b = cluster.instance(&slow).await;
@@ -572,6 +585,19 @@ async fn the_posting_allowance_holds_across_instances() {
             }
             ServerEvent::Ack { .. } => panic!("the second instance gave a second allowance"),
             _ => {}
+        }
+    }
+    // New channels too: two through A use up the minute's allowance on B as well.
+    for (instance, name, status) in [(&a, "first", 200), (&a, "second", 200), (&b, "third", 429)] {
+        let form = format!("token={}&name={name}", session.token);
+        let answer = http(instance, "POST", "/api/create_channel", Some(&form)).await;
+        assert_eq!(answer.status, status, "{name}: {}", answer.body);
+        if status == 429 {
+            assert!(
+                answer.body.contains("channel_rate_limited"),
+                "{}",
+                answer.body
+            );
         }
     }
 }
@@ -1165,6 +1191,46 @@ async fn pages_follow_changes_made_through_other_instances() {
             "B's page never showed A's message"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The epoch changes when PostgreSQL itself lost commits (here: its rows put back as an older
+/// backup would have them): every instance notices, the cluster starts a new epoch, the
+/// instances stop so as to be restarted, and restarted they serve the new epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_lost_commits_starts_a_new_epoch() {
+    let cluster = Cluster::new();
+    let mut a = cluster.instance(&[]).await;
+    let mut b = cluster.instance(&[]).await;
+    let mut welcome = Client::connect_raw(&b).await;
+    let epoch = match welcome.next().await {
+        ServerEvent::Hub(HubEvent::Welcome { epoch, .. }) => epoch,
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    let mut watcher = user(&b, "watcher").await;
+    watcher.join(&general()).await;
+    let mut poster = user(&a, "poster").await;
+    for i in 0..5 {
+        post(&mut poster, &format!("m{i}"), &format!("r{i}")).await;
+    }
+    acks(&mut poster, 5).await;
+    messages(&mut watcher, 5).await;
+    let db = connect(&cluster.url()).await;
+    db.batch_execute(
+        "DELETE FROM recent_messages WHERE room_key = 'c:general' AND seq >= 3; \
+         UPDATE rooms SET next_seq = 3 WHERE key = 'c:general';",
+    )
+    .await
+    .expect("the rows are put back");
+    assert_eq!(a.exited_within(Duration::from_secs(10)).await, Some(75));
+    assert_eq!(b.exited_within(Duration::from_secs(10)).await, Some(75));
+    let again = cluster.instance(&[]).await;
+    let mut welcome = Client::connect_raw(&again).await;
+    match welcome.next().await {
+        ServerEvent::Hub(HubEvent::Welcome { epoch: now, .. }) => {
+            assert_ne!(now, epoch, "a new epoch after lost commits")
+        }
+        other => panic!("expected welcome, got {other:?}"),
     }
 }
 

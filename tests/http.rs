@@ -395,3 +395,63 @@ async fn readiness_probes_cost_the_store_one_write_a_second() {
     let pings = counted.0.load(std::sync::atomic::Ordering::Relaxed);
     assert!(pings <= seconds + 1, "{pings} pings in {seconds} s");
 }
+
+/// People are found by any part of their name, without regard to case, sorted by name, and
+/// never include the one asking; only a registered user may look.
+#[tokio::test]
+async fn people_are_found_by_name_for_registered_users() {
+    let server = start().await;
+    let ada = Client::user(&server, "Ada").await;
+    for name in ["Bob", "bobby", "Rob", "Carol"] {
+        server
+            .hub
+            .register(name)
+            .unwrap()
+            .stored()
+            .await
+            .expect("stored");
+    }
+    let ask = |token: String, query: &str| {
+        let form = format!("token={token}&query={query}");
+        let server = &server;
+        async move { http(server, "POST", "/api/people", Some(&form)).await }
+    };
+    let found = ask(ada.token(), "OB").await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let names: Vec<String> = serde_json::from_str::<Vec<flack::chat::model::UserInfo>>(&found.body)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name.to_string())
+        .collect();
+    assert_eq!(names, ["Bob", "bobby", "Rob"]);
+    let everyone = ask(ada.token(), "").await;
+    assert!(!everyone.body.contains("\"Ada\""), "{}", everyone.body);
+    assert!(everyone.body.contains("Carol"), "{}", everyone.body);
+    let stranger = ask("not-a-token".into(), "").await;
+    assert_eq!(stranger.status, 401, "{}", stranger.body);
+    assert!(!stranger.body.contains("Carol"));
+}
+
+/// A private conversation someone only opened, without a message, is not in the other's
+/// list (nor in the opener's, once they reload); the first message puts it in both.
+#[tokio::test]
+async fn only_conversations_with_a_message_are_listed() {
+    let server = start().await;
+    let mut ada = Client::user(&server, "Ada").await;
+    let bob = Client::user(&server, "Bob").await;
+    let direct = flack::chat::model::Room::Direct(
+        flack::chat::model::DirectKey::between(ada.id(), bob.id()).unwrap(),
+    );
+    ada.join(&direct).await;
+    let listed = |token: String| {
+        let form = format!("token={token}");
+        let server = &server;
+        async move { http(server, "POST", "/api/directs", Some(&form)).await.body }
+    };
+    assert!(!listed(bob.token()).await.contains("Ada"));
+    assert!(!listed(ada.token()).await.contains("Bob"));
+    ada.post(&direct, "hello").await;
+    ada.acks(1).await;
+    assert!(listed(bob.token()).await.contains("Ada"));
+    assert!(listed(ada.token()).await.contains("Bob"));
+}

@@ -3,8 +3,8 @@
 
 use super::client::use_chat_client;
 use super::nav::{channel_path, direct_path, use_location, Link};
-use crate::api::{my_directs, CreateChannel};
-use crate::chat::model::{ChannelName, ChatError};
+use crate::api::{find_people, my_directs, CreateChannel};
+use crate::chat::model::{ChannelName, ChatError, UserInfo};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -46,6 +46,7 @@ pub fn Sidebar() -> impl IntoView {
                 <ChannelLinks/>
             </nav>
             <DirectLinks/>
+            <People/>
             <NewChannelForm/>
         </aside>
     }
@@ -163,10 +164,115 @@ fn DirectLinks() -> impl IntoView {
         <nav aria-label="Direct messages" class="channel-nav">
             <h2 class="nav-title">"Direct messages"</h2>
             <Show when=move || client.directs.with(Vec::is_empty)>
-                <p class="hint small">"Message someone from the Online list."</p>
+                <p class="hint small">"Message someone from People or the Online list."</p>
             </Show>
             <ul class="channel-list">{links}</ul>
         </nav>
+    }
+}
+
+/// The people finder: a button that opens a search over everyone registered, each found
+/// person with a button that starts (or opens) a private conversation with them. It is in
+/// the sidebar, so it is there on every screen size.
+#[component]
+fn People() -> impl IntoView {
+    let client = use_chat_client();
+    let location = use_location();
+    let open = RwSignal::new(false);
+    let query = RwSignal::new(String::new());
+    let found = RwSignal::new(Vec::<UserInfo>::new());
+    let error = RwSignal::new(None::<String>);
+    // Answers can come back out of order: only the latest search's is shown.
+    let asked = StoredValue::new(0u64);
+    let search = move || {
+        let Some(token) = client.token() else {
+            error.set(Some(ChatError::NotIdentified.to_string()));
+            return;
+        };
+        let number = asked.get_value() + 1;
+        asked.set_value(number);
+        let text = query.get_untracked();
+        spawn_local(async move {
+            let answer = find_people(token, text).await;
+            if asked.get_value() != number {
+                return;
+            }
+            match answer {
+                Ok(people) => {
+                    error.set(None);
+                    found.set(people);
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    let toggle = move |_| {
+        let now_open = !open.get_untracked();
+        open.set(now_open);
+        if now_open {
+            search();
+        }
+    };
+    let entries = move || {
+        found
+            .get()
+            .into_iter()
+            .map(|person| {
+                let name = person.name.to_string();
+                let label = format!("Message {name}");
+                let path = direct_path(person.id);
+                view! {
+                    <li>
+                        <button
+                            type="button"
+                            class="link-button person"
+                            aria-label=label
+                            on:click=move |_| {
+                                open.set(false);
+                                location.navigate(&path, false);
+                            }
+                        >
+                            {name}
+                        </button>
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <Show when=move || client.session.with(Option::is_some)>
+            <section class="people">
+                <button
+                    type="button"
+                    class="secondary people-toggle"
+                    aria-expanded=move || open.get().to_string()
+                    aria-controls="people-panel"
+                    on:click=toggle
+                >
+                    "People"
+                </button>
+                <Show when=move || open.get()>
+                    <div id="people-panel" class="people-panel">
+                        <input
+                            type="search"
+                            aria-label="Find people"
+                            placeholder="Find people"
+                            autocomplete="off"
+                            prop:value=move || query.get()
+                            on:input=move |ev| {
+                                query.set(event_target_value(&ev));
+                                search();
+                            }
+                        />
+                        <ul aria-label="People">{entries}</ul>
+                        <Show when=move || found.with(Vec::is_empty) && error.with(Option::is_none)>
+                            <p class="hint small">"Nobody by that name."</p>
+                        </Show>
+                        <p class="form-error" role="alert">{move || error.get()}</p>
+                    </div>
+                </Show>
+            </section>
+        </Show>
     }
 }
 

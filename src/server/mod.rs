@@ -134,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         move || {
             provide_context(state.clone());
             provide_context(state.hub.clone());
+            // Server functions reach the cluster's shared allowances through this.
+            if let Some(cluster) = &state.cluster {
+                provide_context(cluster.clone());
+            }
         }
     };
     let app = {

@@ -122,6 +122,10 @@ pub struct ChatClient {
     /// The open room, if any. Not reactive: views get their feed from
     /// [`ChatClient::open_room`].
     feed: StoredValue<Option<Feed>>,
+    /// The room the socket is joined to. Kept apart from the feed, whose values belong to
+    /// the view that shows it and are gone once that view is: when the next room opens,
+    /// this still says which one to leave.
+    joined: StoredValue<Option<Room>>,
     #[cfg(feature = "hydrate")]
     socket: StoredValue<Option<socket::Live>, LocalStorage>,
     #[cfg(feature = "hydrate")]
@@ -140,6 +144,7 @@ pub fn provide_chat_client() -> ChatClient {
         name_error: RwSignal::new(None),
         limits: StoredValue::new(Limits::default()),
         feed: StoredValue::new(None),
+        joined: StoredValue::new(None),
         #[cfg(feature = "hydrate")]
         socket: StoredValue::new_local(None),
         #[cfg(feature = "hydrate")]
@@ -210,7 +215,8 @@ impl ChatClient {
             cursor: StoredValue::new(page.last_seq),
             older: StoredValue::new(false),
         };
-        let previous = self.current();
+        let previous = self.joined.get_value();
+        self.joined.set_value(Some(page.room.clone()));
         self.feed.set_value(Some(feed));
         if let Some(previous) = previous.filter(|p| *p != page.room) {
             self.send_event(&ClientEvent::Leave { room: previous });

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// The channel the benchmark talks in.
 const CHANNEL: &str = "bench";
 /// Filler so each message is about the size of a short chat line.
-const PADDING: &str = "the quick brown fox jumps over the lazy dog";
+pub const PADDING: &str = "the quick brown fox jumps over the lazy dog";
 
 /// The channel every scenario talks in.
 fn bench_room() -> Result<Room, String> {
@@ -129,9 +129,21 @@ impl Fleet {
         receivers: usize,
         senders: usize,
     ) -> Result<Fleet, String> {
-        let addr = server.addr;
+        Fleet::connect_split(server, server, receivers, senders).await
+    }
+
+    /// Connects `receivers` receivers to `receiving` and `senders` senders to `sending`
+    /// (two instances of one cluster, or the same server twice).
+    pub async fn connect_split(
+        receiving: &Server,
+        sending: &Server,
+        receivers: usize,
+        senders: usize,
+    ) -> Result<Fleet, String> {
+        let addr = receiving.addr;
+        let sender_addr = sending.addr;
         let mut fleet = Fleet {
-            kind: server.kind,
+            kind: receiving.kind,
             tallies: Vec::new(),
             received: Arc::new(AtomicU64::new(0)),
             counting: Arc::new(AtomicBool::new(false)),
@@ -142,13 +154,16 @@ impl Fleet {
             tasks: Vec::new(),
         };
         let mut tokens = Vec::new();
-        if server.kind == Kind::Flack {
+        if receiving.kind == Kind::Flack {
             for i in 0..senders {
-                let name = format!("bench-sender-{i}-{}", addr.port());
-                tokens.push(net::register(addr, &name).await?);
+                let name = format!("bench-sender-{i}-{}", sender_addr.port());
+                tokens.push(net::register(sender_addr, &name).await?);
             }
             if let Some(token) = tokens.first() {
-                net::create_channel(addr, token, CHANNEL).await?;
+                net::create_channel(sender_addr, token, CHANNEL).await?;
+                if sender_addr != addr {
+                    net::wait_for_channel(addr, CHANNEL, Duration::from_secs(10)).await?;
+                }
             }
         }
         // Receivers, a few hundred connecting at a time.
@@ -156,7 +171,7 @@ impl Fleet {
         let mut connecting = Vec::new();
         for i in 0..receivers {
             let gate = gate.clone();
-            let kind = server.kind;
+            let kind = receiving.kind;
             connecting.push(tokio::spawn(async move {
                 let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
                 let mut ws = tokio::time::timeout(
@@ -209,7 +224,7 @@ impl Fleet {
             fleet.tallies.push(tally);
         }
         for i in 0..senders {
-            let mut ws = net::websocket(addr, Some(net::source_ip(receivers + i))).await?;
+            let mut ws = net::websocket(sender_addr, Some(net::source_ip(receivers + i))).await?;
             if let Some(token) = tokens.get(i) {
                 let auth = ClientEvent::Auth {
                     token: token.clone(),

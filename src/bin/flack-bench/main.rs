@@ -15,10 +15,18 @@
 //!   the attacks of hardening issue 15 (all, none, or those numbered) run against Flack with
 //!   its default limits. `--fill N`: messages of 4,000 characters put in the channels
 //!   attacks 1 and 7 use (100).
+//! - `cluster [--quick] [--seconds 10] [--clients 1000] [--baseline sqlite|postgres|both]`: cluster
+//!   mode (issue 16) against single-node Flack in the same run: delivery across two
+//!   instances (`--seconds` long), the CPU of Flack, Redis and PostgreSQL, one room's
+//!   acknowledged post rate, and failover of `--clients` clients when an instance is killed.
+//!   PostgreSQL from `FLACK_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`),
+//!   Redis from `FLACK_BENCH_REDIS` (default `redis://127.0.0.1:6379/`). `--quick`: the
+//!   smoke run's sizes (a few seconds each), which the other options then change.
 //! - `ceiling --addr A`: serve the ceiling (used by the others).
 
 mod abuse;
 mod ceiling;
+mod cluster;
 mod fanout;
 mod first_load;
 mod idle;
@@ -234,6 +242,8 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
         reports.push(report);
     }
     if smoke {
+        eprintln!("cluster: two instances, a few seconds of each measurement, small");
+        reports.extend(cluster::run(&cluster::Scale::smoke()).await?);
         eprintln!("abuse: every attack, a few seconds, small");
         let all = abuse::parse_attacks("all")?;
         let report = abuse::run(secs(3.0), &all, abuse::Scale::smoke()).await?;
@@ -305,6 +315,17 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
             scale.fill = args.get("fill", scale.fill)?;
             Ok(vec![abuse::run(duration, &attacks, scale).await?])
         }
+        "cluster" => {
+            let mut scale = if args.0.contains_key("quick") {
+                cluster::Scale::smoke()
+            } else {
+                cluster::Scale::full()
+            };
+            scale.delivery = secs(args.get("seconds", scale.delivery.as_secs_f64())?);
+            scale.clients = args.get("clients", scale.clients)?;
+            scale.baselines = cluster::Baseline::parse(&args.get("baseline", "both".to_owned())?)?;
+            cluster::run(&scale).await
+        }
         other => Err(format!(
             "unknown command {other:?}; see the top of src/bin/flack-bench/main.rs"
         )),
@@ -316,7 +337,7 @@ async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
         eprintln!(
-            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|ceiling [--options]"
+            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|cluster|ceiling [--options]"
         );
         std::process::exit(2);
     };

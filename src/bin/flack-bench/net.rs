@@ -233,3 +233,30 @@ pub async fn create_channel(addr: SocketAddr, token: &str, name: &str) -> Result
         Err(text.into_owned())
     }
 }
+
+/// Waits until `addr` lists the channel `name` (another instance of a cluster learns of a
+/// new channel a moment after the one that made it).
+pub async fn wait_for_channel(
+    addr: SocketAddr,
+    name: &str,
+    within: std::time::Duration,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + within;
+    let quoted = format!("\"{name}\"");
+    loop {
+        let asked = tokio::time::timeout(within, async {
+            let mut http = Http::connect(addr, None).await?;
+            http.request("POST", "/api/channels", None).await
+        })
+        .await
+        .map_err(|_| format!("{addr} did not answer within {within:?}"))?
+        .map_err(|e| e.to_string())?;
+        if String::from_utf8_lossy(&asked.body).contains(&quoted) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("{addr} did not list the channel {name} in time"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -92,6 +92,50 @@ pub fn open_file_limit(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// The processes whose command name (`/proc/<pid>/comm`) is `name`, with their command
+/// lines (arguments joined by spaces; PostgreSQL backends rewrite theirs to say which
+/// database they serve).
+pub fn processes_named(name: &str) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        found.push((pid, line.trim_end().to_owned()));
+    }
+    found
+}
+
+/// How many connections the machine's listening sockets have dropped so far because their
+/// accept queue was full (`TcpExt: ListenOverflows` in `/proc/net/netstat`; the client
+/// then tries again after its SYN timeout, a second at first).
+pub fn listen_overflows() -> u64 {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +154,8 @@ mod tests {
             10 + 1 + 5 + 2 + 3 + 4
         );
         assert!(machine_busy_secs() > 0.0);
+        let me = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let found = processes_named(me.trim_end());
+        assert!(found.iter().any(|(p, _)| *p == pid), "{found:?}");
     }
 }

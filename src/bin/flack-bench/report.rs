@@ -74,6 +74,44 @@ pub struct Report {
     pub other_cpu_secs: f64,
     #[serde(skip_serializing_if = "is_zero_f64")]
     pub machine_seconds: f64,
+    /// Cluster: CPU seconds of Redis, of the PostgreSQL backends serving the run's
+    /// databases, and of every PostgreSQL process (its WAL writer and checkpointer too,
+    /// and anyone else's backends) while measured.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub redis_cpu_secs: f64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub postgres_cpu_secs: f64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub postgres_all_cpu_secs: f64,
+    /// Cluster post rate: the slowest acknowledgement.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ack_max_us: u64,
+    /// Cluster failover: time from the kill until each client's join on the other instance
+    /// was answered (`p50_us`.. `max_us` hold the time until it held every message
+    /// acknowledged before the kill).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejoined_p50_us: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejoined_p99_us: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejoined_max_us: u64,
+    /// Cluster failover: messages a client got twice, got before an older one, clients that
+    /// did not rejoin or catch up, and the different problems clients met.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicates: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub out_of_order: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub clients_behind: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub client_problems: u64,
+    /// Cluster failover: connections the machine's listening sockets dropped (accept queue
+    /// full) from the kill until every client was back.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub listen_overflows: u64,
+    /// Cluster: warning and error lines in the instances' logs.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub logged_problems: u64,
     /// Abuse soak: what each side got (frames by type, refusals by code, outcomes), by side.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tallies: BTreeMap<String, BTreeMap<String, u64>>,
@@ -271,6 +309,9 @@ pub fn print_table(reports: &[Report]) {
         if r.scenario.starts_with("abuse") {
             print_abuse(r);
         }
+        if r.scenario.starts_with("cluster") {
+            print_cluster(r);
+        }
         if r.scenario == "idle" {
             println!(
                 "           memory per idle connection: {:.1} KiB",
@@ -278,6 +319,7 @@ pub fn print_table(reports: &[Report]) {
             );
         }
     }
+    print_cluster_targets(reports);
     let ratios = pair_ratios(reports);
     if let Some(median) = median(&ratios) {
         let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
@@ -327,6 +369,147 @@ fn print_abuse(r: &Report) {
     for (side, counts) in &r.tallies {
         let each: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("           {side}: {}", each.join(", "));
+    }
+}
+
+/// A cluster measurement's extra lines: where the CPU went, and the failover's outcome.
+fn print_cluster(r: &Report) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "           CPU while measured ({:.1} s): Flack {:.2} s, Redis {:.2} s, PostgreSQL {:.2} s (the run's backends; {:.2} s all its processes), harness {:.2} s, other processes {:.2} s",
+        r.machine_seconds,
+        r.server_cpu_secs,
+        r.redis_cpu_secs,
+        r.postgres_cpu_secs,
+        r.postgres_all_cpu_secs,
+        r.harness_cpu_secs,
+        r.other_cpu_secs
+    );
+    match r.scenario.as_str() {
+        "cluster_delivery" => {
+            let per = |secs: f64| secs * 1e6 / r.received.max(1) as f64;
+            println!(
+                "           CPU per delivery: Flack {:.2} us, Redis {:.2} us, PostgreSQL {:.2} us (all its processes {:.2} us)",
+                per(r.server_cpu_secs),
+                per(r.redis_cpu_secs),
+                per(r.postgres_cpu_secs),
+                per(r.postgres_all_cpu_secs)
+            );
+        }
+        "cluster_post_rate" | "cluster_post_paced" => println!(
+            "           one room: {:.0} acknowledged posts/s from {} posters; send to ack p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; refused {}",
+            r.per_second,
+            r.senders,
+            ms(r.ack_p50_us),
+            ms(r.ack_p99_us),
+            ms(r.ack_max_us),
+            r.refused
+        ),
+        "cluster_failover" => {
+            println!(
+                "           after the kill: rejoined on B p50 {:.0} ms, p99 {:.0} ms, all {:.0} ms; caught up p50 {:.0} ms, p99 {:.0} ms, all {:.0} ms",
+                ms(r.rejoined_p50_us),
+                ms(r.rejoined_p99_us),
+                ms(r.rejoined_max_us),
+                ms(r.p50_us),
+                ms(r.p99_us),
+                ms(r.max_us)
+            );
+            println!(
+                "           connections dropped by a full accept queue meanwhile (the client retries after 1 s): {}",
+                r.listen_overflows
+            );
+            println!(
+                "           {} acknowledged messages x {} clients: {} missing, {} duplicates, {} out of order; {} clients behind, {} kinds of client problem, {} warning/error lines logged",
+                r.sent,
+                r.receivers,
+                r.loss,
+                r.duplicates,
+                r.out_of_order,
+                r.clients_behind,
+                r.client_problems,
+                r.logged_problems
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The cluster's figures against single-node Flack's and against issue 16's targets.
+fn print_cluster_targets(reports: &[Report]) {
+    let find = |scenario: &str, server: &str| {
+        reports
+            .iter()
+            .find(|r| r.scenario == scenario && r.server == server)
+    };
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    let cluster = find("cluster_delivery", "cluster");
+    for baseline in ["flack", "flackpg"] {
+        let (Some(c), Some(b)) = (cluster, find("cluster_delivery", baseline)) else {
+            continue;
+        };
+        let cpu = |r: &Report| {
+            (r.server_cpu_secs + r.redis_cpu_secs + r.postgres_cpu_secs) * 1e6
+                / r.received.max(1) as f64
+        };
+        println!(
+            "cluster against {baseline}: delivery p50 {:.2} / {:.2} ms, p99 {:.2} / {:.2} ms (p99 within +25 ms: {}; loss {}: {}); Flack CPU per delivery {:.2} / {:.2} us ({:.2}x), with Redis and the run's PostgreSQL backends {:.2} / {:.2} us ({:.2}x)",
+            ms(c.p50_us),
+            ms(b.p50_us),
+            ms(c.p99_us),
+            ms(b.p99_us),
+            mark(c.p99_us <= b.p99_us + 25_000),
+            c.loss,
+            mark(c.loss == 0),
+            c.server_cpu_us_per_unit,
+            b.server_cpu_us_per_unit,
+            c.server_cpu_us_per_unit / b.server_cpu_us_per_unit.max(f64::EPSILON),
+            cpu(c),
+            cpu(b),
+            cpu(c) / cpu(b).max(f64::EPSILON)
+        );
+        if let (Some(c), Some(b)) = (
+            find("cluster_post_rate", "cluster"),
+            find("cluster_post_rate", baseline),
+        ) {
+            println!(
+                "cluster against {baseline}: one room's acknowledged posts {:.0} / {:.0} per second ({:.2}x; >= 2,000: {}), ack p99 {:.2} / {:.2} ms",
+                c.per_second,
+                b.per_second,
+                c.per_second / b.per_second.max(f64::EPSILON),
+                mark(c.per_second >= 2000.0),
+                ms(c.ack_p99_us),
+                ms(b.ack_p99_us)
+            );
+        }
+        if let (Some(c), Some(b)) = (
+            find("cluster_post_paced", "cluster"),
+            find("cluster_post_paced", baseline),
+        ) {
+            println!(
+                "cluster against {baseline}: at {:.0} posts/s in one room, acknowledged {:.0} / {:.0} per second, ack p50 {:.2} / {:.2} ms, p99 {:.2} / {:.2} ms",
+                c.target_rate,
+                c.per_second,
+                b.per_second,
+                ms(c.ack_p50_us),
+                ms(b.ack_p50_us),
+                ms(c.ack_p99_us),
+                ms(b.ack_p99_us)
+            );
+        }
+    }
+    if let Some(f) = find("cluster_failover", "cluster") {
+        println!(
+            "cluster failover: all {} clients caught up within {:.2} s (<= 5 s: {}); acknowledged loss {}, duplicates {}, out of order {} (none: {})",
+            f.receivers,
+            ms(f.max_us) / 1000.0,
+            mark(f.clients_behind == 0 && f.max_us > 0 && f.max_us <= 5_000_000),
+            f.loss,
+            f.duplicates,
+            f.out_of_order,
+            mark(f.loss == 0 && f.duplicates == 0 && f.out_of_order == 0)
+        );
     }
 }
 

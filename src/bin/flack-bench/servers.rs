@@ -1,7 +1,8 @@
 //! The servers under test, each in its own process so its CPU and memory can be measured:
 //! Flack (the `flack` binary next to this one, storing in SQLite, or in PostgreSQL when
 //! `FLACK_BENCH_POSTGRES` says where: see [`postgres_server`]) and the bare broadcast
-//! ceiling (this binary's `ceiling` command).
+//! ceiling (this binary's `ceiling` command). A Flack can also be started as one instance of a
+//! cluster ([`Storage::Cluster`]), logging to a file the run reads back.
 
 use crate::procstat;
 use std::net::SocketAddr;
@@ -28,6 +29,23 @@ pub enum Limits {
     Defaults,
 }
 
+/// Where a Flack server keeps its data.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// SQLite in the run's fresh folder.
+    Sqlite,
+    /// A fresh database of its own on this PostgreSQL server (`postgres://user@host:port`,
+    /// no database), dropped with the server.
+    Postgres(String),
+    /// One instance of a cluster: the shared database (its whole URL), the shared Redis and
+    /// the cluster's channel prefix. The database belongs to whoever made the cluster.
+    Cluster {
+        postgres_url: String,
+        redis_url: String,
+        prefix: String,
+    },
+}
+
 /// A running server process; killed when dropped.
 pub struct Server {
     pub kind: Kind,
@@ -37,12 +55,14 @@ pub struct Server {
     /// With the PostgreSQL store: the server's URL (no database) and the run's database,
     /// dropped when the server is.
     database: Option<(String, String)>,
+    /// Cluster instances: the file their log goes to (inside `data_dir`).
+    log: Option<PathBuf>,
 }
 
 /// Where Flack keeps its data in a run: SQLite in a fresh folder, unless
 /// `FLACK_BENCH_POSTGRES` names a PostgreSQL server (`postgres://user@host:port`, no
 /// database), in which case each server gets a fresh database there (the store creates it).
-fn postgres_server() -> Option<String> {
+pub fn postgres_server() -> Option<String> {
     std::env::var("FLACK_BENCH_POSTGRES")
         .ok()
         .map(|url| url.trim_end_matches('/').to_owned())
@@ -51,7 +71,7 @@ fn postgres_server() -> Option<String> {
 
 /// Drops a run's database, on a thread of its own (this may run inside the harness's
 /// runtime, which must not be blocked on).
-fn drop_database(server: &str, name: &str) {
+pub fn drop_database(server: &str, name: &str) {
     let url = format!("{server}/postgres");
     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
     let dropped = std::thread::spawn(move || -> Result<(), String> {
@@ -92,8 +112,23 @@ impl Server {
     /// Starts a server of `kind` with `limits` (Flack only; the ceiling has none) on a free
     /// loopback port and waits until it accepts.
     pub async fn start_with(kind: Kind, limits: Limits) -> Result<Server, String> {
+        let storage = match postgres_server() {
+            Some(server) => Storage::Postgres(server),
+            None => Storage::Sqlite,
+        };
+        Server::launch(kind, limits, storage).await
+    }
+
+    /// Starts a Flack storing in `storage`, limits lifted, on a free loopback port and waits
+    /// until it accepts.
+    pub async fn start_flack(storage: Storage) -> Result<Server, String> {
+        Server::launch(Kind::Flack, Limits::Lifted, storage).await
+    }
+
+    async fn launch(kind: Kind, limits: Limits, storage: Storage) -> Result<Server, String> {
         let addr = free_addr().map_err(|e| e.to_string())?;
         let mut database = None;
+        let mut log = None;
         let (mut command, data_dir) = match kind {
             Kind::Flack => {
                 let data = std::env::temp_dir().join(format!(
@@ -109,16 +144,29 @@ impl Server {
                 command
                     .args(["--server-addr", &addr.to_string()])
                     .args(["--data-dir", &data.to_string_lossy()]);
-                match postgres_server() {
-                    Some(server) => {
+                match storage {
+                    Storage::Postgres(server) => {
                         let name = format!("flack_bench_{}_{}", std::process::id(), addr.port());
                         command
                             .args(["--data-store", "postgres"])
                             .args(["--data-postgres-url", &format!("{server}/{name}")]);
                         database = Some((server, name));
                     }
-                    None => {
+                    Storage::Sqlite => {
                         command.args(["--data-store", "sqlite"]);
+                    }
+                    Storage::Cluster {
+                        postgres_url,
+                        redis_url,
+                        prefix,
+                    } => {
+                        command
+                            .env("FLACK_DATA_STORE", "postgres")
+                            .env("FLACK_DATA_POSTGRES_URL", postgres_url)
+                            .env("FLACK_CLUSTER_REDIS_URL", redis_url)
+                            .env("FLACK_CLUSTER_PREFIX", prefix);
+                        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+                        log = Some(data.join("log"));
                     }
                 }
                 if limits == Limits::Lifted {
@@ -144,10 +192,14 @@ impl Server {
                 (command, None)
             }
         };
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|e| e.to_string())?),
+            None => Stdio::inherit(),
+        };
         let child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cannot start the {kind:?} server: {e}"))?;
         let server = Server {
@@ -156,6 +208,7 @@ impl Server {
             child,
             data_dir,
             database,
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -187,10 +240,50 @@ impl Server {
         self.child.id()
     }
 
+    /// The name of the database this server made for itself (PostgreSQL store), if any.
+    pub fn database(&self) -> Option<String> {
+        self.database.as_ref().map(|(_, name)| name.clone())
+    }
+
     /// The server's CPU time and memory now.
     pub fn sample(&self) -> procstat::Sample {
         procstat::sample(self.child.id()).unwrap_or_default()
     }
+
+    /// Kills the process at once (SIGKILL, as a crash would), keeping its folder and log.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The warnings and errors a cluster instance logged so far (nothing for the others,
+    /// whose log goes to the harness's own stderr).
+    pub fn logged_problems(&self) -> Vec<String> {
+        let Some(path) = &self.log else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(without_colours)
+            .collect()
+    }
+}
+
+/// A log line without its terminal colour codes (`ESC [ ... m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut in_code = false;
+    for c in line.chars() {
+        match (in_code, c) {
+            (false, '\u{1b}') => in_code = true,
+            (false, c) => out.push(c),
+            (true, 'm') => in_code = false,
+            (true, _) => {}
+        }
+    }
+    out
 }
 
 impl Drop for Server {

@@ -65,6 +65,18 @@ pub struct ClusterSettings {
     /// The cluster-wide caps (as the hub's settings).
     pub max_users: usize,
     pub max_channels: usize,
+    /// The hub's settings, whose allowances the cluster shares (see [`Shared`]).
+    pub hub: crate::chat::hub::HubSettings,
+}
+
+/// The allowances each user has once for the whole cluster (the others are each
+/// instance's own).
+#[derive(Clone, Copy, Debug)]
+pub enum Shared {
+    Messages,
+    Channels,
+    Joins,
+    Renames,
 }
 
 /// A cluster instance's connection to the database and Redis, between [`Cluster::open`]
@@ -136,6 +148,7 @@ impl Cluster {
     pub fn start(self, hub: Hub, addresses: AddressCounts) -> ClusterHandle {
         let (repairs, repair_queue) = mpsc::unbounded_channel();
         let (outgoing, publish_queue) = mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::watch::channel(None);
         let node = Arc::new(Node {
             hub,
             me: self.me,
@@ -145,6 +158,7 @@ impl Cluster {
             directory: Mutex::new(DirectoryTrack::default()),
             redis_up: AtomicBool::new(false),
             reorder_wait: self.settings.reorder_wait,
+            stop: stop.clone(),
         });
         tokio::spawn(bus::publish(
             self.redis.clone(),
@@ -175,9 +189,11 @@ impl Cluster {
             repair_queue,
         ));
         ClusterHandle {
-            limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix)),
+            limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix.clone())),
             remote_addresses: remote,
             repairs,
+            hub: Arc::new(self.settings.hub),
+            stopped,
         }
     }
 }
@@ -189,6 +205,9 @@ pub struct ClusterHandle {
     limiter: Arc<Limiter>,
     remote_addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
     repairs: mpsc::UnboundedSender<Repair>,
+    /// Where the shared allowances' sizes come from.
+    hub: Arc<crate::chat::hub::HubSettings>,
+    stopped: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// How long a join waits for its instance to catch up with the database.
@@ -209,6 +228,22 @@ impl ClusterHandle {
         }
     }
 
+    /// Resolves, with the reason, once this instance must stop: the database lost commits
+    /// it delivered, or another instance found so, and the cluster started a new epoch.
+    /// The server then stops (clients reconnect elsewhere) and, restarted, loads the new
+    /// epoch; clients holding the old one get snapshots.
+    pub async fn stopped(&self) -> String {
+        let mut stopped = self.stopped.clone();
+        let reason = match stopped.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Learns the user a token belongs to from the database, if this instance does not
     /// know them yet (they registered through another instance a moment ago).
     pub async fn learn_token(&self, token: &str) {
@@ -219,9 +254,47 @@ impl ClusterHandle {
         }
     }
 
-    /// The cluster-wide allowances.
-    pub fn limiter(&self) -> &Limiter {
-        &self.limiter
+    /// Takes one action from `user`'s cluster-wide allowance of `kind` (sized as the
+    /// instance's own allowance of it), refusing with that allowance's error when it is
+    /// used up. While Redis cannot say, the instance's own allowance (the hub's) decides.
+    pub async fn allow(
+        &self,
+        kind: Shared,
+        user: crate::chat::model::UserId,
+    ) -> Result<(), crate::chat::model::ChatError> {
+        use crate::chat::model::ChatError;
+        let hub = &self.hub;
+        let per_minute = |n: u32| f64::from(n) / 60.0;
+        let (name, rate, burst, refusal) = match kind {
+            Shared::Messages => (
+                "messages",
+                f64::from(hub.messages_per_second),
+                hub.message_burst,
+                ChatError::RateLimited,
+            ),
+            Shared::Channels => (
+                "channels",
+                per_minute(hub.channels_per_minute),
+                hub.channels_per_minute,
+                ChatError::ChannelRateLimited,
+            ),
+            Shared::Joins => (
+                "joins",
+                f64::from(hub.joins_per_second),
+                hub.join_burst,
+                ChatError::JoinRateLimited,
+            ),
+            Shared::Renames => (
+                "renames",
+                per_minute(hub.renames_per_minute),
+                hub.renames_per_minute,
+                ChatError::RenameRateLimited,
+            ),
+        };
+        match self.limiter.take(name, user, rate, burst).await {
+            Some(false) => Err(refusal),
+            Some(true) | None => Ok(()),
+        }
     }
 
     /// Connections `address` has open on the other instances, as of their last heartbeat
@@ -413,9 +486,24 @@ pub(super) struct Node {
     directory: Mutex<DirectoryTrack>,
     redis_up: AtomicBool,
     reorder_wait: Duration,
+    /// Set, with the reason, when this instance must stop: what it holds no longer
+    /// matches the database's epoch (see [`ClusterHandle::stopped`]).
+    stop: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Node {
+    /// Asks the server to stop (once): its state belongs to an epoch the cluster left.
+    fn stop(&self, reason: &str) {
+        self.stop.send_if_modified(|held| {
+            if held.is_some() {
+                return false;
+            }
+            tracing::error!(reason, "this instance must restart to load the new epoch");
+            *held = Some(reason.to_owned());
+            true
+        });
+    }
+
     /// Applies a change another instance committed.
     fn receive(&self, change: Replicated, directory: Option<u64>) {
         let applied = self.hub.apply(change.clone());

@@ -27,6 +27,7 @@ pub(super) async fn run(
 ) {
     let mut repairer = Repairer {
         config,
+        retain: settings.retain.max(1),
         client: None,
         node,
         parked: Vec::new(),
@@ -89,6 +90,8 @@ type Step<'a> =
 
 struct Repairer {
     config: tokio_postgres::Config,
+    /// Messages each room's ring keeps.
+    retain: usize,
     client: Option<Client>,
     node: Arc<Node>,
     /// Changes that referred to someone unknown, applied after the directory is read again.
@@ -213,6 +216,13 @@ impl Repairer {
 
     /// Compares every room and the directory with the database, and repairs what differs.
     async fn full_check(&mut self) -> Result<(), StoreError> {
+        let epoch = sql::epoch(self.client()?).await?;
+        if epoch != self.node.hub.epoch() {
+            // Another instance found that the database lost commits: what this instance
+            // holds belongs to the old epoch.
+            self.node.stop("the cluster started a new epoch");
+            return Ok(());
+        }
         let count = sql::directory_count(self.client()?).await?;
         let reload = {
             let mut track = self
@@ -252,14 +262,21 @@ impl Repairer {
             if next_seq < row.next_seq {
                 self.repair_room(row.room.clone()).await?;
             } else if next_seq > row.next_seq {
+                // Numbers were committed and delivered, and the database no longer has
+                // them: it lost commits (restored from an older backup, say). They will be
+                // given out again, so they must mean nothing to clients any more.
                 tracing::error!(room = ?row.room, here = next_seq, database = row.next_seq,
-                    "this instance delivered numbers PostgreSQL does not hold: was the database restored from a backup?");
+                    "PostgreSQL lost commits this instance delivered: starting a new epoch");
+                sql::new_epoch(self.client()?, self.node.hub.epoch()).await?;
+                self.node
+                    .stop("PostgreSQL lost commits; a new epoch was started");
+                return Ok(());
             }
             if deletions != row.deletions {
-                let kept = sql::held_ids(self.client()?, &row.room).await?;
+                let (kept, window) = sql::held_ids(self.client()?, &row.room, self.retain).await?;
                 self.node
                     .hub
-                    .reconcile_deletions(&row.room, &kept, row.deletions);
+                    .reconcile_deletions(&row.room, &kept, window, row.deletions);
             }
         }
         if self.last_forget.elapsed() >= FORGET_EVERY {

@@ -195,6 +195,31 @@ async fn bump_directory(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     Ok(value as u64)
 }
 
+/// The cluster's epoch now.
+pub(super) async fn epoch(client: &Client) -> Result<u64, StoreError> {
+    let row = client
+        .query_one("SELECT value FROM meta WHERE key = 'epoch'", &[])
+        .await
+        .map_err(failed)?;
+    let value: String = row.try_get(0).map_err(failed)?;
+    value
+        .parse()
+        .map_err(|_| StoreError(format!("the epoch in meta is not a number: {value}")))
+}
+
+/// Starts a new epoch, unless another instance already did (the epoch is no longer `old`).
+pub(super) async fn new_epoch(client: &Client, old: u64) -> Result<(), StoreError> {
+    let new = (Timestamp::now().millis().max(1) as u64).max(old + 1);
+    client
+        .execute(
+            "UPDATE meta SET value = $2 WHERE key = 'epoch' AND value = $1",
+            &[&old.to_string(), &new.to_string()],
+        )
+        .await
+        .map_err(failed)?;
+    Ok(())
+}
+
 /// The directory count now.
 pub(super) async fn directory_count(client: &Client) -> Result<u64, StoreError> {
     let row = client
@@ -674,22 +699,29 @@ pub(super) async fn since(
     Ok(Some((next_seq.max(1) as u64, messages)))
 }
 
-/// The ids a room holds.
+/// The ids a room's ring holds, and the first number of its window as of that read (the
+/// newest held, less the ring's size): older numbers may have left the ring for newer ones.
 pub(super) async fn held_ids(
     client: &Client,
     room: &Room,
-) -> Result<std::collections::HashSet<MessageId>, StoreError> {
-    client
+    retain: usize,
+) -> Result<(std::collections::HashSet<MessageId>, u64), StoreError> {
+    let rows = client
         .query(
-            "SELECT id FROM recent_messages WHERE room_key = $1",
+            "SELECT id, seq FROM recent_messages WHERE room_key = $1",
             &[&room_key(room)],
         )
         .await
-        .map_err(failed)?
-        .iter()
-        .map(|r| r.try_get::<_, i64>(0).map(|id| MessageId(id as u64)))
-        .collect::<Result<_, _>>()
-        .map_err(failed)
+        .map_err(failed)?;
+    let mut ids = std::collections::HashSet::new();
+    let mut newest = 0u64;
+    for row in rows {
+        let id: i64 = row.try_get(0).map_err(failed)?;
+        let seq: i64 = row.try_get(1).map_err(failed)?;
+        ids.insert(MessageId(id as u64));
+        newest = newest.max(seq as u64);
+    }
+    Ok((ids, (newest + 1).saturating_sub(retain as u64)))
 }
 
 /// The user a token hash belongs to, if any.

@@ -77,6 +77,12 @@ use super::replica::{Proposal, Replicated, Sequencer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Most people [`Hub::people`] answers with.
+pub const PEOPLE_PAGE: usize = 50;
+
+/// Longest search for people, in characters (a longer one is cut).
+const MAX_PEOPLE_QUERY: usize = 64;
+
 /// The time allowances are counted in: tokio's clock, so a test about them can pause and
 /// advance it instead of sleeping (outside a paused test it is the system's clock).
 fn now() -> std::time::Instant {
@@ -466,6 +472,26 @@ impl Hub {
         })
     }
 
+    /// Registered people whose name contains `query` (without regard to case), other than
+    /// the token's user, sorted by name: at most [`PEOPLE_PAGE`] of them. For finding
+    /// someone to message; only registered users may ask.
+    pub fn people(&self, token: &str, query: &str) -> Result<Vec<UserInfo>, ChatError> {
+        let query: String = query.trim().chars().take(MAX_PEOPLE_QUERY).collect();
+        let query = query.to_lowercase();
+        let state = self.lock();
+        let me = state.directory.by_token(token)?.info.id;
+        let mut found: Vec<UserInfo> = state
+            .directory
+            .users
+            .values()
+            .filter(|u| u.info.id != me && u.info.name.key().contains(&query))
+            .map(|u| u.info.clone())
+            .collect();
+        found.sort_by_key(|u| u.name.key());
+        found.truncate(PEOPLE_PAGE);
+        Ok(found)
+    }
+
     /// The private conversations the token's user takes part in, by the other's name.
     pub fn directs(&self, token: &str) -> Result<Vec<DirectSummary>, ChatError> {
         let state = self.lock();
@@ -473,9 +499,10 @@ impl Hub {
         let mut list: Vec<DirectSummary> = state
             .rooms
             .map
-            .keys()
-            .filter_map(|key| match key {
-                RoomKey::Direct(direct) if direct.includes(me) => {
+            .iter()
+            .filter_map(|(key, room)| match key {
+                // A conversation someone only opened, without a message, is nobody's yet.
+                RoomKey::Direct(direct) if direct.includes(me) && room.last_seq() > 0 => {
                     let peer = state.directory.info(direct.other(me))?;
                     Some(DirectSummary { key: *direct, peer })
                 }

@@ -221,7 +221,17 @@ impl Hub {
     /// Removes every held message of `room` the database no longer holds (`kept` are the
     /// ids it holds), announcing each deletion, and records the database's count of
     /// deletions: the repair for a deletion whose event was lost.
-    pub fn reconcile_deletions(&self, room: &Room, kept: &HashSet<MessageId>, deletions: u64) {
+    ///
+    /// Only messages numbered from `from` on are judged: the database's ring may already
+    /// have let older ones go (a newer message this instance has not applied yet took
+    /// their slot), and those are not deletions.
+    pub fn reconcile_deletions(
+        &self,
+        room: &Room,
+        kept: &HashSet<MessageId>,
+        from: u64,
+        deletions: u64,
+    ) {
         let shared = &self.shared;
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -232,7 +242,7 @@ impl Hub {
             .history
             .snapshot()
             .iter()
-            .filter(|m| !kept.contains(&m.id))
+            .filter(|m| m.seq >= from && !kept.contains(&m.id))
             .map(|m| m.id)
             .collect();
         let mut dropped = Vec::new();

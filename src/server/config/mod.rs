@@ -103,6 +103,7 @@ impl Config {
             publish_delay: Duration::from_millis(self.cluster.publish_delay_ms),
             max_users: hub.max_users,
             max_channels: hub.max_channels,
+            hub,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::config::LimitsSection;
 use super::AppState;
-use crate::chat::cluster::ClusterHandle;
+use crate::chat::cluster::{ClusterHandle, Shared};
 use crate::chat::hub::{Connection, Frame, Hub, Outbox, OutboxRx};
 use crate::chat::model::ChatError;
 use crate::chat::rate::TokenBucket;
@@ -68,10 +68,6 @@ struct Settings {
     /// more than they look (`auth`, `join`, `leave`, `rename`).
     joins_per_second: u32,
     join_burst: u32,
-    /// `messages_per_second` and `message_burst`: in cluster mode also taken from the
-    /// user's cluster-wide allowance.
-    messages_per_second: u32,
-    message_burst: u32,
 }
 
 impl Settings {
@@ -84,8 +80,6 @@ impl Settings {
             idle_after: limits.idle_after,
             joins_per_second: limits.joins_per_second,
             join_burst: limits.join_burst,
-            messages_per_second: limits.messages_per_second,
-            message_burst: limits.message_burst,
         }
     }
 }
@@ -458,10 +452,10 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             cluster.catch_up(room).await;
         }
     }
-    if let (ClientEvent::Send { client_ref, .. }, Some(cluster)) = (&event, link.cluster) {
-        if let Err(e) = take_cluster_allowance(conn, cluster, link.settings).await {
+    if let Some(cluster) = link.cluster {
+        if let Err((e, client_ref)) = take_cluster_allowance(conn, cluster, &event).await {
             return outbox
-                .send(ServerEvent::chat_error(&e, client_ref.clone()).frame())
+                .send(ServerEvent::chat_error(&e, client_ref).frame())
                 .await;
         }
     }
@@ -554,29 +548,31 @@ async fn authenticate(
     }
 }
 
-/// Takes a post from the user's cluster-wide allowance; while Redis cannot say, the
-/// instance's own allowance (the hub's) decides alone.
+/// Takes the event's action from the user's cluster-wide allowance, if it has one (posts,
+/// renames and channel joins); the refusal comes with the event's `client_ref`. While Redis
+/// cannot say, the instance's own allowance (the hub's) decides alone.
 async fn take_cluster_allowance(
     conn: &Connection,
     cluster: &ClusterHandle,
-    settings: Settings,
-) -> Result<(), ChatError> {
+    event: &ClientEvent,
+) -> Result<(), (ChatError, Option<String>)> {
+    let (kind, client_ref) = match event {
+        ClientEvent::Send { client_ref, .. } => (Shared::Messages, client_ref),
+        ClientEvent::Rename { client_ref, .. } => (Shared::Renames, client_ref),
+        ClientEvent::Join {
+            room: crate::chat::model::Room::Channel(_),
+            client_ref,
+            ..
+        } => (Shared::Joins, client_ref),
+        _ => return Ok(()),
+    };
     let Some(user) = conn.user_id() else {
         return Ok(());
     };
-    let taken = cluster
-        .limiter()
-        .take(
-            "messages",
-            user,
-            f64::from(settings.messages_per_second),
-            settings.message_burst,
-        )
-        .await;
-    match taken {
-        Some(false) => Err(ChatError::RateLimited),
-        Some(true) | None => Ok(()),
-    }
+    cluster
+        .allow(kind, user)
+        .await
+        .map_err(|e| (e, client_ref.clone()))
 }
 
 #[cfg(test)]
