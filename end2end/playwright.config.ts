@@ -1,6 +1,7 @@
 // Playwright configuration: one Chromium project (Debian's browser, no download), one worker
 // on this 2-core machine, and real Flack servers started for the run: one in the default
-// mode (SQLite) for every spec, and two cluster instances for cluster.spec.ts.
+// mode (SQLite) for every spec, two cluster instances for cluster.spec.ts, and one keeping
+// only 100 messages per room (data.retain_messages = 100) for history.spec.ts.
 import { defineConfig } from "@playwright/test";
 import * as os from "os";
 import * as path from "path";
@@ -76,5 +77,13 @@ export default defineConfig({
     },
     clusterInstance(PORT + 1),
     clusterInstance(PORT + 2),
+    {
+      command: `"${bin}" --server-addr 127.0.0.1:${PORT + 3} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}-${PORT + 3}" ${limits} --data-retain-messages 100`,
+      url: `http://127.0.0.1:${PORT + 3}/c/general`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "ignore",
+      stderr: "pipe",
+    },
   ],
 });

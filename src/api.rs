@@ -1,9 +1,10 @@
-//! Server functions: registration, the channel list, channel creation and history fetches.
+//! Server functions: registration, the channel list, channel creation and history fetches
+//! (a room's newest messages, and older ones before a sequence number).
 //! Each is a thin wrapper over the `Hub` (`crate::chat::hub`), which the server provides as
 //! context. Those that act for a user take its session token; the user is never named by
 //! the caller. The browser calls them; the server serves them at `/api/*`.
 
-use crate::chat::model::{ChannelInfo, ChatError, DirectSummary, HistoryPage, Session};
+use crate::chat::model::{ChannelInfo, ChatError, DirectSummary, HistoryPage, OlderPage, Session};
 use leptos::prelude::*;
 
 /// The hub the server provides to everything it renders.
@@ -123,6 +124,29 @@ pub async fn find_people(
     query: String,
 ) -> Result<Vec<crate::chat::model::UserInfo>, ChatError> {
     answer(hub().and_then(|hub| hub.people(&token, &query)))
+}
+
+/// Up to 100 messages of a channel numbered below `before`, oldest first, from the store,
+/// and whether older ones remain, the channel began there, or older ones are not kept.
+#[server(endpoint = "history_before")]
+pub async fn channel_history_before(channel: String, before: u64) -> Result<OlderPage, ChatError> {
+    let hub = answer(hub())?;
+    answer(hub.channel_before(&channel, before).await)
+}
+
+/// [`channel_history_before`] for the private conversation between the token's user and
+/// `peer`, for that user only.
+#[server(endpoint = "direct_history_before")]
+pub async fn direct_history_before(
+    token: String,
+    peer: u64,
+    before: u64,
+) -> Result<OlderPage, ChatError> {
+    let hub = answer(hub())?;
+    answer(
+        hub.direct_before(&token, crate::chat::model::UserId(peer), before)
+            .await,
+    )
 }
 
 /// The token user's private conversations.

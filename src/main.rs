@@ -98,11 +98,18 @@ fn open_store(config: &Config, limits: &HubSettings) -> Arc<dyn Store> {
         StoreKind::Sqlite => {
             let path = config.data.dir.join("flack.db");
             tracing::info!(path = %path.display(), "storing chat data in SQLite");
-            Arc::new(SqliteStore::open(&path, limits.history).unwrap_or_else(|e| fail(e)))
+            Arc::new(
+                SqliteStore::open_keeping(&path, limits.history, config.data.retain_messages)
+                    .unwrap_or_else(|e| fail(e)),
+            )
         }
         StoreKind::Postgres => {
-            let store = PostgresStore::open(&config.data.postgres_url, limits.history)
-                .unwrap_or_else(|e| fail(e));
+            let store = PostgresStore::open_keeping(
+                &config.data.postgres_url,
+                limits.history,
+                config.data.retain_messages,
+            )
+            .unwrap_or_else(|e| fail(e));
             tracing::info!(database = %store.place(), "storing chat data in PostgreSQL");
             Arc::new(store)
         }

@@ -1233,3 +1233,88 @@ async fn a_database_that_lost_commits_starts_a_new_epoch() {
         other => panic!("expected welcome, got {other:?}"),
     }
 }
+
+/// A channel's messages before `before`, through an instance's server function.
+async fn older_page(
+    instance: &impl Addressed,
+    before: u64,
+) -> (Vec<u64>, flack::chat::model::HistoryTop) {
+    let answer = http(
+        instance,
+        "POST",
+        "/api/history_before",
+        Some(&format!("channel=general&before={before}")),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let page: flack::chat::model::OlderPage = serde_json::from_str(&answer.body).expect("a page");
+    (page.messages.iter().map(|m| m.seq).collect(), page.top)
+}
+
+/// Posts `count` messages to `general` through `client`, waiting for every acknowledgement.
+async fn post_many(client: &mut Client, count: u64) -> HashMap<String, (MessageId, u64)> {
+    let mut acked = HashMap::new();
+    let mut n = 1;
+    while n <= count {
+        let batch = (count - n + 1).min(50);
+        for k in n..n + batch {
+            post(client, &format!("m{k}"), &format!("p{k}")).await;
+        }
+        acked.extend(acks(client, batch as usize).await);
+        n += batch;
+    }
+    acked
+}
+
+/// In cluster mode, messages older than the window are kept in PostgreSQL: posted through
+/// one instance, another pages back through them to the beginning, a deletion leaves the
+/// archive too, and an instance keeping 150 cuts there and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_messages_are_read_from_postgres_through_any_instance() {
+    use flack::chat::model::HistoryTop;
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut poster = user(&a, "poster").await;
+    let acked = post_many(&mut poster, 250).await;
+    let (id, seq) = acked["p200"];
+    assert_eq!(seq, 200);
+    poster
+        .send(ClientEvent::Delete {
+            room: general(),
+            id,
+            client_ref: Some("d200".into()),
+        })
+        .await;
+    // A deletion is not acknowledged: wait until it is committed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (newer, top) = older_page(&b, 201).await;
+        assert_eq!(top, HistoryTop::More);
+        if newer == (100..=199).collect::<Vec<_>>() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "200 was never deleted: {newer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        older_page(&b, 151).await,
+        ((51..=150).collect(), HistoryTop::More)
+    );
+    assert_eq!(
+        older_page(&b, 51).await,
+        ((1..=50).collect(), HistoryTop::Beginning)
+    );
+
+    let cut = Cluster::new();
+    let c = cut.instance(&[("FLACK_DATA_RETAIN_MESSAGES", "150")]).await;
+    let mut poster = user(&c, "poster").await;
+    post_many(&mut poster, 250).await;
+    assert_eq!(
+        older_page(&c, 151).await,
+        ((101..=150).collect(), HistoryTop::NotKept)
+    );
+}

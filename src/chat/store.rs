@@ -2,7 +2,10 @@
 //! start-up, and the in-memory mode that keeps nothing. The SQLite store is in
 //! [`super::sqlite`], the PostgreSQL store in [`super::postgres`].
 
-use super::model::{ChannelInfo, Message, MessageId, Room, UserInfo};
+use super::model::{ChannelInfo, HistoryTop, Message, MessageId, Room, UserInfo, HISTORY_LIMIT};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// A store failure: the action that needed it did not happen.
@@ -113,7 +116,9 @@ pub trait Store: Send + Sync + 'static {
     fn put_user(&self, user: &UserInfo, token_hash: &TokenHash) -> Durable;
     /// Records a user's new display name.
     fn rename_user(&self, user: &UserInfo) -> Durable;
-    /// Records a new message; the store keeps the same most-recent window as the history.
+    /// Records a new message; the store keeps the same most-recent window as the history
+    /// (what a start loads), and a durable store also keeps it in its [`Archive`] for as long
+    /// as its retention says.
     fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
     fn delete_message(&self, room: &Room, id: MessageId) -> Durable;
@@ -131,10 +136,137 @@ pub trait Store: Send + Sync + 'static {
     /// Writes out everything handed over so far and stops taking changes; called once, as
     /// the server stops.
     fn close(&self) {}
+    /// Where messages older than the hub's window are read from; `None` for a store that
+    /// keeps nothing beyond what the hub holds (the in-memory mode).
+    fn archive(&self) -> Option<Arc<dyn Archive>> {
+        None
+    }
     /// Where attachments' bytes are kept when every instance must reach them (cluster mode).
     /// `None`: in the instance's own files folder.
-    fn shared_files(&self) -> Option<std::sync::Arc<crate::chat::cluster::files::SharedFiles>> {
+    fn shared_files(&self) -> Option<Arc<crate::chat::cluster::files::SharedFiles>> {
         None
+    }
+}
+
+/// How many of each room's messages a durable store keeps (`data.retain_messages`): every
+/// one, or the newest `n` sequence numbers (deleted ones counted, as the in-memory window
+/// counts them). Never fewer than the [`HISTORY_LIMIT`] the hub holds in memory, so a restart
+/// shows what was shown before it; `Newest(100)` keeps exactly what every store kept before
+/// the archive existed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    All,
+    Newest(u64),
+}
+
+impl Retention {
+    /// The lowest sequence number kept in a room whose newest number given out is `newest`:
+    /// 1 (everything) for [`Retention::All`].
+    pub fn floor(self, newest: u64) -> u64 {
+        match self {
+            Retention::All => 1,
+            Retention::Newest(n) => newest.saturating_add(1).saturating_sub(n).max(1),
+        }
+    }
+
+    /// This retention, keeping at least the `ring` messages a store's ring holds (an
+    /// archive holds every message its ring does).
+    pub fn at_least(self, ring: usize) -> Retention {
+        match self {
+            Retention::Newest(n) => Retention::Newest(n.max(ring as u64)),
+            Retention::All => Retention::All,
+        }
+    }
+}
+
+/// Written `all` or as a number, in the file, the environment and flags alike (the
+/// environment and flags give text, so a number may also come as text).
+impl serde::Serialize for Retention {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Retention::All => serializer.serialize_str("all"),
+            Retention::Newest(n) => serializer.serialize_u64(*n),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Retention {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Retention;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "`all` or a number of messages, at least {HISTORY_LIMIT}")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Retention, E> {
+                if n < HISTORY_LIMIT as u64 {
+                    return Err(E::custom(format!(
+                        "must be at least {HISTORY_LIMIT} (the messages each room keeps in memory)"
+                    )));
+                }
+                Ok(Retention::Newest(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Retention, E> {
+                let n = u64::try_from(n).map_err(|_| E::custom("must not be negative"))?;
+                self.visit_u64(n)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Retention, E> {
+                let text = text.trim();
+                if text.eq_ignore_ascii_case("all") {
+                    return Ok(Retention::All);
+                }
+                match text.parse::<u64>() {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Str(text), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// A room's messages below a sequence number, as an archive read them.
+#[derive(Debug)]
+pub struct ArchivePage {
+    /// The newest kept messages below the number asked about, oldest first, as stored (with
+    /// the name each author had when posting).
+    pub messages: Vec<Message>,
+    /// What lies above the oldest of them: more kept messages, the room's beginning, or the
+    /// point where retention cut the rest.
+    pub top: HistoryTop,
+}
+
+/// A read of older messages, run off the hub's lock.
+pub type ArchiveRead = Pin<Box<dyn Future<Output = Result<ArchivePage, StoreError>> + Send>>;
+
+/// Where a durable store's older messages are read from: a connection of its own, so a read
+/// never waits behind the writer or the hub's lock, nor they behind it.
+pub trait Archive: Send + Sync + 'static {
+    /// At most `limit` messages of `room` numbered below `before`, newest ones first picked,
+    /// returned oldest first.
+    fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead;
+}
+
+/// An [`ArchivePage`] from what an archive read: up to `limit + 1` messages below the number
+/// asked about, newest first, where `floor` is the lowest number the room still keeps. The
+/// extra message only tells that there is more.
+pub(crate) fn archive_page(
+    mut newest_first: Vec<Message>,
+    limit: usize,
+    floor: u64,
+) -> ArchivePage {
+    let top = if newest_first.len() > limit {
+        newest_first.truncate(limit);
+        HistoryTop::More
+    } else if floor <= 1 {
+        HistoryTop::Beginning
+    } else {
+        HistoryTop::NotKept
+    };
+    newest_first.reverse();
+    ArchivePage {
+        messages: newest_first,
+        top,
     }
 }
 

@@ -35,16 +35,37 @@ pub(super) fn set_presence(list: &mut Vec<UserInfo>, user: UserInfo, online: boo
     }
 }
 
-/// Appends the messages newer than the last one held, then drops those that have left the
-/// room's history now that its newest sequence number is `last_seq`: the window of
-/// [`HISTORY_LIMIT`] numbers the server's history keeps (see [`window_start`]), so the
-/// client shows what a reload would.
-pub(super) fn append_after(held: &mut Vec<Message>, incoming: Vec<Message>, last_seq: u64) {
+/// Appends the messages newer than the last one held, then, unless the reader loaded older
+/// messages (`keep_older`), drops those that have left the room's history now that its
+/// newest sequence number is `last_seq`: the window of [`HISTORY_LIMIT`] numbers the
+/// server's history keeps (see [`window_start`]), so the client shows what a reload would.
+pub(super) fn append_after(
+    held: &mut Vec<Message>,
+    incoming: Vec<Message>,
+    last_seq: u64,
+    keep_older: bool,
+) {
     let last = held.last().map_or(0, |m| m.seq);
     held.extend(incoming.into_iter().filter(|m| m.seq > last));
+    if keep_older {
+        return;
+    }
     let start = window_start(last_seq, HISTORY_LIMIT);
     let gone = held.partition_point(|m| m.seq < start);
     held.drain(..gone);
+}
+
+/// Puts a page of older messages (oldest first, all numbered below `before`) in front of
+/// those held, if the oldest held is still numbered `before` (or none is held); returns
+/// whether it did. A page asked for before the copy was replaced (a reconnection's
+/// snapshot) no longer fits and is dropped.
+pub(super) fn prepend_before(held: &mut Vec<Message>, older: Vec<Message>, before: u64) -> bool {
+    if held.first().is_some_and(|m| m.seq != before) {
+        return false;
+    }
+    let older = older.into_iter().filter(|m| m.seq < before);
+    held.splice(0..0, older);
+    true
 }
 
 #[cfg(test)]
@@ -74,12 +95,12 @@ mod tests {
     #[test]
     fn append_skips_duplicates_and_caps() {
         let mut held: Vec<Message> = (1..=3).map(message).collect();
-        append_after(&mut held, (2..=5).map(message).collect(), 5);
+        append_after(&mut held, (2..=5).map(message).collect(), 5, false);
         assert_eq!(
             held.iter().map(|m| m.seq).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
-        append_after(&mut held, (6..=120).map(message).collect(), 120);
+        append_after(&mut held, (6..=120).map(message).collect(), 120, false);
         assert_eq!(held.len(), HISTORY_LIMIT);
         assert_eq!(held[0].seq, 21);
     }
@@ -90,7 +111,7 @@ mod tests {
     #[test]
     fn append_keeps_the_servers_window() {
         let mut held: Vec<Message> = (1..=100).filter(|&seq| seq != 50).map(message).collect();
-        append_after(&mut held, vec![message(101)], 101);
+        append_after(&mut held, vec![message(101)], 101, false);
         assert_eq!(held.len(), HISTORY_LIMIT - 1);
         assert_eq!(held[0].seq, 2);
         let mut server = crate::chat::history::History::default();
@@ -98,6 +119,25 @@ mod tests {
             server.push(message(seq));
         }
         assert_eq!(server.snapshot(), held);
+    }
+
+    /// Older pages go in front of what is held, and once a reader has loaded them, new
+    /// messages no longer push them out; a page that no longer fits (the copy was replaced
+    /// meanwhile) is dropped.
+    #[test]
+    fn older_pages_go_in_front_and_stay() {
+        let mut held: Vec<Message> = (101..=200).map(message).collect();
+        assert!(prepend_before(
+            &mut held,
+            (1..=100).map(message).collect(),
+            101
+        ));
+        assert_eq!(held.len(), 200);
+        assert_eq!(held[0].seq, 1);
+        append_after(&mut held, vec![message(201)], 201, true);
+        assert_eq!(held.len(), 201, "loaded older messages stay");
+        assert!(!prepend_before(&mut held, vec![message(0)], 50));
+        assert_eq!(held[0].seq, 1);
     }
 
     /// New channels are inserted in name order, once.

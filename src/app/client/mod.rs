@@ -8,12 +8,12 @@
 //! `upload` (file uploads with progress); `lists` holds the plain list updates.
 
 use crate::chat::model::{
-    Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, Limits, Message,
-    MessageBody, MessageId, Room, Session, UserId, UserInfo,
+    Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, HistoryTop,
+    Limits, Message, MessageBody, MessageId, Room, Session, UserId, UserInfo, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
-use lists::{append_after, insert_channel, set_presence, upsert_direct};
+use lists::{append_after, insert_channel, prepend_before, set_presence, upsert_direct};
 
 mod lists;
 pub mod read_position;
@@ -66,8 +66,12 @@ pub struct Feed {
     /// For a private conversation, the other participant.
     pub peer: Option<UserId>,
     /// Its messages, oldest first: those the server's history holds, numbered within
-    /// [`HISTORY_LIMIT`](crate::chat::model::HISTORY_LIMIT) of the newest.
+    /// [`HISTORY_LIMIT`] of the newest, and in front of them any older pages the reader
+    /// loaded ([`ChatClient::load_older`]).
     pub messages: RwSignal<Vec<Message>>,
+    /// What lies above the oldest of `messages`: more to load, the room's beginning, or
+    /// nothing the server keeps.
+    pub top: RwSignal<HistoryTop>,
     /// For a channel, who is connected to it now, sorted by name.
     pub online: RwSignal<Vec<UserInfo>>,
     /// The latest error the server reported for something done here.
@@ -76,6 +80,8 @@ pub struct Feed {
     epoch: StoredValue<u64>,
     /// The highest sequence number received for the room.
     cursor: StoredValue<u64>,
+    /// True once older pages were loaded: new messages then no longer push old ones out.
+    older: StoredValue<bool>,
 }
 
 impl Feed {
@@ -212,10 +218,12 @@ impl ChatClient {
             title: RwSignal::new(page.title),
             peer: page.peer.as_ref().map(|p| p.id),
             messages: RwSignal::new(page.messages),
+            top: RwSignal::new(page.top),
             online: RwSignal::new(Vec::new()),
             error: RwSignal::new(None),
             epoch: StoredValue::new(page.epoch),
             cursor: StoredValue::new(page.last_seq),
+            older: StoredValue::new(false),
         };
         let previous = self.joined.get_value();
         self.joined.set_value(Some(page.room.clone()));
@@ -344,10 +352,20 @@ impl ChatClient {
                 feed.cursor.set_value(last_seq);
                 feed.online.try_set(online);
                 if reset {
+                    // A fresh copy: older pages go with the old one, and are asked for again.
+                    feed.older.set_value(false);
                     feed.messages.try_set(messages);
+                    feed.top.try_set(
+                        if crate::chat::history::window_start(last_seq, HISTORY_LIMIT) <= 1 {
+                            HistoryTop::Beginning
+                        } else {
+                            HistoryTop::More
+                        },
+                    );
                 } else {
+                    let keep_older = feed.older.get_value();
                     feed.messages
-                        .try_update(|held| append_after(held, messages, last_seq));
+                        .try_update(|held| append_after(held, messages, last_seq, keep_older));
                 }
             }
             ServerEvent::Hub(HubEvent::Message { message }) => self.receive(message),
@@ -404,8 +422,9 @@ impl ChatClient {
             } else if message.seq == cursor + 1 {
                 let seq = message.seq;
                 feed.cursor.set_value(seq);
+                let keep_older = feed.older.get_value();
                 feed.messages
-                    .try_update(|held| append_after(held, vec![message], seq));
+                    .try_update(|held| append_after(held, vec![message], seq, keep_older));
             } else {
                 // A gap: ask again from what is held.
                 self.join_current();
@@ -465,6 +484,42 @@ impl ChatClient {
                 feed.title.try_set(user.name.to_string());
             }
         }
+    }
+
+    /// Fetches the page of messages before the oldest one `feed` holds from the server's
+    /// store (a private conversation's with this browser's token) and puts it in front.
+    pub async fn load_older(&self, feed: Feed) -> Result<(), ChatError> {
+        let (Some(room), Some(cursor)) = (feed.room.try_get_value(), feed.cursor.try_get_value())
+        else {
+            return Ok(());
+        };
+        let before = feed
+            .messages
+            .try_with_untracked(|held| held.first().map(|m| m.seq))
+            .flatten()
+            .unwrap_or(cursor + 1);
+        let page = match (feed.peer, room.channel()) {
+            (Some(peer), _) => {
+                let token = self
+                    .session
+                    .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
+                    .ok_or(ChatError::NotIdentified)?;
+                crate::api::direct_history_before(token, peer.0, before).await?
+            }
+            (None, Some(name)) => {
+                crate::api::channel_history_before(name.to_string(), before).await?
+            }
+            (None, None) => return Ok(()),
+        };
+        let fitted = feed
+            .messages
+            .try_update(|held| prepend_before(held, page.messages, before))
+            .unwrap_or(false);
+        if fitted {
+            feed.older.try_update_value(|older| *older = true);
+            feed.top.try_set(page.top);
+        }
+        Ok(())
     }
 
     fn feed_for(&self, room: &Room) -> Option<Feed> {

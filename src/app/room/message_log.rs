@@ -14,6 +14,7 @@
 //! back to what it was at the last scroll event.
 
 use super::layout::{lay_out, Reader, Row};
+use super::older_messages::OlderMessages;
 use crate::app::client::{read_position, use_chat_client, Feed};
 use crate::app::local_time::{day_label, use_reader_clock};
 use crate::app::message_item::MessageItem;
@@ -148,6 +149,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                 on:scroll=on_scroll
             >
                 <div class="log-content">
+                    <OlderMessages feed scroller/>
                     <Show when=move || feed.messages.with(Vec::is_empty)>
                         <p class="hint">"No messages yet. Say hello!"</p>
                     </Show>

@@ -8,6 +8,7 @@ mod composer;
 mod direct_page;
 mod layout;
 mod message_log;
+mod older_messages;
 mod online_list;
 mod room_view;
 

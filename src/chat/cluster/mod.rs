@@ -32,7 +32,7 @@ use crate::chat::hub::Hub;
 use crate::chat::model::Room;
 use crate::chat::postgres::{connect_as, describe, failed, Owner, CONNECT_TIMEOUT};
 use crate::chat::replica::{Applied, Replicated, Sequencer};
-use crate::chat::store::{Durable, Loaded, Store, StoreError};
+use crate::chat::store::{Archive, Durable, Loaded, Retention, Store, StoreError};
 pub use beat::AddressCounts;
 pub use limits::Limiter;
 
@@ -54,6 +54,8 @@ pub struct ClusterSettings {
     pub prefix: String,
     /// Messages each room keeps (the ring's size).
     pub retain: usize,
+    /// Messages each room's archive keeps (`data.retain_messages`).
+    pub retention: Retention,
     /// How often every room is compared with the database.
     pub check_every: Duration,
     /// How long a room waits for a missing number before reading it from the database.
@@ -103,7 +105,8 @@ impl Cluster {
         let redis = redis::Client::open(settings.redis_url.as_str())
             .map_err(|e| StoreError(format!("cluster.redis_url is not a Redis URL: {e}")))?;
         let mut client = connect_as(&config, true, Owner::Cluster).await?;
-        let loaded = sql::settle_and_load(&mut client, settings.retain.max(1)).await?;
+        let loaded =
+            sql::settle_and_load(&mut client, settings.retain.max(1), settings.retention).await?;
         let (sequencer, proposals) = mpsc::unbounded_channel();
         let me = instance_name()?;
         tracing::info!(database = %describe(&config), instance = %me, "cluster mode: PostgreSQL is the truth, Redis carries changes");
@@ -115,6 +118,10 @@ impl Cluster {
                     config: config.clone(),
                 }),
                 files: Arc::new(files::SharedFiles::new(config.clone())),
+                archive: Arc::new(crate::chat::postgres::PgArchive::new(
+                    config.clone(),
+                    settings.retention.at_least(settings.retain.max(1)),
+                )),
             }),
             settings,
             config,
@@ -325,6 +332,8 @@ pub struct ClusterStore {
     loaded: Mutex<Option<Loaded>>,
     pinger: Arc<Pinger>,
     files: Arc<files::SharedFiles>,
+    /// Reads older messages from the database, on a connection of its own.
+    archive: Arc<crate::chat::postgres::PgArchive>,
 }
 
 fn not_here() -> Durable {
@@ -367,6 +376,10 @@ impl Store for ClusterStore {
 
     fn shared_files(&self) -> Option<Arc<files::SharedFiles>> {
         Some(self.files.clone())
+    }
+
+    fn archive(&self) -> Option<Arc<dyn Archive>> {
+        Some(self.archive.clone())
     }
 }
 

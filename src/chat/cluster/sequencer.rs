@@ -178,7 +178,7 @@ async fn commit(
     }
     for RoomPosts { room, posts, .. } in rooms {
         let (posts, replies): (Vec<sql::Post>, Vec<Reply>) = posts.into_iter().unzip();
-        match sql::post_batch(client, &room, posts, settings.retain).await {
+        match sql::post_batch(client, &room, posts, settings.retain, settings.retention).await {
             Ok(outcomes) => {
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     let message = match outcome {

@@ -11,6 +11,8 @@
 //!   author's `client_ref` to the message it posted (a resent post is not stored twice);
 //! - `meta.directory` counts directory changes (users, names, channels), one by one, so an
 //!   instance can tell it missed one;
+//! - posts and deletions keep the `archive` table (older messages, by the retention setting)
+//!   as the single-instance store does, in the same transaction as the ring;
 //! - the `files` table holds attachments' bytes, one row per upload ([`super::files`]),
 //!   stored uncompressed (`STORAGE EXTERNAL`, set once) so a download reads it piece by
 //!   piece: most uploads are images, compressed already.
@@ -20,7 +22,7 @@ use crate::chat::model::{
 };
 use crate::chat::postgres::rows::{meta, read_rows, set_meta, settle_epoch};
 use crate::chat::postgres::{failed, room_key, slot};
-use crate::chat::store::{Loaded, StoreError, TokenHash};
+use crate::chat::store::{Loaded, Retention, StoreError, TokenHash};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Transaction};
 
@@ -68,6 +70,7 @@ INSERT INTO meta (key, value) VALUES ('directory', '0') ON CONFLICT (key) DO NOT
 pub(super) async fn settle_and_load(
     client: &mut Client,
     retain: usize,
+    retention: Retention,
 ) -> Result<Loaded, StoreError> {
     crate::chat::postgres::rows::create_schema(client).await?;
     let tx = client.transaction().await.map_err(failed)?;
@@ -105,6 +108,7 @@ pub(super) async fn settle_and_load(
     .await
     .map_err(failed)?;
     crate::chat::postgres::rows::settle_ring_in(&tx, retain).await?;
+    crate::chat::postgres::rows::settle_archive_in(&tx, retain, retention.at_least(retain)).await?;
     let (users, rooms) = read_rows(&tx).await?;
     fill_looks(&tx, &users, &rooms).await?;
     tx.commit().await.map_err(failed)?;
@@ -372,7 +376,10 @@ pub(super) async fn delete(
     let row = client
         .query_opt(
             "WITH gone AS ( \
-                 DELETE FROM recent_messages WHERE room_key = $1 AND id = $2 RETURNING seq) \
+                 DELETE FROM recent_messages WHERE room_key = $1 AND id = $2 RETURNING seq), \
+             archived AS ( \
+                 DELETE FROM archive WHERE room_key = $1 AND id = $2 \
+                 AND seq IN (SELECT seq FROM gone)) \
              UPDATE rooms SET deletions = deletions + 1 \
              WHERE key = $1 AND EXISTS (SELECT 1 FROM gone) RETURNING deletions",
             &[&room_key(room), &(id.0 as i64)],
@@ -406,7 +413,9 @@ pub(super) async fn post_batch(
     room: &Room,
     posts: Vec<Post>,
     retain: usize,
+    retention: Retention,
 ) -> Result<Vec<Posted>, Refused> {
+    let retention = retention.at_least(retain.max(1));
     let key = room_key(room);
     // A reference repeated within the batch is answered as its first use.
     let copy_of: Vec<Option<usize>> = (0..posts.len())
@@ -428,7 +437,7 @@ pub(super) async fn post_batch(
         let stored = if fresh.is_empty() {
             Vec::new()
         } else {
-            match try_post_batch(client, room, &key, &posts, &fresh, retain).await? {
+            match try_post_batch(client, room, &key, &posts, &fresh, retain, retention).await? {
                 Ok(stored) => stored,
                 Err(repeated) => {
                     for (i, first) in repeated {
@@ -472,6 +481,7 @@ async fn try_post_batch(
     posts: &[Post],
     fresh: &[usize],
     retain: usize,
+    retention: Retention,
 ) -> Result<Result<Vec<Message>, Vec<(usize, Message)>>, Refused> {
     let n = fresh.len() as i64;
     let now = Timestamp::now().millis();
@@ -595,6 +605,27 @@ async fn try_post_batch(
          ON CONFLICT (room_key, slot) DO UPDATE \
          SET id = excluded.id, seq = excluded.seq, body = excluded.body",
         &[&key, &slots, &ids, &seqs, &bodies],
+    )
+    .await
+    .map_err(failed)?;
+    // The archive keeps the whole batch, and lets go of what the retention no longer keeps
+    // now that the batch's last is the room's newest (invariants: [`crate::chat::sqlite`]).
+    let mut ids = Vec::with_capacity(stored.len());
+    let mut seqs = Vec::with_capacity(stored.len());
+    let mut bodies = Vec::with_capacity(stored.len());
+    for message in &stored {
+        ids.push(message.id.0 as i64);
+        seqs.push(message.seq as i64);
+        bodies.push(serde_json::to_string(message).map_err(failed)?);
+    }
+    let floor = stored.last().map_or(1, |m| retention.floor(m.seq)) as i64;
+    tx.execute(
+        "WITH archived AS ( \
+             INSERT INTO archive (room_key, seq, id, body) \
+             SELECT $1, q, i, b FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[]) AS t(q, i, b) \
+             ON CONFLICT DO NOTHING) \
+         DELETE FROM archive WHERE room_key = $1 AND seq < $5",
+        &[&key, &seqs, &ids, &bodies, &floor],
     )
     .await
     .map_err(failed)?;

@@ -36,6 +36,7 @@
 //! - [`connections`]: each live connection's outbox, user and rooms;
 //! - [`files`]: the upload registry, and deleting files off the async threads.
 //!
+//! [`older`] answers history calls with a "before" cursor from the store's archive.
 //! [`connection`] holds what a connection does, [`outbox`] the bounded queues and frames,
 //! [`saved`] the wait for the store, and [`fanout`] the one seam the domain events (declared
 //! in [`crate::chat::event`]) leave through (where a second instance would publish and receive). Storage sits behind
@@ -49,6 +50,7 @@ mod connections;
 mod directory;
 mod fanout;
 mod files;
+mod older;
 mod outbox;
 mod replicas;
 mod rooms;
@@ -442,6 +444,7 @@ impl Hub {
             epoch: self.shared.epoch,
             last_seq: room.last_seq(),
             messages: state.directory.with_current_names(room.history.snapshot()),
+            top: self.top_of_window(room.last_seq()),
         })
     }
 
@@ -465,6 +468,7 @@ impl Hub {
             epoch: self.shared.epoch,
             last_seq,
             messages,
+            top: self.top_of_window(last_seq),
         })
     }
 

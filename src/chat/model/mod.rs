@@ -25,5 +25,8 @@ pub use name::{
     ChannelKey, ChannelName, DisplayName, CHANNEL_NAME_FORBIDDEN, MAX_CHANNEL_NAME_CHARS,
     MAX_COMBINING_RUN, MAX_DISPLAY_NAME_CHARS,
 };
-pub use room::{ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, Room, RoomKey};
+pub use room::{
+    ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, HistoryTop, OlderPage, Room,
+    RoomKey,
+};
 pub use user::{Session, UserId, UserInfo};

@@ -136,6 +136,32 @@ pub struct HistoryPage {
     pub last_seq: u64,
     /// The messages numbered within [`HISTORY_LIMIT`](super::HISTORY_LIMIT) of `last_seq`, oldest first.
     pub messages: Vec<Message>,
+    /// What lies above the oldest of `messages`.
+    pub top: HistoryTop,
+}
+
+/// What lies above the oldest message a client holds of a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryTop {
+    /// Older messages may be kept: ask for them with a "before" history call.
+    More,
+    /// Nothing: this is where the room began (deleted messages aside).
+    Beginning,
+    /// Older messages existed, and the server does not keep them (its retention setting, or
+    /// a store that keeps only the 100 most recent in memory).
+    NotKept,
+}
+
+/// Messages of a room older than a sequence number, as a "before" history call returns them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OlderPage {
+    /// At most [`HISTORY_LIMIT`](super::HISTORY_LIMIT) messages, the newest ones below the
+    /// number asked about, oldest first, each with its author's current name.
+    pub messages: Vec<Message>,
+    /// What lies above the oldest of `messages` (or above the number asked about, when
+    /// `messages` is empty).
+    pub top: HistoryTop,
 }
 
 /// A private conversation as listed in its participant's sidebar.

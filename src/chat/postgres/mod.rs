@@ -15,6 +15,9 @@
 //! into slot `seq % retain`, so a room holds exactly its newest `retain` numbers; opening with
 //! another ring size moves each room's window over). Deleting a room's newest message raises
 //! the room row's `next_seq`, so no number is ever given out twice, even after a restart.
+//! Beside the rings, the `archive` table keeps older messages by the retention setting, with
+//! the SQLite store's invariants (see [`crate::chat::sqlite`]); it is read through a
+//! connection of its own ([`PgArchive`]), never the writer's.
 //!
 //! Writes are behind the hub, exactly like the SQLite writer: the hub hands every change over
 //! with its lock held, through an unbounded channel, so handing over never blocks; one writer
@@ -47,7 +50,8 @@
 
 use super::model::{Room, RoomKey};
 use super::store::{
-    write_behind_methods, Change, Durable, Job, Loaded, Reports, Store, StoreError,
+    write_behind_methods, Archive, ArchiveRead, Change, Durable, Job, Loaded, Reports, Retention,
+    Store, StoreError,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,6 +91,8 @@ pub struct PostgresStore {
     unclean: Arc<AtomicBool>,
     /// Where the database is, without the password (see [`describe`]).
     place: String,
+    /// Reads older messages through a connection of its own.
+    archive: Arc<PgArchive>,
 }
 
 /// A failure, with its causes: tokio-postgres says only "db error" or "error connecting to
@@ -256,7 +262,17 @@ impl PostgresStore {
     /// back (for `load`), keeping `retain` messages per room, and starts the writer. Fails
     /// with an error naming the URL (without its password) when PostgreSQL cannot be reached.
     pub fn open(url: &str, retain: usize) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open_keeping(url, retain, Retention::All)
+    }
+
+    /// [`PostgresStore::open`], with the archive keeping what `retention` says.
+    pub fn open_keeping(
+        url: &str,
+        retain: usize,
+        retention: Retention,
+    ) -> Result<PostgresStore, StoreError> {
         let retain = retain.max(1);
+        let retention = retention.at_least(retain);
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError(format!("data.postgres_url is not a PostgreSQL URL: {e}")))?;
@@ -264,6 +280,7 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let archive = Arc::new(PgArchive::new(config.clone(), retention));
         let (jobs, queue) = mpsc::unbounded_channel();
         let (opened, opening) = std::sync::mpsc::sync_channel(1);
         let unclean = Arc::new(AtomicBool::new(false));
@@ -286,6 +303,9 @@ impl PostgresStore {
                         let mut client = connect(&config, true).await?;
                         rows::create_schema(&client).await?;
                         rows::settle_ring(&mut client, retain).await?;
+                        let tx = client.transaction().await.map_err(failed)?;
+                        rows::settle_archive_in(&tx, retain, retention).await?;
+                        tx.commit().await.map_err(failed)?;
                         let loaded = rows::read_all(&mut client).await?;
                         Ok::<_, StoreError>((client, loaded))
                     };
@@ -311,6 +331,7 @@ impl PostgresStore {
                         statements,
                         config,
                         retain,
+                        retention,
                         reports: Reports::default(),
                         unclean: stop_unclean,
                     };
@@ -338,6 +359,7 @@ impl PostgresStore {
             #[cfg(test)]
             unclean,
             place,
+            archive,
         })
     }
 
@@ -385,6 +407,7 @@ struct Writer {
     /// Where to connect again after the connection is lost.
     config: tokio_postgres::Config,
     retain: usize,
+    retention: Retention,
     /// Each job's outcome, and the barriers' bookkeeping.
     reports: Reports,
     unclean: Arc<AtomicBool>,
@@ -459,12 +482,13 @@ impl Writer {
             self.statements = rows::Statements::prepare(&self.client).await?;
         }
         let retain = self.retain;
+        let retention = self.retention;
         let client = &mut self.client;
         let statements = &self.statements;
         let together = async {
             let tx = client.transaction().await.map_err(failed)?;
             for job in batch {
-                rows::apply(&tx, statements, &job.change, retain).await?;
+                rows::apply(&tx, statements, &job.change, retain, retention).await?;
             }
             tx.commit().await.map_err(failed)
         };
@@ -478,7 +502,7 @@ impl Writer {
         for job in batch {
             let alone = async {
                 let tx = client.transaction().await.map_err(failed)?;
-                rows::apply(&tx, statements, &job.change, retain).await?;
+                rows::apply(&tx, statements, &job.change, retain, retention).await?;
                 tx.commit().await.map_err(failed)
             };
             each.push(alone.await);
@@ -487,10 +511,64 @@ impl Writer {
     }
 }
 
+/// Reads a database's archive through a connection of its own, made when first needed (on
+/// the runtime of whoever reads) and made again once lost. It takes no instance lock, so
+/// cluster instances use it as well. One read at a time goes through it.
+pub(crate) struct PgArchive {
+    config: tokio_postgres::Config,
+    retention: Retention,
+    client: Arc<tokio::sync::Mutex<Option<Client>>>,
+}
+
+impl PgArchive {
+    pub(crate) fn new(config: tokio_postgres::Config, retention: Retention) -> PgArchive {
+        PgArchive {
+            config,
+            retention,
+            client: Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
+}
+
+impl Archive for PgArchive {
+    fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead {
+        let config = self.config.clone();
+        let retention = self.retention;
+        let client = self.client.clone();
+        let room = room.clone();
+        Box::pin(async move {
+            let mut held = client.lock().await;
+            if held.as_ref().is_none_or(Client::is_closed) {
+                let (fresh, connection) = config.connect(NoTls).await.map_err(|e| {
+                    StoreError(format!(
+                        "cannot reach PostgreSQL at {}: {}",
+                        describe(&config),
+                        failed(e).0
+                    ))
+                })?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %failed(e), "the archive's connection ended");
+                    }
+                });
+                *held = Some(fresh);
+            }
+            let Some(client) = held.as_mut() else {
+                return Err(StoreError("no connection to read the archive".into()));
+            };
+            rows::read_before(client, &room, before, limit, retention).await
+        })
+    }
+}
+
 impl Store for PostgresStore {
     /// What the database held when it was opened (handed over once).
     fn load(&self) -> Result<Loaded, StoreError> {
         super::store::load_once(&self.loaded)
+    }
+
+    fn archive(&self) -> Option<Arc<dyn Archive>> {
+        Some(self.archive.clone())
     }
 
     write_behind_methods!();

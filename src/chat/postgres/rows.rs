@@ -1,11 +1,14 @@
 //! The database's rows: creating the tables, settling the message rings to the configured
-//! size, reading everything back at start-up, and applying one change inside a transaction.
+//! size and the archive to the retention setting, reading everything back at start-up,
+//! applying one change inside a transaction, and reading the archive below a number.
 //! The rows are those of the SQLite store (see [`crate::chat::sqlite`]), with PostgreSQL
 //! types: rooms and messages as JSON text, token hashes as `bytea`.
 
 use super::{failed, room_key, slot, Change};
 use crate::chat::model::{ChannelInfo, DisplayName, Message, Room, Timestamp, UserId, UserInfo};
-use crate::chat::store::{Loaded, StoreError, StoredRoom, TokenHash};
+use crate::chat::store::{
+    archive_page, ArchivePage, Loaded, Retention, StoreError, StoredRoom, TokenHash,
+};
 use std::collections::HashMap;
 use tokio_postgres::{Client, Statement, Transaction};
 
@@ -30,6 +33,14 @@ CREATE TABLE IF NOT EXISTS recent_messages (
     body TEXT NOT NULL,
     PRIMARY KEY (room_key, slot)
 );
+CREATE TABLE IF NOT EXISTS archive (
+    room_key TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    id BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room_key, seq)
+);
+ALTER TABLE rooms ADD COLUMN IF NOT EXISTS kept_from BIGINT NOT NULL DEFAULT 1;
 ";
 
 /// Creates the tables that are missing.
@@ -96,6 +107,127 @@ pub(crate) async fn settle_ring_in(tx: &Transaction<'_>, retain: usize) -> Resul
         tracing::info!(moved, ring = retain, "moved the stored messages into rings");
     }
     set_meta(tx, "ring_size", &retain.to_string()).await
+}
+
+/// Settles the archive, inside a transaction the caller commits: the rules and invariants
+/// are the SQLite store's (see [`crate::chat::sqlite`]). A database from before the archive
+/// gets its rings copied in, each room's floor where its ring's window began (`ring` numbers
+/// below the newest given out); then every room is trimmed to `retention`, its floor
+/// (`rooms.kept_from`) raised to match.
+pub(crate) async fn settle_archive_in(
+    tx: &Transaction<'_>,
+    ring: usize,
+    retention: Retention,
+) -> Result<(), StoreError> {
+    const NEWEST: &str = "GREATEST(rooms.next_seq - 1, \
+        COALESCE((SELECT MAX(seq) FROM archive WHERE room_key = rooms.key), 0))";
+    if meta(tx, "archive").await?.is_none() {
+        let copied = tx
+            .execute(
+                "INSERT INTO archive (room_key, seq, id, body) \
+                    SELECT room_key, seq, id, body FROM recent_messages ON CONFLICT DO NOTHING",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        tx.execute(
+            &format!("UPDATE rooms SET kept_from = GREATEST(kept_from, {NEWEST} + 1 - $1)"),
+            &[&(ring as i64)],
+        )
+        .await
+        .map_err(failed)?;
+        set_meta(tx, "archive", "1").await?;
+        tracing::info!(copied, "started the message archive from the rings");
+    }
+    if let Retention::Newest(n) = retention {
+        tx.execute(
+            &format!("UPDATE rooms SET kept_from = GREATEST(kept_from, {NEWEST} + 1 - $1)"),
+            &[&(n as i64)],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    // Room by room, each a range of the primary key: never a scan of the whole archive.
+    let mut trimmed = 0;
+    for row in tx
+        .query("SELECT key, kept_from FROM rooms WHERE kept_from > 1", &[])
+        .await
+        .map_err(failed)?
+    {
+        let key: String = row.try_get(0).map_err(failed)?;
+        let floor: i64 = row.try_get(1).map_err(failed)?;
+        trimmed += tx
+            .execute(
+                "DELETE FROM archive WHERE room_key = $1 AND seq < $2",
+                &[&key, &floor],
+            )
+            .await
+            .map_err(failed)?;
+    }
+    if trimmed > 0 {
+        tracing::info!(
+            trimmed,
+            "trimmed the message archive to data.retain_messages"
+        );
+    }
+    Ok(())
+}
+
+/// Up to `limit` messages of `room` numbered below `before`, from the archive, read in one
+/// repeatable-read transaction (so the floor and the messages agree).
+pub(crate) async fn read_before(
+    client: &mut Client,
+    room: &Room,
+    before: u64,
+    limit: usize,
+    retention: Retention,
+) -> Result<ArchivePage, StoreError> {
+    let key = room_key(room);
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(failed)?;
+    let row = tx
+        .query_opt(
+            "SELECT kept_from, next_seq - 1, \
+                COALESCE((SELECT MAX(seq) FROM archive WHERE room_key = $1), 0) \
+                FROM rooms WHERE key = $1",
+            &[&key],
+        )
+        .await
+        .map_err(failed)?;
+    let Some(row) = row else {
+        // No row: the room never had a message.
+        return Ok(archive_page(Vec::new(), limit, 1));
+    };
+    let kept_from: i64 = row.try_get(0).map_err(failed)?;
+    let next_minus_one: i64 = row.try_get(1).map_err(failed)?;
+    let newest_kept: i64 = row.try_get(2).map_err(failed)?;
+    let newest = next_minus_one.max(newest_kept).max(0) as u64;
+    let floor = (kept_from.max(1) as u64).max(retention.floor(newest));
+    let mut messages = Vec::new();
+    for row in tx
+        .query(
+            "SELECT body FROM archive WHERE room_key = $1 AND seq < $2 AND seq >= $3 \
+                ORDER BY seq DESC LIMIT $4",
+            &[
+                &key,
+                &(before.min(i64::MAX as u64) as i64),
+                &(floor as i64),
+                &((limit + 1) as i64),
+            ],
+        )
+        .await
+        .map_err(failed)?
+    {
+        let body: String = row.try_get(0).map_err(failed)?;
+        messages.push(serde_json::from_str::<Message>(&body).map_err(failed)?);
+    }
+    tx.commit().await.map_err(failed)?;
+    Ok(archive_page(messages, limit, floor))
 }
 
 /// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
@@ -223,11 +355,18 @@ impl Statements {
             // (The hub hands messages over in order; the condition only guards against an
             // older one ever replacing a newer.) No raising of `rooms.next_seq` either: the
             // room's newest message already says what comes next (see `read_all`).
+            // The archive keeps it too, and lets go of what is numbered below `$7`, the
+            // floor the retention setting keeps (1 to keep everything).
             message: client
                 .prepare(
                     "WITH room AS ( \
                          INSERT INTO rooms (key, room, channel, next_seq) \
-                         VALUES ($1, $2, NULL, 1) ON CONFLICT (key) DO NOTHING) \
+                         VALUES ($1, $2, NULL, 1) ON CONFLICT (key) DO NOTHING), \
+                     archived AS ( \
+                         INSERT INTO archive (room_key, seq, id, body) \
+                         VALUES ($1, $5, $4, $6) ON CONFLICT DO NOTHING), \
+                     trimmed AS ( \
+                         DELETE FROM archive WHERE room_key = $1 AND seq < $7) \
                      INSERT INTO recent_messages (room_key, slot, id, seq, body) \
                      VALUES ($1, $3, $4, $5, $6) \
                      ON CONFLICT (room_key, slot) DO UPDATE \
@@ -237,12 +376,16 @@ impl Statements {
                 .await
                 .map_err(failed)?,
             // The deleted message may be the room's newest; its number must never come
-            // back, so the room row remembers the number after it.
+            // back, so the room row remembers the number after it. It leaves the archive
+            // too, found by the number the ring says it had.
             delete: client
                 .prepare(
                     "WITH gone AS ( \
                          DELETE FROM recent_messages WHERE room_key = $1 AND id = $2 \
-                         RETURNING seq) \
+                         RETURNING seq), \
+                     archived AS ( \
+                         DELETE FROM archive WHERE room_key = $1 AND id = $2 \
+                         AND seq IN (SELECT seq FROM gone)) \
                      UPDATE rooms \
                      SET next_seq = GREATEST(next_seq, (SELECT MAX(seq) + 1 FROM gone)) \
                      WHERE key = $1 AND EXISTS (SELECT 1 FROM gone)",
@@ -271,6 +414,7 @@ pub(super) async fn apply(
     statements: &Statements,
     change: &Change,
     retain: usize,
+    retention: Retention,
 ) -> Result<(), StoreError> {
     match change {
         Change::Message(message) => {
@@ -285,6 +429,7 @@ pub(super) async fn apply(
                     &(message.id.0 as i64),
                     &(message.seq as i64),
                     &body,
+                    &(retention.floor(message.seq) as i64),
                 ],
             )
             .await

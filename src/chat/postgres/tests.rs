@@ -528,3 +528,130 @@ fn pings_need_a_commit() {
     let _ = store.ping().wait_blocking();
     store.ping().wait_blocking().expect("ready again");
 }
+
+/// Reads a store's archive the way the hub does, all on one runtime (the archive's
+/// connection lives on the runtime that made it).
+struct Reader(tokio::runtime::Runtime);
+
+impl Reader {
+    fn new() -> Reader {
+        Reader(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// The sequence numbers below `before` the archive returns, and what lies above them.
+    fn before(
+        &self,
+        store: &dyn Store,
+        room: &Room,
+        before: u64,
+    ) -> (Vec<u64>, crate::chat::model::HistoryTop) {
+        let archive = store
+            .archive()
+            .expect("the PostgreSQL store has an archive");
+        let page = self.0.block_on(archive.before(room, before, 100)).unwrap();
+        (page.messages.iter().map(|m| m.seq).collect(), page.top)
+    }
+}
+
+/// Writes messages 1 to `count` to `room`, waiting only for the last.
+fn fill(store: &PostgresStore, room: &Room, count: u64) {
+    let mut last = None;
+    for seq in 1..=count {
+        last = Some(store.put_message(&message(room, seq, seq, &ada())));
+    }
+    if let Some(last) = last {
+        last.wait_blocking().unwrap();
+    }
+}
+
+/// With everything kept, the archive answers "before" reads a page at a time down to the
+/// room's beginning, across a restart, through a connection of its own; a deleted message is
+/// gone from it too.
+#[test]
+fn the_archive_keeps_everything_and_pages_back_to_the_beginning() {
+    use crate::chat::model::HistoryTop;
+    let db = TestDatabase::create();
+    let room = general();
+    {
+        let store = PostgresStore::open_keeping(&db.url, 100, Retention::All).unwrap();
+        store.load().unwrap();
+        fill(&store, &room, 250);
+        store
+            .delete_message(&room, MessageId(240))
+            .wait_blocking()
+            .unwrap();
+        store.close();
+    }
+    let store = PostgresStore::open_keeping(&db.url, 100, Retention::All).unwrap();
+    assert_eq!(store.load().unwrap().rooms[0].messages.len(), 99);
+    let reader = Reader::new();
+    let (newest, top) = reader.before(&store, &room, 251);
+    assert_eq!(newest.len(), 100);
+    assert!(!newest.contains(&240), "deleted from the archive too");
+    assert_eq!(top, HistoryTop::More);
+    assert_eq!(
+        reader.before(&store, &room, 151),
+        ((51..=150).collect(), HistoryTop::More)
+    );
+    assert_eq!(
+        reader.before(&store, &room, 51),
+        ((1..=50).collect(), HistoryTop::Beginning)
+    );
+    let nowhere = Room::Channel(ChannelName::parse("nowhere").unwrap());
+    assert_eq!(
+        reader.before(&store, &nowhere, 10),
+        (vec![], HistoryTop::Beginning)
+    );
+    store.close();
+}
+
+/// A number kept cuts the archive as messages come and says so at the cut; lowering it to
+/// 100 at a restart keeps only the window, and `all` afterwards does not claim what was cut.
+#[test]
+fn retention_cuts_the_archive_and_says_so() {
+    use crate::chat::model::HistoryTop;
+    let db = TestDatabase::create();
+    let room = general();
+    let reader = Reader::new();
+    {
+        let store = PostgresStore::open_keeping(&db.url, 100, Retention::Newest(150)).unwrap();
+        store.load().unwrap();
+        fill(&store, &room, 250);
+        assert_eq!(
+            reader.before(&store, &room, 151),
+            ((101..=150).collect(), HistoryTop::NotKept)
+        );
+        store.close();
+    }
+    {
+        let store = PostgresStore::open_keeping(&db.url, 100, Retention::Newest(100)).unwrap();
+        store.load().unwrap();
+        assert_eq!(
+            reader.before(&store, &room, 151),
+            (vec![], HistoryTop::NotKept)
+        );
+        store.close();
+    }
+    run_with(&db.url, |client| async move {
+        let count: i64 = client
+            .query_one("SELECT COUNT(*) FROM archive", &[])
+            .await?
+            .get(0);
+        assert_eq!(count, 100, "100 keeps the window and nothing older");
+        Ok(())
+    })
+    .unwrap();
+    let store = PostgresStore::open_keeping(&db.url, 100, Retention::All).unwrap();
+    store.load().unwrap();
+    assert_eq!(
+        reader.before(&store, &room, 151),
+        (vec![], HistoryTop::NotKept),
+        "what was cut stays cut"
+    );
+    store.close();
+}

@@ -1,6 +1,6 @@
 //! The durable store: one SQLite file in WAL mode holding users (token hashes only), rooms,
-//! and the most recent messages of each room, with the same retention as the in-memory
-//! history.
+//! the most recent messages of each room (the same window as the in-memory history, which a
+//! start loads), and the archive of older messages kept by the retention setting.
 //!
 //! Each room's messages are a ring of `retain` slots (`recent_messages`): message number
 //! `seq` goes into slot `seq % retain`, replacing the message `retain` numbers before it. So
@@ -8,6 +8,23 @@
 //! and storing a message changes one row in one page: there is no separate trim. (The ring
 //! size is kept in `meta`; opening with another size, or a file from before the ring, moves
 //! the window over.)
+//!
+//! The `archive` table keeps each room's messages by `(room_key, seq)`, for history calls
+//! with a "before" cursor ([`Archive`]). Its invariants:
+//! 1. Every message in a ring is in the archive too: both are written, and a deletion
+//!    removes both, in the same transaction (a file from before the archive has its rings
+//!    copied in when opened).
+//! 2. A room's archive holds every message numbered from its floor up that was not deleted,
+//!    and none below it. The floor is `rooms.kept_from` raised to what the retention setting
+//!    keeps ([`Retention::floor`] of the newest number given out): each message written
+//!    trims what falls below it, and opening trims to the setting (and raises `kept_from`, so
+//!    a later `all` does not claim messages that were cut). Rooms of a file from before the
+//!    archive start with the floor their ring had.
+//! 3. So a read below the floor that finds nothing more knows whether the room's beginning
+//!    was reached (floor 1) or retention cut the rest.
+//!
+//! Reads of the archive go through a read-only connection of their own (WAL lets it read
+//! while the writer writes), on tokio's blocking pool, never under the hub's lock.
 //!
 //! One writer thread owns the connection that writes. The hub hands it every change (users,
 //! channels, names, messages and deletions) in the order it applies them, and every change
@@ -31,16 +48,16 @@
 //! the writer doing the checkpoints itself, on one exclusive connection, acknowledgements
 //! waited out those fsyncs: p99 150-760 ms under disk load; see BENCHMARKS.md.)
 
-use self::rows::{apply, read_all, settle_ring};
+use self::rows::{apply, read_all, settle_archive, settle_ring};
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, Room, RoomKey, UserId, UserInfo};
 use super::store::{
-    write_behind_methods, Change, Durable, Job, Loaded, Reports, Store, StoreError, StoredRoom,
-    TokenHash,
+    archive_page, write_behind_methods, Archive, ArchiveRead, Change, Durable, Job, Loaded,
+    Reports, Retention, Store, StoreError, StoredRoom, TokenHash,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::Path;
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 mod rows;
@@ -66,6 +83,13 @@ CREATE TABLE IF NOT EXISTS recent_messages (
     body TEXT NOT NULL,
     PRIMARY KEY (room_key, slot)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS archive (
+    room_key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room_key, seq)
+) WITHOUT ROWID;
 ";
 
 /// How often the checkpoint thread folds the write-ahead log into the database file.
@@ -84,6 +108,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The checkpoint thread, until `close` stops it.
     checkpoints: Mutex<Option<Checkpoints>>,
+    /// Reads older messages through a connection of its own.
+    archive: Arc<SqliteArchive>,
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -111,10 +137,20 @@ fn closed() -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the database file, keeping `retain` messages per room, and starts
-    /// its writer.
+    /// Opens (or creates) the database file, with rings of `retain` messages per room (the
+    /// hub's window) and an archive keeping all messages, and starts its writer.
     pub fn open(path: &Path, retain: usize) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_keeping(path, retain, Retention::All)
+    }
+
+    /// [`SqliteStore::open`], with the archive keeping what `retention` says.
+    pub fn open_keeping(
+        path: &Path,
+        retain: usize,
+        retention: Retention,
+    ) -> Result<SqliteStore, StoreError> {
         let retain = retain.max(1);
+        let retention = retention.at_least(retain);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(failed)?;
         }
@@ -128,7 +164,20 @@ impl SqliteStore {
             .map_err(failed)?;
         conn.execute_batch(SCHEMA).map_err(failed)?;
         settle_ring(&mut conn, retain)?;
+        settle_archive(&mut conn, retain, retention)?;
         let loaded = read_all(&mut conn)?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(failed)?;
+        reader
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(failed)?;
+        let archive = Arc::new(SqliteArchive {
+            conn: Arc::new(Mutex::new(reader)),
+            retention,
+        });
         let checkpointer = Connection::open(path).map_err(failed)?;
         checkpointer
             .busy_timeout(Duration::from_secs(5))
@@ -138,6 +187,7 @@ impl SqliteStore {
         let writer = Writer {
             conn,
             retain,
+            retention,
             reports: Reports::default(),
         };
         let thread = std::thread::Builder::new()
@@ -149,6 +199,7 @@ impl SqliteStore {
             loaded: Mutex::new(Some(loaded)),
             writer: Mutex::new(Some(thread)),
             checkpoints: Mutex::new(Some(checkpoints)),
+            archive,
         })
     }
 
@@ -182,6 +233,7 @@ impl Drop for SqliteStore {
 struct Writer {
     conn: Connection,
     retain: usize,
+    retention: Retention,
     /// Each job's outcome, and the barriers' bookkeeping.
     reports: Reports,
 }
@@ -228,7 +280,7 @@ impl Writer {
         // so one failed change does not undo the others.
         let each = batch
             .iter()
-            .map(|job| apply(&tx, &job.change, self.retain))
+            .map(|job| apply(&tx, &job.change, self.retain, self.retention))
             .collect();
         tx.commit().map_err(failed)?;
         Ok(each)
@@ -273,10 +325,36 @@ fn checkpoint_thread(conn: Connection) -> Result<Checkpoints, StoreError> {
     })
 }
 
+/// The archive's reader: a read-only connection, used by one read at a time.
+struct SqliteArchive {
+    conn: Arc<Mutex<Connection>>,
+    retention: Retention,
+}
+
+impl Archive for SqliteArchive {
+    fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead {
+        let conn = self.conn.clone();
+        let retention = self.retention;
+        let key = room_key(room);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                rows::read_before(&mut conn, &key, before, limit, retention)
+            })
+            .await
+            .map_err(failed)?
+        })
+    }
+}
+
 impl Store for SqliteStore {
     /// What the file held when it was opened (handed over once).
     fn load(&self) -> Result<Loaded, StoreError> {
         super::store::load_once(&self.loaded)
+    }
+
+    fn archive(&self) -> Option<Arc<dyn Archive>> {
+        Some(self.archive.clone())
     }
 
     write_behind_methods!();

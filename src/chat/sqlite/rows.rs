@@ -1,5 +1,6 @@
 //! The file's rows: reading everything back at start-up, settling the message rings to
-//! the configured size, and applying one change inside a batch's transaction.
+//! the configured size and the archive to the retention setting, applying one change inside
+//! a batch's transaction, and reading the archive below a sequence number.
 
 use super::*;
 
@@ -58,6 +59,141 @@ pub(super) fn settle_ring(conn: &mut Connection, retain: usize) -> Result<(), St
     )
     .map_err(failed)?;
     tx.commit().map_err(failed)
+}
+
+/// Settles the archive (see the module documentation of [`super`] for its invariants): a
+/// file from before it gets its rings copied in, each room's floor where its ring's window
+/// began (`ring` numbers below the newest given out); then every room is trimmed to
+/// `retention`, its floor raised to match.
+pub(super) fn settle_archive(
+    conn: &mut Connection,
+    ring: usize,
+    retention: Retention,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(failed)?;
+    let has_floor = tx
+        .prepare("SELECT 1 FROM pragma_table_info('rooms') WHERE name = 'kept_from'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(failed)?;
+    if !has_floor {
+        tx.execute_batch("ALTER TABLE rooms ADD COLUMN kept_from INTEGER NOT NULL DEFAULT 1;")
+            .map_err(failed)?;
+    }
+    // The newest number a room gave out: its row's, raised by deletions, or its newest
+    // message's.
+    const NEWEST: &str = "MAX(rooms.next_seq - 1, \
+        COALESCE((SELECT MAX(seq) FROM archive WHERE room_key = rooms.key), 0))";
+    if meta(&tx, "archive")?.is_none() {
+        let copied = tx
+            .execute(
+                "INSERT OR IGNORE INTO archive (room_key, seq, id, body) \
+                    SELECT room_key, seq, id, body FROM recent_messages",
+                [],
+            )
+            .map_err(failed)?;
+        tx.execute(
+            &format!("UPDATE rooms SET kept_from = MAX(kept_from, {NEWEST} + 1 - ?1)"),
+            params![ring as i64],
+        )
+        .map_err(failed)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('archive', '1')",
+            [],
+        )
+        .map_err(failed)?;
+        tracing::info!(copied, "started the message archive from the rings");
+    }
+    if let Retention::Newest(n) = retention {
+        tx.execute(
+            &format!("UPDATE rooms SET kept_from = MAX(kept_from, {NEWEST} + 1 - ?1)"),
+            params![n as i64],
+        )
+        .map_err(failed)?;
+    }
+    // Room by room, each a range of the primary key: never a scan of the whole archive.
+    let floors: Vec<(String, i64)> = tx
+        .prepare("SELECT key, kept_from FROM rooms WHERE kept_from > 1")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(failed)?;
+    let mut trimmed = 0;
+    for (key, floor) in floors {
+        trimmed += tx
+            .execute(
+                "DELETE FROM archive WHERE room_key = ?1 AND seq < ?2",
+                params![key, floor],
+            )
+            .map_err(failed)?;
+    }
+    if trimmed > 0 {
+        tracing::info!(
+            trimmed,
+            "trimmed the message archive to data.retain_messages"
+        );
+    }
+    tx.commit().map_err(failed)
+}
+
+/// Up to `limit` messages of the room keyed `key` numbered below `before`, from the archive,
+/// in one read transaction (so the floor and the messages agree).
+pub(super) fn read_before(
+    conn: &mut Connection,
+    key: &str,
+    before: u64,
+    limit: usize,
+    retention: Retention,
+) -> Result<crate::chat::store::ArchivePage, StoreError> {
+    let tx = conn.transaction().map_err(failed)?;
+    let row = tx
+        .prepare_cached(
+            "SELECT kept_from, next_seq - 1, \
+                COALESCE((SELECT MAX(seq) FROM archive WHERE room_key = ?1), 0) \
+                FROM rooms WHERE key = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![key], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(failed)?;
+    let Some((kept_from, next_minus_one, newest_kept)) = row else {
+        // No row: the room never had a message.
+        return Ok(archive_page(Vec::new(), limit, 1));
+    };
+    let newest = next_minus_one.max(newest_kept).max(0) as u64;
+    let floor = (kept_from.max(1) as u64).max(retention.floor(newest));
+    let mut messages = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT body FROM archive WHERE room_key = ?1 AND seq < ?2 AND seq >= ?3 \
+                    ORDER BY seq DESC LIMIT ?4",
+            )
+            .map_err(failed)?;
+        let bodies = stmt
+            .query_map(
+                params![
+                    key,
+                    before.min(i64::MAX as u64) as i64,
+                    floor as i64,
+                    (limit + 1) as i64
+                ],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(failed)?;
+        for body in bodies {
+            messages.push(serde_json::from_str::<Message>(&body.map_err(failed)?).map_err(failed)?);
+        }
+    }
+    tx.commit().map_err(failed)?;
+    Ok(archive_page(messages, limit, floor))
 }
 
 /// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
@@ -173,6 +309,7 @@ pub(super) fn apply(
     tx: &Transaction<'_>,
     change: &Change,
     retain: usize,
+    retention: Retention,
 ) -> Result<(), StoreError> {
     match change {
         Change::Message(message) => {
@@ -206,6 +343,20 @@ pub(super) fn apply(
                 ])
             })
             .map_err(failed)?;
+            // The archive keeps it too, and lets go of what the retention no longer keeps
+            // (the hub hands messages over in order, so this one is the room's newest).
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO archive (room_key, seq, id, body) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![key, message.seq as i64, message.id.0 as i64, body])
+            })
+            .map_err(failed)?;
+            if let Retention::Newest(_) = retention {
+                tx.prepare_cached("DELETE FROM archive WHERE room_key = ?1 AND seq < ?2")
+                    .and_then(|mut s| s.execute(params![key, retention.floor(message.seq) as i64]))
+                    .map_err(failed)?;
+            }
         }
         Change::Delete(room, id) => {
             // The deleted message may be the room's newest; its number must never come
@@ -216,6 +367,14 @@ pub(super) fn apply(
                      (SELECT seq + 1 FROM recent_messages WHERE room_key = ?1 AND id = ?2)) \
                  WHERE key = ?1 \
                  AND EXISTS (SELECT 1 FROM recent_messages WHERE room_key = ?1 AND id = ?2)",
+            )
+            .and_then(|mut s| s.execute(params![key, id.0 as i64]))
+            .map_err(failed)?;
+            // Gone from the archive too, found by its number (the ring, which holds every
+            // message the hub can delete, says which).
+            tx.prepare_cached(
+                "DELETE FROM archive WHERE room_key = ?1 AND id = ?2 AND seq IN \
+                    (SELECT seq FROM recent_messages WHERE room_key = ?1 AND id = ?2)",
             )
             .and_then(|mut s| s.execute(params![key, id.0 as i64]))
             .map_err(failed)?;

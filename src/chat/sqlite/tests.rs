@@ -1,7 +1,7 @@
 //! Tests of the SQLite store against real files.
 
 use super::*;
-use crate::chat::model::{ChannelName, DirectKey, DisplayName, MessageBody, MessageId};
+use crate::chat::model::{ChannelName, DirectKey, DisplayName, HistoryTop, MessageBody, MessageId};
 
 fn temp_db(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("flack-sqlite-{}-{name}", std::process::id()));
@@ -236,4 +236,140 @@ fn old_files_and_new_ring_sizes_keep_the_window() {
         [5, 6, 7],
         "new messages replace the oldest slots"
     );
+}
+
+/// A room's archive read below `before`, as the hub would ask for it (100 at most).
+fn before(store: &dyn Store, room: &Room, before: u64) -> crate::chat::store::ArchivePage {
+    let archive = store.archive().expect("the SQLite store has an archive");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(archive.before(room, before, 100))
+        .unwrap()
+}
+
+fn seqs(page: &crate::chat::store::ArchivePage) -> Vec<u64> {
+    page.messages.iter().map(|m| m.seq).collect()
+}
+
+/// Writes messages 1 to `count` to `room`, waiting only for the last.
+fn fill(store: &SqliteStore, room: &Room, count: u64) {
+    let mut last = None;
+    for seq in 1..=count {
+        last = Some(store.put_message(&message(room, seq, seq, &ada())));
+    }
+    if let Some(last) = last {
+        last.wait_blocking().unwrap();
+    }
+}
+
+/// With everything kept, the archive answers "before" reads a page at a time, oldest first,
+/// down to the room's beginning, across a restart; a deleted message is gone from it too,
+/// while start-up still loads only the window of 100.
+#[test]
+fn the_archive_keeps_everything_and_pages_back_to_the_beginning() {
+    let path = temp_db("archive-all");
+    let room = general();
+    {
+        let store = SqliteStore::open_keeping(&path, 100, Retention::All).unwrap();
+        store.load().unwrap();
+        fill(&store, &room, 250);
+        store
+            .delete_message(&room, MessageId(240))
+            .wait_blocking()
+            .unwrap();
+        store.close();
+    }
+    let store = SqliteStore::open_keeping(&path, 100, Retention::All).unwrap();
+    let loaded = store.load().unwrap();
+    assert_eq!(
+        loaded.rooms[0].messages.len(),
+        99,
+        "the window, less the deletion"
+    );
+    let newest = before(&store, &room, 251);
+    assert_eq!(newest.messages.len(), 100);
+    assert!(
+        !seqs(&newest).contains(&240),
+        "deleted from the archive too"
+    );
+    assert_eq!(seqs(&newest)[0], 150);
+    let page = before(&store, &room, 151);
+    assert_eq!(seqs(&page), (51..=150).collect::<Vec<_>>());
+    assert_eq!(page.top, HistoryTop::More);
+    let page = before(&store, &room, 51);
+    assert_eq!(seqs(&page), (1..=50).collect::<Vec<_>>());
+    assert_eq!(page.top, HistoryTop::Beginning);
+    let page = before(&store, &room, 1);
+    assert!(page.messages.is_empty());
+    assert_eq!(page.top, HistoryTop::Beginning);
+    let nowhere = Room::Channel(ChannelName::parse("nowhere").unwrap());
+    assert_eq!(before(&store, &nowhere, 10).top, HistoryTop::Beginning);
+}
+
+/// A number kept cuts the archive as messages come and says so at the cut; 100 keeps exactly
+/// the window, as every store did before the archive. Lowering the number at a restart cuts
+/// what is stored, and raising it again (or `all`) does not bring back what was cut.
+#[test]
+fn retention_cuts_the_archive_and_says_so() {
+    let path = temp_db("archive-retention");
+    let room = general();
+    {
+        let store = SqliteStore::open_keeping(&path, 100, Retention::Newest(150)).unwrap();
+        store.load().unwrap();
+        fill(&store, &room, 250);
+        let page = before(&store, &room, 151);
+        assert_eq!(seqs(&page), (101..=150).collect::<Vec<_>>());
+        assert_eq!(page.top, HistoryTop::NotKept);
+        store.close();
+    }
+    let rows = |path: &Path| -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM archive", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(&path), 150);
+    {
+        let store = SqliteStore::open_keeping(&path, 100, Retention::Newest(100)).unwrap();
+        store.load().unwrap();
+        let page = before(&store, &room, 151);
+        assert!(page.messages.is_empty());
+        assert_eq!(page.top, HistoryTop::NotKept);
+        store.close();
+    }
+    assert_eq!(rows(&path), 100, "100 keeps the window and nothing older");
+    let store = SqliteStore::open_keeping(&path, 100, Retention::All).unwrap();
+    store.load().unwrap();
+    let page = before(&store, &room, 151);
+    assert!(page.messages.is_empty());
+    assert_eq!(page.top, HistoryTop::NotKept, "what was cut stays cut");
+}
+
+/// A file written before the archive existed (rings only) starts its archive from the rings
+/// when opened: the window reads back, and above it the archive says older messages are not
+/// kept, since the rings had already dropped them.
+#[test]
+fn files_from_before_the_archive_start_it_from_their_rings() {
+    let path = temp_db("archive-upgrade");
+    let room = general();
+    {
+        let store = store_with(&path, &room, 150, &ada());
+        store.close();
+    }
+    // Back to what a file from before the archive held.
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE archive; DELETE FROM meta WHERE key = 'archive'; \
+             ALTER TABLE rooms DROP COLUMN kept_from;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, 100).unwrap();
+    store.load().unwrap();
+    let page = before(&store, &room, 200);
+    assert_eq!(seqs(&page), (51..=150).collect::<Vec<_>>());
+    assert_eq!(page.top, HistoryTop::NotKept);
 }

@@ -21,6 +21,7 @@ mod tests;
 pub use load::{ConfigError, Layers, Setting};
 
 use crate::chat::hub::HubSettings;
+use crate::chat::store::Retention;
 use axum::http::uri::Authority;
 use serde::{Deserialize, Serialize};
 use serde_forms::{at_least, comma_list, seconds};
@@ -96,6 +97,7 @@ impl Config {
             redis_url: self.cluster.redis_url.clone(),
             prefix: self.cluster.prefix.clone(),
             retain: hub.history,
+            retention: self.data.retain_messages,
             check_every: self.cluster.check_every,
             reorder_wait: self.cluster.reorder_wait,
             publish_delay: Duration::from_millis(self.cluster.publish_delay_ms),
@@ -160,6 +162,10 @@ pub struct DataSection {
     /// The PostgreSQL database `store = "postgres"` keeps chat data in, as a libpq URL
     /// (`postgres://user:password@host:port/database`); a missing database is created.
     pub postgres_url: String,
+    /// How many of each room's messages a durable store keeps: `all`, or a number of the
+    /// newest (at least 100, the messages each room keeps in memory; 100 keeps nothing
+    /// older). Older ones are read back when a reader scrolls up.
+    pub retain_messages: Retention,
 }
 
 impl Default for DataSection {
@@ -168,6 +174,7 @@ impl Default for DataSection {
             dir: PathBuf::from("data"),
             store: StoreKind::Sqlite,
             postgres_url: "postgres://postgres@127.0.0.1:5432/flack".into(),
+            retain_messages: Retention::All,
         }
     }
 }
