@@ -105,3 +105,24 @@ test("a server keeping 100 messages says older ones are not kept", async ({ brow
   await ada.close();
   await bob.close();
 });
+
+/** One's own message read back from the store (older than the 100 the server holds in
+ *  memory) offers no delete button, since the server could not delete it; a recent one does. */
+test("only messages the server still holds can be deleted", async ({ browser }) => {
+  const ada = await User.open(browser, "Ada");
+  const name = unique("aging");
+  await ada.createAndOpen(name);
+  await ada.send("mine, and soon old");
+  await expect(ada.log()).toContainText("mine, and soon old");
+  await seedMessages(ada.page, name, unique("Seeder"), 100);
+  await ada.page.reload();
+  await ada.waitConnected();
+  await scrollToTop(ada.page);
+  const old = ada.log().getByRole("listitem").filter({ hasText: "mine, and soon old" });
+  await expect(old).toHaveCount(1);
+  await expect(old.getByRole("button", { name: "Delete message" })).toHaveCount(0);
+  await ada.send("mine, and new");
+  const recent = ada.log().getByRole("listitem").filter({ hasText: "mine, and new" });
+  await expect(recent.getByRole("button", { name: "Delete message" })).toHaveCount(1);
+  await ada.close();
+});

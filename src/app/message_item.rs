@@ -10,15 +10,17 @@ use leptos::prelude::*;
 /// A message, in the reader's local time (see `local_time`). One that continues a group
 /// (`starts_group` false) shows its author's name only to assistive technology and its time
 /// only on hover or focus; both stay in the text, so every message reads whole on its own.
+/// Its author may delete it while `deletable` (the server still holds it in memory; older
+/// messages, read back from the store, stay).
 #[component]
-pub fn MessageItem(message: Message, starts_group: bool) -> impl IntoView {
+pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>) -> impl IntoView {
     let client = use_chat_client();
     let clock = use_reader_clock();
     let sent_at = message.sent_at;
     let label = move || clock_label(sent_at, clock.offset_at(sent_at));
     let full = move || full_label(sent_at, clock.offset_at(sent_at));
     let author_id = message.author.id;
-    let is_mine = move || client.my_id() == Some(author_id);
+    let is_mine = move || client.my_id() == Some(author_id) && deletable.get();
     let room = message.room.clone();
     let id = message.id;
     view! {

@@ -18,6 +18,8 @@ use super::older_messages::OlderMessages;
 use crate::app::client::{read_position, use_chat_client, Feed};
 use crate::app::local_time::{day_label, use_reader_clock};
 use crate::app::message_item::MessageItem;
+use crate::chat::history::window_start;
+use crate::chat::model::HISTORY_LIMIT;
 use leptos::prelude::*;
 
 /// How close to the bottom, in CSS pixels, still counts as reading the newest message.
@@ -129,6 +131,13 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                 .count()
         })
     });
+    // The first number the server still holds in memory: only messages from there on can be
+    // deleted (older ones are read back from the store).
+    let window_from = Memo::new(move |_| {
+        let newest = feed.messages.with(|m| m.last().map_or(0, |m| m.seq));
+        let room_newest = feed.cursor().map_or(0, |c| c.seq).max(newest);
+        window_start(room_newest, HISTORY_LIMIT)
+    });
     let rows = Memo::new(move |_| {
         let offset_at = |at| clock.offset_at(at);
         let reader = Reader {
@@ -165,7 +174,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                                     row.first_unread,
                                 )
                             }
-                            children=row_view
+                            children=move |row| row_view(row, window_from)
                         />
                     </ol>
                 </div>
@@ -187,7 +196,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
 
 /// One entry of the list: the day separator and the "New" divider that go above the message,
 /// if any, then the message.
-fn row_view(row: Row) -> impl IntoView {
+fn row_view(row: Row, window_from: Memo<u64>) -> impl IntoView {
     let clock = use_reader_clock();
     let at = row.message.sent_at;
     // "Today" is the reader's, by the browser's clock once hydrated (the server's before).
@@ -215,7 +224,14 @@ fn row_view(row: Row) -> impl IntoView {
         <li class="entry">
             {day}
             {divider}
-            <MessageItem message=row.message starts_group=row.starts_group/>
+            <MessageItem
+                deletable=Signal::derive({
+                    let seq = row.message.seq;
+                    move || seq >= window_from.get()
+                })
+                message=row.message
+                starts_group=row.starts_group
+            />
         </li>
     }
 }
