@@ -38,6 +38,8 @@ pub(super) async fn run(
     mut proposals: mpsc::UnboundedReceiver<Submitted>,
 ) {
     let mut client: Option<Client> = None;
+    // The post statements prepared on `client` (made again with it).
+    let mut prepared = sql::Prepared::default();
     while let Some(first) = proposals.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -48,7 +50,10 @@ pub(super) async fn run(
         }
         if client.as_ref().is_none_or(Client::is_closed) {
             match connect_as(&config, false, Owner::Cluster).await {
-                Ok(made) => client = Some(made),
+                Ok(made) => {
+                    client = Some(made);
+                    prepared = sql::Prepared::default();
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot reach PostgreSQL: refusing this batch of changes");
                     for submitted in batch {
@@ -62,7 +67,7 @@ pub(super) async fn run(
         let Some(connected) = client.as_mut() else {
             continue;
         };
-        commit(connected, &settings, &node, batch).await;
+        commit(connected, &mut prepared, &settings, &node, batch).await;
     }
 }
 
@@ -97,6 +102,7 @@ fn refusal(what: &str, refused: Refused) -> ChatError {
 /// Commits one batch and answers each proposal.
 async fn commit(
     client: &mut Client,
+    prepared: &mut sql::Prepared,
     settings: &ClusterSettings,
     node: &Node,
     batch: Vec<Submitted>,
@@ -178,7 +184,15 @@ async fn commit(
     }
     for RoomPosts { room, posts, .. } in rooms {
         let (posts, replies): (Vec<sql::Post>, Vec<Reply>) = posts.into_iter().unzip();
-        match sql::post_batch(client, &room, posts, settings.retain, settings.retention).await {
+        let posted = sql::post_batch(
+            client,
+            prepared,
+            &room,
+            posts,
+            settings.retain,
+            settings.retention,
+        );
+        match posted.await {
             Ok(outcomes) => {
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     let message = match outcome {

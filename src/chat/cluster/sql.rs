@@ -389,6 +389,50 @@ pub(super) async fn delete(
     Ok(row.is_some())
 }
 
+/// A batch's statements, prepared once per connection by [`Prepared`] (a statement given
+/// as text is parsed and planned again on every use, a round trip of its own).
+const ADD_DIRECT_ROOM: &str = "INSERT INTO rooms (key, room, channel, next_seq) \
+     VALUES ($1, $2, NULL, 1) ON CONFLICT (key) DO NOTHING";
+/// Takes the room row's lock and reserves the batch's numbers.
+const RESERVE_NUMBERS: &str = "UPDATE rooms \
+     SET next_seq = next_seq + $2, last_at = GREATEST(last_at, $3) \
+     WHERE key = $1 RETURNING next_seq - $2, last_at";
+const MESSAGE_IDS: &str = "SELECT nextval('message_ids') FROM generate_series(1, $1::BIGINT)";
+const REMEMBER_REFERENCES: &str = "INSERT INTO posted (user_id, client_ref, room_key, id, seq) \
+     SELECT u, r, $3, i, s FROM UNNEST($1::BIGINT[], $2::TEXT[], $4::BIGINT[], \
+         $5::BIGINT[]) AS t(u, r, i, s) \
+     ON CONFLICT (user_id, client_ref) DO NOTHING RETURNING id";
+const WRITE_RING: &str = "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+     SELECT $1, s, i, q, b FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+         $5::TEXT[]) AS t(s, i, q, b) \
+     ON CONFLICT (room_key, slot) DO UPDATE \
+     SET id = excluded.id, seq = excluded.seq, body = excluded.body";
+const WRITE_ARCHIVE: &str = "WITH archived AS ( \
+         INSERT INTO archive (room_key, seq, id, body) \
+         SELECT $1, q, i, b FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[]) AS t(q, i, b) \
+         ON CONFLICT DO NOTHING) \
+     DELETE FROM archive WHERE room_key = $1 AND seq < $5";
+
+/// The statements prepared on one connection, by their text. A new connection needs a new
+/// one (statements belong to the connection that prepared them).
+#[derive(Default)]
+pub(super) struct Prepared(std::collections::HashMap<&'static str, tokio_postgres::Statement>);
+
+impl Prepared {
+    async fn get(
+        &mut self,
+        tx: &Transaction<'_>,
+        sql: &'static str,
+    ) -> Result<tokio_postgres::Statement, StoreError> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = tx.prepare(sql).await.map_err(failed)?;
+        self.0.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
 /// One post of a batch: the message as proposed, and its author's reference for it.
 pub(super) struct Post {
     pub(super) message: Message,
@@ -410,6 +454,7 @@ pub(super) enum Posted {
 /// batch is written again without it, so no number is left unused.
 pub(super) async fn post_batch(
     client: &mut Client,
+    prepared: &mut Prepared,
     room: &Room,
     posts: Vec<Post>,
     retain: usize,
@@ -437,7 +482,11 @@ pub(super) async fn post_batch(
         let stored = if fresh.is_empty() {
             Vec::new()
         } else {
-            match try_post_batch(client, room, &key, &posts, &fresh, retain, retention).await? {
+            match try_post_batch(
+                client, prepared, room, &key, &posts, &fresh, retain, retention,
+            )
+            .await?
+            {
                 Ok(stored) => stored,
                 Err(repeated) => {
                     for (i, first) in repeated {
@@ -474,8 +523,10 @@ pub(super) async fn post_batch(
 
 /// One try of [`post_batch`] for the posts at `fresh`: the stored messages, or (rolled back)
 /// the posts whose reference was used before, with the message each first posted.
+#[allow(clippy::too_many_arguments)]
 async fn try_post_batch(
     client: &mut Client,
+    prepared: &mut Prepared,
     room: &Room,
     key: &str,
     posts: &[Post],
@@ -489,8 +540,7 @@ async fn try_post_batch(
     if let Room::Direct(_) = room {
         let room_json = serde_json::to_string(room).map_err(failed)?;
         tx.execute(
-            "INSERT INTO rooms (key, room, channel, next_seq) VALUES ($1, $2, NULL, 1) \
-             ON CONFLICT (key) DO NOTHING",
+            &prepared.get(&tx, ADD_DIRECT_ROOM).await?,
             &[&key, &room_json],
         )
         .await
@@ -498,8 +548,7 @@ async fn try_post_batch(
     }
     let reserved = tx
         .query_opt(
-            "UPDATE rooms SET next_seq = next_seq + $2, last_at = GREATEST(last_at, $3) \
-             WHERE key = $1 RETURNING next_seq - $2, last_at",
+            &prepared.get(&tx, RESERVE_NUMBERS).await?,
             &[&key, &n, &now],
         )
         .await
@@ -512,10 +561,7 @@ async fn try_post_batch(
     let first_seq: i64 = reserved.try_get(0).map_err(failed)?;
     let at: i64 = reserved.try_get(1).map_err(failed)?;
     let ids: Vec<i64> = tx
-        .query(
-            "SELECT nextval('message_ids') FROM generate_series(1, $1::BIGINT)",
-            &[&n],
-        )
+        .query(&prepared.get(&tx, MESSAGE_IDS).await?, &[&n])
         .await
         .map_err(failed)?
         .iter()
@@ -546,10 +592,7 @@ async fn try_post_batch(
     if !refs.is_empty() {
         let inserted = tx
             .query(
-                "INSERT INTO posted (user_id, client_ref, room_key, id, seq) \
-                 SELECT u, r, $3, i, s FROM UNNEST($1::BIGINT[], $2::TEXT[], $4::BIGINT[], \
-                     $5::BIGINT[]) AS t(u, r, i, s) \
-                 ON CONFLICT (user_id, client_ref) DO NOTHING RETURNING id",
+                &prepared.get(&tx, REMEMBER_REFERENCES).await?,
                 &[&users, &refs, &key, &ref_ids, &ref_seqs],
             )
             .await
@@ -599,11 +642,7 @@ async fn try_post_batch(
         bodies.push(serde_json::to_string(message).map_err(failed)?);
     }
     tx.execute(
-        "INSERT INTO recent_messages (room_key, slot, id, seq, body) \
-         SELECT $1, s, i, q, b FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
-             $5::TEXT[]) AS t(s, i, q, b) \
-         ON CONFLICT (room_key, slot) DO UPDATE \
-         SET id = excluded.id, seq = excluded.seq, body = excluded.body",
+        &prepared.get(&tx, WRITE_RING).await?,
         &[&key, &slots, &ids, &seqs, &bodies],
     )
     .await
@@ -620,11 +659,7 @@ async fn try_post_batch(
     }
     let floor = stored.last().map_or(1, |m| retention.floor(m.seq)) as i64;
     tx.execute(
-        "WITH archived AS ( \
-             INSERT INTO archive (room_key, seq, id, body) \
-             SELECT $1, q, i, b FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[]) AS t(q, i, b) \
-             ON CONFLICT DO NOTHING) \
-         DELETE FROM archive WHERE room_key = $1 AND seq < $5",
+        &prepared.get(&tx, WRITE_ARCHIVE).await?,
         &[&key, &seqs, &ids, &bodies, &floor],
     )
     .await
