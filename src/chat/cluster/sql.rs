@@ -20,7 +20,7 @@
 use crate::chat::model::{
     ChannelInfo, ChatError, DisplayName, Message, MessageId, Room, Timestamp, UserId, UserInfo,
 };
-use crate::chat::postgres::rows::{meta, read_rows, set_meta, settle_epoch};
+use crate::chat::postgres::rows::{meta, read_rows, read_users, set_meta, settle_epoch};
 use crate::chat::postgres::{failed, room_key, slot};
 use crate::chat::store::{Loaded, Retention, StoreError, TokenHash};
 use tokio_postgres::error::SqlState;
@@ -221,7 +221,9 @@ pub(super) async fn new_epoch(client: &Client, old: u64) -> Result<(), StoreErro
 }
 
 /// The directory count now.
-pub(super) async fn directory_count(client: &Client) -> Result<u64, StoreError> {
+pub(super) async fn directory_count(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<u64, StoreError> {
     let row = client
         .query_one(
             "SELECT value::BIGINT FROM meta WHERE key = 'directory'",
@@ -792,16 +794,7 @@ pub(super) async fn directory(
         .start()
         .await
         .map_err(failed)?;
-    let count = {
-        let row = tx
-            .query_one(
-                "SELECT value::BIGINT FROM meta WHERE key = 'directory'",
-                &[],
-            )
-            .await
-            .map_err(failed)?;
-        row.try_get::<_, i64>(0).map_err(failed)? as u64
-    };
+    let count = directory_count(&tx).await?;
     let (users, rooms) = read_rows_light(&tx).await?;
     tx.commit().await.map_err(failed)?;
     Ok((count, users, rooms))
@@ -811,26 +804,7 @@ pub(super) async fn directory(
 async fn read_rows_light(
     tx: &Transaction<'_>,
 ) -> Result<(Vec<(UserInfo, TokenHash)>, Vec<ChannelInfo>), StoreError> {
-    let mut users = Vec::new();
-    for row in tx
-        .query("SELECT id, name, token_hash FROM users", &[])
-        .await
-        .map_err(failed)?
-    {
-        let id: i64 = row.try_get(0).map_err(failed)?;
-        let name: String = row.try_get(1).map_err(failed)?;
-        let hash: Vec<u8> = row.try_get(2).map_err(failed)?;
-        let hash: TokenHash = hash
-            .try_into()
-            .map_err(|_| StoreError("a token hash has the wrong length".into()))?;
-        users.push((
-            UserInfo {
-                id: UserId(id as u64),
-                name: DisplayName::parse(&name).map_err(failed)?,
-            },
-            hash,
-        ));
-    }
+    let users = read_users(tx).await?;
     let mut channels = Vec::new();
     for row in tx
         .query("SELECT channel FROM rooms WHERE channel IS NOT NULL", &[])

@@ -269,10 +269,10 @@ pub(crate) async fn settle_epoch(tx: &Transaction<'_>) -> Result<u64, StoreError
     Ok(epoch)
 }
 
-/// Every user and every room with its retained messages.
-pub(crate) async fn read_rows(
+/// Every registered user and their token hash, by id.
+pub(crate) async fn read_users(
     tx: &Transaction<'_>,
-) -> Result<(Vec<(UserInfo, TokenHash)>, Vec<StoredRoom>), StoreError> {
+) -> Result<Vec<(UserInfo, TokenHash)>, StoreError> {
     let mut users = Vec::new();
     for row in tx
         .query("SELECT id, name, token_hash FROM users ORDER BY id", &[])
@@ -294,6 +294,14 @@ pub(crate) async fn read_rows(
             hash,
         ));
     }
+    Ok(users)
+}
+
+/// Every user and every room with its retained messages.
+pub(crate) async fn read_rows(
+    tx: &Transaction<'_>,
+) -> Result<(Vec<(UserInfo, TokenHash)>, Vec<StoredRoom>), StoreError> {
+    let users = read_users(tx).await?;
     let mut messages: HashMap<String, Vec<Message>> = HashMap::new();
     for row in tx
         .query(
