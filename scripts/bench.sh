@@ -21,3 +21,4 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:3210/ && break; sleep 0.1; done
 (cd end2end && node bench/time-to-connected.js http://127.0.0.1:3210 20) | tee bench-results/time-to-connected.jsonl
+(cd end2end && node bench/time-to-connected.js http://127.0.0.1:3210 10 slow) | tee -a bench-results/time-to-connected.jsonl

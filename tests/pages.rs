@@ -244,3 +244,45 @@ async fn page_loads_are_limited_per_address() {
     );
     assert_eq!(load("/c/general", "198.51.100.1").await.status, 200);
 }
+
+/// Reading history or people in a loop costs an address's page allowance too: past
+/// `limits.pages_per_minute`, the older-history and people calls answer 429 as pages do.
+#[tokio::test]
+async fn history_and_people_reads_count_as_page_loads() {
+    let mut config = common::fast();
+    config.limits.pages_per_minute = 3;
+    let server = common::start_with(config).await;
+    let read = |path: &'static str, body: &'static str| {
+        let server = &server;
+        async move {
+            common::request(
+                server,
+                "POST",
+                path,
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        let answer = read("/api/history_before", "channel=general&before=1").await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    assert_eq!(
+        read("/api/history_before", "channel=general&before=1")
+            .await
+            .status,
+        429
+    );
+    assert_eq!(
+        read("/api/people", "token=x&query=a").await.status,
+        429,
+        "the people finder shares the allowance"
+    );
+    assert_eq!(
+        read("/api/channels", "").await.status,
+        200,
+        "other calls are not counted"
+    );
+}

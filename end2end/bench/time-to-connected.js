@@ -10,12 +10,17 @@
 // injected a 40 ms script into the page's main thread in the middle of hydration and then
 // waited for a round trip, so it measured Playwright as well as Flack.)
 //
-// Usage: node bench/time-to-connected.js http://127.0.0.1:3000 [runs]
+// With "slow" as the third argument, each page gets a slow connection and a slow CPU, as
+// Chromium's developer tools emulate them: 150 ms of latency, 1.6 Mb/s down and 750 kb/s
+// up, and the CPU slowed four times.
+//
+// Usage: node bench/time-to-connected.js http://127.0.0.1:3000 [runs] [slow]
 const { chromium } = require("@playwright/test");
 
 async function main() {
   const base = process.argv[2] ?? "http://127.0.0.1:3000";
   const runs = Number(process.argv[3] ?? 20);
+  const slow = process.argv[4] === "slow";
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -70,6 +75,17 @@ async function main() {
       }).observe(document, { subtree: true, childList: true, characterData: true });
     }, session);
     const page = await context.newPage();
+    if (slow) {
+      const cdp = await context.newCDPSession(page);
+      await cdp.send("Network.enable");
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false,
+        latency: 150,
+        downloadThroughput: (1.6 * 1000 * 1000) / 8,
+        uploadThroughput: (750 * 1000) / 8,
+      });
+      await cdp.send("Emulation.setCPUThrottlingRate", { rate: 4 });
+    }
     const report = page.waitForEvent("console", {
       predicate: (m) => m.text().startsWith("flack-connected "),
       timeout: 30_000,
@@ -86,7 +102,7 @@ async function main() {
     return +sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))].toFixed(1);
   };
   console.log(JSON.stringify({
-    scenario: "time_to_connected",
+    scenario: slow ? "time_to_connected_slow" : "time_to_connected",
     runs,
     // Until the next frame after the state is reached: the figure BENCHMARKS.md reports.
     p50_ms: pick(painted, 0.5),

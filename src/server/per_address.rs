@@ -86,12 +86,34 @@ pub async fn limit_registrations(
     next.run(request).await
 }
 
+/// The server functions that read a page's worth of chat (a room's history, an older page
+/// of it, the people finder): each call counts as a page load, so reading them in a loop
+/// uses up an address's allowance as loading pages does.
+fn reads_a_page(path: &str) -> bool {
+    use crate::api::{
+        ChannelHistory, ChannelHistoryBefore, DirectHistory, DirectHistoryBefore, FindPeople,
+    };
+    use leptos::server_fn::ServerFn;
+    [
+        ChannelHistory::PATH,
+        ChannelHistoryBefore::PATH,
+        DirectHistory::PATH,
+        DirectHistoryBefore::PATH,
+        FindPeople::PATH,
+    ]
+    .contains(&path)
+}
+
 /// Middleware in front of the pages: refuses a page load from an address that has used up
-/// its allowance, with 429 and a `Retry-After`. Built assets are not counted.
+/// its allowance, with 429 and a `Retry-After`. Built assets are not counted; the server
+/// functions that read history or people are ([`reads_a_page`]).
 pub async fn limit_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let asset_prefix = format!("/{}/", state.config.server.site_pkg_dir);
-    let counted = matches!(*request.method(), Method::GET | Method::HEAD)
-        && !request.uri().path().starts_with(&asset_prefix);
+    let counted = match *request.method() {
+        Method::GET | Method::HEAD => !request.uri().path().starts_with(&asset_prefix),
+        Method::POST => reads_a_page(request.uri().path()),
+        _ => false,
+    };
     if counted {
         if let Some(ip) = counted_client(&state, &request) {
             if !state.page_loads.try_take(ip) {
