@@ -550,6 +550,40 @@ async fn dead_connections_are_noticed_by_heartbeat() {
     drop(bob);
 }
 
+/// With the shipped heartbeat settings, a user whose connection is lost without a close (a
+/// dropped network: nothing more arrives, not even pongs) leaves the Online list within
+/// 15 s. Time is tokio's paused clock.
+#[tokio::test]
+async fn a_lost_connection_leaves_the_online_list_within_seconds() {
+    let mut config = common::fast();
+    let shipped = flack::server::config::Config::default().limits;
+    config.limits.heartbeat = shipped.heartbeat;
+    config.limits.dead_after = shipped.dead_after;
+    let server = start_with(config).await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let bob = Client::joined(&server, "Bob").await;
+    let bob_id = bob.id();
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+    loop {
+        if let ServerEvent::Hub(HubEvent::Presence {
+            user,
+            online: false,
+            ..
+        }) = ada.next().await
+        {
+            assert_eq!(user.id, bob_id);
+            break;
+        }
+    }
+    assert!(
+        started.elapsed() <= Duration::from_secs(15),
+        "left after {:?}",
+        started.elapsed()
+    );
+    drop(bob);
+}
+
 /// A connection that answers pings but sends no event for `limits.idle_after_secs` is closed
 /// as idle with code 4000, while one that keeps sending events stays open. Time is tokio's
 /// paused clock: the seconds pass without being waited for.

@@ -303,8 +303,10 @@ impl Default for LimitsSection {
             unsent_file_bytes: hub.unsent_file_bytes,
             connections_per_ip: 100,
             max_upload_bytes: hub.max_upload_bytes,
-            heartbeat: Duration::from_secs(10),
-            dead_after: Duration::from_secs(30),
+            // A connection lost without a close (a dropped network) leaves its rooms'
+            // Online lists within dead_after + heartbeat: 15 s.
+            heartbeat: Duration::from_secs(5),
+            dead_after: Duration::from_secs(10),
             idle_after: Duration::from_secs(3600),
             request_header: Duration::from_secs(10),
             request_body: Duration::from_secs(30),
