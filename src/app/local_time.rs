@@ -39,6 +39,9 @@ pub struct ReaderClock {
     server_offset: Option<i32>,
     /// When the server rendered the page: "now" until hydrated.
     server_now: Timestamp,
+    /// Moves on at each local midnight in the browser, so what reads [`ReaderClock::now`]
+    /// ("Today", "Yesterday") is read again when the day changes.
+    day: RwSignal<u32>,
 }
 
 /// Provides the reader's clock to the component tree. The server's offset (from the request's
@@ -48,11 +51,36 @@ pub struct ReaderClock {
 pub fn provide_reader_clock(hydrated: RwSignal<bool>) {
     let (server_offset, server_now) =
         SharedValue::new(|| (request_offset(), server_now())).into_inner();
+    let day = RwSignal::new(0);
+    #[cfg(feature = "hydrate")]
+    at_next_midnight(day);
     provide_context(ReaderClock {
         hydrated,
         server_offset,
         server_now,
+        day,
     });
+}
+
+/// Moves `day` on at the browser's next local midnight, and again at each one after.
+#[cfg(feature = "hydrate")]
+fn at_next_midnight(day: RwSignal<u32>) {
+    let now = js_sys::Date::new_0();
+    let midnight = js_sys::Date::new(&now);
+    midnight.set_hours(24);
+    midnight.set_minutes(0);
+    midnight.set_seconds(0);
+    midnight.set_milliseconds(0);
+    // A moment past midnight, so the new day has surely begun when the labels are read.
+    let wait = (midnight.get_time() - now.get_time()).max(0.0) as u64 + 500;
+    set_timeout(
+        move || {
+            if day.try_update(|n| *n += 1).is_some() {
+                at_next_midnight(day);
+            }
+        },
+        std::time::Duration::from_millis(wait),
+    );
 }
 
 /// The offset in the zone cookie of the request being rendered.
@@ -99,6 +127,7 @@ impl ReaderClock {
 
     /// The current moment (tracked): the browser's clock once hydrated, the server's before.
     pub fn now(&self) -> Timestamp {
+        self.day.track();
         #[cfg(feature = "hydrate")]
         if self.hydrated.get() {
             return Timestamp::from_millis(js_sys::Date::now() as i64);
