@@ -334,8 +334,13 @@ pub async fn run(scale: &Scale) -> Result<Vec<Report>, String> {
         "cluster: failover, {} clients on A, A killed",
         scale.clients
     );
-    let mut report = failover(&mut a, &b, &databases, scale).await?;
+    let failed = failover(&mut a, &b, &databases, scale).await;
     let logged: Vec<String> = [&a, &b].iter().flat_map(|s| s.logged_problems()).collect();
+    let mut report = failed.inspect_err(|_| {
+        for line in logged.iter().take(20) {
+            eprintln!("  instance log: {line}");
+        }
+    })?;
     report.logged_problems = logged.len() as u64;
     for line in logged.iter().take(20) {
         eprintln!("  instance log: {line}");
