@@ -89,7 +89,10 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
 /// text, never HTML. (On the server, and until the browser knows who reads, one piece.)
 fn body_view(client: crate::app::client::ChatClient, body: String) -> impl IntoView {
     move || {
-        let name = client.me().map(|me| me.name.to_string()).unwrap_or_default();
+        let name = client
+            .me()
+            .map(|me| me.name.to_string())
+            .unwrap_or_default();
         split_mentions(&body, &name)
             .into_iter()
             .map(|(text, mention)| {

@@ -5,8 +5,9 @@ use leptos::either::EitherOf4;
 use leptos::prelude::*;
 
 /// What the browser says about notifications, as shown: nothing on the server, nor where the
-/// browser has no notifications.
+/// browser has no notifications. (Only the browser's build learns the other three.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 enum Permission {
     Unknown,
     Ask,

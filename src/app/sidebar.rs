@@ -129,10 +129,11 @@ fn ChannelLinks() -> impl IntoView {
             .into_iter()
             .enumerate()
             .map(|(i, channel)| {
-                let room = Room::Channel(channel.name.clone());
-                let (unread, described_by, counts) = room_counts(client, move || Some(room.clone()), format!("channel-counts-{i}"));
+                let room = Signal::stored(Some(Room::Channel(channel.name.clone())));
+                let (unread, described_by, counts) =
+                    room_counts(client, room, format!("channel-counts-{i}"));
                 view! {
-                    <li class:unread=unread>
+                    <li class:unread=move || unread.get()>
                         <Link href=channel_path(channel.name.as_str()) described_by>
                             <span class="hash" aria-hidden="true">"# "</span>
                             {channel.name.to_string()}
@@ -158,13 +159,14 @@ fn DirectLinks() -> impl IntoView {
             .enumerate()
             .map(|(i, entry)| {
                 let peer = entry.peer.id;
-                let room = move || {
+                let room = Signal::derive(move || {
                     let me = client.my_id()?;
                     DirectKey::between(me, peer).ok().map(Room::Direct)
-                };
-                let (unread, described_by, counts) = room_counts(client, room, format!("direct-counts-{i}"));
+                });
+                let (unread, described_by, counts) =
+                    room_counts(client, room, format!("direct-counts-{i}"));
                 view! {
-                    <li class="direct" class:unread=unread>
+                    <li class="direct" class:unread=move || unread.get()>
                         <Link href=direct_path(entry.peer.id) described_by>{entry.peer.name.to_string()}</Link>
                         {counts}
                     </li>
@@ -189,10 +191,10 @@ fn DirectLinks() -> impl IntoView {
 /// mentions, then the unread count) and in words ("2 mentions, 5 unread").
 fn room_counts(
     client: ChatClient,
-    room: impl Fn() -> Option<Room> + Send + Sync + Copy + 'static,
+    room: Signal<Option<Room>>,
     id: String,
 ) -> (Signal<bool>, Signal<Option<String>>, impl IntoView) {
-    let entry = Memo::new(move |_| room().and_then(|room| client.unread_of(&room)));
+    let entry = Memo::new(move |_| room.get().and_then(|room| client.unread_of(&room)));
     let unread = Signal::derive(move || entry.with(|e| e.as_ref().is_some_and(|e| e.unread > 0)));
     let described_by = {
         let id = id.clone();

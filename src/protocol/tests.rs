@@ -23,8 +23,8 @@ fn client_events_round_trip_in_the_documented_shape() {
         ClientEvent::decode(r#"{"type":"unread"}"#).unwrap(),
         ClientEvent::Unread
     );
-    let read = ClientEvent::decode(r#"{"type":"read","room":{"channel":"general"},"seq":4}"#)
-        .unwrap();
+    let read =
+        ClientEvent::decode(r#"{"type":"read","room":{"channel":"general"},"seq":4}"#).unwrap();
     assert_eq!(
         read,
         ClientEvent::Read {

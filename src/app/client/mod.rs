@@ -393,11 +393,7 @@ impl ChatClient {
                     self.unread_ready.set(true);
                 }
             }
-            ServerEvent::Hub(HubEvent::Activity {
-                room,
-                seq,
-                mention,
-            }) => {
+            ServerEvent::Hub(HubEvent::Activity { room, seq, mention }) => {
                 #[cfg(feature = "hydrate")]
                 if mention {
                     if let Room::Channel(name) = &room {

@@ -7,8 +7,8 @@ use web_sys::{Notification, NotificationOptions, NotificationPermission};
 
 /// What the reader has decided about notifications: `None` where the browser has none.
 pub fn permission() -> Option<NotificationPermission> {
-    let supported = js_sys::Reflect::has(&leptos::prelude::window(), &"Notification".into())
-        .unwrap_or(false);
+    let supported =
+        js_sys::Reflect::has(&leptos::prelude::window(), &"Notification".into()).unwrap_or(false);
     supported.then(Notification::permission)
 }
 

@@ -90,7 +90,10 @@ impl ChatClient {
     /// Counts a live message by someone else, unless it was read already; says whether it
     /// mentions the reader.
     pub(super) fn count_message(&self, message: &Message) -> bool {
-        let Some(me) = self.session.with_untracked(|s| s.as_ref().map(|s| s.user.clone())) else {
+        let Some(me) = self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.user.clone()))
+        else {
             return false;
         };
         if message.author.id == me.id {
@@ -108,7 +111,9 @@ impl ChatClient {
     /// once every [`READ_EVERY`] (the last position of each room wins).
     pub fn mark_read(&self, room: Room, seq: u64) {
         let held = self.feed.get_value().filter(|f| f.is_for(&room));
-        let me = self.session.with_untracked(|s| s.as_ref().map(|s| s.user.clone()));
+        let me = self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.user.clone()));
         let mut moved = false;
         self.unread.update(|list| {
             let entry = entry_mut(list, &room);
@@ -216,7 +221,10 @@ mod tests {
         let list = vec![entry(general.clone(), 5, 2), entry(direct, 3, 0)];
         assert_eq!(attention(&list), 5);
         assert_eq!(describe(&list[0]), "2 mentions, 5 unread");
-        assert_eq!(describe(&entry(general.clone(), 1, 1)), "1 mention, 1 unread");
+        assert_eq!(
+            describe(&entry(general.clone(), 1, 1)),
+            "1 mention, 1 unread"
+        );
         assert_eq!(describe(&entry(general.clone(), 0, 0)), "");
         assert_eq!(describe(&entry(general, 100, 0)), "99+ unread");
     }

@@ -187,11 +187,7 @@ impl Connection {
         drop(shared.store.put_read(user, &target.room, seq));
         state.reads.set(user, key, seq);
         let entry = state.room_unread(user, target);
-        state.tell_followers(
-            shared.encode,
-            user,
-            HubEvent::Unread { rooms: vec![entry] },
-        );
+        state.tell_followers(shared.encode, user, HubEvent::Unread { rooms: vec![entry] });
         Ok(())
     }
 }
@@ -240,4 +236,3 @@ pub(super) fn announce_activity(
         }
     }
 }
-

@@ -184,6 +184,9 @@ mod tests {
         assert_eq!((counted.unread, counted.mentions), (2, 1));
         counted.add(5, true);
         counted.add(1, true);
-        assert_eq!((counted.unread, counted.mentions, counted.last_seq), (3, 2, 5));
+        assert_eq!(
+            (counted.unread, counted.mentions, counted.last_seq),
+            (3, 2, 5)
+        );
     }
 }
