@@ -150,6 +150,12 @@ pub trait Store: Send + Sync + 'static {
     fn archive(&self) -> Option<Arc<dyn Archive>> {
         None
     }
+    /// Reads a user's stored read positions again, for a store other processes write too
+    /// (cluster mode: another instance may have moved them since this one loaded). `None`
+    /// for a store only this process writes, whose positions the hub already holds.
+    fn reads_of(&self, _user: UserId) -> Option<ReadsRead> {
+        None
+    }
     /// Where attachments' bytes are kept when every instance must reach them (cluster mode).
     /// `None`: in the instance's own files folder.
     fn shared_files(&self) -> Option<Arc<crate::chat::cluster::files::SharedFiles>> {
@@ -244,6 +250,9 @@ pub struct ArchivePage {
     /// point where retention cut the rest.
     pub top: HistoryTop,
 }
+
+/// A read of one user's read positions, by room, run off the hub's lock.
+pub type ReadsRead = Pin<Box<dyn Future<Output = Result<Vec<(Room, u64)>, StoreError>> + Send>>;
 
 /// A read of older messages, run off the hub's lock.
 pub type ArchiveRead = Pin<Box<dyn Future<Output = Result<ArchivePage, StoreError>> + Send>>;

@@ -373,6 +373,10 @@ impl Store for ClusterStore {
     fn put_read(&self, user: crate::chat::model::UserId, room: &Room, seq: u64) -> Durable {
         self.reads.put(user, room, seq)
     }
+    /// Other instances move positions too (see [`reads`]).
+    fn reads_of(&self, user: crate::chat::model::UserId) -> Option<crate::chat::store::ReadsRead> {
+        Some(self.reads.read(user))
+    }
 
     /// Resolves once the database answers a query, on a connection of its own.
     fn ping(&self) -> Durable {

@@ -129,6 +129,37 @@ impl State {
     }
 }
 
+impl super::Hub {
+    /// Brings the hub's copy of `user`'s read positions up to what the store holds, when
+    /// other processes write them too (cluster mode; see [`super::Store::reads_of`]): a
+    /// position another instance moved forward moves forward here. Nothing happens for a
+    /// store only this process writes. Reads the store off the lock.
+    pub async fn refresh_reads(&self, user: UserId) {
+        let Some(read) = self.shared.store.reads_of(user) else {
+            return;
+        };
+        let positions = match read.await {
+            Ok(positions) => positions,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a user's read positions again");
+                return;
+            }
+        };
+        let mut state = self.lock();
+        for (room, seq) in positions {
+            let key = room.key();
+            let newest = match state.rooms.map.get(&key) {
+                Some(target) if may_read(&room, user) => target.last_seq(),
+                _ => continue,
+            };
+            let seq = seq.min(newest);
+            if seq > state.reads.position(user, &key) {
+                state.reads.set(user, key, seq);
+            }
+        }
+    }
+}
+
 impl Connection {
     /// Follows the user's unread counts: queues their summary now (invariant 3), then news
     /// of it as it changes.

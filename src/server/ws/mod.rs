@@ -454,6 +454,10 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             cluster.catch_up(room).await;
         }
     }
+    if let (ClientEvent::Unread, Some(_), Some(user)) = (&event, link.cluster, conn.user_id()) {
+        // Another instance may have moved the user's read positions since this one loaded.
+        link.hub.refresh_reads(user).await;
+    }
     if let Some(cluster) = link.cluster {
         if let Err((e, client_ref)) = take_cluster_allowance(conn, cluster, &event).await {
             return outbox
