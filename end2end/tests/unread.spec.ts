@@ -97,7 +97,7 @@ test("mentions are highlighted and counted, and the title carries them", async (
   await bob.openChannel(room);
   const mark = bob.log().locator("mark.mention");
   await expect(mark).toHaveText(shouted);
-  await expect(bob.log().locator(".body").filter({ has: mark })).toHaveText(
+  await expect(bob.log().locator(".body").filter({ has: bob.page.locator("mark") })).toHaveText(
     `<b>look</b> ${shouted} here`,
   );
   await expect(bob.log().locator("b")).toHaveCount(0);
