@@ -108,13 +108,17 @@ pub async fn create_channel(token: String, name: String) -> Result<ChannelInfo, 
 /// A channel's most recent messages (at most 100), oldest first. Channels are public.
 #[server(endpoint = "history")]
 pub async fn channel_history(channel: String) -> Result<HistoryPage, ChatError> {
-    answer(hub().and_then(|hub| hub.channel_page(&channel)))
+    let hub = answer(hub())?;
+    follow_channel(&hub, &channel).await;
+    answer(hub.channel_page(&channel))
 }
 
 /// The private conversation between the token's user and `peer`, for that user only.
 #[server(endpoint = "direct_history")]
 pub async fn direct_history(token: String, peer: u64) -> Result<HistoryPage, ChatError> {
-    answer(hub().and_then(|hub| hub.direct_page(&token, crate::chat::model::UserId(peer))))
+    let hub = answer(hub())?;
+    follow_token_user(&hub, &token).await;
+    answer(hub.direct_page(&token, crate::chat::model::UserId(peer)))
 }
 
 /// Registered people whose name contains `query` (without regard to case), sorted by
@@ -132,6 +136,7 @@ pub async fn find_people(
 #[server(endpoint = "history_before")]
 pub async fn channel_history_before(channel: String, before: u64) -> Result<OlderPage, ChatError> {
     let hub = answer(hub())?;
+    follow_channel(&hub, &channel).await;
     answer(hub.channel_before(&channel, before).await)
 }
 
@@ -144,6 +149,7 @@ pub async fn direct_history_before(
     before: u64,
 ) -> Result<OlderPage, ChatError> {
     let hub = answer(hub())?;
+    follow_token_user(&hub, &token).await;
     answer(
         hub.direct_before(&token, crate::chat::model::UserId(peer), before)
             .await,
@@ -153,7 +159,44 @@ pub async fn direct_history_before(
 /// The token user's private conversations.
 #[server(endpoint = "directs")]
 pub async fn my_directs(token: String) -> Result<Vec<DirectSummary>, ChatError> {
-    answer(hub().and_then(|hub| hub.directs(&token)))
+    let hub = answer(hub())?;
+    follow_token_user(&hub, &token).await;
+    answer(hub.directs(&token))
+}
+
+/// Cluster mode: a channel a reader asks for here is followed here first (see
+/// [`crate::chat::cluster::ClusterHandle::follow_room`]), so the answer is the database's.
+/// (The context is read before anything is awaited: it is not there afterwards.)
+#[cfg(feature = "ssr")]
+fn follow_channel(
+    hub: &crate::chat::hub::Hub,
+    channel: &str,
+) -> impl std::future::Future<Output = ()> {
+    let cluster = use_context::<crate::chat::cluster::ClusterHandle>();
+    let room = hub
+        .channel_named(channel)
+        .map(crate::chat::model::Room::Channel);
+    async move {
+        if let (Some(cluster), Some(room)) = (cluster, room) {
+            cluster.follow_room(&room).await;
+        }
+    }
+}
+
+/// Cluster mode: the private conversations of the token's user are followed here first
+/// (see [`crate::chat::cluster::ClusterHandle::follow_user`]).
+#[cfg(feature = "ssr")]
+fn follow_token_user(
+    hub: &crate::chat::hub::Hub,
+    token: &str,
+) -> impl std::future::Future<Output = ()> {
+    let cluster = use_context::<crate::chat::cluster::ClusterHandle>();
+    let user = hub.user_for_token(token).ok();
+    async move {
+        if let (Some(cluster), Some(user)) = (cluster, user) {
+            cluster.follow_user(user.id).await;
+        }
+    }
 }
 
 /// Lets server functions return [`ChatError`] directly: transport failures become

@@ -602,6 +602,133 @@ async fn the_posting_allowance_holds_across_instances() {
     }
 }
 
+/// Test 6 (allowances): starting private conversations takes from one allowance for the
+/// whole cluster: two started through A use up the minute's allowance on B as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_conversations_holds_across_instances() {
+    let cluster = Cluster::new();
+    let few = [("FLACK_LIMITS_DIRECTS_PER_MINUTE", "2")];
+    let a = cluster.instance(&few).await;
+    let b = cluster.instance(&few).await;
+    let mut on_a = user(&a, "opener").await;
+    let first = user(&a, "first").await;
+    let second = user(&a, "second").await;
+    let third = user(&b, "third").await;
+    for peer in [&first, &second] {
+        let direct = Room::Direct(DirectKey::between(on_a.id(), peer.id()).expect("two users"));
+        on_a.join(&direct).await;
+    }
+    let mut on_b = Client::connect(&b).await;
+    on_b.auth(&on_a.token()).await;
+    let direct = Room::Direct(DirectKey::between(on_a.id(), third.id()).expect("two users"));
+    on_b.send(ClientEvent::Join {
+        room: direct,
+        since: None,
+        client_ref: Some("third".into()),
+    })
+    .await;
+    loop {
+        match on_b.next().await {
+            ServerEvent::Error { code, .. } => {
+                assert_eq!(code, "direct_rate_limited");
+                break;
+            }
+            ServerEvent::Hub(HubEvent::Joined { .. }) => {
+                panic!("the second instance gave a second allowance of conversations")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How many instances receive a Redis channel's changes.
+fn subscribers(cluster: &Cluster, channel: &str) -> i64 {
+    let client = redis::Client::open(cluster.redis.as_str()).expect("a Redis URL");
+    let mut connection = client.get_connection().expect("Redis answers");
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("{}:{channel}", cluster.prefix))
+        .query(&mut connection)
+        .expect("PUBSUB NUMSUB");
+    count
+}
+
+/// Waits (at most 20 s) until `channel` has `count` subscribers.
+async fn until_subscribers(cluster: &Cluster, channel: &str, count: i64) {
+    let started = Instant::now();
+    while subscribers(cluster, channel) != count {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{channel} kept {} subscribers, not {count}",
+            subscribers(cluster, channel)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An instance receives a channel's changes only while the channel is used there: B, with
+/// no reader of #quiet, is not subscribed to it; its first reader gets every message posted
+/// meanwhile through A, then the live ones; once the reader leaves, B stops following the
+/// channel. A private message reaches its recipient on B although B follows no room of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_follows_only_the_rooms_used_there() {
+    let cluster = Cluster::new();
+    // Unused rooms are followed for 30 checks: 3 s here.
+    let quick = [("FLACK_CLUSTER_CHECK_SECS", "0.1")];
+    let a = cluster.instance(&quick).await;
+    let b = cluster.instance(&quick).await;
+    let mut ann = user(&a, "ann").await;
+    let form = format!("token={}&name=quiet", ann.token());
+    let answer = http(&a, "POST", "/api/create_channel", Some(&form)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let quiet = common::channel("quiet");
+    loop {
+        if let ServerEvent::Hub(HubEvent::ChannelCreated { .. }) = ann.next().await {
+            break;
+        }
+    }
+    ann.join(&quiet).await;
+    for i in 0..3 {
+        ann.post(&quiet, &format!("before {i}")).await;
+    }
+    ann.acks(3).await;
+    until_subscribers(&cluster, "room:c:quiet", 1).await;
+
+    // B knows the channel (the directory is always followed) without following it.
+    let started = Instant::now();
+    while !http(&b, "POST", "/api/channels", Some(""))
+        .await
+        .body
+        .contains("quiet")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "B learns of #quiet"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(subscribers(&cluster, "room:c:quiet"), 1);
+    let mut bob = user(&b, "bob").await;
+    let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = bob.join(&quiet).await else {
+        unreachable!("join answers joined");
+    };
+    let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["before 0", "before 1", "before 2"]);
+    assert_eq!(subscribers(&cluster, "room:c:quiet"), 2);
+    ann.post(&quiet, "live").await;
+    assert_eq!(bob.next_message().await.body.as_str(), "live");
+
+    // A private message from A reaches Bob on B, which follows his conversations.
+    let direct = Room::Direct(DirectKey::between(ann.id(), bob.id()).expect("two users"));
+    ann.post(&direct, "just us").await;
+    assert_eq!(bob.next_message().await.body.as_str(), "just us");
+
+    let bob_id = bob.id();
+    bob.close().await;
+    until_subscribers(&cluster, "room:c:quiet", 1).await;
+    until_subscribers(&cluster, &format!("user:{}", bob_id.0), 0).await;
+}
+
 /// Test 6 (connections): an address's connections on one instance count against its limit
 /// on the other (as of the first instance's next heartbeat).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1363,14 +1490,21 @@ async fn read_positions_are_kept_in_postgres_for_every_instance() {
         assert!(Instant::now() < deadline, "the position was not stored");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // (An instance follows only the channels read through it: reading general there brings
+    // its copy up to date.)
     let mut elsewhere = Client::connect(&b).await;
     elsewhere.auth(&ada.token()).await;
+    elsewhere.join(&general()).await;
     elsewhere.send(ClientEvent::Unread).await;
-    match elsewhere.next().await {
-        ServerEvent::Hub(HubEvent::Unread { rooms }) => {
-            let now = rooms.iter().find(|r| r.room == general()).expect("general");
-            assert_eq!((now.read, now.unread), (2, 1));
+    loop {
+        match elsewhere.next().await {
+            ServerEvent::Hub(HubEvent::Unread { rooms }) => {
+                let now = rooms.iter().find(|r| r.room == general()).expect("general");
+                assert_eq!((now.read, now.unread), (2, 1));
+                break;
+            }
+            ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
+            other => panic!("expected unread, got {other:?}"),
         }
-        other => panic!("expected unread, got {other:?}"),
     }
 }

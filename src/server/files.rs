@@ -268,6 +268,7 @@ async fn keep_on_disk(
 async fn keep_shared(
     files: &SharedFiles,
     id: &FileId,
+    room: &Room,
     body: Body,
     max: u64,
 ) -> Result<(u64, Vec<u8>), ChatError> {
@@ -283,7 +284,7 @@ async fn keep_shared(
     if bytes.is_empty() {
         return Err(ChatError::FileEmpty);
     }
-    files.put(id, &bytes).await.map_err(shared_error)?;
+    files.put(id, room, &bytes).await.map_err(shared_error)?;
     let head = bytes[..bytes.len().min(SNIFF_BYTES)].to_vec();
     Ok((bytes.len() as u64, head))
 }
@@ -327,10 +328,18 @@ pub async fn upload(
         return Err(ChatError::FileEmpty.into());
     }
     state.hub.may_upload(&token)?;
+    if let Some(cluster) = &state.cluster {
+        // An upload to a conversation not started yet starts it: the cluster's allowance.
+        if state.hub.would_start(&room) {
+            cluster
+                .allow(crate::chat::cluster::Shared::Directs, user.id)
+                .await?;
+        }
+    }
     let id = new_file_id()?;
     let shared = state.hub.shared_files();
     let (size, head) = match &shared {
-        Some(files) => keep_shared(files, &id, body, max).await?,
+        Some(files) => keep_shared(files, &id, &room, body, max).await?,
         None => keep_on_disk(&state, &id, body, max).await?,
     };
     let image = sniff_image(&head);
@@ -401,7 +410,18 @@ pub async fn download(
 ) -> Result<Response, FileError> {
     let id = FileId::parse(&id)?;
     let token = bearer(&headers).or_else(|| cookie_token(&headers));
-    let attachment = state.hub.file_for(&id, token.as_deref())?;
+    let attachment = match (state.hub.file_for(&id, token.as_deref()), &state.cluster) {
+        (Err(ChatError::NoSuchFile), Some(cluster)) => {
+            // A file of a room this instance does not follow (nobody here reads it) is
+            // known once the room is brought up to the database's state.
+            let files = state.hub.shared_files().ok_or(ChatError::NoSuchFile)?;
+            if let Some(room) = files.room_of(&id).await.map_err(shared_error)? {
+                cluster.catch_up(&room).await;
+            }
+            state.hub.file_for(&id, token.as_deref())?
+        }
+        (answer, _) => answer?,
+    };
     let mut response = match state.hub.shared_files() {
         Some(files) => {
             let size = files.size(&id).await.map_err(shared_error)?;

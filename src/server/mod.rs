@@ -183,6 +183,10 @@ pub fn router(state: AppState) -> Router {
             page_cache::PageCache::new(state.hub.clone()),
             page_cache::serve,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            follow_page_channel,
+        ))
         .layer(axum::middleware::from_fn(move |request, next| {
             cache_headers(hashed, request, next)
         }))
@@ -222,6 +226,27 @@ pub fn router(state: AppState) -> Router {
         .route(health::HEALTHZ_PATH, get(health::healthz))
         .route(health::READYZ_PATH, get(health::readyz))
         .with_state(state)
+}
+
+/// Cluster mode: a channel's page first has the channel followed here (see
+/// [`crate::chat::cluster::ClusterHandle::follow_room`]), so it shows what the database
+/// holds, and the page cache, which follows the hub, stays right.
+async fn follow_page_channel(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let (Some(cluster), crate::app::nav::Route::Channel(name)) = (
+        &state.cluster,
+        crate::app::nav::Route::from_path(request.uri().path()),
+    ) {
+        if let Some(channel) = state.hub.channel_named(&name) {
+            cluster
+                .follow_room(&crate::chat::model::Room::Channel(channel))
+                .await;
+        }
+    }
+    next.run(request).await
 }
 
 /// Built assets under `/pkg/` with content-hashed names never change, so browsers may keep

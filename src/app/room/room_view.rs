@@ -65,6 +65,11 @@ pub fn RoomView(feed: Feed) -> impl IntoView {
             format!("{count}{name} · Flack")
         }
     };
+    // On the server the title is read once, while the page renders: leptos_meta reads it
+    // again after the render, possibly on another thread where no reactive arena is set
+    // (a page whose render waited for the cluster to catch up hit that).
+    #[cfg(feature = "ssr")]
+    let title = title();
     view! {
         <Title text=title/>
         <header class="channel-header" class:direct=!is_channel>

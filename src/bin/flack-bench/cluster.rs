@@ -323,6 +323,10 @@ pub async fn run(scale: &Scale) -> Result<Vec<Report>, String> {
     let databases = vec![rig.database.clone()];
     eprintln!("cluster: delivery, posters on A, receivers on B");
     reports.push(delivery("cluster", &b, &a, &[&a, &b], &databases, scale).await?);
+    eprintln!("cluster: delivery on A alone; the CPU of B, which has no reader of the room");
+    let mut elsewhere = delivery("cluster", &a, &a, &[&b], &databases, scale).await?;
+    elsewhere.scenario = "cluster_elsewhere".into();
+    reports.push(elsewhere);
     eprintln!("cluster: post rate, posters on A and B");
     let posters: Vec<SocketAddr> = (0..2 * scale.posters_per_instance)
         .map(|i| if i % 2 == 0 { a.addr } else { b.addr })

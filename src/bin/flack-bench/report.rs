@@ -396,6 +396,12 @@ fn print_cluster(r: &Report) {
                 per(r.postgres_all_cpu_secs)
             );
         }
+        "cluster_elsewhere" => println!(
+            "           instance B, with no reader of the room: {:.3} s of CPU over {:.1} s ({:.2} us per delivery made on A)",
+            r.server_cpu_secs,
+            r.machine_seconds,
+            r.server_cpu_us_per_unit
+        ),
         "cluster_post_rate" | "cluster_post_paced" => println!(
             "           one room: {:.0} acknowledged posts/s from {} posters; send to ack p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; refused {}",
             r.per_second,

@@ -1,16 +1,18 @@
 //! Redis between instances: publishing each committed change after its commit, and one
-//! subscription that receives every other instance's changes.
+//! subscription that receives the other instances' changes this instance follows.
 //!
 //! Redis pub/sub is at-most-once: a change published while a subscriber is disconnected,
 //! or while Redis restarts, is lost for that subscriber. Nothing depends on it for
 //! durability: what is lost is read back from PostgreSQL (see [`super::repair`]), and a
 //! subscription that is made again asks for a full check at once.
 //!
-//! Every instance subscribes to every room (one pattern subscription): each instance's hub
-//! holds every room's recent history, for the pages it renders and the snapshots it sends,
-//! so it needs every room's changes whether or not it has members there.
+//! A channel's changes go to the channel's topic, a private conversation's to each of its
+//! two participants' topics, and directory changes to the directory's; an instance
+//! subscribes to the directory and to the topics it follows ([`super::interest`]).
 
+use super::interest::{channel_of, directory_channel, Topic};
 use super::Node;
+use crate::chat::model::Room;
 use crate::chat::replica::Replicated;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -39,21 +41,23 @@ pub(super) struct Envelope {
     pub(super) change: Replicated,
 }
 
-/// The channel a change goes to: its room's, or the directory's.
-pub(super) fn channel_for(prefix: &str, change: &Replicated) -> String {
-    match change {
-        Replicated::Message { message } => {
-            format!(
-                "{prefix}:room:{}",
-                crate::chat::postgres::room_key(&message.room)
-            )
-        }
-        Replicated::Deleted { room, .. } => {
-            format!("{prefix}:room:{}", crate::chat::postgres::room_key(room))
-        }
+/// The Redis channels a change goes to: its channel's, both participants' for a private
+/// conversation, or the directory's.
+pub(super) fn channels_for(prefix: &str, change: &Replicated) -> Vec<String> {
+    let room = match change {
+        Replicated::Message { message } => &message.room,
+        Replicated::Deleted { room, .. } => room,
         Replicated::Channel { .. } | Replicated::User { .. } | Replicated::Renamed { .. } => {
-            format!("{prefix}:directory")
+            return vec![directory_channel(prefix)];
         }
+    };
+    match room {
+        Room::Channel(_) => vec![channel_of(prefix, &Topic::Channel(room.clone()))],
+        Room::Direct(direct) => direct
+            .users()
+            .iter()
+            .map(|user| channel_of(prefix, &Topic::User(*user)))
+            .collect(),
     }
 }
 
@@ -122,21 +126,21 @@ pub(super) async fn publish(
     }
 }
 
-/// Receives every other instance's changes, for as long as the node lives: subscribes,
-/// asks for a full check (whatever was published while it was not subscribed is read back),
-/// applies what arrives, and subscribes again when the subscription ends.
+/// Receives the changes of the topics this instance follows, for as long as the node
+/// lives: subscribes (to the directory and every followed topic), asks for a full check
+/// (whatever was published while it was not subscribed is read back), applies what
+/// arrives, and subscribes again when the subscription ends or a command goes unanswered.
 pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
-    let pattern = format!("{}:*", node.prefix);
     let mut backoff = Duration::from_millis(100);
     let mut reported = false;
     loop {
         let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.psubscribe(&pattern).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            let (sink, stream) = client.get_async_pubsub().await?.split();
+            node.interest.attach(sink).await?;
+            Ok::<_, redis::RedisError>(stream)
         };
-        let mut pubsub = match subscribed.await {
-            Ok(pubsub) => pubsub,
+        let mut stream = match subscribed.await {
+            Ok(stream) => stream,
             Err(e) => {
                 if !reported {
                     tracing::warn!(error = %e, "cannot subscribe to Redis: changes from other instances arrive only by the periodic check");
@@ -155,8 +159,12 @@ pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
         backoff = Duration::from_millis(100);
         node.redis_up(true);
         node.request_full_check();
-        let mut stream = pubsub.on_message();
-        while let Some(msg) = stream.next().await {
+        loop {
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                () = node.interest.lost.notified() => None,
+            };
+            let Some(msg) = msg else { break };
             let payload: &[u8] = msg.get_payload_bytes();
             match serde_json::from_slice::<Envelope>(payload) {
                 Ok(envelope) if envelope.from == node.me => {}
@@ -167,6 +175,7 @@ pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
             }
         }
         tracing::warn!("the Redis subscription ended; subscribing again");
+        node.interest.detach().await;
         node.redis_up(false);
     }
 }

@@ -12,8 +12,8 @@
 //!   carry a row the sweep deletes. The same sweep deletes what an instance that died left
 //!   behind (an unsent upload, or a deletion it committed and did not apply).
 
-use crate::chat::model::FileId;
-use crate::chat::postgres::{connect_as, failed, Owner};
+use crate::chat::model::{FileId, Room};
+use crate::chat::postgres::{connect_as, failed, room_key, Owner};
 use crate::chat::store::StoreError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -65,17 +65,36 @@ impl SharedFiles {
         Ok(client)
     }
 
-    /// Stores an upload's bytes under its id.
-    pub async fn put(&self, id: &FileId, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Stores an upload's bytes under its id, with the room it was uploaded for.
+    pub async fn put(&self, id: &FileId, room: &Room, bytes: &[u8]) -> Result<(), StoreError> {
         self.client()
             .await?
             .execute(
-                "INSERT INTO files (id, bytes) VALUES ($1, $2)",
-                &[&id.as_str(), &bytes],
+                "INSERT INTO files (id, room_key, bytes) VALUES ($1, $2, $3)",
+                &[&id.as_str(), &room_key(room), &bytes],
             )
             .await
             .map_err(failed)?;
         Ok(())
+    }
+
+    /// The room a file was uploaded for, if the database has the file and the room.
+    pub async fn room_of(&self, id: &FileId) -> Result<Option<Room>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT rooms.room FROM files JOIN rooms ON rooms.key = files.room_key \
+                 WHERE files.id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(failed)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let room: String = row.try_get(0).map_err(failed)?;
+        serde_json::from_str(&room).map(Some).map_err(failed)
     }
 
     /// A file's size in bytes, or `None` if no row holds it.

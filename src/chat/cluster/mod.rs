@@ -9,20 +9,22 @@
 //! - **Redis carries changes between instances** ([`bus`]), after their commit. It is
 //!   at-most-once; the [`repair`] task reads back from PostgreSQL whatever did not arrive:
 //!   a gap in a room's numbers (after a short wait for reordering), everything after a
-//!   Redis subscription is made again, and, by a periodic check of every room's `next_seq`,
-//!   deletion count and the directory count, a lost last message or deletion.
+//!   Redis subscription is made again, and, by a periodic check of every followed room's
+//!   `next_seq`, deletion count and the directory count, a lost last message or deletion.
+//!   An instance follows only the rooms used through it ([`interest`]).
 //! - **Acknowledged means committed**: a proposal is answered after its commit, and it is
 //!   delivered (here and elsewhere) only after its commit, so a client that reconnects to
 //!   any instance catches up with no gap. The epoch is the database's, kept whatever
 //!   happens to instances.
 //!
-//! Each instance keeps its own hub, a copy of the database's recent state that every
-//! instance brings up to date in the same order ([`crate::chat::hub::Hub::apply`]).
+//! Each instance keeps its own hub, a copy of the database's recent state (of the rooms it
+//! follows) that every instance brings up to date in the same order ([`crate::chat::hub::Hub::apply`]).
 //! Attachments' bytes are in the database too ([`files`]).
 
 mod beat;
 mod bus;
 pub mod files;
+mod interest;
 mod limits;
 mod reads;
 mod repair;
@@ -78,6 +80,8 @@ pub enum Shared {
     Channels,
     Joins,
     Renames,
+    /// Private conversations started.
+    Directs,
 }
 
 /// A cluster instance's connection to the database and Redis, between [`Cluster::open`]
@@ -151,6 +155,10 @@ impl Cluster {
         let (repairs, repair_queue) = mpsc::unbounded_channel();
         let (outgoing, publish_queue) = mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::watch::channel(None);
+        let interest = Arc::new(interest::Interest::new(
+            self.settings.prefix.clone(),
+            self.settings.check_every * LINGER_CHECKS,
+        ));
         let node = Arc::new(Node {
             hub,
             me: self.me,
@@ -159,6 +167,7 @@ impl Cluster {
             outgoing,
             directory: Mutex::new(DirectoryTrack::default()),
             redis_up: AtomicBool::new(false),
+            interest: interest.clone(),
             reorder_wait: self.settings.reorder_wait,
             stop: stop.clone(),
         });
@@ -184,6 +193,7 @@ impl Cluster {
             remote.clone(),
         ));
         let repairs = node.repairs.clone();
+        let chat = node.hub.clone();
         tokio::spawn(repair::run(
             self.config,
             self.settings.clone(),
@@ -194,6 +204,8 @@ impl Cluster {
             limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix.clone())),
             remote_addresses: remote,
             repairs,
+            interest,
+            chat,
             hub: Arc::new(self.settings.hub),
             stopped,
         }
@@ -207,10 +219,17 @@ pub struct ClusterHandle {
     limiter: Arc<Limiter>,
     remote_addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
     repairs: mpsc::UnboundedSender<Repair>,
+    interest: Arc<interest::Interest>,
+    /// This instance's hub.
+    chat: Hub,
     /// Where the shared allowances' sizes come from.
     hub: Arc<crate::chat::hub::HubSettings>,
     stopped: tokio::sync::watch::Receiver<Option<String>>,
 }
+
+/// How many periodic checks a room nobody here uses stays followed (so a reader moving
+/// between rooms does not subscribe and unsubscribe at every move).
+const LINGER_CHECKS: u32 = 30;
 
 /// How long a join waits for its instance to catch up with the database.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
@@ -226,6 +245,41 @@ impl ClusterHandle {
             done,
         };
         if self.repairs.send(asked).is_ok() {
+            let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
+        }
+    }
+
+    /// Follows a channel from now on, for a reader here (its page, its history, a join):
+    /// the first use after a while subscribes to the channel's changes and then brings the
+    /// channel up to the database's state (waiting at most [`CATCH_UP_WAIT`]). Answers true
+    /// if it did so. A private conversation is followed through its participants
+    /// ([`ClusterHandle::follow_user`]).
+    pub async fn follow_room(&self, room: &Room) -> bool {
+        // Only channels this instance knows: a made-up name costs no subscription.
+        if !matches!(room, Room::Channel(_)) || self.chat.next_seq(room).is_none() {
+            return false;
+        }
+        if !self
+            .interest
+            .enter(interest::Topic::Channel(room.clone()))
+            .await
+        {
+            return false;
+        }
+        self.catch_up(room).await;
+        true
+    }
+
+    /// Follows a user's private conversations from now on (they connected here, or asked
+    /// for their conversations): the first use after a while subscribes to them and then
+    /// brings every followed room up to the database's state (waiting at most
+    /// [`CATCH_UP_WAIT`]).
+    pub async fn follow_user(&self, user: crate::chat::model::UserId) {
+        if !self.interest.enter(interest::Topic::User(user)).await {
+            return;
+        }
+        let (done, finished) = tokio::sync::oneshot::channel();
+        if self.repairs.send(Repair::Checked { done }).is_ok() {
             let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
         }
     }
@@ -291,6 +345,12 @@ impl ClusterHandle {
                 per_minute(hub.renames_per_minute),
                 hub.renames_per_minute,
                 ChatError::RenameRateLimited,
+            ),
+            Shared::Directs => (
+                "directs",
+                per_minute(hub.directs_per_minute),
+                hub.directs_per_minute,
+                ChatError::DirectRateLimited,
             ),
         };
         match self.limiter.take(name, user, rate, burst).await {
@@ -471,8 +531,12 @@ enum Repair {
     /// A change referred to a user or channel this instance does not know: read the
     /// directory again, then apply the change.
     Directory(Replicated),
-    /// Compare every room with the database now.
+    /// Compare every followed room with the database now.
     Full,
+    /// The same, and say when done.
+    Checked {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
     /// Look a session token's user up in the database (registered through another
     /// instance, whose news has not arrived), and say when done.
     Token {
@@ -497,6 +561,8 @@ pub(super) struct Node {
     outgoing: mpsc::UnboundedSender<(String, Vec<u8>)>,
     directory: Mutex<DirectoryTrack>,
     redis_up: AtomicBool,
+    /// The topics this instance follows.
+    interest: Arc<interest::Interest>,
     reorder_wait: Duration,
     /// Set, with the reason, when this instance must stop: what it holds no longer
     /// matches the database's epoch (see [`ClusterHandle::stopped`]).
@@ -530,7 +596,7 @@ impl Node {
 
     /// Applies a change this instance committed, and tells the others.
     fn committed(&self, change: Replicated, directory: Option<u64>) {
-        let channel = bus::channel_for(&self.prefix, &change);
+        let channels = bus::channels_for(&self.prefix, &change);
         let envelope = bus::Envelope {
             from: self.me.clone(),
             directory,
@@ -538,7 +604,9 @@ impl Node {
         };
         match serde_json::to_vec(&envelope) {
             Ok(payload) => {
-                let _ = self.outgoing.send((channel, payload));
+                for channel in channels {
+                    let _ = self.outgoing.send((channel, payload.clone()));
+                }
             }
             Err(e) => tracing::error!(error = %e, "could not encode a change for Redis"),
         }

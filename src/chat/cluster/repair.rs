@@ -1,8 +1,10 @@
 //! Repairing what Redis lost, from PostgreSQL: a room's missing numbers (once they have had
 //! [`super::ClusterSettings::reorder_wait`] to arrive), the directory when a change refers
 //! to someone this instance does not know, and everything by a periodic comparison of every
-//! room's `next_seq` and deletion count and of the directory count with the database.
+//! followed room's `next_seq` and deletion count and of the directory count with the
+//! database (a room nobody here follows is only checked for lost commits).
 
+use super::interest::Topic;
 use super::{sql, ClusterSettings, Node, Repair};
 use crate::chat::model::{Room, RoomKey};
 use crate::chat::postgres::{connect_as, Owner};
@@ -50,12 +52,16 @@ pub(super) async fn run(
                     repairer.attempt(|r| Box::pin(r.reload_directory())).await;
                 }
                 Some(Repair::Full) => repairer.attempt(|r| Box::pin(r.full_check())).await,
+                Some(Repair::Checked { done }) => {
+                    repairer.attempt(|r| Box::pin(r.full_check())).await;
+                    let _ = done.send(());
+                }
                 Some(Repair::Token { hash, done }) => {
                     repairer.attempt(|r| Box::pin(r.learn_token(hash))).await;
                     let _ = done.send(());
                 }
                 Some(Repair::Now { room, done }) => {
-                    repairer.attempt(|r| Box::pin(r.repair_room(room))).await;
+                    repairer.attempt(|r| Box::pin(r.refresh_room(room))).await;
                     let _ = done.send(());
                 }
             },
@@ -156,6 +162,23 @@ impl Repairer {
         Ok(())
     }
 
+    /// Brings one room up to the database's state, deletions included: for a room this
+    /// instance did not follow until now.
+    async fn refresh_room(&mut self, room: Room) -> Result<(), StoreError> {
+        self.repair_room(room.clone()).await?;
+        let Some(deletions) = sql::deletions(self.client()?, &room).await? else {
+            return Ok(());
+        };
+        let held = self.node.hub.position(&room).map(|p| p.deletions);
+        if held.is_some_and(|held| held != deletions) {
+            let (kept, window) = sql::held_ids(self.client()?, &room, self.retain).await?;
+            self.node
+                .hub
+                .reconcile_deletions(&room, &kept, window, deletions);
+        }
+        Ok(())
+    }
+
     /// Applies the user a token hash belongs to, if the database has one.
     async fn learn_token(&mut self, hash: crate::chat::store::TokenHash) -> Result<(), StoreError> {
         if let Some(user) = sql::user_by_token(self.client()?, &hash).await? {
@@ -214,8 +237,17 @@ impl Repairer {
         Ok(())
     }
 
-    /// Compares every room and the directory with the database, and repairs what differs.
+    /// Compares every followed room and the directory with the database, and repairs what
+    /// differs; first stops following the rooms nobody here uses any more.
     async fn full_check(&mut self) -> Result<(), StoreError> {
+        let hub = self.node.hub.clone();
+        self.node
+            .interest
+            .sweep(|topic| match topic {
+                Topic::Channel(room) => hub.has_members(room),
+                Topic::User(user) => hub.is_connected(*user),
+            })
+            .await;
         let epoch = sql::epoch(self.client()?).await?;
         if epoch != self.node.hub.epoch() {
             // Another instance found that the database lost commits: what this instance
@@ -259,6 +291,10 @@ impl Repairer {
             let (next_seq, deletions) = positions
                 .get(&key)
                 .map_or((1, 0), |p| (p.next_seq, p.deletions));
+            if next_seq < row.next_seq && !self.node.interest.follows(&row.room) {
+                // Nobody here uses the room: it is brought up to date when someone does.
+                continue;
+            }
             if next_seq < row.next_seq {
                 self.repair_room(row.room.clone()).await?;
             } else if next_seq > row.next_seq {
@@ -272,7 +308,7 @@ impl Repairer {
                     .stop("PostgreSQL lost commits; a new epoch was started");
                 return Ok(());
             }
-            if deletions != row.deletions {
+            if deletions != row.deletions && self.node.interest.follows(&row.room) {
                 let (kept, window) = sql::held_ids(self.client()?, &row.room, self.retain).await?;
                 self.node
                     .hub

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS files (
     bytes BYTEA NOT NULL,
     uploaded_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+ALTER TABLE files ADD COLUMN IF NOT EXISTS room_key TEXT;
 DO $$ BEGIN
     IF (SELECT attstorage FROM pg_attribute
         WHERE attrelid = 'files'::regclass AND attname = 'bytes') <> 'e' THEN
@@ -703,6 +704,20 @@ pub(super) async fn rooms(client: &Client) -> Result<Vec<RoomRow>, StoreError> {
         });
     }
     Ok(list)
+}
+
+/// The deletions a room has seen, if the database has the room.
+pub(super) async fn deletions(client: &Client, room: &Room) -> Result<Option<u64>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT deletions FROM rooms WHERE key = $1",
+            &[&room_key(room)],
+        )
+        .await
+        .map_err(failed)?;
+    row.map(|row| row.try_get::<_, i64>(0).map(|n| n.max(0) as u64))
+        .transpose()
+        .map_err(failed)
 }
 
 /// A room's next number, then the messages it holds from `from` up to (not including) it.

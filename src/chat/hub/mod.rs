@@ -498,6 +498,13 @@ impl Hub {
         Ok(found)
     }
 
+    /// Whether acting in `room` would start a private conversation this instance does not
+    /// hold yet: what the cluster-wide allowance of new conversations is taken for (one
+    /// started through another instance that has no message yet counts again here).
+    pub fn would_start(&self, room: &Room) -> bool {
+        matches!(room, Room::Direct(_)) && !self.lock().rooms.map.contains_key(&room.key())
+    }
+
     /// The private conversations the token's user takes part in, by the other's name.
     pub fn directs(&self, token: &str) -> Result<Vec<DirectSummary>, ChatError> {
         let state = self.lock();

@@ -85,6 +85,34 @@ impl Hub {
             .collect()
     }
 
+    /// One room's position, if this instance holds the room.
+    pub fn position(&self, room: &Room) -> Option<Position> {
+        self.lock().rooms.map.get(&room.key()).map(|r| Position {
+            room: r.room.clone(),
+            next_seq: r.next_seq,
+            deletions: r.deletions,
+        })
+    }
+
+    /// Whether a connection here receives `room`'s live stream: cluster mode follows only
+    /// rooms in use here.
+    pub fn has_members(&self, room: &Room) -> bool {
+        self.lock()
+            .rooms
+            .map
+            .get(&room.key())
+            .is_some_and(|r| !r.members.is_empty())
+    }
+
+    /// Whether `user` has a connection here.
+    pub fn is_connected(&self, user: UserId) -> bool {
+        self.lock()
+            .directory
+            .users
+            .get(&user)
+            .is_some_and(|u| !u.conns.is_empty())
+    }
+
     /// Applies a committed change (invariant 1 of this module).
     pub fn apply(&self, change: Replicated) -> Applied {
         let shared = &self.shared;

@@ -436,33 +436,29 @@ impl Pace {
 /// Applies one client event; false when the connection should end.
 async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
     let (conn, outbox) = (link.conn, link.outbox);
-    if let (
-        ClientEvent::Join {
-            room,
-            since: Some(cursor),
-            ..
-        },
-        Some(cluster),
-    ) = (&event, link.cluster)
-    {
-        // A client coming from another instance may hold messages this one has not
-        // applied yet: catch up with the database first, so it gets a catch-up rather
-        // than a snapshot.
-        let hub = link.hub;
-        if cursor.epoch == hub.epoch() && hub.next_seq(room).is_some_and(|next| next <= cursor.seq)
-        {
-            cluster.catch_up(room).await;
-        }
-    }
     if let (ClientEvent::Unread, Some(_), Some(user)) = (&event, link.cluster, conn.user_id()) {
         // Another instance may have moved the user's read positions since this one loaded.
         link.hub.refresh_reads(user).await;
     }
     if let Some(cluster) = link.cluster {
-        if let Err((e, client_ref)) = take_cluster_allowance(conn, cluster, &event).await {
+        if let Err((e, client_ref)) = take_cluster_allowance(link, cluster, &event).await {
             return outbox
                 .send(ServerEvent::chat_error(&e, client_ref).frame())
                 .await;
+        }
+    }
+    if let (ClientEvent::Join { room, since, .. }, Some(cluster)) = (&event, link.cluster) {
+        // A channel nobody here used until now is followed from now on, and brought up
+        // to the database's state first. A client coming from another instance may hold
+        // messages this one has not applied yet: catch up with the database first, so it
+        // gets a catch-up rather than a snapshot.
+        let hub = link.hub;
+        let caught_up = cluster.follow_room(room).await;
+        let ahead = since.as_ref().is_some_and(|cursor| {
+            cursor.epoch == hub.epoch() && hub.next_seq(room).is_some_and(|next| next <= cursor.seq)
+        });
+        if !caught_up && ahead {
+            cluster.catch_up(room).await;
         }
     }
     let reply = match event {
@@ -555,34 +551,68 @@ async fn authenticate(
     link: &Link<'_>,
     token: &str,
 ) -> Result<crate::chat::model::UserInfo, ChatError> {
-    match (link.conn.authenticate(token), link.cluster) {
-        (Err(ChatError::Unauthorized), Some(cluster)) => {
+    let Some(cluster) = link.cluster else {
+        return link.conn.authenticate(token);
+    };
+    let user = match link.conn.authenticate(token) {
+        Err(ChatError::Unauthorized) => {
             cluster.learn_token(token).await;
-            link.conn.authenticate(token)
+            link.conn.authenticate(token)?
         }
-        (answer, _) => answer,
-    }
+        answer => answer?,
+    };
+    // Their private conversations reach this instance from now on.
+    cluster.follow_user(user.id).await;
+    Ok(user)
 }
 
-/// Takes the event's action from the user's cluster-wide allowance, if it has one (posts,
-/// renames and channel joins); the refusal comes with the event's `client_ref`. While Redis
-/// cannot say, the instance's own allowance (the hub's) decides alone.
+/// Takes the event's action from the user's cluster-wide allowances, where it has one
+/// (posts, renames, channel joins, and starting a private conversation); the refusal comes
+/// with the event's `client_ref`. While Redis cannot say, the instance's own allowances (the
+/// hub's) decide alone.
 async fn take_cluster_allowance(
-    conn: &Connection,
+    link: &Link<'_>,
     cluster: &ClusterHandle,
     event: &ClientEvent,
 ) -> Result<(), (ChatError, Option<String>)> {
-    let (kind, client_ref) = match event {
-        ClientEvent::Send { client_ref, .. } => (Shared::Messages, client_ref),
-        ClientEvent::Rename { client_ref, .. } => (Shared::Renames, client_ref),
+    use crate::chat::model::Room;
+    let (kind, room, client_ref) = match event {
+        ClientEvent::Send {
+            room, client_ref, ..
+        } => (Some(Shared::Messages), room, client_ref),
         ClientEvent::Join {
-            room: crate::chat::model::Room::Channel(_),
+            room, client_ref, ..
+        } => (
+            matches!(room, Room::Channel(_)).then_some(Shared::Joins),
+            room,
             client_ref,
-            ..
-        } => (Shared::Joins, client_ref),
+        ),
+        ClientEvent::Delete {
+            room, client_ref, ..
+        } => (None, room, client_ref),
+        ClientEvent::Rename { client_ref, .. } => {
+            return take_shared(link, cluster, Shared::Renames, client_ref).await
+        }
         _ => return Ok(()),
     };
-    let Some(user) = conn.user_id() else {
+    if link.hub.would_start(room) {
+        take_shared(link, cluster, Shared::Directs, client_ref).await?;
+    }
+    match kind {
+        Some(kind) => take_shared(link, cluster, kind, client_ref).await,
+        None => Ok(()),
+    }
+}
+
+/// Takes one action of `kind` from the connection's user's cluster-wide allowance (nothing
+/// for a connection that has not authenticated: the hub refuses it anyway).
+async fn take_shared(
+    link: &Link<'_>,
+    cluster: &ClusterHandle,
+    kind: Shared,
+    client_ref: &Option<String>,
+) -> Result<(), (ChatError, Option<String>)> {
+    let Some(user) = link.conn.user_id() else {
         return Ok(());
     };
     cluster
