@@ -1,6 +1,6 @@
 //! The browser's chat client: the signals the UI reads (connection state, the session, the
-//! channel and conversation lists, the open room's messages and who is online) and how each
-//! server event changes them.
+//! channel and conversation lists, unread counts, the open room's messages and who is online)
+//! and how each server event changes them.
 //!
 //! On the server the same type exists with the same signals, so components render identically
 //! on both sides. The browser-only parts live beside it: `storage` (what the browser
