@@ -33,6 +33,7 @@ pub fn http_status(error: &ChatError) -> axum::http::StatusCode {
         | ChatError::JoinRateLimited
         | ChatError::RenameRateLimited
         | ChatError::DirectRateLimited
+        | ChatError::ReadRateLimited
         | ChatError::TooManyRegistrations
         | ChatError::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
         ChatError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -1445,3 +1445,66 @@ async fn older_messages_are_read_from_postgres_through_any_instance() {
         ((101..=150).collect(), HistoryTop::NotKept)
     );
 }
+
+/// Read positions (issue 17, item 3) are stored in PostgreSQL, and an instance reads a
+/// user's again when one of their connections asks for its unread counts: a position moved
+/// through one instance is where a connection to another starts from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_positions_are_kept_in_postgres_for_every_instance() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut bob = user(&a, "bob").await;
+    for n in 1..=3 {
+        post(&mut bob, &format!("m{n}"), &format!("r{n}")).await;
+    }
+    acks(&mut bob, 3).await;
+    let mut ada = user(&a, "ada").await;
+    ada.send(ClientEvent::Unread).await;
+    assert!(matches!(
+        ada.next().await,
+        ServerEvent::Hub(HubEvent::Unread { .. })
+    ));
+    ada.send(ClientEvent::Read {
+        room: general(),
+        seq: 2,
+    })
+    .await;
+    match ada.next().await {
+        ServerEvent::Hub(HubEvent::Unread { rooms }) => assert_eq!(rooms[0].read, 2),
+        other => panic!("expected unread, got {other:?}"),
+    }
+    let db = connect(&cluster.url()).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let row = db
+            .query_opt(
+                "SELECT seq FROM read_positions WHERE user_id = $1",
+                &[&(ada.id().0 as i64)],
+            )
+            .await
+            .expect("a query");
+        if row.map(|r| r.get::<_, i64>(0)) == Some(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the position was not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // (An instance follows only the channels read through it: reading general there brings
+    // its copy up to date.)
+    let mut elsewhere = Client::connect(&b).await;
+    elsewhere.auth(&ada.token()).await;
+    elsewhere.join(&general()).await;
+    elsewhere.send(ClientEvent::Unread).await;
+    loop {
+        match elsewhere.next().await {
+            ServerEvent::Hub(HubEvent::Unread { rooms }) => {
+                let now = rooms.iter().find(|r| r.room == general()).expect("general");
+                assert_eq!((now.read, now.unread), (2, 1));
+                break;
+            }
+            ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
+            other => panic!("expected unread, got {other:?}"),
+        }
+    }
+}

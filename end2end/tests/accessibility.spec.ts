@@ -1,5 +1,6 @@
 // Issue 17, accessibility: axe-core finds no serious or critical violation on the home, channel
-// and private-conversation pages, and every focus ring stands out from what is behind it.
+// and private-conversation pages (unread counts and mentions included), and every focus ring
+// stands out from what is behind it.
 import { test, expect, type Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
 import { User, seedMessages, unique } from "./fixtures/flack";
@@ -49,6 +50,26 @@ test("a channel page passes axe", async ({ browser }) => {
   await expect(bob.page.getByRole("button", { name: "Jump to newest" })).toBeVisible();
   expect(await seriousViolations(bob.page)).toEqual([]);
   expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.close();
+  await bob.close();
+});
+
+/** A sidebar showing unread channels with their counts, and a message with the reader's
+ *  mention marked, have no serious or critical violations. */
+test("unread counts and mentions pass axe", async ({ browser }) => {
+  const room = unique("axe-unread");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(room);
+  const bob = await User.open(browser, "Bob");
+  await ada.send(`hello @${bob.name}`);
+  await ada.send("and more");
+  await expect(
+    bob.channelNav().getByRole("link", { name: room, exact: true }),
+  ).toHaveAccessibleDescription("1 mention, 2 unread");
+  expect(await seriousViolations(bob.page)).toEqual([]);
+  await bob.openChannel(room);
+  await expect(bob.log().locator("mark.mention")).toHaveText(`@${bob.name}`);
+  expect(await seriousViolations(bob.page)).toEqual([]);
   await ada.close();
   await bob.close();
 });

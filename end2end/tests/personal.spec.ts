@@ -73,7 +73,7 @@ test("private messages reach only the two participants", async ({ browser }) => 
   await entry.getByRole("link", { name: ada.name, exact: true }).click();
   await expect(bob.page.getByRole("heading", { level: 1 })).toHaveText(ada.name);
   await expect(bob.log()).toContainText("the surprise party is on Friday");
-  await expect(entry.locator(".unread")).toHaveCount(0);
+  await expect(entry.locator(".counts")).toHaveCount(0);
 
   // The conversation is remembered as the last place Bob was.
   const back = await browser.newContext({ storageState: await bob.context.storageState() });

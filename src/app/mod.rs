@@ -8,6 +8,7 @@ pub mod local_time;
 pub mod message_item;
 pub mod name_prompt;
 pub mod nav;
+pub mod notifications;
 pub mod percent;
 pub mod room;
 pub mod sidebar;

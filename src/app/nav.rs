@@ -163,9 +163,14 @@ fn browser_path() -> String {
 }
 
 /// A link to one of Flack's pages: opens it without reloading (unless a modifier key asks the
-/// browser for a new tab or window), and carries `aria-current="page"` while it is open.
+/// browser for a new tab or window), and carries `aria-current="page"` while it is open, and
+/// `aria-describedby` while `described_by` names an element.
 #[component]
-pub fn Link(href: String, children: Children) -> impl IntoView {
+pub fn Link(
+    href: String,
+    children: Children,
+    #[prop(optional, into)] described_by: Option<Signal<Option<String>>>,
+) -> impl IntoView {
     let location = use_location();
     let current = {
         let href = href.clone();
@@ -181,7 +186,12 @@ pub fn Link(href: String, children: Children) -> impl IntoView {
         location.navigate(&target, false);
     };
     view! {
-        <a href=href aria-current=current on:click=on_click>
+        <a
+            href=href
+            aria-current=current
+            aria-describedby=move || described_by.and_then(|d| d.get())
+            on:click=on_click
+        >
             {children()}
         </a>
     }

@@ -1,10 +1,13 @@
-//! The sidebar: who you are (and renaming), the live channel list, your private
-//! conversations with their unread counts, and the form that creates a channel.
+//! The sidebar: who you are (and renaming), desktop notifications, the live channel list and
+//! your private conversations, each in bold with its counts while it has unread messages,
+//! and the form that creates a channel.
 
-use super::client::use_chat_client;
+use super::client::unread::{describe, short_count};
+use super::client::{use_chat_client, ChatClient};
 use super::nav::{channel_path, direct_path, use_location, Link};
+use super::notifications::Notifications;
 use crate::api::{find_people, my_directs, CreateChannel};
-use crate::chat::model::{ChannelName, ChatError, UserInfo};
+use crate::chat::model::{ChannelName, ChatError, DirectKey, Room, UserInfo};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -40,6 +43,7 @@ pub fn Sidebar() -> impl IntoView {
             <header class="sidebar-header">
                 <a class="brand" href="/">"Flack"</a>
                 <Me/>
+                <Notifications/>
             </header>
             <nav aria-label="Channels" class="channel-nav">
                 <h2 class="nav-title">"Channels"</h2>
@@ -123,13 +127,18 @@ fn ChannelLinks() -> impl IntoView {
             .channels
             .get()
             .into_iter()
-            .map(|channel| {
+            .enumerate()
+            .map(|(i, channel)| {
+                let room = Signal::stored(Some(Room::Channel(channel.name.clone())));
+                let (unread, described_by, counts) =
+                    room_counts(client, room, format!("channel-counts-{i}"));
                 view! {
-                    <li>
-                        <Link href=channel_path(channel.name.as_str())>
+                    <li class:unread=move || unread.get()>
+                        <Link href=channel_path(channel.name.as_str()) described_by>
                             <span class="hash" aria-hidden="true">"# "</span>
                             {channel.name.to_string()}
                         </Link>
+                        {counts}
                     </li>
                 }
             })
@@ -147,14 +156,19 @@ fn DirectLinks() -> impl IntoView {
             .directs
             .get()
             .into_iter()
-            .map(|entry| {
-                let unread = (entry.unread > 0).then(|| {
-                    view! { <span class="unread" title="unread messages">{entry.unread}</span> }
+            .enumerate()
+            .map(|(i, entry)| {
+                let peer = entry.peer.id;
+                let room = Signal::derive(move || {
+                    let me = client.my_id()?;
+                    DirectKey::between(me, peer).ok().map(Room::Direct)
                 });
+                let (unread, described_by, counts) =
+                    room_counts(client, room, format!("direct-counts-{i}"));
                 view! {
-                    <li class="direct">
-                        <Link href=direct_path(entry.peer.id)>{entry.peer.name.to_string()}</Link>
-                        {unread}
+                    <li class="direct" class:unread=move || unread.get()>
+                        <Link href=direct_path(entry.peer.id) described_by>{entry.peer.name.to_string()}</Link>
+                        {counts}
                     </li>
                 }
             })
@@ -169,6 +183,38 @@ fn DirectLinks() -> impl IntoView {
             <ul class="channel-list">{links}</ul>
         </nav>
     }
+}
+
+/// A room's place in a list: whether it has unread messages (for bold), the id of the
+/// element describing its counts while it has any (the link's `aria-describedby`, so the
+/// link's name stays the room's), and that element: the counts for the eye ("@2" for
+/// mentions, then the unread count) and in words ("2 mentions, 5 unread").
+fn room_counts(
+    client: ChatClient,
+    room: Signal<Option<Room>>,
+    id: String,
+) -> (Signal<bool>, Signal<Option<String>>, impl IntoView) {
+    let entry = Memo::new(move |_| room.get().and_then(|room| client.unread_of(&room)));
+    let unread = Signal::derive(move || entry.with(|e| e.as_ref().is_some_and(|e| e.unread > 0)));
+    let described_by = {
+        let id = id.clone();
+        Signal::derive(move || unread.get().then(|| id.clone()))
+    };
+    let counts = move || {
+        let entry = entry.get().filter(|e| e.unread > 0)?;
+        let mentions = (entry.mentions > 0).then(|| {
+            let shown = format!("@{}", short_count(entry.mentions));
+            view! { <span class="mention-count" aria-hidden="true">{shown}</span> }
+        });
+        Some(view! {
+            <span class="counts" id=id.clone()>
+                {mentions}
+                <span class="unread-count" aria-hidden="true">{short_count(entry.unread)}</span>
+                <span class="visually-hidden">{describe(&entry)}</span>
+            </span>
+        })
+    };
+    (unread, described_by, counts)
 }
 
 /// The people finder: a button that opens a search over everyone registered, each found

@@ -4,7 +4,7 @@
 //! `type` written first, beside the few events a connection gets only for itself (see
 //! `protocol::ServerEvent`).
 
-use super::model::{ChannelInfo, Limits, Message, MessageId, Room, UserInfo};
+use super::model::{ChannelInfo, Limits, Message, MessageId, Room, RoomUnread, UserInfo};
 use serde::Serialize;
 
 /// Everything the hub sends to connections. Member names are the wire's.
@@ -53,5 +53,18 @@ pub enum HubEvent {
         user: UserInfo,
         /// True when they arrived, false when their last connection left.
         online: bool,
+    },
+    /// To a connection following unread counts (its user's own): the user's state in some
+    /// rooms, which replaces what the client holds for them. All the rooms the user may read
+    /// that have messages, when the connection asks; one room when the user's read position
+    /// there moved (on any of their connections).
+    Unread { rooms: Vec<RoomUnread> },
+    /// To a connection following unread counts: a new message in a channel it has not
+    /// joined, by someone else (its body stays in the channel).
+    Activity {
+        room: Room,
+        seq: u64,
+        /// True when the message mentions the connection's user by their current name.
+        mention: bool,
     },
 }

@@ -93,6 +93,12 @@ impl History {
         self.messages.iter().find(|m| m.id == id)
     }
 
+    /// The held messages numbered after `seq`, oldest first, without copying them.
+    pub fn after(&self, seq: u64) -> impl Iterator<Item = &Message> {
+        let from = self.messages.partition_point(|m| m.seq <= seq);
+        self.messages.range(from..)
+    }
+
     /// Every message held, oldest first.
     pub fn snapshot(&self) -> Vec<Message> {
         self.messages.iter().cloned().collect()

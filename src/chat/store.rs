@@ -2,7 +2,9 @@
 //! start-up, and the in-memory mode that keeps nothing. The SQLite store is in
 //! [`super::sqlite`], the PostgreSQL store in [`super::postgres`].
 
-use super::model::{ChannelInfo, HistoryTop, Message, MessageId, Room, UserInfo, HISTORY_LIMIT};
+use super::model::{
+    ChannelInfo, HistoryTop, Message, MessageId, Room, UserId, UserInfo, HISTORY_LIMIT,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub struct Loaded {
     pub users: Vec<(UserInfo, TokenHash)>,
     /// Every room.
     pub rooms: Vec<StoredRoom>,
+    /// Each user's read position in each room they have read (the `seq` they read up to).
+    pub reads: Vec<(UserId, Room, u64)>,
 }
 
 /// A change handed to the store, which resolves once the change is on disk (or could not be
@@ -122,6 +126,11 @@ pub trait Store: Send + Sync + 'static {
     fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
     fn delete_message(&self, room: &Room, id: MessageId) -> Durable;
+    /// Records how far a user has read in a room (the hub only moves it forward). The
+    /// in-memory mode keeps nothing.
+    fn put_read(&self, _user: UserId, _room: &Room, _seq: u64) -> Durable {
+        Durable::done(Ok(()))
+    }
     /// Resolves once every change handed over before it is on disk, and fails if any of
     /// them could not be stored. Whatever must not happen before a change is stored (deleting
     /// the files of messages it drops) waits for this.
@@ -139,6 +148,12 @@ pub trait Store: Send + Sync + 'static {
     /// Where messages older than the hub's window are read from; `None` for a store that
     /// keeps nothing beyond what the hub holds (the in-memory mode).
     fn archive(&self) -> Option<Arc<dyn Archive>> {
+        None
+    }
+    /// Reads a user's stored read positions again, for a store other processes write too
+    /// (cluster mode: another instance may have moved them since this one loaded). `None`
+    /// for a store only this process writes, whose positions the hub already holds.
+    fn reads_of(&self, _user: UserId) -> Option<ReadsRead> {
         None
     }
     /// Where attachments' bytes are kept when every instance must reach them (cluster mode).
@@ -236,6 +251,9 @@ pub struct ArchivePage {
     pub top: HistoryTop,
 }
 
+/// A read of one user's read positions, by room, run off the hub's lock.
+pub type ReadsRead = Pin<Box<dyn Future<Output = Result<Vec<(Room, u64)>, StoreError>> + Send>>;
+
 /// A read of older messages, run off the hub's lock.
 pub type ArchiveRead = Pin<Box<dyn Future<Output = Result<ArchivePage, StoreError>> + Send>>;
 
@@ -313,6 +331,8 @@ pub(crate) enum Change {
     Channel(ChannelInfo),
     User(UserInfo, TokenHash),
     Rename(UserInfo),
+    /// A user's read position in a room.
+    Read(UserId, Room, u64),
     /// Writes nothing; reports whether every change since the last barrier was stored.
     Barrier,
     /// Writes something of its own, so it needs what any change needs (the database's write
@@ -407,6 +427,15 @@ macro_rules! write_behind_methods {
             id: $crate::chat::model::MessageId,
         ) -> $crate::chat::store::Durable {
             self.write_behind($crate::chat::store::Change::Delete(room.clone(), id))
+        }
+
+        fn put_read(
+            &self,
+            user: $crate::chat::model::UserId,
+            room: &$crate::chat::model::Room,
+            seq: u64,
+        ) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Read(user, room.clone(), seq))
         }
 
         fn barrier(&self) -> $crate::chat::store::Durable {

@@ -49,6 +49,12 @@ pub enum ClientEvent {
         #[serde(default)]
         client_ref: Option<String>,
     },
+    /// Asks for the user's unread state in every room, then news of it as it changes
+    /// (`unread` and `activity` events).
+    Unread,
+    /// Moves the user's read position in a room forward to `seq`: they have seen the room up
+    /// to that message.
+    Read { room: Room, seq: u64 },
     /// Changes the user's display name.
     Rename {
         name: String,
@@ -102,8 +108,9 @@ pub enum ServerEvent {
         /// The `client_ref` of the refused event, if it had one.
         client_ref: Option<String>,
     },
-    /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `user_renamed`
-    /// and `presence`: written exactly as the hub declares them, tag included.
+    /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `user_renamed`,
+    /// `presence`, `unread` and `activity`: written exactly as the hub declares them, tag
+    /// included.
     #[serde(untagged)]
     Hub(HubEvent),
 }

@@ -22,6 +22,8 @@ enum Kind {
     Presence,
     Ack,
     Error,
+    Unread,
+    Activity,
 }
 
 /// Every member name of any server event. Members this version does not know are
@@ -46,6 +48,8 @@ enum Member {
     Code,
     Detail,
     Limits,
+    Rooms,
+    Mention,
     #[serde(other)]
     Unknown,
 }
@@ -71,6 +75,8 @@ struct Members {
     code: Option<String>,
     limits: Option<Limits>,
     detail: Option<Detail>,
+    rooms: Option<Vec<crate::chat::model::RoomUnread>>,
+    mention: Option<bool>,
 }
 
 /// A required member, or the error that names it.
@@ -113,6 +119,8 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Member::Code => m.code = Some(map.next_value()?),
                 Member::Limits => m.limits = Some(map.next_value()?),
                 Member::Detail => m.detail = Some(map.next_value()?),
+                Member::Rooms => m.rooms = Some(map.next_value()?),
+                Member::Mention => m.mention = Some(map.next_value()?),
                 Member::Type | Member::Online | Member::Message | Member::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -159,6 +167,14 @@ impl<'de> Visitor<'de> for EventVisitor {
                 id: need(m.id, "id")?,
                 seq: need(m.seq, "seq")?,
             },
+            Kind::Unread => ServerEvent::Hub(HubEvent::Unread {
+                rooms: need(m.rooms, "rooms")?,
+            }),
+            Kind::Activity => ServerEvent::Hub(HubEvent::Activity {
+                room: need(m.room, "room")?,
+                seq: need(m.seq, "seq")?,
+                mention: need(m.mention, "mention")?,
+            }),
             Kind::Error => ServerEvent::Error {
                 code: need(m.code, "code")?,
                 detail: m.detail,

@@ -19,6 +19,20 @@ fn client_events_round_trip_in_the_documented_shape() {
         }
     );
     assert_eq!(ClientEvent::decode(&join.encode()).unwrap(), join);
+    assert_eq!(
+        ClientEvent::decode(r#"{"type":"unread"}"#).unwrap(),
+        ClientEvent::Unread
+    );
+    let read =
+        ClientEvent::decode(r#"{"type":"read","room":{"channel":"general"},"seq":4}"#).unwrap();
+    assert_eq!(
+        read,
+        ClientEvent::Read {
+            room: Room::Channel(ChannelName::parse("general").unwrap()),
+            seq: 4
+        }
+    );
+    assert_eq!(ClientEvent::decode(&read.encode()).unwrap(), read);
     let send =
         ClientEvent::decode(r#"{"type":"send","room":{"direct":[9,4]},"body":"hi"}"#).unwrap();
     assert_eq!(
@@ -120,9 +134,23 @@ fn every_server_event() -> Vec<ServerEvent> {
         }),
         ServerEvent::Hub(HubEvent::UserRenamed { user: ada.clone() }),
         ServerEvent::Hub(HubEvent::Presence {
-            room: general,
+            room: general.clone(),
             user: ada,
             online: false,
+        }),
+        ServerEvent::Hub(HubEvent::Unread {
+            rooms: vec![crate::chat::model::RoomUnread {
+                room: general.clone(),
+                read: 2,
+                last_seq: 5,
+                unread: 3,
+                mentions: 1,
+            }],
+        }),
+        ServerEvent::Hub(HubEvent::Activity {
+            room: general,
+            seq: 6,
+            mention: true,
         }),
         ServerEvent::Ack {
             client_ref: Some("r1".into()),

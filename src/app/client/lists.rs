@@ -13,15 +13,12 @@ pub(super) fn insert_channel(list: &mut Vec<ChannelInfo>, channel: ChannelInfo) 
     }
 }
 
-/// Adds `unread` to a conversation's count, adding the conversation if it is new; keeps the
-/// list sorted by name.
-pub(super) fn upsert_direct(entries: &mut Vec<DirectEntry>, peer: UserInfo, unread: u32) {
+/// Adds a conversation if it is new (or updates its peer's name); keeps the list sorted by
+/// name.
+pub(super) fn upsert_direct(entries: &mut Vec<DirectEntry>, peer: UserInfo) {
     match entries.iter_mut().find(|e| e.peer.id == peer.id) {
-        Some(entry) => {
-            entry.peer = peer;
-            entry.unread += unread;
-        }
-        None => entries.push(DirectEntry { peer, unread }),
+        Some(entry) => entry.peer = peer,
+        None => entries.push(DirectEntry { peer }),
     }
     entries.sort_by_key(|e| e.peer.name.key());
 }

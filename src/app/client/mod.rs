@@ -1,26 +1,30 @@
 //! The browser's chat client: the signals the UI reads (connection state, the session, the
-//! channel and conversation lists, the open room's messages and who is online) and how each
-//! server event changes them.
+//! channel and conversation lists, unread counts, the open room's messages and who is online)
+//! and how each server event changes them.
 //!
 //! On the server the same type exists with the same signals, so components render identically
 //! on both sides. The browser-only parts live beside it: `storage` (what the browser
-//! remembers), `socket` (the WebSocket that feeds the signals and reconnects by itself) and
-//! `upload` (file uploads with progress); `lists` holds the plain list updates.
+//! remembers), `socket` (the WebSocket that feeds the signals and reconnects by itself),
+//! `upload` (file uploads with progress) and `notify` (desktop notifications); `lists` holds
+//! the plain list updates and `unread` the unread counts and read positions.
 
 use crate::chat::model::{
     Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, HistoryTop,
-    Limits, Message, MessageBody, MessageId, Room, Session, UserId, UserInfo, HISTORY_LIMIT,
+    Limits, Message, MessageBody, MessageId, Room, RoomUnread, Session, UserId, UserInfo,
+    HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
 use lists::{append_after, insert_channel, prepend_before, set_presence, upsert_direct};
 
 mod lists;
-pub mod read_position;
+#[cfg(feature = "hydrate")]
+pub mod notify;
 #[cfg(feature = "hydrate")]
 pub mod socket;
 #[cfg(feature = "hydrate")]
 pub mod storage;
+pub mod unread;
 #[cfg(feature = "hydrate")]
 pub mod upload;
 
@@ -99,13 +103,11 @@ impl Feed {
     }
 }
 
-/// A private conversation in the sidebar.
+/// A private conversation in the sidebar (its counts are in [`ChatClient::unread_of`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectEntry {
     /// The other participant.
     pub peer: UserInfo,
-    /// Messages received since the conversation was last open.
-    pub unread: u32,
 }
 
 /// The chat client, shared with every component through context. Copy: all fields are
@@ -126,6 +128,15 @@ pub struct ChatClient {
     pub directs: RwSignal<Vec<DirectEntry>>,
     /// Why the last display name (new or changed) was refused.
     pub name_error: RwSignal<Option<String>>,
+    /// The reader's state in each room, as the server counted it and live news since.
+    pub unread: RwSignal<Vec<RoomUnread>>,
+    /// True once the server's first unread summary arrived (never on the server): read
+    /// positions, and the "New" divider drawn from them, are known from then on.
+    pub unread_ready: RwSignal<bool>,
+    /// Read positions not yet sent to the server, one per room.
+    reads_pending: StoredValue<Vec<(Room, u64)>>,
+    /// True while a `read` was sent less than a second ago.
+    reads_waiting: StoredValue<bool>,
     /// What the server refuses (from its `welcome`; the built-in limits until then). Not
     /// reactive: it is read when the user acts.
     limits: StoredValue<Limits>,
@@ -152,6 +163,10 @@ pub fn provide_chat_client() -> ChatClient {
         channels: RwSignal::new(Vec::new()),
         directs: RwSignal::new(Vec::new()),
         name_error: RwSignal::new(None),
+        unread: RwSignal::new(Vec::new()),
+        unread_ready: RwSignal::new(false),
+        reads_pending: StoredValue::new(Vec::new()),
+        reads_waiting: StoredValue::new(false),
         limits: StoredValue::new(Limits::default()),
         feed: StoredValue::new(None),
         joined: StoredValue::new(None),
@@ -200,12 +215,11 @@ impl ChatClient {
         self.channels.update(|list| insert_channel(list, channel));
     }
 
-    /// Replaces the private-conversation list with one fetched from the server, keeping
-    /// unread counts already known.
+    /// Adds the conversations of a list fetched from the server to the ones known.
     pub fn seed_directs(&self, list: Vec<DirectSummary>) {
         self.directs.update(|entries| {
             for summary in list {
-                upsert_direct(entries, summary.peer, 0);
+                upsert_direct(entries, summary.peer);
             }
         });
     }
@@ -225,6 +239,8 @@ impl ChatClient {
             cursor: StoredValue::new(page.last_seq),
             older: StoredValue::new(false),
         };
+        // What was read in the room being left goes to the server now.
+        self.send_reads(true);
         let previous = self.joined.get_value();
         self.joined.set_value(Some(page.room.clone()));
         self.feed.set_value(Some(feed));
@@ -232,14 +248,8 @@ impl ChatClient {
             self.send_event(&ClientEvent::Leave { room: previous });
         }
         if let Some(peer) = page.peer {
-            // Opening a conversation lists it (if new) and marks it read.
-            self.directs.update(|entries| {
-                let id = peer.id;
-                upsert_direct(entries, peer, 0);
-                if let Some(entry) = entries.iter_mut().find(|e| e.peer.id == id) {
-                    entry.unread = 0;
-                }
-            });
+            // Opening a conversation lists it (if new); reading it is the log's to say.
+            self.directs.update(|entries| upsert_direct(entries, peer));
         }
         self.join_current();
         #[cfg(feature = "hydrate")]
@@ -268,6 +278,7 @@ impl ChatClient {
         self.send_event(&ClientEvent::Auth {
             token: session.token.clone(),
         });
+        self.send_event(&ClientEvent::Unread);
         self.name_error.set(None);
         self.session.set(Some(session));
     }
@@ -375,6 +386,23 @@ impl ChatClient {
                 }
             }
             ServerEvent::Hub(HubEvent::UserRenamed { user }) => self.renamed(user),
+            ServerEvent::Hub(HubEvent::Unread { rooms }) => {
+                self.unread
+                    .update(|list| unread::replace_entries(list, rooms));
+                if !self.unread_ready.get_untracked() {
+                    self.unread_ready.set(true);
+                }
+            }
+            ServerEvent::Hub(HubEvent::Activity { room, seq, mention }) => {
+                #[cfg(feature = "hydrate")]
+                if mention {
+                    if let Room::Channel(name) = &room {
+                        notify::notify(&format!("You were mentioned in #{name}"), "");
+                    }
+                }
+                self.unread
+                    .update(|list| unread::entry_mut(list, &room).add(seq, mention));
+            }
             ServerEvent::Hub(HubEvent::Presence { room, user, online }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.online
@@ -415,32 +443,47 @@ impl ChatClient {
     }
 
     fn receive(&self, message: Message) {
-        if let Some(feed) = self.feed_for(&message.room) {
-            let cursor = feed.cursor.get_value();
-            if message.seq <= cursor {
-                // Already held: a duplicate.
-            } else if message.seq == cursor + 1 {
-                let seq = message.seq;
-                feed.cursor.set_value(seq);
-                let keep_older = feed.older.get_value();
-                feed.messages
-                    .try_update(|held| append_after(held, vec![message], seq, keep_older));
-            } else {
-                // A gap: ask again from what is held.
-                self.join_current();
-            }
-        } else if let Room::Direct(key) = &message.room {
-            // A private message while looking elsewhere: count it as unread.
-            let Some(me) = self
-                .session
-                .with_untracked(|s| s.as_ref().map(|s| s.user.id))
-            else {
-                return;
-            };
+        let feed = self.feed_for(&message.room);
+        if feed.is_some_and(|f| message.seq <= f.cursor.get_value()) {
+            // Already held: a duplicate.
+            return;
+        }
+        let me = self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.user.id));
+        if let (Room::Direct(key), Some(me)) = (&message.room, me) {
+            // A conversation someone started with the reader joins the list.
             if message.author.id != me && key.includes(me) {
                 self.directs
-                    .update(|entries| upsert_direct(entries, message.author.clone(), 1));
+                    .update(|entries| upsert_direct(entries, message.author.clone()));
             }
+        }
+        let _mention = self.count_message(&message);
+        #[cfg(feature = "hydrate")]
+        if message.author.id != me.unwrap_or(UserId(0)) {
+            let author = message.author.name.as_str();
+            match &message.room {
+                Room::Direct(_) => notify::notify(author, message.body.as_str()),
+                Room::Channel(name) if _mention => notify::notify(
+                    &format!("{author} mentioned you in #{name}"),
+                    message.body.as_str(),
+                ),
+                Room::Channel(_) => {}
+            }
+        }
+        let Some(feed) = feed else {
+            return;
+        };
+        let cursor = feed.cursor.get_value();
+        if message.seq == cursor + 1 {
+            let seq = message.seq;
+            feed.cursor.set_value(seq);
+            let keep_older = feed.older.get_value();
+            feed.messages
+                .try_update(|held| append_after(held, vec![message], seq, keep_older));
+        } else {
+            // A gap: ask again from what is held.
+            self.join_current();
         }
     }
 
@@ -522,7 +565,7 @@ impl ChatClient {
         Ok(())
     }
 
-    fn feed_for(&self, room: &Room) -> Option<Feed> {
+    pub(super) fn feed_for(&self, room: &Room) -> Option<Feed> {
         self.feed.get_value().filter(|f| f.is_for(room))
     }
 
@@ -567,6 +610,12 @@ impl ChatClient {
             }
             self.storage_ready.set(true);
             socket::connect(*self);
+            // Leaving the page sends what was read, rather than waiting for the timer.
+            // (Kept for the page's life: the handle only removes the listener if asked to.)
+            let client = *self;
+            let _ = window_event_listener_untyped("pagehide", move |_| {
+                client.send_reads(true);
+            });
         }
     }
 }

@@ -56,8 +56,12 @@ pub fn connect(client: ChatClient) {
             .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
         {
             client.send_event(&ClientEvent::Auth { token });
+            // The unread summary (and its news) for the sidebar, the title and the divider.
+            client.send_event(&ClientEvent::Unread);
         }
         client.join_current();
+        // Read positions moved while the socket was closed.
+        client.send_reads(true);
     });
     let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
         let event: MessageEvent = event.unchecked_into();

@@ -1,21 +1,20 @@
 //! What the browser remembers between visits, in local storage: the session (who this
-//! browser is), the address of the room the user was last in, and how far they had read in
-//! each room.
+//! browser is) and the address of the room the user was last in. (How far the user has read
+//! is kept by the server.)
 
 use crate::app::nav::{channel_path, direct_path, Route};
 use crate::chat::model::{Room, Session, UserId};
-use crate::protocol::Cursor;
 use gloo_storage::{LocalStorage, Storage};
 
 const SESSION_KEY: &str = "flack.session";
 const ROOM_KEY: &str = "flack.room";
-/// One list for every room: pairs of the room, as written by `Room`'s `Display`, and the
-/// cursor. (A list, not a map: a hash map would add its code to the WebAssembly for a few
-/// dozen entries.)
-const READ_KEY: &str = "flack.read";
+/// Where an earlier version kept read positions (now the server's): removed when seen.
+const OLD_READ_KEY: &str = "flack.read";
 
-/// The stored session, if one is stored.
+/// The stored session, if one is stored. Also drops what an earlier version stored about
+/// read positions, which grew with every room visited.
 pub fn stored_session() -> Option<Session> {
+    LocalStorage::delete(OLD_READ_KEY);
     LocalStorage::get(SESSION_KEY).ok()
 }
 
@@ -50,24 +49,5 @@ pub fn remember_room(room: &Room, peer: Option<UserId>) {
     };
     if let Err(e) = LocalStorage::set(ROOM_KEY, path) {
         leptos::logging::warn!("cannot store the room: {e}");
-    }
-}
-
-/// How far the user had read in `room`, as last stored by [`remember_read`].
-pub fn stored_read(room: &Room) -> Option<Cursor> {
-    let read: Vec<(String, Cursor)> = LocalStorage::get(READ_KEY).ok()?;
-    let room = room.to_string();
-    read.into_iter()
-        .find_map(|(r, cursor)| (r == room).then_some(cursor))
-}
-
-/// Stores how far the user has read in `room`.
-pub fn remember_read(room: &Room, cursor: Cursor) {
-    let mut read: Vec<(String, Cursor)> = LocalStorage::get(READ_KEY).unwrap_or_default();
-    let room = room.to_string();
-    read.retain(|(r, _)| *r != room);
-    read.push((room, cursor));
-    if let Err(e) = LocalStorage::set(READ_KEY, read) {
-        leptos::logging::warn!("cannot store the read position: {e}");
     }
 }

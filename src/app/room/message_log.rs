@@ -15,7 +15,7 @@
 
 use super::layout::{lay_out, Reader, Row};
 use super::older_messages::OlderMessages;
-use crate::app::client::{read_position, use_chat_client, Feed};
+use crate::app::client::{use_chat_client, Feed};
 use crate::app::local_time::{day_label, use_reader_clock};
 use crate::app::message_item::MessageItem;
 use crate::chat::history::window_start;
@@ -35,8 +35,9 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
         feed.messages
             .with_untracked(|m| m.last().map_or(0, |m| m.seq))
     };
-    // Where the reader had read up to when the room opened (browser only, after hydration,
-    // so the server's HTML and the hydrating browser agree there is no divider).
+    // Where the reader had read up to when the room opened, by the server's read position
+    // (browser only, once the server said, so the server's HTML and the hydrating browser
+    // agree there is no divider).
     let read_at_open = RwSignal::new(None::<u64>);
     // The newest message the reader has had in view.
     let seen = RwSignal::new(last_seq());
@@ -47,22 +48,42 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
     // The newest message the log has placed.
     let placed = StoredValue::new(last_seq());
 
+    // The reader has the newest message in view: it counts as read only while the page is
+    // shown (a background tab reads nothing).
     let see_newest = move || {
-        if let Some(cursor) = feed.cursor() {
+        if let (Some(cursor), Some(room)) = (feed.cursor(), feed.room.try_get_value()) {
             seen.try_set(cursor.seq);
-            feed.room
-                .with_value(|room| read_position::mark_read(room, cursor));
+            if page_shown() {
+                client.mark_read(room, cursor.seq);
+            }
         }
     };
-    Effect::new(move |_| {
-        let stored = feed.room.with_value(read_position::last_read);
-        if let (Some(stored), Some(now)) = (stored, feed.cursor()) {
-            if stored.epoch == now.epoch {
-                read_at_open.set(Some(stored.seq));
+    // Once the server has said how far the reader had read (at once when it already has),
+    // draw the divider from there, then count the newest as seen.
+    Effect::new(move |drawn: Option<bool>| {
+        if drawn == Some(true) || !client.unread_ready.get() {
+            return drawn.unwrap_or(false);
+        }
+        let read = untrack(|| feed.room.with_value(|room| client.unread_of(room)));
+        if let (Some(read), Some(now)) = (read.map(|r| r.read), feed.cursor()) {
+            // A room never read has no divider: everything in it would be "new".
+            if read > 0 && read < now.seq {
+                read_at_open.set(Some(read));
             }
         }
         see_newest();
+        true
     });
+    // Coming back to the page, at the bottom, reads what arrived meanwhile.
+    #[cfg(feature = "hydrate")]
+    {
+        let shown = window_event_listener_untyped("visibilitychange", move |_| {
+            if page_shown() && at_bottom.get_untracked() {
+                see_newest();
+            }
+        });
+        on_cleanup(move || shown.remove());
+    }
     // Runs in an animation frame, outside the view: the view may be gone by then.
     let follow = move || {
         let Some(placed_seq) = placed.try_get_value() else {
@@ -234,4 +255,12 @@ fn row_view(row: Row, window_from: Memo<u64>) -> impl IntoView {
             />
         </li>
     }
+}
+
+/// True when the page is on screen (always false on the server, which reads nothing).
+fn page_shown() -> bool {
+    #[cfg(feature = "hydrate")]
+    return !crate::app::client::notify::page_hidden();
+    #[cfg(not(feature = "hydrate"))]
+    false
 }

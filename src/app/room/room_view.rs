@@ -51,12 +51,18 @@ pub fn RoomView(feed: Feed) -> impl IntoView {
     let is_channel = feed.peer.is_none();
     // The document title outlives this view inside leptos_meta, so it must not assume the
     // feed's signals are still alive.
+    // Carries what calls for the reader's attention elsewhere (mentions and private
+    // messages): "(3) #general · Flack".
     let title = move || {
         let name = feed.title.try_get().unwrap_or_default();
+        let count = match client.attention() {
+            0 => String::new(),
+            n => format!("({}) ", crate::app::client::unread::short_count(n)),
+        };
         if is_channel {
-            format!("#{name} · Flack")
+            format!("{count}#{name} · Flack")
         } else {
-            format!("{name} · Flack")
+            format!("{count}{name} · Flack")
         }
     };
     // On the server the title is read once, while the page renders: leptos_meta reads it

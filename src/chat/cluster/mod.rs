@@ -26,6 +26,7 @@ mod bus;
 pub mod files;
 mod interest;
 mod limits;
+mod reads;
 mod repair;
 mod sequencer;
 mod sql;
@@ -122,6 +123,7 @@ impl Cluster {
                     config: config.clone(),
                 }),
                 files: Arc::new(files::SharedFiles::new(config.clone())),
+                reads: reads::ReadWriter::new(config.clone()),
                 archive: Arc::new(crate::chat::postgres::PgArchive::new(
                     config.clone(),
                     settings.retention.at_least(settings.retain.max(1)),
@@ -392,6 +394,8 @@ pub struct ClusterStore {
     loaded: Mutex<Option<Loaded>>,
     pinger: Arc<Pinger>,
     files: Arc<files::SharedFiles>,
+    /// Writes read positions, on a connection of its own.
+    reads: Arc<reads::ReadWriter>,
     /// Reads older messages from the database, on a connection of its own.
     archive: Arc<crate::chat::postgres::PgArchive>,
 }
@@ -424,6 +428,14 @@ impl Store for ClusterStore {
     }
     fn delete_message(&self, _: &Room, _: crate::chat::model::MessageId) -> Durable {
         not_here()
+    }
+    /// Written straight to the database (see [`reads`]).
+    fn put_read(&self, user: crate::chat::model::UserId, room: &Room, seq: u64) -> Durable {
+        self.reads.put(user, room, seq)
+    }
+    /// Other instances move positions too (see [`reads`]).
+    fn reads_of(&self, user: crate::chat::model::UserId) -> Option<crate::chat::store::ReadsRead> {
+        Some(self.reads.read(user))
     }
 
     /// Resolves once the database answers a query, on a connection of its own.

@@ -112,11 +112,13 @@ pub(super) async fn settle_and_load(
     crate::chat::postgres::rows::settle_archive_in(&tx, retain, retention.at_least(retain)).await?;
     let (users, rooms) = read_rows(&tx).await?;
     fill_looks(&tx, &users, &rooms).await?;
+    let reads = crate::chat::postgres::rows::read_positions(&tx).await?;
     tx.commit().await.map_err(failed)?;
     Ok(Loaded {
         epoch: Some(epoch),
         users,
         rooms,
+        reads,
     })
 }
 

@@ -5,6 +5,7 @@ use super::directory::Allowance;
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
 use super::files::remove_files_once_stored;
 use super::outbox::ConnId;
+use super::reads::announce_activity;
 use super::rooms::{CatchUp, Member};
 use super::saved::Saved;
 use super::{Hub, State};
@@ -230,6 +231,12 @@ impl Connection {
                 message: message.clone(),
             },
             Some(seq),
+        );
+        announce_activity(
+            shared.encode,
+            &mut state.connections,
+            &state.directory,
+            &message,
         );
         state.rooms.next_message_id += 1;
         self.hub.changed();

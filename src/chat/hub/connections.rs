@@ -17,6 +17,9 @@ pub(super) struct ConnEntry {
     pub(super) rooms: HashSet<RoomKey>,
     /// A channel-list or user event did not fit in the outbox.
     pub(super) missed_directory: bool,
+    /// The connection asked for its user's unread counts and their news (see
+    /// [`super::reads`]).
+    pub(super) follows_unread: bool,
 }
 
 impl Connections {
@@ -38,6 +41,7 @@ impl Connections {
                 user: None,
                 rooms: HashSet::new(),
                 missed_directory,
+                follows_unread: false,
             },
         );
         id

@@ -36,6 +36,9 @@ pub(super) struct UserEntry {
     pub(super) renames: TokenBucket,
     /// How fast this user may start private conversations.
     pub(super) directs: TokenBucket,
+    /// How fast this user may move read positions (each is stored, and sent to all their
+    /// connections).
+    pub(super) reads: TokenBucket,
 }
 
 impl UserEntry {
@@ -74,6 +77,12 @@ impl UserEntry {
                 limits.directs_per_minute,
                 now,
             ),
+            reads: TokenBucket::new(
+                super::reads::READS_PER_SECOND,
+                Duration::from_secs(1),
+                super::reads::READ_BURST,
+                now,
+            ),
         }
     }
 }
@@ -87,6 +96,7 @@ pub(super) enum Allowance {
     Joins,
     Renames,
     Directs,
+    Reads,
 }
 
 /// Hashes a session token for lookup and storage.
@@ -144,6 +154,7 @@ impl Directory {
             Allowance::Joins => (&mut entry.joins, ChatError::JoinRateLimited),
             Allowance::Renames => (&mut entry.renames, ChatError::RenameRateLimited),
             Allowance::Directs => (&mut entry.directs, ChatError::DirectRateLimited),
+            Allowance::Reads => (&mut entry.reads, ChatError::ReadRateLimited),
         };
         if bucket.try_take(super::now()) {
             Ok(())

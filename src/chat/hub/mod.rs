@@ -34,7 +34,8 @@
 //! - [`directory`]: users, their token hashes, unique names and allowances;
 //! - [`rooms`]: each room's history, sequence numbers, members and presence;
 //! - [`connections`]: each live connection's outbox, user and rooms;
-//! - [`files`]: the upload registry, and deleting files off the async threads.
+//! - [`files`]: the upload registry, and deleting files off the async threads;
+//! - [`reads`]: each user's read position in each room, and the unread counts that follow.
 //!
 //! [`older`] answers history calls with a "before" cursor from the store's archive.
 //! [`connection`] holds what a connection does, [`outbox`] the bounded queues and frames,
@@ -52,6 +53,7 @@ mod fanout;
 mod files;
 mod older;
 mod outbox;
+mod reads;
 mod replicas;
 mod rooms;
 mod saved;
@@ -190,6 +192,8 @@ struct State {
     rooms: Rooms,
     connections: Connections,
     files: Files,
+    /// How far each user has read in each room.
+    reads: reads::Reads,
     /// Cluster mode: who the other instances report online (see [`replicas`]).
     remote: replicas::RemotePresence,
 }
@@ -237,6 +241,7 @@ impl Hub {
             rooms: Rooms::new(limits.history),
             connections: Connections::new(),
             files: Files::default(),
+            reads: Default::default(),
             remote: Default::default(),
         };
         for (info, token_hash) in loaded.users {
@@ -265,6 +270,7 @@ impl Hub {
             // its own key; only new channels are refused for looking like one.
             state.rooms.insert(room);
         }
+        state.load_reads(loaded.reads);
         let hub = Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
@@ -550,6 +556,19 @@ impl Hub {
         let epoch = self.shared.epoch;
         let mut guard = self.lock();
         let state = &mut *guard;
+        // A follower that missed a directory change may have missed unread news too: it
+        // gets a fresh summary after the `welcome`.
+        let summary = state
+            .connections
+            .map
+            .get(&id)
+            .filter(|c| c.missed_directory && c.follows_unread)
+            .and_then(|c| c.user)
+            .map(|user| {
+                encode(HubEvent::Unread {
+                    rooms: state.unread_summary(user),
+                })
+            });
         let Some(conn) = state.connections.map.get_mut(&id) else {
             return;
         };
@@ -566,6 +585,9 @@ impl Hub {
                 limits,
             });
             conn.missed_directory = !conn.outbox.offer(frame);
+            if let Some(summary) = summary {
+                conn.missed_directory |= !conn.outbox.offer(summary);
+            }
         }
         for key in &conn.rooms {
             let Some(room) = state.rooms.map.get_mut(key) else {

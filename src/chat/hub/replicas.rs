@@ -314,6 +314,12 @@ impl Hub {
                 }
             }
             let seq = message.seq;
+            super::reads::announce_activity(
+                shared.encode,
+                &mut state.connections,
+                &state.directory,
+                &message,
+            );
             publish_to_room(
                 shared.encode,
                 target,

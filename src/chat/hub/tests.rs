@@ -1327,3 +1327,44 @@ fn a_stalled_postgres_holds_up_answers_not_the_hub() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     store.close();
 }
+
+/// A connection following unread counts whose outbox could not take some `activity` news
+/// is resynced with a fresh summary after its `welcome`, counting what it missed.
+#[test]
+fn a_follower_that_missed_news_gets_a_fresh_summary() {
+    let hub = unlimited();
+    let mut ada = client(&hub, "ada", 4);
+    let bob = client(&hub, "bob", 64);
+    ada.conn.follow_unread().unwrap();
+    let first = drain(&mut ada.rx);
+    assert!(
+        matches!(first.last(), Some(HubEvent::Unread { .. })),
+        "{first:?}"
+    );
+    for n in 0..10 {
+        bob.conn
+            .post_now(&general(), &format!("@ada {n}"), None)
+            .unwrap();
+    }
+    let live = drain(&mut ada.rx);
+    assert_eq!(live.len(), 4, "{live:?}");
+    assert!(live
+        .iter()
+        .all(|e| matches!(e, HubEvent::Activity { mention: true, .. })));
+    hub.resync(ada.conn.id());
+    let again = drain(&mut ada.rx);
+    assert!(
+        matches!(again.first(), Some(HubEvent::Welcome { .. })),
+        "{again:?}"
+    );
+    match &again[1] {
+        HubEvent::Unread { rooms } => {
+            let general = rooms.iter().find(|r| r.room == general()).unwrap();
+            assert_eq!(
+                (general.unread, general.mentions, general.last_seq),
+                (10, 10, 10)
+            );
+        }
+        other => panic!("expected a summary, got {other:?}"),
+    }
+}

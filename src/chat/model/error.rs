@@ -188,6 +188,8 @@ chat_errors! {
         RequestTimeout = "request_timeout",
         #[error("Too many connections are open; try again in a moment.")]
         TooManyConnections = "too_many_connections",
+        #[error("You are marking messages read too fast; wait a moment and try again.")]
+        ReadRateLimited = "read_rate_limited",
     }
 }
 
@@ -315,7 +317,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 39] {
+    fn every_error() -> [ChatError; 40] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -356,6 +358,7 @@ mod tests {
             ChatError::UnknownHost,
             ChatError::RequestTimeout,
             ChatError::TooManyConnections,
+            ChatError::ReadRateLimited,
         ]
     }
 

@@ -1,5 +1,6 @@
 //! The chat domain's validated values, one module per concept: names, users, rooms,
-//! messages, attachments, and the one error type every rule violation is reported with.
+//! messages, attachments, unread counts and mentions, and the one error type every rule
+//! violation is reported with.
 //!
 //! Every value here is checked once, when it is made from user input, so the rest of the code
 //! can trust it. Deserialising a value runs the same checks, so a value that arrives over the
@@ -12,6 +13,7 @@ mod limits;
 mod message;
 mod name;
 mod room;
+mod unread;
 mod user;
 
 pub use super::timestamp::{LocalTime, Timestamp};
@@ -29,4 +31,5 @@ pub use room::{
     ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, HistoryTop, OlderPage, Room,
     RoomKey,
 };
+pub use unread::{mention_ranges, mentions_name, split_mentions, RoomUnread};
 pub use user::{Session, UserId, UserInfo};

@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS archive (
     PRIMARY KEY (room_key, seq)
 );
 ALTER TABLE rooms ADD COLUMN IF NOT EXISTS kept_from BIGINT NOT NULL DEFAULT 1;
+CREATE TABLE IF NOT EXISTS read_positions (
+    user_id BIGINT NOT NULL,
+    room_key TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (user_id, room_key)
+);
 ";
 
 /// Creates the tables that are missing.
@@ -237,13 +243,45 @@ pub(super) async fn read_all(client: &mut Client) -> Result<Loaded, StoreError> 
     // A cluster started on this database later must know a single instance wrote it.
     set_meta(&tx, "mode", "single").await?;
     let (users, rooms) = read_rows(&tx).await?;
+    let reads = read_positions(&tx).await?;
     tx.commit().await.map_err(failed)?;
     Ok(Loaded {
         epoch: Some(epoch),
         users,
         rooms,
+        reads,
     })
 }
+
+/// Every stored read position whose room has a row (a room gets one with its first message,
+/// and nobody reads a room before that).
+pub(crate) async fn read_positions(
+    tx: &Transaction<'_>,
+) -> Result<Vec<(UserId, Room, u64)>, StoreError> {
+    let mut reads = Vec::new();
+    for row in tx
+        .query(
+            "SELECT p.user_id, r.room, p.seq FROM read_positions AS p \
+             JOIN rooms AS r ON r.key = p.room_key",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+    {
+        let user: i64 = row.try_get(0).map_err(failed)?;
+        let room: String = row.try_get(1).map_err(failed)?;
+        let seq: i64 = row.try_get(2).map_err(failed)?;
+        let room: Room = serde_json::from_str(&room).map_err(failed)?;
+        reads.push((UserId(user as u64), room, seq.max(0) as u64));
+    }
+    Ok(reads)
+}
+
+/// Stores a read position (`$1` user, `$2` room key, `$3` seq). `GREATEST` keeps writes that
+/// may land out of order (cluster mode writes each on its own) from moving it back.
+pub(crate) const UPSERT_READ: &str = "INSERT INTO read_positions (user_id, room_key, seq) \
+     VALUES ($1, $2, $3) ON CONFLICT (user_id, room_key) \
+     DO UPDATE SET seq = GREATEST(read_positions.seq, excluded.seq)";
 
 /// The single-instance epoch rule: the stored epoch is kept after a clean stop, and a new
 /// one starts otherwise. The `clean` mark is cleared, to be set again by a clean stop.
@@ -353,6 +391,7 @@ pub(super) struct Statements {
     channel: Statement,
     user: Statement,
     rename: Statement,
+    read: Statement,
 }
 
 impl Statements {
@@ -412,6 +451,7 @@ impl Statements {
                 .prepare("UPDATE users SET name = $2 WHERE id = $1")
                 .await
                 .map_err(failed)?,
+            read: client.prepare(UPSERT_READ).await.map_err(failed)?,
         })
     }
 }
@@ -467,6 +507,13 @@ pub(super) async fn apply(
             tx.execute(
                 &statements.rename,
                 &[&(user.id.0 as i64), &user.name.as_str()],
+            )
+            .await
+        }
+        Change::Read(user, room, seq) => {
+            tx.execute(
+                &statements.read,
+                &[&(user.0 as i64), &room_key(room), &(*seq as i64)],
             )
             .await
         }

@@ -9,6 +9,10 @@
 //! size is kept in `meta`; opening with another size, or a file from before the ring, moves
 //! the window over.)
 //!
+//! The `read_positions` table keeps each user's read position per room (one row each,
+//! replaced as it moves; the hub only moves it forward and bounds it, see
+//! `crate::chat::hub`'s `reads`), read back at start-up for the rooms that exist.
+//!
 //! The `archive` table keeps each room's messages by `(room_key, seq)`, for history calls
 //! with a "before" cursor ([`Archive`]). Its invariants:
 //! 1. Every message in a ring is in the archive too: both are written, and a deletion
@@ -89,6 +93,12 @@ CREATE TABLE IF NOT EXISTS archive (
     id INTEGER NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (room_key, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_positions (
+    user_id INTEGER NOT NULL,
+    room_key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_key)
 ) WITHOUT ROWID;
 ";
 

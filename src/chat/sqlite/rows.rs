@@ -295,12 +295,41 @@ pub(super) fn read_all(conn: &mut Connection) -> Result<Loaded, StoreError> {
             });
         }
     }
+    let reads = read_positions(&tx)?;
     tx.commit().map_err(failed)?;
     Ok(Loaded {
         epoch: Some(epoch),
         users,
         rooms,
+        reads,
     })
+}
+
+/// Every stored read position whose room has a row (a room gets one with its first message,
+/// and nobody reads a room before that).
+fn read_positions(tx: &Transaction<'_>) -> Result<Vec<(UserId, Room, u64)>, StoreError> {
+    let mut stmt = tx
+        .prepare(
+            "SELECT p.user_id, r.room, p.seq FROM read_positions AS p \
+             JOIN rooms AS r ON r.key = p.room_key",
+        )
+        .map_err(failed)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(failed)?;
+    let mut reads = Vec::new();
+    for row in rows {
+        let (user, room, seq) = row.map_err(failed)?;
+        let room: Room = serde_json::from_str(&room).map_err(failed)?;
+        reads.push((UserId(user as u64), room, seq.max(0) as u64));
+    }
+    Ok(reads)
 }
 
 /// Applies one change inside the batch's transaction. Statements are cached: parsing the SQL
@@ -407,6 +436,14 @@ pub(super) fn apply(
             tx.prepare_cached("UPDATE users SET name = ?2 WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![user.id.0 as i64, user.name.as_str()]))
                 .map_err(failed)?;
+        }
+        Change::Read(user, room, seq) => {
+            tx.prepare_cached(
+                "INSERT INTO read_positions (user_id, room_key, seq) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id, room_key) DO UPDATE SET seq = excluded.seq",
+            )
+            .and_then(|mut s| s.execute(params![user.0 as i64, room_key(room), *seq as i64]))
+            .map_err(failed)?;
         }
         // Answered by the writer once its batch is committed.
         Change::Barrier => {}

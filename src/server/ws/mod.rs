@@ -394,7 +394,8 @@ async fn read_loop(
 }
 
 /// True for the events whose cost to the server is out of proportion to their size: each
-/// may send presence or a rename to many connections, or build a room's snapshot.
+/// may send presence or a rename to many connections, build a room's snapshot, or count a
+/// user's unread messages in every room.
 fn costly(event: &ClientEvent) -> bool {
     matches!(
         event,
@@ -402,6 +403,7 @@ fn costly(event: &ClientEvent) -> bool {
             | ClientEvent::Join { .. }
             | ClientEvent::Leave { .. }
             | ClientEvent::Rename { .. }
+            | ClientEvent::Unread
     )
 }
 
@@ -434,6 +436,10 @@ impl Pace {
 /// Applies one client event; false when the connection should end.
 async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
     let (conn, outbox) = (link.conn, link.outbox);
+    if let (ClientEvent::Unread, Some(_), Some(user)) = (&event, link.cluster, conn.user_id()) {
+        // Another instance may have moved the user's read positions since this one loaded.
+        link.hub.refresh_reads(user).await;
+    }
     if let Some(cluster) = link.cluster {
         if let Err((e, client_ref)) = take_cluster_allowance(link, cluster, &event).await {
             return outbox
@@ -471,6 +477,16 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
         ClientEvent::Leave { room } => match conn.leave(&room) {
+            Ok(()) => return true,
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
+        // Answered by the hub: the summary, then news, as `unread` and `activity` events.
+        ClientEvent::Unread => match conn.follow_unread() {
+            Ok(()) => return true,
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
+        // The hub tells the user's following connections (this one too, if it follows).
+        ClientEvent::Read { room, seq } => match conn.read(&room, seq) {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, None),
         },
