@@ -729,6 +729,42 @@ async fn an_instance_follows_only_the_rooms_used_there() {
     until_subscribers(&cluster, &format!("user:{}", bob_id.0), 0).await;
 }
 
+/// Unread news crosses instances: a connection on B that follows unread counts hears of a
+/// message (and its mention) in a channel nobody reads through B; B follows every channel
+/// while such a connection is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_news_reaches_every_instance() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut ann = user(&a, "ann").await;
+    let form = format!("token={}&name=far", ann.token());
+    let answer = http(&a, "POST", "/api/create_channel", Some(&form)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let far = common::channel("far");
+    loop {
+        if let ServerEvent::Hub(HubEvent::ChannelCreated { .. }) = ann.next().await {
+            break;
+        }
+    }
+    ann.join(&far).await;
+    let mut carl = user(&b, "carl").await;
+    carl.send(ClientEvent::Unread).await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::Unread { .. }) = carl.next().await {
+            break;
+        }
+    }
+    ann.post(&far, "hello @carl").await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::Activity { room, mention, .. }) = carl.next().await {
+            assert_eq!(room, far);
+            assert!(mention, "the mention is counted");
+            break;
+        }
+    }
+}
+
 /// Test 6 (connections): an address's connections on one instance count against its limit
 /// on the other (as of the first instance's next heartbeat).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

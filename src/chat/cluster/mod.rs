@@ -284,6 +284,20 @@ impl ClusterHandle {
         }
     }
 
+    /// Follows every channel from now on, for a connection here that follows unread
+    /// counts (its sidebar shows every channel's): the first such use after a while
+    /// subscribes to all channels and then brings every channel up to the database's state
+    /// (waiting at most [`CATCH_UP_WAIT`]).
+    pub async fn follow_channels(&self) {
+        if !self.interest.enter(interest::Topic::Channels).await {
+            return;
+        }
+        let (done, finished) = tokio::sync::oneshot::channel();
+        if self.repairs.send(Repair::Checked { done }).is_ok() {
+            let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
+        }
+    }
+
     /// Resolves, with the reason, once this instance must stop: the database lost commits
     /// it delivered, or another instance found so, and the cluster started a new epoch.
     /// The server then stops (clients reconnect elsewhere) and, restarted, loads the new

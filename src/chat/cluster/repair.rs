@@ -246,6 +246,7 @@ impl Repairer {
             .sweep(|topic| match topic {
                 Topic::Channel(room) => hub.has_members(room),
                 Topic::User(user) => hub.is_connected(*user),
+                Topic::Channels => hub.follows_unread_here(),
             })
             .await;
         let epoch = sql::epoch(self.client()?).await?;

@@ -104,6 +104,15 @@ impl Hub {
             .is_some_and(|r| !r.members.is_empty())
     }
 
+    /// Whether a connection here follows unread counts (and so needs every channel's news).
+    pub fn follows_unread_here(&self) -> bool {
+        self.lock()
+            .connections
+            .map
+            .values()
+            .any(|conn| conn.follows_unread)
+    }
+
     /// Whether `user` has a connection here.
     pub fn is_connected(&self, user: UserId) -> bool {
         self.lock()
