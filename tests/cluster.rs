@@ -1482,6 +1482,53 @@ async fn older_messages_are_read_from_postgres_through_any_instance() {
     );
 }
 
+/// A read position moved through one instance reaches the user's tabs on another at once:
+/// two tabs of one user on A and B agree without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_positions_reach_the_users_tabs_on_other_instances() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut bob = user(&a, "bob").await;
+    for n in 1..=3 {
+        post(&mut bob, &format!("m{n}"), &format!("r{n}")).await;
+    }
+    acks(&mut bob, 3).await;
+    let mut ada = user(&a, "ada").await;
+    let mut other_tab = Client::connect(&b).await;
+    other_tab.auth(&ada.token()).await;
+    for tab in [&mut ada, &mut other_tab] {
+        tab.send(ClientEvent::Unread).await;
+        loop {
+            match tab.next().await {
+                ServerEvent::Hub(HubEvent::Unread { rooms }) => {
+                    let general = rooms.iter().find(|r| r.room == general()).expect("general");
+                    assert_eq!((general.read, general.unread), (0, 3));
+                    break;
+                }
+                ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
+                other => panic!("expected unread, got {other:?}"),
+            }
+        }
+    }
+    ada.send(ClientEvent::Read {
+        room: general(),
+        seq: 3,
+    })
+    .await;
+    loop {
+        match other_tab.next().await {
+            ServerEvent::Hub(HubEvent::Unread { rooms }) => {
+                assert_eq!(rooms.len(), 1);
+                assert_eq!((rooms[0].read, rooms[0].unread), (3, 0));
+                break;
+            }
+            ServerEvent::Hub(HubEvent::Presence { .. } | HubEvent::Activity { .. }) => continue,
+            other => panic!("expected unread, got {other:?}"),
+        }
+    }
+}
+
 /// Read positions (issue 17, item 3) are stored in PostgreSQL, and an instance reads a
 /// user's again when one of their connections asks for its unread counts: a position moved
 /// through one instance is where a connection to another starts from.

@@ -56,6 +56,13 @@ pub enum Replicated {
     Renamed {
         user: UserInfo,
     },
+    /// A user's read position moved (stored by the instance it moved on; positions only
+    /// move forward, so applying one late or twice changes nothing).
+    Read {
+        user: crate::chat::model::UserId,
+        room: Room,
+        seq: u64,
+    },
 }
 
 /// A proposal and who hears what became of it.

@@ -50,6 +50,7 @@ pub(super) fn channels_for(prefix: &str, change: &Replicated) -> Vec<String> {
         Replicated::Channel { .. } | Replicated::User { .. } | Replicated::Renamed { .. } => {
             return vec![directory_channel(prefix)];
         }
+        Replicated::Read { user, .. } => return vec![channel_of(prefix, &Topic::User(*user))],
     };
     match room {
         Room::Channel(_) => vec![channel_of(prefix, &Topic::Channel(room.clone()))],

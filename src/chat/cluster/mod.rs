@@ -171,6 +171,7 @@ impl Cluster {
             reorder_wait: self.settings.reorder_wait,
             stop: stop.clone(),
         });
+        self.store.reads.attach(node.clone());
         tokio::spawn(bus::publish(
             self.redis.clone(),
             publish_queue,
@@ -610,21 +611,34 @@ impl Node {
 
     /// Applies a change this instance committed, and tells the others.
     fn committed(&self, change: Replicated, directory: Option<u64>) {
-        let channels = bus::channels_for(&self.prefix, &change);
         let envelope = bus::Envelope {
             from: self.me.clone(),
             directory,
             change,
         };
-        match serde_json::to_vec(&envelope) {
+        self.send(&envelope);
+        self.receive(envelope.change, directory);
+    }
+
+    /// Tells the other instances of a change made here that this instance has applied
+    /// already (a read position).
+    fn publish(&self, change: Replicated) {
+        self.send(&bus::Envelope {
+            from: self.me.clone(),
+            directory: None,
+            change,
+        });
+    }
+
+    fn send(&self, envelope: &bus::Envelope) {
+        match serde_json::to_vec(envelope) {
             Ok(payload) => {
-                for channel in channels {
+                for channel in bus::channels_for(&self.prefix, &envelope.change) {
                     let _ = self.outgoing.send((channel, payload.clone()));
                 }
             }
             Err(e) => tracing::error!(error = %e, "could not encode a change for Redis"),
         }
-        self.receive(envelope.change, directory);
     }
 
     fn follow_up(&self, applied: Applied, change: Replicated) {

@@ -1,9 +1,11 @@
 //! Cluster mode's read positions: each move the hub hands over is written to PostgreSQL on a
 //! connection of its own (made again when lost), off the hub's lock and outside the
 //! sequencer, since a position concerns one user and orders nothing else. Writes may land out
-//! of order, so the upsert keeps the greater position. Other instances load positions when
-//! they start, and read a user's again when one of their connections asks for its unread
-//! counts; a move made on one instance is not sent live to the user's connections on others.
+//! of order, so the upsert keeps the greater position. Once stored, a move is published to
+//! its user's topic, so the instances where that user is connected apply it at once (and
+//! tell the user's connections there); an instance also reads a user's positions again when
+//! one of their connections asks for its unread counts, which covers a move whose news was
+//! lost.
 
 use crate::chat::model::{Room, UserId};
 use crate::chat::postgres::rows::UPSERT_READ;
@@ -15,6 +17,8 @@ use std::sync::Arc;
 pub(super) struct ReadWriter {
     client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
     config: tokio_postgres::Config,
+    /// Where stored moves are published, once the cluster has started.
+    node: std::sync::OnceLock<Arc<super::Node>>,
 }
 
 impl ReadWriter {
@@ -22,18 +26,29 @@ impl ReadWriter {
         Arc::new(ReadWriter {
             client: tokio::sync::Mutex::new(None),
             config,
+            node: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Publishes every move stored from now on through `node`.
+    pub(super) fn attach(&self, node: Arc<super::Node>) {
+        let _ = self.node.set(node);
     }
 
     /// Hands a position over to be written; the answer resolves once it is committed. (The
     /// hub bounds how often each user moves theirs.)
     pub(super) fn put(self: &Arc<Self>, user: UserId, room: &Room, seq: u64) -> Durable {
         let (written, durable) = Durable::pending();
-        let (writer, key) = (self.clone(), room_key(room));
+        let (writer, room) = (self.clone(), room.clone());
         tokio::spawn(async move {
-            let result = writer.write(user, &key, seq).await;
-            if let Err(e) = &result {
-                tracing::warn!(error = %e, "a read position could not be stored");
+            let result = writer.write(user, &room_key(&room), seq).await;
+            match &result {
+                Ok(()) => {
+                    if let Some(node) = writer.node.get() {
+                        node.publish(crate::chat::replica::Replicated::Read { user, room, seq });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "a read position could not be stored"),
             }
             written.report(result);
         });

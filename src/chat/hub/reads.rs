@@ -107,6 +107,27 @@ impl State {
             .collect()
     }
 
+    /// Moves `user`'s position in `room` forward to `seq` as another instance stored it, and
+    /// tells their connections here that follow unread counts (cluster mode). A position
+    /// this instance cannot check (an unknown room, a number it has not applied yet) is
+    /// taken up to what it holds; one not ahead of the current changes nothing.
+    pub(super) fn apply_read(&mut self, encode: Encoder, user: UserId, room: &Room, seq: u64) {
+        let key = room.key();
+        let Some(target) = self.rooms.map.get(&key) else {
+            return;
+        };
+        if !may_read(room, user) {
+            return;
+        }
+        let seq = seq.min(target.last_seq());
+        if seq <= self.reads.position(user, &key) {
+            return;
+        }
+        self.reads.set(user, key, seq);
+        let entry = self.room_unread(user, target);
+        self.tell_followers(encode, user, HubEvent::Unread { rooms: vec![entry] });
+    }
+
     /// Offers an event to every connection of `user` that follows unread counts; one that
     /// does not fit is repaired by the connection's next resync (a fresh summary).
     fn tell_followers(&mut self, encode: Encoder, user: UserId, event: HubEvent) {

@@ -135,6 +135,10 @@ impl Hub {
                 }
                 Applied::Done
             }
+            Replicated::Read { user, room, seq } => {
+                state.apply_read(encode, user, &room, seq);
+                Applied::Done
+            }
             Replicated::Renamed { user } => {
                 let Some(known) = state.directory.info(user.id) else {
                     return Applied::Unknown;
