@@ -1,7 +1,8 @@
 //! The sidebar: who you are (and renaming), the live channel list, your private
-//! conversations with their unread counts, and the form that creates a channel.
+//! conversations with their unread counts, message search, and the form that creates a channel.
 
 use super::client::use_chat_client;
+use super::search::MessageSearch;
 use super::nav::{channel_path, direct_path, use_location, Link};
 use crate::api::{find_people, my_directs, CreateChannel};
 use crate::chat::model::{ChannelName, ChatError, UserInfo};
@@ -41,6 +42,7 @@ pub fn Sidebar() -> impl IntoView {
                 <a class="brand" href="/">"Flack"</a>
                 <Me/>
             </header>
+            <MessageSearch/>
             <nav aria-label="Channels" class="channel-nav">
                 <h2 class="nav-title">"Channels"</h2>
                 <ChannelLinks/>

@@ -36,6 +36,8 @@ pub(super) struct UserEntry {
     pub(super) renames: TokenBucket,
     /// How fast this user may start private conversations.
     pub(super) directs: TokenBucket,
+    /// How fast this user may search messages (each search reads the store's index).
+    pub(super) searches: TokenBucket,
 }
 
 impl UserEntry {
@@ -74,6 +76,12 @@ impl UserEntry {
                 limits.directs_per_minute,
                 now,
             ),
+            searches: TokenBucket::new(
+                super::search::SEARCHES_PER_SECOND,
+                Duration::from_secs(1),
+                super::search::SEARCH_BURST,
+                now,
+            ),
         }
     }
 }
@@ -87,6 +95,7 @@ pub(super) enum Allowance {
     Joins,
     Renames,
     Directs,
+    Searches,
 }
 
 /// Hashes a session token for lookup and storage.
@@ -144,6 +153,7 @@ impl Directory {
             Allowance::Joins => (&mut entry.joins, ChatError::JoinRateLimited),
             Allowance::Renames => (&mut entry.renames, ChatError::RenameRateLimited),
             Allowance::Directs => (&mut entry.directs, ChatError::DirectRateLimited),
+            Allowance::Searches => (&mut entry.searches, ChatError::SearchRateLimited),
         };
         if bucket.try_take(super::now()) {
             Ok(())

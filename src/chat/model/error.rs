@@ -148,6 +148,8 @@ chat_errors! {
         Unavailable(String) = "unavailable",
         #[error("{0}")]
         Refused(String) = "refused",
+        #[error("Type a word to search for.")]
+        SearchEmpty = "search_empty",
     }
     server {
         #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
@@ -188,6 +190,8 @@ chat_errors! {
         RequestTimeout = "request_timeout",
         #[error("Too many connections are open; try again in a moment.")]
         TooManyConnections = "too_many_connections",
+        #[error("You are searching too fast; wait a moment and try again.")]
+        SearchRateLimited = "search_rate_limited",
     }
 }
 
@@ -337,6 +341,7 @@ mod tests {
             ChatError::NoSuchFile,
             ChatError::Unavailable("disk full".into()),
             ChatError::Refused("The server said no.".into()),
+            ChatError::SearchEmpty,
             ChatError::ChannelExists(String::new()),
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,
@@ -356,6 +361,7 @@ mod tests {
             ChatError::UnknownHost,
             ChatError::RequestTimeout,
             ChatError::TooManyConnections,
+            ChatError::SearchRateLimited,
         ]
     }
 

@@ -1,5 +1,5 @@
 //! The chat domain's validated values, one module per concept: names, users, rooms,
-//! messages, attachments, and the one error type every rule violation is reported with.
+//! messages, attachments, search, and the one error type every rule violation is reported with.
 //!
 //! Every value here is checked once, when it is made from user input, so the rest of the code
 //! can trust it. Deserialising a value runs the same checks, so a value that arrives over the
@@ -12,6 +12,7 @@ mod limits;
 mod message;
 mod name;
 mod room;
+mod search;
 mod user;
 
 pub use super::timestamp::{LocalTime, Timestamp};
@@ -28,5 +29,8 @@ pub use name::{
 pub use room::{
     ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, HistoryTop, OlderPage, Room,
     RoomKey,
+};
+pub use search::{
+    words, SearchHit, SearchPage, SearchTerms, MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, SEARCH_PAGE,
 };
 pub use user::{Session, UserId, UserInfo};
