@@ -39,6 +39,18 @@ fn texts(page: &SearchPage) -> Vec<&str> {
     page.hits.iter().map(|h| h.message.body.as_str()).collect()
 }
 
+/// The token of a new user (each user has an allowance of searches; a test making many
+/// searches spreads them over several users).
+async fn fresh_token(server: &TestServer) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let session = server
+        .hub
+        .register(&format!("Searcher {n}"))
+        .expect("registers");
+    session.stored().await.expect("stored").token
+}
+
 /// Posts `body` to `room` and returns the new message's id once acknowledged.
 async fn post(client: &mut Client, room: &Room, body: &str) -> MessageId {
     client.post(room, body).await;
@@ -91,7 +103,10 @@ async fn another_pairs_private_words_are_never_found() {
 
     let adas = search(&server, &ada.token(), "rendezvous").await;
     assert_eq!(texts(&adas), vec!["the rendezvous is at noon"]);
-    assert_eq!(adas.hits[0].title, "Bob", "named after the other participant");
+    assert_eq!(
+        adas.hits[0].title, "Bob",
+        "named after the other participant"
+    );
     let bobs = search(&server, &bob.token(), "rendezvous noon").await;
     assert_eq!(bobs.hits[0].title, "Ada");
 
@@ -120,7 +135,7 @@ async fn another_pairs_private_words_are_never_found() {
     assert_eq!(forged.status, 401, "{}", forged.body);
     assert!(!forged.body.contains("rendezvous is at"));
     let without = http(&server, "POST", "/api/search", Some("query=rendezvous")).await;
-    assert!(without.status >= 400 && without.status < 500, "{}", without.status);
+    assert_ne!(without.status, 200, "{}", without.body);
     assert!(!without.body.contains("rendezvous is at"));
 }
 
@@ -156,7 +171,6 @@ async fn hostile_search_text_is_answered_plainly() {
     let server = sqlite_server("hostile").await;
     let mut ada = Client::user(&server, "Ada").await;
     post(&mut ada, &channel("general"), "AND the NEAR gate").await;
-    let token = ada.token();
     for text in [
         "AND (",
         "\"and",
@@ -168,9 +182,10 @@ async fn hostile_search_text_is_answered_plainly() {
         "gate\u{0}",
         "'; DROP TABLE archive; --",
     ] {
-        let response = ask(&server, &token, text).await;
+        let response = ask(&server, &fresh_token(&server).await, text).await;
         assert_eq!(response.status, 200, "{text:?}: {}", response.body);
     }
+    let token = fresh_token(&server).await;
     assert_eq!(
         texts(&search(&server, &token, "AND (").await),
         vec!["AND the NEAR gate"]
@@ -222,7 +237,11 @@ async fn searches_are_rate_limited() {
     }
     let refused = refused.expect("refused within 30 searches in a row");
     assert_eq!(refused.status, 429, "{}", refused.body);
-    assert!(refused.body.contains("search_rate_limited"), "{}", refused.body);
+    assert!(
+        refused.body.contains("search_rate_limited"),
+        "{}",
+        refused.body
+    );
 }
 
 /// Without a store (the in-memory mode) the messages held in memory are searched, with the

@@ -7,9 +7,7 @@ use super::client::use_chat_client;
 use super::local_time::{full_label, use_reader_clock};
 use super::nav::{channel_path, direct_path, use_location};
 use crate::api::search_messages;
-use crate::chat::model::{
-    ChatError, Room, SearchHit, SearchPage, UserId, MAX_SEARCH_CHARS,
-};
+use crate::chat::model::{ChatError, Room, SearchHit, SearchPage, UserId, MAX_SEARCH_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;

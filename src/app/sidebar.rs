@@ -2,8 +2,8 @@
 //! conversations with their unread counts, message search, and the form that creates a channel.
 
 use super::client::use_chat_client;
-use super::search::MessageSearch;
 use super::nav::{channel_path, direct_path, use_location, Link};
+use super::search::MessageSearch;
 use crate::api::{find_people, my_directs, CreateChannel};
 use crate::chat::model::{ChannelName, ChatError, UserInfo};
 use leptos::ev::SubmitEvent;

@@ -3,8 +3,7 @@
 //! [`super::sqlite`], the PostgreSQL store in [`super::postgres`].
 
 use super::model::{
-    ChannelInfo, HistoryTop, Message, MessageId, Room, SearchTerms, UserId, UserInfo,
-    HISTORY_LIMIT,
+    ChannelInfo, HistoryTop, Message, MessageId, Room, SearchTerms, UserId, UserInfo, HISTORY_LIMIT,
 };
 use std::future::Future;
 use std::pin::Pin;

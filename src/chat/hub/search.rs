@@ -16,8 +16,7 @@ use super::directory::Allowance;
 use super::{Hub, State};
 use crate::chat::history::window_start;
 use crate::chat::model::{
-    ChatError, Message, MessageId, Room, SearchHit, SearchPage, SearchTerms, UserId,
-    SEARCH_PAGE,
+    ChatError, Message, MessageId, Room, SearchHit, SearchPage, SearchTerms, UserId, SEARCH_PAGE,
 };
 use crate::chat::store::ArchiveSearch;
 

@@ -51,8 +51,8 @@
 
 use super::model::{Room, RoomKey};
 use super::store::{
-    write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change, Durable, Job, Loaded, Reports, Retention,
-    Store, StoreError,
+    write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change, Durable, Job,
+    Loaded, Reports, Retention, Store, StoreError,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -55,8 +55,8 @@ use self::rows::{apply, read_all, settle_archive, settle_ring};
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, Room, RoomKey, UserId, UserInfo};
 use super::store::{
-    archive_page, write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change, Durable, Job, Loaded,
-    Reports, Retention, Store, StoreError, StoredRoom, TokenHash,
+    archive_page, write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change,
+    Durable, Job, Loaded, Reports, Retention, Store, StoreError, StoredRoom, TokenHash,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::Path;

@@ -47,7 +47,10 @@ const READERS: &str = "CASE WHEN substr(KEY, 1, 2) = 'd:' \
 
 /// [`SCHEMA`] with [`READERS`] written out.
 fn schema() -> String {
-    SCHEMA.replace("READERS(new.room_key)", &READERS.replace("KEY", "new.room_key"))
+    SCHEMA.replace(
+        "READERS(new.room_key)",
+        &READERS.replace("KEY", "new.room_key"),
+    )
 }
 
 /// Creates the index and its triggers if missing, and fills it from the archive once (a
@@ -104,7 +107,10 @@ fn own_directs(reader: UserId) -> [String; 2] {
 }
 
 /// Runs a search on the archive's read connection: the newest messages first.
-pub(super) fn search(conn: &Connection, search: &ArchiveSearch) -> Result<Vec<Message>, StoreError> {
+pub(super) fn search(
+    conn: &Connection,
+    search: &ArchiveSearch,
+) -> Result<Vec<Message>, StoreError> {
     let [first, second] = own_directs(search.reader);
     let before = search
         .before
@@ -147,8 +153,7 @@ mod tests {
     use crate::chat::store::{ArchiveSearch, Store};
 
     fn temp_db(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("flack-search-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("flack-search-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir.join("flack.db")
     }
