@@ -77,15 +77,16 @@ for i in $(seq $(( (REQUESTS * 6) / 10 + 10 ))); do
   tokens+=("$(curl -s -X POST -H "Accept: application/json" -H "Content-Type: application/x-www-form-urlencoded" \
     --data "name=searcher$i$RANDOM" "http://127.0.0.1:$PORT/api/register" | jq -r .token)")
 done
-next=0
-measure() { # label, query
+round=0
+measure() { # label, query; each search by the next searcher with allowance left
   local times status
-  times=$(for i in $(seq "$REQUESTS"); do
-    token="${tokens[$(( next / 10 ))]}"; next=$(( next + 1 ))
+  times=$(for i in $(seq 0 $(( REQUESTS - 1 ))); do
+    token="${tokens[$(( (round * REQUESTS + i) / 10 ))]}"
     curl -s -o "$dir/answer" -w "%{http_code} %{time_total}\n" -X POST -H "Accept: application/json" \
       -H "Content-Type: application/x-www-form-urlencoded" --data-urlencode "token=$token" \
       --data-urlencode "query=$2" "http://127.0.0.1:$PORT/api/search"
   done)
+  round=$(( round + 1 ))
   status=$(echo "$times" | awk '$1 != 200' | head -1)
   [ -z "$status" ] || { echo "a search failed: $status $(cat "$dir/answer")" >&2; exit 1; }
   printf '%-44s %3s results: %s\n' "$1 ($2)" "$(jq '.hits | length' "$dir/answer")" \

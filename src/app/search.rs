@@ -115,7 +115,7 @@ pub fn MessageSearch() -> impl IntoView {
     };
     view! {
         <Show when=move || client.session.with(Option::is_some)>
-            <section class="search" aria-label="Message search">
+            <section class="search">
                 <form role="search" class="search-form row" on:submit=on_submit>
                     <input
                         type="search"
