@@ -5,14 +5,14 @@
 import { test, expect, type Page } from "@playwright/test";
 import { User, seedMessages, unique } from "./fixtures/flack";
 
-/** Searches for `text` with the sidebar's search box and returns the results list. */
+/** Searches for `text` with the sidebar's search box and returns the results list, once
+ *  the answer is in (the results panel is busy until then). */
 async function search(page: Page, text: string) {
   const box = page.getByRole("searchbox", { name: "Search messages" });
   await box.fill(text);
   await box.press("Enter");
-  const results = page.getByRole("list", { name: "Search results" });
-  await expect(results).toBeVisible();
-  return results;
+  await expect(page.locator(".search-panel")).toHaveAttribute("aria-busy", "false");
+  return page.getByRole("list", { name: "Search results" });
 }
 
 /** Starts (or opens) a private conversation with `name` from People. */
@@ -51,6 +51,7 @@ test("search results respect privacy", async ({ browser }) => {
     const eves = await search(eve.page, guess);
     await expect(eve.page.getByText(/messages? found|No messages match/)).toBeVisible();
     await expect(eves).not.toContainText("secrets");
+    await expect(eves.getByRole("listitem")).toHaveCount(guess === word ? 1 : 0);
   }
   const eves = await search(eve.page, word);
   await expect(eves.getByRole("listitem")).toHaveCount(1);

@@ -130,7 +130,7 @@ pub fn MessageSearch() -> impl IntoView {
                 </form>
                 <p class="form-error" role="alert">{move || error.get()}</p>
                 <Show when=move || page.with(Option::is_some)>
-                    <div class="search-panel">
+                    <div class="search-panel" aria-busy=move || busy.get().to_string()>
                         <p class="hint small" aria-live="polite">{summary}</p>
                         <ul class="search-results" aria-label="Search results">
                             {move || {
