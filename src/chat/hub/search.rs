@@ -75,8 +75,14 @@ impl Hub {
                     tracing::error!(room = %m.room, "the store's search found another pair's message; dropped");
                     return false;
                 }
+                // Only numbers this hub has given out or applied can have been deleted here
+                // (in cluster mode the store may hold a message this instance has yet to
+                // apply).
                 match state.rooms.map.get(&m.room.key()) {
-                    Some(held) if m.seq >= window_start(held.last_seq(), capacity) => {
+                    Some(held)
+                        if m.seq >= window_start(held.last_seq(), capacity)
+                            && m.seq <= held.last_seq() =>
+                    {
                         held.history.get(m.id).is_some()
                     }
                     _ => true,
