@@ -46,6 +46,10 @@ test("search results respect privacy", async ({ browser }) => {
   await expect(bobs.getByRole("listitem").nth(1)).toContainText(`#${room}`);
   await expect(bobs.getByRole("listitem").nth(1)).toContainText(ada.name);
   await expect(bobs.getByRole("listitem").nth(1)).toContainText(`the ${word} migration is done`);
+  // Bob's private result opens his conversation with Ada at that message.
+  await bobs.getByRole("link", { name: /secrets/ }).click();
+  await expect(bob.page.getByRole("heading", { level: 1 })).toHaveText(ada.name);
+  await expect(bob.log().locator("[data-found]")).toContainText(`between us: ${word} secrets`);
 
   for (const guess of [word, `${word} secrets`, `"${word}" OR secrets`, `${ada.name} ${bob.name} ${word}`]) {
     const eves = await search(eve.page, guess);
