@@ -690,6 +690,8 @@ fn the_archive_is_searched_by_words_for_its_readers_only() {
             say(&pair, 2, 1, "deploy secretly"),
             say(&others, 3, 1, "deploy secretly too"),
             say(&general(), 4, 2, "deploy AND (again*"),
+            // Far enough ahead that the others are read by the second pass.
+            say(&general(), 10_000, 3, "deploy far ahead"),
         ] {
             store.put_message(&m).wait_blocking().unwrap();
         }
@@ -699,14 +701,21 @@ fn the_archive_is_searched_by_words_for_its_readers_only() {
     let store = PostgresStore::open(&db.url, 100).unwrap();
     store.load().unwrap();
     let reader = Reader::new();
-    assert_eq!(search_ids(&reader, &store, 1, "deploy"), vec![4, 2, 1]);
-    assert_eq!(search_ids(&reader, &store, 15, "DEPLOY"), vec![4, 3, 1]);
+    assert_eq!(
+        search_ids(&reader, &store, 1, "deploy"),
+        vec![10_000, 4, 2, 1]
+    );
+    assert_eq!(
+        search_ids(&reader, &store, 15, "DEPLOY"),
+        vec![10_000, 4, 3, 1]
+    );
+    assert!(search_ids(&reader, &store, 5, "zpublic zu1").is_empty());
     assert!(search_ids(&reader, &store, 5, "secretly").is_empty());
     assert_eq!(search_ids(&reader, &store, 1, "\"AND ( again*"), vec![4]);
     store
         .delete_message(&general(), MessageId(4))
         .wait_blocking()
         .unwrap();
-    assert_eq!(search_ids(&reader, &store, 1, "deploy"), vec![2, 1]);
+    assert_eq!(search_ids(&reader, &store, 1, "deploy"), vec![10_000, 2, 1]);
     store.close();
 }
