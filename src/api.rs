@@ -1,5 +1,5 @@
 //! Server functions: registration, the channel list, channel creation and history fetches
-//! (a room's newest messages, and older ones before a sequence number).
+//! (a room's newest messages, and older ones before a sequence number) and message search.
 //! Each is a thin wrapper over the `Hub` (`crate::chat::hub`), which the server provides as
 //! context. Those that act for a user take its session token; the user is never named by
 //! the caller. The browser calls them; the server serves them at `/api/*`.
@@ -35,7 +35,8 @@ pub fn http_status(error: &ChatError) -> axum::http::StatusCode {
         | ChatError::DirectRateLimited
         | ChatError::ReadRateLimited
         | ChatError::TooManyRegistrations
-        | ChatError::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+        | ChatError::TooManyConnections
+        | ChatError::SearchRateLimited => StatusCode::TOO_MANY_REQUESTS,
         ChatError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ChatError::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
         ChatError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
@@ -154,6 +155,20 @@ pub async fn direct_history_before(
         hub.direct_before(&token, crate::chat::model::UserId(peer), before)
             .await,
     )
+}
+
+/// Messages holding every word of `query`, newest first (at most 50), among the channels
+/// and the token user's own private conversations; `before` (a message id, the previous
+/// page's `more`) asks for the next page. A query with no word is refused (400), as are
+/// searches faster than the user's allowance (429).
+#[server(endpoint = "search")]
+pub async fn search_messages(
+    token: String,
+    query: String,
+    before: Option<u64>,
+) -> Result<crate::chat::model::SearchPage, ChatError> {
+    let hub = answer(hub())?;
+    answer(hub.search(&token, &query, before).await)
 }
 
 /// The token user's private conversations.

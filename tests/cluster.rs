@@ -1591,3 +1591,43 @@ async fn read_positions_are_kept_in_postgres_for_every_instance() {
         }
     }
 }
+
+/// Search in cluster mode reads the shared database's index: a message posted through one
+/// instance is found through another, and a private conversation only by its participants.
+#[tokio::test]
+async fn search_finds_messages_posted_through_another_instance() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut ada = user(&a, "ada").await;
+    let bob = user(&b, "bob").await;
+    let eve = user(&b, "eve").await;
+    post(&mut ada, "the kiwi harvest", "public").await;
+    ada.send(ClientEvent::Send {
+        room: Room::Direct(DirectKey::between(ada.id(), bob.id()).unwrap()),
+        body: "a private kiwi".into(),
+        attachment: None,
+        client_ref: Some("private".into()),
+    })
+    .await;
+    acks(&mut ada, 2).await;
+    let found = |token: String| {
+        let b = &b;
+        async move {
+            let form = format!("token={token}&query=kiwi");
+            let answer = http(b, "POST", "/api/search", Some(&form)).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            let page: flack::chat::model::SearchPage =
+                serde_json::from_str(&answer.body).expect("a search page");
+            page.hits
+                .into_iter()
+                .map(|h| h.message.body.as_str().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found(bob.token()).await,
+        vec!["a private kiwi", "the kiwi harvest"]
+    );
+    assert_eq!(found(eve.token()).await, vec!["the kiwi harvest"]);
+}

@@ -1,6 +1,6 @@
-// Issue 17, accessibility: axe-core finds no serious or critical violation on the home, channel
-// and private-conversation pages (unread counts and mentions included), and every focus ring
-// stands out from what is behind it.
+// Issue 17, accessibility: axe-core finds no serious or critical violation on the home, channel,
+// private-conversation and search pages (unread counts and mentions included), and every focus
+// ring stands out from what is behind it.
 import { test, expect, type Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
 import { User, seedMessages, unique } from "./fixtures/flack";
@@ -88,6 +88,27 @@ test("a private conversation passes axe", async ({ browser }) => {
   expect(await seriousViolations(ada.page)).toEqual([]);
   await ada.close();
   await bob.close();
+});
+
+/** The search box with results showing (and a result opened in its room) has no serious or
+ *  critical violations, at desktop width and at 390 px. */
+test("the search results pass axe", async ({ browser }) => {
+  const word = unique("axesearch").replace("-", "");
+  const ada = await User.open(browser, "Ada");
+  await ada.send(`first ${word} message`);
+  await ada.send(`second ${word} message`);
+  const box = ada.page.getByRole("searchbox", { name: "Search messages" });
+  await box.fill(word);
+  await box.press("Enter");
+  const results = ada.page.getByRole("list", { name: "Search results" });
+  await expect(results.getByRole("listitem")).toHaveCount(2);
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.page.setViewportSize({ width: 390, height: 844 });
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await results.getByRole("link").first().click();
+  await expect(ada.log().locator("[data-found]")).toBeVisible();
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.close();
 });
 
 /** Every element that shows a focus ring while tabbing through a channel page, in the light

@@ -11,6 +11,7 @@ pub mod nav;
 pub mod notifications;
 pub mod percent;
 pub mod room;
+pub mod search;
 pub mod sidebar;
 
 use client::provide_chat_client;
@@ -56,6 +57,7 @@ pub fn App() -> impl IntoView {
     let location = provide_location();
     let client = provide_chat_client();
     local_time::provide_reader_clock(client.hydrated);
+    search::provide_found_message();
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| client.start());
     let route = Memo::new(move |_| location.route());

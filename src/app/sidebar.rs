@@ -1,11 +1,12 @@
 //! The sidebar: who you are (and renaming), desktop notifications, the live channel list and
 //! your private conversations, each in bold with its counts while it has unread messages,
-//! and the form that creates a channel.
+//! message search, and the form that creates a channel.
 
 use super::client::unread::{describe, short_count};
 use super::client::{use_chat_client, ChatClient};
 use super::nav::{channel_path, direct_path, use_location, Link};
 use super::notifications::Notifications;
+use super::search::MessageSearch;
 use crate::api::{find_people, my_directs, CreateChannel};
 use crate::chat::model::{ChannelName, ChatError, DirectKey, Room, UserInfo};
 use leptos::ev::SubmitEvent;
@@ -45,6 +46,7 @@ pub fn Sidebar() -> impl IntoView {
                 <Me/>
                 <Notifications/>
             </header>
+            <MessageSearch/>
             <nav aria-label="Channels" class="channel-nav">
                 <h2 class="nav-title">"Channels"</h2>
                 <ChannelLinks/>

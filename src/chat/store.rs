@@ -3,7 +3,7 @@
 //! [`super::sqlite`], the PostgreSQL store in [`super::postgres`].
 
 use super::model::{
-    ChannelInfo, HistoryTop, Message, MessageId, Room, UserId, UserInfo, HISTORY_LIMIT,
+    ChannelInfo, HistoryTop, Message, MessageId, Room, SearchTerms, UserId, UserInfo, HISTORY_LIMIT,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -257,12 +257,31 @@ pub type ReadsRead = Pin<Box<dyn Future<Output = Result<Vec<(Room, u64)>, StoreE
 /// A read of older messages, run off the hub's lock.
 pub type ArchiveRead = Pin<Box<dyn Future<Output = Result<ArchivePage, StoreError>> + Send>>;
 
+/// A search of an archive's messages by words.
+#[derive(Clone, Debug)]
+pub struct ArchiveSearch {
+    /// Every one of these words must be in a message's text.
+    pub terms: SearchTerms,
+    /// Who searches: only channels and this user's own private conversations are searched.
+    pub reader: UserId,
+    /// Only messages with a lower id (older ones): where the previous page ended.
+    pub before: Option<MessageId>,
+    /// Most messages returned.
+    pub limit: usize,
+}
+
+/// What a search of the archive found: messages newest (highest id) first, as stored.
+pub type ArchiveFound = Pin<Box<dyn Future<Output = Result<Vec<Message>, StoreError>> + Send>>;
+
 /// Where a durable store's older messages are read from: a connection of its own, so a read
 /// never waits behind the writer or the hub's lock, nor they behind it.
 pub trait Archive: Send + Sync + 'static {
     /// At most `limit` messages of `room` numbered below `before`, newest ones first picked,
     /// returned oldest first.
     fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead;
+    /// The newest messages holding every word of `search.terms`, through the store's own
+    /// full-text index, among the channels and the reader's own private conversations.
+    fn search(&self, search: ArchiveSearch) -> ArchiveFound;
 }
 
 /// An [`ArchivePage`] from what an archive read: up to `limit + 1` messages below the number

@@ -13,6 +13,7 @@
 //! reader is scrolled up needs code: before the next paint, the distance from the top is put
 //! back to what it was at the last scroll event.
 
+use super::jump::{entry_id, follow_found};
 use super::layout::{lay_out, Reader, Row};
 use super::older_messages::OlderMessages;
 use crate::app::client::{use_chat_client, Feed};
@@ -168,6 +169,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
         };
         feed.messages.with(|messages| lay_out(messages, &reader))
     });
+    follow_found(feed);
     view! {
         <div class="log-frame">
             <div
@@ -220,6 +222,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
 fn row_view(row: Row, window_from: Memo<u64>) -> impl IntoView {
     let clock = use_reader_clock();
     let at = row.message.sent_at;
+    let id = entry_id(row.message.seq);
     // "Today" is the reader's, by the browser's clock once hydrated (the server's before).
     let day = row.day.map(|day| {
         let label = move || day_label(&day, clock.today());
@@ -242,7 +245,7 @@ fn row_view(row: Row, window_from: Memo<u64>) -> impl IntoView {
         }
     });
     view! {
-        <li class="entry">
+        <li class="entry" id=id>
             {day}
             {divider}
             <MessageItem

@@ -6,6 +6,7 @@
 mod channel_page;
 mod composer;
 mod direct_page;
+mod jump;
 mod layout;
 mod message_log;
 mod older_messages;

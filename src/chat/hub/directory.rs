@@ -39,6 +39,8 @@ pub(super) struct UserEntry {
     /// How fast this user may move read positions (each is stored, and sent to all their
     /// connections).
     pub(super) reads: TokenBucket,
+    /// How fast this user may search messages (each search reads the store's index).
+    pub(super) searches: TokenBucket,
 }
 
 impl UserEntry {
@@ -83,6 +85,12 @@ impl UserEntry {
                 super::reads::READ_BURST,
                 now,
             ),
+            searches: TokenBucket::new(
+                super::search::SEARCHES_PER_SECOND,
+                Duration::from_secs(1),
+                super::search::SEARCH_BURST,
+                now,
+            ),
         }
     }
 }
@@ -97,6 +105,7 @@ pub(super) enum Allowance {
     Renames,
     Directs,
     Reads,
+    Searches,
 }
 
 /// Hashes a session token for lookup and storage.
@@ -155,6 +164,7 @@ impl Directory {
             Allowance::Renames => (&mut entry.renames, ChatError::RenameRateLimited),
             Allowance::Directs => (&mut entry.directs, ChatError::DirectRateLimited),
             Allowance::Reads => (&mut entry.reads, ChatError::ReadRateLimited),
+            Allowance::Searches => (&mut entry.searches, ChatError::SearchRateLimited),
         };
         if bucket.try_take(super::now()) {
             Ok(())

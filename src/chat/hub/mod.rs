@@ -37,7 +37,8 @@
 //! - [`files`]: the upload registry, and deleting files off the async threads;
 //! - [`reads`]: each user's read position in each room, and the unread counts that follow.
 //!
-//! [`older`] answers history calls with a "before" cursor from the store's archive.
+//! [`older`] answers history calls with a "before" cursor from the store's archive, and
+//! [`search`] message searches, through the store's full-text index.
 //! [`connection`] holds what a connection does, [`outbox`] the bounded queues and frames,
 //! [`saved`] the wait for the store, and [`fanout`] the one seam the domain events (declared
 //! in [`crate::chat::event`]) leave through (where a second instance would publish and receive). Storage sits behind
@@ -57,6 +58,7 @@ mod reads;
 mod replicas;
 mod rooms;
 mod saved;
+mod search;
 
 pub use self::connection::Connection;
 pub use self::directory::hash_token;

@@ -148,6 +148,8 @@ chat_errors! {
         Unavailable(String) = "unavailable",
         #[error("{0}")]
         Refused(String) = "refused",
+        #[error("Type a word to search for.")]
+        SearchEmpty = "search_empty",
     }
     server {
         #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
@@ -190,6 +192,8 @@ chat_errors! {
         TooManyConnections = "too_many_connections",
         #[error("You are marking messages read too fast; wait a moment and try again.")]
         ReadRateLimited = "read_rate_limited",
+        #[error("You are searching too fast; wait a moment and try again.")]
+        SearchRateLimited = "search_rate_limited",
     }
 }
 
@@ -317,7 +321,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 40] {
+    fn every_error() -> [ChatError; 42] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -339,6 +343,7 @@ mod tests {
             ChatError::NoSuchFile,
             ChatError::Unavailable("disk full".into()),
             ChatError::Refused("The server said no.".into()),
+            ChatError::SearchEmpty,
             ChatError::ChannelExists(String::new()),
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,
@@ -359,6 +364,7 @@ mod tests {
             ChatError::RequestTimeout,
             ChatError::TooManyConnections,
             ChatError::ReadRateLimited,
+            ChatError::SearchRateLimited,
         ]
     }
 

@@ -1,6 +1,6 @@
 //! The chat domain's validated values, one module per concept: names, users, rooms,
-//! messages, attachments, unread counts and mentions, and the one error type every rule
-//! violation is reported with.
+//! messages, attachments, unread counts and mentions, search, and the one error type every
+//! rule violation is reported with.
 //!
 //! Every value here is checked once, when it is made from user input, so the rest of the code
 //! can trust it. Deserialising a value runs the same checks, so a value that arrives over the
@@ -13,6 +13,7 @@ mod limits;
 mod message;
 mod name;
 mod room;
+mod search;
 mod unread;
 mod user;
 
@@ -30,6 +31,9 @@ pub use name::{
 pub use room::{
     ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, HistoryTop, OlderPage, Room,
     RoomKey,
+};
+pub use search::{
+    words, SearchHit, SearchPage, SearchTerms, MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, SEARCH_PAGE,
 };
 pub use unread::{mention_ranges, mentions_name, split_mentions, RoomUnread};
 pub use user::{Session, UserId, UserInfo};

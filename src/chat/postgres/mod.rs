@@ -17,7 +17,8 @@
 //! the room row's `next_seq`, so no number is ever given out twice, even after a restart.
 //! Beside the rings, the `archive` table keeps older messages by the retention setting, with
 //! the SQLite store's invariants (see [`crate::chat::sqlite`]); it is read through a
-//! connection of its own ([`PgArchive`]), never the writer's.
+//! connection of its own ([`PgArchive`]), never the writer's, and searched through a
+//! full-text index ([`search`]).
 //!
 //! Writes are behind the hub, exactly like the SQLite writer: the hub hands every change over
 //! with its lock held, through an unbounded channel, so handing over never blocks; one writer
@@ -50,8 +51,8 @@
 
 use super::model::{Room, RoomKey};
 use super::store::{
-    write_behind_methods, Archive, ArchiveRead, Change, Durable, Job, Loaded, Reports, Retention,
-    Store, StoreError,
+    write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change, Durable, Job,
+    Loaded, Reports, Retention, Store, StoreError,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 pub(crate) mod rows;
+pub(crate) mod search;
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -530,6 +532,35 @@ impl PgArchive {
     }
 }
 
+/// The archive's connection, locked for one read, made first if there is none (or it was
+/// lost).
+async fn held_client(
+    config: &tokio_postgres::Config,
+    client: Arc<tokio::sync::Mutex<Option<Client>>>,
+) -> Result<tokio::sync::OwnedMutexGuard<Option<Client>>, StoreError> {
+    let mut held = client.lock_owned().await;
+    if held.as_ref().is_none_or(Client::is_closed) {
+        let (fresh, connection) = config.connect(NoTls).await.map_err(|e| {
+            StoreError(format!(
+                "cannot reach PostgreSQL at {}: {}",
+                describe(config),
+                failed(e).0
+            ))
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %failed(e), "the archive's connection ended");
+            }
+        });
+        *held = Some(fresh);
+    }
+    Ok(held)
+}
+
+fn no_connection() -> StoreError {
+    StoreError("no connection to read the archive".into())
+}
+
 impl Archive for PgArchive {
     fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead {
         let config = self.config.clone();
@@ -537,26 +568,19 @@ impl Archive for PgArchive {
         let client = self.client.clone();
         let room = room.clone();
         Box::pin(async move {
-            let mut held = client.lock().await;
-            if held.as_ref().is_none_or(Client::is_closed) {
-                let (fresh, connection) = config.connect(NoTls).await.map_err(|e| {
-                    StoreError(format!(
-                        "cannot reach PostgreSQL at {}: {}",
-                        describe(&config),
-                        failed(e).0
-                    ))
-                })?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %failed(e), "the archive's connection ended");
-                    }
-                });
-                *held = Some(fresh);
-            }
-            let Some(client) = held.as_mut() else {
-                return Err(StoreError("no connection to read the archive".into()));
-            };
+            let mut held = held_client(&config, client).await?;
+            let client = held.as_mut().ok_or_else(no_connection)?;
             rows::read_before(client, &room, before, limit, retention).await
+        })
+    }
+
+    fn search(&self, request: ArchiveSearch) -> ArchiveFound {
+        let config = self.config.clone();
+        let client = self.client.clone();
+        Box::pin(async move {
+            let held = held_client(&config, client).await?;
+            let client = held.as_ref().ok_or_else(no_connection)?;
+            search::search(client, &request).await
         })
     }
 }

@@ -176,7 +176,7 @@ pub(crate) async fn settle_archive_in(
             "trimmed the message archive to data.retain_messages"
         );
     }
-    Ok(())
+    super::search::settle_index(tx).await
 }
 
 /// Up to `limit` messages of `room` numbered below `before`, from the archive, read in one

@@ -655,3 +655,67 @@ fn retention_cuts_the_archive_and_says_so() {
     );
     store.close();
 }
+
+/// The ids a search by `reader` for `text` finds in the store's archive, newest first.
+fn search_ids(reader: &Reader, store: &dyn Store, who: u64, text: &str) -> Vec<u64> {
+    let request = crate::chat::store::ArchiveSearch {
+        terms: crate::chat::model::SearchTerms::parse(text).unwrap(),
+        reader: UserId(who),
+        before: None,
+        limit: 50,
+    };
+    let archive = store.archive().expect("an archive");
+    let found = reader.0.block_on(archive.search(request)).unwrap();
+    found.iter().map(|m| m.id.0).collect()
+}
+
+/// The archive's text index (GIN over `to_tsvector`): words are found newest first, another
+/// pair's private conversation never, a deleted message never, query syntax in the text is
+/// harmless, and a database whose archive predates the index gets it when opened.
+#[test]
+fn the_archive_is_searched_by_words_for_its_readers_only() {
+    let db = TestDatabase::create();
+    let say = |room: &Room, id: u64, seq: u64, text: &str| {
+        let mut m = message(room, id, seq, &ada());
+        m.body = MessageBody::parse(text, 4000).unwrap();
+        m
+    };
+    let pair = Room::Direct(DirectKey::between(UserId(1), UserId(2)).unwrap());
+    let others = Room::Direct(DirectKey::between(UserId(2), UserId(15)).unwrap());
+    {
+        let store = PostgresStore::open(&db.url, 100).unwrap();
+        store.load().unwrap();
+        for m in [
+            say(&general(), 1, 1, "Deploy the build"),
+            say(&pair, 2, 1, "deploy secretly"),
+            say(&others, 3, 1, "deploy secretly too"),
+            say(&general(), 4, 2, "deploy AND (again*"),
+            // Far enough ahead that the others are read by the second pass.
+            say(&general(), 10_000, 3, "deploy far ahead"),
+        ] {
+            store.put_message(&m).wait_blocking().unwrap();
+        }
+        store.close();
+    }
+    run(&db.url, "DROP INDEX archive_words").unwrap();
+    let store = PostgresStore::open(&db.url, 100).unwrap();
+    store.load().unwrap();
+    let reader = Reader::new();
+    assert_eq!(
+        search_ids(&reader, &store, 1, "deploy"),
+        vec![10_000, 4, 2, 1]
+    );
+    assert_eq!(
+        search_ids(&reader, &store, 15, "DEPLOY"),
+        vec![10_000, 4, 3, 1]
+    );
+    assert!(search_ids(&reader, &store, 5, "zpublic zu1").is_empty());
+    assert!(search_ids(&reader, &store, 5, "secretly").is_empty());
+    assert_eq!(search_ids(&reader, &store, 1, "\"AND ( again*"), vec![4]);
+    store
+        .delete_message(&general(), MessageId(4))
+        .wait_blocking()
+        .unwrap();
+    assert_eq!(search_ids(&reader, &store, 1, "deploy"), vec![10_000, 2, 1]);
+    store.close();
+}

@@ -27,6 +27,9 @@
 //! 3. So a read below the floor that finds nothing more knows whether the room's beginning
 //!    was reached (floor 1) or retention cut the rest.
 //!
+//! The archive's text is indexed for search (SQLite FTS5, kept in step by triggers): see
+//! [`search`].
+//!
 //! Reads of the archive go through a read-only connection of their own (WAL lets it read
 //! while the writer writes), on tokio's blocking pool, never under the hub's lock.
 //!
@@ -56,8 +59,8 @@ use self::rows::{apply, read_all, settle_archive, settle_ring};
 use super::model::Timestamp;
 use super::model::{ChannelInfo, Message, Room, RoomKey, UserId, UserInfo};
 use super::store::{
-    archive_page, write_behind_methods, Archive, ArchiveRead, Change, Durable, Job, Loaded,
-    Reports, Retention, Store, StoreError, StoredRoom, TokenHash,
+    archive_page, write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change,
+    Durable, Job, Loaded, Reports, Retention, Store, StoreError, StoredRoom, TokenHash,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::Path;
@@ -65,6 +68,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 mod rows;
+mod search;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -175,6 +179,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(failed)?;
         settle_ring(&mut conn, retain)?;
         settle_archive(&mut conn, retain, retention)?;
+        search::settle_index(&mut conn)?;
         let loaded = read_all(&mut conn)?;
         let reader = Connection::open_with_flags(
             path,
@@ -350,6 +355,18 @@ impl Archive for SqliteArchive {
             tokio::task::spawn_blocking(move || {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
                 rows::read_before(&mut conn, &key, before, limit, retention)
+            })
+            .await
+            .map_err(failed)?
+        })
+    }
+
+    fn search(&self, request: ArchiveSearch) -> ArchiveFound {
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                search::search(&conn, &request)
             })
             .await
             .map_err(failed)?
