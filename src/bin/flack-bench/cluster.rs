@@ -319,28 +319,34 @@ pub async fn run(scale: &Scale) -> Result<Vec<Report>, String> {
     }
     let rig = Rig::new();
     let mut a = rig.instance().await?;
-    let b = rig.instance().await?;
+    let mut b = rig.instance().await?;
     let databases = vec![rig.database.clone()];
-    eprintln!("cluster: delivery, posters on A, receivers on B");
-    reports.push(delivery("cluster", &b, &a, &[&a, &b], &databases, scale).await?);
-    eprintln!("cluster: post rate, posters on A and B");
-    let posters: Vec<SocketAddr> = (0..2 * scale.posters_per_instance)
-        .map(|i| if i % 2 == 0 { a.addr } else { b.addr })
-        .collect();
-    for pace in [None, Some(PACED_RATE)] {
-        reports.push(post_rate("cluster", &posters, &[&a, &b], &databases, scale, pace).await?);
-    }
-    eprintln!(
-        "cluster: failover, {} clients on A, A killed",
-        scale.clients
-    );
-    let failed = failover(&mut a, &b, &databases, scale).await;
-    let logged: Vec<String> = [&a, &b].iter().flat_map(|s| s.logged_problems()).collect();
-    let mut report = failed.inspect_err(|_| {
-        for line in logged.iter().take(20) {
-            eprintln!("  instance log: {line}");
+    let failed = async {
+        eprintln!("cluster: delivery, posters on A, receivers on B");
+        reports.push(delivery("cluster", &b, &a, &[&a, &b], &databases, scale).await?);
+        eprintln!("cluster: post rate, posters on A and B");
+        let posters: Vec<SocketAddr> = (0..2 * scale.posters_per_instance)
+            .map(|i| if i % 2 == 0 { a.addr } else { b.addr })
+            .collect();
+        for pace in [None, Some(PACED_RATE)] {
+            reports.push(post_rate("cluster", &posters, &[&a, &b], &databases, scale, pace).await?);
         }
-    })?;
+        eprintln!(
+            "cluster: failover, {} clients on A, A killed",
+            scale.clients
+        );
+        failover(&mut a, &b, &databases, scale).await
+    }
+    .await;
+    let logged: Vec<String> = [&a, &b].iter().flat_map(|s| s.logged_problems()).collect();
+    if failed.is_err() {
+        for (name, server) in [("A", &mut a), ("B", &mut b)] {
+            for line in server.log_tail(15) {
+                eprintln!("  instance {name}: {line}");
+            }
+        }
+    }
+    let mut report = failed?;
     report.logged_problems = logged.len() as u64;
     for line in logged.iter().take(20) {
         eprintln!("  instance log: {line}");
@@ -928,9 +934,15 @@ async fn failover(
     scale: &Scale,
 ) -> Result<Report, String> {
     let room = channel(FAILOVER_CHANNEL)?;
-    let token = net::register(b.addr, &format!("failover-poster-{}", b.addr.port())).await?;
-    net::create_channel(b.addr, &token, FAILOVER_CHANNEL).await?;
-    net::wait_for_channel(a.addr, FAILOVER_CHANNEL, Duration::from_secs(10)).await?;
+    let token = net::register(b.addr, &format!("failover-poster-{}", b.addr.port()))
+        .await
+        .map_err(|e| format!("registering the poster on B: {e}"))?;
+    net::create_channel(b.addr, &token, FAILOVER_CHANNEL)
+        .await
+        .map_err(|e| format!("creating the channel on B: {e}"))?;
+    net::wait_for_channel(a.addr, FAILOVER_CHANNEL, Duration::from_secs(10))
+        .await
+        .map_err(|e| format!("waiting for the channel on A: {e}"))?;
     let hard_stop = Instant::now() + scale.before_kill + scale.after_kill + Duration::from_secs(60);
     let shared = Arc::new(Failover {
         target: AtomicU64::new(u64::MAX),
@@ -948,7 +960,9 @@ async fn failover(
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
             let source = net::source_ip(FAILOVER_SOURCES + i);
-            let (ws, epoch, _, _) = joined(addr, source, &room, None).await?;
+            let (ws, epoch, _, _) = joined(addr, source, &room, None)
+                .await
+                .map_err(|e| format!("a client joining on A from {source}: {e}"))?;
             Ok::<_, String>((ws, epoch, source))
         }));
     }

@@ -256,6 +256,27 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// The last `count` lines a cluster instance logged, and whether it still runs (for a
+    /// failed measurement's report).
+    pub fn log_tail(&mut self, count: usize) -> Vec<String> {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        let mut lines = vec![format!(
+            "(the process is {})",
+            if running { "running" } else { "gone" }
+        )];
+        let Some(path) = &self.log else {
+            return lines;
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        lines.extend(
+            all[all.len().saturating_sub(count)..]
+                .iter()
+                .map(|l| without_colours(l)),
+        );
+        lines
+    }
+
     /// The warnings and errors a cluster instance logged so far (nothing for the others,
     /// whose log goes to the harness's own stderr).
     pub fn logged_problems(&self) -> Vec<String> {
