@@ -641,6 +641,22 @@ async fn starting_conversations_holds_across_instances() {
     }
 }
 
+/// Creates a channel through `instance` as `client`'s user, waits for the client to hear
+/// of it, and joins it.
+async fn create_and_join(instance: &Instance, client: &mut Client, name: &str) -> Room {
+    let form = format!("token={}&name={name}", client.token());
+    let answer = http(instance, "POST", "/api/create_channel", Some(&form)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    loop {
+        if let ServerEvent::Hub(HubEvent::ChannelCreated { .. }) = client.next().await {
+            break;
+        }
+    }
+    let room = common::channel(name);
+    client.join(&room).await;
+    room
+}
+
 /// How many instances receive a Redis channel's changes.
 fn subscribers(cluster: &Cluster, channel: &str) -> i64 {
     let client = redis::Client::open(cluster.redis.as_str()).expect("a Redis URL");
@@ -678,16 +694,7 @@ async fn an_instance_follows_only_the_rooms_used_there() {
     let a = cluster.instance(&quick).await;
     let b = cluster.instance(&quick).await;
     let mut ann = user(&a, "ann").await;
-    let form = format!("token={}&name=quiet", ann.token());
-    let answer = http(&a, "POST", "/api/create_channel", Some(&form)).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let quiet = common::channel("quiet");
-    loop {
-        if let ServerEvent::Hub(HubEvent::ChannelCreated { .. }) = ann.next().await {
-            break;
-        }
-    }
-    ann.join(&quiet).await;
+    let quiet = create_and_join(&a, &mut ann, "quiet").await;
     for i in 0..3 {
         ann.post(&quiet, &format!("before {i}")).await;
     }
@@ -738,16 +745,7 @@ async fn unread_news_reaches_every_instance() {
     let a = cluster.instance(&[]).await;
     let b = cluster.instance(&[]).await;
     let mut ann = user(&a, "ann").await;
-    let form = format!("token={}&name=far", ann.token());
-    let answer = http(&a, "POST", "/api/create_channel", Some(&form)).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let far = common::channel("far");
-    loop {
-        if let ServerEvent::Hub(HubEvent::ChannelCreated { .. }) = ann.next().await {
-            break;
-        }
-    }
-    ann.join(&far).await;
+    let far = create_and_join(&a, &mut ann, "far").await;
     let mut carl = user(&b, "carl").await;
     carl.send(ClientEvent::Unread).await;
     loop {

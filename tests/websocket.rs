@@ -520,16 +520,12 @@ async fn assert_error(client: &mut Client, code: &str) {
     }
 }
 
-/// A connection that stops answering pings is noticed as dead and dropped, and others see
-/// its user leave. Time is tokio's paused clock: the seconds pass without being waited for.
-#[tokio::test]
-async fn dead_connections_are_noticed_by_heartbeat() {
-    let mut config = common::fast();
-    config.limits.heartbeat = Duration::from_secs(1);
-    config.limits.dead_after = Duration::from_secs(2);
+/// How long after it goes silent Bob, a member who stops reading (his client answers no
+/// pings), is seen leaving by Ada, on a server with `config`. Time is tokio's paused clock:
+/// the seconds pass without being waited for.
+async fn time_until_a_silent_member_leaves(config: flack::server::config::Config) -> Duration {
     let server = start_with(config).await;
     let mut ada = Client::joined(&server, "Ada").await;
-    // Bob joins, then never reads again: his client answers no pings.
     let bob = Client::joined(&server, "Bob").await;
     let bob_id = bob.id();
     // From here the clock moves only when every task waits, straight to the next timer.
@@ -546,42 +542,28 @@ async fn dead_connections_are_noticed_by_heartbeat() {
             break;
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let elapsed = started.elapsed();
     drop(bob);
+    elapsed
+}
+
+/// A connection that stops answering pings is noticed as dead and dropped, and others see
+/// its user leave.
+#[tokio::test]
+async fn dead_connections_are_noticed_by_heartbeat() {
+    let mut config = common::fast();
+    config.limits.heartbeat = Duration::from_secs(1);
+    config.limits.dead_after = Duration::from_secs(2);
+    assert!(time_until_a_silent_member_leaves(config).await < Duration::from_secs(5));
 }
 
 /// With the shipped heartbeat settings, a user whose connection is lost without a close (a
 /// dropped network: nothing more arrives, not even pongs) leaves the Online list within
-/// 15 s. Time is tokio's paused clock.
+/// 15 s.
 #[tokio::test]
 async fn a_lost_connection_leaves_the_online_list_within_seconds() {
-    let mut config = common::fast();
-    let shipped = flack::server::config::Config::default().limits;
-    config.limits.heartbeat = shipped.heartbeat;
-    config.limits.dead_after = shipped.dead_after;
-    let server = start_with(config).await;
-    let mut ada = Client::joined(&server, "Ada").await;
-    let bob = Client::joined(&server, "Bob").await;
-    let bob_id = bob.id();
-    tokio::time::pause();
-    let started = tokio::time::Instant::now();
-    loop {
-        if let ServerEvent::Hub(HubEvent::Presence {
-            user,
-            online: false,
-            ..
-        }) = ada.next().await
-        {
-            assert_eq!(user.id, bob_id);
-            break;
-        }
-    }
-    assert!(
-        started.elapsed() <= Duration::from_secs(15),
-        "left after {:?}",
-        started.elapsed()
-    );
-    drop(bob);
+    let left = time_until_a_silent_member_leaves(common::fast()).await;
+    assert!(left <= Duration::from_secs(15), "left after {left:?}");
 }
 
 /// A connection that answers pings but sends no event for `limits.idle_after_secs` is closed

@@ -171,11 +171,18 @@ impl Repairer {
         };
         let held = self.node.hub.position(&room).map(|p| p.deletions);
         if held.is_some_and(|held| held != deletions) {
-            let (kept, window) = sql::held_ids(self.client()?, &room, self.retain).await?;
-            self.node
-                .hub
-                .reconcile_deletions(&room, &kept, window, deletions);
+            self.reconcile_deletions(&room, deletions).await?;
         }
+        Ok(())
+    }
+
+    /// Removes the room's messages the database no longer holds, when its deletion count
+    /// (`deletions`) differs from this instance's.
+    async fn reconcile_deletions(&mut self, room: &Room, deletions: u64) -> Result<(), StoreError> {
+        let (kept, window) = sql::held_ids(self.client()?, room, self.retain).await?;
+        self.node
+            .hub
+            .reconcile_deletions(room, &kept, window, deletions);
         Ok(())
     }
 
@@ -310,10 +317,7 @@ impl Repairer {
                 return Ok(());
             }
             if deletions != row.deletions && self.node.interest.follows(&row.room) {
-                let (kept, window) = sql::held_ids(self.client()?, &row.room, self.retain).await?;
-                self.node
-                    .hub
-                    .reconcile_deletions(&row.room, &kept, window, row.deletions);
+                self.reconcile_deletions(&row.room, row.deletions).await?;
             }
         }
         if self.last_forget.elapsed() >= FORGET_EVERY {

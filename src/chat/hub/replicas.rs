@@ -32,6 +32,16 @@ pub struct Position {
     pub deletions: u64,
 }
 
+impl Position {
+    fn of(room: &RoomState) -> Position {
+        Position {
+            room: room.room.clone(),
+            next_seq: room.next_seq,
+            deletions: room.deletions,
+        }
+    }
+}
+
 impl Hub {
     /// True in cluster mode: changes are proposed to the sequencer, not applied here first.
     pub fn is_replica(&self) -> bool {
@@ -73,25 +83,12 @@ impl Hub {
 
     /// Every room's position, for the periodic comparison with the database.
     pub fn positions(&self) -> Vec<Position> {
-        self.lock()
-            .rooms
-            .map
-            .values()
-            .map(|r| Position {
-                room: r.room.clone(),
-                next_seq: r.next_seq,
-                deletions: r.deletions,
-            })
-            .collect()
+        self.lock().rooms.map.values().map(Position::of).collect()
     }
 
     /// One room's position, if this instance holds the room.
     pub fn position(&self, room: &Room) -> Option<Position> {
-        self.lock().rooms.map.get(&room.key()).map(|r| Position {
-            room: r.room.clone(),
-            next_seq: r.next_seq,
-            deletions: r.deletions,
-        })
+        self.lock().rooms.map.get(&room.key()).map(Position::of)
     }
 
     /// Whether a connection here receives `room`'s live stream: cluster mode follows only
