@@ -1,9 +1,12 @@
-//! One message in the log: author, time and text, all rendered as text (mentions of the
-//! reader marked), and a delete button on one's own messages.
+//! One message in the log: author, time and formatted text (`markup`: elements and text
+//! nodes, never HTML; mentions of the reader marked), and a delete button on one's own
+//! messages.
 
 use super::client::use_chat_client;
 use super::local_time::{clock_label, full_label, use_reader_clock};
-use crate::chat::model::{human_size, split_mentions, Message};
+use super::markup::markup_view;
+use crate::chat::model::markup::parse;
+use crate::chat::model::{human_size, Message};
 use leptos::either::Either;
 use leptos::prelude::*;
 
@@ -61,7 +64,7 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
                 let empty = message.body.as_str().is_empty();
                 move || !empty
             }>
-                <p class="body">{body_view(client, message.body.as_str().to_owned())}</p>
+                <div class="body">{body_view(client, message.body.as_str())}</div>
             </Show>
             {message.attachment.map(|file| {
                 let url = file.url();
@@ -85,24 +88,16 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
     }
 }
 
-/// A message's text, with each mention of the reader's current name in a `<mark>`: pieces of
-/// text, never HTML. (On the server, and until the browser knows who reads, one piece.)
-fn body_view(client: crate::app::client::ChatClient, body: String) -> impl IntoView {
+/// A message's text, formatted, with each mention of the reader's current name in a
+/// `<mark>`. The body is read once; the view is drawn again only when the reader's name
+/// changes. (On the server, and until the browser knows who reads, nothing is marked.)
+fn body_view(client: crate::app::client::ChatClient, body: &str) -> impl IntoView {
+    let blocks = parse(body);
     move || {
         let name = client
             .me()
             .map(|me| me.name.to_string())
             .unwrap_or_default();
-        split_mentions(&body, &name)
-            .into_iter()
-            .map(|(text, mention)| {
-                let text = text.to_owned();
-                if mention {
-                    Either::Left(view! { <mark class="mention">{text}</mark> })
-                } else {
-                    Either::Right(text)
-                }
-            })
-            .collect_view()
+        markup_view(&blocks, &name)
     }
 }

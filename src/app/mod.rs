@@ -5,6 +5,7 @@
 pub mod client;
 pub mod home;
 pub mod local_time;
+pub mod markup;
 pub mod message_item;
 pub mod name_prompt;
 pub mod nav;

@@ -7,6 +7,7 @@ use super::client::use_chat_client;
 use super::local_time::{full_label, use_reader_clock};
 use super::nav::{channel_path, direct_path, use_location};
 use crate::api::search_messages;
+use crate::chat::model::markup::{parse, plain_text};
 use crate::chat::model::{ChatError, Room, SearchHit, SearchPage, UserId, MAX_SEARCH_CHARS};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -199,7 +200,7 @@ fn SearchResult(hit: SearchHit) -> impl IntoView {
             .map(|file| file.name.clone())
             .unwrap_or_default()
     } else {
-        excerpt(message.body.as_str())
+        excerpt(&plain_text(&parse(message.body.as_str())))
     };
     view! {
         <li class="search-result">

@@ -462,12 +462,16 @@ impl ChatClient {
         #[cfg(feature = "hydrate")]
         if message.author.id != me.unwrap_or(UserId(0)) {
             let author = message.author.name.as_str();
+            // Notifications show text only: the body without its formatting marks.
+            let text = || {
+                use crate::chat::model::markup::{parse, plain_text};
+                plain_text(&parse(message.body.as_str()))
+            };
             match &message.room {
-                Room::Direct(_) => notify::notify(author, message.body.as_str()),
-                Room::Channel(name) if _mention => notify::notify(
-                    &format!("{author} mentioned you in #{name}"),
-                    message.body.as_str(),
-                ),
+                Room::Direct(_) => notify::notify(author, &text()),
+                Room::Channel(name) if _mention => {
+                    notify::notify(&format!("{author} mentioned you in #{name}"), &text())
+                }
                 Room::Channel(_) => {}
             }
         }

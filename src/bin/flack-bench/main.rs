@@ -22,6 +22,8 @@
 //!   PostgreSQL from `FLACK_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`),
 //!   Redis from `FLACK_BENCH_REDIS` (default `redis://127.0.0.1:6379/`). `--quick`: the
 //!   smoke run's sizes (a few seconds each), which the other options then change.
+//! - `markup [--iterations 1000]`: the time to read and render one 4,000-character message
+//!   body as formatted HTML (issue 18: under 1 ms), for several shapes of body.
 //! - `ceiling --addr A`: serve the ceiling (used by the others).
 
 mod abuse;
@@ -30,6 +32,7 @@ mod cluster;
 mod fanout;
 mod first_load;
 mod idle;
+mod markup;
 mod net;
 mod procstat;
 mod report;
@@ -337,7 +340,7 @@ async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
         eprintln!(
-            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|cluster|ceiling [--options]"
+            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|cluster|markup|ceiling [--options]"
         );
         std::process::exit(2);
     };
@@ -361,6 +364,13 @@ async fn main() {
                 }
             }
             Err(e) => eprintln!("{e}"),
+        }
+        return;
+    }
+    if command == "markup" {
+        if let Err(e) = args.get("iterations", 1000).and_then(markup::run) {
+            eprintln!("flack-bench: {e}");
+            std::process::exit(1);
         }
         return;
     }

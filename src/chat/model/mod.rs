@@ -10,6 +10,7 @@
 mod error;
 mod file;
 mod limits;
+pub mod markup;
 mod message;
 mod name;
 mod room;
