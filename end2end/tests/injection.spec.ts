@@ -2,7 +2,7 @@
 // javascript: links, direction overrides and very long unbroken strings render as inert text
 // in another user's browser and never break the layout.
 import { test, expect } from "@playwright/test";
-import { User } from "./fixtures/flack";
+import { User, watchedPage } from "./fixtures/flack";
 
 const HOSTILE_MESSAGES = [
   "<script>window.pwn()</script>",
@@ -16,15 +16,7 @@ const HOSTILE_MESSAGES = [
 /** Markup planted by one user shows literally in another user's browser, no script runs,
  *  and nothing overflows the page sideways. */
 test("hostile text stays inert", async ({ browser }) => {
-  const context = await browser.newContext();
-  // Anything that manages to run calls this.
-  await context.addInitScript(() => {
-    (window as any).__pwned = false;
-    (window as any).pwn = () => ((window as any).__pwned = true);
-  });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
+  const { context, page, errors, pwned } = await watchedPage(browser);
 
   const mallory = await User.open(browser, "<b>M</b>");
   const channel = `<img src=x onerror=pwn()>`;
@@ -60,7 +52,7 @@ test("hostile text stays inert", async ({ browser }) => {
   ).toBeVisible();
   // No markup became elements: the only image-like or script elements are our own.
   await expect(observer.log().locator("script, svg, b, img")).toHaveCount(0);
-  expect(await page.evaluate(() => (window as any).__pwned)).toBe(false);
+  expect(await pwned()).toBe(false);
   // The very long word wraps instead of widening the page.
   const overflow = await page.evaluate(() => {
     const log = document.querySelector(".log-scroll")!;

@@ -288,10 +288,10 @@ fn inlines(text: &str, links: bool) -> Vec<Inline> {
             code: false,
         };
         match token {
-            Token::Text(text) => push_text(&mut out, text, style),
+            Token::Text(text) => push_text(&mut out, &text, style),
             Token::Code(text) => push_text(
                 &mut out,
-                text,
+                &text,
                 Style {
                     code: true,
                     ..style
@@ -308,7 +308,7 @@ fn inlines(text: &str, links: bool) -> Vec<Inline> {
             Token::Mark { kind, .. } => match role {
                 Role::Opens => open[kind as usize] += 1,
                 Role::Closes => open[kind as usize] -= 1,
-                Role::Text => push_text(&mut out, kind.text().to_owned(), style),
+                Role::Text => push_text(&mut out, kind.text(), style),
             },
         }
     }
@@ -316,16 +316,17 @@ fn inlines(text: &str, links: bool) -> Vec<Inline> {
 }
 
 /// Adds text, joined to the text before it when that has the same style.
-fn push_text(out: &mut Vec<Inline>, text: String, style: Style) {
+fn push_text(out: &mut Vec<Inline>, text: &str, style: Style) {
     if text.is_empty() {
         return;
     }
     if let Some(Inline::Text(last)) = out.last_mut() {
         if last.style == style {
-            last.text.push_str(&text);
+            last.text.push_str(text);
             return;
         }
     }
+    let text = text.to_owned();
     out.push(Inline::Text(Span { text, style }));
 }
 
@@ -414,11 +415,12 @@ fn tokenize(text: &str, links: bool) -> Vec<Token> {
             }
             '*' | '_' | '~' => {
                 let n = run_length(text, i, c as u8);
-                let marks = marks(c, n, prev, text[i + n..].chars().next());
-                if marks.is_empty() {
+                let (kinds, open, close) = marks(c, n, prev, text[i + n..].chars().next());
+                if kinds.is_empty() {
                     plain.push_str(&text[i..i + n]);
                 } else {
                     flush(&mut plain, &mut tokens);
+                    let marks = kinds.iter().map(|&kind| Token::Mark { kind, open, close });
                     tokens.extend(marks);
                 }
                 i += n;
@@ -483,11 +485,17 @@ fn run_length(text: &str, i: usize, byte: u8) -> usize {
 }
 
 /// The marks a run of `n` `c`s stands for, between `prev` and `next` (`None`: the text's
-/// edge). A run may open when it is followed by something other than white space, and not
-/// by punctuation unless white space or punctuation is before it; closing is the mirror
-/// image. Runs of `_` inside a word do neither (`snake_case` stays as typed). Runs that are
-/// not one, two or three long (two for `~`) stay text.
-fn marks(c: char, n: usize, prev: Option<char>, next: Option<char>) -> Vec<Token> {
+/// edge), and whether they may open and close. A run may open when it is followed by
+/// something other than white space, and not by punctuation unless white space or
+/// punctuation is before it; closing is the mirror image. Runs of `_` inside a word do
+/// neither (`snake_case` stays as typed). Runs that are not one, two or three long (two for
+/// `~`) stand for no mark and stay text.
+fn marks(
+    c: char,
+    n: usize,
+    prev: Option<char>,
+    next: Option<char>,
+) -> (&'static [Kind], bool, bool) {
     let space = |c: Option<char>| c.is_none_or(char::is_whitespace);
     let punct = |c: Option<char>| c.is_some_and(is_punctuation);
     let left = !space(next) && (!punct(next) || space(prev) || punct(prev));
@@ -500,28 +508,23 @@ fn marks(c: char, n: usize, prev: Option<char>, next: Option<char>) -> Vec<Token
     } else {
         (left, right)
     };
-    if !open && !close {
-        return Vec::new();
-    }
-    let (strong, emphasis) = if c == '_' {
-        (Kind::LineStrong, Kind::LineEmphasis)
-    } else {
-        (Kind::StarStrong, Kind::StarEmphasis)
-    };
-    let kinds: &[Kind] = match (c, n) {
+    // `***a***`: strong outside emphasis, so a run of three that only closes closes the
+    // emphasis first.
+    let closing = close && !open;
+    let kinds: &'static [Kind] = match (c, n) {
+        _ if !open && !close => &[],
         ('~', 2) => &[Kind::Strike],
-        ('~', _) => &[],
-        (_, 1) => &[emphasis],
-        (_, 2) => &[strong],
-        // `***a***`: strong outside emphasis, so a closer closes the emphasis first.
-        (_, 3) if close && !open => &[emphasis, strong],
-        (_, 3) => &[strong, emphasis],
+        ('*', 1) => &[Kind::StarEmphasis],
+        ('*', 2) => &[Kind::StarStrong],
+        ('*', 3) if closing => &[Kind::StarEmphasis, Kind::StarStrong],
+        ('*', 3) => &[Kind::StarStrong, Kind::StarEmphasis],
+        ('_', 1) => &[Kind::LineEmphasis],
+        ('_', 2) => &[Kind::LineStrong],
+        ('_', 3) if closing => &[Kind::LineEmphasis, Kind::LineStrong],
+        ('_', 3) => &[Kind::LineStrong, Kind::LineEmphasis],
         _ => &[],
     };
-    kinds
-        .iter()
-        .map(|&kind| Token::Mark { kind, open, close })
-        .collect()
+    (kinds, open, close)
 }
 
 /// The code span whose text starts at `from`, after an opening run of `n` backticks: the
@@ -623,4 +626,4 @@ fn shortcode(text: &str, i: usize) -> Option<(&'static str, usize)> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,6 +1,6 @@
 //! The chat domain's validated values, one module per concept: names, users, rooms,
-//! messages, attachments, unread counts and mentions, search, and the one error type every
-//! rule violation is reported with.
+//! messages, attachments, unread counts and mentions, search, the formatting a message body
+//! is read with (`markup`), and the one error type every rule violation is reported with.
 //!
 //! Every value here is checked once, when it is made from user input, so the rest of the code
 //! can trust it. Deserialising a value runs the same checks, so a value that arrives over the
