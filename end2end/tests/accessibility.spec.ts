@@ -1,6 +1,6 @@
 // Issue 17, accessibility: axe-core finds no serious or critical violation on the home, channel,
-// private-conversation and search pages (unread counts and mentions included), and every focus
-// ring stands out from what is behind it.
+// private-conversation and search pages (unread counts, mentions and formatted messages
+// included), and every focus ring stands out from what is behind it.
 import { test, expect, type Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
 import { User, seedMessages, unique } from "./fixtures/flack";
@@ -107,6 +107,25 @@ test("the search results pass axe", async ({ browser }) => {
   expect(await seriousViolations(ada.page)).toEqual([]);
   await results.getByRole("link").first().click();
   await expect(ada.log().locator("[data-found]")).toBeVisible();
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.close();
+});
+
+/** Formatted messages (styles, inline code, links, a quote, lists, and a code block whose long
+ *  line scrolls) have no serious or critical violations, in the light and the dark scheme. */
+test("formatted messages pass axe", async ({ browser }) => {
+  const name = unique("axefmt");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(name);
+  await ada.send(
+    "**bold** *italic* ~~struck~~ `code` [a link](https://example.org) https://example.org :tada:\n" +
+      "> a quote with `code`\n- an item\n1. a step\n```\n" +
+      "long ".repeat(100) +
+      "\n```",
+  );
+  await expect(ada.log().locator("pre")).toHaveCount(1);
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.page.emulateMedia({ colorScheme: "dark" });
   expect(await seriousViolations(ada.page)).toEqual([]);
   await ada.close();
 });
