@@ -19,29 +19,27 @@ fn styled(t: &str, style: Style) -> Inline {
     Inline::Text(span(t, style))
 }
 
+const PLAIN: Style = Style {
+    strong: false,
+    emphasis: false,
+    strike: false,
+    code: false,
+};
 const STRONG: Style = Style {
     strong: true,
-    emphasis: false,
-    strike: false,
-    code: false,
+    ..PLAIN
 };
 const EMPHASIS: Style = Style {
-    strong: false,
     emphasis: true,
-    strike: false,
-    code: false,
+    ..PLAIN
 };
 const STRIKE: Style = Style {
-    strong: false,
-    emphasis: false,
     strike: true,
-    code: false,
+    ..PLAIN
 };
 const CODE: Style = Style {
-    strong: false,
-    emphasis: false,
-    strike: false,
     code: true,
+    ..PLAIN
 };
 
 /// The inlines of a body that is one paragraph.
