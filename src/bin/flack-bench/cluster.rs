@@ -355,19 +355,78 @@ pub async fn run(scale: &Scale) -> Result<Vec<Report>, String> {
     drop(a);
     drop(b);
     drop(rig);
-    // A cluster of its own (the fleet's names and channel are per instance pair).
-    eprintln!("cluster: delivery on A alone; the CPU of B, which has no reader of the room");
-    let rig = Rig::new();
-    let a = rig.instance().await?;
-    let b = rig.instance().await?;
-    let databases = vec![rig.database.clone()];
-    let mut elsewhere = delivery("cluster", &a, &a, &[&b], &databases, scale).await?;
-    elsewhere.scenario = "cluster_elsewhere".into();
-    reports.push(elsewhere);
-    drop(a);
-    drop(b);
-    drop(rig);
+    for sidebar in [false, true] {
+        // A cluster of its own (the fleet's names and channel are per instance pair).
+        eprintln!(
+            "cluster: delivery on A alone; the CPU of B, which has no reader of the room{}",
+            if sidebar {
+                " but a browser following unread counts"
+            } else {
+                ""
+            }
+        );
+        let rig = Rig::new();
+        let a = rig.instance().await?;
+        let b = rig.instance().await?;
+        let databases = vec![rig.database.clone()];
+        let follower = match sidebar {
+            true => Some(UnreadFollower::start(&b).await?),
+            false => None,
+        };
+        let mut elsewhere = delivery("cluster", &a, &a, &[&b], &databases, scale).await?;
+        elsewhere.scenario = match &follower {
+            None => "cluster_elsewhere".into(),
+            Some(follower) => {
+                let heard = follower.heard.load(Ordering::Relaxed);
+                eprintln!("  B's unread follower heard of {heard} messages");
+                if heard == 0 {
+                    return Err("the unread follower on B heard of no message".into());
+                }
+                "cluster_elsewhere_unread".into()
+            }
+        };
+        reports.push(elsewhere);
+    }
     Ok(reports)
+}
+
+/// A browser's sidebar on an instance: a user following unread counts, counting the
+/// `activity` news it hears, until dropped.
+struct UnreadFollower {
+    heard: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UnreadFollower {
+    async fn start(server: &Server) -> Result<UnreadFollower, String> {
+        let name = format!("bench-sidebar-{}", server.addr.port());
+        let token = net::register(server.addr, &name).await?;
+        let mut ws = net::websocket(server.addr, None).await?;
+        for event in [ClientEvent::Auth { token }, ClientEvent::Unread] {
+            ws.send(Message::text(event.encode()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let heard = Arc::new(AtomicU64::new(0));
+        let counting = heard.clone();
+        let task = tokio::spawn(async move {
+            while let Some(Ok(frame)) = ws.next().await {
+                let Message::Text(text) = frame else { continue };
+                if let Ok(ServerEvent::Hub(HubEvent::Activity { .. })) =
+                    ServerEvent::decode(text.as_str())
+                {
+                    counting.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(UnreadFollower { heard, task })
+    }
+}
+
+impl Drop for UnreadFollower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Delivery from senders on `sending` to receivers on `receiving`, with the CPU of

@@ -8,11 +8,13 @@
 //!
 //! A channel's changes go to the channel's topic, a private conversation's to each of its
 //! two participants' topics, and directory changes to the directory's; an instance
-//! subscribes to the directory and to the topics it follows ([`super::interest`]).
+//! subscribes to the directory and to the topics it follows ([`super::interest`]). Each
+//! channel message also goes, as a small [`NewsEnvelope`], to the news topic, which the
+//! instances whose connections follow unread counts subscribe to.
 
 use super::interest::{channel_of, directory_channel, Topic};
 use super::Node;
-use crate::chat::model::Room;
+use crate::chat::model::{Room, UserId};
 use crate::chat::replica::Replicated;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,42 @@ pub(super) struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) directory: Option<u64>,
     pub(super) change: Replicated,
+}
+
+/// What the news topic carries of a channel's message: enough to tell unread followers
+/// that it came and whether it mentions them.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct NewsEnvelope {
+    pub(super) from: String,
+    pub(super) room: Room,
+    pub(super) seq: u64,
+    pub(super) author: UserId,
+    /// The body, only when it holds an `@` (so it may mention someone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) body: Option<String>,
+}
+
+/// The news of a committed change, with its Redis channel, if it is a channel's message.
+pub(super) fn news_of(
+    prefix: &str,
+    from: &str,
+    change: &Replicated,
+) -> Option<(String, NewsEnvelope)> {
+    let Replicated::Message { message } = change else {
+        return None;
+    };
+    if !matches!(message.room, Room::Channel(_)) {
+        return None;
+    }
+    let body = message.body.as_str();
+    let news = NewsEnvelope {
+        from: from.to_owned(),
+        room: message.room.clone(),
+        seq: message.seq,
+        author: message.author.id,
+        body: body.contains('@').then(|| body.to_owned()),
+    };
+    Some((channel_of(prefix, &Topic::News), news))
 }
 
 /// The Redis channels a change goes to: its channel's, both participants' for a private
@@ -132,6 +170,7 @@ pub(super) async fn publish(
 /// (whatever was published while it was not subscribed is read back), applies what
 /// arrives, and subscribes again when the subscription ends or a command goes unanswered.
 pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
+    let news_channel = channel_of(&node.prefix, &Topic::News);
     let mut backoff = Duration::from_millis(100);
     let mut reported = false;
     loop {
@@ -167,6 +206,16 @@ pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
             };
             let Some(msg) = msg else { break };
             let payload: &[u8] = msg.get_payload_bytes();
+            if msg.get_channel_name() == news_channel {
+                match serde_json::from_slice::<NewsEnvelope>(payload) {
+                    Ok(news) if news.from == node.me => {}
+                    Ok(news) => node.hear(&news),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ignoring news from Redis that do not parse")
+                    }
+                }
+                continue;
+            }
             match serde_json::from_slice::<Envelope>(payload) {
                 Ok(envelope) if envelope.from == node.me => {}
                 Ok(envelope) => node.receive(envelope.change, envelope.directory),

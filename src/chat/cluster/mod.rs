@@ -285,16 +285,21 @@ impl ClusterHandle {
         }
     }
 
-    /// Follows every channel from now on, for a connection here that follows unread
-    /// counts (its sidebar shows every channel's): the first such use after a while
-    /// subscribes to all channels and then brings every channel up to the database's state
-    /// (waiting at most [`CATCH_UP_WAIT`]).
-    pub async fn follow_channels(&self) {
-        if !self.interest.enter(interest::Topic::Channels).await {
-            return;
-        }
+    /// Follows the news of every channel's messages from now on, for a connection here
+    /// that follows unread counts (its sidebar shows every channel's), and brings the
+    /// channels its summary counts up to the database's state first (waiting at most
+    /// [`CATCH_UP_WAIT`]): every channel when the news were not followed until now, else
+    /// only those whose news ran ahead of their copy here.
+    pub async fn follow_news(&self) {
         let (done, finished) = tokio::sync::oneshot::channel();
-        if self.repairs.send(Repair::Checked { done }).is_ok() {
+        let asked = if self.interest.enter(interest::Topic::News).await {
+            Repair::Channels { done }
+        } else if self.chat.stale_channels().is_empty() {
+            return;
+        } else {
+            Repair::Stale { done }
+        };
+        if self.repairs.send(asked).is_ok() {
             let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
         }
     }
@@ -563,6 +568,17 @@ enum Repair {
         room: Room,
         done: tokio::sync::oneshot::Sender<()>,
     },
+    /// Bring every channel up to the database's state now (this instance starts following
+    /// the news, and its copies of channels nobody here read may be far behind), and say
+    /// when done.
+    Channels {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+    /// Bring the channels whose news ran ahead of their copy here up to the database's
+    /// state now (for a summary of unread counts), and say when done.
+    Stale {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
 }
 
 /// One instance's side of the cluster, shared by its tasks.
@@ -638,6 +654,36 @@ impl Node {
                 }
             }
             Err(e) => tracing::error!(error = %e, "could not encode a change for Redis"),
+        }
+        if let Some((channel, news)) = bus::news_of(&self.prefix, &self.me, &envelope.change) {
+            match serde_json::to_vec(&news) {
+                Ok(payload) => {
+                    let _ = self.outgoing.send((channel, payload));
+                }
+                Err(e) => tracing::error!(error = %e, "could not encode news for Redis"),
+            }
+        }
+    }
+
+    /// Takes the news of another instance's channel message: tells the unread followers
+    /// here, or, if news before it went missing, has the room repaired (whose messages are
+    /// told then).
+    fn hear(&self, news: &bus::NewsEnvelope) {
+        let heard = crate::chat::hub::News {
+            room: &news.room,
+            seq: news.seq,
+            author: news.author,
+            body: news.body.as_deref().unwrap_or_default(),
+        };
+        match self.hub.hear_news(&heard) {
+            Applied::Done => {}
+            Applied::Gap { room, .. } => {
+                let at = tokio::time::Instant::now() + self.reorder_wait;
+                let _ = self.repairs.send(Repair::Room { room, at });
+            }
+            // A channel not known here yet: the directory's repair brings it, and the
+            // periodic check its news.
+            Applied::Unknown => {}
         }
     }
 

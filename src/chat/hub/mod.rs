@@ -64,6 +64,7 @@ pub use self::connection::Connection;
 pub use self::directory::hash_token;
 pub use self::fanout::{Encoder, HubEvent};
 pub use self::outbox::{ConnId, Frame, Outbox, OutboxRx, DEFAULT_OUTBOX_BYTES};
+pub use self::reads::News;
 pub use self::replicas::Position;
 pub use self::saved::Saved;
 pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};

@@ -72,13 +72,63 @@ impl Hub {
         self.lock().rooms.map.get(&room.key()).map(|r| r.next_seq)
     }
 
-    /// True when a room holds messages that wait for missing numbers.
+    /// True when a room holds messages that wait for missing numbers, or heard news of a
+    /// number it could not tell yet.
     pub fn waiting(&self, room: &Room) -> bool {
         self.lock()
             .rooms
             .map
             .get(&room.key())
-            .is_some_and(|r| !r.pending.is_empty())
+            .is_some_and(|r| !r.pending.is_empty() || r.heard > r.newest_known())
+    }
+
+    /// The channels whose copy here is behind what the news told of them: what a summary
+    /// of unread counts needs caught up first (`reads`, invariant 4).
+    pub fn stale_channels(&self) -> Vec<Room> {
+        self.lock()
+            .rooms
+            .map
+            .values()
+            .filter(|r| r.channel.is_some() && r.heard.max(r.told) > r.last_seq())
+            .map(|r| r.room.clone())
+            .collect()
+    }
+
+    /// The newest number of `room` told to unread followers here (its newest message, or
+    /// newer news), if this instance holds the room.
+    pub fn told(&self, room: &Room) -> Option<u64> {
+        self.lock()
+            .rooms
+            .map
+            .get(&room.key())
+            .map(|r| r.newest_known())
+    }
+
+    /// Takes the news of a channel's message (cluster mode): tells the unread followers
+    /// here that are not in the channel, if it is the number after the last one told;
+    /// answers `Gap` if numbers before it were not told (the room's repair tells them),
+    /// and `Unknown` for a channel this instance does not know yet.
+    pub fn hear_news(&self, news: &super::reads::News<'_>) -> Applied {
+        let encode = self.shared.encode;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(target) = state.rooms.map.get_mut(&news.room.key()) else {
+            return Applied::Unknown;
+        };
+        target.heard = target.heard.max(news.seq);
+        let told = target.newest_known();
+        if news.seq <= told {
+            return Applied::Done;
+        }
+        if news.seq > told + 1 {
+            return Applied::Gap {
+                room: news.room.clone(),
+                from: told + 1,
+            };
+        }
+        target.told = news.seq;
+        super::reads::announce_news(encode, &mut state.connections, &state.directory, news);
+        Applied::Done
     }
 
     /// Every room's position, for the periodic comparison with the database.
@@ -324,12 +374,16 @@ impl Hub {
                 }
             }
             let seq = message.seq;
-            super::reads::announce_activity(
-                shared.encode,
-                &mut state.connections,
-                &state.directory,
-                &message,
-            );
+            if seq > target.told {
+                // Not told by the news yet (`reads`, invariant 4).
+                target.told = seq;
+                super::reads::announce_activity(
+                    shared.encode,
+                    &mut state.connections,
+                    &state.directory,
+                    &message,
+                );
+            }
             publish_to_room(
                 shared.encode,
                 target,

@@ -47,6 +47,13 @@ pub(super) struct RoomState {
     /// Cluster mode: users online here through other instances, with how many instances
     /// report each (see [`super::replicas`]).
     pub(super) remote_users: HashMap<UserId, u32>,
+    /// Cluster mode: the newest number whose `activity` this instance has told its unread
+    /// followers, from the room's own changes or from the news of a room it does not follow
+    /// ([`super::reads`], invariant 4). Numbers are told once each, in order.
+    pub(super) told: u64,
+    /// Cluster mode: the newest number heard of in the news, told or not yet (a number
+    /// above `told + 1` waits for the room's repair).
+    pub(super) heard: u64,
 }
 
 pub(super) struct Member {
@@ -204,12 +211,20 @@ impl RoomState {
             pending: Default::default(),
             deletions: 0,
             remote_users: HashMap::new(),
+            told: 0,
+            heard: 0,
         }
     }
 
     /// The sequence number of the newest message (0 if none).
     pub(super) fn last_seq(&self) -> u64 {
         self.next_seq - 1
+    }
+
+    /// The newest number this instance knows the room has: its own newest, or a newer one
+    /// told by the news while it does not follow the room (cluster mode).
+    pub(super) fn newest_known(&self) -> u64 {
+        self.last_seq().max(self.told)
     }
 
     /// The `joined` frame for a member holding everything up to `cursor` (or nothing), and

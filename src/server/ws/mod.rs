@@ -438,8 +438,8 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
     let (conn, outbox) = (link.conn, link.outbox);
     if let (ClientEvent::Unread, Some(cluster), Some(user)) = (&event, link.cluster, conn.user_id())
     {
-        // Unread counts cover every channel: this instance follows them all from now on.
-        cluster.follow_channels().await;
+        // Unread counts cover every channel: this instance follows their news from now on.
+        cluster.follow_news().await;
         // Another instance may have moved the user's read positions since this one loaded.
         link.hub.refresh_reads(user).await;
     }
