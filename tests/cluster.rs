@@ -1680,3 +1680,24 @@ async fn search_finds_messages_posted_through_another_instance() {
     );
     assert_eq!(found(eve.token()).await, vec!["the kiwi harvest"]);
 }
+
+/// A typing notice made through one instance reaches the room's members on another (it
+/// crosses Redis, never the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_reaches_members_on_other_instances() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut ann = user(&a, "ann").await;
+    let mut bob = user(&b, "bob").await;
+    ann.join(&general()).await;
+    bob.join(&general()).await;
+    until_subscribers(&cluster, "room:c:general", 2).await;
+    ann.send(ClientEvent::Typing { room: general() }).await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::Typing { room, user }) = bob.next().await {
+            assert_eq!((room, user.id), (general(), ann.id()));
+            break;
+        }
+    }
+}

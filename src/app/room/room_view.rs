@@ -5,6 +5,7 @@
 use super::composer::Composer;
 use super::message_log::MessageLog;
 use super::online_list::OnlineList;
+use crate::app::client::typing::typing_notice;
 use crate::app::client::{use_chat_client, Feed};
 use crate::chat::model::{ChatError, HistoryPage};
 use leptos::either::Either;
@@ -81,6 +82,9 @@ pub fn RoomView(feed: Feed) -> impl IntoView {
         <div class="room">
             <div class="room-main">
                 <MessageLog feed/>
+                <p class="typing" aria-live="polite">
+                    {move || feed.typing.with(|list| typing_notice(list))}
+                </p>
                 <Composer feed/>
             </div>
             {is_channel.then(|| view! { <OnlineList feed/> })}

@@ -85,6 +85,7 @@ pub(super) fn channels_for(prefix: &str, change: &Replicated) -> Vec<String> {
     let room = match change {
         Replicated::Message { message } => &message.room,
         Replicated::Deleted { room, .. } => room,
+        Replicated::Typing { room, .. } => room,
         Replicated::Channel { .. } | Replicated::User { .. } | Replicated::Renamed { .. } => {
             return vec![directory_channel(prefix)];
         }

@@ -195,6 +195,7 @@ impl Cluster {
         ));
         let repairs = node.repairs.clone();
         let chat = node.hub.clone();
+        let typing_node = node.clone();
         tokio::spawn(repair::run(
             self.config,
             self.settings.clone(),
@@ -209,6 +210,7 @@ impl Cluster {
             chat,
             hub: Arc::new(self.settings.hub),
             stopped,
+            node: typing_node,
         }
     }
 }
@@ -226,6 +228,8 @@ pub struct ClusterHandle {
     /// Where the shared allowances' sizes come from.
     hub: Arc<crate::chat::hub::HubSettings>,
     stopped: tokio::sync::watch::Receiver<Option<String>>,
+    /// Publishes what is not committed (typing notices).
+    node: Arc<Node>,
 }
 
 /// How many periodic checks a room nobody here uses stays followed (so a reader moving
@@ -302,6 +306,15 @@ impl ClusterHandle {
         if self.repairs.send(asked).is_ok() {
             let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
         }
+    }
+
+    /// Relays a typing notice made here to the room's members on the other instances
+    /// (never stored: lost with Redis, like the notice it is).
+    pub fn relay_typing(&self, room: &Room, user: crate::chat::model::UserId) {
+        self.node.publish(Replicated::Typing {
+            user,
+            room: room.clone(),
+        });
     }
 
     /// Resolves, with the reason, once this instance must stop: the database lost commits

@@ -32,7 +32,7 @@ impl Connection {
         self.hub.lock().connections.user(self.id)
     }
 
-    fn user(&self, state: &State) -> Result<UserId, ChatError> {
+    pub(super) fn user(&self, state: &State) -> Result<UserId, ChatError> {
         state
             .connections
             .user(self.id)

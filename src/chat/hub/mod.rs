@@ -59,6 +59,7 @@ mod replicas;
 mod rooms;
 mod saved;
 mod search;
+mod typing;
 
 pub use self::connection::Connection;
 pub use self::directory::hash_token;

@@ -182,6 +182,10 @@ impl Hub {
                 }
                 Applied::Done
             }
+            Replicated::Typing { user, room } => {
+                state.relay_remote_typing(encode, &room, user);
+                Applied::Done
+            }
             Replicated::Read { user, room, seq } => {
                 state.apply_read(encode, user, &room, seq);
                 Applied::Done

@@ -489,6 +489,15 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             Err(e) => ServerEvent::chat_error(&e, None),
         },
         // The hub tells the user's following connections (this one too, if it follows).
+        ClientEvent::Typing { room } => match conn.typing(&room) {
+            Ok(relayed) => {
+                if let (true, Some(cluster), Some(user)) = (relayed, link.cluster, conn.user_id()) {
+                    cluster.relay_typing(&room, user);
+                }
+                return true;
+            }
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
         ClientEvent::Read { room, seq } => match conn.read(&room, seq) {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, None),
