@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{general, http, request, Addressed, Client};
+use common::{download, general, http, request, Addressed, Client};
 use flack::chat::cluster::files::SharedFiles;
 use flack::chat::model::{Attachment, DirectKey, Message, MessageId, Room, Session};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
@@ -1159,17 +1159,6 @@ async fn upload(
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     serde_json::from_str(&answer.body).expect("an attachment")
-}
-
-/// Downloads a file through an instance, with a bearer token or none.
-async fn download(
-    instance: &impl Addressed,
-    token: Option<&str>,
-    attachment: &Attachment,
-) -> common::HttpResponse {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-    request(instance, "GET", &attachment.url(), &headers, b"").await
 }
 
 /// Posts a message carrying an attachment.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{general, request, start, start_in, start_with, Client, TestServer};
+use common::{download, general, request, start, start_in, start_with, Client, TestServer};
 use flack::chat::hub::Store;
 use flack::chat::model::{Attachment, ChatError, DirectKey, Room};
 use flack::chat::postgres::PostgresStore;
@@ -225,14 +225,8 @@ async fn private_files_are_private() {
     ada.next_message().await;
 
     let fetch = |token: Option<String>| {
-        let url = attachment.url();
-        let server = &server;
-        async move {
-            let auth = token.map(|t| format!("Bearer {t}"));
-            let headers: Vec<(&str, &str)> =
-                auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-            request(server, "GET", &url, &headers, b"").await
-        }
+        let (server, attachment) = (&server, &attachment);
+        async move { download(server, token.as_deref(), attachment).await }
     };
     assert_eq!(fetch(Some(bob.token())).await.status, 200);
     assert_eq!(fetch(Some(ada.token())).await.status, 200);
@@ -458,17 +452,6 @@ async fn upload_ok(
     serde_json::from_str(&up.body).expect("an attachment")
 }
 
-/// Downloads a file with a bearer token or none.
-async fn fetch(
-    server: &TestServer,
-    token: Option<&str>,
-    attachment: &Attachment,
-) -> common::HttpResponse {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-    request(server, "GET", &attachment.url(), &headers, b"").await
-}
-
 /// Where a file's bytes are on disk.
 fn on_disk(dir: &Path, attachment: &Attachment) -> PathBuf {
     dir.join("files").join(attachment.id.as_str())
@@ -514,21 +497,21 @@ async fn archived_files_keep_working(kept: Kept, dir: PathBuf) {
         let (picture, plan) = (picture.clone(), plan.clone());
         let (bob, eve) = (bob.token(), eve.token());
         async move {
-            let got = fetch(&server, None, &picture).await;
+            let got = download(&server, None, &picture).await;
             assert_eq!(got.status, 200, "{}", got.body);
             assert_eq!(got.bytes, PNG);
             assert_eq!(got.header("content-type").as_deref(), Some("image/png"));
-            let bobs = fetch(&server, Some(&bob), &plan).await;
+            let bobs = download(&server, Some(&bob), &plan).await;
             assert_eq!(bobs.status, 200, "{}", bobs.body);
             assert_eq!(bobs.bytes, b"the secret plan");
             assert_eq!(
                 bobs.header("content-disposition").as_deref(),
                 Some("attachment; filename*=UTF-8''plan.txt")
             );
-            let eves = fetch(&server, Some(&eve), &plan).await;
+            let eves = download(&server, Some(&eve), &plan).await;
             assert_eq!(eves.status, 403, "{}", eves.body);
             assert!(!eves.body.contains("secret"));
-            assert_eq!(fetch(&server, None, &plan).await.status, 401);
+            assert_eq!(download(&server, None, &plan).await.status, 401);
         }
     };
     check(server).await;
@@ -583,14 +566,14 @@ async fn files_go_when_their_message_goes(kept: Kept, dir: PathBuf, kept_message
         leaves_the_disk(&on_disk(&dir, &regretted)).await,
         "a deleted message's file goes"
     );
-    assert_eq!(fetch(&server, None, &regretted).await.status, 404);
+    assert_eq!(download(&server, None, &regretted).await.status, 404);
 
     ada.fill(&general(), kept_messages as usize - 2).await;
-    let got = fetch(&server, None, &oldest).await;
+    let got = download(&server, None, &oldest).await;
     assert_eq!(got.status, 200, "still kept: {}", got.body);
     assert_eq!(got.bytes, PNG);
     ada.fill(&general(), 1).await;
-    assert_eq!(fetch(&server, None, &oldest).await.status, 404);
+    assert_eq!(download(&server, None, &oldest).await.status, 404);
     assert!(
         leaves_the_disk(&on_disk(&dir, &oldest)).await,
         "retention let go of it"

@@ -507,3 +507,78 @@ macro_rules! write_behind_methods {
     };
 }
 pub(crate) use write_behind_methods;
+
+/// What the SQLite and PostgreSQL stores' tests share: one behaviour, checked on each.
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::chat::model::{Attachment, ChannelName, DisplayName, MessageBody, Timestamp};
+    use std::sync::Mutex;
+
+    /// A file carried by message `n` of a test.
+    pub(crate) fn file(n: u64) -> Attachment {
+        Attachment {
+            id: FileId::parse(&format!("{n:032x}")).expect("32 hex digits"),
+            name: format!("f{n}.png"),
+            size: 8,
+            content_type: "image/png".into(),
+            image: true,
+        }
+    }
+
+    /// On `store`, opened and loaded with rings of 100 and keeping 150 messages a room:
+    /// the archive finds the message carrying a file long after it left the window, and
+    /// says which of several files stored messages carry; the message retention then lets
+    /// go of hands its file to the deleter once that is committed (not before), and the
+    /// file is found no more. `runtime` runs the archive's reads.
+    pub(crate) fn files_are_found_then_released_by_retention(
+        store: &dyn Store,
+        runtime: &tokio::runtime::Runtime,
+    ) {
+        let released = Arc::new(Mutex::new(Vec::new()));
+        let into = released.clone();
+        store.release_files_with(Arc::new(move |ids| {
+            into.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+        }));
+        let room = Room::Channel(ChannelName::parse("general").expect("a valid name"));
+        let post = |seq: u64, attachment: Option<Attachment>| {
+            let message = Message {
+                id: MessageId(seq),
+                room: room.clone(),
+                seq,
+                author: UserInfo {
+                    id: UserId(1),
+                    name: DisplayName::parse("ada").expect("a valid name"),
+                },
+                body: MessageBody::parse(&format!("m{seq}"), 100).expect("a valid body"),
+                attachment,
+                sent_at: Timestamp::now(),
+            };
+            store.put_message(&message).wait_blocking().expect("stored");
+        };
+        post(1, Some(file(1)));
+        for seq in 2..=150 {
+            post(seq, None);
+        }
+        let archive = store.archive().expect("an archive");
+        let carrier = runtime
+            .block_on(archive.carrier(&file(1).id))
+            .expect("read");
+        assert_eq!(
+            carrier.map(|m| (m.id, m.attachment)),
+            Some((MessageId(1), Some(file(1))))
+        );
+        let carried = runtime
+            .block_on(archive.carried(vec![file(1).id, file(2).id]))
+            .expect("read");
+        assert_eq!(carried, [file(1).id].into_iter().collect());
+        assert!(released.lock().expect("a list").is_empty(), "still kept");
+
+        post(151, None);
+        assert_eq!(*released.lock().expect("a list"), [file(1).id]);
+        let carrier = runtime
+            .block_on(archive.carrier(&file(1).id))
+            .expect("read");
+        assert_eq!(carrier, None);
+    }
+}

@@ -475,6 +475,17 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Downloads an attachment, with a bearer token or none.
+pub async fn download(
+    server: &impl Addressed,
+    token: Option<&str>,
+    attachment: &flack::chat::model::Attachment,
+) -> HttpResponse {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    request(server, "GET", &attachment.url(), &headers, b"").await
+}
+
 /// Drops a test database on the PostgreSQL at 127.0.0.1:5432 if it exists (the stores
 /// create a missing one themselves).
 pub async fn drop_database(name: &str) {

@@ -210,9 +210,7 @@ pub(super) fn releaser(dir: Option<PathBuf>) -> Release {
     let runtime = tokio::runtime::Handle::try_current().ok();
     Arc::new(move |ids| {
         let _inside = runtime.as_ref().map(|runtime| runtime.enter());
-        if !ids.is_empty() {
-            tracing::debug!(count = ids.len(), "deleting files retention let go of");
-        }
+        tracing::debug!(count = ids.len(), "deleting files retention let go of");
         remove_files(dir.as_deref(), ids);
     })
 }

@@ -101,7 +101,7 @@ pub struct HubSettings {
     /// Messages each room keeps.
     pub history: usize,
     /// Where uploaded files are kept; a message's file is deleted when the message is
-    /// deleted, or when no stored message carries it any more (see [`files`]).
+    /// deleted, or when no stored message carries it any more (see the `files` module).
     pub files_dir: Option<std::path::PathBuf>,
     /// Messages a user may post per second, on average.
     pub messages_per_second: u32,

@@ -504,59 +504,43 @@ impl Writer {
             self.client = connect(&self.config, false).await?;
             self.statements = rows::Statements::prepare(&self.client).await?;
         }
-        let retain = self.retain;
-        let retention = self.retention;
-        let client = &mut self.client;
-        let statements = &self.statements;
-        // The files each transaction's trims let go of, handed on only once it commits.
-        let together = async {
-            let mut released = Vec::new();
-            let tx = client.transaction().await.map_err(failed)?;
-            for job in batch {
-                rows::apply(
-                    &tx,
-                    statements,
-                    &job.change,
-                    retain,
-                    retention,
-                    &mut released,
-                )
-                .await?;
-            }
-            tx.commit().await.map_err(failed)?;
-            Ok::<_, StoreError>(released)
-        };
-        match together.await {
+        match self.transact(batch).await {
             Ok(released) => {
                 release(&self.release, released);
                 return Ok(batch.iter().map(|_| Ok(())).collect());
             }
-            Err(e) if client.is_closed() => return Err(e),
+            Err(e) if self.client.is_closed() => return Err(e),
             Err(e) if batch.len() == 1 => return Ok(vec![Err(e)]),
             Err(_) => {}
         }
         let mut each = Vec::with_capacity(batch.len());
         let mut released = Vec::new();
         for job in batch {
-            let alone = async {
-                let mut trimmed = Vec::new();
-                let tx = client.transaction().await.map_err(failed)?;
-                rows::apply(
-                    &tx,
-                    statements,
-                    &job.change,
-                    retain,
-                    retention,
-                    &mut trimmed,
-                )
-                .await?;
-                tx.commit().await.map_err(failed)?;
-                Ok::<_, StoreError>(trimmed)
-            };
-            each.push(alone.await.map(|trimmed| released.extend(trimmed)));
+            let alone = self.transact(std::slice::from_ref(job)).await;
+            each.push(alone.map(|trimmed| released.extend(trimmed)));
         }
         release(&self.release, released);
         Ok(each)
+    }
+
+    /// Applies `jobs` in one transaction and commits it. Returns the files the changes'
+    /// trims let go of, to be handed on only because (and once) the transaction committed.
+    async fn transact(&mut self, jobs: &[Job]) -> Result<Vec<FileId>, StoreError> {
+        let mut released = Vec::new();
+        let tx = self.client.transaction().await.map_err(failed)?;
+        for job in jobs {
+            rows::apply(
+                &tx,
+                &self.statements,
+                &job.change,
+                self.retain,
+                self.retention,
+                &mut released,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok(released)
     }
 }
 

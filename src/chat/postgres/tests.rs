@@ -720,53 +720,17 @@ fn the_archive_is_searched_by_words_for_its_readers_only() {
     store.close();
 }
 
-/// A file carried by message `n` of a test.
-fn file(n: u64) -> crate::chat::model::Attachment {
-    crate::chat::model::Attachment {
-        id: FileId::parse(&format!("{n:032x}")).unwrap(),
-        name: format!("f{n}.png"),
-        size: 8,
-        content_type: "image/png".into(),
-        image: true,
-    }
-}
-
-/// The archive finds the message carrying a file, long after it left the window, through
-/// its index of attachments (the look-up can use the index: with sequential scans off, the
-/// plan names it); a message trimmed by retention hands its file to the deleter once the
-/// trim is committed (and not before), and the file is found no more.
+/// On PostgreSQL: files of archived messages are found, then released by retention (see
+/// [`files_are_found_then_released_by_retention`]); the look-up can use the index of
+/// attachments (with sequential scans off, so a table this small does not hide it, the
+/// plan names it).
 #[test]
 fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
+    use crate::chat::store::tests::{file, files_are_found_then_released_by_retention};
     let db = TestDatabase::create();
-    let room = general();
     let store = PostgresStore::open_keeping(&db.url, 100, Retention::Newest(150)).unwrap();
     store.load().unwrap();
-    let released = Arc::new(Mutex::new(Vec::new()));
-    let into = released.clone();
-    store.release_files_with(Arc::new(move |ids| {
-        into.lock().unwrap().extend(ids);
-    }));
-    let mut first = message(&room, 1, 1, &ada());
-    first.attachment = Some(file(1));
-    store.put_message(&first).wait_blocking().unwrap();
-    for seq in 2..=150 {
-        store
-            .put_message(&message(&room, seq, seq, &ada()))
-            .wait_blocking()
-            .unwrap();
-    }
-    let reader = Reader::new();
-    let archive = store.archive().unwrap();
-    let carrier = reader.0.block_on(archive.carrier(&file(1).id)).unwrap();
-    assert_eq!(
-        carrier.map(|m| (m.id, m.attachment)),
-        Some((MessageId(1), Some(file(1))))
-    );
-    let carried = reader
-        .0
-        .block_on(archive.carried(vec![file(1).id, file(2).id]))
-        .unwrap();
-    assert_eq!(carried, [file(1).id].into_iter().collect());
+    files_are_found_then_released_by_retention(&store, &Reader::new().0);
     run_with(&db.url, |client| async move {
         client.batch_execute("SET enable_seqscan = off").await?;
         let plan: Vec<String> = client
@@ -785,16 +749,5 @@ fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
         Ok(())
     })
     .unwrap();
-    assert!(released.lock().unwrap().is_empty(), "still kept");
-
-    store
-        .put_message(&message(&room, 151, 151, &ada()))
-        .wait_blocking()
-        .unwrap();
-    assert_eq!(*released.lock().unwrap(), [file(1).id]);
-    assert_eq!(
-        reader.0.block_on(archive.carrier(&file(1).id)).unwrap(),
-        None
-    );
     store.close();
 }

@@ -375,56 +375,43 @@ struct SqliteArchive {
     retention: Retention,
 }
 
-impl Archive for SqliteArchive {
-    fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead {
+impl SqliteArchive {
+    /// Runs `read` with the reader's connection on tokio's blocking pool, never on the
+    /// async threads.
+    fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>> {
         let conn = self.conn.clone();
-        let retention = self.retention;
-        let key = room_key(room);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                rows::read_before(&mut conn, &key, before, limit, retention)
+                read(&mut conn)
             })
             .await
             .map_err(failed)?
         })
+    }
+}
+
+impl Archive for SqliteArchive {
+    fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead {
+        let retention = self.retention;
+        let key = room_key(room);
+        self.read(move |conn| rows::read_before(conn, &key, before, limit, retention))
     }
 
     fn search(&self, request: ArchiveSearch) -> ArchiveFound {
-        let conn = self.conn.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                search::search(&conn, &request)
-            })
-            .await
-            .map_err(failed)?
-        })
+        self.read(move |conn| search::search(conn, &request))
     }
 
     fn carrier(&self, id: &FileId) -> ArchiveCarrier {
-        let conn = self.conn.clone();
         let id = id.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                rows::carrier(&conn, &id)
-            })
-            .await
-            .map_err(failed)?
-        })
+        self.read(move |conn| rows::carrier(conn, &id))
     }
 
     fn carried(&self, ids: Vec<FileId>) -> ArchiveCarried {
-        let conn = self.conn.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                rows::carried(&conn, ids)
-            })
-            .await
-            .map_err(failed)?
-        })
+        self.read(move |conn| rows::carried(conn, ids))
     }
 }
 

@@ -374,55 +374,20 @@ fn files_from_before_the_archive_start_it_from_their_rings() {
     assert_eq!(page.top, HistoryTop::NotKept);
 }
 
-/// A file carried by message `n` of a test.
-fn file(n: u64) -> crate::chat::model::Attachment {
-    crate::chat::model::Attachment {
-        id: FileId::parse(&format!("{n:032x}")).unwrap(),
-        name: format!("f{n}.png"),
-        size: 8,
-        content_type: "image/png".into(),
-        image: true,
-    }
-}
-
-/// The archive finds the message carrying a file, long after it left the window, through
-/// its index of attachments (the query plan names the index); a message trimmed by
-/// retention hands its file to the deleter once the trim is committed (and not before), and
-/// the file is found no more.
+/// On SQLite: files of archived messages are found, then released by retention (see
+/// [`files_are_found_then_released_by_retention`]); the look-up's query plan names the
+/// index of attachments.
 #[test]
 fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
+    use crate::chat::store::tests::{file, files_are_found_then_released_by_retention};
     let path = temp_db("archive-files");
-    let room = general();
     let store = SqliteStore::open_keeping(&path, 100, Retention::Newest(150)).unwrap();
     store.load().unwrap();
-    let released = Arc::new(Mutex::new(Vec::new()));
-    let into = released.clone();
-    store.release_files_with(Arc::new(move |ids| {
-        into.lock().unwrap().extend(ids);
-    }));
-    let mut first = message(&room, 1, 1, &ada());
-    first.attachment = Some(file(1));
-    store.put_message(&first).wait_blocking().unwrap();
-    for seq in 2..=150 {
-        store
-            .put_message(&message(&room, seq, seq, &ada()))
-            .wait_blocking()
-            .unwrap();
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let archive = store.archive().unwrap();
-    let carrier = runtime.block_on(archive.carrier(&file(1).id)).unwrap();
-    assert_eq!(
-        carrier.map(|m| (m.id, m.attachment)),
-        Some((MessageId(1), Some(file(1))))
-    );
-    let carried = runtime
-        .block_on(archive.carried(vec![file(1).id, file(2).id]))
-        .unwrap();
-    assert_eq!(carried, [file(1).id].into_iter().collect());
+    files_are_found_then_released_by_retention(&store, &runtime);
     let plan: Vec<String> = Connection::open(&path)
         .unwrap()
         .prepare(&format!("EXPLAIN QUERY PLAN {}", rows::CARRIER))
@@ -435,16 +400,5 @@ fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
         plan.iter()
             .any(|step| step.contains("USING INDEX archive_files")),
         "{plan:?}"
-    );
-    assert!(released.lock().unwrap().is_empty(), "still kept");
-
-    store
-        .put_message(&message(&room, 151, 151, &ada()))
-        .wait_blocking()
-        .unwrap();
-    assert_eq!(*released.lock().unwrap(), [file(1).id]);
-    assert_eq!(
-        runtime.block_on(archive.carrier(&file(1).id)).unwrap(),
-        None
     );
 }
