@@ -402,25 +402,31 @@ impl Hub {
         if unknown.is_empty() {
             return;
         }
-        let sweep = async move {
-            match archive.carried(unknown.clone()).await {
+        let ask = archive.carried(unknown.clone());
+        let sweep =
+            move |answer: Result<std::collections::HashSet<FileId>, StoreError>| match answer {
                 Ok(carried) => remove_orphans(&dir, unknown, carried),
                 Err(e) => tracing::warn!(
                     error = %e,
                     "could not ask the archive which files it carries; keeping them all"
                 ),
-            }
-        };
+            };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(sweep);
+                runtime.spawn(async move { sweep(ask.await) });
             }
-            // No runtime (unit tests): one of its own for the look-up.
+            // No runtime (unit tests): one of its own for the look-up only. The deletions
+            // happen once it is gone, on this thread: a blocking task it had not started
+            // yet would be dropped with it.
             Err(_) => match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(sweep),
+                Ok(runtime) => {
+                    let answer = runtime.block_on(ask);
+                    drop(runtime);
+                    sweep(answer);
+                }
                 Err(e) => tracing::warn!(error = %e, "no runtime to sweep the files folder"),
             },
         }
