@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{general, http, request, Addressed, Client};
+use common::{download, general, http, request, Addressed, Client};
 use flack::chat::cluster::files::SharedFiles;
 use flack::chat::model::{Attachment, DirectKey, Message, MessageId, Room, RoomUnread, Session};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
@@ -1212,17 +1212,6 @@ async fn upload(
     serde_json::from_str(&answer.body).expect("an attachment")
 }
 
-/// Downloads a file through an instance, with a bearer token or none.
-async fn download(
-    instance: &impl Addressed,
-    token: Option<&str>,
-    attachment: &Attachment,
-) -> common::HttpResponse {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-    request(instance, "GET", &attachment.url(), &headers, b"").await
-}
-
 /// Posts a message carrying an attachment.
 async fn post_file(client: &mut Client, room: &Room, body: &str, attachment: &Attachment) {
     client
@@ -1252,8 +1241,8 @@ impl Cluster {
 /// a private conversation's file
 /// downloads through the other instance for a participant and is refused there to anyone
 /// else; an upload not yet sent is not served elsewhere; deleting the message deletes the
-/// bytes from PostgreSQL, as does the message leaving the window; and the sweep deletes
-/// only rows no stored message carries.
+/// bytes from PostgreSQL; the sweep deletes only rows no stored message carries; and a
+/// message leaving the window keeps its file, which the archive still carries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachments_download_through_every_instance() {
     let cluster = Cluster::new();
@@ -1359,24 +1348,77 @@ async fn attachments_download_through_every_instance() {
     carried.sort();
     assert_eq!(cluster.stored_files().await, carried);
 
-    // The large file's message leaves the 100-message window: its bytes go too.
+    // The large file's message leaves the 100-message window: the archive keeps it (every
+    // message, by default), and its bytes with it.
     for i in 0..100 {
         post(&mut ann, &format!("filler {i}"), &format!("f{i}")).await;
     }
     acks(&mut ann, 100).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stored = cluster.stored_files().await;
-        if stored == [plan.id.as_str().to_owned()] {
-            break;
+    let got = download(&b, None, &archive).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert!(got.bytes == large, "the same bytes through B");
+    assert_eq!(cluster.stored_files().await, carried);
+}
+
+/// Attachments of archived messages in cluster mode, keeping 150 messages: a picture and a
+/// private conversation's file whose messages left their windows download through the
+/// other instance (the private one for its participants only) and through an instance
+/// started after they left; the files sweep counts archived messages as carriers and
+/// deletes neither; once retention lets go of the picture's message, the commit that did
+/// so deleted its row, and every instance answers 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_attachments_download_through_every_instance_until_retention_lets_go() {
+    let cluster = Cluster::new();
+    let keep = [("FLACK_DATA_RETAIN_MESSAGES", "150")];
+    let a = cluster.instance(&keep).await;
+    let mut b = cluster.instance(&keep).await;
+    let mut ann = user(&a, "ann").await;
+    let bob = user(&b, "bob").await;
+    let eve = user(&b, "eve").await;
+    let picture = upload(&a, &ann.token(), "channel=general", "cat.png", PNG).await;
+    post_file(&mut ann, &general(), "look", &picture).await;
+    ann.acks(1).await;
+    let direct = Room::Direct(DirectKey::between(ann.id(), bob.id()).expect("two users"));
+    let peer = format!("peer={}", bob.id());
+    let plan = upload(&a, &ann.token(), &peer, "plan.txt", b"the secret plan").await;
+    post_file(&mut ann, &direct, "the plan", &plan).await;
+    ann.acks(1).await;
+    ann.fill(&general(), 149).await;
+    ann.fill(&direct, 101).await;
+
+    let downloads = |instance: &Instance| {
+        let (addr, picture, plan) = (instance.addr, picture.clone(), plan.clone());
+        let (bob, eve) = (bob.token(), eve.token());
+        async move {
+            let got = download(&addr, None, &picture).await;
+            assert_eq!(got.status, 200, "{}", got.body);
+            assert_eq!(got.bytes, PNG);
+            let bobs = download(&addr, Some(&bob), &plan).await;
+            assert_eq!(bobs.status, 200, "{}", bobs.body);
+            assert_eq!(bobs.bytes, b"the secret plan");
+            let eves = download(&addr, Some(&eve), &plan).await;
+            assert_eq!(eves.status, 403, "{}", eves.body);
+            assert!(!eves.body.contains("secret"));
+            assert_eq!(download(&addr, None, &plan).await.status, 401);
         }
-        assert!(
-            Instant::now() < deadline,
-            "the evicted file is deleted: {stored:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(download(&b, None, &archive).await.status, 404);
+    };
+    downloads(&b).await;
+    let files = SharedFiles::new(cluster.url().parse().expect("a PostgreSQL URL"));
+    assert_eq!(files.sweep(Duration::ZERO).await.expect("sweeps"), 0);
+    let mut both = vec![picture.id.as_str().to_owned(), plan.id.as_str().to_owned()];
+    both.sort();
+    assert_eq!(cluster.stored_files().await, both);
+
+    b.kill();
+    let c = cluster.instance(&keep).await;
+    downloads(&c).await;
+
+    // The 151st message of general lets go of the first, and of its picture.
+    ann.post(&general(), "one more").await;
+    ann.acks(1).await;
+    assert_eq!(cluster.stored_files().await, [plan.id.as_str().to_owned()]);
+    assert_eq!(download(&c, None, &picture).await.status, 404);
+    assert_eq!(download(&a, None, &picture).await.status, 404);
 }
 
 /// Pages stay current across instances: a channel page rendered (and cached) on one

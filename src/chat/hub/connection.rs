@@ -243,7 +243,9 @@ impl Connection {
         if let Some(file) = &message.attachment {
             state.files.mark_attached(&file.id);
         }
-        let dropped = state.files.forget_files_of(evicted);
+        // Evicted messages stay in a durable store's archive, and their files with them.
+        let archived = shared.store.archive().is_some();
+        let dropped = state.files.forget_evicted(evicted, archived);
         // Only a post that evicted files queues a barrier (most evict none): under the lock,
         // behind the message that evicted them.
         let evicted_stored = (!dropped.is_empty()).then(|| shared.store.barrier());

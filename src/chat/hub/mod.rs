@@ -102,8 +102,8 @@ pub struct HubSettings {
     pub max_message_chars: usize,
     /// Messages each room keeps.
     pub history: usize,
-    /// Where uploaded files are kept; the hub deletes a message's file when the message is
-    /// deleted or leaves the history.
+    /// Where uploaded files are kept; a message's file is deleted when the message is
+    /// deleted, or when no stored message carries it any more (see the `files` module).
     pub files_dir: Option<std::path::PathBuf>,
     /// Messages a user may post per second, on average.
     pub messages_per_second: u32,
@@ -286,6 +286,9 @@ impl Hub {
                 cluster,
             }),
         };
+        hub.shared
+            .store
+            .release_files_with(files::releaser(hub.shared.limits.files_dir.clone()));
         hub.remove_orphan_files();
         let has_channels = hub.lock().rooms.map.values().any(|r| r.channel.is_some());
         // In cluster mode the proposal waits for the sequencer to start, and another

@@ -399,7 +399,10 @@ impl Hub {
         // Anything left below the next number arrived twice.
         let next = target.next_seq;
         target.pending.retain(|seq, _| *seq >= next);
-        let dropped = state.files.forget_files_of(evicted);
+        // The archive keeps evicted messages, and their files with them (the database lets
+        // go of both when retention trims them).
+        let archived = shared.store.archive().is_some();
+        let dropped = state.files.forget_evicted(evicted, archived);
         self.remove_bytes(dropped);
     }
 }

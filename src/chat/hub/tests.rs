@@ -1189,6 +1189,61 @@ fn files_outlive_deletions_until_they_are_stored() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// With a durable store, a file whose message left the window stays: the start-up sweep
+/// of the files folder counts the archive's messages as carriers (a file no stored message
+/// carries goes; without a runtime the sweep is done before the hub is returned), and the
+/// file is still found, through the store, for its download.
+#[test]
+fn the_start_up_sweep_keeps_files_the_archive_carries() {
+    use crate::chat::sqlite::SqliteStore;
+    let (dir, path) = fresh_db("archived-files");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let settings = || HubSettings {
+        files_dir: Some(files.clone()),
+        ..unlimited_settings()
+    };
+    let kept = {
+        let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
+        let hub = Hub::open(store.clone(), settings(), keep).unwrap();
+        let kept = upload(&files, &"d".repeat(32));
+        let ada = client(&hub, "ada", 16);
+        hub.add_file(&ada.session.token, &general(), kept.clone())
+            .unwrap();
+        ada.conn
+            .post_now(&general(), "old", Some(&kept.id))
+            .unwrap();
+        let mut last = None;
+        for i in 0..100 {
+            last = Some(ada.conn.post(&general(), &format!("m{i}"), None).unwrap());
+        }
+        last.unwrap().stored_blocking().unwrap();
+        assert_eq!(
+            hub.file_for(&kept.id, None),
+            Err(ChatError::NoSuchFile),
+            "out of the window"
+        );
+        assert!(files.join(kept.id.as_str()).exists());
+        store.close();
+        kept
+    };
+    let stray = upload(&files, &"e".repeat(32));
+    let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
+    let hub = Hub::open(store.clone(), settings(), keep).unwrap();
+    assert!(!files.join(stray.id.as_str()).exists(), "swept");
+    assert!(files.join(kept.id.as_str()).exists(), "kept");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        runtime.block_on(hub.stored_file_for(&kept.id, None)),
+        Ok(kept)
+    );
+    store.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A rename touches no held message, yet every way a message leaves the hub carries its
 /// author's current name: a snapshot, a catch-up after a cursor, and the channel's page.
 #[test]
