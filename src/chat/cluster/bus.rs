@@ -230,3 +230,59 @@ pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
         node.redis_up(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::model::{
+        ChannelName, DisplayName, Message, MessageBody, MessageId, Timestamp, UserInfo,
+    };
+
+    fn message(body: &str) -> Replicated {
+        Replicated::Message {
+            message: Message {
+                id: MessageId(41),
+                room: Room::Channel(ChannelName::parse("general").expect("a name")),
+                seq: 17,
+                author: UserInfo {
+                    id: UserId(3),
+                    name: DisplayName::parse("Ann").expect("a name"),
+                },
+                body: MessageBody::parse(body, 4000).expect("a body"),
+                attachment: None,
+                sent_at: Timestamp::from_millis(1_796_000_000_000),
+            },
+        }
+    }
+
+    /// The news of a message are what an unread follower needs and no more: its body only
+    /// when it holds an `@`, so an instance that follows unread counts but not the channel
+    /// receives a small fixed-size frame per message whatever its length, and still judges
+    /// mentions exactly. Private conversations and other changes have no news.
+    #[test]
+    fn news_carry_the_body_only_when_it_may_mention() {
+        let long = "word ".repeat(200);
+        let change = message(&long);
+        let (channel, news) = news_of("p", "me", &change).expect("a channel message");
+        assert_eq!(channel, "p:news");
+        assert_eq!((news.seq, news.author, news.body), (17, UserId(3), None));
+        let whole = serde_json::to_vec(&Envelope {
+            from: "me".into(),
+            directory: None,
+            change: change.clone(),
+        })
+        .expect("encodes");
+        let (_, news) = news_of("p", "me", &change).expect("a channel message");
+        let small = serde_json::to_vec(&news).expect("encodes");
+        assert!(small.len() < 100, "{} bytes", small.len());
+        assert!(whole.len() > 1000, "{} bytes", whole.len());
+
+        let (_, news) = news_of("p", "me", &message("hi @Bob")).expect("a channel message");
+        assert_eq!(news.body.as_deref(), Some("hi @Bob"));
+        let deleted = Replicated::Deleted {
+            room: Room::Channel(ChannelName::parse("general").expect("a name")),
+            id: MessageId(41),
+        };
+        assert!(news_of("p", "me", &deleted).is_none());
+    }
+}
