@@ -227,8 +227,11 @@ async fn write_loop(
             reason: Utf8Bytes::from_static(reason),
         }))
     };
-    let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    // Checked twice per heartbeat, so a silent connection is dropped at most half a
+    // heartbeat after `dead_after`; pinged at every other check.
+    let mut heartbeat = tokio::time::interval(settings.heartbeat / 2);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checks: u64 = 0;
     loop {
         tokio::select! {
             // Queued frames go out before a requested close frame.
@@ -250,7 +253,9 @@ async fn write_loop(
                     send_close(&mut sink, close(CLOSE_IDLE, "idle")).await;
                     break;
                 }
-                if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                checks += 1;
+                let ping = checks % 2 == 1;
+                if ping && sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
                     break;
                 }
             }
