@@ -15,6 +15,7 @@ pub mod room;
 pub mod search;
 pub mod shortcuts;
 pub mod sidebar;
+pub mod switcher;
 
 use client::provide_chat_client;
 use home::Home;
@@ -64,7 +65,8 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| client.start());
     let route = Memo::new(move |_| location.route());
     let drawer = drawer::provide_drawer(route);
-    shortcuts::listen(client, drawer, location);
+    let switcher = switcher::provide_switcher();
+    shortcuts::listen(client, drawer, switcher, location);
     // An enum of the four views, not a type-erased view: erasing would also compile an
     // asynchronous hydration path for each page, which Flack never uses.
     let page = move || match route.get() {
@@ -92,6 +94,7 @@ pub fn App() -> impl IntoView {
             <main class="main">{page}</main>
         </div>
         <NamePrompt/>
+        <switcher::QuickSwitcher/>
     }
 }
 

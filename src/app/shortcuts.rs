@@ -1,12 +1,13 @@
-//! Keys that work anywhere on the page (issue 18, item 8): Escape closes the drawer, and
-//! Alt+Up / Alt+Down open the room above or below the open one in the sidebar's order
-//! (channels by name, then private conversations).
+//! Keys that work anywhere on the page (issue 18, item 8): Ctrl+K (Cmd+K) opens the quick
+//! switcher, Escape closes the drawer, and Alt+Up / Alt+Down open the room above or below
+//! the open one in the sidebar's order (channels by name, then private conversations).
 
 use crate::app::client::ChatClient;
 use crate::app::drawer::Drawer;
 use crate::app::nav::Location;
 #[cfg(feature = "hydrate")]
 use crate::app::nav::{channel_path, direct_path};
+use crate::app::switcher::Switcher;
 #[cfg(feature = "hydrate")]
 use leptos::prelude::*;
 
@@ -39,7 +40,7 @@ fn room_paths(client: &ChatClient) -> Vec<String> {
 }
 
 /// Listens for the page-wide keys for as long as the app lives (in the browser).
-pub fn listen(_client: ChatClient, _drawer: Drawer, _location: Location) {
+pub fn listen(_client: ChatClient, _drawer: Drawer, _switcher: Switcher, _location: Location) {
     #[cfg(feature = "hydrate")]
     {
         let handle = window_event_listener(leptos::ev::keydown, move |ev| {
@@ -47,6 +48,11 @@ pub fn listen(_client: ChatClient, _drawer: Drawer, _location: Location) {
                 return;
             }
             match ev.key().as_str() {
+                "k" | "K" if (ev.ctrl_key() || ev.meta_key()) && !ev.alt_key() => {
+                    ev.prevent_default();
+                    _drawer.open.set(false);
+                    _switcher.open.set(true);
+                }
                 "Escape" if _drawer.open.get_untracked() => {
                     ev.prevent_default();
                     _drawer.close();
