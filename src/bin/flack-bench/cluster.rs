@@ -140,14 +140,20 @@ fn redis_url() -> String {
 }
 
 /// A cluster's shared parts: a fresh database and Redis prefix, the database dropped with it.
-struct Rig {
+pub struct Rig {
     postgres: String,
-    database: String,
+    pub database: String,
+    redis: String,
     prefix: String,
 }
 
 impl Rig {
     fn new() -> Rig {
+        Rig::on_redis(redis_url())
+    }
+
+    /// A rig whose instances use the Redis at `redis` (a URL).
+    pub fn on_redis(redis: String) -> Rig {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -156,14 +162,21 @@ impl Rig {
             postgres: postgres_base(),
             prefix: name.clone(),
             database: name,
+            redis,
         }
     }
 
     async fn instance(&self) -> Result<Server, String> {
+        self.instance_logging("warn").await
+    }
+
+    /// An instance logging what `filter` (`RUST_LOG`) lets through to its log file.
+    pub async fn instance_logging(&self, filter: &'static str) -> Result<Server, String> {
         Server::start_flack(Storage::Cluster {
             postgres_url: format!("{}/{}", self.postgres, self.database),
-            redis_url: redis_url(),
+            redis_url: self.redis.clone(),
             prefix: self.prefix.clone(),
+            log_filter: filter,
         })
         .await
     }

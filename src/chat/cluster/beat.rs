@@ -44,6 +44,7 @@ pub(super) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let started = Instant::now();
         let beat = Beat {
             presence: node.hub.local_presence(),
             addresses: local_addresses(),
@@ -118,6 +119,10 @@ pub(super) async fn run(
                 }
                 node.hub.forget_instances_except(&alive);
                 *remote.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+                tracing::debug!(
+                    micros = started.elapsed().as_micros() as u64,
+                    "heartbeat"
+                );
             }
             failed => {
                 if !reported {
