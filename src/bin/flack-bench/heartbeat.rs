@@ -292,9 +292,18 @@ pub async fn run(scale: &Scale) -> Result<Report, String> {
     tallies.insert("redis_calls_in_window".to_owned(), calls);
     let mut per_beat = BTreeMap::new();
     per_beat.insert("beats".to_owned(), times.len() as u64);
-    per_beat.insert("commands".to_owned(), (commands as f64 / beats).round() as u64);
-    per_beat.insert("bytes_in".to_owned(), (bytes_in as f64 / beats).round() as u64);
-    per_beat.insert("bytes_out".to_owned(), (bytes_out as f64 / beats).round() as u64);
+    per_beat.insert(
+        "commands".to_owned(),
+        (commands as f64 / beats).round() as u64,
+    );
+    per_beat.insert(
+        "bytes_in".to_owned(),
+        (bytes_in as f64 / beats).round() as u64,
+    );
+    per_beat.insert(
+        "bytes_out".to_owned(),
+        (bytes_out as f64 / beats).round() as u64,
+    );
     tallies.insert("per_beat".to_owned(), per_beat);
     Ok(Report {
         scenario: "cluster_beat".into(),

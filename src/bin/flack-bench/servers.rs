@@ -197,13 +197,18 @@ impl Server {
                 (command, None)
             }
         };
-        let stderr = match &log {
-            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|e| e.to_string())?),
-            None => Stdio::inherit(),
+        // Flack logs to its standard output.
+        let (stdout, stderr) = match &log {
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+                let copy = file.try_clone().map_err(|e| e.to_string())?;
+                (Stdio::from(copy), Stdio::from(file))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
         };
         let child = command
             .env("RUST_LOG", log_filter)
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cannot start the {kind:?} server: {e}"))?;

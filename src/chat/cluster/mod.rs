@@ -26,6 +26,7 @@ mod bus;
 pub mod files;
 mod interest;
 mod limits;
+mod presence;
 mod reads;
 mod repair;
 mod sequencer;
@@ -186,9 +187,15 @@ impl Cluster {
             self.proposals,
         ));
         let remote = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(beat::run(
+        let presence = Arc::new(presence::Presence::new(
             self.redis.clone(),
+            self.settings.prefix.clone(),
+            node.me.clone(),
+            self.settings.check_every,
+        ));
+        tokio::spawn(beat::run(
             node.clone(),
+            presence.clone(),
             self.settings.check_every,
             addresses,
             remote.clone(),
@@ -205,6 +212,7 @@ impl Cluster {
         ClusterHandle {
             limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix.clone())),
             remote_addresses: remote,
+            presence,
             repairs,
             interest,
             chat,
@@ -221,6 +229,8 @@ impl Cluster {
 pub struct ClusterHandle {
     limiter: Arc<Limiter>,
     remote_addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Who is online where, in Redis.
+    presence: Arc<presence::Presence>,
     repairs: mpsc::UnboundedSender<Repair>,
     interest: Arc<interest::Interest>,
     /// This instance's hub.
@@ -239,7 +249,29 @@ const LINGER_CHECKS: u32 = 30;
 /// How long a join waits for its instance to catch up with the database.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a join waits for its channel's presence to be read.
+const PRESENCE_WAIT: Duration = Duration::from_millis(300);
+
 impl ClusterHandle {
+    /// Before a join: reads who is online in a channel through other instances if nobody
+    /// here uses it yet (heartbeats read only the channels in use here), so the joiner's
+    /// online list is current. Gives up after [`PRESENCE_WAIT`] (the next heartbeat then
+    /// brings it up to date).
+    pub async fn read_presence(&self, room: &Room) {
+        // Only channels this instance knows: a made-up name costs no read.
+        if !matches!(room, Room::Channel(_))
+            || self.chat.next_seq(room).is_none()
+            || self.chat.has_members(room)
+        {
+            return;
+        }
+        match tokio::time::timeout(PRESENCE_WAIT, self.presence.read(room)).await {
+            Ok(Ok(users)) => self.chat.set_remote_presence(vec![(room.clone(), users)]),
+            Ok(Err(e)) => tracing::debug!(error = %e, "could not read a channel's presence"),
+            Err(_) => tracing::debug!("a channel's presence was not read in time"),
+        }
+    }
+
     /// Brings a room up to the database's state before a client that holds more of it
     /// than this instance does joins it (it was connected to another instance); gives up
     /// after [`CATCH_UP_WAIT`] (the client then gets a snapshot).
