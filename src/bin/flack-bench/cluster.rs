@@ -142,25 +142,26 @@ fn redis_url() -> String {
 /// A cluster's shared parts: a fresh database and Redis prefix, the database dropped with it.
 pub struct Rig {
     postgres: String,
-    pub database: String,
+    database: String,
     redis: String,
     prefix: String,
 }
 
 impl Rig {
     fn new() -> Rig {
-        Rig::on_redis(redis_url())
+        Rig::on_redis(redis_url(), None)
     }
 
-    /// A rig whose instances use the Redis at `redis` (a URL).
-    pub fn on_redis(redis: String) -> Rig {
+    /// A rig whose instances use the Redis at `redis` (a URL), with names in it starting
+    /// with `prefix` (by default one of the run's own, so runs can share a Redis).
+    pub fn on_redis(redis: String, prefix: Option<&str>) -> Rig {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!("flack_bench_cluster_{}_{nanos}", std::process::id());
         Rig {
             postgres: postgres_base(),
-            prefix: name.clone(),
+            prefix: prefix.map_or_else(|| name.clone(), str::to_owned),
             database: name,
             redis,
         }

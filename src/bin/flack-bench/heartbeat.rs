@@ -205,7 +205,8 @@ async fn member(
 /// The whole scenario.
 pub async fn run(scale: &Scale) -> Result<Report, String> {
     let redis = OwnRedis::start()?;
-    let rig = Rig::on_redis(redis.url());
+    // The Redis is the run's own: names start as a deployment's do (`cluster.prefix`).
+    let rig = Rig::on_redis(redis.url(), Some("flack"));
     let a = rig.instance_logging(LOG_FILTER).await?;
     let b = rig.instance_logging(LOG_FILTER).await?;
     let token = net::register(a.addr, "beatmaker").await?;

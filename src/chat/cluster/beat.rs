@@ -124,12 +124,20 @@ pub(super) async fn run(
                     }
                 }
             }
-            let elsewhere = presence.exchange(&exchanges).await?;
-            Ok::<_, redis::RedisError>((counts, elsewhere))
+            let found = presence.exchange(&exchanges).await?;
+            Ok::<_, redis::RedisError>((counts, found))
         };
         match tokio::time::timeout(patience, exchanged).await {
-            Ok(Ok((counts, elsewhere))) => {
-                reported.took(here);
+            Ok(Ok((counts, found))) => {
+                reported.took(here.clone());
+                if reported.lost(&exchanges, &found) {
+                    // Redis lost entries of this instance (it restarted): write them again.
+                    let again = reported.changes(&here);
+                    match tokio::time::timeout(patience, presence.exchange(&again)).await {
+                        Ok(Ok(_)) => reported.took(here),
+                        _ => reported.failed(here),
+                    }
+                }
                 if unreachable {
                     tracing::info!("heartbeats reach Redis again: presence and connection limits hold across instances");
                     unreachable = false;
@@ -137,9 +145,9 @@ pub(super) async fn run(
                 last_ok = Instant::now();
                 let read: Vec<_> = exchanges
                     .into_iter()
-                    .zip(elsewhere)
-                    .filter(|(exchange, _)| exchange.read)
-                    .map(|(exchange, users)| (exchange.room, users))
+                    .zip(found)
+                    .filter(|(exchange, _)| exchange.beat)
+                    .map(|(exchange, found)| (exchange.room, found.others))
                     .collect();
                 let rooms = read.len();
                 node.hub.set_remote_presence(read);

@@ -30,61 +30,67 @@ const ROOMS_PER_RUN: usize = 200;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// KEYS: one presence set per channel. ARGV[1]: this instance; ARGV[2]: how long an entry
-/// lives (ms); then, for each key in turn: 1 to read it (else 0), the number of this
-/// instance's users to refresh there and their ids, the number to remove and their ids.
-/// Answers, for each key, the distinct ids of the users other instances have there (none
-/// if not read). `unpack` is limited by Lua's stack, hence the slices.
+/// lives (ms); then, for each key in turn: 1 for a heartbeat's exchange (refresh this
+/// instance's entries there and read the others'), else 0; the number of this instance's
+/// users to add and their ids; the number to remove and their ids. Expired entries are
+/// dropped. Answers, for each key, on a heartbeat the number of this instance's entries
+/// the set holds then the distinct ids of the users other instances have there, else `0`.
+/// This instance's entries are refreshed as found, not as sent: a beat sends no ids unless
+/// something changed. `unpack` is limited by Lua's stack, hence the slices.
 const EXCHANGE: &str = "
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local me = ARGV[1]
 local life = tonumber(ARGV[2])
 local suffix = '/' .. me
+local function sliced(command, key, members, scored)
+  for first = 1, #members, 500 do
+    local args = {}
+    for i = first, math.min(#members, first + 499) do
+      if scored then
+        args[#args + 1] = now + life
+      end
+      args[#args + 1] = members[i]
+    end
+    redis.call(command, key, unpack(args))
+  end
+end
 local at = 3
 local answers = {}
 for k, key in ipairs(KEYS) do
-  local read = ARGV[at] == '1'
-  local count = tonumber(ARGV[at + 1])
-  at = at + 2
-  local first = 0
-  while first < count do
-    local args = {}
-    for i = first, math.min(count, first + 500) - 1 do
-      args[#args + 1] = now + life
-      args[#args + 1] = ARGV[at + i] .. suffix
-    end
-    redis.call('ZADD', key, unpack(args))
-    first = first + 500
+  local beat = ARGV[at] == '1'
+  local added = {}
+  for i = 1, tonumber(ARGV[at + 1]) do
+    added[i] = ARGV[at + 1 + i] .. suffix
   end
-  if count > 0 then
-    redis.call('PEXPIRE', key, life)
+  at = at + 2 + #added
+  local removed = {}
+  for i = 1, tonumber(ARGV[at]) do
+    removed[i] = ARGV[at + i] .. suffix
   end
-  at = at + count
-  count = tonumber(ARGV[at])
-  at = at + 1
-  first = 0
-  while first < count do
-    local args = {}
-    for i = first, math.min(count, first + 500) - 1 do
-      args[#args + 1] = ARGV[at + i] .. suffix
-    end
-    redis.call('ZREM', key, unpack(args))
-    first = first + 500
-  end
-  at = at + count
+  at = at + 1 + #removed
+  sliced('ZADD', key, added, true)
+  sliced('ZREM', key, removed, false)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  local users = {}
-  if read then
-    local seen = {}
+  local answer = {'0'}
+  if beat then
+    local mine, seen = {}, {}
     for _, entry in ipairs(redis.call('ZRANGE', key, 0, -1)) do
       local user, instance = string.match(entry, '^(%d+)/(.+)$')
-      if user and instance ~= me and not seen[user] then
+      if instance == me then
+        mine[#mine + 1] = entry
+      elseif user and not seen[user] then
         seen[user] = true
-        users[#users + 1] = user
+        answer[#answer + 1] = user
       end
     end
+    sliced('ZADD', key, mine, true)
+    answer[1] = tostring(#mine)
   end
-  answers[k] = users
+  if #added > 0 or answer[1] ~= '0' then
+    redis.call('PEXPIRE', key, life)
+  end
+  answers[k] = answer
 end
 return answers
 ";
@@ -104,12 +110,21 @@ pub(super) fn here(channels: Vec<(Room, Vec<UserId>)>) -> Here {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Exchange {
     pub(super) room: Room,
-    /// This instance's users to (re)write, with a new expiry.
-    pub(super) refresh: Vec<UserId>,
+    /// This instance's users to add (connected here since the last exchange).
+    pub(super) add: Vec<UserId>,
     /// This instance's users no longer connected to the channel here.
     pub(super) remove: Vec<UserId>,
-    /// Whether to answer who is there through other instances.
-    pub(super) read: bool,
+    /// A heartbeat's exchange: refresh this instance's entries and read the others'.
+    pub(super) beat: bool,
+}
+
+/// What Redis answered about one channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Found {
+    /// This instance's entries the set holds (on a heartbeat; else 0).
+    pub(super) mine: usize,
+    /// The users other instances have there (on a heartbeat; else none).
+    pub(super) others: HashSet<UserId>,
 }
 
 /// This instance's entries as Redis holds them, as far as it knows: what it wrote and has
@@ -118,13 +133,13 @@ pub(super) struct Exchange {
 pub(super) struct Reported(HashMap<RoomKey, (Room, HashSet<UserId>)>);
 
 impl Reported {
-    /// A heartbeat's exchange: every entry here refreshed, every entry no longer here
-    /// removed, and every channel in use here read.
+    /// A heartbeat's exchange: every channel in use here refreshed and read, entries new
+    /// here added, and entries no longer here removed.
     pub(super) fn beat(&self, here: &Here) -> Vec<Exchange> {
         self.plan(here, true)
     }
 
-    /// The exchange made as soon as who is here changed: new entries written, gone ones
+    /// The exchange made as soon as who is here changed: new entries added, gone ones
     /// removed, nothing read.
     pub(super) fn changes(&self, here: &Here) -> Vec<Exchange> {
         self.plan(here, false)
@@ -135,20 +150,16 @@ impl Reported {
         let mut plan: BTreeMap<RoomKey, Exchange> = BTreeMap::new();
         for (key, (room, users)) in here {
             let had = self.0.get(key).map_or(&none, |(_, users)| users);
-            let mut refresh: Vec<UserId> = if beat {
-                users.iter().copied().collect()
-            } else {
-                users.difference(had).copied().collect()
-            };
-            refresh.sort_unstable();
-            if beat || !refresh.is_empty() {
+            let mut add: Vec<UserId> = users.difference(had).copied().collect();
+            add.sort_unstable();
+            if beat || !add.is_empty() {
                 plan.insert(
                     key.clone(),
                     Exchange {
                         room: room.clone(),
-                        refresh,
+                        add,
                         remove: Vec::new(),
-                        read: beat,
+                        beat,
                     },
                 );
             }
@@ -163,9 +174,9 @@ impl Reported {
             plan.entry(key.clone())
                 .or_insert_with(|| Exchange {
                     room: room.clone(),
-                    refresh: Vec::new(),
+                    add: Vec::new(),
                     remove: Vec::new(),
-                    read: false,
+                    beat: false,
                 })
                 .remove = remove;
         }
@@ -191,6 +202,22 @@ impl Reported {
                 .extend(users);
         }
         self.0.retain(|_, (_, users)| !users.is_empty());
+    }
+
+    /// Compares what a heartbeat found of this instance's entries with what it took them
+    /// to be: a channel whose set lost some (Redis restarted, or evicted it) is forgotten,
+    /// so the next exchange adds all of them again. True if one was.
+    pub(super) fn lost(&mut self, beat: &[Exchange], found: &[Found]) -> bool {
+        let mut lost = false;
+        for (exchange, found) in beat.iter().zip(found) {
+            let key = exchange.room.key();
+            let held = self.0.get(&key).map_or(0, |(_, users)| users.len());
+            if exchange.beat && found.mine != held {
+                self.0.remove(&key);
+                lost = true;
+            }
+        }
+        lost
     }
 }
 
@@ -254,12 +281,8 @@ impl Presence {
         Ok(made)
     }
 
-    /// Does `exchanges` in Redis; answers, for each, the users other instances have in its
-    /// channel (empty where not read).
-    pub(super) async fn exchange(
-        &self,
-        exchanges: &[Exchange],
-    ) -> redis::RedisResult<Vec<HashSet<UserId>>> {
+    /// Does `exchanges` in Redis; answers what it found for each.
+    pub(super) async fn exchange(&self, exchanges: &[Exchange]) -> redis::RedisResult<Vec<Found>> {
         let mut connection = self.connection().await?;
         let mut answers = Vec::with_capacity(exchanges.len());
         for run in exchanges.chunks(ROOMS_PER_RUN) {
@@ -268,35 +291,39 @@ impl Presence {
             let mut keys = Vec::with_capacity(run.len());
             for exchange in run {
                 keys.push(Presence::key(&self.prefix, &exchange.room));
-                args.push(if exchange.read { "1" } else { "0" }.into());
-                for users in [&exchange.refresh, &exchange.remove] {
+                args.push(if exchange.beat { "1" } else { "0" }.into());
+                for users in [&exchange.add, &exchange.remove] {
                     args.push(users.len().to_string());
                     args.extend(users.iter().map(|u| u.0.to_string()));
                 }
             }
             let found: Vec<Vec<String>> = self.run(&mut connection, &keys, &args).await?;
-            for users in found {
-                answers.push(
-                    users
-                        .iter()
-                        .filter_map(|u| u.parse().ok())
-                        .map(UserId)
-                        .collect(),
-                );
+            for answer in found {
+                let mut answer = answer.into_iter();
+                answers.push(Found {
+                    mine: answer.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+                    others: answer.filter_map(|u| u.parse().ok()).map(UserId).collect(),
+                });
             }
         }
         Ok(answers)
     }
 
-    /// Who other instances have in `room` now, writing nothing.
+    /// Who other instances have in `room` now. (This instance's entries there, if any, are
+    /// refreshed too.)
     pub(super) async fn read(&self, room: &Room) -> redis::RedisResult<HashSet<UserId>> {
         let asked = [Exchange {
             room: room.clone(),
-            refresh: Vec::new(),
+            add: Vec::new(),
             remove: Vec::new(),
-            read: true,
+            beat: true,
         }];
-        Ok(self.exchange(&asked).await?.pop().unwrap_or_default())
+        Ok(self
+            .exchange(&asked)
+            .await?
+            .pop()
+            .map(|found| found.others)
+            .unwrap_or_default())
     }
 
     /// Runs [`EXCHANGE`] by its SHA1, loading it first if Redis does not have it.
@@ -363,33 +390,34 @@ mod tests {
         users.iter().copied().map(UserId).collect()
     }
 
-    /// A heartbeat refreshes every entry here, reads every channel in use here (one whose
-    /// readers did not sign in too), and removes entries whose users are gone.
+    /// A heartbeat refreshes and reads every channel in use here (one whose readers did not
+    /// sign in too), sends only the ids of users new here, and removes entries whose users
+    /// are gone.
     #[test]
     fn a_beat_refreshes_reads_and_removes() {
         let mut reported = Reported::default();
         reported.took(at(&[("general", &[1, 2]), ("random", &[3])]));
-        let plan = reported.beat(&at(&[("general", &[2]), ("quiet", &[])]));
+        let plan = reported.beat(&at(&[("general", &[2, 5]), ("quiet", &[])]));
         assert_eq!(
             plan,
             vec![
                 Exchange {
                     room: channel("general"),
-                    refresh: ids(&[2]),
+                    add: ids(&[5]),
                     remove: ids(&[1]),
-                    read: true
+                    beat: true
                 },
                 Exchange {
                     room: channel("quiet"),
-                    refresh: vec![],
+                    add: vec![],
                     remove: vec![],
-                    read: true
+                    beat: true
                 },
                 Exchange {
                     room: channel("random"),
-                    refresh: vec![],
+                    add: vec![],
                     remove: ids(&[3]),
-                    read: false
+                    beat: false
                 },
             ]
         );
@@ -408,15 +436,15 @@ mod tests {
             vec![
                 Exchange {
                     room: channel("general"),
-                    refresh: ids(&[4]),
+                    add: ids(&[4]),
                     remove: ids(&[1]),
-                    read: false
+                    beat: false
                 },
                 Exchange {
                     room: channel("random"),
-                    refresh: ids(&[5]),
+                    add: ids(&[5]),
                     remove: vec![],
-                    read: false
+                    beat: false
                 },
             ]
         );
@@ -432,5 +460,29 @@ mod tests {
         let plan = reported.changes(&at(&[]));
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].remove, ids(&[1, 2]));
+    }
+
+    /// A heartbeat that finds fewer of this instance's entries than it wrote (Redis
+    /// restarted) has every entry of that channel added again, and only of that channel.
+    #[test]
+    fn entries_redis_lost_are_added_again() {
+        let mut reported = Reported::default();
+        let here = at(&[("general", &[1, 2]), ("random", &[3])]);
+        reported.took(here.clone());
+        let beat = reported.beat(&here);
+        reported.took(here.clone());
+        let found = |mine| Found {
+            mine,
+            others: HashSet::new(),
+        };
+        assert!(!reported.lost(&beat, &[found(2), found(1)]));
+        assert!(reported.changes(&here).is_empty());
+        assert!(reported.lost(&beat, &[found(0), found(1)]));
+        let again = reported.changes(&here);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].room.clone(), again[0].add.clone()),
+            (channel("general"), ids(&[1, 2]))
+        );
     }
 }
