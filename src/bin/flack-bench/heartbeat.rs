@@ -1,9 +1,10 @@
 //! The cluster's heartbeat under many users: two instances on a Redis of the run's own,
 //! `users` users spread over `channels` channels and over both instances (each joined to
-//! one channel), then an idle window in which only heartbeats reach Redis. Reports, per
+//! one channel; each channel used through both instances, or with `split` through one),
+//! then an idle window in which only heartbeats reach Redis. Reports, per
 //! beat of one instance, the commands Redis ran (those a script runs counted too, as Redis
-//! counts them), the bytes into and out of Redis, and the beat's wall time as the instances
-//! log it (`flack::chat::cluster::beat` at debug level).
+//! counts them), the bytes into and out of Redis, Redis's CPU time, and the beat's wall
+//! time as the instances log it (`flack::chat::cluster::beat` at debug level).
 
 use crate::cluster::Rig;
 use crate::net;
@@ -35,6 +36,9 @@ pub struct Scale {
     pub addresses: usize,
     /// The idle window measured.
     pub window: Duration,
+    /// Each channel's users all connect through one instance (with an even number of
+    /// channels), instead of through both.
+    pub split: bool,
 }
 
 /// A Redis server of the run's own (nothing else reaches it), killed when dropped.
@@ -89,6 +93,8 @@ impl Drop for OwnRedis {
 /// size of the reply that carried them (which the next reading counts as output).
 struct Counters {
     commands: u64,
+    /// Redis's CPU time so far (user and system), in microseconds.
+    cpu_us: u64,
     bytes_in: u64,
     bytes_out: u64,
     calls: BTreeMap<String, u64>,
@@ -96,16 +102,19 @@ struct Counters {
 }
 
 /// The request [`counters`] sends, as it goes over the wire.
-const INFO_REQUEST: &str = "*3\r\n$4\r\nINFO\r\n$5\r\nstats\r\n$12\r\ncommandstats\r\n";
+const INFO_REQUEST: &str =
+    "*4\r\n$4\r\nINFO\r\n$5\r\nstats\r\n$12\r\ncommandstats\r\n$3\r\ncpu\r\n";
 
 fn counters(connection: &mut redis::Connection) -> Result<Counters, String> {
     let text: String = redis::cmd("INFO")
         .arg("stats")
         .arg("commandstats")
+        .arg("cpu")
         .query(connection)
         .map_err(|e| e.to_string())?;
     let mut counters = Counters {
         commands: 0,
+        cpu_us: 0,
         bytes_in: 0,
         bytes_out: 0,
         calls: BTreeMap::new(),
@@ -121,6 +130,10 @@ fn counters(connection: &mut redis::Connection) -> Result<Counters, String> {
             "total_commands_processed" => counters.commands = number(),
             "total_net_input_bytes" => counters.bytes_in = number(),
             "total_net_output_bytes" => counters.bytes_out = number(),
+            "used_cpu_user" | "used_cpu_sys" => {
+                let seconds: f64 = value.trim().parse().unwrap_or(0.0);
+                counters.cpu_us += (seconds * 1e6) as u64;
+            }
             _ => {
                 if let Some(command) = name.strip_prefix("cmdstat_") {
                     let calls = value
@@ -233,7 +246,9 @@ pub async fn run(scale: &Scale) -> Result<Report, String> {
     for i in 0..scale.users {
         let addr = if i % 2 == 0 { a.addr } else { b.addr };
         let source = net::source_ip(SOURCES + i % scale.addresses.max(1));
-        let room = rooms[i % rooms.len().max(1)].clone();
+        // User i connects through A if i is even, through B if odd.
+        let slot = if scale.split { i } else { i / 2 };
+        let room = rooms[slot % rooms.len().max(1)].clone();
         let (gate, joined) = (gate.clone(), joined.clone());
         let name = format!("beat-user-{i}");
         members.push(tokio::spawn(member(
@@ -293,18 +308,15 @@ pub async fn run(scale: &Scale) -> Result<Report, String> {
     tallies.insert("redis_calls_in_window".to_owned(), calls);
     let mut per_beat = BTreeMap::new();
     per_beat.insert("beats".to_owned(), times.len() as u64);
-    per_beat.insert(
-        "commands".to_owned(),
-        (commands as f64 / beats).round() as u64,
-    );
-    per_beat.insert(
-        "bytes_in".to_owned(),
-        (bytes_in as f64 / beats).round() as u64,
-    );
-    per_beat.insert(
-        "bytes_out".to_owned(),
-        (bytes_out as f64 / beats).round() as u64,
-    );
+    let redis_cpu_us = after.cpu_us.saturating_sub(before.cpu_us);
+    for (name, total) in [
+        ("commands", commands),
+        ("bytes_in", bytes_in),
+        ("bytes_out", bytes_out),
+        ("redis_cpu_us", redis_cpu_us),
+    ] {
+        per_beat.insert(name.to_owned(), (total as f64 / beats).round() as u64);
+    }
     tallies.insert("per_beat".to_owned(), per_beat);
     Ok(Report {
         scenario: "cluster_beat".into(),

@@ -22,10 +22,12 @@
 //!   PostgreSQL from `FLACK_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`),
 //!   Redis from `FLACK_BENCH_REDIS` (default `redis://127.0.0.1:6379/`). `--quick`: the
 //!   smoke run's sizes (a few seconds each), which the other options then change.
-//! - `cluster-beat [--users 1000] [--channels 100] [--addresses N] [--seconds 10]`: what one
-//!   heartbeat of a cluster instance costs (Redis commands and bytes, wall time) with
-//!   `--users` users over `--channels` channels on two instances, connecting from
-//!   `--addresses` client addresses (one each by default), on a Redis of the run's own.
+//! - `cluster-beat [--users 1000] [--channels 100] [--addresses N] [--seconds 10]
+//!   [--split true]`: what one heartbeat of a cluster instance costs (Redis commands,
+//!   bytes and CPU, wall time) with `--users` users over `--channels` channels on two
+//!   instances, connecting from `--addresses` client addresses (one each by default), on a
+//!   Redis of the run's own. Each channel has users through both instances, or with
+//!   `--split true` through one.
 //! - `ceiling --addr A`: serve the ceiling (used by the others).
 
 mod abuse;
@@ -338,6 +340,7 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
                 channels: args.get("channels", 100)?,
                 addresses: args.get("addresses", users)?,
                 window: secs(args.get("seconds", 10.0)?),
+                split: args.get("split", false)?,
             };
             Ok(vec![heartbeat::run(&scale).await?])
         }
