@@ -12,6 +12,10 @@
 //!   Redis subscription is made again, and, by a periodic check of every followed room's
 //!   `next_seq`, deletion count and the directory count, a lost last message or deletion.
 //!   An instance follows only the rooms used through it ([`interest`]).
+//! - **Presence is kept in Redis per channel** ([`presence`]): a set of `user/instance`
+//!   entries that expire unless their instance's heartbeat ([`beat`]) refreshes them, read
+//!   by each instance for the channels in use through it. The heartbeat also carries each
+//!   instance's connections per client address.
 //! - **Acknowledged means committed**: a proposal is answered after its commit, and it is
 //!   delivered (here and elsewhere) only after its commit, so a client that reconnects to
 //!   any instance catches up with no gap. The epoch is the database's, kept whatever

@@ -14,8 +14,11 @@
 //! reader here has it read before joining ([`Presence::read`]).
 //!
 //! One script run ([`EXCHANGE`]) does an instance's whole exchange for up to
-//! [`ROOMS_PER_RUN`] channels: refresh, remove, drop expired, read. It names every set it
-//! touches as a key, which a single Redis (not Redis Cluster) allows across hash slots.
+//! [`ROOMS_PER_RUN`] channels: add, remove, drop expired, refresh, read. A heartbeat sends
+//! no user id unless something changed: the script refreshes this instance's entries as it
+//! finds them and says how many it found, so a set that lost some (Redis restarted) has
+//! them all written again ([`Reported::lost`]). The script names every set it touches as a
+//! key, which a single Redis (not Redis Cluster) allows across hash slots.
 
 use crate::chat::model::{Room, RoomKey, UserId};
 use std::collections::{BTreeMap, HashMap, HashSet};
