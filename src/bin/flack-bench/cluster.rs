@@ -520,7 +520,7 @@ async fn post_rate(
     let mut watchers = Vec::new();
     for (i, server) in servers.iter().enumerate() {
         let source = net::source_ip(RATE_SOURCES + i);
-        watchers.push(joined(server.addr, source, &room, None).await?.0);
+        watchers.push(joined(server.addr, source, &room, None, None).await?.0);
     }
     let mut connections = Vec::new();
     for (i, (addr, token)) in posters.iter().zip(&tokens).enumerate() {
@@ -711,14 +711,15 @@ async fn watch(mut ws: Ws, shared: Arc<Posting>) {
     }
 }
 
-/// Connects from `source`, reads the welcome (its epoch) and joins `room` (from `since`);
-/// gives back the connection, the epoch and the `joined` answer's message numbers and
-/// whether it replaced the history.
-async fn joined(
+/// Connects from `source`, reads the welcome (its epoch), authenticates with `token` if
+/// given, and joins `room` (from `since`); gives back the connection, the epoch and the
+/// `joined` answer's message numbers and whether it replaced the history.
+pub async fn joined(
     addr: SocketAddr,
     source: IpAddr,
     room: &Room,
     since: Option<Cursor>,
+    token: Option<String>,
 ) -> Result<(Ws, u64, Vec<u64>, bool), String> {
     let within = Duration::from_secs(10);
     let mut ws = tokio::time::timeout(within, net::websocket(addr, Some(source)))
@@ -744,9 +745,12 @@ async fn joined(
         since,
         client_ref: None,
     };
-    ws.send(Message::text(join.encode()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let auth = token.map(|token| ClientEvent::Auth { token });
+    for event in auth.into_iter().chain([join]) {
+        ws.send(Message::text(event.encode()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     loop {
         let frame = tokio::time::timeout(within, ws.next())
             .await
@@ -893,7 +897,7 @@ async fn follow(
             epoch,
             seq: seen.seqs.last().copied().unwrap_or(0),
         });
-        match joined(b, source, &room, since).await {
+        match joined(b, source, &room, since, None).await {
             Ok((mut ws, now_epoch, seqs, reset)) => {
                 if now_epoch != epoch {
                     seen.problems
@@ -1033,7 +1037,7 @@ async fn failover(
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
             let source = net::source_ip(FAILOVER_SOURCES + i);
-            let (ws, epoch, _, _) = joined(addr, source, &room, None)
+            let (ws, epoch, _, _) = joined(addr, source, &room, None, None)
                 .await
                 .map_err(|e| format!("a client joining on A from {source}: {e}"))?;
             Ok::<_, String>((ws, epoch, source))

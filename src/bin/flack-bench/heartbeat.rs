@@ -10,14 +10,12 @@ use crate::cluster::Rig;
 use crate::net;
 use crate::report::Report;
 use flack::chat::model::{ChannelName, Room};
-use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
 
 /// What the instances log: warnings, and one line per heartbeat with its wall time.
 const LOG_FILTER: &str = "warn,flack::chat::cluster::beat=debug";
@@ -177,37 +175,8 @@ async fn member(
     let session = tokio::time::timeout(within, net::register_from(addr, Some(source), &name))
         .await
         .map_err(|_| "no registration within 20 s".to_owned())??;
-    let mut ws = tokio::time::timeout(within, net::websocket(addr, Some(source)))
-        .await
-        .map_err(|_| "could not connect within 20 s".to_owned())??;
-    for event in [
-        ClientEvent::Auth {
-            token: session.token,
-        },
-        ClientEvent::Join {
-            room,
-            since: None,
-            client_ref: None,
-        },
-    ] {
-        ws.send(Message::text(event.encode()))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    loop {
-        let frame = tokio::time::timeout(within, ws.next())
-            .await
-            .map_err(|_| "no answer to the join within 20 s".to_owned())?;
-        match frame {
-            Some(Ok(Message::Text(t))) => match ServerEvent::decode(t.as_str()) {
-                Ok(ServerEvent::Hub(HubEvent::Joined { .. })) => break,
-                Ok(ServerEvent::Error { .. }) => return Err(format!("refused: {t}")),
-                _ => {}
-            },
-            Some(Ok(_)) => {}
-            other => return Err(format!("the join failed: {other:?}")),
-        }
-    }
+    let (mut ws, _, _, _) =
+        crate::cluster::joined(addr, source, &room, None, Some(session.token)).await?;
     drop(permit);
     joined.add_permits(1);
     // Presence news keeps coming while the others join; read it so nothing backs up.

@@ -440,6 +440,21 @@ impl ClusterHandle {
     }
 }
 
+/// `answer`, or an I/O error if it does not come within `limit`.
+async fn in_time<T>(
+    limit: Duration,
+    answer: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(limit, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no answer in time",
+            )))
+        })
+}
+
 /// A name for this instance, unique among the cluster's: host, process and a random part.
 fn instance_name() -> Result<String, StoreError> {
     let mut bytes = [0u8; 4];

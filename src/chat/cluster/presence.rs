@@ -269,17 +269,11 @@ impl Presence {
         if let Some(connection) = held.as_ref() {
             return Ok(connection.clone());
         }
-        let made = tokio::time::timeout(
+        let made = super::in_time(
             CONNECT_TIMEOUT,
             redis::aio::ConnectionManager::new(self.client.clone()),
         )
-        .await
-        .unwrap_or_else(|_| {
-            Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "no connection in time",
-            )))
-        })?;
+        .await?;
         *held = Some(made.clone());
         Ok(made)
     }
