@@ -18,6 +18,7 @@ use super::Node;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -129,6 +130,7 @@ pub(super) async fn run(
         };
         match tokio::time::timeout(patience, exchanged).await {
             Ok(Ok((counts, found))) => {
+                presence.reachable.store(true, Ordering::Relaxed);
                 reported.took(here.clone());
                 if reported.lost(&exchanges, &found) {
                     // Redis lost entries of this instance (it restarted): write them again.
@@ -159,6 +161,7 @@ pub(super) async fn run(
                 );
             }
             failed => {
+                presence.reachable.store(false, Ordering::Relaxed);
                 reported.failed(here);
                 if !unreachable {
                     let error = match failed {

@@ -259,8 +259,8 @@ const PRESENCE_WAIT: Duration = Duration::from_millis(300);
 impl ClusterHandle {
     /// Before a join: reads who is online in a channel through other instances if nobody
     /// here uses it yet (heartbeats read only the channels in use here), so the joiner's
-    /// online list is current. Gives up after [`PRESENCE_WAIT`] (the next heartbeat then
-    /// brings it up to date).
+    /// online list is current. Gives up after [`PRESENCE_WAIT`], and at once while
+    /// heartbeats do not reach Redis (the next heartbeat then brings it up to date).
     pub async fn read_presence(&self, room: &Room) {
         // Only channels this instance knows: a made-up name costs no read.
         if !matches!(room, Room::Channel(_))

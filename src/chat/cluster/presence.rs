@@ -22,6 +22,7 @@
 
 use crate::chat::model::{Room, RoomKey, UserId};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -236,6 +237,8 @@ pub(super) struct Presence {
     connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
     /// The script's SHA1 once Redis has it (loaded again after Redis forgot it).
     loaded: Mutex<Option<String>>,
+    /// Whether the last heartbeat reached Redis: while not, joins do not wait for a read.
+    pub(super) reachable: AtomicBool,
 }
 
 impl Presence {
@@ -252,6 +255,7 @@ impl Presence {
             lifetime: (every * 3).max(Duration::from_secs(3)),
             connection: tokio::sync::Mutex::new(None),
             loaded: Mutex::new(None),
+            reachable: AtomicBool::new(false),
         }
     }
 
@@ -309,6 +313,12 @@ impl Presence {
     /// Who other instances have in `room` now. (This instance's entries there, if any, are
     /// refreshed too.)
     pub(super) async fn read(&self, room: &Room) -> redis::RedisResult<HashSet<UserId>> {
+        if !self.reachable.load(Ordering::Relaxed) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the last heartbeat did not reach Redis",
+            )));
+        }
         let asked = [Exchange {
             room: room.clone(),
             add: Vec::new(),
