@@ -524,13 +524,40 @@ async fn presence(client: &mut Client, user: flack::chat::model::UserId, online:
     }
 }
 
+/// Waits for a presence event about `user` saying `online`, skipping others; how long it
+/// took.
+async fn presence_within(
+    client: &mut Client,
+    user: flack::chat::model::UserId,
+    online: bool,
+) -> Duration {
+    let started = Instant::now();
+    presence(client, user, online).await;
+    started.elapsed()
+}
+
+/// The users a fresh connection of `client`'s user to `instance` sees online on joining
+/// `room`.
+async fn online_list(
+    instance: &Instance,
+    client: &Client,
+    room: &Room,
+) -> Vec<flack::chat::model::UserId> {
+    let mut look = Client::connect(instance).await;
+    look.auth(&client.token()).await;
+    match look.join(room).await {
+        ServerEvent::Hub(HubEvent::Joined { online, .. }) => online.iter().map(|u| u.id).collect(),
+        other => panic!("expected joined, got {other:?}"),
+    }
+}
+
 /// Test 6 (presence): someone joining a channel through one instance shows as online to
-/// its members on another, goes offline there when they leave, and when their instance is
-/// killed, once its heartbeat expires.
+/// its members on another, and is on the online list of whoever joins there next, even
+/// the first reader of a channel nobody used through that instance yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_holds_across_instances() {
     let cluster = Cluster::new();
-    let mut a = cluster.instance(&[]).await;
+    let a = cluster.instance(&[]).await;
     let b = cluster.instance(&[]).await;
     let mut bob = user(&b, "bob").await;
     bob.join(&general()).await;
@@ -538,22 +565,161 @@ async fn presence_holds_across_instances() {
     ann.join(&general()).await;
     presence(&mut bob, ann.id(), true).await;
     // A second look: the online list bob gets on joining again names ann.
-    let mut bob2 = Client::connect(&b).await;
-    bob2.auth(&bob.token()).await;
-    match bob2.join(&general()).await {
-        ServerEvent::Hub(HubEvent::Joined { online, .. }) => {
-            assert!(online.iter().any(|u| u.id == ann.id()), "{online:?}")
+    assert!(online_list(&b, &bob, &general()).await.contains(&ann.id()));
+    // A channel used only through A: its first reader on B sees ann at once (once A
+    // has written her entry, and B knows the channel).
+    let side = create_and_join(&a, &mut ann, "side").await;
+    until_set(&cluster, "c:side", |e| e.len() == 1).await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::ChannelCreated { .. }) = bob.next().await {
+            break;
         }
-        other => panic!("expected joined, got {other:?}"),
     }
-    let ann_id = ann.id();
-    ann.close().await;
-    presence(&mut bob, ann_id, false).await;
+    let seen = online_list(&b, &bob, &side).await;
+    assert!(seen.contains(&ann.id()), "{seen:?}");
+}
+
+/// Test 6 (presence): a user who leaves a channel, or disconnects, through one instance
+/// goes offline for the channel's members on another within about one heartbeat, well
+/// before their entry would have expired, and is off the online list there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_shows_on_other_instances_within_a_beat() {
+    let cluster = Cluster::new();
+    // A beat every 0.5 s; an entry lives 3 s.
+    let beats = [("FLACK_CLUSTER_CHECK_SECS", "0.5")];
+    let a = cluster.instance(&beats).await;
+    let b = cluster.instance(&beats).await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    presence(&mut bob, ann.id(), true).await;
+    // One at a time: news of two users read in one beat may come in either order.
+    let mut cat = user(&a, "cat").await;
+    cat.join(&general()).await;
+    presence(&mut bob, cat.id(), true).await;
+    ann.send(ClientEvent::Leave { room: general() }).await;
+    let took = presence_within(&mut bob, ann.id(), false).await;
+    assert!(took < Duration::from_secs(2), "ann's leaving took {took:?}");
+    let seen = online_list(&b, &bob, &general()).await;
+    assert!(
+        !seen.contains(&ann.id()) && seen.contains(&cat.id()),
+        "{seen:?}"
+    );
+    let cat_id = cat.id();
+    cat.close().await;
+    let took = presence_within(&mut bob, cat_id, false).await;
+    assert!(
+        took < Duration::from_secs(2),
+        "cat's disconnecting took {took:?}"
+    );
+}
+
+/// Test 6 (presence): when an instance is killed, its users go offline for the members on
+/// another instance once their entries expire (3 s after its last heartbeat), not later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_users_go_offline_when_their_entries_expire() {
+    let cluster = Cluster::new();
+    let beats = [("FLACK_CLUSTER_CHECK_SECS", "0.5")];
+    let mut a = cluster.instance(&beats).await;
+    let b = cluster.instance(&beats).await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
     let mut cat = user(&a, "cat").await;
     cat.join(&general()).await;
     presence(&mut bob, cat.id(), true).await;
     a.kill();
-    presence(&mut bob, cat.id(), false).await;
+    let took = presence_within(&mut bob, cat.id(), false).await;
+    // The entry's lifetime, one of B's beats, and room for a busy machine.
+    assert!(
+        took < Duration::from_secs(5),
+        "cat went offline after {took:?}"
+    );
+    assert!(!online_list(&b, &bob, &general()).await.contains(&cat.id()));
+}
+
+/// A channel's presence set in Redis: `(score, member)` pairs, and the time on Redis's
+/// clock (ms).
+fn presence_set(cluster: &Cluster, room_key: &str) -> (Vec<(String, u64)>, u64, i64) {
+    let client = redis::Client::open(cluster.redis.as_str()).expect("a Redis URL");
+    let mut connection = client.get_connection().expect("Redis answers");
+    let key = format!("{}:presence:{room_key}", cluster.prefix);
+    let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut connection)
+        .expect("ZRANGE");
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query(&mut connection).expect("TIME");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query(&mut connection)
+        .expect("PTTL");
+    let entries = entries.into_iter().map(|(m, s)| (m, s as u64)).collect();
+    (entries, seconds * 1000 + micros / 1000, ttl)
+}
+
+/// Waits (at most 1 s, less than a beat of the test using it) until a channel's presence
+/// entries pass `check`.
+async fn until_set(cluster: &Cluster, room_key: &str, check: impl Fn(&[(String, u64)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let (entries, _, _) = presence_set(cluster, room_key);
+        if check(&entries) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room_key} still holds {entries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Presence is kept in Redis as one set per channel of `user/instance` entries scored
+/// with their expiry on Redis's clock (the set expires too); an entry appears when its
+/// user joins and goes the moment they leave, not at the next heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_kept_in_redis_per_channel() {
+    let cluster = Cluster::new();
+    // A beat every 5 s (an entry lives 15 s): what happens sooner is not the beat's doing.
+    let slow = [("FLACK_CLUSTER_CHECK_SECS", "5")];
+    let a = cluster.instance(&slow).await;
+    let b = cluster.instance(&slow).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    let side = create_and_join(&a, &mut ann, "side").await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
+    until_set(&cluster, "c:general", |e| e.len() == 2).await;
+    let (entries, now, ttl) = presence_set(&cluster, "c:general");
+    let entry = |user: flack::chat::model::UserId, entries: &[(String, u64)]| {
+        entries
+            .iter()
+            .find_map(|(member, score)| {
+                let (id, instance) = member.split_once('/')?;
+                (id == user.0.to_string()).then(|| (instance.to_owned(), *score))
+            })
+            .unwrap_or_else(|| panic!("no entry of {user:?} in {entries:?}"))
+    };
+    let (ann_instance, ann_expires) = entry(ann.id(), &entries);
+    let (bob_instance, bob_expires) = entry(bob.id(), &entries);
+    assert_ne!(ann_instance, bob_instance, "entries name their instance");
+    for expires in [ann_expires, bob_expires] {
+        assert!(
+            expires > now && expires <= now + 15_000,
+            "{expires} against {now}"
+        );
+    }
+    assert!(ttl > 0 && ttl <= 15_000, "the set expires too: {ttl}");
+    let (entries, _, _) = presence_set(&cluster, "c:side");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entry(ann.id(), &entries).0, ann_instance);
+    ann.send(ClientEvent::Leave { room: side }).await;
+    until_set(&cluster, "c:side", |e| e.is_empty()).await;
+    bob.close().await;
+    until_set(&cluster, "c:general", |e| e.len() == 1).await;
 }
 
 /// Test 6 (allowances): a user posting through two instances has one allowance, not two.

@@ -143,13 +143,7 @@ pub(super) async fn publish(
         for (channel, payload) in &batch {
             pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
         }
-        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(conn)).await;
-        match sent.unwrap_or_else(|_| {
-            Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "no answer in time",
-            )))
-        }) {
+        match super::in_time(PUBLISH_TIMEOUT, pipe.query_async::<()>(conn)).await {
             Ok(()) => {
                 if reported {
                     tracing::info!("Redis is reachable again: publishing changes");

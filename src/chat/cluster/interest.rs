@@ -171,14 +171,7 @@ impl Interest {
         let mut redis = self.redis.lock().await;
         let mut wanted: Vec<String> = self.wanted().keys().cloned().collect();
         wanted.push(directory_channel(&self.prefix));
-        tokio::time::timeout(COMMAND_TIMEOUT * 4, sink.subscribe(&wanted))
-            .await
-            .unwrap_or_else(|_| {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "no answer in time",
-                )))
-            })?;
+        super::in_time(COMMAND_TIMEOUT * 4, sink.subscribe(&wanted)).await?;
         *redis = Some(sink);
         Ok(())
     }

@@ -12,6 +12,10 @@
 //!   Redis subscription is made again, and, by a periodic check of every followed room's
 //!   `next_seq`, deletion count and the directory count, a lost last message or deletion.
 //!   An instance follows only the rooms used through it ([`interest`]).
+//! - **Presence is kept in Redis per channel** ([`presence`]): a set of `user/instance`
+//!   entries that expire unless their instance's heartbeat ([`beat`]) refreshes them, read
+//!   by each instance for the channels in use through it. The heartbeat also carries each
+//!   instance's connections per client address.
 //! - **Acknowledged means committed**: a proposal is answered after its commit, and it is
 //!   delivered (here and elsewhere) only after its commit, so a client that reconnects to
 //!   any instance catches up with no gap. The epoch is the database's, kept whatever
@@ -26,6 +30,7 @@ mod bus;
 pub mod files;
 mod interest;
 mod limits;
+mod presence;
 mod reads;
 mod repair;
 mod sequencer;
@@ -186,9 +191,15 @@ impl Cluster {
             self.proposals,
         ));
         let remote = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(beat::run(
+        let presence = Arc::new(presence::Presence::new(
             self.redis.clone(),
+            self.settings.prefix.clone(),
+            node.me.clone(),
+            self.settings.check_every,
+        ));
+        tokio::spawn(beat::run(
             node.clone(),
+            presence.clone(),
             self.settings.check_every,
             addresses,
             remote.clone(),
@@ -205,6 +216,7 @@ impl Cluster {
         ClusterHandle {
             limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix.clone())),
             remote_addresses: remote,
+            presence,
             repairs,
             interest,
             chat,
@@ -221,6 +233,8 @@ impl Cluster {
 pub struct ClusterHandle {
     limiter: Arc<Limiter>,
     remote_addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Who is online where, in Redis.
+    presence: Arc<presence::Presence>,
     repairs: mpsc::UnboundedSender<Repair>,
     interest: Arc<interest::Interest>,
     /// This instance's hub.
@@ -239,7 +253,29 @@ const LINGER_CHECKS: u32 = 30;
 /// How long a join waits for its instance to catch up with the database.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a join waits for its channel's presence to be read.
+const PRESENCE_WAIT: Duration = Duration::from_millis(300);
+
 impl ClusterHandle {
+    /// Before a join: reads who is online in a channel through other instances if nobody
+    /// here uses it yet (heartbeats read only the channels in use here), so the joiner's
+    /// online list is current. Gives up after [`PRESENCE_WAIT`], and at once while
+    /// heartbeats do not reach Redis (the next heartbeat then brings it up to date).
+    pub async fn read_presence(&self, room: &Room) {
+        // Only channels this instance knows: a made-up name costs no read.
+        if !matches!(room, Room::Channel(_))
+            || self.chat.next_seq(room).is_none()
+            || self.chat.has_members(room)
+        {
+            return;
+        }
+        match tokio::time::timeout(PRESENCE_WAIT, self.presence.read(room)).await {
+            Ok(Ok(users)) => self.chat.set_remote_presence(vec![(room.clone(), users)]),
+            Ok(Err(e)) => tracing::debug!(error = %e, "could not read a channel's presence"),
+            Err(_) => tracing::debug!("a channel's presence was not read in time"),
+        }
+    }
+
     /// Brings a room up to the database's state before a client that holds more of it
     /// than this instance does joins it (it was connected to another instance); gives up
     /// after [`CATCH_UP_WAIT`] (the client then gets a snapshot).
@@ -402,6 +438,21 @@ impl ClusterHandle {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// `answer`, or an I/O error if it does not come within `limit`.
+async fn in_time<T>(
+    limit: Duration,
+    answer: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(limit, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no answer in time",
+            )))
+        })
 }
 
 /// A name for this instance, unique among the cluster's: host, process and a random part.

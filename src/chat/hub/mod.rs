@@ -188,6 +188,9 @@ struct Shared {
     generation: AtomicU64,
     /// Cluster mode: where changes are proposed (see [`replicas`]); `None` for one instance.
     cluster: Option<Sequencer>,
+    /// Woken when a user's first connection here joins a channel or their last one leaves
+    /// it (see [`Hub::presence_moved`]).
+    presence_moved: tokio::sync::Notify,
 }
 
 /// Everything behind the lock, by concern.
@@ -198,8 +201,6 @@ struct State {
     files: Files,
     /// How far each user has read in each room.
     reads: reads::Reads,
-    /// Cluster mode: who the other instances report online (see [`replicas`]).
-    remote: replicas::RemotePresence,
 }
 
 impl Hub {
@@ -246,7 +247,6 @@ impl Hub {
             connections: Connections::new(),
             files: Files::default(),
             reads: Default::default(),
-            remote: Default::default(),
         };
         for (info, token_hash) in loaded.users {
             state.directory.insert(info, token_hash, &limits);
@@ -284,6 +284,7 @@ impl Hub {
                 epoch,
                 generation: AtomicU64::new(0),
                 cluster,
+                presence_moved: tokio::sync::Notify::new(),
             }),
         };
         hub.shared
@@ -638,24 +639,34 @@ fn unexpected(change: Replicated) -> ChatError {
 
 impl State {
     /// Removes a connection from a room, announcing its user's departure if it was their last
-    /// connection there.
-    fn leave(&mut self, encode: Encoder, conn: ConnId, key: &RoomKey) {
+    /// connection there. True if it was their last connection there (who is connected here
+    /// changed).
+    fn leave(&mut self, encode: Encoder, conn: ConnId, key: &RoomKey) -> bool {
         if let Some(entry) = self.connections.map.get_mut(&conn) {
             entry.rooms.remove(key);
         }
         let Some(room) = self.rooms.map.get_mut(key) else {
-            return;
+            return false;
         };
         let Some(member) = room.members.remove(&conn) else {
-            return;
+            return false;
         };
-        if let Some(user) = member.user {
-            if !room.is_online(user) {
-                if let Some(info) = self.directory.info(user) {
-                    room.announce_presence(encode, info, false);
-                }
+        if room.members.is_empty() {
+            // Cluster mode: presence elsewhere is read only for channels in use here.
+            room.remote_users.clear();
+        }
+        let Some(user) = member.user else {
+            return false;
+        };
+        if room.has_user(user) {
+            return false;
+        }
+        if !room.is_online(user) {
+            if let Some(info) = self.directory.info(user) {
+                room.announce_presence(encode, info, false);
             }
         }
+        true
     }
 }
 

@@ -496,6 +496,78 @@ fn presence_follows_connections() {
     ));
 }
 
+/// Cluster presence: users other instances have in a channel are announced to its members
+/// here as they come and go (once: not while they also have a connection here), and are on
+/// a joiner's online list; forgetting them announces who went.
+#[test]
+fn presence_elsewhere_is_announced_here() {
+    let hub = unlimited();
+    let mut ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    drain(&mut ada.rx);
+    let bob = hub.register("bob").applied().unwrap().user.id;
+    let cat = client(&hub, "cat", 64);
+    cat.conn.join(&general(), None).unwrap();
+    drain(&mut ada.rx);
+    let elsewhere = |users: &[UserId]| vec![(general(), users.iter().copied().collect())];
+    let news = |rx: &mut OutboxRx| -> Vec<(UserId, bool)> {
+        drain(rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                HubEvent::Presence { user, online, .. } => Some((user.id, online)),
+                _ => None,
+            })
+            .collect()
+    };
+    hub.set_remote_presence(elsewhere(&[bob, cat.session.user.id]));
+    assert_eq!(news(&mut ada.rx), [(bob, true)], "cat is here already");
+    hub.set_remote_presence(elsewhere(&[bob, cat.session.user.id]));
+    assert!(news(&mut ada.rx).is_empty(), "no change, no news");
+    let mut dan = client(&hub, "dan", 64);
+    dan.conn.join(&general(), None).unwrap();
+    let online: Vec<UserId> = drain(&mut dan.rx)
+        .into_iter()
+        .find_map(|e| match e {
+            HubEvent::Joined { online, .. } => Some(online.iter().map(|u| u.id).collect()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(online.contains(&bob), "{online:?}");
+    drain(&mut ada.rx);
+    hub.set_remote_presence(elsewhere(&[cat.session.user.id]));
+    assert_eq!(news(&mut ada.rx), [(bob, false)]);
+    hub.set_remote_presence(elsewhere(&[bob]));
+    hub.forget_remote_presence();
+    assert_eq!(news(&mut ada.rx), [(bob, true), (bob, false)]);
+}
+
+/// The cluster is woken when a user's first connection joins a channel or their last
+/// leaves it, not when another connection of theirs comes or goes.
+#[tokio::test(start_paused = true)]
+async fn presence_moves_wake_the_cluster() {
+    let hub = unlimited();
+    let moved = |hub: &Hub| {
+        let hub = hub.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(1), hub.presence_moved())
+                .await
+                .is_ok()
+        }
+    };
+    let ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    assert!(moved(&hub).await, "ada's first connection joined");
+    let (outbox, _rx) = Outbox::new(64);
+    let second = hub.connect(outbox);
+    second.authenticate(&ada.session.token).unwrap();
+    second.join(&general(), None).unwrap();
+    assert!(!moved(&hub).await, "ada was here already");
+    drop(second);
+    assert!(!moved(&hub).await, "ada is still here");
+    ada.conn.leave(&general()).unwrap();
+    assert!(moved(&hub).await, "ada's last connection left");
+}
+
 /// Dropping a connection removes its memberships.
 #[test]
 fn dropped_connections_unsubscribe() {

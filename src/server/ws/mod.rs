@@ -462,6 +462,7 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
         // gets a catch-up rather than a snapshot.
         let hub = link.hub;
         let caught_up = cluster.follow_room(room).await;
+        cluster.read_presence(room).await;
         let ahead = since.as_ref().is_some_and(|cursor| {
             cursor.epoch == hub.epoch() && hub.next_seq(room).is_some_and(|next| next <= cursor.seq)
         });
