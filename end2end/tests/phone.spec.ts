@@ -92,3 +92,38 @@ test("the keyboard reaches the box, moves between rooms and closes forms", async
   await expect(rename).toBeHidden();
   await ada.close();
 });
+
+/** Ctrl+K opens the "Jump to" dialog; typing filters channels and people, Up/Down choose,
+ *  Enter opens the choice; Escape closes it with focus back in the message box. */
+test("the quick switcher jumps to a channel or a person", async ({ browser }) => {
+  const room = unique("jump");
+  const ada = await User.open(browser, "Ada");
+  const bob = await User.open(browser, "Bob");
+  const page = ada.page;
+  await ada.createAndOpen(room);
+  await ada.openChannel("general");
+
+  await page.keyboard.press("Control+k");
+  const dialog = page.getByRole("dialog", { name: "Jump to" });
+  await expect(dialog).toBeVisible();
+  const box = dialog.getByRole("combobox", { name: "Jump to" });
+  await expect(box).toBeFocused();
+  await box.fill(room.slice(0, 8));
+  await expect(dialog.getByRole("option", { name: `#${room}` })).toBeVisible();
+  await box.press("Enter");
+  await expect(dialog).toBeHidden();
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText(room);
+
+  await page.keyboard.press("Control+k");
+  await box.fill(bob.name);
+  await expect(dialog.getByRole("option", { name: bob.name })).toBeVisible();
+  await box.press("Enter");
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText(bob.name);
+
+  await page.keyboard.press("Control+k");
+  await expect(box).toBeFocused();
+  await box.press("Escape");
+  await expect(dialog).toBeHidden();
+  await expect(page.getByLabel("Message", { exact: true })).toBeFocused();
+  for (const user of [ada, bob]) await user.close();
+});
