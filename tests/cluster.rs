@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{general, http, request, Addressed, Client};
+use common::{download, general, http, request, Addressed, Client};
 use flack::chat::cluster::files::SharedFiles;
-use flack::chat::model::{Attachment, DirectKey, Message, MessageId, Room, Session};
+use flack::chat::model::{Attachment, DirectKey, Message, MessageId, Room, RoomUnread, Session};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -524,13 +524,40 @@ async fn presence(client: &mut Client, user: flack::chat::model::UserId, online:
     }
 }
 
+/// Waits for a presence event about `user` saying `online`, skipping others; how long it
+/// took.
+async fn presence_within(
+    client: &mut Client,
+    user: flack::chat::model::UserId,
+    online: bool,
+) -> Duration {
+    let started = Instant::now();
+    presence(client, user, online).await;
+    started.elapsed()
+}
+
+/// The users a fresh connection of `client`'s user to `instance` sees online on joining
+/// `room`.
+async fn online_list(
+    instance: &Instance,
+    client: &Client,
+    room: &Room,
+) -> Vec<flack::chat::model::UserId> {
+    let mut look = Client::connect(instance).await;
+    look.auth(&client.token()).await;
+    match look.join(room).await {
+        ServerEvent::Hub(HubEvent::Joined { online, .. }) => online.iter().map(|u| u.id).collect(),
+        other => panic!("expected joined, got {other:?}"),
+    }
+}
+
 /// Test 6 (presence): someone joining a channel through one instance shows as online to
-/// its members on another, goes offline there when they leave, and when their instance is
-/// killed, once its heartbeat expires.
+/// its members on another, and is on the online list of whoever joins there next, even
+/// the first reader of a channel nobody used through that instance yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_holds_across_instances() {
     let cluster = Cluster::new();
-    let mut a = cluster.instance(&[]).await;
+    let a = cluster.instance(&[]).await;
     let b = cluster.instance(&[]).await;
     let mut bob = user(&b, "bob").await;
     bob.join(&general()).await;
@@ -538,22 +565,161 @@ async fn presence_holds_across_instances() {
     ann.join(&general()).await;
     presence(&mut bob, ann.id(), true).await;
     // A second look: the online list bob gets on joining again names ann.
-    let mut bob2 = Client::connect(&b).await;
-    bob2.auth(&bob.token()).await;
-    match bob2.join(&general()).await {
-        ServerEvent::Hub(HubEvent::Joined { online, .. }) => {
-            assert!(online.iter().any(|u| u.id == ann.id()), "{online:?}")
+    assert!(online_list(&b, &bob, &general()).await.contains(&ann.id()));
+    // A channel used only through A: its first reader on B sees ann at once (once A
+    // has written her entry, and B knows the channel).
+    let side = create_and_join(&a, &mut ann, "side").await;
+    until_set(&cluster, "c:side", |e| e.len() == 1).await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::ChannelCreated { .. }) = bob.next().await {
+            break;
         }
-        other => panic!("expected joined, got {other:?}"),
     }
-    let ann_id = ann.id();
-    ann.close().await;
-    presence(&mut bob, ann_id, false).await;
+    let seen = online_list(&b, &bob, &side).await;
+    assert!(seen.contains(&ann.id()), "{seen:?}");
+}
+
+/// Test 6 (presence): a user who leaves a channel, or disconnects, through one instance
+/// goes offline for the channel's members on another within about one heartbeat, well
+/// before their entry would have expired, and is off the online list there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_shows_on_other_instances_within_a_beat() {
+    let cluster = Cluster::new();
+    // A beat every 0.5 s; an entry lives 3 s.
+    let beats = [("FLACK_CLUSTER_CHECK_SECS", "0.5")];
+    let a = cluster.instance(&beats).await;
+    let b = cluster.instance(&beats).await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    presence(&mut bob, ann.id(), true).await;
+    // One at a time: news of two users read in one beat may come in either order.
+    let mut cat = user(&a, "cat").await;
+    cat.join(&general()).await;
+    presence(&mut bob, cat.id(), true).await;
+    ann.send(ClientEvent::Leave { room: general() }).await;
+    let took = presence_within(&mut bob, ann.id(), false).await;
+    assert!(took < Duration::from_secs(2), "ann's leaving took {took:?}");
+    let seen = online_list(&b, &bob, &general()).await;
+    assert!(
+        !seen.contains(&ann.id()) && seen.contains(&cat.id()),
+        "{seen:?}"
+    );
+    let cat_id = cat.id();
+    cat.close().await;
+    let took = presence_within(&mut bob, cat_id, false).await;
+    assert!(
+        took < Duration::from_secs(2),
+        "cat's disconnecting took {took:?}"
+    );
+}
+
+/// Test 6 (presence): when an instance is killed, its users go offline for the members on
+/// another instance once their entries expire (3 s after its last heartbeat), not later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_users_go_offline_when_their_entries_expire() {
+    let cluster = Cluster::new();
+    let beats = [("FLACK_CLUSTER_CHECK_SECS", "0.5")];
+    let mut a = cluster.instance(&beats).await;
+    let b = cluster.instance(&beats).await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
     let mut cat = user(&a, "cat").await;
     cat.join(&general()).await;
     presence(&mut bob, cat.id(), true).await;
     a.kill();
-    presence(&mut bob, cat.id(), false).await;
+    let took = presence_within(&mut bob, cat.id(), false).await;
+    // The entry's lifetime, one of B's beats, and room for a busy machine.
+    assert!(
+        took < Duration::from_secs(5),
+        "cat went offline after {took:?}"
+    );
+    assert!(!online_list(&b, &bob, &general()).await.contains(&cat.id()));
+}
+
+/// A channel's presence set in Redis: `(score, member)` pairs, and the time on Redis's
+/// clock (ms).
+fn presence_set(cluster: &Cluster, room_key: &str) -> (Vec<(String, u64)>, u64, i64) {
+    let client = redis::Client::open(cluster.redis.as_str()).expect("a Redis URL");
+    let mut connection = client.get_connection().expect("Redis answers");
+    let key = format!("{}:presence:{room_key}", cluster.prefix);
+    let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut connection)
+        .expect("ZRANGE");
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query(&mut connection).expect("TIME");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query(&mut connection)
+        .expect("PTTL");
+    let entries = entries.into_iter().map(|(m, s)| (m, s as u64)).collect();
+    (entries, seconds * 1000 + micros / 1000, ttl)
+}
+
+/// Waits (at most 1 s, less than a beat of the test using it) until a channel's presence
+/// entries pass `check`.
+async fn until_set(cluster: &Cluster, room_key: &str, check: impl Fn(&[(String, u64)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let (entries, _, _) = presence_set(cluster, room_key);
+        if check(&entries) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room_key} still holds {entries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Presence is kept in Redis as one set per channel of `user/instance` entries scored
+/// with their expiry on Redis's clock (the set expires too); an entry appears when its
+/// user joins and goes the moment they leave, not at the next heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_kept_in_redis_per_channel() {
+    let cluster = Cluster::new();
+    // A beat every 5 s (an entry lives 15 s): what happens sooner is not the beat's doing.
+    let slow = [("FLACK_CLUSTER_CHECK_SECS", "5")];
+    let a = cluster.instance(&slow).await;
+    let b = cluster.instance(&slow).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    let side = create_and_join(&a, &mut ann, "side").await;
+    let mut bob = user(&b, "bob").await;
+    bob.join(&general()).await;
+    until_set(&cluster, "c:general", |e| e.len() == 2).await;
+    let (entries, now, ttl) = presence_set(&cluster, "c:general");
+    let entry = |user: flack::chat::model::UserId, entries: &[(String, u64)]| {
+        entries
+            .iter()
+            .find_map(|(member, score)| {
+                let (id, instance) = member.split_once('/')?;
+                (id == user.0.to_string()).then(|| (instance.to_owned(), *score))
+            })
+            .unwrap_or_else(|| panic!("no entry of {user:?} in {entries:?}"))
+    };
+    let (ann_instance, ann_expires) = entry(ann.id(), &entries);
+    let (bob_instance, bob_expires) = entry(bob.id(), &entries);
+    assert_ne!(ann_instance, bob_instance, "entries name their instance");
+    for expires in [ann_expires, bob_expires] {
+        assert!(
+            expires > now && expires <= now + 15_000,
+            "{expires} against {now}"
+        );
+    }
+    assert!(ttl > 0 && ttl <= 15_000, "the set expires too: {ttl}");
+    let (entries, _, _) = presence_set(&cluster, "c:side");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entry(ann.id(), &entries).0, ann_instance);
+    ann.send(ClientEvent::Leave { room: side }).await;
+    until_set(&cluster, "c:side", |e| e.is_empty()).await;
+    bob.close().await;
+    until_set(&cluster, "c:general", |e| e.len() == 1).await;
 }
 
 /// Test 6 (allowances): a user posting through two instances has one allowance, not two.
@@ -736,9 +902,20 @@ async fn an_instance_follows_only_the_rooms_used_there() {
     until_subscribers(&cluster, &format!("user:{}", bob_id.0), 0).await;
 }
 
-/// Unread news crosses instances: a connection on B that follows unread counts hears of a
-/// message (and its mention) in a channel nobody reads through B; B follows every channel
-/// while such a connection is there.
+/// Waits for `client`'s summary of unread counts, and answers its entry for `room`.
+async fn summary_of(client: &mut Client, room: &Room) -> Option<RoomUnread> {
+    loop {
+        if let ServerEvent::Hub(HubEvent::Unread { rooms }) = client.next().await {
+            return rooms.into_iter().find(|entry| entry.room == *room);
+        }
+    }
+}
+
+/// Unread news crosses instances without the whole channel: a connection on B that
+/// follows unread counts hears of each message (and its mention) in a channel nobody reads
+/// through B once, in order, while B follows only the small news topic, not the channel;
+/// a summary counted on B afterwards (a reconnect, another user) agrees with what was
+/// posted, although B never held those messages until then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_news_reaches_every_instance() {
     let cluster = Cluster::new();
@@ -748,19 +925,59 @@ async fn unread_news_reaches_every_instance() {
     let far = create_and_join(&a, &mut ann, "far").await;
     let mut carl = user(&b, "carl").await;
     carl.send(ClientEvent::Unread).await;
-    loop {
-        if let ServerEvent::Hub(HubEvent::Unread { .. }) = carl.next().await {
-            break;
-        }
+    assert_eq!(
+        summary_of(&mut carl, &far).await,
+        None,
+        "#far has no messages yet"
+    );
+    until_subscribers(&cluster, "news", 1).await;
+    let key = "room:c:far";
+    assert_eq!(
+        subscribers(&cluster, key),
+        1,
+        "only A, where #far is read, follows it"
+    );
+
+    for body in ["one", "hello @carl", "three"] {
+        ann.post(&far, body).await;
     }
-    ann.post(&far, "hello @carl").await;
-    loop {
-        if let ServerEvent::Hub(HubEvent::Activity { room, mention, .. }) = carl.next().await {
+    ann.acks(3).await;
+    let mut heard = Vec::new();
+    while heard.len() < 3 {
+        if let ServerEvent::Hub(HubEvent::Activity { room, seq, mention }) = carl.next().await {
             assert_eq!(room, far);
-            assert!(mention, "the mention is counted");
-            break;
+            heard.push((seq, mention));
         }
     }
+    assert_eq!(heard, [(1, false), (2, true), (3, false)]);
+    // Nothing is told twice, also not by the periodic checks (every second).
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), async {
+        loop {
+            if let ServerEvent::Hub(HubEvent::Activity { seq, .. }) = carl.next().await {
+                return seq;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "activity told again: {quiet:?}");
+    assert_eq!(
+        subscribers(&cluster, key),
+        1,
+        "B still does not follow #far"
+    );
+
+    // A new summary on B counts what B heard only as news.
+    let mut dave = user(&b, "dave").await;
+    dave.send(ClientEvent::Unread).await;
+    let entry = summary_of(&mut dave, &far).await.expect("#far is counted");
+    assert_eq!((entry.last_seq, entry.unread, entry.mentions), (3, 3, 0));
+    let token = carl.token();
+    carl.close().await;
+    let mut carl = Client::connect(&b).await;
+    carl.auth(&token).await;
+    carl.send(ClientEvent::Unread).await;
+    let entry = summary_of(&mut carl, &far).await.expect("#far is counted");
+    assert_eq!((entry.last_seq, entry.unread, entry.mentions), (3, 3, 1));
 }
 
 /// Test 6 (connections): an address's connections on one instance count against its limit
@@ -1161,17 +1378,6 @@ async fn upload(
     serde_json::from_str(&answer.body).expect("an attachment")
 }
 
-/// Downloads a file through an instance, with a bearer token or none.
-async fn download(
-    instance: &impl Addressed,
-    token: Option<&str>,
-    attachment: &Attachment,
-) -> common::HttpResponse {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-    request(instance, "GET", &attachment.url(), &headers, b"").await
-}
-
 /// Posts a message carrying an attachment.
 async fn post_file(client: &mut Client, room: &Room, body: &str, attachment: &Attachment) {
     client
@@ -1201,8 +1407,8 @@ impl Cluster {
 /// a private conversation's file
 /// downloads through the other instance for a participant and is refused there to anyone
 /// else; an upload not yet sent is not served elsewhere; deleting the message deletes the
-/// bytes from PostgreSQL, as does the message leaving the window; and the sweep deletes
-/// only rows no stored message carries.
+/// bytes from PostgreSQL; the sweep deletes only rows no stored message carries; and a
+/// message leaving the window keeps its file, which the archive still carries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachments_download_through_every_instance() {
     let cluster = Cluster::new();
@@ -1308,24 +1514,77 @@ async fn attachments_download_through_every_instance() {
     carried.sort();
     assert_eq!(cluster.stored_files().await, carried);
 
-    // The large file's message leaves the 100-message window: its bytes go too.
+    // The large file's message leaves the 100-message window: the archive keeps it (every
+    // message, by default), and its bytes with it.
     for i in 0..100 {
         post(&mut ann, &format!("filler {i}"), &format!("f{i}")).await;
     }
     acks(&mut ann, 100).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stored = cluster.stored_files().await;
-        if stored == [plan.id.as_str().to_owned()] {
-            break;
+    let got = download(&b, None, &archive).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert!(got.bytes == large, "the same bytes through B");
+    assert_eq!(cluster.stored_files().await, carried);
+}
+
+/// Attachments of archived messages in cluster mode, keeping 150 messages: a picture and a
+/// private conversation's file whose messages left their windows download through the
+/// other instance (the private one for its participants only) and through an instance
+/// started after they left; the files sweep counts archived messages as carriers and
+/// deletes neither; once retention lets go of the picture's message, the commit that did
+/// so deleted its row, and every instance answers 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_attachments_download_through_every_instance_until_retention_lets_go() {
+    let cluster = Cluster::new();
+    let keep = [("FLACK_DATA_RETAIN_MESSAGES", "150")];
+    let a = cluster.instance(&keep).await;
+    let mut b = cluster.instance(&keep).await;
+    let mut ann = user(&a, "ann").await;
+    let bob = user(&b, "bob").await;
+    let eve = user(&b, "eve").await;
+    let picture = upload(&a, &ann.token(), "channel=general", "cat.png", PNG).await;
+    post_file(&mut ann, &general(), "look", &picture).await;
+    ann.acks(1).await;
+    let direct = Room::Direct(DirectKey::between(ann.id(), bob.id()).expect("two users"));
+    let peer = format!("peer={}", bob.id());
+    let plan = upload(&a, &ann.token(), &peer, "plan.txt", b"the secret plan").await;
+    post_file(&mut ann, &direct, "the plan", &plan).await;
+    ann.acks(1).await;
+    ann.fill(&general(), 149).await;
+    ann.fill(&direct, 101).await;
+
+    let downloads = |instance: &Instance| {
+        let (addr, picture, plan) = (instance.addr, picture.clone(), plan.clone());
+        let (bob, eve) = (bob.token(), eve.token());
+        async move {
+            let got = download(&addr, None, &picture).await;
+            assert_eq!(got.status, 200, "{}", got.body);
+            assert_eq!(got.bytes, PNG);
+            let bobs = download(&addr, Some(&bob), &plan).await;
+            assert_eq!(bobs.status, 200, "{}", bobs.body);
+            assert_eq!(bobs.bytes, b"the secret plan");
+            let eves = download(&addr, Some(&eve), &plan).await;
+            assert_eq!(eves.status, 403, "{}", eves.body);
+            assert!(!eves.body.contains("secret"));
+            assert_eq!(download(&addr, None, &plan).await.status, 401);
         }
-        assert!(
-            Instant::now() < deadline,
-            "the evicted file is deleted: {stored:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(download(&b, None, &archive).await.status, 404);
+    };
+    downloads(&b).await;
+    let files = SharedFiles::new(cluster.url().parse().expect("a PostgreSQL URL"));
+    assert_eq!(files.sweep(Duration::ZERO).await.expect("sweeps"), 0);
+    let mut both = vec![picture.id.as_str().to_owned(), plan.id.as_str().to_owned()];
+    both.sort();
+    assert_eq!(cluster.stored_files().await, both);
+
+    b.kill();
+    let c = cluster.instance(&keep).await;
+    downloads(&c).await;
+
+    // The 151st message of general lets go of the first, and of its picture.
+    ann.post(&general(), "one more").await;
+    ann.acks(1).await;
+    assert_eq!(cluster.stored_files().await, [plan.id.as_str().to_owned()]);
+    assert_eq!(download(&c, None, &picture).await.status, 404);
+    assert_eq!(download(&a, None, &picture).await.status, 404);
 }
 
 /// Pages stay current across instances: a channel page rendered (and cached) on one
@@ -1628,4 +1887,25 @@ async fn search_finds_messages_posted_through_another_instance() {
         vec!["a private kiwi", "the kiwi harvest"]
     );
     assert_eq!(found(eve.token()).await, vec!["the kiwi harvest"]);
+}
+
+/// A typing notice made through one instance reaches the room's members on another (it
+/// crosses Redis, never the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_reaches_members_on_other_instances() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut ann = user(&a, "ann").await;
+    let mut bob = user(&b, "bob").await;
+    ann.join(&general()).await;
+    bob.join(&general()).await;
+    until_subscribers(&cluster, "room:c:general", 2).await;
+    ann.send(ClientEvent::Typing { room: general() }).await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::Typing { room, user }) = bob.next().await {
+            assert_eq!((room, user.id), (general(), ann.id()));
+            break;
+        }
+    }
 }

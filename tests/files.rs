@@ -1,11 +1,18 @@
 //! Integration tests of file attachments against the real router: uploads, limits, safe
-//! serving, private files, and cleanup when messages go.
+//! serving, private files, cleanup when messages go, and files of archived messages (on
+//! SQLite and on PostgreSQL) that keep working until retention or their author lets go.
 
 mod common;
 
-use common::{general, request, start, start_with, Client, TestServer};
-use flack::chat::model::{Attachment, DirectKey, Room};
+use common::{download, general, request, start, start_in, start_with, Client, TestServer};
+use flack::chat::hub::Store;
+use flack::chat::model::{Attachment, ChatError, DirectKey, Room};
+use flack::chat::postgres::PostgresStore;
+use flack::chat::sqlite::SqliteStore;
+use flack::chat::store::Retention;
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
@@ -218,14 +225,8 @@ async fn private_files_are_private() {
     ada.next_message().await;
 
     let fetch = |token: Option<String>| {
-        let url = attachment.url();
-        let server = &server;
-        async move {
-            let auth = token.map(|t| format!("Bearer {t}"));
-            let headers: Vec<(&str, &str)> =
-                auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-            request(server, "GET", &url, &headers, b"").await
-        }
+        let (server, attachment) = (&server, &attachment);
+        async move { download(server, token.as_deref(), attachment).await }
     };
     assert_eq!(fetch(Some(bob.token())).await.status, 200);
     assert_eq!(fetch(Some(ada.token())).await.status, 200);
@@ -267,7 +268,8 @@ async fn attachments_belong_to_their_uploader() {
     }
 }
 
-/// Deleting a message deletes its file; so does the message leaving the 100-message window.
+/// In the in-memory mode, which keeps nothing beyond the window, deleting a message deletes
+/// its file, and so does the message leaving the 100-message window.
 #[tokio::test]
 async fn files_go_with_their_messages() {
     let server = start().await;
@@ -370,4 +372,247 @@ async fn unsent_uploads_are_limited_per_user_over_http() {
         refused.body
     );
     assert_eq!(stored_files_settled(&server, 2).await, 2);
+}
+
+/// Where the durable store of an archived-files test keeps its data.
+#[derive(Clone)]
+enum Kept {
+    /// The SQLite file at this path.
+    Sqlite(PathBuf),
+    /// The PostgreSQL database at this URL.
+    Postgres(String),
+}
+
+impl Kept {
+    fn open(&self, retention: Retention) -> Arc<dyn Store> {
+        match self {
+            Kept::Sqlite(path) => {
+                Arc::new(SqliteStore::open_keeping(path, 100, retention).expect("opens"))
+            }
+            Kept::Postgres(url) => Arc::new(
+                PostgresStore::open_keeping(url, 100, retention)
+                    .expect("PostgreSQL at 127.0.0.1:5432"),
+            ),
+        }
+    }
+}
+
+/// Runs `test` on a fresh SQLite file, with a fresh data folder.
+async fn on_sqlite<F: std::future::Future<Output = ()>>(
+    name: &str,
+    test: impl FnOnce(Kept, PathBuf) -> F,
+) {
+    let dir = std::env::temp_dir().join(format!("flack-archived-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    test(Kept::Sqlite(dir.join("flack.db")), dir.clone()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `test` on a fresh PostgreSQL database (made by the store, dropped after), with a
+/// fresh data folder.
+async fn on_postgres<F: std::future::Future<Output = ()>>(
+    name: &str,
+    test: impl FnOnce(Kept, PathBuf) -> F,
+) {
+    let database = format!("flack_test_{}_{name}", std::process::id());
+    common::drop_database(&database).await;
+    let dir = std::env::temp_dir().join(format!("flack-archived-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    test(Kept::Postgres(url), dir.clone()).await;
+    common::drop_database(&database).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server keeping `retention` on `kept`, with its data folder `dir`; and its store, to
+/// stop before another server starts in its place.
+async fn archived_server(
+    kept: &Kept,
+    dir: &Path,
+    retention: Retention,
+) -> (TestServer, Arc<dyn Store>) {
+    let mut config = common::fast();
+    config.data.retain_messages = retention;
+    let store = kept.open(retention);
+    let handle = store.clone();
+    let server = start_in(config, Some(dir.to_path_buf()), move |_| store).await;
+    (server, handle)
+}
+
+/// Uploads `bytes` as `name` for the room `query` names.
+async fn upload_ok(
+    server: &TestServer,
+    token: &str,
+    query: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Attachment {
+    let up = upload(server, Some(token), query, name, bytes).await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    serde_json::from_str(&up.body).expect("an attachment")
+}
+
+/// Where a file's bytes are on disk.
+fn on_disk(dir: &Path, attachment: &Attachment) -> PathBuf {
+    dir.join("files").join(attachment.id.as_str())
+}
+
+/// Waits up to two seconds for a file's bytes to leave the disk; true if they did.
+async fn leaves_the_disk(path: &Path) -> bool {
+    for _ in 0..100 {
+        if !path.exists() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    !path.exists()
+}
+
+/// A channel's picture and a private conversation's file, both older than their rooms'
+/// windows, download as before: the picture for anyone, the private file for its two
+/// participants only (a stranger is refused, nobody at all too). So after a restart, whose
+/// sweep of the files folder deletes a stray file and keeps the archived ones.
+async fn archived_files_keep_working(kept: Kept, dir: PathBuf) {
+    let (server, store) = archived_server(&kept, &dir, Retention::All).await;
+    let mut ada = Client::user(&server, "Ada").await;
+    let bob = Client::user(&server, "Bob").await;
+    let eve = Client::user(&server, "Eve").await;
+    let picture = upload_ok(&server, &ada.token(), "channel=general", "cat.png", PNG).await;
+    send_with(&mut ada, &general(), "look", &picture).await;
+    ada.acks(1).await;
+    let direct = Room::Direct(DirectKey::between(ada.id(), bob.id()).unwrap());
+    let peer = format!("peer={}", bob.id());
+    let plan = upload_ok(&server, &ada.token(), &peer, "plan.txt", b"the secret plan").await;
+    send_with(&mut ada, &direct, "the plan", &plan).await;
+    ada.acks(1).await;
+    ada.fill(&general(), 101).await;
+    ada.fill(&direct, 101).await;
+    assert_eq!(
+        server.hub.file_for(&picture.id, None),
+        Err(ChatError::NoSuchFile),
+        "the hub no longer holds it: the store answers"
+    );
+
+    let check = |server: TestServer| {
+        let (picture, plan) = (picture.clone(), plan.clone());
+        let (bob, eve) = (bob.token(), eve.token());
+        async move {
+            let got = download(&server, None, &picture).await;
+            assert_eq!(got.status, 200, "{}", got.body);
+            assert_eq!(got.bytes, PNG);
+            assert_eq!(got.header("content-type").as_deref(), Some("image/png"));
+            let bobs = download(&server, Some(&bob), &plan).await;
+            assert_eq!(bobs.status, 200, "{}", bobs.body);
+            assert_eq!(bobs.bytes, b"the secret plan");
+            assert_eq!(
+                bobs.header("content-disposition").as_deref(),
+                Some("attachment; filename*=UTF-8''plan.txt")
+            );
+            let eves = download(&server, Some(&eve), &plan).await;
+            assert_eq!(eves.status, 403, "{}", eves.body);
+            assert!(!eves.body.contains("secret"));
+            assert_eq!(download(&server, None, &plan).await.status, 401);
+        }
+    };
+    check(server).await;
+
+    store.close();
+    let stray = dir.join("files").join("0".repeat(32));
+    std::fs::write(&stray, b"no message carries me").unwrap();
+    let (again, store) = archived_server(&kept, &dir, Retention::All).await;
+    check(again).await;
+    assert!(leaves_the_disk(&stray).await, "the stray file is swept");
+    assert!(on_disk(&dir, &picture).exists() && on_disk(&dir, &plan).exists());
+    store.close();
+}
+
+/// On SQLite.
+#[tokio::test]
+async fn archived_files_download_after_the_window_and_a_restart_on_sqlite() {
+    on_sqlite("keep", archived_files_keep_working).await;
+}
+
+/// On PostgreSQL (`data.store = "postgres"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_files_download_after_the_window_and_a_restart_on_postgres() {
+    on_postgres("files_keep", archived_files_keep_working).await;
+}
+
+/// With `data.retain_messages = kept_messages`: a file whose message its author deletes
+/// answers 404 and leaves the disk; a file whose message is the oldest one kept still
+/// downloads, and the next message, which makes retention let go of it, takes it off the
+/// disk and its download answers 404. With 100 that is today's rule: a file goes as its
+/// message leaves the window.
+async fn files_go_when_their_message_goes(kept: Kept, dir: PathBuf, kept_messages: u64) {
+    let (server, store) = archived_server(&kept, &dir, Retention::Newest(kept_messages)).await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let oldest = upload_ok(&server, &ada.token(), "channel=general", "old.png", PNG).await;
+    send_with(&mut ada, &general(), "first", &oldest).await;
+    ada.acks(1).await;
+    let regretted = upload_ok(&server, &ada.token(), "channel=general", "oops.png", PNG).await;
+    send_with(&mut ada, &general(), "oops", &regretted).await;
+    let id = loop {
+        if let ServerEvent::Ack { id, .. } = ada.next().await {
+            break id;
+        }
+    };
+    ada.send(ClientEvent::Delete {
+        room: general(),
+        id,
+        client_ref: None,
+    })
+    .await;
+    assert!(
+        leaves_the_disk(&on_disk(&dir, &regretted)).await,
+        "a deleted message's file goes"
+    );
+    assert_eq!(download(&server, None, &regretted).await.status, 404);
+
+    ada.fill(&general(), kept_messages as usize - 2).await;
+    let got = download(&server, None, &oldest).await;
+    assert_eq!(got.status, 200, "still kept: {}", got.body);
+    assert_eq!(got.bytes, PNG);
+    ada.fill(&general(), 1).await;
+    assert_eq!(download(&server, None, &oldest).await.status, 404);
+    assert!(
+        leaves_the_disk(&on_disk(&dir, &oldest)).await,
+        "retention let go of it"
+    );
+    store.close();
+}
+
+/// On SQLite, keeping 150.
+#[tokio::test]
+async fn files_go_when_retention_or_their_author_lets_go_on_sqlite() {
+    on_sqlite("go150", |kept, dir| {
+        files_go_when_their_message_goes(kept, dir, 150)
+    })
+    .await;
+}
+
+/// On SQLite, keeping 100: files go with the window, as before the archive.
+#[tokio::test]
+async fn keeping_a_hundred_files_go_with_the_window_on_sqlite() {
+    on_sqlite("go100", |kept, dir| {
+        files_go_when_their_message_goes(kept, dir, 100)
+    })
+    .await;
+}
+
+/// On PostgreSQL, keeping 150.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_when_retention_or_their_author_lets_go_on_postgres() {
+    on_postgres("files_go150", |kept, dir| {
+        files_go_when_their_message_goes(kept, dir, 150)
+    })
+    .await;
+}
+
+/// On PostgreSQL, keeping 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeping_a_hundred_files_go_with_the_window_on_postgres() {
+    on_postgres("files_go100", |kept, dir| {
+        files_go_when_their_message_goes(kept, dir, 100)
+    })
+    .await;
 }

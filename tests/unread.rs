@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{channel, fast, general, start_on, start_with, Client, TestServer};
+use common::{channel, drop_database, fast, general, start_on, start_with, Client, TestServer};
 use flack::chat::hub::Store;
 use flack::chat::model::{ChatError, DirectKey, Room, RoomUnread};
 use flack::chat::postgres::PostgresStore;
@@ -296,19 +296,4 @@ async fn positions_survive_a_restart_on_postgres() {
     })
     .await;
     drop_database(&name).await;
-}
-
-/// Drops a test database if it exists.
-async fn drop_database(name: &str) {
-    let (client, connection) = tokio_postgres::connect(
-        "postgres://postgres@127.0.0.1:5432/postgres",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL at 127.0.0.1:5432 (trust auth)");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("dropped");
 }

@@ -3,7 +3,7 @@
 // included), and every focus ring stands out from what is behind it.
 import { test, expect, type Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
-import { User, seedMessages, unique } from "./fixtures/flack";
+import { User, openSidebar, seedMessages, unique } from "./fixtures/flack";
 
 /** The serious and critical violations axe-core finds on `page`, one line each. */
 async function seriousViolations(page: Page): Promise<string[]> {
@@ -104,6 +104,8 @@ test("the search results pass axe", async ({ browser }) => {
   await expect(results.getByRole("listitem")).toHaveCount(2);
   expect(await seriousViolations(ada.page)).toEqual([]);
   await ada.page.setViewportSize({ width: 390, height: 844 });
+  // On a phone the results are in the sidebar's drawer.
+  await openSidebar(ada.page);
   expect(await seriousViolations(ada.page)).toEqual([]);
   await results.getByRole("link").first().click();
   await expect(ada.log().locator("[data-found]")).toBeVisible();
@@ -128,6 +130,28 @@ test("formatted messages pass axe", async ({ browser }) => {
   await ada.page.emulateMedia({ colorScheme: "dark" });
   expect(await seriousViolations(ada.page)).toEqual([]);
   await ada.close();
+});
+
+/** The phone layout (room, drawer open, Online panel shown), the quick switcher and a
+ *  typing notice have no serious or critical violations. */
+test("the phone drawer, the quick switcher and the typing notice pass axe", async ({ browser }) => {
+  const ada = await User.open(browser, "Ada");
+  const bob = await User.open(browser, "Bob");
+  await bob.page.getByLabel("Message", { exact: true }).pressSequentially("hello");
+  await expect(ada.page.getByText(`${bob.name} is typing…`)).toBeVisible();
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.page.setViewportSize({ width: 390, height: 844 });
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.page.getByRole("button", { name: "Online", exact: true }).click();
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await openSidebar(ada.page);
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.page.keyboard.press("Escape");
+  await ada.page.keyboard.press("Control+k");
+  await expect(ada.page.getByRole("dialog", { name: "Jump to" })).toBeVisible();
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.close();
+  await bob.close();
 });
 
 /** Every element that shows a focus ring while tabbing through a channel page, in the light

@@ -1,7 +1,7 @@
 // Finding people and presence: the People finder starts a private conversation on any
 // screen size, and switching rooms takes you off the Online list of the room you left.
 import { test, expect } from "@playwright/test";
-import { User, unique } from "./fixtures/flack";
+import { User, openSidebar, unique } from "./fixtures/flack";
 
 /** On a phone-sized screen, People finds someone registered (not online anywhere) and starts
  *  a private conversation with them; it reaches them, and only then is it in their list. */
@@ -11,6 +11,7 @@ test("a conversation starts from People at 390 px", async ({ browser }) => {
   await bob.page.goto("/c/general");
   const ada = await User.open(browser, "Ada");
   await ada.page.setViewportSize({ width: 390, height: 844 });
+  await openSidebar(ada.page);
 
   const people = ada.page.getByRole("button", { name: "People" });
   await expect(people).toBeVisible();

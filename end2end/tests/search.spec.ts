@@ -3,11 +3,12 @@
 // author and text, and choosing one opens the room at that message, loading older pages when
 // it is not among the newest.
 import { test, expect, type Page } from "@playwright/test";
-import { User, seedMessages, unique } from "./fixtures/flack";
+import { User, openSidebar, seedMessages, unique } from "./fixtures/flack";
 
 /** Searches for `text` with the sidebar's search box and returns the results list, once
  *  the answer is in (the results panel is busy until then). */
 async function search(page: Page, text: string) {
+  await openSidebar(page);
   const box = page.getByRole("searchbox", { name: "Search messages" });
   await box.fill(text);
   await box.press("Enter");

@@ -3,6 +3,7 @@
 //! no chat logic of their own.
 
 pub mod client;
+pub mod drawer;
 pub mod home;
 pub mod local_time;
 pub mod markup;
@@ -13,7 +14,9 @@ pub mod notifications;
 pub mod percent;
 pub mod room;
 pub mod search;
+pub mod shortcuts;
 pub mod sidebar;
+pub mod switcher;
 
 use client::provide_chat_client;
 use home::Home;
@@ -62,6 +65,9 @@ pub fn App() -> impl IntoView {
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| client.start());
     let route = Memo::new(move |_| location.route());
+    let drawer = drawer::provide_drawer(route);
+    let switcher = switcher::provide_switcher();
+    shortcuts::listen(client, drawer, switcher, location);
     // An enum of the four views, not a type-erased view: erasing would also compile an
     // asynchronous hydration path for each page, which Flack never uses.
     let page = move || match route.get() {
@@ -73,11 +79,23 @@ pub fn App() -> impl IntoView {
 
     view! {
         <Title text="Flack"/>
-        <div class="app" inert=move || client.needs_name()>
+        <a
+            class="skip-link"
+            href="#message-input"
+            on:click=move |ev| {
+                ev.prevent_default();
+                drawer::focus_by_id("message-input");
+            }
+        >
+            "Skip to message box"
+        </a>
+        <div class="app" class:drawer-open=move || drawer.open.get() inert=move || client.needs_name()>
             <Sidebar/>
+            <drawer::DrawerBackdrop/>
             <main class="main">{page}</main>
         </div>
         <NamePrompt/>
+        <switcher::QuickSwitcher/>
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::client::unread::{describe, short_count};
 use super::client::{use_chat_client, ChatClient};
+use super::drawer::{use_drawer, CloseSidebarButton, SIDEBAR_ID};
 use super::nav::{channel_path, direct_path, use_location, Link};
 use super::notifications::Notifications;
 use super::search::MessageSearch;
@@ -16,6 +17,7 @@ use leptos::task::spawn_local;
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let client = use_chat_client();
+    let drawer = use_drawer();
     // The server puts the channel list into the HTML with the page, where hydration finds
     // it; the live connection keeps it current from then on.
     let channels = SharedValue::new(|| {
@@ -40,7 +42,8 @@ pub fn Sidebar() -> impl IntoView {
         }
     });
     view! {
-        <aside class="sidebar">
+        <aside class="sidebar" id=SIDEBAR_ID aria-label="Sidebar" class:open=move || drawer.open.get()>
+            <CloseSidebarButton/>
             <header class="sidebar-header">
                 <a class="brand" href="/">"Flack"</a>
                 <Me/>
@@ -98,7 +101,16 @@ fn Me() -> impl IntoView {
                     <button type="button" class="link-button" on:click=open>"Change display name"</button>
                 }
             >
-                <form class="rename" on:submit=on_submit>
+                <form
+                    class="rename"
+                    on:submit=on_submit
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Escape" {
+                            ev.prevent_default();
+                            editing.set(false);
+                        }
+                    }
+                >
                     <label for="rename-input">"Display name"</label>
                     <input
                         id="rename-input"

@@ -67,4 +67,7 @@ pub enum HubEvent {
         /// True when the message mentions the connection's user by their current name.
         mention: bool,
     },
+    /// To a room's other members: `user` is typing there (see `ClientEvent::Typing`).
+    /// Clients forget it after a few seconds, or when a message of theirs arrives.
+    Typing { room: Room, user: UserInfo },
 }

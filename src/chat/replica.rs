@@ -56,6 +56,12 @@ pub enum Replicated {
     Renamed {
         user: UserInfo,
     },
+    /// A user is typing in a room (never stored; relayed to the room's members on every
+    /// instance that has some).
+    Typing {
+        user: crate::chat::model::UserId,
+        room: Room,
+    },
     /// A user's read position moved (stored by the instance it moved on; positions only
     /// move forward, so applying one late or twice changes nothing).
     Read {

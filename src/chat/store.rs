@@ -3,8 +3,10 @@
 //! [`super::sqlite`], the PostgreSQL store in [`super::postgres`].
 
 use super::model::{
-    ChannelInfo, HistoryTop, Message, MessageId, Room, SearchTerms, UserId, UserInfo, HISTORY_LIMIT,
+    ChannelInfo, FileId, HistoryTop, Message, MessageId, Room, SearchTerms, UserId, UserInfo,
+    HISTORY_LIMIT,
 };
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -161,6 +163,32 @@ pub trait Store: Send + Sync + 'static {
     fn shared_files(&self) -> Option<Arc<crate::chat::cluster::files::SharedFiles>> {
         None
     }
+    /// Hands the store what deletes attachments' bytes, for the files whose last carrier
+    /// it lets go of on its own: an archived message that retention no longer keeps. The
+    /// store calls `release` with them after the commit that removed the message, never
+    /// before (a file that could not be deleted then is left to the start-up sweep, as no
+    /// stored message carries it any more). The hub calls this once, as it opens. A store
+    /// with no archive, or one that deletes such bytes in the same transaction (cluster
+    /// mode), ignores it.
+    fn release_files_with(&self, _release: Release) {}
+}
+
+/// Deletes the bytes of files no stored message carries any more ([`Store::release_files_with`]).
+pub type Release = Arc<dyn Fn(Vec<FileId>) + Send + Sync>;
+
+/// Where a write-behind store keeps the [`Release`] the hub hands it, shared with its writer.
+pub(crate) type ReleaseSlot = Arc<std::sync::OnceLock<Release>>;
+
+/// Hands files whose last carrier a commit removed to whoever deletes their bytes.
+pub(crate) fn release(slot: &ReleaseSlot, files: Vec<FileId>) {
+    if files.is_empty() {
+        return;
+    }
+    match slot.get() {
+        Some(release) => release(files),
+        // No hub yet (a store used on its own): the next start-up sweep deletes them.
+        None => tracing::debug!(count = files.len(), "no one to delete released files"),
+    }
 }
 
 /// How many of each room's messages a durable store keeps (`data.retain_messages`): every
@@ -257,6 +285,12 @@ pub type ReadsRead = Pin<Box<dyn Future<Output = Result<Vec<(Room, u64)>, StoreE
 /// A read of older messages, run off the hub's lock.
 pub type ArchiveRead = Pin<Box<dyn Future<Output = Result<ArchivePage, StoreError>> + Send>>;
 
+/// A look-up of the stored message carrying an attachment, run off the hub's lock.
+pub type ArchiveCarrier = Pin<Box<dyn Future<Output = Result<Option<Message>, StoreError>> + Send>>;
+
+/// A look-up of which attachments stored messages carry, run off the hub's lock.
+pub type ArchiveCarried = Pin<Box<dyn Future<Output = Result<HashSet<FileId>, StoreError>> + Send>>;
+
 /// A search of an archive's messages by words.
 #[derive(Clone, Debug)]
 pub struct ArchiveSearch {
@@ -282,6 +316,12 @@ pub trait Archive: Send + Sync + 'static {
     /// The newest messages holding every word of `search.terms`, through the store's own
     /// full-text index, among the channels and the reader's own private conversations.
     fn search(&self, search: ArchiveSearch) -> ArchiveFound;
+    /// The stored message carrying the attachment `id`, if the archive holds one (it holds
+    /// every stored message, the ring's too): one read of an index on the attachment's id.
+    fn carrier(&self, id: &FileId) -> ArchiveCarrier;
+    /// Which of `ids` a stored message carries (the start-up sweep's question), through the
+    /// same index.
+    fn carried(&self, ids: Vec<FileId>) -> ArchiveCarried;
 }
 
 /// An [`ArchivePage`] from what an archive read: up to `limit + 1` messages below the number
@@ -467,3 +507,78 @@ macro_rules! write_behind_methods {
     };
 }
 pub(crate) use write_behind_methods;
+
+/// What the SQLite and PostgreSQL stores' tests share: one behaviour, checked on each.
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::chat::model::{Attachment, ChannelName, DisplayName, MessageBody, Timestamp};
+    use std::sync::Mutex;
+
+    /// A file carried by message `n` of a test.
+    pub(crate) fn file(n: u64) -> Attachment {
+        Attachment {
+            id: FileId::parse(&format!("{n:032x}")).expect("32 hex digits"),
+            name: format!("f{n}.png"),
+            size: 8,
+            content_type: "image/png".into(),
+            image: true,
+        }
+    }
+
+    /// On `store`, opened and loaded with rings of 100 and keeping 150 messages a room:
+    /// the archive finds the message carrying a file long after it left the window, and
+    /// says which of several files stored messages carry; the message retention then lets
+    /// go of hands its file to the deleter once that is committed (not before), and the
+    /// file is found no more. `runtime` runs the archive's reads.
+    pub(crate) fn files_are_found_then_released_by_retention(
+        store: &dyn Store,
+        runtime: &tokio::runtime::Runtime,
+    ) {
+        let released = Arc::new(Mutex::new(Vec::new()));
+        let into = released.clone();
+        store.release_files_with(Arc::new(move |ids| {
+            into.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+        }));
+        let room = Room::Channel(ChannelName::parse("general").expect("a valid name"));
+        let post = |seq: u64, attachment: Option<Attachment>| {
+            let message = Message {
+                id: MessageId(seq),
+                room: room.clone(),
+                seq,
+                author: UserInfo {
+                    id: UserId(1),
+                    name: DisplayName::parse("ada").expect("a valid name"),
+                },
+                body: MessageBody::parse(&format!("m{seq}"), 100).expect("a valid body"),
+                attachment,
+                sent_at: Timestamp::now(),
+            };
+            store.put_message(&message).wait_blocking().expect("stored");
+        };
+        post(1, Some(file(1)));
+        for seq in 2..=150 {
+            post(seq, None);
+        }
+        let archive = store.archive().expect("an archive");
+        let carrier = runtime
+            .block_on(archive.carrier(&file(1).id))
+            .expect("read");
+        assert_eq!(
+            carrier.map(|m| (m.id, m.attachment)),
+            Some((MessageId(1), Some(file(1))))
+        );
+        let carried = runtime
+            .block_on(archive.carried(vec![file(1).id, file(2).id]))
+            .expect("read");
+        assert_eq!(carried, [file(1).id].into_iter().collect());
+        assert!(released.lock().expect("a list").is_empty(), "still kept");
+
+        post(151, None);
+        assert_eq!(*released.lock().expect("a list"), [file(1).id]);
+        let carrier = runtime
+            .block_on(archive.carrier(&file(1).id))
+            .expect("read");
+        assert_eq!(carrier, None);
+    }
+}

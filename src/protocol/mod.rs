@@ -55,6 +55,9 @@ pub enum ClientEvent {
     /// Moves the user's read position in a room forward to `seq`: they have seen the room up
     /// to that message.
     Read { room: Room, seq: u64 },
+    /// Says the user is typing in a room they are in: its other members get `typing`. At
+    /// most one per room every 3 seconds goes out; the rest are dropped without an error.
+    Typing { room: Room },
     /// Changes the user's display name.
     Rename {
         name: String,
@@ -109,7 +112,7 @@ pub enum ServerEvent {
         client_ref: Option<String>,
     },
     /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `user_renamed`,
-    /// `presence`, `unread` and `activity`: written exactly as the hub declares them, tag
+    /// `presence`, `unread`, `activity` and `typing`: written exactly as the hub declares them, tag
     /// included.
     #[serde(untagged)]
     Hub(HubEvent),

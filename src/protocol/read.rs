@@ -24,6 +24,7 @@ enum Kind {
     Error,
     Unread,
     Activity,
+    Typing,
 }
 
 /// Every member name of any server event. Members this version does not know are
@@ -174,6 +175,10 @@ impl<'de> Visitor<'de> for EventVisitor {
                 room: need(m.room, "room")?,
                 seq: need(m.seq, "seq")?,
                 mention: need(m.mention, "mention")?,
+            }),
+            Kind::Typing => ServerEvent::Hub(HubEvent::Typing {
+                room: need(m.room, "room")?,
+                user: need(m.user, "user")?,
             }),
             Kind::Error => ServerEvent::Error {
                 code: need(m.code, "code")?,

@@ -33,6 +33,14 @@ fn client_events_round_trip_in_the_documented_shape() {
         }
     );
     assert_eq!(ClientEvent::decode(&read.encode()).unwrap(), read);
+    let typing = ClientEvent::decode(r#"{"type":"typing","room":{"channel":"general"}}"#).unwrap();
+    assert_eq!(
+        typing,
+        ClientEvent::Typing {
+            room: Room::Channel(ChannelName::parse("general").unwrap()),
+        }
+    );
+    assert_eq!(ClientEvent::decode(&typing.encode()).unwrap(), typing);
     let send =
         ClientEvent::decode(r#"{"type":"send","room":{"direct":[9,4]},"body":"hi"}"#).unwrap();
     assert_eq!(
@@ -135,8 +143,12 @@ fn every_server_event() -> Vec<ServerEvent> {
         ServerEvent::Hub(HubEvent::UserRenamed { user: ada.clone() }),
         ServerEvent::Hub(HubEvent::Presence {
             room: general.clone(),
-            user: ada,
+            user: ada.clone(),
             online: false,
+        }),
+        ServerEvent::Hub(HubEvent::Typing {
+            room: general.clone(),
+            user: ada,
         }),
         ServerEvent::Hub(HubEvent::Unread {
             rooms: vec![crate::chat::model::RoomUnread {
@@ -247,6 +259,10 @@ fn the_decoder_survives_random_input() {
         r#"{"type":"send","room":{"direct":[3,9]},"body":"","attachment":"0123456789abcdef0123456789abcdef"}"#,
         r#"{"type":"delete","room":{"channel":"g"},"id":5}"#,
         r#"{"type":"rename","name":"Ada"}"#,
+        r#"{"type":"typing","room":{"channel":"general"}}"#,
+        r#"{"type":"typing","room":{"direct":[2,7]}}"#,
+        r#"{"type":"unread"}"#,
+        r#"{"type":"read","room":{"channel":"g"},"seq":3}"#,
     ];
     let pieces = [
         "{",

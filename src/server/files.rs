@@ -410,18 +410,9 @@ pub async fn download(
 ) -> Result<Response, FileError> {
     let id = FileId::parse(&id)?;
     let token = bearer(&headers).or_else(|| cookie_token(&headers));
-    let attachment = match (state.hub.file_for(&id, token.as_deref()), &state.cluster) {
-        (Err(ChatError::NoSuchFile), Some(cluster)) => {
-            // A file of a room this instance does not follow (nobody here reads it) is
-            // known once the room is brought up to the database's state.
-            let files = state.hub.shared_files().ok_or(ChatError::NoSuchFile)?;
-            if let Some(room) = files.room_of(&id).await.map_err(shared_error)? {
-                cluster.catch_up(&room).await;
-            }
-            state.hub.file_for(&id, token.as_deref())?
-        }
-        (answer, _) => answer?,
-    };
+    // A file of a message older than the window, or (cluster mode) of a room this instance
+    // does not follow, is found through the stored message carrying it.
+    let attachment = state.hub.stored_file_for(&id, token.as_deref()).await?;
     let mut response = match state.hub.shared_files() {
         Some(files) => {
             let size = files.size(&id).await.map_err(shared_error)?;

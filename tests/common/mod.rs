@@ -100,14 +100,25 @@ pub async fn start_with(config: Config) -> TestServer {
 
 /// [`start_with`] on a store of the test's choosing, made from the server's data directory.
 pub async fn start_on(
+    config: Config,
+    store: impl FnOnce(&std::path::Path) -> std::sync::Arc<dyn Store>,
+) -> TestServer {
+    start_in(config, None, store).await
+}
+
+/// [`start_on`] with its data (the files folder too) in `dir`, so a server started again in
+/// the same place finds what the first one left; `None` for a fresh directory.
+pub async fn start_in(
     mut config: Config,
+    dir: Option<std::path::PathBuf>,
     store: impl FnOnce(&std::path::Path) -> std::sync::Arc<dyn Store>,
 ) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     config.server.addr = addr;
-    config.data.dir =
-        std::env::temp_dir().join(format!("flack-test-{}-{}", std::process::id(), addr.port()));
+    config.data.dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("flack-test-{}-{}", std::process::id(), addr.port()))
+    });
     let settings = config.hub_settings();
     let hub = Hub::open(
         store(&config.data.dir),
@@ -313,6 +324,20 @@ impl Client {
         }
     }
 
+    /// Posts `count` messages to `room` and waits for their acknowledgements, 50 at a time
+    /// (so no outbox overflows).
+    pub async fn fill(&mut self, room: &Room, count: usize) {
+        let mut posted = 0;
+        while posted < count {
+            let batch = (count - posted).min(50);
+            for i in posted..posted + batch {
+                self.post(room, &format!("filler {i}")).await;
+            }
+            self.acks(batch).await;
+            posted += batch;
+        }
+    }
+
     /// Waits for `count` acks, skipping other events.
     pub async fn acks(&mut self, count: usize) {
         let mut seen = 0;
@@ -448,6 +473,33 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Downloads an attachment, with a bearer token or none.
+pub async fn download(
+    server: &impl Addressed,
+    token: Option<&str>,
+    attachment: &flack::chat::model::Attachment,
+) -> HttpResponse {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    request(server, "GET", &attachment.url(), &headers, b"").await
+}
+
+/// Drops a test database on the PostgreSQL at 127.0.0.1:5432 if it exists (the stores
+/// create a missing one themselves).
+pub async fn drop_database(name: &str) {
+    let (client, connection) = tokio_postgres::connect(
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL at 127.0.0.1:5432 (trust auth)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("dropped");
 }
 
 /// Form-encodes one value.

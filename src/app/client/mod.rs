@@ -24,6 +24,7 @@ pub mod notify;
 pub mod socket;
 #[cfg(feature = "hydrate")]
 pub mod storage;
+pub mod typing;
 pub mod unread;
 #[cfg(feature = "hydrate")]
 pub mod upload;
@@ -80,6 +81,8 @@ pub struct Feed {
     pub online: RwSignal<Vec<UserInfo>>,
     /// The latest error the server reported for something done here.
     pub error: RwSignal<Option<String>>,
+    /// Who else is typing here, each with the stamp of their latest notice.
+    pub typing: RwSignal<Vec<(UserInfo, u64)>>,
     /// The server epoch `messages` belong to.
     epoch: StoredValue<u64>,
     /// The highest sequence number received for the room.
@@ -147,6 +150,11 @@ pub struct ChatClient {
     /// the view that shows it and are gone once that view is: when the next room opens,
     /// this still says which one to leave.
     joined: StoredValue<Option<Room>>,
+    /// The room and time (ms) of the last typing notice sent.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    typing_sent: StoredValue<Option<(Room, f64)>>,
+    /// Numbers the typing notices received, so an old notice's timer spares a newer one.
+    typing_stamp: StoredValue<u64>,
     #[cfg(feature = "hydrate")]
     socket: StoredValue<Option<socket::Live>, LocalStorage>,
     #[cfg(feature = "hydrate")]
@@ -168,6 +176,8 @@ pub fn provide_chat_client() -> ChatClient {
         reads_pending: StoredValue::new(Vec::new()),
         reads_waiting: StoredValue::new(false),
         limits: StoredValue::new(Limits::default()),
+        typing_sent: StoredValue::new(None),
+        typing_stamp: StoredValue::new(0),
         feed: StoredValue::new(None),
         joined: StoredValue::new(None),
         #[cfg(feature = "hydrate")]
@@ -235,6 +245,7 @@ impl ChatClient {
             top: RwSignal::new(page.top),
             online: RwSignal::new(Vec::new()),
             error: RwSignal::new(None),
+            typing: RwSignal::new(Vec::new()),
             epoch: StoredValue::new(page.epoch),
             cursor: StoredValue::new(page.last_seq),
             older: StoredValue::new(false),
@@ -403,6 +414,7 @@ impl ChatClient {
                 self.unread
                     .update(|list| unread::entry_mut(list, &room).add(seq, mention));
             }
+            ServerEvent::Hub(HubEvent::Typing { room, user }) => self.someone_typing(&room, user),
             ServerEvent::Hub(HubEvent::Presence { room, user, online }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.online
@@ -478,6 +490,7 @@ impl ChatClient {
         let Some(feed) = feed else {
             return;
         };
+        ChatClient::stopped_typing(&feed, message.author.id);
         let cursor = feed.cursor.get_value();
         if message.seq == cursor + 1 {
             let seq = message.seq;

@@ -159,7 +159,13 @@ pub fn Composer(feed: Feed) -> impl IntoView {
                 placeholder=placeholder
                 disabled=move || !client.hydrated.get()
                 prop:value=move || draft.get()
-                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:input=move |ev| {
+                    let text = event_target_value(&ev);
+                    if !text.trim().is_empty() {
+                        client.typed();
+                    }
+                    draft.set(text);
+                }
                 on:keydown=on_keydown
             ></textarea>
             <div class="composer-actions">

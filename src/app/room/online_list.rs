@@ -20,7 +20,7 @@ pub fn OnlineList(feed: Feed) -> impl IntoView {
             .collect_view()
     };
     view! {
-        <section class="online" aria-labelledby="online-title">
+        <section class="online" id="online-list" aria-labelledby="online-title">
             <h2 id="online-title" class="nav-title">"Online"</h2>
             <ul aria-label="Online">{entries}</ul>
         </section>

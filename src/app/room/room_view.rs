@@ -5,7 +5,9 @@
 use super::composer::Composer;
 use super::message_log::MessageLog;
 use super::online_list::OnlineList;
+use crate::app::client::typing::typing_notice;
 use crate::app::client::{use_chat_client, Feed};
+use crate::app::drawer::OpenSidebarButton;
 use crate::chat::model::{ChatError, HistoryPage};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -70,17 +72,34 @@ pub fn RoomView(feed: Feed) -> impl IntoView {
     // (a page whose render waited for the cluster to catch up hit that).
     #[cfg(feature = "ssr")]
     let title = title();
+    // On narrow screens the Online list is a panel the header's button shows.
+    let show_online = RwSignal::new(false);
     view! {
         <Title text=title/>
         <header class="channel-header" class:direct=!is_channel>
+            <OpenSidebarButton/>
             <h1>{move || feed.title.get()}</h1>
+            {is_channel.then(|| view! {
+                <button
+                    type="button"
+                    class="online-button"
+                    aria-controls="online-list"
+                    aria-expanded=move || show_online.get().to_string()
+                    on:click=move |_| show_online.update(|shown| *shown = !*shown)
+                >
+                    "Online"
+                </button>
+            })}
             <p class="status" role="status" data-state=move || client.status.get().key()>
                 {move || client.status.get().label()}
             </p>
         </header>
-        <div class="room">
+        <div class="room" class:show-online=move || show_online.get()>
             <div class="room-main">
                 <MessageLog feed/>
+                <p class="typing" aria-live="polite">
+                    {move || feed.typing.with(|list| typing_notice(list))}
+                </p>
                 <Composer feed/>
             </div>
             {is_channel.then(|| view! { <OnlineList feed/> })}

@@ -140,30 +140,44 @@ fn redis_url() -> String {
 }
 
 /// A cluster's shared parts: a fresh database and Redis prefix, the database dropped with it.
-struct Rig {
+pub struct Rig {
     postgres: String,
     database: String,
+    redis: String,
     prefix: String,
 }
 
 impl Rig {
     fn new() -> Rig {
+        Rig::on_redis(redis_url(), None)
+    }
+
+    /// A rig whose instances use the Redis at `redis` (a URL), with names in it starting
+    /// with `prefix` (by default one of the run's own, so runs can share a Redis).
+    pub fn on_redis(redis: String, prefix: Option<&str>) -> Rig {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!("flack_bench_cluster_{}_{nanos}", std::process::id());
         Rig {
             postgres: postgres_base(),
-            prefix: name.clone(),
+            prefix: prefix.map_or_else(|| name.clone(), str::to_owned),
             database: name,
+            redis,
         }
     }
 
     async fn instance(&self) -> Result<Server, String> {
+        self.instance_logging("warn").await
+    }
+
+    /// An instance logging what `filter` (`RUST_LOG`) lets through to its log file.
+    pub async fn instance_logging(&self, filter: &'static str) -> Result<Server, String> {
         Server::start_flack(Storage::Cluster {
             postgres_url: format!("{}/{}", self.postgres, self.database),
-            redis_url: redis_url(),
+            redis_url: self.redis.clone(),
             prefix: self.prefix.clone(),
+            log_filter: filter,
         })
         .await
     }
@@ -355,19 +369,78 @@ pub async fn run(scale: &Scale) -> Result<Vec<Report>, String> {
     drop(a);
     drop(b);
     drop(rig);
-    // A cluster of its own (the fleet's names and channel are per instance pair).
-    eprintln!("cluster: delivery on A alone; the CPU of B, which has no reader of the room");
-    let rig = Rig::new();
-    let a = rig.instance().await?;
-    let b = rig.instance().await?;
-    let databases = vec![rig.database.clone()];
-    let mut elsewhere = delivery("cluster", &a, &a, &[&b], &databases, scale).await?;
-    elsewhere.scenario = "cluster_elsewhere".into();
-    reports.push(elsewhere);
-    drop(a);
-    drop(b);
-    drop(rig);
+    for sidebar in [false, true] {
+        // A cluster of its own (the fleet's names and channel are per instance pair).
+        eprintln!(
+            "cluster: delivery on A alone; the CPU of B, which has no reader of the room{}",
+            if sidebar {
+                " but a browser following unread counts"
+            } else {
+                ""
+            }
+        );
+        let rig = Rig::new();
+        let a = rig.instance().await?;
+        let b = rig.instance().await?;
+        let databases = vec![rig.database.clone()];
+        let follower = match sidebar {
+            true => Some(UnreadFollower::start(&b).await?),
+            false => None,
+        };
+        let mut elsewhere = delivery("cluster", &a, &a, &[&b], &databases, scale).await?;
+        elsewhere.scenario = match &follower {
+            None => "cluster_elsewhere".into(),
+            Some(follower) => {
+                let heard = follower.heard.load(Ordering::Relaxed);
+                eprintln!("  B's unread follower heard of {heard} messages");
+                if heard == 0 {
+                    return Err("the unread follower on B heard of no message".into());
+                }
+                "cluster_elsewhere_unread".into()
+            }
+        };
+        reports.push(elsewhere);
+    }
     Ok(reports)
+}
+
+/// A browser's sidebar on an instance: a user following unread counts, counting the
+/// `activity` news it hears, until dropped.
+struct UnreadFollower {
+    heard: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UnreadFollower {
+    async fn start(server: &Server) -> Result<UnreadFollower, String> {
+        let name = format!("bench-sidebar-{}", server.addr.port());
+        let token = net::register(server.addr, &name).await?;
+        let mut ws = net::websocket(server.addr, None).await?;
+        for event in [ClientEvent::Auth { token }, ClientEvent::Unread] {
+            ws.send(Message::text(event.encode()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let heard = Arc::new(AtomicU64::new(0));
+        let counting = heard.clone();
+        let task = tokio::spawn(async move {
+            while let Some(Ok(frame)) = ws.next().await {
+                let Message::Text(text) = frame else { continue };
+                if let Ok(ServerEvent::Hub(HubEvent::Activity { .. })) =
+                    ServerEvent::decode(text.as_str())
+                {
+                    counting.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(UnreadFollower { heard, task })
+    }
+}
+
+impl Drop for UnreadFollower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Delivery from senders on `sending` to receivers on `receiving`, with the CPU of
@@ -447,7 +520,7 @@ async fn post_rate(
     let mut watchers = Vec::new();
     for (i, server) in servers.iter().enumerate() {
         let source = net::source_ip(RATE_SOURCES + i);
-        watchers.push(joined(server.addr, source, &room, None).await?.0);
+        watchers.push(joined(server.addr, source, &room, None, None).await?.0);
     }
     let mut connections = Vec::new();
     for (i, (addr, token)) in posters.iter().zip(&tokens).enumerate() {
@@ -638,14 +711,15 @@ async fn watch(mut ws: Ws, shared: Arc<Posting>) {
     }
 }
 
-/// Connects from `source`, reads the welcome (its epoch) and joins `room` (from `since`);
-/// gives back the connection, the epoch and the `joined` answer's message numbers and
-/// whether it replaced the history.
-async fn joined(
+/// Connects from `source`, reads the welcome (its epoch), authenticates with `token` if
+/// given, and joins `room` (from `since`); gives back the connection, the epoch and the
+/// `joined` answer's message numbers and whether it replaced the history.
+pub async fn joined(
     addr: SocketAddr,
     source: IpAddr,
     room: &Room,
     since: Option<Cursor>,
+    token: Option<String>,
 ) -> Result<(Ws, u64, Vec<u64>, bool), String> {
     let within = Duration::from_secs(10);
     let mut ws = tokio::time::timeout(within, net::websocket(addr, Some(source)))
@@ -671,9 +745,12 @@ async fn joined(
         since,
         client_ref: None,
     };
-    ws.send(Message::text(join.encode()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let auth = token.map(|token| ClientEvent::Auth { token });
+    for event in auth.into_iter().chain([join]) {
+        ws.send(Message::text(event.encode()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     loop {
         let frame = tokio::time::timeout(within, ws.next())
             .await
@@ -820,7 +897,7 @@ async fn follow(
             epoch,
             seq: seen.seqs.last().copied().unwrap_or(0),
         });
-        match joined(b, source, &room, since).await {
+        match joined(b, source, &room, since, None).await {
             Ok((mut ws, now_epoch, seqs, reset)) => {
                 if now_epoch != epoch {
                     seen.problems
@@ -960,7 +1037,7 @@ async fn failover(
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
             let source = net::source_ip(FAILOVER_SOURCES + i);
-            let (ws, epoch, _, _) = joined(addr, source, &room, None)
+            let (ws, epoch, _, _) = joined(addr, source, &room, None, None)
                 .await
                 .map_err(|e| format!("a client joining on A from {source}: {e}"))?;
             Ok::<_, String>((ws, epoch, source))

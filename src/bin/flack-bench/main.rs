@@ -22,6 +22,12 @@
 //!   PostgreSQL from `FLACK_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`),
 //!   Redis from `FLACK_BENCH_REDIS` (default `redis://127.0.0.1:6379/`). `--quick`: the
 //!   smoke run's sizes (a few seconds each), which the other options then change.
+//! - `cluster-beat [--users 1000] [--channels 100] [--addresses N] [--seconds 10]
+//!   [--split true]`: what one heartbeat of a cluster instance costs (Redis commands,
+//!   bytes and CPU, wall time) with `--users` users over `--channels` channels on two
+//!   instances, connecting from `--addresses` client addresses (one each by default), on a
+//!   Redis of the run's own. Each channel has users through both instances, or with
+//!   `--split true` through one.
 //! - `markup [--iterations 1000]`: the time to read and render one 4,000-character message
 //!   body as formatted HTML (issue 18: under 1 ms), for several shapes of body.
 //! - `ceiling --addr A`: serve the ceiling (used by the others).
@@ -31,6 +37,7 @@ mod ceiling;
 mod cluster;
 mod fanout;
 mod first_load;
+mod heartbeat;
 mod idle;
 mod markup;
 mod net;
@@ -329,6 +336,17 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
             scale.baselines = cluster::Baseline::parse(&args.get("baseline", "both".to_owned())?)?;
             cluster::run(&scale).await
         }
+        "cluster-beat" => {
+            let users = args.get("users", 1000)?;
+            let scale = heartbeat::Scale {
+                users,
+                channels: args.get("channels", 100)?,
+                addresses: args.get("addresses", users)?,
+                window: secs(args.get("seconds", 10.0)?),
+                split: args.get("split", false)?,
+            };
+            Ok(vec![heartbeat::run(&scale).await?])
+        }
         other => Err(format!(
             "unknown command {other:?}; see the top of src/bin/flack-bench/main.rs"
         )),
@@ -340,7 +358,7 @@ async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
         eprintln!(
-            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|cluster|markup|ceiling [--options]"
+            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|cluster|cluster-beat|markup|ceiling [--options]"
         );
         std::process::exit(2);
     };

@@ -37,12 +37,14 @@ pub enum Storage {
     /// A fresh database of its own on this PostgreSQL server (`postgres://user@host:port`,
     /// no database), dropped with the server.
     Postgres(String),
-    /// One instance of a cluster: the shared database (its whole URL), the shared Redis and
-    /// the cluster's channel prefix. The database belongs to whoever made the cluster.
+    /// One instance of a cluster: the shared database (its whole URL), the shared Redis,
+    /// the cluster's channel prefix, and what it logs (`RUST_LOG`). The database belongs to
+    /// whoever made the cluster.
     Cluster {
         postgres_url: String,
         redis_url: String,
         prefix: String,
+        log_filter: &'static str,
     },
 }
 
@@ -129,6 +131,7 @@ impl Server {
         let addr = free_addr().map_err(|e| e.to_string())?;
         let mut database = None;
         let mut log = None;
+        let mut log_filter = "warn";
         let (mut command, data_dir) = match kind {
             Kind::Flack => {
                 let data = std::env::temp_dir().join(format!(
@@ -159,7 +162,9 @@ impl Server {
                         postgres_url,
                         redis_url,
                         prefix,
+                        log_filter: filter,
                     } => {
+                        log_filter = filter;
                         command
                             .env("FLACK_DATA_STORE", "postgres")
                             .env("FLACK_DATA_POSTGRES_URL", postgres_url)
@@ -192,13 +197,18 @@ impl Server {
                 (command, None)
             }
         };
-        let stderr = match &log {
-            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|e| e.to_string())?),
-            None => Stdio::inherit(),
+        // Flack logs to its standard output.
+        let (stdout, stderr) = match &log {
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+                let copy = file.try_clone().map_err(|e| e.to_string())?;
+                (Stdio::from(copy), Stdio::from(file))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
         };
         let child = command
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", log_filter)
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cannot start the {kind:?} server: {e}"))?;
@@ -277,17 +287,25 @@ impl Server {
         lines
     }
 
-    /// The warnings and errors a cluster instance logged so far (nothing for the others,
-    /// whose log goes to the harness's own stderr).
-    pub fn logged_problems(&self) -> Vec<String> {
+    /// Every line a cluster instance logged so far, without colour codes (nothing for the
+    /// others).
+    pub fn log_lines(&self) -> Vec<String> {
         let Some(path) = &self.log else {
             return Vec::new();
         };
         std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
             .map(without_colours)
+            .collect()
+    }
+
+    /// The warnings and errors a cluster instance logged so far (nothing for the others,
+    /// whose log goes to the harness's own stderr).
+    pub fn logged_problems(&self) -> Vec<String> {
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
             .collect()
     }
 }

@@ -8,11 +8,13 @@
 //!
 //! A channel's changes go to the channel's topic, a private conversation's to each of its
 //! two participants' topics, and directory changes to the directory's; an instance
-//! subscribes to the directory and to the topics it follows ([`super::interest`]).
+//! subscribes to the directory and to the topics it follows ([`super::interest`]). Each
+//! channel message also goes, as a small [`NewsEnvelope`], to the news topic, which the
+//! instances whose connections follow unread counts subscribe to.
 
 use super::interest::{channel_of, directory_channel, Topic};
 use super::Node;
-use crate::chat::model::Room;
+use crate::chat::model::{Room, UserId};
 use crate::chat::replica::Replicated;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -41,12 +43,49 @@ pub(super) struct Envelope {
     pub(super) change: Replicated,
 }
 
+/// What the news topic carries of a channel's message: enough to tell unread followers
+/// that it came and whether it mentions them.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct NewsEnvelope {
+    pub(super) from: String,
+    pub(super) room: Room,
+    pub(super) seq: u64,
+    pub(super) author: UserId,
+    /// The body, only when it holds an `@` (so it may mention someone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) body: Option<String>,
+}
+
+/// The news of a committed change, with its Redis channel, if it is a channel's message.
+pub(super) fn news_of(
+    prefix: &str,
+    from: &str,
+    change: &Replicated,
+) -> Option<(String, NewsEnvelope)> {
+    let Replicated::Message { message } = change else {
+        return None;
+    };
+    if !matches!(message.room, Room::Channel(_)) {
+        return None;
+    }
+    let body = message.body.as_str();
+    let news = NewsEnvelope {
+        from: from.to_owned(),
+        room: message.room.clone(),
+        seq: message.seq,
+        author: message.author.id,
+        body: body.contains('@').then(|| body.to_owned()),
+    };
+    Some((channel_of(prefix, &Topic::News), news))
+}
+
 /// The Redis channels a change goes to: its channel's, both participants' for a private
 /// conversation, or the directory's.
 pub(super) fn channels_for(prefix: &str, change: &Replicated) -> Vec<String> {
     let room = match change {
         Replicated::Message { message } => &message.room,
         Replicated::Deleted { room, .. } => room,
+        Replicated::Typing { room, .. } => room,
         Replicated::Channel { .. } | Replicated::User { .. } | Replicated::Renamed { .. } => {
             return vec![directory_channel(prefix)];
         }
@@ -104,13 +143,7 @@ pub(super) async fn publish(
         for (channel, payload) in &batch {
             pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
         }
-        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(conn)).await;
-        match sent.unwrap_or_else(|_| {
-            Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "no answer in time",
-            )))
-        }) {
+        match super::in_time(PUBLISH_TIMEOUT, pipe.query_async::<()>(conn)).await {
             Ok(()) => {
                 if reported {
                     tracing::info!("Redis is reachable again: publishing changes");
@@ -132,6 +165,7 @@ pub(super) async fn publish(
 /// (whatever was published while it was not subscribed is read back), applies what
 /// arrives, and subscribes again when the subscription ends or a command goes unanswered.
 pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
+    let news_channel = channel_of(&node.prefix, &Topic::News);
     let mut backoff = Duration::from_millis(100);
     let mut reported = false;
     loop {
@@ -167,6 +201,16 @@ pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
             };
             let Some(msg) = msg else { break };
             let payload: &[u8] = msg.get_payload_bytes();
+            if msg.get_channel_name() == news_channel {
+                match serde_json::from_slice::<NewsEnvelope>(payload) {
+                    Ok(news) if news.from == node.me => {}
+                    Ok(news) => node.hear(&news),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ignoring news from Redis that do not parse")
+                    }
+                }
+                continue;
+            }
             match serde_json::from_slice::<Envelope>(payload) {
                 Ok(envelope) if envelope.from == node.me => {}
                 Ok(envelope) => node.receive(envelope.change, envelope.directory),
@@ -178,5 +222,61 @@ pub(super) async fn subscribe(client: redis::Client, node: Arc<Node>) {
         tracing::warn!("the Redis subscription ended; subscribing again");
         node.interest.detach().await;
         node.redis_up(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::model::{
+        ChannelName, DisplayName, Message, MessageBody, MessageId, Timestamp, UserInfo,
+    };
+
+    fn message(body: &str) -> Replicated {
+        Replicated::Message {
+            message: Message {
+                id: MessageId(41),
+                room: Room::Channel(ChannelName::parse("general").expect("a name")),
+                seq: 17,
+                author: UserInfo {
+                    id: UserId(3),
+                    name: DisplayName::parse("Ann").expect("a name"),
+                },
+                body: MessageBody::parse(body, 4000).expect("a body"),
+                attachment: None,
+                sent_at: Timestamp::from_millis(1_796_000_000_000),
+            },
+        }
+    }
+
+    /// The news of a message are what an unread follower needs and no more: its body only
+    /// when it holds an `@`, so an instance that follows unread counts but not the channel
+    /// receives a small fixed-size frame per message whatever its length, and still judges
+    /// mentions exactly. Private conversations and other changes have no news.
+    #[test]
+    fn news_carry_the_body_only_when_it_may_mention() {
+        let long = "word ".repeat(200);
+        let change = message(&long);
+        let (channel, news) = news_of("p", "me", &change).expect("a channel message");
+        assert_eq!(channel, "p:news");
+        assert_eq!((news.seq, news.author, news.body), (17, UserId(3), None));
+        let whole = serde_json::to_vec(&Envelope {
+            from: "me".into(),
+            directory: None,
+            change: change.clone(),
+        })
+        .expect("encodes");
+        let (_, news) = news_of("p", "me", &change).expect("a channel message");
+        let small = serde_json::to_vec(&news).expect("encodes");
+        assert!(small.len() < 100, "{} bytes", small.len());
+        assert!(whole.len() > 1000, "{} bytes", whole.len());
+
+        let (_, news) = news_of("p", "me", &message("hi @Bob")).expect("a channel message");
+        assert_eq!(news.body.as_deref(), Some("hi @Bob"));
+        let deleted = Replicated::Deleted {
+            room: Room::Channel(ChannelName::parse("general").expect("a name")),
+            id: MessageId(41),
+        };
+        assert!(news_of("p", "me", &deleted).is_none());
     }
 }

@@ -1,19 +1,24 @@
 //! Attachments' bytes in cluster mode: one row of PostgreSQL's `files` table per upload
 //! (made by [`super::sql`]), so a file uploaded through one instance downloads through any.
 //!
-//! When each row goes:
-//! - A message carrying the file is deleted, or leaves its room's window: every instance
-//!   applies that change only after its commit, and each deletes the row then (the first
-//!   one deletes it; for the others there is nothing left to delete).
+//! A row stays as long as a stored message carries its file: in a room's window or in the
+//! archive, for as long as `data.retain_messages` keeps the message. When each row goes:
+//! - The message carrying the file is deleted: every instance applies that change only
+//!   after its commit, and each deletes the row then (the first one deletes it; for the
+//!   others there is nothing left to delete).
+//! - Retention lets go of the message (a post trims the archive below the room's floor):
+//!   the post's own transaction deletes the row ([`super::sql`]).
 //! - The upload is never sent: the instance that received it forgets it after an hour, as
 //!   a single instance does, but leaves the row to [`SharedFiles::sweep`], which deletes
-//!   rows older than [`KEEP_UNCARRIED`] that no stored message carries. By then no
-//!   instance can attach the upload any more, so no post on its way to the database can
-//!   carry a row the sweep deletes. The same sweep deletes what an instance that died left
-//!   behind (an unsent upload, or a deletion it committed and did not apply).
+//!   rows older than [`KEEP_UNCARRIED`] that no stored message carries (it asks the
+//!   archive's index of attachments, which holds every stored message, the windows' too).
+//!   By then no instance can attach the upload any more, so no post on its way to the
+//!   database can carry a row the sweep deletes. The same sweep deletes what an instance
+//!   that died left behind (an unsent upload, or a deletion it committed and did not
+//!   apply).
 
 use crate::chat::model::{FileId, Room};
-use crate::chat::postgres::{connect_as, failed, room_key, Owner};
+use crate::chat::postgres::{connect_as, failed, file_of, room_key, Owner};
 use crate::chat::store::StoreError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -76,25 +81,6 @@ impl SharedFiles {
             .await
             .map_err(failed)?;
         Ok(())
-    }
-
-    /// The room a file was uploaded for, if the database has the file and the room.
-    pub async fn room_of(&self, id: &FileId) -> Result<Option<Room>, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT rooms.room FROM files JOIN rooms ON rooms.key = files.room_key \
-                 WHERE files.id = $1",
-                &[&id.as_str()],
-            )
-            .await
-            .map_err(failed)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let room: String = row.try_get(0).map_err(failed)?;
-        serde_json::from_str(&room).map(Some).map_err(failed)
     }
 
     /// A file's size in bytes, or `None` if no row holds it.
@@ -175,9 +161,12 @@ impl SharedFiles {
         self.client()
             .await?
             .execute(
-                "DELETE FROM files WHERE uploaded_at < now() - make_interval(secs => $1) \
-                 AND id NOT IN (SELECT body::jsonb #>> '{attachment,id}' FROM recent_messages \
-                     WHERE body::jsonb #>> '{attachment,id}' IS NOT NULL)",
+                concat!(
+                    "DELETE FROM files WHERE uploaded_at < now() - make_interval(secs => $1) \
+                     AND NOT EXISTS (SELECT 1 FROM archive WHERE ",
+                    file_of!(),
+                    " = files.id)"
+                ),
                 &[&age.as_secs_f64()],
             )
             .await

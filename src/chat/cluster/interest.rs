@@ -1,8 +1,9 @@
 //! Which changes this instance receives from Redis: the directory's always, a channel's
 //! while it has local members (or was used here a moment ago), a user's private
-//! conversations while that user is connected here, and every channel's while a connection
-//! here follows unread counts (a browser's sidebar shows every channel's unread state, so it
-//! needs every channel's news; one pattern subscription carries them).
+//! conversations while that user is connected here, and the news of every channel's
+//! messages while a connection here follows unread counts (a browser's sidebar shows every
+//! channel's unread state; the news carry only what that needs: room, number, author, and
+//! the body only when it may mention someone).
 //!
 //! A room nobody here uses is not followed: its copy in the hub goes stale, and is brought
 //! up to the database's state ([`super::Repair::Now`]) the moment it is used again, after
@@ -35,15 +36,8 @@ pub(super) enum Topic {
     Channel(Room),
     /// Every private conversation one user takes part in.
     User(UserId),
-    /// Every channel (a pattern subscription). A change of a channel also followed on its
-    /// own arrives twice; applying it again changes nothing.
-    Channels,
-}
-
-impl Topic {
-    fn is_pattern(&self) -> bool {
-        matches!(self, Topic::Channels)
-    }
+    /// The news of every channel's messages ([`super::bus::NewsEnvelope`]).
+    News,
 }
 
 /// What this instance follows, and the Redis subscription that carries it.
@@ -71,7 +65,7 @@ pub(super) fn channel_of(prefix: &str, topic: &Topic) -> String {
             format!("{prefix}:room:{}", crate::chat::postgres::room_key(room))
         }
         Topic::User(user) => format!("{prefix}:user:{}", user.0),
-        Topic::Channels => format!("{prefix}:room:*"),
+        Topic::News => format!("{prefix}:news"),
     }
 }
 
@@ -108,14 +102,7 @@ impl Interest {
             wanted.insert(channel.clone(), (topic.clone(), Instant::now()));
         }
         if let Some(sink) = redis.as_mut() {
-            let command = async {
-                if topic.is_pattern() {
-                    sink.psubscribe(&channel).await
-                } else {
-                    sink.subscribe(&channel).await
-                }
-            };
-            let made = tokio::time::timeout(COMMAND_TIMEOUT, command).await;
+            let made = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channel)).await;
             if !matches!(made, Ok(Ok(()))) {
                 tracing::warn!(%channel, "could not subscribe in time; subscribing again");
                 // The periodic check repairs this topic's rooms until then.
@@ -132,8 +119,7 @@ impl Interest {
         let wanted = self.wanted();
         match room {
             Room::Channel(_) => {
-                wanted.contains_key(&channel_of(&self.prefix, &Topic::Channels))
-                    || wanted.contains_key(&channel_of(&self.prefix, &Topic::Channel(room.clone())))
+                wanted.contains_key(&channel_of(&self.prefix, &Topic::Channel(room.clone())))
             }
             Room::Direct(direct) => direct
                 .users()
@@ -142,16 +128,24 @@ impl Interest {
         }
     }
 
+    /// Whether the news of every channel's messages reach this instance.
+    pub(super) fn follows_news(&self) -> bool {
+        self.wanted()
+            .contains_key(&channel_of(&self.prefix, &Topic::News))
+    }
+
     /// Stops following the topics unused for [`Interest::linger`] that `in_use` (asked
     /// with the set locked) says have no local member any more.
     pub(super) async fn sweep(&self, in_use: impl Fn(&Topic) -> bool) {
         let mut redis = self.redis.lock().await;
-        let unused: Names = {
+        let unused: Vec<String> = {
             let mut wanted = self.wanted();
-            let unused = Names::of(wanted.iter().filter(|(_, (topic, touched))| {
-                touched.elapsed() >= self.linger && !in_use(topic)
-            }));
-            for channel in unused.channels.iter().chain(&unused.patterns) {
+            let unused: Vec<String> = wanted
+                .iter()
+                .filter(|(_, (topic, touched))| touched.elapsed() >= self.linger && !in_use(topic))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for channel in &unused {
                 wanted.remove(channel);
             }
             if !unused.is_empty() {
@@ -163,16 +157,7 @@ impl Interest {
             return;
         }
         if let Some(sink) = redis.as_mut() {
-            let made = tokio::time::timeout(COMMAND_TIMEOUT, async {
-                if !unused.channels.is_empty() {
-                    sink.unsubscribe(&unused.channels).await?;
-                }
-                if !unused.patterns.is_empty() {
-                    sink.punsubscribe(&unused.patterns).await?;
-                }
-                Ok::<_, redis::RedisError>(())
-            })
-            .await;
+            let made = tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(&unused)).await;
             if !matches!(made, Ok(Ok(()))) {
                 *redis = None;
                 self.lost.notify_one();
@@ -184,23 +169,9 @@ impl Interest {
     /// every wanted topic.
     pub(super) async fn attach(&self, mut sink: redis::aio::PubSubSink) -> redis::RedisResult<()> {
         let mut redis = self.redis.lock().await;
-        let mut wanted = Names::of(self.wanted().iter());
-        wanted.channels.push(directory_channel(&self.prefix));
-        let subscribed = async {
-            sink.subscribe(&wanted.channels).await?;
-            if !wanted.patterns.is_empty() {
-                sink.psubscribe(&wanted.patterns).await?;
-            }
-            Ok::<_, redis::RedisError>(())
-        };
-        tokio::time::timeout(COMMAND_TIMEOUT * 4, subscribed)
-            .await
-            .unwrap_or_else(|_| {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "no answer in time",
-                )))
-            })?;
+        let mut wanted: Vec<String> = self.wanted().keys().cloned().collect();
+        wanted.push(directory_channel(&self.prefix));
+        super::in_time(COMMAND_TIMEOUT * 4, sink.subscribe(&wanted)).await?;
         *redis = Some(sink);
         Ok(())
     }
@@ -208,30 +179,5 @@ impl Interest {
     /// Forgets the subscription (it ended).
     pub(super) async fn detach(&self) {
         *self.redis.lock().await = None;
-    }
-}
-
-/// Redis channel names, split into plain channels and patterns (each has its own commands).
-#[derive(Default)]
-struct Names {
-    channels: Vec<String>,
-    patterns: Vec<String>,
-}
-
-impl Names {
-    fn of<'a>(topics: impl Iterator<Item = (&'a String, &'a (Topic, Instant))>) -> Names {
-        let mut names = Names::default();
-        for (name, (topic, _)) in topics {
-            if topic.is_pattern() {
-                names.patterns.push(name.clone());
-            } else {
-                names.channels.push(name.clone());
-            }
-        }
-        names
-    }
-
-    fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.patterns.is_empty()
     }
 }

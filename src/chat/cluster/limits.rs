@@ -104,7 +104,7 @@ impl Limiter {
         let answer = async {
             let mut manager = self.manager().await?;
             let key = format!("{}:allowance:{kind}:{}", self.prefix, user.0);
-            let taken: redis::RedisResult<i64> = tokio::time::timeout(
+            let taken: redis::RedisResult<i64> = super::in_time(
                 TAKE_TIMEOUT,
                 redis::cmd("EVAL")
                     .arg(TAKE)
@@ -114,13 +114,7 @@ impl Limiter {
                     .arg(burst)
                     .query_async(&mut manager),
             )
-            .await
-            .unwrap_or_else(|_| {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "no answer in time",
-                )))
-            });
+            .await;
             match taken {
                 Ok(taken) => Some(taken == 1),
                 Err(e) => {

@@ -12,6 +12,10 @@
 //!   Redis subscription is made again, and, by a periodic check of every followed room's
 //!   `next_seq`, deletion count and the directory count, a lost last message or deletion.
 //!   An instance follows only the rooms used through it ([`interest`]).
+//! - **Presence is kept in Redis per channel** ([`presence`]): a set of `user/instance`
+//!   entries that expire unless their instance's heartbeat ([`beat`]) refreshes them, read
+//!   by each instance for the channels in use through it. The heartbeat also carries each
+//!   instance's connections per client address.
 //! - **Acknowledged means committed**: a proposal is answered after its commit, and it is
 //!   delivered (here and elsewhere) only after its commit, so a client that reconnects to
 //!   any instance catches up with no gap. The epoch is the database's, kept whatever
@@ -26,6 +30,7 @@ mod bus;
 pub mod files;
 mod interest;
 mod limits;
+mod presence;
 mod reads;
 mod repair;
 mod sequencer;
@@ -186,15 +191,22 @@ impl Cluster {
             self.proposals,
         ));
         let remote = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(beat::run(
+        let presence = Arc::new(presence::Presence::new(
             self.redis.clone(),
+            self.settings.prefix.clone(),
+            node.me.clone(),
+            self.settings.check_every,
+        ));
+        tokio::spawn(beat::run(
             node.clone(),
+            presence.clone(),
             self.settings.check_every,
             addresses,
             remote.clone(),
         ));
         let repairs = node.repairs.clone();
         let chat = node.hub.clone();
+        let typing_node = node.clone();
         tokio::spawn(repair::run(
             self.config,
             self.settings.clone(),
@@ -204,11 +216,13 @@ impl Cluster {
         ClusterHandle {
             limiter: Arc::new(Limiter::new(self.redis, self.settings.prefix.clone())),
             remote_addresses: remote,
+            presence,
             repairs,
             interest,
             chat,
             hub: Arc::new(self.settings.hub),
             stopped,
+            node: typing_node,
         }
     }
 }
@@ -219,6 +233,8 @@ impl Cluster {
 pub struct ClusterHandle {
     limiter: Arc<Limiter>,
     remote_addresses: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Who is online where, in Redis.
+    presence: Arc<presence::Presence>,
     repairs: mpsc::UnboundedSender<Repair>,
     interest: Arc<interest::Interest>,
     /// This instance's hub.
@@ -226,6 +242,8 @@ pub struct ClusterHandle {
     /// Where the shared allowances' sizes come from.
     hub: Arc<crate::chat::hub::HubSettings>,
     stopped: tokio::sync::watch::Receiver<Option<String>>,
+    /// Publishes what is not committed (typing notices).
+    node: Arc<Node>,
 }
 
 /// How many periodic checks a room nobody here uses stays followed (so a reader moving
@@ -235,7 +253,29 @@ const LINGER_CHECKS: u32 = 30;
 /// How long a join waits for its instance to catch up with the database.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a join waits for its channel's presence to be read.
+const PRESENCE_WAIT: Duration = Duration::from_millis(300);
+
 impl ClusterHandle {
+    /// Before a join: reads who is online in a channel through other instances if nobody
+    /// here uses it yet (heartbeats read only the channels in use here), so the joiner's
+    /// online list is current. Gives up after [`PRESENCE_WAIT`], and at once while
+    /// heartbeats do not reach Redis (the next heartbeat then brings it up to date).
+    pub async fn read_presence(&self, room: &Room) {
+        // Only channels this instance knows: a made-up name costs no read.
+        if !matches!(room, Room::Channel(_))
+            || self.chat.next_seq(room).is_none()
+            || self.chat.has_members(room)
+        {
+            return;
+        }
+        match tokio::time::timeout(PRESENCE_WAIT, self.presence.read(room)).await {
+            Ok(Ok(users)) => self.chat.set_remote_presence(vec![(room.clone(), users)]),
+            Ok(Err(e)) => tracing::debug!(error = %e, "could not read a channel's presence"),
+            Err(_) => tracing::debug!("a channel's presence was not read in time"),
+        }
+    }
+
     /// Brings a room up to the database's state before a client that holds more of it
     /// than this instance does joins it (it was connected to another instance); gives up
     /// after [`CATCH_UP_WAIT`] (the client then gets a snapshot).
@@ -285,18 +325,32 @@ impl ClusterHandle {
         }
     }
 
-    /// Follows every channel from now on, for a connection here that follows unread
-    /// counts (its sidebar shows every channel's): the first such use after a while
-    /// subscribes to all channels and then brings every channel up to the database's state
-    /// (waiting at most [`CATCH_UP_WAIT`]).
-    pub async fn follow_channels(&self) {
-        if !self.interest.enter(interest::Topic::Channels).await {
-            return;
-        }
+    /// Follows the news of every channel's messages from now on, for a connection here
+    /// that follows unread counts (its sidebar shows every channel's), and brings the
+    /// channels its summary counts up to the database's state first (waiting at most
+    /// [`CATCH_UP_WAIT`]): every channel when the news were not followed until now, else
+    /// only those whose news ran ahead of their copy here.
+    pub async fn follow_news(&self) {
         let (done, finished) = tokio::sync::oneshot::channel();
-        if self.repairs.send(Repair::Checked { done }).is_ok() {
+        let asked = if self.interest.enter(interest::Topic::News).await {
+            Repair::Channels { done }
+        } else if self.chat.stale_channels().is_empty() {
+            return;
+        } else {
+            Repair::Stale { done }
+        };
+        if self.repairs.send(asked).is_ok() {
             let _ = tokio::time::timeout(CATCH_UP_WAIT, finished).await;
         }
+    }
+
+    /// Relays a typing notice made here to the room's members on the other instances
+    /// (never stored: lost with Redis, like the notice it is).
+    pub fn relay_typing(&self, room: &Room, user: crate::chat::model::UserId) {
+        self.node.publish(Replicated::Typing {
+            user,
+            room: room.clone(),
+        });
     }
 
     /// Resolves, with the reason, once this instance must stop: the database lost commits
@@ -384,6 +438,21 @@ impl ClusterHandle {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// `answer`, or an I/O error if it does not come within `limit`.
+async fn in_time<T>(
+    limit: Duration,
+    answer: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(limit, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no answer in time",
+            )))
+        })
 }
 
 /// A name for this instance, unique among the cluster's: host, process and a random part.
@@ -563,6 +632,17 @@ enum Repair {
         room: Room,
         done: tokio::sync::oneshot::Sender<()>,
     },
+    /// Bring every channel up to the database's state now (this instance starts following
+    /// the news, and its copies of channels nobody here read may be far behind), and say
+    /// when done.
+    Channels {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+    /// Bring the channels whose news ran ahead of their copy here up to the database's
+    /// state now (for a summary of unread counts), and say when done.
+    Stale {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
 }
 
 /// One instance's side of the cluster, shared by its tasks.
@@ -638,6 +718,36 @@ impl Node {
                 }
             }
             Err(e) => tracing::error!(error = %e, "could not encode a change for Redis"),
+        }
+        if let Some((channel, news)) = bus::news_of(&self.prefix, &self.me, &envelope.change) {
+            match serde_json::to_vec(&news) {
+                Ok(payload) => {
+                    let _ = self.outgoing.send((channel, payload));
+                }
+                Err(e) => tracing::error!(error = %e, "could not encode news for Redis"),
+            }
+        }
+    }
+
+    /// Takes the news of another instance's channel message: tells the unread followers
+    /// here, or, if news before it went missing, has the room repaired (whose messages are
+    /// told then).
+    fn hear(&self, news: &bus::NewsEnvelope) {
+        let heard = crate::chat::hub::News {
+            room: &news.room,
+            seq: news.seq,
+            author: news.author,
+            body: news.body.as_deref().unwrap_or_default(),
+        };
+        match self.hub.hear_news(&heard) {
+            Applied::Done => {}
+            Applied::Gap { room, .. } => {
+                let at = tokio::time::Instant::now() + self.reorder_wait;
+                let _ = self.repairs.send(Repair::Room { room, at });
+            }
+            // A channel not known here yet: the directory's repair brings it, and the
+            // periodic check its news.
+            Applied::Unknown => {}
         }
     }
 

@@ -2,7 +2,8 @@
 //! [`super::ClusterSettings::reorder_wait`] to arrive), the directory when a change refers
 //! to someone this instance does not know, and everything by a periodic comparison of every
 //! followed room's `next_seq` and deletion count and of the directory count with the
-//! database (a room nobody here follows is only checked for lost commits).
+//! database (a room nobody here follows is only checked for lost commits, and, while the
+//! news are followed, for lost news).
 
 use super::interest::Topic;
 use super::{sql, ClusterSettings, Node, Repair};
@@ -35,6 +36,7 @@ pub(super) async fn run(
         parked: Vec::new(),
         last_forget: Instant::now(),
         reported: false,
+        committed_at_last_check: HashMap::new(),
     };
     let mut due: HashMap<RoomKey, (Room, Instant)> = HashMap::new();
     let mut tick = tokio::time::interval(settings.check_every);
@@ -62,6 +64,14 @@ pub(super) async fn run(
                 }
                 Some(Repair::Now { room, done }) => {
                     repairer.attempt(|r| Box::pin(r.refresh_room(room))).await;
+                    let _ = done.send(());
+                }
+                Some(Repair::Channels { done }) => {
+                    repairer.attempt(|r| Box::pin(r.catch_up_channels())).await;
+                    let _ = done.send(());
+                }
+                Some(Repair::Stale { done }) => {
+                    repairer.attempt(|r| Box::pin(r.catch_up_stale())).await;
                     let _ = done.send(());
                 }
             },
@@ -105,6 +115,9 @@ struct Repairer {
     last_forget: Instant,
     /// An outage was logged and not yet its end.
     reported: bool,
+    /// For each channel not followed here, its `next_seq` in the database at the last
+    /// check: news of numbers below it that have still not come were lost.
+    committed_at_last_check: HashMap<RoomKey, u64>,
 }
 
 impl Repairer {
@@ -244,6 +257,32 @@ impl Repairer {
         Ok(())
     }
 
+    /// Brings every channel up to the database's state (the news are followed from now on).
+    async fn catch_up_channels(&mut self) -> Result<(), StoreError> {
+        for row in sql::rooms(self.client()?).await? {
+            let Some(channel) = row.channel else {
+                continue;
+            };
+            let held = self.node.hub.next_seq(&row.room);
+            if held.is_none() {
+                self.node.hub.apply(Replicated::Channel { channel });
+            }
+            if held.unwrap_or(1) < row.next_seq {
+                self.repair_room(row.room).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the channels whose news ran ahead of their copy here up to the database's
+    /// state.
+    async fn catch_up_stale(&mut self) -> Result<(), StoreError> {
+        for room in self.node.hub.stale_channels() {
+            self.repair_room(room).await?;
+        }
+        Ok(())
+    }
+
     /// Compares every followed room and the directory with the database, and repairs what
     /// differs; first stops following the rooms nobody here uses any more.
     async fn full_check(&mut self) -> Result<(), StoreError> {
@@ -253,7 +292,7 @@ impl Repairer {
             .sweep(|topic| match topic {
                 Topic::Channel(room) => hub.has_members(room),
                 Topic::User(user) => hub.is_connected(*user),
-                Topic::Channels => hub.follows_unread_here(),
+                Topic::News => hub.follows_unread_here(),
             })
             .await;
         let epoch = sql::epoch(self.client()?).await?;
@@ -281,7 +320,10 @@ impl Repairer {
         if reload {
             self.reload_directory().await?;
         }
-        let rows = sql::rooms(self.client()?).await?;
+        // Where the hub stands is read before the database: whatever the hub has applied
+        // was committed before this read, so a room ahead of the database below really
+        // lost commits. (Read the other way round, a commit made here between the two
+        // reads looked like one the database lost, and started a needless epoch.)
         let positions: HashMap<RoomKey, crate::chat::hub::Position> = self
             .node
             .hub
@@ -289,6 +331,7 @@ impl Repairer {
             .into_iter()
             .map(|p| (p.room.key(), p))
             .collect();
+        let rows = sql::rooms(self.client()?).await?;
         for row in rows {
             let key = row.room.key();
             if let (Some(channel), None) = (&row.channel, positions.get(&key)) {
@@ -301,6 +344,16 @@ impl Repairer {
                 .map_or((1, 0), |p| (p.next_seq, p.deletions));
             if next_seq < row.next_seq && !self.node.interest.follows(&row.room) {
                 // Nobody here uses the room: it is brought up to date when someone does.
+                // Its news are told as they come; news of numbers committed before the
+                // last check that have still not come were lost, and the room's repair
+                // tells them.
+                if row.channel.is_some() && self.node.interest.follows_news() {
+                    let told = self.node.hub.told(&row.room).unwrap_or(0);
+                    let then = self.committed_at_last_check.insert(key, row.next_seq);
+                    if then.is_some_and(|then| told + 1 < then) {
+                        self.repair_room(row.room.clone()).await?;
+                    }
+                }
                 continue;
             }
             if next_seq < row.next_seq {

@@ -12,7 +12,9 @@
 //! - `meta.directory` counts directory changes (users, names, channels), one by one, so an
 //!   instance can tell it missed one;
 //! - posts and deletions keep the `archive` table (older messages, by the retention setting)
-//!   as the single-instance store does, in the same transaction as the ring;
+//!   as the single-instance store does, in the same transaction as the ring; a post that
+//!   trims the archive deletes the bytes of the files the trimmed messages carried in that
+//!   transaction too;
 //! - the `files` table holds attachments' bytes, one row per upload ([`super::files`]),
 //!   stored uncompressed (`STORAGE EXTERNAL`, set once) so a download reads it piece by
 //!   piece: most uploads are images, compressed already.
@@ -21,7 +23,7 @@ use crate::chat::model::{
     ChannelInfo, ChatError, DisplayName, Message, MessageId, Room, Timestamp, UserId, UserInfo,
 };
 use crate::chat::postgres::rows::{meta, read_rows, read_users, set_meta, settle_epoch};
-use crate::chat::postgres::{failed, room_key, slot};
+use crate::chat::postgres::{failed, file_of, room_key, slot};
 use crate::chat::store::{Loaded, Retention, StoreError, TokenHash};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Transaction};
@@ -412,11 +414,19 @@ const WRITE_RING: &str = "INSERT INTO recent_messages (room_key, slot, id, seq, 
          $5::TEXT[]) AS t(s, i, q, b) \
      ON CONFLICT (room_key, slot) DO UPDATE \
      SET id = excluded.id, seq = excluded.seq, body = excluded.body";
-const WRITE_ARCHIVE: &str = "WITH archived AS ( \
+/// Archives the batch and trims the room below `$5`; the files the trimmed messages carried
+/// (each its file's only carrier) lose their bytes in the same transaction.
+const WRITE_ARCHIVE: &str = concat!(
+    "WITH archived AS ( \
          INSERT INTO archive (room_key, seq, id, body) \
          SELECT $1, q, i, b FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[]) AS t(q, i, b) \
-         ON CONFLICT DO NOTHING) \
-     DELETE FROM archive WHERE room_key = $1 AND seq < $5";
+         ON CONFLICT DO NOTHING), \
+     trimmed AS ( \
+         DELETE FROM archive WHERE room_key = $1 AND seq < $5 RETURNING ",
+    file_of!(),
+    " AS file) \
+     DELETE FROM files WHERE id IN (SELECT file FROM trimmed WHERE file IS NOT NULL)"
+);
 
 /// The statements prepared on one connection, by their text. A new connection needs a new
 /// one (statements belong to the connection that prepared them).

@@ -32,7 +32,7 @@ impl Connection {
         self.hub.lock().connections.user(self.id)
     }
 
-    fn user(&self, state: &State) -> Result<UserId, ChatError> {
+    pub(super) fn user(&self, state: &State) -> Result<UserId, ChatError> {
         state
             .connections
             .user(self.id)
@@ -64,6 +64,9 @@ impl Connection {
                 continue;
             };
             let was_present = room.is_online(info.id);
+            if room.channel.is_some() && !room.has_user(info.id) {
+                self.hub.shared.presence_moved.notify_one();
+            }
             if let Some(member) = room.members.get_mut(&self.id) {
                 member.user = Some(info.id);
             }
@@ -108,6 +111,9 @@ impl Connection {
             .map
             .get_mut(&self.id)
             .ok_or_else(|| ChatError::Unavailable("connection closed".into()))?;
+        if user.is_some_and(|u| !target.has_user(u)) && target.channel.is_some() {
+            shared.presence_moved.notify_one();
+        }
         // Register first, so the `online` list includes the joiner.
         target.members.insert(self.id, Member::live(conn, 0));
         let cursor = since.filter(|c| c.epoch == epoch).map(|c| c.seq);
@@ -140,7 +146,9 @@ impl Connection {
     pub fn leave(&self, room: &Room) -> Result<(), ChatError> {
         if let Room::Channel(_) = room {
             let mut state = self.hub.lock();
-            state.leave(self.hub.shared.encode, self.id, &room.key());
+            if state.leave(self.hub.shared.encode, self.id, &room.key()) {
+                self.hub.shared.presence_moved.notify_one();
+            }
         }
         Ok(())
     }
@@ -243,7 +251,9 @@ impl Connection {
         if let Some(file) = &message.attachment {
             state.files.mark_attached(&file.id);
         }
-        let dropped = state.files.forget_files_of(evicted);
+        // Evicted messages stay in a durable store's archive, and their files with them.
+        let archived = shared.store.archive().is_some();
+        let dropped = state.files.forget_evicted(evicted, archived);
         // Only a post that evicted files queues a barrier (most evict none): under the lock,
         // behind the message that evicted them.
         let evicted_stored = (!dropped.is_empty()).then(|| shared.store.barrier());
@@ -335,7 +345,9 @@ impl Drop for Connection {
         let mut guard = self.hub.lock();
         let state = &mut *guard;
         for key in state.connections.rooms_of(self.id) {
-            state.leave(encode, self.id, &key);
+            if state.leave(encode, self.id, &key) {
+                self.hub.shared.presence_moved.notify_one();
+            }
         }
         if let Some(conn) = state.connections.map.remove(&self.id) {
             if let Some(user) = conn.user.and_then(|u| state.directory.users.get_mut(&u)) {

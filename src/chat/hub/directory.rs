@@ -41,6 +41,8 @@ pub(super) struct UserEntry {
     pub(super) reads: TokenBucket,
     /// How fast this user may search messages (each search reads the store's index).
     pub(super) searches: TokenBucket,
+    /// How often this user's typing notices go out.
+    pub(super) typing: super::typing::Typing,
 }
 
 impl UserEntry {
@@ -91,6 +93,7 @@ impl UserEntry {
                 super::search::SEARCH_BURST,
                 now,
             ),
+            typing: super::typing::Typing::new(now),
         }
     }
 }

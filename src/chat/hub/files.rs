@@ -1,11 +1,24 @@
 //! The upload registry: every uploaded file, which room it belongs to, who uploaded it and
 //! whether a message carries it yet; and deleting files' bytes off the async threads, from
 //! the files folder, or in cluster mode from the database ([`SharedFiles`]).
+//!
+//! The registry holds the files of the messages in the hub's windows and the uploads not
+//! sent yet. A file stays (bytes, and what its download is checked against) for as long as
+//! a stored message carries it: with a durable store that includes the archive, for as long
+//! as `data.retain_messages` keeps the message. So a message leaving its window takes its
+//! file out of the registry only; a download of it then finds the message through the
+//! archive ([`Hub::stored_file_for`]), and the bytes go when the store lets go of the
+//! message (retention: [`Store::release_files_with`]; deletion: here, once it is stored).
+//! The in-memory mode keeps nothing beyond the windows, so there a file goes with its
+//! message's eviction.
+//!
+//! [`Store::release_files_with`]: crate::chat::store::Store::release_files_with
 
 use super::Hub;
 use crate::chat::cluster::files::SharedFiles;
+use crate::chat::history::window_start;
 use crate::chat::model::{Attachment, ChatError, FileId, Message, Room, RoomKey, UserId};
-use crate::chat::store::{Durable, StoreError};
+use crate::chat::store::{Durable, Release, StoreError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,6 +106,23 @@ impl Files {
             .collect()
     }
 
+    /// Forgets the files of messages that left the history, returning those whose bytes
+    /// must go now: every one when `archived` is false (a store that keeps nothing beyond
+    /// the history), none when it is true (the archive keeps the messages, and the store
+    /// lets go of their files itself).
+    pub(super) fn forget_evicted(
+        &mut self,
+        evicted: impl IntoIterator<Item = Message>,
+        archived: bool,
+    ) -> Vec<FileId> {
+        let forgotten = self.forget_files_of(evicted);
+        if archived {
+            Vec::new()
+        } else {
+            forgotten
+        }
+    }
+
     /// Forgets uploads older than `age` that no message carries, returning them for deletion.
     pub(super) fn forget_unsent(&mut self, age: Duration) -> Vec<FileId> {
         let stale: Vec<FileId> = self
@@ -173,6 +203,18 @@ pub(super) fn remove_files_once_stored(dir: Option<&Path>, ids: Vec<FileId>, sto
     }
 }
 
+/// What deletes the bytes of the files a store lets go of on its own ([`Release`]): from
+/// `dir`, on the blocking pool of the runtime the hub was opened on (the store calls it from
+/// its writer thread), or at once without one.
+pub(super) fn releaser(dir: Option<PathBuf>) -> Release {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    Arc::new(move |ids| {
+        let _inside = runtime.as_ref().map(|runtime| runtime.enter());
+        tracing::debug!(count = ids.len(), "deleting files retention let go of");
+        remove_files(dir.as_deref(), ids);
+    })
+}
+
 /// The files in `dir` that look like uploads (their names are file ids).
 pub(super) fn files_in(dir: &Path) -> Vec<FileId> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -241,19 +283,61 @@ impl Hub {
         Ok(())
     }
 
-    /// A file, if `token` may read it: files of channels are public, files of private
-    /// conversations are for their two participants only.
+    /// A file the hub holds (of a message in a window, or an upload not sent yet), if
+    /// `token` may read it: files of channels are public, files of private conversations
+    /// are for their two participants only.
     pub fn file_for(&self, id: &FileId, token: Option<&str>) -> Result<Attachment, ChatError> {
         let state = self.lock();
         let entry = state.files.get(id).ok_or(ChatError::NoSuchFile)?;
-        if let RoomKey::Direct(direct) = &entry.room {
-            let token = token.ok_or(ChatError::Unauthorized)?;
-            let user = state.directory.by_token(token)?.info.id;
-            if !direct.includes(user) {
-                return Err(ChatError::Forbidden);
+        may_read(&state, &entry.room, token)?;
+        Ok(entry.attachment.clone())
+    }
+
+    /// [`Hub::file_for`], and for a file the hub no longer holds (its message older than
+    /// the window, or, in cluster mode, in a room this instance does not follow), the
+    /// stored message carrying it: one indexed read of the store's archive, off the hub's
+    /// lock, and the same rule on who may read it. A file of a message retention let go
+    /// of, or that was deleted, is no such file.
+    pub async fn stored_file_for(
+        &self,
+        id: &FileId,
+        token: Option<&str>,
+    ) -> Result<Attachment, ChatError> {
+        match self.file_for(id, token) {
+            Err(ChatError::NoSuchFile) => {}
+            held => return held,
+        }
+        let Some(archive) = self.shared.store.archive() else {
+            return Err(ChatError::NoSuchFile);
+        };
+        let message = archive.carrier(id).await.map_err(|e| {
+            tracing::error!(error = %e, "a stored file could not be looked up");
+            ChatError::Unavailable("the file could not be looked up".into())
+        })?;
+        let Some(Message {
+            id: message_id,
+            room,
+            seq,
+            attachment: Some(attachment),
+            ..
+        }) = message
+        else {
+            return Err(ChatError::NoSuchFile);
+        };
+        if attachment.id != *id {
+            return Err(ChatError::NoSuchFile);
+        }
+        let state = self.lock();
+        // The hub may have deleted it while the store has not committed the deletion yet
+        // (only messages in the window can be deleted, so only those are checked).
+        if let Some(held) = state.rooms.map.get(&room.key()) {
+            let window = window_start(held.last_seq(), self.shared.limits.history);
+            if (window..=held.last_seq()).contains(&seq) && held.history.get(message_id).is_none() {
+                return Err(ChatError::NoSuchFile);
             }
         }
-        Ok(entry.attachment.clone())
+        may_read(&state, &room.key(), token)?;
+        Ok(attachment)
     }
 
     /// Forgets and deletes files uploaded more than `age` ago that no message carries (the
@@ -272,19 +356,24 @@ impl Hub {
         count
     }
 
-    /// Deletes files in the files directory that no restored message carries: uploads never
-    /// sent before a restart, or files of messages the store no longer holds; and reports
-    /// restored messages whose file is missing.
+    /// Deletes files in the files directory that no stored message carries: uploads never
+    /// sent before a restart, files of messages the store no longer holds, or files whose
+    /// deletion was cut short; and reports restored messages whose file is missing.
+    ///
+    /// Files the windows' messages carry are known at once; for the others the store's
+    /// archive is asked (one indexed read each), on a task of its own when there is a
+    /// runtime, so opening does not wait for it. None of those can become carried
+    /// meanwhile: only an upload the registry holds can be attached.
     pub(super) fn remove_orphan_files(&self) {
-        let Some(dir) = &self.shared.limits.files_dir else {
+        let Some(dir) = self.shared.limits.files_dir.clone() else {
             return;
         };
         if self.shared_files().is_some() {
             // The folder is not used; the cluster sweeps its own table.
             return;
         }
-        let on_disk = files_in(dir);
-        let (orphans, missing): (Vec<FileId>, usize) = {
+        let on_disk = files_in(&dir);
+        let (unknown, missing): (Vec<FileId>, usize) = {
             let state = self.lock();
             let present: std::collections::HashSet<&FileId> = on_disk.iter().collect();
             let missing = state
@@ -293,12 +382,12 @@ impl Hub {
                 .keys()
                 .filter(|id| !present.contains(id))
                 .count();
-            let orphans = on_disk
+            let unknown = on_disk
                 .iter()
                 .filter(|id| !state.files.contains(id))
                 .cloned()
                 .collect();
-            (orphans, missing)
+            (unknown, missing)
         };
         if missing > 0 {
             tracing::warn!(
@@ -306,9 +395,65 @@ impl Hub {
                 "stored messages carry files that are not on disk; their downloads answer 404"
             );
         }
-        if !orphans.is_empty() {
-            tracing::info!(count = orphans.len(), "deleting files no message carries");
+        let Some(archive) = self.shared.store.archive() else {
+            remove_orphans(&dir, unknown, Default::default());
+            return;
+        };
+        if unknown.is_empty() {
+            return;
         }
-        remove_files(Some(dir), orphans);
+        let ask = archive.carried(unknown.clone());
+        let sweep =
+            move |answer: Result<std::collections::HashSet<FileId>, StoreError>| match answer {
+                Ok(carried) => remove_orphans(&dir, unknown, carried),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not ask the archive which files it carries; keeping them all"
+                ),
+            };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { sweep(ask.await) });
+            }
+            // No runtime (unit tests): one of its own for the look-up only. The deletions
+            // happen once it is gone, on this thread: a blocking task it had not started
+            // yet would be dropped with it.
+            Err(_) => match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => {
+                    let answer = runtime.block_on(ask);
+                    drop(runtime);
+                    sweep(answer);
+                }
+                Err(e) => tracing::warn!(error = %e, "no runtime to sweep the files folder"),
+            },
+        }
     }
+}
+
+/// Deletes the files of `dir` among `candidates` that are not `carried`.
+fn remove_orphans(dir: &Path, candidates: Vec<FileId>, carried: std::collections::HashSet<FileId>) {
+    let orphans: Vec<FileId> = candidates
+        .into_iter()
+        .filter(|id| !carried.contains(id))
+        .collect();
+    if !orphans.is_empty() {
+        tracing::info!(count = orphans.len(), "deleting files no message carries");
+    }
+    remove_files(Some(dir), orphans);
+}
+
+/// Whether `token` may read what is in `room`: anyone a channel, only its two participants
+/// a private conversation.
+fn may_read(state: &super::State, room: &RoomKey, token: Option<&str>) -> Result<(), ChatError> {
+    if let RoomKey::Direct(direct) = room {
+        let token = token.ok_or(ChatError::Unauthorized)?;
+        let user = state.directory.by_token(token)?.info.id;
+        if !direct.includes(user) {
+            return Err(ChatError::Forbidden);
+        }
+    }
+    Ok(())
 }

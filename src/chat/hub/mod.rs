@@ -59,11 +59,13 @@ mod replicas;
 mod rooms;
 mod saved;
 mod search;
+mod typing;
 
 pub use self::connection::Connection;
 pub use self::directory::hash_token;
 pub use self::fanout::{Encoder, HubEvent};
 pub use self::outbox::{ConnId, Frame, Outbox, OutboxRx, DEFAULT_OUTBOX_BYTES};
+pub use self::reads::News;
 pub use self::replicas::Position;
 pub use self::saved::Saved;
 pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRoom, TokenHash};
@@ -100,8 +102,8 @@ pub struct HubSettings {
     pub max_message_chars: usize,
     /// Messages each room keeps.
     pub history: usize,
-    /// Where uploaded files are kept; the hub deletes a message's file when the message is
-    /// deleted or leaves the history.
+    /// Where uploaded files are kept; a message's file is deleted when the message is
+    /// deleted, or when no stored message carries it any more (see the `files` module).
     pub files_dir: Option<std::path::PathBuf>,
     /// Messages a user may post per second, on average.
     pub messages_per_second: u32,
@@ -186,6 +188,9 @@ struct Shared {
     generation: AtomicU64,
     /// Cluster mode: where changes are proposed (see [`replicas`]); `None` for one instance.
     cluster: Option<Sequencer>,
+    /// Woken when a user's first connection here joins a channel or their last one leaves
+    /// it (see [`Hub::presence_moved`]).
+    presence_moved: tokio::sync::Notify,
 }
 
 /// Everything behind the lock, by concern.
@@ -196,8 +201,6 @@ struct State {
     files: Files,
     /// How far each user has read in each room.
     reads: reads::Reads,
-    /// Cluster mode: who the other instances report online (see [`replicas`]).
-    remote: replicas::RemotePresence,
 }
 
 impl Hub {
@@ -244,7 +247,6 @@ impl Hub {
             connections: Connections::new(),
             files: Files::default(),
             reads: Default::default(),
-            remote: Default::default(),
         };
         for (info, token_hash) in loaded.users {
             state.directory.insert(info, token_hash, &limits);
@@ -282,8 +284,12 @@ impl Hub {
                 epoch,
                 generation: AtomicU64::new(0),
                 cluster,
+                presence_moved: tokio::sync::Notify::new(),
             }),
         };
+        hub.shared
+            .store
+            .release_files_with(files::releaser(hub.shared.limits.files_dir.clone()));
         hub.remove_orphan_files();
         let has_channels = hub.lock().rooms.map.values().any(|r| r.channel.is_some());
         // In cluster mode the proposal waits for the sequencer to start, and another
@@ -633,24 +639,34 @@ fn unexpected(change: Replicated) -> ChatError {
 
 impl State {
     /// Removes a connection from a room, announcing its user's departure if it was their last
-    /// connection there.
-    fn leave(&mut self, encode: Encoder, conn: ConnId, key: &RoomKey) {
+    /// connection there. True if it was their last connection there (who is connected here
+    /// changed).
+    fn leave(&mut self, encode: Encoder, conn: ConnId, key: &RoomKey) -> bool {
         if let Some(entry) = self.connections.map.get_mut(&conn) {
             entry.rooms.remove(key);
         }
         let Some(room) = self.rooms.map.get_mut(key) else {
-            return;
+            return false;
         };
         let Some(member) = room.members.remove(&conn) else {
-            return;
+            return false;
         };
-        if let Some(user) = member.user {
-            if !room.is_online(user) {
-                if let Some(info) = self.directory.info(user) {
-                    room.announce_presence(encode, info, false);
-                }
+        if room.members.is_empty() {
+            // Cluster mode: presence elsewhere is read only for channels in use here.
+            room.remote_users.clear();
+        }
+        let Some(user) = member.user else {
+            return false;
+        };
+        if room.has_user(user) {
+            return false;
+        }
+        if !room.is_online(user) {
+            if let Some(info) = self.directory.info(user) {
+                room.announce_presence(encode, info, false);
             }
         }
+        true
     }
 }
 

@@ -15,6 +15,13 @@
 //!    `activity` for channels it did not, a one-room `unread` whenever the user's position
 //!    moves on any connection) applies on top of it without a gap or a double count.
 //!
+//! 4. **Told once (cluster mode).** A channel's `activity` is told for each number once, in
+//!    order: from the room's own changes when it is followed here, otherwise from the
+//!    cluster's news ([`crate::chat::hub::Hub::hear_news`]). A number is told only right
+//!    after the one before it (`told + 1`); news further ahead waits for the room's repair,
+//!    whose messages are told from `told + 1` on. A room whose news ran ahead of its copy
+//!    here is caught up before a connection's summary is counted, so the summary agrees.
+//!
 //! Counts cover what the hub holds in memory (each room's newest
 //! [`crate::chat::model::HISTORY_LIMIT`] numbers), so a room shows at most that many unread.
 //! A room the user never read counts every message it holds as unread.
@@ -89,7 +96,7 @@ impl State {
         RoomUnread::count(
             room.room.clone(),
             read,
-            room.last_seq(),
+            room.newest_known(),
             room.history.after(read),
             user,
             name,
@@ -102,7 +109,7 @@ impl State {
         self.rooms
             .map
             .values()
-            .filter(|room| room.last_seq() > 0 && may_read(&room.room, user))
+            .filter(|room| room.newest_known() > 0 && may_read(&room.room, user))
             .map(|room| self.room_unread(user, room))
             .collect()
     }
@@ -119,7 +126,7 @@ impl State {
         if !may_read(room, user) {
             return;
         }
-        let seq = seq.min(target.last_seq());
+        let seq = seq.min(target.newest_known());
         if seq <= self.reads.position(user, &key) {
             return;
         }
@@ -170,7 +177,7 @@ impl super::Hub {
         for (room, seq) in positions {
             let key = room.key();
             let newest = match state.rooms.map.get(&key) {
-                Some(target) if may_read(&room, user) => target.last_seq(),
+                Some(target) if may_read(&room, user) => target.newest_known(),
                 _ => continue,
             };
             let seq = seq.min(newest);
@@ -227,7 +234,7 @@ impl Connection {
                 Room::Direct(_) => ChatError::NoSuchMessage,
             });
         };
-        if seq > target.last_seq() {
+        if seq > target.newest_known() {
             return Err(ChatError::NoSuchMessage);
         }
         if seq <= state.reads.position(user, &key) {
@@ -254,18 +261,43 @@ pub(super) fn announce_activity(
     directory: &Directory,
     message: &Message,
 ) {
-    let Room::Channel(_) = &message.room else {
+    let news = News {
+        room: &message.room,
+        seq: message.seq,
+        author: message.author.id,
+        body: message.body.as_str(),
+    };
+    announce_news(encode, connections, directory, &news);
+}
+
+/// A channel's new message as unread followers need to hear of it. `body` may be empty
+/// when it cannot mention anyone (it holds no `@`).
+pub struct News<'a> {
+    pub room: &'a Room,
+    pub seq: u64,
+    pub author: UserId,
+    pub body: &'a str,
+}
+
+/// [`announce_activity`] for a message known by its news only.
+pub(super) fn announce_news(
+    encode: Encoder,
+    connections: &mut Connections,
+    directory: &Directory,
+    news: &News<'_>,
+) {
+    let Room::Channel(_) = news.room else {
         return;
     };
-    let key = message.room.key();
-    let body = message.body.as_str();
+    let key = news.room.key();
+    let body = news.body;
     let may_mention = body.contains('@');
     let (mut plain, mut mentioned) = (None, None);
     for conn in connections.map.values_mut() {
         let Some(user) = conn.user else {
             continue;
         };
-        if !conn.follows_unread || user == message.author.id || conn.rooms.contains(&key) {
+        if !conn.follows_unread || user == news.author || conn.rooms.contains(&key) {
             continue;
         }
         let mention = may_mention
@@ -277,8 +309,8 @@ pub(super) fn announce_activity(
         let frame = slot
             .get_or_insert_with(|| {
                 encode(HubEvent::Activity {
-                    room: message.room.clone(),
-                    seq: message.seq,
+                    room: news.room.clone(),
+                    seq: news.seq,
                     mention,
                 })
             })

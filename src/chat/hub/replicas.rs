@@ -1,6 +1,7 @@
 //! The hub's side of cluster mode (see [`crate::chat::replica`]): proposing a change to the
 //! sequencer, and applying what the database committed, in each room's `seq` order, whether
-//! it was proposed here or on another instance.
+//! it was proposed here or on another instance; and who is online in each channel through
+//! other instances, as the cluster reads it from Redis.
 //!
 //! # Invariants (cluster mode only)
 //! 1. A room's messages are delivered in `seq` order with no duplicate: a message ahead of
@@ -9,13 +10,16 @@
 //! 2. The database is the truth: [`Hub::repair`] takes every number below the database's
 //!    next as settled, so numbers the database does not hold (deleted, or older than its
 //!    ring) are skipped, and clients whose cursor is before a skip get a snapshot.
+//! 3. A channel's online list is its members' users here plus its `remote_users`, which
+//!    hold what Redis last said for channels in use here and are emptied when the last
+//!    member here leaves; every change of the list is announced to the members here.
 
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
 use super::rooms::RoomState;
 use super::{Hub, State};
 use crate::chat::model::{ChatError, Message, MessageId, Room, RoomKey, UserId};
 use crate::chat::replica::{Applied, Proposal, Replicated, Submitted};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use tokio::sync::oneshot;
 
 /// Most messages a room holds waiting for a missing number: memory stays bounded while a
@@ -72,13 +76,63 @@ impl Hub {
         self.lock().rooms.map.get(&room.key()).map(|r| r.next_seq)
     }
 
-    /// True when a room holds messages that wait for missing numbers.
+    /// True when a room holds messages that wait for missing numbers, or heard news of a
+    /// number it could not tell yet.
     pub fn waiting(&self, room: &Room) -> bool {
         self.lock()
             .rooms
             .map
             .get(&room.key())
-            .is_some_and(|r| !r.pending.is_empty())
+            .is_some_and(|r| !r.pending.is_empty() || r.heard > r.newest_known())
+    }
+
+    /// The channels whose copy here is behind what the news told of them: what a summary
+    /// of unread counts needs caught up first (`reads`, invariant 4).
+    pub fn stale_channels(&self) -> Vec<Room> {
+        self.lock()
+            .rooms
+            .map
+            .values()
+            .filter(|r| r.channel.is_some() && r.heard.max(r.told) > r.last_seq())
+            .map(|r| r.room.clone())
+            .collect()
+    }
+
+    /// The newest number of `room` told to unread followers here (its newest message, or
+    /// newer news), if this instance holds the room.
+    pub fn told(&self, room: &Room) -> Option<u64> {
+        self.lock()
+            .rooms
+            .map
+            .get(&room.key())
+            .map(|r| r.newest_known())
+    }
+
+    /// Takes the news of a channel's message (cluster mode): tells the unread followers
+    /// here that are not in the channel, if it is the number after the last one told;
+    /// answers `Gap` if numbers before it were not told (the room's repair tells them),
+    /// and `Unknown` for a channel this instance does not know yet.
+    pub fn hear_news(&self, news: &super::reads::News<'_>) -> Applied {
+        let encode = self.shared.encode;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(target) = state.rooms.map.get_mut(&news.room.key()) else {
+            return Applied::Unknown;
+        };
+        target.heard = target.heard.max(news.seq);
+        let told = target.newest_known();
+        if news.seq <= told {
+            return Applied::Done;
+        }
+        if news.seq > told + 1 {
+            return Applied::Gap {
+                room: news.room.clone(),
+                from: told + 1,
+            };
+        }
+        target.told = news.seq;
+        super::reads::announce_news(encode, &mut state.connections, &state.directory, news);
+        Applied::Done
     }
 
     /// Every room's position, for the periodic comparison with the database.
@@ -130,6 +184,10 @@ impl Hub {
                 if !state.directory.users.contains_key(&user.id) {
                     state.directory.insert(user, token_hash, &shared.limits);
                 }
+                Applied::Done
+            }
+            Replicated::Typing { user, room } => {
+                state.relay_remote_typing(encode, &room, user);
                 Applied::Done
             }
             Replicated::Read { user, room, seq } => {
@@ -324,12 +382,16 @@ impl Hub {
                 }
             }
             let seq = message.seq;
-            super::reads::announce_activity(
-                shared.encode,
-                &mut state.connections,
-                &state.directory,
-                &message,
-            );
+            if seq > target.told {
+                // Not told by the news yet (`reads`, invariant 4).
+                target.told = seq;
+                super::reads::announce_activity(
+                    shared.encode,
+                    &mut state.connections,
+                    &state.directory,
+                    &message,
+                );
+            }
             publish_to_room(
                 shared.encode,
                 target,
@@ -341,105 +403,93 @@ impl Hub {
         // Anything left below the next number arrived twice.
         let next = target.next_seq;
         target.pending.retain(|seq, _| *seq >= next);
-        let dropped = state.files.forget_files_of(evicted);
+        // The archive keeps evicted messages, and their files with them (the database lets
+        // go of both when retention trims them).
+        let archived = shared.store.archive().is_some();
+        let dropped = state.files.forget_evicted(evicted, archived);
         self.remove_bytes(dropped);
     }
 }
 
-/// Who each other instance reports online, by room (cluster mode): what
-/// [`Hub::set_remote_presence`] replaces wholesale at every heartbeat.
-pub(super) type RemotePresence = HashMap<String, HashMap<RoomKey, HashSet<UserId>>>;
-
 impl Hub {
-    /// The users connected to each channel here: what this instance reports to the others.
-    pub fn local_presence(&self) -> Vec<(Room, Vec<UserId>)> {
+    /// Every channel with a member connection here, with the users those connections belong
+    /// to (none for readers who did not sign in): the channels whose presence this instance
+    /// reads, and who it reports online in each.
+    pub fn channels_in_use(&self) -> Vec<(Room, Vec<UserId>)> {
         let state = self.lock();
         state
             .rooms
             .map
             .values()
-            .filter(|r| r.channel.is_some())
-            .filter_map(|r| {
+            .filter(|r| r.channel.is_some() && !r.members.is_empty())
+            .map(|r| {
                 let users: HashSet<UserId> = r.members.values().filter_map(|m| m.user).collect();
-                (!users.is_empty()).then(|| (r.room.clone(), users.into_iter().collect()))
+                (r.room.clone(), users.into_iter().collect())
             })
             .collect()
     }
 
-    /// Takes `instance`'s report of who is online where (replacing its previous one), and
-    /// announces each user who came or went as a result to the rooms' members here.
-    pub fn set_remote_presence(&self, instance: &str, report: Vec<(Room, Vec<UserId>)>) {
+    /// Takes who is online in each of `rooms` through other instances, replacing what was
+    /// known of those rooms, and announces each user who came or went as a result to the
+    /// rooms' members here. Other rooms keep what they had.
+    pub fn set_remote_presence(&self, rooms: Vec<(Room, HashSet<UserId>)>) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        // A room not known here yet is left out, so the next report counts it as new.
-        let new: HashMap<RoomKey, HashSet<UserId>> = report
-            .into_iter()
-            .map(|(room, users)| (room.key(), users.into_iter().collect()))
-            .filter(|(key, _)| state.rooms.map.contains_key(key))
-            .collect();
-        let old = state.remote.remove(instance).unwrap_or_default();
-        state.change_presence(self.shared.encode, &old, &new);
-        state.remote.insert(instance.to_owned(), new);
+        for (room, users) in rooms {
+            state.set_remote_users(self.shared.encode, &room.key(), users);
+        }
     }
 
-    /// Forgets what instances other than `alive` reported (they stopped reporting: dead, or
-    /// Redis is unreachable), announcing who went.
-    pub fn forget_instances_except(&self, alive: &HashSet<String>) {
+    /// Forgets who is online through other instances, in every room, announcing who went
+    /// (Redis has been unreachable for longer than their entries live).
+    pub fn forget_remote_presence(&self) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let gone: Vec<String> = state
-            .remote
-            .keys()
-            .filter(|i| !alive.contains(*i))
-            .cloned()
+        let keys: Vec<RoomKey> = state
+            .rooms
+            .map
+            .iter()
+            .filter(|(_, r)| !r.remote_users.is_empty())
+            .map(|(key, _)| key.clone())
             .collect();
-        for instance in gone {
-            if let Some(old) = state.remote.remove(&instance) {
-                state.change_presence(self.shared.encode, &old, &HashMap::new());
-            }
+        for key in keys {
+            state.set_remote_users(self.shared.encode, &key, HashSet::new());
         }
+    }
+
+    /// Resolves once a user's first connection here joined a channel, or their last one
+    /// here left it, since the last time it resolved: the cluster then tells the other
+    /// instances at once rather than at its next heartbeat.
+    pub async fn presence_moved(&self) {
+        self.shared.presence_moved.notified().await;
     }
 }
 
 impl State {
-    /// Moves one instance's presence from `old` to `new`, announcing each user whose being
-    /// online in a channel changes.
-    fn change_presence(
-        &mut self,
-        encode: super::Encoder,
-        old: &HashMap<RoomKey, HashSet<UserId>>,
-        new: &HashMap<RoomKey, HashSet<UserId>>,
-    ) {
-        let empty = HashSet::new();
-        let keys: HashSet<&RoomKey> = old.keys().chain(new.keys()).collect();
-        for key in keys {
-            let (before, after) = (
-                old.get(key).unwrap_or(&empty),
-                new.get(key).unwrap_or(&empty),
-            );
-            let Some(room) = self.rooms.map.get_mut(key) else {
-                continue;
-            };
-            for user in before.difference(after) {
-                if let Some(count) = room.remote_users.get_mut(user) {
-                    *count -= 1;
-                    if *count == 0 {
-                        room.remote_users.remove(user);
-                        if !room.has_user(*user) {
-                            if let Some(info) = self.directory.info(*user) {
-                                room.announce_presence(encode, info, false);
-                            }
-                        }
-                    }
+    /// Replaces who is online in a channel through other instances, announcing each user
+    /// whose being online there changes (their connections here count too).
+    fn set_remote_users(&mut self, encode: super::Encoder, key: &RoomKey, users: HashSet<UserId>) {
+        let Some(room) = self.rooms.map.get_mut(key) else {
+            return;
+        };
+        if room.remote_users == users {
+            return;
+        }
+        let before = std::mem::replace(&mut room.remote_users, users);
+        if room.members.is_empty() {
+            // Nobody here to tell; the next snapshot's online list changes.
+            room.snapshot = None;
+            return;
+        }
+        let went: Vec<UserId> = before.difference(&room.remote_users).copied().collect();
+        let came: Vec<UserId> = room.remote_users.difference(&before).copied().collect();
+        for (users, online) in [(went, false), (came, true)] {
+            for user in users {
+                if room.has_user(user) {
+                    continue;
                 }
-            }
-            for user in after.difference(before) {
-                let was_online = room.is_online(*user);
-                *room.remote_users.entry(*user).or_insert(0) += 1;
-                if !was_online {
-                    if let Some(info) = self.directory.info(*user) {
-                        room.announce_presence(encode, info, true);
-                    }
+                if let Some(info) = self.directory.info(user) {
+                    room.announce_presence(encode, info, online);
                 }
             }
         }

@@ -44,9 +44,17 @@ pub(super) struct RoomState {
     pub(super) pending: std::collections::BTreeMap<u64, crate::chat::model::Message>,
     /// Cluster mode: the deletions this room has seen, compared with the database's count.
     pub(super) deletions: u64,
-    /// Cluster mode: users online here through other instances, with how many instances
-    /// report each (see [`super::replicas`]).
-    pub(super) remote_users: HashMap<UserId, u32>,
+    /// Cluster mode: users online in this channel through other instances, as Redis last
+    /// said (see [`super::replicas`]). Current for channels with a member here; emptied
+    /// when the last member here leaves.
+    pub(super) remote_users: HashSet<UserId>,
+    /// Cluster mode: the newest number whose `activity` this instance has told its unread
+    /// followers, from the room's own changes or from the news of a room it does not follow
+    /// ([`super::reads`], invariant 4). Numbers are told once each, in order.
+    pub(super) told: u64,
+    /// Cluster mode: the newest number heard of in the news, told or not yet (a number
+    /// above `told + 1` waits for the room's repair).
+    pub(super) heard: u64,
 }
 
 pub(super) struct Member {
@@ -203,13 +211,21 @@ impl RoomState {
             snapshot: None,
             pending: Default::default(),
             deletions: 0,
-            remote_users: HashMap::new(),
+            remote_users: HashSet::new(),
+            told: 0,
+            heard: 0,
         }
     }
 
     /// The sequence number of the newest message (0 if none).
     pub(super) fn last_seq(&self) -> u64 {
         self.next_seq - 1
+    }
+
+    /// The newest number this instance knows the room has: its own newest, or a newer one
+    /// told by the news while it does not follow the room (cluster mode).
+    pub(super) fn newest_known(&self) -> u64 {
+        self.last_seq().max(self.told)
     }
 
     /// The `joined` frame for a member holding everything up to `cursor` (or nothing), and
@@ -264,7 +280,7 @@ impl RoomState {
             .members
             .values()
             .filter_map(|m| m.user)
-            .chain(self.remote_users.keys().copied())
+            .chain(self.remote_users.iter().copied())
             .collect();
         let mut online: Vec<UserInfo> = ids
             .into_iter()
@@ -276,7 +292,7 @@ impl RoomState {
 
     /// True when `user` is in this room here or, in cluster mode, through another instance.
     pub(super) fn is_online(&self, user: UserId) -> bool {
-        self.remote_users.contains_key(&user) || self.has_user(user)
+        self.remote_users.contains(&user) || self.has_user(user)
     }
 
     /// True when some member connection belongs to `user`.

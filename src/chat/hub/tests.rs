@@ -496,6 +496,78 @@ fn presence_follows_connections() {
     ));
 }
 
+/// Cluster presence: users other instances have in a channel are announced to its members
+/// here as they come and go (once: not while they also have a connection here), and are on
+/// a joiner's online list; forgetting them announces who went.
+#[test]
+fn presence_elsewhere_is_announced_here() {
+    let hub = unlimited();
+    let mut ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    drain(&mut ada.rx);
+    let bob = hub.register("bob").applied().unwrap().user.id;
+    let cat = client(&hub, "cat", 64);
+    cat.conn.join(&general(), None).unwrap();
+    drain(&mut ada.rx);
+    let elsewhere = |users: &[UserId]| vec![(general(), users.iter().copied().collect())];
+    let news = |rx: &mut OutboxRx| -> Vec<(UserId, bool)> {
+        drain(rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                HubEvent::Presence { user, online, .. } => Some((user.id, online)),
+                _ => None,
+            })
+            .collect()
+    };
+    hub.set_remote_presence(elsewhere(&[bob, cat.session.user.id]));
+    assert_eq!(news(&mut ada.rx), [(bob, true)], "cat is here already");
+    hub.set_remote_presence(elsewhere(&[bob, cat.session.user.id]));
+    assert!(news(&mut ada.rx).is_empty(), "no change, no news");
+    let mut dan = client(&hub, "dan", 64);
+    dan.conn.join(&general(), None).unwrap();
+    let online: Vec<UserId> = drain(&mut dan.rx)
+        .into_iter()
+        .find_map(|e| match e {
+            HubEvent::Joined { online, .. } => Some(online.iter().map(|u| u.id).collect()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(online.contains(&bob), "{online:?}");
+    drain(&mut ada.rx);
+    hub.set_remote_presence(elsewhere(&[cat.session.user.id]));
+    assert_eq!(news(&mut ada.rx), [(bob, false)]);
+    hub.set_remote_presence(elsewhere(&[bob]));
+    hub.forget_remote_presence();
+    assert_eq!(news(&mut ada.rx), [(bob, true), (bob, false)]);
+}
+
+/// The cluster is woken when a user's first connection joins a channel or their last
+/// leaves it, not when another connection of theirs comes or goes.
+#[tokio::test(start_paused = true)]
+async fn presence_moves_wake_the_cluster() {
+    let hub = unlimited();
+    let moved = |hub: &Hub| {
+        let hub = hub.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(1), hub.presence_moved())
+                .await
+                .is_ok()
+        }
+    };
+    let ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    assert!(moved(&hub).await, "ada's first connection joined");
+    let (outbox, _rx) = Outbox::new(64);
+    let second = hub.connect(outbox);
+    second.authenticate(&ada.session.token).unwrap();
+    second.join(&general(), None).unwrap();
+    assert!(!moved(&hub).await, "ada was here already");
+    drop(second);
+    assert!(!moved(&hub).await, "ada is still here");
+    ada.conn.leave(&general()).unwrap();
+    assert!(moved(&hub).await, "ada's last connection left");
+}
+
 /// Dropping a connection removes its memberships.
 #[test]
 fn dropped_connections_unsubscribe() {
@@ -1185,6 +1257,61 @@ fn files_outlive_deletions_until_they_are_stored() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    store.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With a durable store, a file whose message left the window stays: the start-up sweep
+/// of the files folder counts the archive's messages as carriers (a file no stored message
+/// carries goes; without a runtime the sweep is done before the hub is returned), and the
+/// file is still found, through the store, for its download.
+#[test]
+fn the_start_up_sweep_keeps_files_the_archive_carries() {
+    use crate::chat::sqlite::SqliteStore;
+    let (dir, path) = fresh_db("archived-files");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let settings = || HubSettings {
+        files_dir: Some(files.clone()),
+        ..unlimited_settings()
+    };
+    let kept = {
+        let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
+        let hub = Hub::open(store.clone(), settings(), keep).unwrap();
+        let kept = upload(&files, &"d".repeat(32));
+        let ada = client(&hub, "ada", 16);
+        hub.add_file(&ada.session.token, &general(), kept.clone())
+            .unwrap();
+        ada.conn
+            .post_now(&general(), "old", Some(&kept.id))
+            .unwrap();
+        let mut last = None;
+        for i in 0..100 {
+            last = Some(ada.conn.post(&general(), &format!("m{i}"), None).unwrap());
+        }
+        last.unwrap().stored_blocking().unwrap();
+        assert_eq!(
+            hub.file_for(&kept.id, None),
+            Err(ChatError::NoSuchFile),
+            "out of the window"
+        );
+        assert!(files.join(kept.id.as_str()).exists());
+        store.close();
+        kept
+    };
+    let stray = upload(&files, &"e".repeat(32));
+    let store = Arc::new(SqliteStore::open(&path, 100).unwrap());
+    let hub = Hub::open(store.clone(), settings(), keep).unwrap();
+    assert!(!files.join(stray.id.as_str()).exists(), "swept");
+    assert!(files.join(kept.id.as_str()).exists(), "kept");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        runtime.block_on(hub.stored_file_for(&kept.id, None)),
+        Ok(kept)
+    );
     store.close();
     let _ = std::fs::remove_dir_all(&dir);
 }

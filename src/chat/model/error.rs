@@ -194,6 +194,8 @@ chat_errors! {
         ReadRateLimited = "read_rate_limited",
         #[error("You are searching too fast; wait a moment and try again.")]
         SearchRateLimited = "search_rate_limited",
+        #[error("Open the room first: you are not in it.")]
+        NotInRoom = "not_in_room",
     }
 }
 
@@ -321,7 +323,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 42] {
+    fn every_error() -> [ChatError; 43] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -365,6 +367,7 @@ mod tests {
             ChatError::TooManyConnections,
             ChatError::ReadRateLimited,
             ChatError::SearchRateLimited,
+            ChatError::NotInRoom,
         ]
     }
 

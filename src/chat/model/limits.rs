@@ -3,6 +3,10 @@
 use super::message::DEFAULT_MAX_MESSAGE_CHARS;
 use serde::{Deserialize, Serialize};
 
+/// The shortest time between two typing notices of one user in one room that the server
+/// relays (and so the longest a browser waits before telling it again).
+pub const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Largest attachment, in bytes, unless the server is configured otherwise (10 MiB).
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
 

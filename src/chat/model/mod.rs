@@ -21,7 +21,7 @@ mod user;
 pub use super::timestamp::{LocalTime, Timestamp};
 pub use error::{ChatError, Detail};
 pub use file::{human_size, parse_file_name, sniff_image, Attachment, FileId};
-pub use limits::{Limits, DEFAULT_MAX_UPLOAD_BYTES};
+pub use limits::{Limits, DEFAULT_MAX_UPLOAD_BYTES, TYPING_EVERY};
 pub use message::{Message, MessageBody, MessageId, DEFAULT_MAX_MESSAGE_CHARS, HISTORY_LIMIT};
 #[cfg(feature = "ssr")]
 pub use name::LookAlike;

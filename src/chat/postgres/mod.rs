@@ -18,7 +18,9 @@
 //! Beside the rings, the `archive` table keeps older messages by the retention setting, with
 //! the SQLite store's invariants (see [`crate::chat::sqlite`]); it is read through a
 //! connection of its own ([`PgArchive`]), never the writer's, and searched through a
-//! full-text index ([`search`]).
+//! full-text index ([`search`]). Its attachments are indexed by their id (`archive_files`,
+//! on the expression `file_of!`, as in SQLite), and a message that trims the archive hands
+//! the files of what it trimmed to [`Store::release_files_with`]'s deleter once committed.
 //!
 //! Writes are behind the hub, exactly like the SQLite writer: the hub hands every change over
 //! with its lock held, through an unbounded channel, so handing over never blocks; one writer
@@ -49,10 +51,11 @@
 //! only send on channels and, at start and stop, wait for the thread. Commits still go one
 //! after the other, as they must for the changes to land in the hub's order.
 
-use super::model::{Room, RoomKey};
+use super::model::{FileId, Room, RoomKey};
 use super::store::{
-    write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change, Durable, Job,
-    Loaded, Reports, Retention, Store, StoreError,
+    release, write_behind_methods, Archive, ArchiveCarried, ArchiveCarrier, ArchiveFound,
+    ArchiveRead, ArchiveSearch, Change, Durable, Job, Loaded, Release, ReleaseSlot, Reports,
+    Retention, Store, StoreError,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +63,17 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
+
+/// The id of the attachment a stored message's `body` carries, NULL for none: the expression
+/// the `archive_files` index is on (cluster mode's queries of the `files` table use it too).
+/// A query uses the index only if it spells the expression the same way, so every one takes
+/// it from here.
+macro_rules! file_of {
+    () => {
+        "(body::jsonb #>> '{attachment,id}')"
+    };
+}
+pub(crate) use file_of;
 
 pub(crate) mod rows;
 pub(crate) mod search;
@@ -95,6 +109,8 @@ pub struct PostgresStore {
     place: String,
     /// Reads older messages through a connection of its own.
     archive: Arc<PgArchive>,
+    /// Deletes the bytes of the files the writer's trims let go of, once the hub hands it.
+    release: ReleaseSlot,
 }
 
 /// A failure, with its causes: tokio-postgres says only "db error" or "error connecting to
@@ -287,6 +303,8 @@ impl PostgresStore {
         let (opened, opening) = std::sync::mpsc::sync_channel(1);
         let unclean = Arc::new(AtomicBool::new(false));
         let stop_unclean = unclean.clone();
+        let release = ReleaseSlot::default();
+        let writer_release = release.clone();
         let thread = std::thread::Builder::new()
             .name("postgres-writer".into())
             .spawn(move || {
@@ -336,6 +354,7 @@ impl PostgresStore {
                         retention,
                         reports: Reports::default(),
                         unclean: stop_unclean,
+                        release: writer_release,
                     };
                     writer.run(queue).await;
                 });
@@ -362,6 +381,7 @@ impl PostgresStore {
             unclean,
             place,
             archive,
+            release,
         })
     }
 
@@ -413,6 +433,7 @@ struct Writer {
     /// Each job's outcome, and the barriers' bookkeeping.
     reports: Reports,
     unclean: Arc<AtomicBool>,
+    release: ReleaseSlot,
 }
 
 impl Writer {
@@ -483,33 +504,43 @@ impl Writer {
             self.client = connect(&self.config, false).await?;
             self.statements = rows::Statements::prepare(&self.client).await?;
         }
-        let retain = self.retain;
-        let retention = self.retention;
-        let client = &mut self.client;
-        let statements = &self.statements;
-        let together = async {
-            let tx = client.transaction().await.map_err(failed)?;
-            for job in batch {
-                rows::apply(&tx, statements, &job.change, retain, retention).await?;
+        match self.transact(batch).await {
+            Ok(released) => {
+                release(&self.release, released);
+                return Ok(batch.iter().map(|_| Ok(())).collect());
             }
-            tx.commit().await.map_err(failed)
-        };
-        match together.await {
-            Ok(()) => return Ok(batch.iter().map(|_| Ok(())).collect()),
-            Err(e) if client.is_closed() => return Err(e),
+            Err(e) if self.client.is_closed() => return Err(e),
             Err(e) if batch.len() == 1 => return Ok(vec![Err(e)]),
             Err(_) => {}
         }
         let mut each = Vec::with_capacity(batch.len());
+        let mut released = Vec::new();
         for job in batch {
-            let alone = async {
-                let tx = client.transaction().await.map_err(failed)?;
-                rows::apply(&tx, statements, &job.change, retain, retention).await?;
-                tx.commit().await.map_err(failed)
-            };
-            each.push(alone.await);
+            let alone = self.transact(std::slice::from_ref(job)).await;
+            each.push(alone.map(|trimmed| released.extend(trimmed)));
         }
+        release(&self.release, released);
         Ok(each)
+    }
+
+    /// Applies `jobs` in one transaction and commits it. Returns the files the changes'
+    /// trims let go of, to be handed on only because (and once) the transaction committed.
+    async fn transact(&mut self, jobs: &[Job]) -> Result<Vec<FileId>, StoreError> {
+        let mut released = Vec::new();
+        let tx = self.client.transaction().await.map_err(failed)?;
+        for job in jobs {
+            rows::apply(
+                &tx,
+                &self.statements,
+                &job.change,
+                self.retain,
+                self.retention,
+                &mut released,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok(released)
     }
 }
 
@@ -583,6 +614,27 @@ impl Archive for PgArchive {
             search::search(client, &request).await
         })
     }
+
+    fn carrier(&self, id: &FileId) -> ArchiveCarrier {
+        let config = self.config.clone();
+        let client = self.client.clone();
+        let id = id.clone();
+        Box::pin(async move {
+            let held = held_client(&config, client).await?;
+            let client = held.as_ref().ok_or_else(no_connection)?;
+            rows::carrier(client, &id).await
+        })
+    }
+
+    fn carried(&self, ids: Vec<FileId>) -> ArchiveCarried {
+        let config = self.config.clone();
+        let client = self.client.clone();
+        Box::pin(async move {
+            let held = held_client(&config, client).await?;
+            let client = held.as_ref().ok_or_else(no_connection)?;
+            rows::carried(client, ids).await
+        })
+    }
 }
 
 impl Store for PostgresStore {
@@ -596,6 +648,10 @@ impl Store for PostgresStore {
     }
 
     write_behind_methods!();
+
+    fn release_files_with(&self, release: Release) {
+        let _ = self.release.set(release);
+    }
 
     /// Stops taking changes, and waits until the writer has committed everything handed
     /// over and marked the stop as clean.

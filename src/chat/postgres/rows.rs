@@ -5,14 +5,17 @@
 //! types: rooms and messages as JSON text, token hashes as `bytea`.
 
 use super::{failed, room_key, slot, Change};
-use crate::chat::model::{ChannelInfo, DisplayName, Message, Room, Timestamp, UserId, UserInfo};
+use crate::chat::model::{
+    ChannelInfo, DisplayName, FileId, Message, Room, Timestamp, UserId, UserInfo,
+};
 use crate::chat::store::{
     archive_page, ArchivePage, Loaded, Retention, StoreError, StoredRoom, TokenHash,
 };
 use std::collections::HashMap;
 use tokio_postgres::{Client, Statement, Transaction};
 
-const SCHEMA: &str = "
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     id BIGINT PRIMARY KEY,
@@ -40,6 +43,11 @@ CREATE TABLE IF NOT EXISTS archive (
     body TEXT NOT NULL,
     PRIMARY KEY (room_key, seq)
 );
+CREATE INDEX IF NOT EXISTS archive_files ON archive (",
+    file_of!(),
+    ") WHERE ",
+    file_of!(),
+    " IS NOT NULL;
 ALTER TABLE rooms ADD COLUMN IF NOT EXISTS kept_from BIGINT NOT NULL DEFAULT 1;
 CREATE TABLE IF NOT EXISTS read_positions (
     user_id BIGINT NOT NULL,
@@ -47,7 +55,8 @@ CREATE TABLE IF NOT EXISTS read_positions (
     seq BIGINT NOT NULL,
     PRIMARY KEY (user_id, room_key)
 );
-";
+"
+);
 
 /// Creates the tables that are missing.
 pub(crate) async fn create_schema(client: &Client) -> Result<(), StoreError> {
@@ -236,6 +245,57 @@ pub(crate) async fn read_before(
     Ok(archive_page(messages, limit, floor))
 }
 
+/// The body of the archived message carrying the attachment `$1`.
+pub(crate) const CARRIER: &str = concat!(
+    "SELECT body FROM archive WHERE ",
+    file_of!(),
+    " = $1 LIMIT 1"
+);
+
+/// The archived message carrying the attachment `id`, if any: one read of the
+/// `archive_files` index.
+pub(crate) async fn carrier(client: &Client, id: &FileId) -> Result<Option<Message>, StoreError> {
+    let row = client
+        .query_opt(CARRIER, &[&id.as_str()])
+        .await
+        .map_err(failed)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let body: String = row.try_get(0).map_err(failed)?;
+    serde_json::from_str(&body).map(Some).map_err(failed)
+}
+
+/// Which of `ids` an archived message carries, through the `archive_files` index (a
+/// thousand ids a query).
+pub(crate) async fn carried(
+    client: &Client,
+    ids: Vec<FileId>,
+) -> Result<std::collections::HashSet<FileId>, StoreError> {
+    let mut carried = std::collections::HashSet::new();
+    for chunk in ids.chunks(1000) {
+        let asked: Vec<&str> = chunk.iter().map(FileId::as_str).collect();
+        for row in client
+            .query(
+                concat!(
+                    "SELECT DISTINCT ",
+                    file_of!(),
+                    " FROM archive WHERE ",
+                    file_of!(),
+                    " = ANY($1)"
+                ),
+                &[&asked],
+            )
+            .await
+            .map_err(failed)?
+        {
+            let id: String = row.try_get(0).map_err(failed)?;
+            carried.extend(FileId::parse(&id).ok());
+        }
+    }
+    Ok(carried)
+}
+
 /// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
 pub(super) async fn read_all(client: &mut Client) -> Result<Loaded, StoreError> {
     let tx = client.transaction().await.map_err(failed)?;
@@ -403,23 +463,30 @@ impl Statements {
             // older one ever replacing a newer.) No raising of `rooms.next_seq` either: the
             // room's newest message already says what comes next (see `read_all`).
             // The archive keeps it too, and lets go of what is numbered below `$7`, the
-            // floor the retention setting keeps (1 to keep everything).
+            // floor the retention setting keeps (1 to keep everything): the statement
+            // answers with the ids of the files those messages carried (each the file's
+            // only carrier).
             message: client
-                .prepare(
+                .prepare(concat!(
                     "WITH room AS ( \
                          INSERT INTO rooms (key, room, channel, next_seq) \
                          VALUES ($1, $2, NULL, 1) ON CONFLICT (key) DO NOTHING), \
                      archived AS ( \
                          INSERT INTO archive (room_key, seq, id, body) \
                          VALUES ($1, $5, $4, $6) ON CONFLICT DO NOTHING), \
+                     ring AS ( \
+                         INSERT INTO recent_messages (room_key, slot, id, seq, body) \
+                         VALUES ($1, $3, $4, $5, $6) \
+                         ON CONFLICT (room_key, slot) DO UPDATE \
+                         SET id = excluded.id, seq = excluded.seq, body = excluded.body \
+                         WHERE excluded.seq > recent_messages.seq), \
                      trimmed AS ( \
-                         DELETE FROM archive WHERE room_key = $1 AND seq < $7) \
-                     INSERT INTO recent_messages (room_key, slot, id, seq, body) \
-                     VALUES ($1, $3, $4, $5, $6) \
-                     ON CONFLICT (room_key, slot) DO UPDATE \
-                     SET id = excluded.id, seq = excluded.seq, body = excluded.body \
-                     WHERE excluded.seq > recent_messages.seq",
-                )
+                         DELETE FROM archive WHERE room_key = $1 AND seq < $7 \
+                         RETURNING ",
+                    file_of!(),
+                    " AS file) \
+                     SELECT file FROM trimmed WHERE file IS NOT NULL"
+                ))
                 .await
                 .map_err(failed)?,
             // The deleted message may be the room's newest; its number must never come
@@ -456,31 +523,41 @@ impl Statements {
     }
 }
 
-/// Applies one change inside a transaction, in one statement (one round trip).
+/// Applies one change inside a transaction, in one statement (one round trip). The files
+/// of messages a new message trims from the archive (retention no longer keeps them) are
+/// added to `released`, to be deleted once the transaction is committed.
 pub(super) async fn apply(
     tx: &Transaction<'_>,
     statements: &Statements,
     change: &Change,
     retain: usize,
     retention: Retention,
+    released: &mut Vec<FileId>,
 ) -> Result<(), StoreError> {
     match change {
         Change::Message(message) => {
             let room = serde_json::to_string(&message.room).map_err(failed)?;
             let body = serde_json::to_string(message).map_err(failed)?;
-            tx.execute(
-                &statements.message,
-                &[
-                    &room_key(&message.room),
-                    &room,
-                    &slot(message.seq, retain),
-                    &(message.id.0 as i64),
-                    &(message.seq as i64),
-                    &body,
-                    &(retention.floor(message.seq) as i64),
-                ],
-            )
-            .await
+            let trimmed = tx
+                .query(
+                    &statements.message,
+                    &[
+                        &room_key(&message.room),
+                        &room,
+                        &slot(message.seq, retain),
+                        &(message.id.0 as i64),
+                        &(message.seq as i64),
+                        &body,
+                        &(retention.floor(message.seq) as i64),
+                    ],
+                )
+                .await
+                .map_err(failed)?;
+            for row in trimmed {
+                let file: String = row.try_get(0).map_err(failed)?;
+                released.extend(FileId::parse(&file).ok());
+            }
+            Ok(0)
         }
         Change::Delete(room, id) => {
             tx.execute(&statements.delete, &[&room_key(room), &(id.0 as i64)])

@@ -719,3 +719,35 @@ fn the_archive_is_searched_by_words_for_its_readers_only() {
     assert_eq!(search_ids(&reader, &store, 1, "deploy"), vec![10_000, 2, 1]);
     store.close();
 }
+
+/// On PostgreSQL: files of archived messages are found, then released by retention (see
+/// [`files_are_found_then_released_by_retention`]); the look-up can use the index of
+/// attachments (with sequential scans off, so a table this small does not hide it, the
+/// plan names it).
+#[test]
+fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
+    use crate::chat::store::tests::{file, files_are_found_then_released_by_retention};
+    let db = TestDatabase::create();
+    let store = PostgresStore::open_keeping(&db.url, 100, Retention::Newest(150)).unwrap();
+    store.load().unwrap();
+    files_are_found_then_released_by_retention(&store, &Reader::new().0);
+    run_with(&db.url, |client| async move {
+        client.batch_execute("SET enable_seqscan = off").await?;
+        let plan: Vec<String> = client
+            .query(
+                &format!("EXPLAIN {}", rows::CARRIER),
+                &[&file(1).id.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            plan.iter().any(|line| line.contains("archive_files")),
+            "{plan:?}"
+        );
+        Ok(())
+    })
+    .unwrap();
+    store.close();
+}

@@ -28,7 +28,11 @@
 //!    was reached (floor 1) or retention cut the rest.
 //!
 //! The archive's text is indexed for search (SQLite FTS5, kept in step by triggers): see
-//! [`search`].
+//! [`search`]. Its attachments are indexed by their id (`archive_files`, an index on the
+//! expression `file_of!`, holding only messages that carry a file), so a download of a
+//! file older than the hub's window, and the start-up sweep, each find the message carrying
+//! a file in one read of that index. When a message written trims the archive, the files of
+//! the messages it trims go to [`Store::release_files_with`]'s deleter once committed.
 //!
 //! Reads of the archive go through a read-only connection of their own (WAL lets it read
 //! while the writer writes), on tokio's blocking pool, never under the hub's lock.
@@ -57,20 +61,31 @@
 
 use self::rows::{apply, read_all, settle_archive, settle_ring};
 use super::model::Timestamp;
-use super::model::{ChannelInfo, Message, Room, RoomKey, UserId, UserInfo};
+use super::model::{ChannelInfo, FileId, Message, Room, RoomKey, UserId, UserInfo};
 use super::store::{
-    archive_page, write_behind_methods, Archive, ArchiveFound, ArchiveRead, ArchiveSearch, Change,
-    Durable, Job, Loaded, Reports, Retention, Store, StoreError, StoredRoom, TokenHash,
+    archive_page, release, write_behind_methods, Archive, ArchiveCarried, ArchiveCarrier,
+    ArchiveFound, ArchiveRead, ArchiveSearch, Change, Durable, Job, Loaded, Release, ReleaseSlot,
+    Reports, Retention, Store, StoreError, StoredRoom, TokenHash,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+/// The id of the attachment a stored message's `body` carries, NULL for none: the expression
+/// the `archive_files` index is on. A query uses the index only if it spells the expression
+/// the same way, so every one takes it from here.
+macro_rules! file_of {
+    () => {
+        "json_extract(body, '$.attachment.id')"
+    };
+}
+
 mod rows;
 mod search;
 
-const SCHEMA: &str = "
+const SCHEMA: &str = concat!(
+    r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
@@ -98,13 +113,19 @@ CREATE TABLE IF NOT EXISTS archive (
     body TEXT NOT NULL,
     PRIMARY KEY (room_key, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS archive_files ON archive ("#,
+    file_of!(),
+    r#") WHERE "#,
+    file_of!(),
+    r#" IS NOT NULL;
 CREATE TABLE IF NOT EXISTS read_positions (
     user_id INTEGER NOT NULL,
     room_key TEXT NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (user_id, room_key)
 ) WITHOUT ROWID;
-";
+"#
+);
 
 /// How often the checkpoint thread folds the write-ahead log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
@@ -124,6 +145,8 @@ pub struct SqliteStore {
     checkpoints: Mutex<Option<Checkpoints>>,
     /// Reads older messages through a connection of its own.
     archive: Arc<SqliteArchive>,
+    /// Deletes the bytes of the files the writer's trims let go of, once the hub hands it.
+    release: ReleaseSlot,
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -199,11 +222,13 @@ impl SqliteStore {
             .map_err(failed)?;
         let checkpoints = checkpoint_thread(checkpointer)?;
         let (jobs, queue) = mpsc::channel();
+        let release = ReleaseSlot::default();
         let writer = Writer {
             conn,
             retain,
             retention,
             reports: Reports::default(),
+            release: release.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -215,6 +240,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(thread)),
             checkpoints: Mutex::new(Some(checkpoints)),
             archive,
+            release,
         })
     }
 
@@ -251,6 +277,7 @@ struct Writer {
     retention: Retention,
     /// Each job's outcome, and the barriers' bookkeeping.
     reports: Reports,
+    release: ReleaseSlot,
 }
 
 impl Writer {
@@ -293,11 +320,13 @@ impl Writer {
         // Each statement is atomic on its own, and a change that fails part-way leaves
         // nothing that matters behind (at most a room row, or a room's next number raised),
         // so one failed change does not undo the others.
+        let mut released = Vec::new();
         let each = batch
             .iter()
-            .map(|job| apply(&tx, &job.change, self.retain, self.retention))
+            .map(|job| apply(&tx, &job.change, self.retain, self.retention, &mut released))
             .collect();
         tx.commit().map_err(failed)?;
+        release(&self.release, released);
         Ok(each)
     }
 }
@@ -346,31 +375,43 @@ struct SqliteArchive {
     retention: Retention,
 }
 
-impl Archive for SqliteArchive {
-    fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead {
+impl SqliteArchive {
+    /// Runs `read` with the reader's connection on tokio's blocking pool, never on the
+    /// async threads.
+    fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>> {
         let conn = self.conn.clone();
-        let retention = self.retention;
-        let key = room_key(room);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                rows::read_before(&mut conn, &key, before, limit, retention)
+                read(&mut conn)
             })
             .await
             .map_err(failed)?
         })
     }
+}
+
+impl Archive for SqliteArchive {
+    fn before(&self, room: &Room, before: u64, limit: usize) -> ArchiveRead {
+        let retention = self.retention;
+        let key = room_key(room);
+        self.read(move |conn| rows::read_before(conn, &key, before, limit, retention))
+    }
 
     fn search(&self, request: ArchiveSearch) -> ArchiveFound {
-        let conn = self.conn.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                search::search(&conn, &request)
-            })
-            .await
-            .map_err(failed)?
-        })
+        self.read(move |conn| search::search(conn, &request))
+    }
+
+    fn carrier(&self, id: &FileId) -> ArchiveCarrier {
+        let id = id.clone();
+        self.read(move |conn| rows::carrier(conn, &id))
+    }
+
+    fn carried(&self, ids: Vec<FileId>) -> ArchiveCarried {
+        self.read(move |conn| rows::carried(conn, ids))
     }
 }
 
@@ -385,6 +426,10 @@ impl Store for SqliteStore {
     }
 
     write_behind_methods!();
+
+    fn release_files_with(&self, release: Release) {
+        let _ = self.release.set(release);
+    }
 
     /// Stops taking changes, and waits until the writer has committed everything handed
     /// over and marked the stop as clean.

@@ -196,6 +196,44 @@ pub(super) fn read_before(
     Ok(archive_page(messages, limit, floor))
 }
 
+/// The body of the archived message carrying the attachment `?1`.
+pub(super) const CARRIER: &str = concat!(
+    "SELECT body FROM archive WHERE ",
+    file_of!(),
+    " = ?1 LIMIT 1"
+);
+
+/// The archived message carrying the attachment `id`, if any: one read of the
+/// `archive_files` index.
+pub(super) fn carrier(conn: &Connection, id: &FileId) -> Result<Option<Message>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached(CARRIER)
+        .and_then(|mut s| s.query_row(params![id.as_str()], |r| r.get(0)).optional())
+        .map_err(failed)?;
+    body.map(|body| serde_json::from_str(&body).map_err(failed))
+        .transpose()
+}
+
+/// Which of `ids` an archived message carries: one read of the `archive_files` index each,
+/// in one read transaction.
+pub(super) fn carried(
+    conn: &Connection,
+    ids: Vec<FileId>,
+) -> Result<std::collections::HashSet<FileId>, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(failed)?;
+    let mut carried = std::collections::HashSet::new();
+    {
+        let mut stmt = tx.prepare_cached(CARRIER).map_err(failed)?;
+        for id in ids {
+            if stmt.exists(params![id.as_str()]).map_err(failed)? {
+                carried.insert(id);
+            }
+        }
+    }
+    tx.commit().map_err(failed)?;
+    Ok(carried)
+}
+
 /// Reads everything back, and settles the epoch: kept after a clean stop, new otherwise.
 pub(super) fn read_all(conn: &mut Connection) -> Result<Loaded, StoreError> {
     let tx = conn.transaction().map_err(failed)?;
@@ -334,11 +372,15 @@ fn read_positions(tx: &Transaction<'_>) -> Result<Vec<(UserId, Room, u64)>, Stor
 
 /// Applies one change inside the batch's transaction. Statements are cached: parsing the SQL
 /// again for every message costs more than running it.
+///
+/// The files of messages a new message trims from the archive (retention no longer keeps
+/// them) are added to `released`, to be deleted once the batch is committed.
 pub(super) fn apply(
     tx: &Transaction<'_>,
     change: &Change,
     retain: usize,
     retention: Retention,
+    released: &mut Vec<FileId>,
 ) -> Result<(), StoreError> {
     match change {
         Change::Message(message) => {
@@ -382,9 +424,25 @@ pub(super) fn apply(
             })
             .map_err(failed)?;
             if let Retention::Newest(_) = retention {
-                tx.prepare_cached("DELETE FROM archive WHERE room_key = ?1 AND seq < ?2")
-                    .and_then(|mut s| s.execute(params![key, retention.floor(message.seq) as i64]))
+                // A file is attached to one message only: the trimmed message was its last
+                // carrier.
+                let trimmed: Vec<Option<String>> = tx
+                    .prepare_cached(concat!(
+                        "DELETE FROM archive WHERE room_key = ?1 AND seq < ?2 RETURNING ",
+                        file_of!()
+                    ))
+                    .and_then(|mut s| {
+                        let floor = retention.floor(message.seq) as i64;
+                        let ids = s.query_map(params![key, floor], |r| r.get(0))?.collect();
+                        ids
+                    })
                     .map_err(failed)?;
+                released.extend(
+                    trimmed
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|id| FileId::parse(&id).ok()),
+                );
             }
         }
         Change::Delete(room, id) => {

@@ -373,3 +373,32 @@ fn files_from_before_the_archive_start_it_from_their_rings() {
     assert_eq!(seqs(&page), (51..=150).collect::<Vec<_>>());
     assert_eq!(page.top, HistoryTop::NotKept);
 }
+
+/// On SQLite: files of archived messages are found, then released by retention (see
+/// [`files_are_found_then_released_by_retention`]); the look-up's query plan names the
+/// index of attachments.
+#[test]
+fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
+    use crate::chat::store::tests::{file, files_are_found_then_released_by_retention};
+    let path = temp_db("archive-files");
+    let store = SqliteStore::open_keeping(&path, 100, Retention::Newest(150)).unwrap();
+    store.load().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    files_are_found_then_released_by_retention(&store, &runtime);
+    let plan: Vec<String> = Connection::open(&path)
+        .unwrap()
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", rows::CARRIER))
+        .unwrap()
+        .query_map(params![file(1).id.as_str()], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX archive_files")),
+        "{plan:?}"
+    );
+}

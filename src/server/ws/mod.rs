@@ -227,8 +227,11 @@ async fn write_loop(
             reason: Utf8Bytes::from_static(reason),
         }))
     };
-    let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    // Checked twice per heartbeat, so a silent connection is dropped at most half a
+    // heartbeat after `dead_after`; pinged at every other check.
+    let mut heartbeat = tokio::time::interval(settings.heartbeat / 2);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checks: u64 = 0;
     loop {
         tokio::select! {
             // Queued frames go out before a requested close frame.
@@ -250,7 +253,9 @@ async fn write_loop(
                     send_close(&mut sink, close(CLOSE_IDLE, "idle")).await;
                     break;
                 }
-                if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                checks += 1;
+                let ping = checks % 2 == 1;
+                if ping && sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
                     break;
                 }
             }
@@ -438,8 +443,8 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
     let (conn, outbox) = (link.conn, link.outbox);
     if let (ClientEvent::Unread, Some(cluster), Some(user)) = (&event, link.cluster, conn.user_id())
     {
-        // Unread counts cover every channel: this instance follows them all from now on.
-        cluster.follow_channels().await;
+        // Unread counts cover every channel: this instance follows their news from now on.
+        cluster.follow_news().await;
         // Another instance may have moved the user's read positions since this one loaded.
         link.hub.refresh_reads(user).await;
     }
@@ -457,6 +462,7 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
         // gets a catch-up rather than a snapshot.
         let hub = link.hub;
         let caught_up = cluster.follow_room(room).await;
+        cluster.read_presence(room).await;
         let ahead = since.as_ref().is_some_and(|cursor| {
             cursor.epoch == hub.epoch() && hub.next_seq(room).is_some_and(|next| next <= cursor.seq)
         });
@@ -489,6 +495,15 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             Err(e) => ServerEvent::chat_error(&e, None),
         },
         // The hub tells the user's following connections (this one too, if it follows).
+        ClientEvent::Typing { room } => match conn.typing(&room) {
+            Ok(relayed) => {
+                if let (true, Some(cluster), Some(user)) = (relayed, link.cluster, conn.user_id()) {
+                    cluster.relay_typing(&room, user);
+                }
+                return true;
+            }
+            Err(e) => ServerEvent::chat_error(&e, None),
+        },
         ClientEvent::Read { room, seq } => match conn.read(&room, seq) {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, None),
