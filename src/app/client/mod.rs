@@ -170,6 +170,8 @@ pub struct ChatClient {
     typing_stamp: StoredValue<u64>,
     /// Messages sent and not yet answered, in the order sent.
     outbox: StoredValue<Vec<outbox::Outgoing>>,
+    /// Messages the connection lost before an answer, newest first (a few).
+    lost: StoredValue<Vec<outbox::Outgoing>>,
     /// The number of the next message's `client_ref`. Starts from the time the page started
     /// (in µs), so references stay unique for the user across reloads and tabs.
     next_ref: StoredValue<u64>,
@@ -197,6 +199,7 @@ pub fn provide_chat_client() -> ChatClient {
         typing_sent: StoredValue::new(None),
         typing_stamp: StoredValue::new(0),
         outbox: StoredValue::new(Vec::new()),
+        lost: StoredValue::new(Vec::new()),
         next_ref: StoredValue::new(0),
         feed: StoredValue::new(None),
         joined: StoredValue::new(None),

@@ -2,7 +2,9 @@
 //! carries its own `client_ref`; the message is held until the server's `ack` (then it is
 //! gone from the box for good) or its `error` (then it goes back into its room's box with the
 //! server's sentence), and a dropped connection gives back everything not yet answered. The
-//! reason shown beside the box goes away once it no longer applies.
+//! reason shown beside the box goes away once it no longer applies. A message the connection
+//! lost keeps its reference when it is sent again unchanged: if it was stored after all, a
+//! cluster answers with the first `ack` instead of posting it twice.
 
 use super::{ChatClient, ConnStatus, Feed};
 use crate::chat::model::{Attachment, ChatError, MessageBody, Room};
@@ -17,6 +19,10 @@ pub enum Pending {
     /// Uploaded: goes with the next message.
     Ready(Attachment),
 }
+
+/// How many messages lost to a dropped connection are remembered, to be sent again under the
+/// same reference.
+const LOST_KEPT: usize = 20;
 
 /// A message sent and not yet answered.
 #[derive(Clone, Debug)]
@@ -161,9 +167,11 @@ impl ChatClient {
         if self.status.get_untracked() != ConnStatus::Connected {
             return Err(Notice::offline());
         }
-        let number = self.next_ref.get_value();
-        self.next_ref.set_value(number + 1);
-        let client_ref = format!("m{number}");
+        let client_ref = self.lost_ref(&room, raw, attachment).unwrap_or_else(|| {
+            let number = self.next_ref.get_value();
+            self.next_ref.set_value(number + 1);
+            format!("m{number}")
+        });
         self.outbox.update_value(|outbox| {
             outbox.push(Outgoing {
                 client_ref: client_ref.clone(),
@@ -222,9 +230,23 @@ impl ChatClient {
             .outbox
             .try_update_value(std::mem::take)
             .unwrap_or_default();
+        self.lost.update_value(|lost| {
+            lost.splice(0..0, outbox.iter().cloned());
+            lost.truncate(LOST_KEPT);
+        });
         for sent in outbox {
             self.give_back(sent, Notice::offline());
         }
+    }
+
+    /// The reference of a message the connection lost, if this is it again, unchanged.
+    fn lost_ref(&self, room: &Room, text: &str, attachment: Option<&Attachment>) -> Option<String> {
+        self.lost.try_update_value(|lost| {
+            let at = lost.iter().position(|o| {
+                o.room == *room && o.text == text && o.attachment.as_ref() == attachment
+            })?;
+            Some(lost.remove(at).client_ref)
+        })?
     }
 
     fn take_outgoing(&self, client_ref: &str) -> Option<Outgoing> {
@@ -355,6 +377,10 @@ mod tests {
                 Some(Notice::offline()),
                 "answered already"
             );
+
+            // "two", sent again unchanged, goes under its first reference.
+            send(&client, &feed, "two");
+            assert!(client.outbox.with_value(|o| o[0].client_ref == "m1"));
         });
     }
 
