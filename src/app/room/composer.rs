@@ -11,6 +11,18 @@ use leptos::prelude::*;
 #[cfg(feature = "hydrate")]
 const TOO_FAST_SHOWN: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// Puts the focus in the message box.
+#[cfg(feature = "hydrate")]
+fn focus_box() {
+    use wasm_bindgen::JsCast;
+    if let Some(input) = document()
+        .get_element_by_id("message-input")
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = input.focus();
+    }
+}
+
 /// The box to write in: Enter sends, Shift+Enter starts a new line. It grows with its words
 /// up to half the window (CSS), keeps them as the room's draft, and gets them back with the
 /// reason when the server refuses the message or the connection drops. A file chosen with the
@@ -22,19 +34,17 @@ pub fn Composer(feed: Feed) -> impl IntoView {
     let draft = feed.draft;
     let pending = feed.pending;
     let dragging = RwSignal::new(false);
-    let input = NodeRef::<leptos::html::Textarea>::new();
-    let signed_in =
-        Memo::new(move |_| client.hydrated.get() && client.session.with(Option::is_some));
-    Effect::new(move || {
-        if signed_in.get() {
-            if let Some(input) = input.get() {
-                // After the render that enables the box.
-                request_animation_frame(move || {
-                    let _ = input.focus();
-                });
+    #[cfg(feature = "hydrate")]
+    {
+        let signed_in =
+            Memo::new(move |_| client.hydrated.get() && client.session.with(Option::is_some));
+        Effect::new(move || {
+            if signed_in.get() {
+                // After the render that shows and enables the box.
+                request_animation_frame(focus_box);
             }
-        }
-    });
+        });
+    }
     Effect::new(move || {
         if client.status.get() == ConnStatus::Connected {
             feed.clear_notice(|k| k == NoticeKind::Offline);
@@ -200,7 +210,6 @@ pub fn Composer(feed: Feed) -> impl IntoView {
             <textarea
                 id="message-input"
                 rows="2"
-                node_ref=input
                 placeholder=placeholder
                 disabled=move || !client.hydrated.get()
                 prop:value=move || draft.get()
