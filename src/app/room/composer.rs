@@ -27,7 +27,8 @@ fn focus_box() {
 /// up to half the window (CSS), keeps them as the room's draft, and gets them back with the
 /// reason when the server refuses the message or the connection drops. A file chosen with the
 /// picker, dropped on the box or pasted into it is uploaded at once (with progress) and goes
-/// with the next message. Takes the focus when the room opens and once the user has a name.
+/// with the next message. Takes the focus when a room is opened or created in the app, and
+/// once the user has chosen a name.
 #[component]
 pub fn Composer(feed: Feed) -> impl IntoView {
     let client = use_chat_client();
@@ -36,13 +37,18 @@ pub fn Composer(feed: Feed) -> impl IntoView {
     let dragging = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
     {
-        let signed_in =
-            Memo::new(move |_| client.hydrated.get() && client.session.with(Option::is_some));
-        Effect::new(move || {
-            if signed_in.get() {
+        // Opened inside the app (a room chosen or created), not by loading the page: a page
+        // load leaves the focus at the document's start, where "Skip to message box" is.
+        let in_app = client.hydrated.get_untracked();
+        let needs_name = Memo::new(move |_| client.needs_name());
+        Effect::new(move |needed_before: Option<bool>| {
+            let needed = needs_name.get();
+            let just_named = needed_before == Some(true);
+            if !needed && (just_named || (in_app && needed_before.is_none())) {
                 // After the render that shows and enables the box.
                 request_animation_frame(focus_box);
             }
+            needed
         });
     }
     Effect::new(move || {
