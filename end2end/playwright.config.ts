@@ -1,7 +1,8 @@
 // Playwright configuration: one Chromium project (Debian's browser, no download), one worker
 // on this 2-core machine, and real Flack servers started for the run: one in the default
-// mode (SQLite) for every spec, two cluster instances for cluster.spec.ts, and one keeping
-// only 100 messages per room (data.retain_messages = 100) for history.spec.ts.
+// mode (SQLite) for every spec, two cluster instances for cluster.spec.ts, one keeping
+// only 100 messages per room (data.retain_messages = 100) for history.spec.ts, and one
+// allowing a burst of only 3 messages and 1 a second after it for composer.spec.ts.
 import { defineConfig } from "@playwright/test";
 import * as os from "os";
 import * as path from "path";
@@ -80,6 +81,14 @@ export default defineConfig({
     {
       command: `"${bin}" --server-addr 127.0.0.1:${PORT + 3} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}-${PORT + 3}" ${limits} --data-retain-messages 100`,
       url: `http://127.0.0.1:${PORT + 3}/c/general`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "ignore",
+      stderr: "pipe",
+    },
+    {
+      command: `"${bin}" --server-addr 127.0.0.1:${PORT + 4} --server-site-root "${siteRoot}" --server-env dev --data-dir "${dataDir}-${PORT + 4}" --limits-message-burst 3 --limits-messages-per-second 1 --limits-registrations-per-hour 100000 --limits-pages-per-minute 100000`,
+      url: `http://127.0.0.1:${PORT + 4}/c/general`,
       reuseExistingServer: false,
       timeout: 60_000,
       stdout: "ignore",

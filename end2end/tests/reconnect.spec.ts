@@ -1,22 +1,7 @@
 // The page shows its connection state and, after the socket drops, reconnects by itself and
 // fills in exactly the messages it missed.
 import { test, expect } from "@playwright/test";
-import { User, unique } from "./fixtures/flack";
-
-/** Records every WebSocket the page opens, so the test can drop them: Chromium's offline
- *  mode stops new connections but leaves open sockets alone. */
-const socketControl = () => {
-  const Native = window.WebSocket;
-  const w = window as any;
-  w.__sockets = [];
-  w.WebSocket = function (url: string, protocols?: string | string[]) {
-    const ws = new Native(url, protocols);
-    w.__sockets.push(ws);
-    return ws;
-  } as any;
-  w.WebSocket.prototype = Native.prototype;
-  Object.assign(w.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
-};
+import { User, socketControl, unique } from "./fixtures/flack";
 
 /** Messages sent while a user's connection is down appear once, in order, after it comes
  *  back, and the status says what is happening. */

@@ -6,20 +6,23 @@
 //! on both sides. The browser-only parts live beside it: `storage` (what the browser
 //! remembers), `socket` (the WebSocket that feeds the signals and reconnects by itself),
 //! `upload` (file uploads with progress) and `notify` (desktop notifications); `lists` holds
-//! the plain list updates and `unread` the unread counts and read positions.
+//! the plain list updates, `unread` the unread counts and read positions, `outbox` the
+//! messages on their way and the words in each room's box, and `drafts` those words as kept
+//! between visits.
 
 use crate::chat::model::{
-    Attachment, ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, HistoryTop,
-    Limits, Message, MessageBody, MessageId, Room, RoomUnread, Session, UserId, UserInfo,
-    HISTORY_LIMIT,
+    ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, HistoryTop, Limits, Message,
+    MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
 use lists::{append_after, insert_channel, prepend_before, set_presence, upsert_direct};
 
+pub mod drafts;
 mod lists;
 #[cfg(feature = "hydrate")]
 pub mod notify;
+pub mod outbox;
 #[cfg(feature = "hydrate")]
 pub mod socket;
 #[cfg(feature = "hydrate")]
@@ -28,6 +31,8 @@ pub mod typing;
 pub mod unread;
 #[cfg(feature = "hydrate")]
 pub mod upload;
+
+pub use outbox::{Notice, NoticeKind, Pending};
 
 /// The state of the live connection, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +88,14 @@ pub struct Feed {
     pub error: RwSignal<Option<String>>,
     /// Who else is typing here, each with the stamp of their latest notice.
     pub typing: RwSignal<Vec<(UserInfo, u64)>>,
+    /// The words in the box, kept as the room's draft (change them with [`Feed::edit`]).
+    pub draft: RwSignal<String>,
+    /// The attachment going with the next message.
+    pub pending: RwSignal<Option<Pending>>,
+    /// Why the words in the box were not sent, while that still applies.
+    pub notice: RwSignal<Option<Notice>>,
+    /// The words given back that the box starts with (see [`drafts::give_back`]).
+    given_back: StoredValue<String>,
     /// The server epoch `messages` belong to.
     epoch: StoredValue<u64>,
     /// The highest sequence number received for the room.
@@ -155,6 +168,13 @@ pub struct ChatClient {
     typing_sent: StoredValue<Option<(Room, f64)>>,
     /// Numbers the typing notices received, so an old notice's timer spares a newer one.
     typing_stamp: StoredValue<u64>,
+    /// Messages sent and not yet answered, in the order sent.
+    outbox: StoredValue<Vec<outbox::Outgoing>>,
+    /// Messages the connection lost before an answer, newest first (a few).
+    lost: StoredValue<Vec<outbox::Outgoing>>,
+    /// The number of the next message's `client_ref`. Starts from the time the page started
+    /// (in µs), so references stay unique for the user across reloads and tabs.
+    next_ref: StoredValue<u64>,
     #[cfg(feature = "hydrate")]
     socket: StoredValue<Option<socket::Live>, LocalStorage>,
     #[cfg(feature = "hydrate")]
@@ -178,6 +198,9 @@ pub fn provide_chat_client() -> ChatClient {
         limits: StoredValue::new(Limits::default()),
         typing_sent: StoredValue::new(None),
         typing_stamp: StoredValue::new(0),
+        outbox: StoredValue::new(Vec::new()),
+        lost: StoredValue::new(Vec::new()),
+        next_ref: StoredValue::new(0),
         feed: StoredValue::new(None),
         joined: StoredValue::new(None),
         #[cfg(feature = "hydrate")]
@@ -246,6 +269,10 @@ impl ChatClient {
             online: RwSignal::new(Vec::new()),
             error: RwSignal::new(None),
             typing: RwSignal::new(Vec::new()),
+            draft: RwSignal::new(String::new()),
+            pending: RwSignal::new(None),
+            notice: RwSignal::new(None),
+            given_back: StoredValue::new(String::new()),
             epoch: StoredValue::new(page.epoch),
             cursor: StoredValue::new(page.last_seq),
             older: StoredValue::new(false),
@@ -264,7 +291,10 @@ impl ChatClient {
         }
         self.join_current();
         #[cfg(feature = "hydrate")]
-        storage::remember_room(&page.room, feed.peer);
+        {
+            storage::remember_room(&page.room, feed.peer);
+            feed.draft.set(storage::stored_draft(&page.room));
+        }
         feed
     }
 
@@ -312,31 +342,6 @@ impl ChatClient {
     /// What the server refuses, as it announced (or the built-in limits before it has).
     pub fn limits(&self) -> Limits {
         self.limits.get_value()
-    }
-
-    /// Sends a message to the open room, with an uploaded attachment if given. Refused
-    /// locally, with the reason, when it is empty (and has no attachment) or too long, or when
-    /// there is no live connection to send it on.
-    pub fn send_message(&self, raw: &str, attachment: Option<&Attachment>) -> Result<(), String> {
-        let max_chars = self.limits.get_value().max_message_chars;
-        let body = MessageBody::for_post(raw, max_chars, attachment.is_some())
-            .map_err(|e| e.to_string())?;
-        let Some(room) = self.current() else {
-            return Err("Open a channel first.".into());
-        };
-        if self.session.with_untracked(Option::is_none) {
-            return Err(ChatError::NotIdentified.to_string());
-        }
-        if self.status.get_untracked() != ConnStatus::Connected {
-            return Err("Not connected right now; your message was not sent.".into());
-        }
-        self.send_event(&ClientEvent::Send {
-            room,
-            body: body.into(),
-            attachment: attachment.map(|a| a.id.clone()),
-            client_ref: None,
-        });
-        Ok(())
     }
 
     /// Asks the server to delete one of this user's messages.
@@ -421,16 +426,26 @@ impl ChatClient {
                         .try_update(|list| set_presence(list, user, online));
                 }
             }
+            ServerEvent::Ack {
+                client_ref: Some(client_ref),
+                ..
+            } => self.accepted(&client_ref),
             ServerEvent::Ack { .. } => {}
             ServerEvent::Error {
                 code,
                 detail,
                 message,
-                ..
+                client_ref,
             } => {
                 // Decoded to the error type; a code this version does not know (or a
                 // protocol error) is shown as the server's sentence.
-                match ChatError::from_code(&code, detail) {
+                let error = ChatError::from_code(&code, detail);
+                if let Some(client_ref) = client_ref {
+                    if self.refused(&client_ref, error.clone(), message.clone()) {
+                        return;
+                    }
+                }
+                match error {
                     Ok(ChatError::Unauthorized) => {
                         // The server does not know this session (for example it restarted
                         // without storage): choose a name again.
@@ -621,6 +636,8 @@ impl ChatClient {
         #[cfg(feature = "hydrate")]
         {
             self.hydrated.set(true);
+            self.next_ref
+                .set_value((js_sys::Date::now() * 1000.0) as u64);
             crate::app::local_time::remember_zone();
             if let Some(session) = storage::stored_session() {
                 self.session.set(Some(session));
@@ -650,8 +667,8 @@ mod tests {
         owner.with(|| {
             let client = provide_chat_client();
             let long = "x".repeat(6000);
-            let too_long = |max| ChatError::MessageTooLong { max }.to_string();
-            assert_eq!(client.send_message(&long, None), Err(too_long(4000)));
+            let too_long = |max| Err(Notice::from_error(&ChatError::MessageTooLong { max }));
+            assert_eq!(client.send_message(&long, None), too_long(4000));
             let welcome = |max_message_chars| {
                 ServerEvent::Hub(HubEvent::Welcome {
                     epoch: 1,
@@ -666,10 +683,10 @@ mod tests {
             assert_eq!(client.limits().max_message_chars, 8000);
             assert_eq!(
                 client.send_message(&long, None),
-                Err("Open a channel first.".to_owned())
+                Err(Notice::local("Open a channel first."))
             );
             client.apply(welcome(10));
-            assert_eq!(client.send_message("eleven char", None), Err(too_long(10)));
+            assert_eq!(client.send_message("eleven char", None), too_long(10));
         });
     }
 }

@@ -75,6 +75,8 @@ pub fn connect(client: ChatClient) {
     });
     let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| {
         client.status.set(ConnStatus::Reconnecting);
+        // Messages not yet answered may never be: they go back to their boxes.
+        client.connection_lost();
         schedule_reconnect(client);
     });
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));

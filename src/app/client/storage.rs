@@ -1,13 +1,15 @@
 //! What the browser remembers between visits, in local storage: the session (who this
-//! browser is) and the address of the room the user was last in. (How far the user has read
-//! is kept by the server.)
+//! browser is), the address of the room the user was last in and the unsent draft of each
+//! room. (How far the user has read is kept by the server.)
 
+use super::drafts::Drafts;
 use crate::app::nav::{channel_path, direct_path, Route};
 use crate::chat::model::{Room, Session, UserId};
 use gloo_storage::{LocalStorage, Storage};
 
 const SESSION_KEY: &str = "flack.session";
 const ROOM_KEY: &str = "flack.room";
+const DRAFTS_KEY: &str = "flack.drafts";
 /// Where an earlier version kept read positions (now the server's): removed when seen.
 const OLD_READ_KEY: &str = "flack.read";
 
@@ -49,5 +51,25 @@ pub fn remember_room(room: &Room, peer: Option<UserId>) {
     };
     if let Err(e) = LocalStorage::set(ROOM_KEY, path) {
         leptos::logging::warn!("cannot store the room: {e}");
+    }
+}
+
+/// The unsent draft stored for `room` ("" when there is none).
+pub fn stored_draft(room: &Room) -> String {
+    LocalStorage::get::<Drafts>(DRAFTS_KEY)
+        .unwrap_or_default()
+        .get(room)
+        .to_owned()
+}
+
+/// Stores `text` as the draft for `room` (a blank one is forgotten).
+pub fn remember_draft(room: &Room, text: &str) {
+    let mut drafts: Drafts = LocalStorage::get(DRAFTS_KEY).unwrap_or_default();
+    if drafts.get(room) == text {
+        return;
+    }
+    drafts.set(room, text);
+    if let Err(e) = LocalStorage::set(DRAFTS_KEY, drafts) {
+        leptos::logging::warn!("cannot store the draft: {e}");
     }
 }

@@ -1,47 +1,90 @@
-//! The box to write in, with the attachment being uploaded or waiting to be sent.
+//! The box to write in, with the attachment being uploaded or waiting to be sent, and why
+//! the words in it were not sent.
 
-use crate::app::client::{use_chat_client, Feed};
-use crate::chat::model::{human_size, Attachment};
+use crate::app::client::{use_chat_client, ConnStatus, Feed, Notice, NoticeKind, Pending};
+use crate::chat::model::human_size;
 use leptos::either::Either;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
 
-/// An attachment being uploaded, or uploaded and waiting to be sent.
-#[derive(Clone, Debug, PartialEq)]
-// Uploads happen only in the browser; the server renders an empty composer.
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-enum Pending {
-    Uploading { name: String, fraction: f64 },
-    Ready(Attachment),
+/// How long "sending too fast" is shown when nothing else clears it first.
+#[cfg(feature = "hydrate")]
+const TOO_FAST_SHOWN: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Puts the focus in the message box.
+#[cfg(feature = "hydrate")]
+fn focus_box() {
+    use wasm_bindgen::JsCast;
+    if let Some(input) = document()
+        .get_element_by_id("message-input")
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = input.focus();
+    }
 }
 
-/// The box to write in: Enter sends, Shift+Enter starts a new line. A file chosen with the
-/// picker or dropped on the box is uploaded at once (with progress) and goes with the next
-/// message.
+/// The box to write in: Enter sends, Shift+Enter starts a new line. It grows with its words
+/// up to half the window (CSS), keeps them as the room's draft, and gets them back with the
+/// reason when the server refuses the message or the connection drops. A file chosen with the
+/// picker, dropped on the box or pasted into it is uploaded at once (with progress) and goes
+/// with the next message. Takes the focus when a room is opened or created in the app, and
+/// once the user has chosen a name.
 #[component]
 pub fn Composer(feed: Feed) -> impl IntoView {
     let client = use_chat_client();
-    let draft = RwSignal::new(String::new());
-    let local_error = RwSignal::new(None::<String>);
-    let pending = RwSignal::new(None::<Pending>);
+    let draft = feed.draft;
+    let pending = feed.pending;
     let dragging = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    {
+        // Opened inside the app (a room chosen or created), not by loading the page: a page
+        // load leaves the focus at the document's start, where "Skip to message box" is.
+        let in_app = client.hydrated.get_untracked();
+        let needs_name = Memo::new(move |_| client.needs_name());
+        Effect::new(move |needed_before: Option<bool>| {
+            let needed = needs_name.get();
+            let just_named = needed_before == Some(true);
+            if !needed && (just_named || (in_app && needed_before.is_none())) {
+                // After the render that shows and enables the box.
+                request_animation_frame(focus_box);
+            }
+            needed
+        });
+    }
+    Effect::new(move || {
+        if client.status.get() == ConnStatus::Connected {
+            feed.clear_notice(|k| k == NoticeKind::Offline);
+        }
+    });
+    #[cfg(feature = "hydrate")]
+    Effect::new(move || {
+        if feed
+            .notice
+            .with(|n| n.as_ref().is_some_and(|n| n.kind == NoticeKind::TooFast))
+        {
+            set_timeout(
+                move || feed.clear_notice(|k| k == NoticeKind::TooFast),
+                TOO_FAST_SHOWN,
+            );
+        }
+    });
     let send = move || {
         let attachment = match pending.get_untracked() {
             Some(Pending::Ready(a)) => Some(a),
             Some(Pending::Uploading { .. }) => {
-                local_error.set(Some("Wait for the upload to finish.".into()));
+                feed.notice
+                    .set(Some(Notice::local("Wait for the upload to finish.")));
                 return;
             }
             None => None,
         };
         match client.send_message(&draft.get_untracked(), attachment.as_ref()) {
             Ok(()) => {
-                draft.set(String::new());
+                feed.edit(String::new());
                 pending.set(None);
-                local_error.set(None);
                 feed.error.set(None);
             }
-            Err(e) => local_error.set(Some(e)),
+            Err(notice) => feed.notice.set(Some(notice)),
         }
     };
     let on_submit = move |ev: SubmitEvent| {
@@ -57,9 +100,9 @@ pub fn Composer(feed: Feed) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     let start_upload = move |file: web_sys::File| {
         let Some(token) = client.token() else {
-            local_error.set(Some(
-                crate::chat::model::ChatError::NotIdentified.to_string(),
-            ));
+            feed.notice.set(Some(Notice::from_error(
+                &crate::chat::model::ChatError::NotIdentified,
+            )));
             return;
         };
         let room = feed.room.get_value();
@@ -73,13 +116,13 @@ pub fn Composer(feed: Feed) -> impl IntoView {
         };
         let max_bytes = client.limits().max_upload_bytes;
         if file.size() > max_bytes as f64 {
-            local_error.set(Some(
-                crate::chat::model::ChatError::FileTooLarge { max_bytes }.to_string(),
-            ));
+            feed.notice.set(Some(Notice::from_error(
+                &crate::chat::model::ChatError::FileTooLarge { max_bytes },
+            )));
             return;
         }
         let name = file.name();
-        local_error.set(None);
+        feed.clear_notice(|k| k == NoticeKind::Local);
         pending.set(Some(Pending::Uploading {
             name: name.clone(),
             fraction: 0.0,
@@ -100,7 +143,7 @@ pub fn Composer(feed: Feed) -> impl IntoView {
                 }
                 Err(e) => {
                     pending.try_set(None);
-                    local_error.try_set(Some(e));
+                    feed.notice.try_set(Some(Notice::local(&e)));
                 }
             },
         );
@@ -131,7 +174,24 @@ pub fn Composer(feed: Feed) -> impl IntoView {
             start_upload(file);
         }
     };
-    let error = move || local_error.get().or_else(|| feed.error.get());
+    let on_paste = move |_ev: leptos::ev::ClipboardEvent| {
+        // A pasted file (an image copied from another program) is attached; pasted text is
+        // left to the browser.
+        #[cfg(feature = "hydrate")]
+        if let Some(file) = _ev
+            .clipboard_data()
+            .and_then(|d| d.files())
+            .and_then(|f| f.get(0))
+        {
+            _ev.prevent_default();
+            start_upload(file);
+        }
+    };
+    let error = move || {
+        feed.notice
+            .with(|n| n.as_ref().map(|n| n.text.clone()))
+            .or_else(|| feed.error.get())
+    };
     let placeholder = move || {
         let title = feed.title.get();
         if feed.peer.is_some() {
@@ -164,9 +224,10 @@ pub fn Composer(feed: Feed) -> impl IntoView {
                     if !text.trim().is_empty() {
                         client.typed();
                     }
-                    draft.set(text);
+                    feed.edit(text);
                 }
                 on:keydown=on_keydown
+                on:paste=on_paste
             ></textarea>
             <div class="composer-actions">
                 <label for="attach-input" class="attach-button" title="Attach a file (or drop it on the box)">

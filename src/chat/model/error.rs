@@ -150,6 +150,8 @@ chat_errors! {
         Refused(String) = "refused",
         #[error("Type a word to search for.")]
         SearchEmpty = "search_empty",
+        #[error("You are sending messages too fast; wait a moment and try again.")]
+        RateLimited = "rate_limited",
     }
     server {
         #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
@@ -162,8 +164,6 @@ chat_errors! {
         NoSuchMessage = "no_such_message",
         #[error("You can only delete your own messages.")]
         NotYourMessage = "not_your_message",
-        #[error("You are sending messages too fast; wait a moment and try again.")]
-        RateLimited = "rate_limited",
         #[error("You are creating channels too fast; wait a minute and try again.")]
         ChannelRateLimited = "channel_rate_limited",
         #[error("You have too many files waiting to be sent; send or remove some first.")]
@@ -346,12 +346,12 @@ mod tests {
             ChatError::Unavailable("disk full".into()),
             ChatError::Refused("The server said no.".into()),
             ChatError::SearchEmpty,
+            ChatError::RateLimited,
             ChatError::ChannelExists(String::new()),
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,
             ChatError::NoSuchMessage,
             ChatError::NotYourMessage,
-            ChatError::RateLimited,
             ChatError::ChannelRateLimited,
             ChatError::TooManyUnsentFiles,
             ChatError::DiskFull,
