@@ -14,13 +14,7 @@ const TOO_FAST_SHOWN: std::time::Duration = std::time::Duration::from_secs(4);
 /// Puts the focus in the message box.
 #[cfg(feature = "hydrate")]
 fn focus_box() {
-    use wasm_bindgen::JsCast;
-    if let Some(input) = document()
-        .get_element_by_id("message-input")
-        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-    {
-        let _ = input.focus();
-    }
+    crate::app::drawer::focus_by_id("message-input");
 }
 
 /// The box to write in: Enter sends, Shift+Enter starts a new line. It grows with its words

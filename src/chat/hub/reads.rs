@@ -195,10 +195,7 @@ impl Connection {
         let encode = self.hub.shared.encode;
         let mut guard = self.hub.lock();
         let state = &mut *guard;
-        let user = state
-            .connections
-            .user(self.id)
-            .ok_or(ChatError::NotIdentified)?;
+        let user = self.user(state)?;
         let rooms = state.unread_summary(user);
         let conn = state
             .connections
@@ -219,10 +216,7 @@ impl Connection {
         let shared = &self.hub.shared;
         let mut guard = self.hub.lock();
         let state = &mut *guard;
-        let user = state
-            .connections
-            .user(self.id)
-            .ok_or(ChatError::NotIdentified)?;
+        let user = self.user(state)?;
         if !may_read(room, user) {
             return Err(ChatError::Forbidden);
         }

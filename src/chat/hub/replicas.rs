@@ -93,7 +93,8 @@ impl Hub {
             .rooms
             .map
             .values()
-            .filter(|r| r.channel.is_some() && r.heard.max(r.told) > r.last_seq())
+            // `told` never passes `heard` but by the room's own messages.
+            .filter(|r| r.channel.is_some() && r.heard > r.last_seq())
             .map(|r| r.room.clone())
             .collect()
     }
