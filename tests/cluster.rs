@@ -1909,3 +1909,94 @@ async fn typing_reaches_members_on_other_instances() {
         }
     }
 }
+
+/// Edits `id` in `general` with a reference.
+async fn edit(client: &mut Client, id: MessageId, body: &str, client_ref: &str) {
+    client
+        .send(ClientEvent::Edit {
+            room: general(),
+            id,
+            body: body.into(),
+            client_ref: Some(client_ref.into()),
+        })
+        .await;
+}
+
+/// The next `message_edited`, as (id, text), skipping other events.
+async fn next_edit(client: &mut Client) -> (MessageId, String) {
+    loop {
+        if let ServerEvent::Hub(HubEvent::MessageEdited { id, body, .. }) = client.next().await {
+            return (id, body.as_str().to_owned());
+        }
+    }
+}
+
+/// An edit made through one instance is acknowledged once committed and reaches the room's
+/// members on the other; another user is refused; a client joining afterwards on either
+/// instance gets the new text, marked edited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_reaches_every_instance() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut watcher = user(&b, "watcher").await;
+    watcher.join(&general()).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    post(&mut ann, "helo", "p1").await;
+    let (id, _) = acks(&mut ann, 1).await["p1"];
+    assert_eq!(watcher.next_message().await.id, id);
+
+    edit(&mut watcher, id, "not mine", "w1").await;
+    loop {
+        match watcher.next().await {
+            ServerEvent::Error { code, .. } => {
+                assert_eq!(code, "not_your_message");
+                break;
+            }
+            ServerEvent::Hub(HubEvent::MessageEdited { .. }) => panic!("edited by another"),
+            _ => {}
+        }
+    }
+    edit(&mut ann, id, "hello", "e1").await;
+    assert_eq!(acks(&mut ann, 1).await["e1"].0, id);
+    assert_eq!(next_edit(&mut watcher).await, (id, "hello".to_owned()));
+    for instance in [&a, &b] {
+        let mut late = Client::connect(instance).await;
+        let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = late.join(&general()).await
+        else {
+            unreachable!("join answers joined");
+        };
+        let held = messages.iter().find(|m| m.id == id).expect("held");
+        assert_eq!(held.body.as_str(), "hello");
+        assert!(held.edited_at.is_some());
+    }
+}
+
+/// An edit published while an instance's subscription was cut reaches that instance's
+/// members within one periodic check (the database counts edits with deletions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
+    let redis = OwnRedis::start();
+    let cluster = Cluster::on(postgres_base(), redis.url());
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut watcher = user(&b, "watcher").await;
+    watcher.join(&general()).await;
+    let mut poster = user(&a, "poster").await;
+    post(&mut poster, "first draft", "p1").await;
+    let (id, _) = acks(&mut poster, 1).await["p1"];
+    assert_eq!(watcher.next_message().await.id, id);
+    for round in 0..3 {
+        redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        let text = format!("draft {round}");
+        edit(&mut poster, id, &text, &format!("e{round}")).await;
+        let started = Instant::now();
+        assert_eq!(next_edit(&mut watcher).await, (id, text));
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "arrived within a check (1 s) and its margin: {:?}",
+            started.elapsed()
+        );
+    }
+}

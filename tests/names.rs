@@ -152,6 +152,7 @@ async fn stored_look_alikes_still_load() {
                 body: MessageBody::parse(&format!("in {name}"), 100).unwrap(),
                 attachment: None,
                 sent_at: Timestamp::now(),
+                edited_at: None,
             };
             store.put_message(&message).wait().await.unwrap();
         }

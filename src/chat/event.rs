@@ -4,7 +4,9 @@
 //! `type` written first, beside the few events a connection gets only for itself (see
 //! `protocol::ServerEvent`).
 
-use super::model::{ChannelInfo, Limits, Message, MessageId, Room, RoomUnread, UserInfo};
+use super::model::{
+    ChannelInfo, Limits, Message, MessageBody, MessageId, Room, RoomUnread, Timestamp, UserInfo,
+};
 use serde::Serialize;
 
 /// Everything the hub sends to connections. Member names are the wire's.
@@ -42,6 +44,13 @@ pub enum HubEvent {
     Message { message: Message },
     /// A message was deleted by its author.
     MessageDeleted { room: Room, id: MessageId },
+    /// A message's author changed its text: `body` replaces it, `edited_at` says when.
+    MessageEdited {
+        room: Room,
+        id: MessageId,
+        body: MessageBody,
+        edited_at: Timestamp,
+    },
     /// A user changed their display name (sent to every connection).
     UserRenamed {
         /// The user, with the new name.

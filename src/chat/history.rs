@@ -1,7 +1,7 @@
 //! A room's recent messages: the window of the last [`HISTORY_LIMIT`] sequence numbers, in
-//! order, from which messages can be deleted.
+//! order, from which messages can be deleted and whose text can be edited.
 
-use super::model::{Message, MessageId, HISTORY_LIMIT};
+use super::model::{Message, MessageBody, MessageId, Timestamp, HISTORY_LIMIT};
 use std::collections::VecDeque;
 
 /// The oldest sequence number a room's history keeps once its newest is `newest_seq`, with a
@@ -28,7 +28,7 @@ pub struct History {
     /// The highest sequence number that left the window by eviction (0 if none did).
     evicted_through: u64,
     /// Clients whose cursor is at or below this get a snapshot, not a catch-up: set by
-    /// deletions (they could have missed one) and by restoring from storage.
+    /// deletions and edits (they could have missed one) and by restoring from storage.
     snapshot_through: Option<u64>,
 }
 
@@ -76,6 +76,27 @@ impl History {
         let at = self.messages.iter().position(|m| m.id == id)?;
         self.snapshot_through = Some(room_last_seq);
         self.messages.remove(at)
+    }
+
+    /// Replaces a held message's text, stamped `edited_at`; `room_last_seq` is the room's
+    /// newest sequence number now. As for a deletion, clients that were behind at this
+    /// point get a snapshot instead of a catch-up, so they cannot keep showing the old text.
+    /// Returns the message as edited.
+    pub fn edit(
+        &mut self,
+        id: MessageId,
+        body: MessageBody,
+        edited_at: Timestamp,
+        room_last_seq: u64,
+    ) -> Option<&Message> {
+        let message = self.messages.iter_mut().find(|m| m.id == id)?;
+        message.body = body;
+        message.edited_at = Some(edited_at);
+        self.snapshot_through = Some(
+            self.snapshot_through
+                .map_or(room_last_seq, |d| d.max(room_last_seq)),
+        );
+        Some(message)
     }
 
     /// Records that this history was loaded from storage when the room's newest sequence
@@ -143,6 +164,7 @@ mod tests {
             body: MessageBody::parse(&format!("message {seq}"), 100).unwrap(),
             attachment: None,
             sent_at: Timestamp::from_millis((1_700_000_000 + seq as i64) * 1_000),
+            edited_at: None,
         }
     }
 
@@ -200,6 +222,26 @@ mod tests {
         assert_eq!(seqs(history.since(5, 5)), None);
         history.push(message(6));
         assert_eq!(seqs(history.since(6, 6)), Some(vec![]));
+    }
+
+    /// An edit changes the held text and stamps it, and, like a deletion, a client whose
+    /// cursor is not past it gets a snapshot (with the new text) rather than a catch-up.
+    #[test]
+    fn edits_replace_the_text_and_force_a_snapshot_for_clients_behind_them() {
+        let mut history = History::default();
+        for seq in 1..=5 {
+            history.push(message(seq));
+        }
+        let body = MessageBody::parse("fixed", 100).unwrap();
+        let at = Timestamp::from_millis(1_800_000_000_000);
+        let edited = history.edit(MessageId(20), body.clone(), at, 5).cloned();
+        assert_eq!(edited.map(|m| (m.seq, m.edited_at)), Some((2, Some(at))));
+        assert!(history.edit(MessageId(999), body.clone(), at, 5).is_none());
+        assert_eq!(history.get(MessageId(20)).map(|m| &m.body), Some(&body));
+        assert_eq!(seqs(history.since(5, 5)), None);
+        history.push(message(6));
+        assert_eq!(seqs(history.since(6, 6)), Some(vec![]));
+        assert_eq!(seqs(history.since(5, 6)), None, "the edit was at 5");
     }
 
     /// After a deletion the window still counts sequence numbers, as the SQLite ring does:

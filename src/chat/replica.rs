@@ -26,6 +26,9 @@ pub enum Proposal {
     },
     /// The deletion of a message by its author (checked by the proposer).
     Delete { room: Room, id: MessageId },
+    /// A message as its author edited it (checked by the proposer): its new text and
+    /// `edited_at` replace the stored ones.
+    Edit { message: Message },
     /// A new channel, if no channel name looks like it.
     Channel(ChannelInfo),
     /// A new user (the `id` is assigned by the database), if no name looks like theirs.
@@ -45,6 +48,11 @@ pub enum Replicated {
     Deleted {
         room: Room,
         id: MessageId,
+    },
+    /// A message's new text (the whole message as edited, with its author's name as
+    /// stored).
+    Edited {
+        message: Message,
     },
     Channel {
         channel: ChannelInfo,

@@ -128,6 +128,9 @@ pub trait Store: Send + Sync + 'static {
     fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
     fn delete_message(&self, room: &Room, id: MessageId) -> Durable;
+    /// Replaces a held message by its edited version (same room, id and number; new text and
+    /// `edited_at`), in the window and the archive alike.
+    fn edit_message(&self, message: &Message) -> Durable;
     /// Records how far a user has read in a room (the hub only moves it forward). The
     /// in-memory mode keeps nothing.
     fn put_read(&self, _user: UserId, _room: &Room, _seq: u64) -> Durable {
@@ -371,6 +374,9 @@ impl Store for MemoryStore {
     fn delete_message(&self, _: &Room, _: MessageId) -> Durable {
         Durable::done(Ok(()))
     }
+    fn edit_message(&self, _: &Message) -> Durable {
+        Durable::done(Ok(()))
+    }
 }
 
 /// What a store read at opening, handed to the hub once ([`Store::load`]).
@@ -387,6 +393,8 @@ pub(crate) fn load_once(loaded: &std::sync::Mutex<Option<Loaded>>) -> Result<Loa
 pub(crate) enum Change {
     Message(Message),
     Delete(Room, MessageId),
+    /// A message as edited, replacing the stored one with its id.
+    Edit(Message),
     Channel(ChannelInfo),
     User(UserInfo, TokenHash),
     Rename(UserInfo),
@@ -488,6 +496,13 @@ macro_rules! write_behind_methods {
             self.write_behind($crate::chat::store::Change::Delete(room.clone(), id))
         }
 
+        fn edit_message(
+            &self,
+            message: &$crate::chat::model::Message,
+        ) -> $crate::chat::store::Durable {
+            self.write_behind($crate::chat::store::Change::Edit(message.clone()))
+        }
+
         fn put_read(
             &self,
             user: $crate::chat::model::UserId,
@@ -553,6 +568,7 @@ pub(crate) mod tests {
                 body: MessageBody::parse(&format!("m{seq}"), 100).expect("a valid body"),
                 attachment,
                 sent_at: Timestamp::now(),
+                edited_at: None,
             };
             store.put_message(&message).wait_blocking().expect("stored");
         };

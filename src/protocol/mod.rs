@@ -49,6 +49,17 @@ pub enum ClientEvent {
         #[serde(default)]
         client_ref: Option<String>,
     },
+    /// Replaces the text of one of the user's own messages.
+    Edit {
+        /// The room the message is in.
+        room: Room,
+        id: MessageId,
+        /// The new text, checked as a `send`'s is.
+        body: String,
+        /// An opaque token echoed in the `ack` or `error` that answers this event.
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
     /// Asks for the user's unread state in every room, then news of it as it changes
     /// (`unread` and `activity` events).
     Unread,
@@ -89,7 +100,7 @@ impl ClientEvent {
 pub enum ServerEvent {
     /// Answers `auth`: who this connection now acts as.
     Authenticated { user: UserInfo },
-    /// The server accepted a `send`.
+    /// The server accepted a `send` (or an `edit`), and stored it.
     Ack {
         /// The `client_ref` of the `send`, if it had one.
         client_ref: Option<String>,
@@ -111,7 +122,7 @@ pub enum ServerEvent {
         /// The `client_ref` of the refused event, if it had one.
         client_ref: Option<String>,
     },
-    /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `user_renamed`,
+    /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `message_edited`, `user_renamed`,
     /// `presence`, `unread`, `activity` and `typing`: written exactly as the hub declares them, tag
     /// included.
     #[serde(untagged)]

@@ -5,7 +5,7 @@
 //! type, then every member as it comes, then builds the event.
 
 use super::*;
-use crate::chat::model::{ChannelInfo, Limits, Message};
+use crate::chat::model::{ChannelInfo, Limits, Message, MessageBody, Timestamp};
 use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
 
 /// The `type` of a server event.
@@ -18,6 +18,7 @@ enum Kind {
     Joined,
     Message,
     MessageDeleted,
+    MessageEdited,
     UserRenamed,
     Presence,
     Ack,
@@ -51,6 +52,8 @@ enum Member {
     Limits,
     Rooms,
     Mention,
+    Body,
+    EditedAt,
     #[serde(other)]
     Unknown,
 }
@@ -78,6 +81,8 @@ struct Members {
     detail: Option<Detail>,
     rooms: Option<Vec<crate::chat::model::RoomUnread>>,
     mention: Option<bool>,
+    body: Option<MessageBody>,
+    edited_at: Option<Timestamp>,
 }
 
 /// A required member, or the error that names it.
@@ -122,6 +127,8 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Member::Detail => m.detail = Some(map.next_value()?),
                 Member::Rooms => m.rooms = Some(map.next_value()?),
                 Member::Mention => m.mention = Some(map.next_value()?),
+                Member::Body => m.body = Some(map.next_value()?),
+                Member::EditedAt => m.edited_at = Some(map.next_value()?),
                 Member::Type | Member::Online | Member::Message | Member::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -154,6 +161,12 @@ impl<'de> Visitor<'de> for EventVisitor {
             Kind::MessageDeleted => ServerEvent::Hub(HubEvent::MessageDeleted {
                 room: need(m.room, "room")?,
                 id: need(m.id, "id")?,
+            }),
+            Kind::MessageEdited => ServerEvent::Hub(HubEvent::MessageEdited {
+                room: need(m.room, "room")?,
+                id: need(m.id, "id")?,
+                body: need(m.body, "body")?,
+                edited_at: need(m.edited_at, "edited_at")?,
             }),
             Kind::UserRenamed => ServerEvent::Hub(HubEvent::UserRenamed {
                 user: need(m.user, "user")?,

@@ -52,6 +52,20 @@ fn client_events_round_trip_in_the_documented_shape() {
             client_ref: None
         }
     );
+    let edit = ClientEvent::decode(
+        r#"{"type":"edit","room":{"channel":"general"},"id":42,"body":"fixed","client_ref":"e-42"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        edit,
+        ClientEvent::Edit {
+            room: Room::Channel(ChannelName::parse("general").unwrap()),
+            id: MessageId(42),
+            body: "fixed".into(),
+            client_ref: Some("e-42".into()),
+        }
+    );
+    assert_eq!(ClientEvent::decode(&edit.encode()).unwrap(), edit);
 }
 
 /// Rooms are validated as they are decoded: bad channel names and a conversation with
@@ -82,6 +96,9 @@ fn malformed_frames_are_refused() {
         r#"{"type":"send","room":{"channel":"g"}}"#,
         r#"{"type":"send","room":{"channel":5},"body":"x"}"#,
         r#"{"type":"auth","token":"a","admin":true}"#,
+        r#"{"type":"edit","room":{"channel":"g"},"id":5}"#,
+        r#"{"type":"edit","room":{"channel":"g"},"id":"5","body":"x"}"#,
+        r#"{"type":"edit","room":{"channel":"g"},"id":5,"body":"x","author":1}"#,
     ] {
         let err = ClientEvent::decode(bad).unwrap_err();
         assert_eq!(err.code(), "malformed", "{bad:?}");
@@ -115,6 +132,7 @@ fn every_server_event() -> Vec<ServerEvent> {
             image: true,
         }),
         sent_at: Timestamp::from_millis(1_795_338_000_456),
+        edited_at: Some(Timestamp::from_millis(1_795_338_009_000)),
     };
     vec![
         ServerEvent::Hub(HubEvent::Welcome {
@@ -139,6 +157,12 @@ fn every_server_event() -> Vec<ServerEvent> {
         ServerEvent::Hub(HubEvent::MessageDeleted {
             room: general.clone(),
             id: MessageId(7),
+        }),
+        ServerEvent::Hub(HubEvent::MessageEdited {
+            room: general.clone(),
+            id: MessageId(7),
+            body: MessageBody::parse("hi *there*", 100).unwrap(),
+            edited_at: Timestamp::from_millis(1_795_338_009_000),
         }),
         ServerEvent::Hub(HubEvent::UserRenamed { user: ada.clone() }),
         ServerEvent::Hub(HubEvent::Presence {
@@ -258,6 +282,8 @@ fn the_decoder_survives_random_input() {
         r#"{"type":"send","room":{"channel":"g"},"body":"hi","client_ref":"r"}"#,
         r#"{"type":"send","room":{"direct":[3,9]},"body":"","attachment":"0123456789abcdef0123456789abcdef"}"#,
         r#"{"type":"delete","room":{"channel":"g"},"id":5}"#,
+        r#"{"type":"edit","room":{"channel":"g"},"id":5,"body":"fixed","client_ref":"e1"}"#,
+        r#"{"type":"edit","room":{"direct":[4,2]},"id":9,"body":"a\nb"}"#,
         r#"{"type":"rename","name":"Ada"}"#,
         r#"{"type":"typing","room":{"channel":"general"}}"#,
         r#"{"type":"typing","room":{"direct":[2,7]}}"#,

@@ -84,6 +84,7 @@ mod tests {
             body: MessageBody::parse("b", 10).unwrap(),
             attachment: None,
             sent_at: Timestamp::from_millis(0),
+            edited_at: None,
         }
     }
 

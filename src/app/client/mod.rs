@@ -94,6 +94,12 @@ pub struct Feed {
     pub pending: RwSignal<Option<Pending>>,
     /// Why the words in the box were not sent, while that still applies.
     pub notice: RwSignal<Option<Notice>>,
+    /// The message whose text is being edited here, if any, and whether the edit began in
+    /// the message box (Up), where the focus then goes back.
+    pub editing: RwSignal<Option<(MessageId, bool)>>,
+    /// The id of the element to give the focus to once it is drawn again, if the focus was
+    /// lost meanwhile (a message redrawn after an edit, or the next one after a deletion).
+    pub refocus: StoredValue<Option<String>>,
     /// The words given back that the box starts with (see [`drafts::give_back`]).
     given_back: StoredValue<String>,
     /// The server epoch `messages` belong to.
@@ -112,6 +118,37 @@ impl Feed {
             epoch: self.epoch.try_get_value()?,
             seq: self.cursor.try_get_value()?,
         })
+    }
+
+    /// Gives the focus to the element `id` now, and again when it is drawn anew while the
+    /// focus is nowhere (see [`Feed::refocus`]).
+    pub fn focus_on(&self, id: String) {
+        crate::app::drawer::focus_by_id(&id);
+        self.refocus.set_value(Some(id));
+    }
+
+    /// Called by an element drawn with the id `id`: takes the focus if it was asked for it
+    /// and the focus was lost.
+    pub fn drawn(&self, id: &str) {
+        #[cfg(feature = "hydrate")]
+        if self.refocus.with_value(|r| r.as_deref() == Some(id)) {
+            let (id, refocus) = (id.to_owned(), self.refocus);
+            // Once the page shows what is being drawn now (and no longer what it replaces).
+            request_animation_frame(move || {
+                let lost = document()
+                    .active_element()
+                    .is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
+                let asked = refocus
+                    .try_with_value(|r| r.as_deref() == Some(id.as_str()))
+                    .unwrap_or(false);
+                if lost && asked {
+                    refocus.set_value(None);
+                    crate::app::drawer::focus_by_id(&id);
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = id;
     }
 
     fn is_for(&self, room: &Room) -> bool {
@@ -272,6 +309,8 @@ impl ChatClient {
             draft: RwSignal::new(String::new()),
             pending: RwSignal::new(None),
             notice: RwSignal::new(None),
+            editing: RwSignal::new(None),
+            refocus: StoredValue::new(None),
             given_back: StoredValue::new(String::new()),
             epoch: StoredValue::new(page.epoch),
             cursor: StoredValue::new(page.last_seq),
@@ -353,6 +392,17 @@ impl ChatClient {
         });
     }
 
+    /// Asks the server to replace the text of one of this user's messages; the new text
+    /// arrives as `message_edited` (a refusal shows as the room's error).
+    pub fn edit_message(&self, room: Room, id: MessageId, body: String) {
+        self.send_event(&ClientEvent::Edit {
+            room,
+            id,
+            body,
+            client_ref: None,
+        });
+    }
+
     /// Updates the signals from one server event.
     pub fn apply(&self, event: ServerEvent) {
         match event {
@@ -399,6 +449,21 @@ impl ChatClient {
             ServerEvent::Hub(HubEvent::MessageDeleted { room, id }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.messages.try_update(|held| held.retain(|m| m.id != id));
+                }
+            }
+            ServerEvent::Hub(HubEvent::MessageEdited {
+                room,
+                id,
+                body,
+                edited_at,
+            }) => {
+                if let Some(feed) = self.feed_for(&room) {
+                    feed.messages.try_update(|held| {
+                        if let Some(m) = held.iter_mut().find(|m| m.id == id) {
+                            m.body = body;
+                            m.edited_at = Some(edited_at);
+                        }
+                    });
                 }
             }
             ServerEvent::Hub(HubEvent::UserRenamed { user }) => self.renamed(user),

@@ -80,6 +80,7 @@ mod tests {
             body: MessageBody::for_post("hi", 100, false).unwrap(),
             attachment: None,
             sent_at: Timestamp::parse(at).unwrap(),
+            edited_at: None,
         }
     }
 

@@ -54,6 +54,7 @@ fn ceiling_frame(room: &Room, i: usize, seq: u64, body: String) -> String {
             body,
             attachment: None,
             sent_at: Timestamp::from_millis(1_795_305_600_000),
+            edited_at: None,
         },
     })
     .encode()

@@ -85,6 +85,7 @@ pub(super) fn channels_for(prefix: &str, change: &Replicated) -> Vec<String> {
     let room = match change {
         Replicated::Message { message } => &message.room,
         Replicated::Deleted { room, .. } => room,
+        Replicated::Edited { message } => &message.room,
         Replicated::Typing { room, .. } => room,
         Replicated::Channel { .. } | Replicated::User { .. } | Replicated::Renamed { .. } => {
             return vec![directory_channel(prefix)];
@@ -245,6 +246,7 @@ mod tests {
                 body: MessageBody::parse(body, 4000).expect("a body"),
                 attachment: None,
                 sent_at: Timestamp::from_millis(1_796_000_000_000),
+                edited_at: None,
             },
         }
     }

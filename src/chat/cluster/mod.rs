@@ -513,6 +513,9 @@ impl Store for ClusterStore {
     fn delete_message(&self, _: &Room, _: crate::chat::model::MessageId) -> Durable {
         not_here()
     }
+    fn edit_message(&self, _: &crate::chat::model::Message) -> Durable {
+        not_here()
+    }
     /// Written straight to the database (see [`reads`]).
     fn put_read(&self, user: crate::chat::model::UserId, room: &Room, seq: u64) -> Durable {
         self.reads.put(user, room, seq)

@@ -189,8 +189,9 @@ impl Repairer {
         Ok(())
     }
 
-    /// Removes the room's messages the database no longer holds, when its deletion count
-    /// (`deletions`) differs from this instance's.
+    /// Removes the room's messages the database no longer holds, and takes the text of
+    /// those edited since, when its count of deletions and edits (`deletions`) differs from
+    /// this instance's.
     async fn reconcile_deletions(&mut self, room: &Room, deletions: u64) -> Result<(), StoreError> {
         let (kept, window) = sql::held_ids(self.client()?, room, self.retain).await?;
         self.node

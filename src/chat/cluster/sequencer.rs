@@ -1,8 +1,8 @@
 //! The sequencer: commits this instance's proposals in PostgreSQL, in batches, then applies
 //! each committed change here, publishes it, and answers its proposer.
 //!
-//! Whatever queued up while a batch was committed forms the next one: directory changes and
-//! deletions one transaction each (they are rare, and each may be refused on its own), then
+//! Whatever queued up while a batch was committed forms the next one: directory changes,
+//! edits and deletions one transaction each (they are rare, and each may be refused on its own), then
 //! each room's posts in one transaction per room ([`sql::post_batch`]). A change is
 //! answered only after its commit: "acknowledged" means committed. If PostgreSQL cannot be
 //! reached, each proposal of the batch is answered `unavailable` and nothing of it is kept;
@@ -76,6 +76,7 @@ fn what(proposal: &Proposal) -> &'static str {
     match proposal {
         Proposal::Post { .. } => "message",
         Proposal::Delete { .. } => "deletion",
+        Proposal::Edit { .. } => "edit",
         Proposal::Channel(_) => "channel",
         Proposal::User(..) => "user",
         Proposal::Rename(_) => "name",
@@ -164,6 +165,19 @@ async fn commit(
                         Ok(change)
                     }
                     Err(e) => Err(refusal(what, e)),
+                };
+                let _ = reply.send(answer);
+            }
+            Proposal::Edit { message } => {
+                let answer = match sql::edit(client, &message).await {
+                    Ok(true) => {
+                        let change = Replicated::Edited { message };
+                        node.committed(change.clone(), None);
+                        Ok(change)
+                    }
+                    // Deleted (or gone from the ring) since the proposer looked.
+                    Ok(false) => Err(ChatError::NoSuchMessage),
+                    Err(e) => Err(refusal(what, Refused::Store(e))),
                 };
                 let _ = reply.send(answer);
             }

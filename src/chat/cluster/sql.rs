@@ -374,6 +374,33 @@ pub(super) async fn create_channel(
     Ok(directory)
 }
 
+/// Replaces a message's text and `edited_at` (the whole stored message, in the ring and
+/// the archive), counting it in `rooms.deletions` like a deletion, so an instance that
+/// missed it notices and reads the room's messages again; true if it was there to edit.
+pub(super) async fn edit(client: &mut Client, message: &Message) -> Result<bool, StoreError> {
+    let body = serde_json::to_string(message).map_err(failed)?;
+    let row = client
+        .query_opt(
+            "WITH ring AS ( \
+                 UPDATE recent_messages SET body = $4 WHERE room_key = $1 AND id = $3 \
+                 RETURNING seq), \
+             archived AS ( \
+                 UPDATE archive SET body = $4 WHERE room_key = $1 AND seq = $2 AND id = $3 \
+                 AND seq IN (SELECT seq FROM ring)) \
+             UPDATE rooms SET deletions = deletions + 1 \
+             WHERE key = $1 AND EXISTS (SELECT 1 FROM ring) RETURNING deletions",
+            &[
+                &room_key(&message.room),
+                &(message.seq as i64),
+                &(message.id.0 as i64),
+                &body,
+            ],
+        )
+        .await
+        .map_err(failed)?;
+    Ok(row.is_some())
+}
+
 /// Deletes a message; true if it was there to delete.
 pub(super) async fn delete(
     client: &mut Client,
@@ -763,30 +790,37 @@ pub(super) async fn since(
     Ok(Some((next_seq.max(1) as u64, messages)))
 }
 
-/// The ids a room's ring holds, and the first number of its window as of that read (the
-/// newest held, less the ring's size): older numbers may have left the ring for newer ones.
+/// The ids a room's ring holds, each with when its text was last edited, and the first
+/// number of its window as of that read (the newest held, less the ring's size): older
+/// numbers may have left the ring for newer ones. (Read only when a room's count of
+/// deletions and edits differs from an instance's: a lost event, so rarely.)
 pub(super) async fn held_ids(
     client: &Client,
     room: &Room,
     retain: usize,
-) -> Result<(std::collections::HashSet<MessageId>, u64), StoreError> {
+) -> Result<(HeldMessages, u64), StoreError> {
     let rows = client
         .query(
-            "SELECT id, seq FROM recent_messages WHERE room_key = $1",
+            "SELECT id, seq, body FROM recent_messages WHERE room_key = $1",
             &[&room_key(room)],
         )
         .await
         .map_err(failed)?;
-    let mut ids = std::collections::HashSet::new();
+    let mut held = HeldMessages::new();
     let mut newest = 0u64;
     for row in rows {
         let id: i64 = row.try_get(0).map_err(failed)?;
         let seq: i64 = row.try_get(1).map_err(failed)?;
-        ids.insert(MessageId(id as u64));
+        let body: String = row.try_get(2).map_err(failed)?;
+        let message: Message = serde_json::from_str(&body).map_err(failed)?;
+        held.insert(MessageId(id as u64), message);
         newest = newest.max(seq as u64);
     }
-    Ok((ids, (newest + 1).saturating_sub(retain as u64)))
+    Ok((held, (newest + 1).saturating_sub(retain as u64)))
 }
+
+/// The messages a room's ring holds, by id.
+pub(super) type HeldMessages = std::collections::HashMap<MessageId, Message>;
 
 /// The user a token hash belongs to, if any.
 pub(super) async fn user_by_token(

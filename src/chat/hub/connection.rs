@@ -1,5 +1,5 @@
 //! [`Connection`]: one client connection's view of the hub, and everything a connection
-//! does: authenticate, join and leave rooms, post, delete and rename.
+//! does: authenticate, join and leave rooms, post, edit, delete and rename.
 
 use super::directory::Allowance;
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
@@ -213,6 +213,7 @@ impl Connection {
             body,
             attachment,
             sent_at: Timestamp::now(),
+            edited_at: None,
         };
         if self.hub.is_replica() {
             drop(guard);
@@ -301,6 +302,66 @@ impl Connection {
         drop(guard);
         remove_files_once_stored(shared.limits.files_dir.as_deref(), dropped, deleted);
         Ok(())
+    }
+
+    /// Replaces the text of one of this user's own messages, for everyone. Checked as a post
+    /// is (the body's rules, then identity, the room, and the user's allowance of messages:
+    /// an edit costs what a post does); only messages still in the room's history can be
+    /// edited. The author is to be told only once [`Saved::stored`] resolves.
+    pub fn edit(
+        &self,
+        room: &Room,
+        id: MessageId,
+        raw_body: &str,
+    ) -> Result<Saved<Message>, ChatError> {
+        let shared = &self.hub.shared;
+        let max = shared.limits.max_message_chars;
+        // The body's own rules first, as for a post (a blank text is judged once the
+        // message is found: one with a file may have none).
+        MessageBody::for_edit(raw_body, max, true)?;
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let user = self.user(state)?;
+        let target = state.rooms.open(
+            room,
+            Some(user),
+            &mut state.directory,
+            &mut state.connections,
+        )?;
+        let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
+        if message.author.id != user {
+            return Err(ChatError::NotYourMessage);
+        }
+        let body = MessageBody::for_edit(raw_body, max, message.attachment.is_some())?;
+        state.directory.allow(user, Allowance::Messages)?;
+        let edited_at = Timestamp::now().max(message.sent_at);
+        if self.hub.is_replica() {
+            let mut edited = message.clone();
+            edited.body = body;
+            edited.edited_at = Some(edited_at);
+            drop(guard);
+            // Applied everywhere once committed, this instance included.
+            let committed = self.hub.propose(Proposal::Edit { message: edited });
+            return Ok(Saved::proposed(committed, "edit", |done| match done {
+                Replicated::Edited { message } => Ok(message),
+                other => Err(super::unexpected(other)),
+            }));
+        }
+        let last_seq = target.last_seq();
+        let Some(edited) = target.history.edit(id, body, edited_at, last_seq).cloned() else {
+            return Err(ChatError::NoSuchMessage);
+        };
+        // Handed to the store under the lock, behind the post it edits.
+        let durable = shared.store.edit_message(&edited);
+        let event = HubEvent::MessageEdited {
+            room: target.room.clone(),
+            id,
+            body: edited.body.clone(),
+            edited_at,
+        };
+        publish_to_room(shared.encode, target, event, None);
+        self.hub.changed();
+        Ok(Saved::new(edited, durable, "edit"))
     }
 
     /// Changes this user's display name, everywhere and for everyone.

@@ -243,6 +243,41 @@ impl Hub {
                 }
                 Applied::Done
             }
+            Replicated::Edited { message } => {
+                let Some(target) = state.rooms.map.get_mut(&message.room.key()) else {
+                    return Applied::Done;
+                };
+                let Some(edited_at) = message.edited_at else {
+                    return Applied::Done;
+                };
+                // A message still waiting for its turn takes the new text with it.
+                if let Some(waiting) = target.pending.get_mut(&message.seq) {
+                    if waiting.id == message.id {
+                        waiting.body = message.body.clone();
+                        waiting.edited_at = Some(edited_at);
+                    }
+                }
+                let last_seq = target.last_seq();
+                let newer = target
+                    .history
+                    .get(message.id)
+                    .is_some_and(|held| held.edited_at.is_none_or(|at| at <= edited_at));
+                if newer {
+                    // Counted with deletions, as the database counts it.
+                    target.deletions += 1;
+                    let (room, id, body) = (message.room, message.id, message.body);
+                    target.history.edit(id, body.clone(), edited_at, last_seq);
+                    let event = HubEvent::MessageEdited {
+                        room,
+                        id,
+                        body,
+                        edited_at,
+                    };
+                    publish_to_room(encode, target, event, None);
+                    self.changed();
+                }
+                Applied::Done
+            }
             Replicated::Message { message } => {
                 if !state.directory.users.contains_key(&message.author.id) {
                     return Applied::Unknown;
@@ -316,8 +351,9 @@ impl Hub {
     }
 
     /// Removes every held message of `room` the database no longer holds (`kept` are the
-    /// ids it holds), announcing each deletion, and records the database's count of
-    /// deletions: the repair for a deletion whose event was lost.
+    /// messages it holds, by id), announcing each deletion, takes the text of each held
+    /// message the database has a later edit of, announcing it, and records the database's
+    /// count of deletions and edits: the repair for a deletion or edit whose event was lost.
     ///
     /// Only messages numbered from `from` on are judged: the database's ring may already
     /// have let older ones go (a newer message this instance has not applied yet took
@@ -325,7 +361,7 @@ impl Hub {
     pub fn reconcile_deletions(
         &self,
         room: &Room,
-        kept: &HashSet<MessageId>,
+        kept: &std::collections::HashMap<MessageId, Message>,
         from: u64,
         deletions: u64,
     ) {
@@ -339,9 +375,37 @@ impl Hub {
             .history
             .snapshot()
             .iter()
-            .filter(|m| m.seq >= from && !kept.contains(&m.id))
+            .filter(|m| m.seq >= from && !kept.contains_key(&m.id))
             .map(|m| m.id)
             .collect();
+        let edited: Vec<Message> = target
+            .history
+            .snapshot()
+            .iter()
+            .filter_map(|m| {
+                let stored = kept.get(&m.id)?;
+                let newer = stored
+                    .edited_at
+                    .is_some_and(|at| m.edited_at.is_none_or(|held| held < at));
+                newer.then(|| stored.clone())
+            })
+            .collect();
+        for message in edited {
+            let (Some(edited_at), last_seq) = (message.edited_at, target.last_seq()) else {
+                continue;
+            };
+            target
+                .history
+                .edit(message.id, message.body.clone(), edited_at, last_seq);
+            let event = HubEvent::MessageEdited {
+                room: room.clone(),
+                id: message.id,
+                body: message.body,
+                edited_at,
+            };
+            publish_to_room(shared.encode, target, event, None);
+            self.changed();
+        }
         let mut dropped = Vec::new();
         for id in gone {
             if let Some(removed) = target.history.remove(id, target.last_seq()) {

@@ -162,7 +162,7 @@ chat_errors! {
         Forbidden = "forbidden",
         #[error("That message does not exist (it may have been deleted).")]
         NoSuchMessage = "no_such_message",
-        #[error("You can only delete your own messages.")]
+        #[error("You can only edit or delete your own messages.")]
         NotYourMessage = "not_your_message",
         #[error("You are creating channels too fast; wait a minute and try again.")]
         ChannelRateLimited = "channel_rate_limited",

@@ -48,6 +48,12 @@ impl MessageBody {
         MessageBody(String::new())
     }
 
+    /// The new body of a message being edited: the rules of [`MessageBody::for_post`],
+    /// where `has_attachment` is whether the message edited carries a file.
+    pub fn for_edit(raw: &str, max_chars: usize, has_attachment: bool) -> Result<Self, ChatError> {
+        MessageBody::for_post(raw, max_chars, has_attachment)
+    }
+
     /// The body of a message being posted: `raw` checked as [`MessageBody::parse`] does,
     /// except that a message carrying an attachment may leave it blank (it is then empty).
     /// The one statement of that rule, for the hub and for the browser's composer.
@@ -103,6 +109,9 @@ pub struct Message {
     pub attachment: Option<Attachment>,
     /// When the server accepted it.
     pub sent_at: Timestamp,
+    /// When its author last changed its text (absent if never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

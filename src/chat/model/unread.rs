@@ -173,6 +173,7 @@ mod tests {
             body: MessageBody::parse(body, 100).unwrap(),
             attachment: None,
             sent_at: Timestamp::from_millis(0),
+            edited_at: None,
         };
         let held = [
             message(1, 2, "@ada old"),

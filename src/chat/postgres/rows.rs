@@ -448,6 +448,7 @@ pub(crate) async fn read_rows(
 pub(super) struct Statements {
     message: Statement,
     delete: Statement,
+    edit: Statement,
     channel: Statement,
     user: Statement,
     rename: Statement,
@@ -503,6 +504,16 @@ impl Statements {
                      UPDATE rooms \
                      SET next_seq = GREATEST(next_seq, (SELECT MAX(seq) + 1 FROM gone)) \
                      WHERE key = $1 AND EXISTS (SELECT 1 FROM gone)",
+                )
+                .await
+                .map_err(failed)?,
+            // Only the text and its stamp change, in the ring and the archive alike (the
+            // word index is on an expression of the row, so it follows).
+            edit: client
+                .prepare(
+                    "WITH ring AS ( \
+                         UPDATE recent_messages SET body = $4 WHERE room_key = $1 AND id = $3) \
+                     UPDATE archive SET body = $4 WHERE room_key = $1 AND seq = $2 AND id = $3",
                 )
                 .await
                 .map_err(failed)?,
@@ -562,6 +573,19 @@ pub(super) async fn apply(
         Change::Delete(room, id) => {
             tx.execute(&statements.delete, &[&room_key(room), &(id.0 as i64)])
                 .await
+        }
+        Change::Edit(message) => {
+            let body = serde_json::to_string(message).map_err(failed)?;
+            tx.execute(
+                &statements.edit,
+                &[
+                    &room_key(&message.room),
+                    &(message.seq as i64),
+                    &(message.id.0 as i64),
+                    &body,
+                ],
+            )
+            .await
         }
         Change::Channel(channel) => {
             let room = Room::Channel(channel.name.clone());

@@ -181,6 +181,7 @@ fn message(room: &Room, id: u64, seq: u64, author: &UserInfo) -> Message {
         body: MessageBody::parse(&format!("m{seq}"), 100).unwrap(),
         attachment: None,
         sent_at: Timestamp::now(),
+        edited_at: None,
     }
 }
 
@@ -749,5 +750,40 @@ fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
         Ok(())
     })
     .unwrap();
+    store.close();
+}
+
+/// An edit replaces the stored message in the ring and the archive alike: after reopening,
+/// the window and a "before" read both have the new text and its time, and search finds the
+/// new words and no longer the old.
+#[test]
+fn edits_are_stored_in_the_ring_and_the_archive() {
+    let db = TestDatabase::create();
+    let edited_at = Timestamp::from_millis(1_800_000_000_000);
+    {
+        let store = store_with(&db, &general(), 3, &ada());
+        let mut edited = message(&general(), 2, 2, &ada());
+        edited.body = MessageBody::parse("corrected giraffe", 100).unwrap();
+        edited.edited_at = Some(edited_at);
+        store.edit_message(&edited).wait_blocking().unwrap();
+        store.close();
+    }
+    let store = PostgresStore::open(&db.url, 100).unwrap();
+    let loaded = store.load().unwrap();
+    let held = &loaded.rooms[0].messages[1];
+    assert_eq!(
+        (held.body.as_str(), held.edited_at),
+        ("corrected giraffe", Some(edited_at))
+    );
+    let reader = Reader::new();
+    let archive = store.archive().expect("an archive");
+    let page = reader
+        .0
+        .block_on(archive.before(&general(), 3, 10))
+        .unwrap();
+    assert_eq!(page.messages[1].body.as_str(), "corrected giraffe");
+    assert_eq!(page.messages[1].edited_at, Some(edited_at));
+    assert_eq!(search_ids(&reader, &store, 1, "giraffe"), vec![2]);
+    assert!(search_ids(&reader, &store, 1, "m2").is_empty());
     store.close();
 }

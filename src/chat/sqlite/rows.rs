@@ -469,6 +469,24 @@ pub(super) fn apply(
                 .and_then(|mut s| s.execute(params![key, id.0 as i64]))
                 .map_err(failed)?;
         }
+        Change::Edit(message) => {
+            // Only the text and its stamp change; the ring holds every message the hub can
+            // edit, and the archive keeps the same message under the same number.
+            let key = room_key(&message.room);
+            let body = serde_json::to_string(message).map_err(failed)?;
+            tx.prepare_cached(
+                "UPDATE recent_messages SET body = ?3 WHERE room_key = ?1 AND id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![key, message.id.0 as i64, body]))
+            .map_err(failed)?;
+            tx.prepare_cached(
+                "UPDATE archive SET body = ?4 WHERE room_key = ?1 AND seq = ?2 AND id = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![key, message.seq as i64, message.id.0 as i64, body])
+            })
+            .map_err(failed)?;
+        }
         Change::Channel(channel) => {
             let room = Room::Channel(channel.name.clone());
             let room_json = serde_json::to_string(&room).map_err(failed)?;

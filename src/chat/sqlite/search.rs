@@ -2,8 +2,9 @@
 //!
 //! `archive_words` holds each archived message's text, keyed by the message's id (its
 //! rowid), with the room and number it belongs to. Triggers on `archive` keep it in step in
-//! the same transaction as every write: a message archived is indexed, a message deleted or
-//! trimmed by retention leaves the index with it, so a deleted message is never found. A
+//! the same transaction as every write: a message archived is indexed, an edited one is
+//! indexed by its new text, a message deleted or trimmed by retention leaves the index with
+//! it, so a deleted message is never found. A
 //! file from before the index gets it built when opened (marked done in `meta`).
 //!
 //! Ids are unique across rooms; should an id ever come back (a store restarted after the
@@ -35,6 +36,10 @@ END;
 CREATE TRIGGER IF NOT EXISTS archive_words_delete AFTER DELETE ON archive BEGIN
     DELETE FROM archive_words
         WHERE rowid = old.id AND room_key = old.room_key AND seq = old.seq;
+END;
+CREATE TRIGGER IF NOT EXISTS archive_words_edit AFTER UPDATE OF body ON archive BEGIN
+    UPDATE archive_words SET text = json_extract(new.body, '$.body')
+        WHERE rowid = new.id AND room_key = new.room_key AND seq = new.seq;
 END;
 ";
 
@@ -183,6 +188,7 @@ mod tests {
             body: MessageBody::parse(text, 4000).unwrap(),
             attachment: None,
             sent_at: Timestamp::now(),
+            edited_at: None,
         };
         store.put_message(&message).wait_blocking().unwrap();
     }

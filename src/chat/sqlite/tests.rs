@@ -42,6 +42,7 @@ fn message(room: &Room, id: u64, seq: u64, author: &UserInfo) -> Message {
         body: MessageBody::parse(&format!("m{seq}"), 100).unwrap(),
         attachment: None,
         sent_at: Timestamp::now(),
+        edited_at: None,
     }
 }
 
@@ -401,4 +402,43 @@ fn archived_files_are_found_by_their_index_and_released_when_trimmed() {
             .any(|step| step.contains("USING INDEX archive_files")),
         "{plan:?}"
     );
+}
+
+/// An edit replaces the stored message in the ring and the archive alike: after reopening,
+/// the window and a "before" read both have the new text and its time.
+#[test]
+fn edits_are_stored_in_the_ring_and_the_archive() {
+    let path = temp_db("edit");
+    let general = Room::Channel(ChannelName::parse("general").unwrap());
+    let edited_at = Timestamp::from_millis(1_800_000_000_000);
+    {
+        let store = SqliteStore::open(&path, 100).unwrap();
+        store.load().unwrap();
+        for seq in 1..=3 {
+            store
+                .put_message(&message(&general, seq, seq, &ada()))
+                .wait_blocking()
+                .unwrap();
+        }
+        let mut edited = message(&general, 2, 2, &ada());
+        edited.body = MessageBody::parse("corrected", 100).unwrap();
+        edited.edited_at = Some(edited_at);
+        store.edit_message(&edited).wait_blocking().unwrap();
+        store.close();
+    }
+    let store = SqliteStore::open(&path, 100).unwrap();
+    let loaded = store.load().unwrap();
+    let held = &loaded.rooms[0].messages[1];
+    assert_eq!(
+        (held.body.as_str(), held.edited_at),
+        ("corrected", Some(edited_at))
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let archive = store.archive().expect("an archive");
+    let page = runtime.block_on(archive.before(&general, 3, 10)).unwrap();
+    assert_eq!(page.messages[1].body.as_str(), "corrected");
+    assert_eq!(page.messages[1].edited_at, Some(edited_at));
 }

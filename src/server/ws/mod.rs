@@ -516,6 +516,31 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
+        ClientEvent::Edit {
+            room,
+            id,
+            body,
+            client_ref,
+        } => match conn.edit(&room, id, &body) {
+            // Everyone in the room has the new text; the author's `ack` waits until it is
+            // stored, as a post's does, and the reader does not wait with it.
+            Ok(edited) => {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    let reply = match edited.stored().await {
+                        Ok(message) => ServerEvent::Ack {
+                            client_ref,
+                            id: message.id,
+                            seq: message.seq,
+                        },
+                        Err(e) => ServerEvent::chat_error(&e, client_ref),
+                    };
+                    outbox.send(reply.frame()).await;
+                });
+                return true;
+            }
+            Err(e) => ServerEvent::chat_error(&e, client_ref),
+        },
         ClientEvent::Rename { name, client_ref } => match conn.rename(&name) {
             // Everyone, this connection too, has been told of the new name; only a failure
             // to store it needs an answer, and the reader does not wait for that.
@@ -596,6 +621,9 @@ async fn take_cluster_allowance(
     use crate::chat::model::Room;
     let (kind, room, client_ref) = match event {
         ClientEvent::Send {
+            room, client_ref, ..
+        }
+        | ClientEvent::Edit {
             room, client_ref, ..
         } => (Some(Shared::Messages), room, client_ref),
         ClientEvent::Join {
