@@ -20,8 +20,8 @@ test("display names are unique", async ({ browser }) => {
   await ada.close();
 });
 
-/** Only one's own messages have a delete button; deleting removes the message for the other
- *  user at once, and it stays gone after a reload. */
+/** Only one's own messages have a delete button; deleting (once confirmed) removes the
+ *  message for the other user at once, and it stays gone after a reload. */
 test("deleting one's own message removes it for everyone", async ({ browser }) => {
   const room = unique("tidy");
   const ada = await User.open(browser, "Ada");
@@ -39,6 +39,7 @@ test("deleting one's own message removes it for everyone", async ({ browser }) =
   ).toHaveCount(0);
 
   await adaItem.getByRole("button", { name: "Delete message" }).click();
+  await ada.page.getByRole("dialog").getByRole("button", { name: "Delete", exact: true }).click();
   await expect(adaItem).toHaveCount(0);
   await expect(bobSeesAda).toHaveCount(0);
   await expect(bob.log().getByRole("listitem")).toHaveCount(1);

@@ -1,22 +1,30 @@
 //! One message in the log: author, time and formatted text (`markup`: elements and text
-//! nodes, never HTML; mentions of the reader marked), and a delete button on one's own
-//! messages.
+//! nodes, never HTML; mentions of the reader marked), "(edited)" once its author changed it,
+//! and on one's own messages the buttons "Edit message" (the text becomes a box: Enter saves,
+//! Escape cancels) and "Delete message" (asked first, in a dialog).
 
-use super::client::use_chat_client;
+use super::client::{use_chat_client, Feed};
+use super::drawer::focus_by_id;
 use super::local_time::{clock_label, full_label, use_reader_clock};
 use super::markup::markup_view;
 use crate::chat::model::markup::parse;
-use crate::chat::model::{human_size, Message};
+use crate::chat::model::{human_size, Message, MessageBody};
 use leptos::either::Either;
+use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 
 /// A message, in the reader's local time (see `local_time`). One that continues a group
 /// (`starts_group` false) shows its author's name only to assistive technology and its time
 /// only on hover or focus; both stay in the text, so every message reads whole on its own.
-/// Its author may delete it while `deletable` (the server still holds it in memory; older
-/// messages, read back from the store, stay).
+/// Its author may edit or delete it while `deletable` (the server still holds it in memory;
+/// older messages, read back from the store, stay as they are).
 #[component]
-pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>) -> impl IntoView {
+pub fn MessageItem(
+    feed: Feed,
+    message: Message,
+    starts_group: bool,
+    deletable: Signal<bool>,
+) -> impl IntoView {
     let client = use_chat_client();
     let clock = use_reader_clock();
     let sent_at = message.sent_at;
@@ -26,6 +34,104 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
     let is_mine = move || client.my_id() == Some(author_id) && deletable.get();
     let room = message.room.clone();
     let id = message.id;
+    let (edit_id, delete_id, box_id) = (
+        format!("edit-{}", id.0),
+        format!("delete-{}", id.0),
+        format!("edit-box-{}", id.0),
+    );
+    let editing = Memo::new(move |_| feed.editing.with(|e| e.is_some_and(|(m, _)| m == id)));
+    let confirming = RwSignal::new(false);
+    // Where the focus goes once the edit is over: back to the box if it began there (Up).
+    let after_edit = {
+        let edit_id = edit_id.clone();
+        move || match feed.editing.get_untracked() {
+            Some((_, true)) => "message-input".to_owned(),
+            _ => edit_id.clone(),
+        }
+    };
+    let original = message.body.as_str().to_owned();
+    let has_file = message.attachment.is_some();
+    let on_edit_key = {
+        let (room, after_edit) = (room.clone(), after_edit.clone());
+        move |ev: KeyboardEvent| {
+            let key = ev.key();
+            if key == "Escape" || (key == "Enter" && !ev.shift_key() && !ev.is_composing()) {
+                ev.prevent_default();
+            } else {
+                return;
+            }
+            if key == "Enter" {
+                let text = event_target_value(&ev);
+                if text != original {
+                    if let Err(e) =
+                        MessageBody::for_edit(&text, client.limits().max_message_chars, has_file)
+                    {
+                        feed.error.set(Some(e.to_string()));
+                        return;
+                    }
+                    client.edit_message(room.clone(), id, text);
+                }
+            }
+            let back = after_edit();
+            feed.editing.set(None);
+            feed.focus_on(back);
+        }
+    };
+    {
+        // Once the box is drawn, it takes the focus; an element of this message that was
+        // asked for the focus while it was being drawn again takes it.
+        let (box_id, edit_id, delete_id) = (box_id.clone(), edit_id.clone(), delete_id.clone());
+        Effect::new(move |_| {
+            if editing.get() {
+                focus_soon(box_id.clone());
+            } else {
+                feed.drawn(&edit_id);
+                feed.drawn(&delete_id);
+            }
+        });
+        // The dialog's safe choice has the focus while it is open.
+        Effect::new(move |_| {
+            if confirming.get() {
+                focus_soon("delete-cancel".to_owned());
+            }
+        });
+    }
+    let ask = move |_| confirming.set(true);
+    let cancel = {
+        let delete_id = delete_id.clone();
+        move || {
+            confirming.set(false);
+            focus_by_id(&delete_id);
+        }
+    };
+    let confirm = {
+        let room = room.clone();
+        move || {
+            confirming.set(false);
+            // The focus goes to the next message, or to the box after the last one.
+            let next = feed.messages.with_untracked(|held| {
+                let at = held.iter().position(|m| m.id == id)?;
+                held.get(at + 1).map(|m| crate::app::room::entry_id(m.seq))
+            });
+            client.delete_message(room.clone(), id);
+            feed.focus_on(next.unwrap_or_else(|| "message-input".to_owned()));
+        }
+    };
+    let edited = message.edited_at.map(|at| {
+        view! {
+            <span class="edited" title=move || full_label(at, clock.offset_at(at))>
+                "(edited)"
+            </span>
+        }
+    });
+    let body = message.body.as_str().to_owned();
+    let shown_body = {
+        let body = body.clone();
+        move || {
+            (!body.is_empty()).then(|| view! { <div class="body">{body_view(client, &body)}</div> })
+        }
+    };
+    let title_id = format!("delete-title-{}", id.0);
     view! {
         <div class="message" class:continued=!starts_group>
             <div class="meta">
@@ -43,28 +149,40 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
                     {label}
                 </time>
                 <span class="visually-hidden">{full}</span>
+                {edited}
                 <Show when=is_mine>
-                    {
-                        let room = room.clone();
-                        view! {
-                            <button
-                                type="button"
-                                class="delete"
-                                aria-label="Delete message"
-                                title="Delete message"
-                                on:click=move |_| client.delete_message(room.clone(), id)
-                            >
-                                "×"
-                            </button>
-                        }
-                    }
+                    <span class="actions">
+                        <button
+                            type="button"
+                            id=edit_id.clone()
+                            aria-label="Edit message"
+                            title="Edit message"
+                            on:click=move |_| feed.editing.set(Some((id, false)))
+                        >
+                            "✎"
+                        </button>
+                        <button
+                            type="button"
+                            id=delete_id.clone()
+                            class="delete"
+                            aria-label="Delete message"
+                            title="Delete message"
+                            on:click=ask
+                        >
+                            "×"
+                        </button>
+                    </span>
                 </Show>
             </div>
-            <Show when={
-                let empty = message.body.as_str().is_empty();
-                move || !empty
-            }>
-                <div class="body">{body_view(client, message.body.as_str())}</div>
+            <Show when=move || editing.get() fallback=shown_body.clone()>
+                <textarea
+                    id=box_id.clone()
+                    class="edit-box"
+                    aria-label="Edit message"
+                    prop:value=body.clone()
+                    on:keydown=on_edit_key.clone()
+                ></textarea>
+                <p class="hint">"Enter to save, Escape to cancel"</p>
             </Show>
             {message.attachment.map(|file| {
                 let url = file.url();
@@ -84,8 +202,63 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
                     })
                 }
             })}
+            <Show when=move || confirming.get()>
+                <div class="modal-backdrop" on:click={
+                    let cancel = cancel.clone();
+                    move |_| cancel()
+                }>
+                    <div
+                        class="modal confirm"
+                        role="dialog"
+                        aria-modal="true"
+                        aria-labelledby=title_id.clone()
+                        on:click=|ev| ev.stop_propagation()
+                        on:keydown={
+                            let cancel = cancel.clone();
+                            move |ev: KeyboardEvent| match ev.key().as_str() {
+                                "Escape" => {
+                                    ev.prevent_default();
+                                    cancel();
+                                }
+                                // Two buttons: Tab goes from one to the other, never out.
+                                "Tab" => {
+                                    ev.prevent_default();
+                                    let on_cancel = document()
+                                        .active_element()
+                                        .is_some_and(|e| e.id() == "delete-cancel");
+                                    focus_by_id(if on_cancel { "delete-confirm" } else { "delete-cancel" });
+                                }
+                                _ => {}
+                            }
+                        }
+                    >
+                        <h2 id=title_id.clone()>"Delete this message?"</h2>
+                        <p>"It is removed for everyone, and cannot be brought back."</p>
+                        <div class="modal-actions">
+                            <button type="button" id="delete-cancel" class="secondary" on:click={
+                                let cancel = cancel.clone();
+                                move |_| cancel()
+                            }>
+                                "Cancel"
+                            </button>
+                            <button type="button" id="delete-confirm" class="danger" on:click={
+                                let confirm = confirm.clone();
+                                move |_| confirm()
+                            }>
+                                "Delete"
+                            </button>
+                        </div>
+                    </div>
+                </div>
+            </Show>
         </div>
     }
+}
+
+/// Gives the focus to the element `id` once what is being drawn now is on the page.
+fn focus_soon(_id: String) {
+    #[cfg(feature = "hydrate")]
+    request_animation_frame(move || focus_by_id(&_id));
 }
 
 /// A message's text, formatted, with each mention of the reader's current name in a

@@ -1,8 +1,9 @@
 //! The box to write in, with the attachment being uploaded or waiting to be sent, and why
-//! the words in it were not sent.
+//! the words in it were not sent; Up in the empty box edits the user's last message.
 
 use crate::app::client::{use_chat_client, ConnStatus, Feed, Notice, NoticeKind, Pending};
-use crate::chat::model::human_size;
+use crate::chat::history::window_start;
+use crate::chat::model::{human_size, HISTORY_LIMIT};
 use leptos::either::Either;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
@@ -89,6 +90,22 @@ pub fn Composer(feed: Feed) -> impl IntoView {
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             send();
+        }
+        // Up in an empty box edits the user's last message the server still holds.
+        let plain = !(ev.shift_key() || ev.alt_key() || ev.ctrl_key() || ev.meta_key());
+        if ev.key() == "ArrowUp" && plain && draft.with_untracked(String::is_empty) {
+            let me = client.my_id();
+            let from = window_start(feed.cursor().map_or(0, |c| c.seq), HISTORY_LIMIT);
+            let last = feed.messages.with_untracked(|held| {
+                held.iter()
+                    .rev()
+                    .find(|m| Some(m.author.id) == me && m.seq >= from)
+                    .map(|m| m.id)
+            });
+            if let Some(id) = last {
+                ev.prevent_default();
+                feed.editing.set(Some((id, true)));
+            }
         }
     };
     #[cfg(feature = "hydrate")]

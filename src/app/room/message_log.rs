@@ -188,16 +188,18 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                     <ol class="log">
                         <For
                             each=move || rows.get()
+                            // An edited message is drawn anew, with its new text.
                             key=|row| {
                                 (
                                     row.message.id,
+                                    row.message.edited_at,
                                     row.message.author.name.to_string(),
                                     row.starts_group,
                                     row.day.map(|day| day.day),
                                     row.first_unread,
                                 )
                             }
-                            children=move |row| row_view(row, window_from)
+                            children=move |row| row_view(row, window_from, feed)
                         />
                     </ol>
                 </div>
@@ -219,7 +221,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
 
 /// One entry of the list: the day separator and the "New" divider that go above the message,
 /// if any, then the message.
-fn row_view(row: Row, window_from: Memo<u64>) -> impl IntoView {
+fn row_view(row: Row, window_from: Memo<u64>, feed: Feed) -> impl IntoView {
     let clock = use_reader_clock();
     let at = row.message.sent_at;
     let id = entry_id(row.message.seq);
@@ -237,6 +239,11 @@ fn row_view(row: Row, window_from: Memo<u64>) -> impl IntoView {
             </div>
         }
     });
+    {
+        // The focus may have been asked for here while the entry was drawn anew.
+        let id = id.clone();
+        Effect::new(move |_| feed.drawn(&id));
+    }
     let divider = row.first_unread.then(|| {
         view! {
             <div class="new-divider" role="separator" aria-label="New">
@@ -245,10 +252,12 @@ fn row_view(row: Row, window_from: Memo<u64>) -> impl IntoView {
         }
     });
     view! {
-        <li class="entry" id=id>
+        // Focusable by script only: the focus lands here after the message before is deleted.
+        <li class="entry" id=id tabindex="-1">
             {day}
             {divider}
             <MessageItem
+                feed
                 deletable=Signal::derive({
                     let seq = row.message.seq;
                     move || seq >= window_from.get()
