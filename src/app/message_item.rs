@@ -1,11 +1,10 @@
-//! One message in the log: author, time and formatted text (`markup`: elements and text
-//! nodes, never HTML; mentions of the reader marked), and a delete button on one's own
-//! messages.
+//! One message in the log: author, time and formatted text (`markup`: elements around
+//! text, never the body read as HTML; mentions of the reader marked), and a delete button
+//! on one's own messages.
 
 use super::client::use_chat_client;
 use super::local_time::{clock_label, full_label, use_reader_clock};
-use super::markup::markup_view;
-use crate::chat::model::markup::parse;
+use super::markup::body_view;
 use crate::chat::model::{human_size, Message};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -64,7 +63,10 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
                 let empty = message.body.as_str().is_empty();
                 move || !empty
             }>
-                <div class="body">{body_view(client, message.body.as_str())}</div>
+                {body_view(
+                    message.body.as_str(),
+                    move || client.me().map(|me| me.name.to_string()).unwrap_or_default(),
+                )}
             </Show>
             {message.attachment.map(|file| {
                 let url = file.url();
@@ -85,19 +87,5 @@ pub fn MessageItem(message: Message, starts_group: bool, deletable: Signal<bool>
                 }
             })}
         </div>
-    }
-}
-
-/// A message's text, formatted, with each mention of the reader's current name in a
-/// `<mark>`. The body is read once; the view is drawn again only when the reader's name
-/// changes. (On the server, and until the browser knows who reads, nothing is marked.)
-fn body_view(client: crate::app::client::ChatClient, body: &str) -> impl IntoView {
-    let blocks = parse(body);
-    move || {
-        let name = client
-            .me()
-            .map(|me| me.name.to_string())
-            .unwrap_or_default();
-        markup_view(&blocks, &name)
     }
 }
