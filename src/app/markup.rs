@@ -1,92 +1,267 @@
-//! A message body on screen: the blocks and styled spans of [`crate::chat::model::markup`] as
-//! elements, the same on the server's first paint and in the browser. Every piece of text is
-//! a text node (never HTML), links open in a new tab without handing it this page, and
-//! mentions of the reader are marked.
+//! A message body on screen: the blocks and styled spans of [`crate::chat::model::markup`]
+//! written as elements, the same on the server's first paint and in the browser. One walk
+//! over the tree writes to either of two sinks: HTML text on the server (every piece of the
+//! body escaped) and DOM nodes in the browser (every piece of the body a text node, never
+//! parsed as HTML). Links open in a new tab without handing it this page, and mentions of
+//! the reader are marked.
 //!
-//! The tree is drawn without type erasure (no `AnyView`, which would carry an asynchronous
-//! hydration path into the WebAssembly): quotes hold only leaves, and a span's styles are a
-//! fixed stack of optional elements.
+//! The body is not a Leptos view tree: each combination of nested elements would bring its
+//! own render, hydrate and rebuild code into the WebAssembly (about 15 KB brotli for this
+//! subset), and hydrating a page of formatted messages would walk every node. The view is one
+//! `<div class="body">` that the server fills and the browser hydrates without touching.
 
-use crate::chat::model::markup::{Block, Inline, Leaf, Span};
+use crate::chat::model::markup::{parse, Block, Inline, Leaf, Span};
 use crate::chat::model::split_mentions;
-use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 
-/// The elements of `blocks`, marking mentions of `me` (`""`: nobody).
-pub fn markup_view(blocks: &[Block], me: &str) -> impl IntoView {
-    blocks
-        .iter()
-        .map(|block| match block {
-            Block::Leaf(leaf) => Either::Left(leaf_view(leaf, me)),
-            Block::Quote(leaves) => Either::Right(view! {
-                <blockquote>{leaves.iter().map(|leaf| leaf_view(leaf, me)).collect_view()}</blockquote>
-            }),
-        })
-        .collect_view()
+/// Where the walk writes: elements opened and closed around text.
+trait Sink {
+    /// Opens `tag` with `attributes` (names and values the walk chose; values may come from
+    /// the body and are escaped by the sink).
+    fn open(&mut self, tag: &'static str, attributes: &[(&'static str, &str)]);
+    /// Text inside the innermost open element, as text.
+    fn text(&mut self, text: &str);
+    /// Closes the innermost open element, `tag`.
+    fn close(&mut self, tag: &'static str);
 }
 
-fn leaf_view(leaf: &Leaf, me: &str) -> impl IntoView {
+/// Writes `blocks` to `sink`, marking mentions of `me` (`""`: nobody).
+fn write_blocks(blocks: &[Block], me: &str, sink: &mut impl Sink) {
+    for block in blocks {
+        match block {
+            Block::Leaf(leaf) => write_leaf(leaf, me, sink),
+            Block::Quote(leaves) => {
+                sink.open("blockquote", &[]);
+                for leaf in leaves {
+                    write_leaf(leaf, me, sink);
+                }
+                sink.close("blockquote");
+            }
+        }
+    }
+}
+
+fn write_leaf(leaf: &Leaf, me: &str, sink: &mut impl Sink) {
     match leaf {
-        Leaf::Paragraph(inlines) => EitherOf3::A(view! { <p>{inlines_view(inlines, me)}</p> }),
+        Leaf::Paragraph(inlines) => {
+            sink.open("p", &[]);
+            write_inlines(inlines, me, sink);
+            sink.close("p");
+        }
         // Focusable, so a keyboard can scroll a code block's long lines too.
         Leaf::Code(code) => {
-            EitherOf3::B(view! { <pre tabindex="0"><code>{code.clone()}</code></pre> })
+            sink.open("pre", &[("tabindex", "0")]);
+            sink.open("code", &[]);
+            sink.text(code);
+            sink.close("code");
+            sink.close("pre");
         }
         Leaf::List { start, items } => {
-            let items = items
-                .iter()
-                .map(|item| view! { <li>{inlines_view(item, me)}</li> })
-                .collect_view();
-            EitherOf3::C(match start {
-                Some(n) => Either::Left(view! { <ol start=n.to_string()>{items}</ol> }),
-                None => Either::Right(view! { <ul>{items}</ul> }),
-            })
+            let start = start.map(|n| n.to_string());
+            let tag = match &start {
+                Some(n) => {
+                    sink.open("ol", &[("start", n)]);
+                    "ol"
+                }
+                None => {
+                    sink.open("ul", &[]);
+                    "ul"
+                }
+            };
+            for item in items {
+                sink.open("li", &[]);
+                write_inlines(item, me, sink);
+                sink.close("li");
+            }
+            sink.close(tag);
         }
     }
 }
 
-fn inlines_view(inlines: &[Inline], me: &str) -> impl IntoView {
-    inlines
-        .iter()
-        .map(|inline| match inline {
-            Inline::Text(span) => Either::Left(span_view(span, me)),
-            Inline::Link { href, label } => Either::Right(view! {
-                <a href=href.clone() target="_blank" rel="noopener noreferrer nofollow">
-                    {label.iter().map(|span| span_view(span, me)).collect_view()}
-                </a>
-            }),
-        })
-        .collect_view()
-}
-
-/// One span: its text (mentions in `<mark>`) inside `<code>`, `<s>`, `<em>` and `<strong>`
-/// as its style says.
-fn span_view(span: &Span, me: &str) -> impl IntoView {
-    let text = split_mentions(&span.text, me)
-        .into_iter()
-        .map(|(piece, mention)| {
-            let piece = piece.to_owned();
-            if mention {
-                Either::Left(view! { <mark class="mention">{piece}</mark> })
-            } else {
-                Either::Right(piece)
+fn write_inlines(inlines: &[Inline], me: &str, sink: &mut impl Sink) {
+    for inline in inlines {
+        match inline {
+            Inline::Text(span) => write_span(span, me, sink),
+            Inline::Link { href, label } => {
+                sink.open(
+                    "a",
+                    &[
+                        ("href", href),
+                        ("target", "_blank"),
+                        ("rel", "noopener noreferrer nofollow"),
+                    ],
+                );
+                for span in label {
+                    write_span(span, me, sink);
+                }
+                sink.close("a");
             }
-        })
-        .collect_view();
-    let style = span.style;
-    let text = wrap(style.code, text, |t| view! { <code>{t}</code> });
-    let text = wrap(style.strike, text, |t| view! { <s>{t}</s> });
-    let text = wrap(style.emphasis, text, |t| view! { <em>{t}</em> });
-    wrap(style.strong, text, |t| view! { <strong>{t}</strong> })
+        }
+    }
 }
 
-/// `inner` inside the element `outer` makes, when `yes`.
-fn wrap<T, V>(yes: bool, inner: T, outer: impl FnOnce(T) -> V) -> Either<V, T> {
-    if yes {
-        Either::Left(outer(inner))
-    } else {
-        Either::Right(inner)
+/// One span: its text (mentions in `<mark>`) inside `<strong>`, `<em>`, `<s>` and `<code>`
+/// (outermost first) as its style says.
+fn write_span(span: &Span, me: &str, sink: &mut impl Sink) {
+    let style = span.style;
+    let tags = [
+        (style.strong, "strong"),
+        (style.emphasis, "em"),
+        (style.strike, "s"),
+        (style.code, "code"),
+    ];
+    for (_, tag) in tags.iter().filter(|(on, _)| *on) {
+        sink.open(tag, &[]);
     }
+    for (piece, mention) in split_mentions(&span.text, me) {
+        if mention {
+            sink.open("mark", &[("class", "mention")]);
+            sink.text(piece);
+            sink.close("mark");
+        } else {
+            sink.text(piece);
+        }
+    }
+    for (_, tag) in tags.iter().rev().filter(|(on, _)| *on) {
+        sink.close(tag);
+    }
+}
+
+/// HTML text: what the server sends for a body.
+#[cfg(feature = "ssr")]
+#[derive(Default)]
+struct Html(String);
+
+/// The HTML the server writes for `blocks`, marking mentions of `me`.
+#[cfg(feature = "ssr")]
+pub fn blocks_html(blocks: &[Block], me: &str) -> String {
+    let mut page = Html::default();
+    write_blocks(blocks, me, &mut page);
+    page.0
+}
+
+#[cfg(feature = "ssr")]
+impl Html {
+    /// `text` with every character that could start markup or end an attribute escaped.
+    fn escaped(&mut self, text: &str) {
+        for c in text.chars() {
+            match c {
+                '&' => self.0.push_str("&amp;"),
+                '<' => self.0.push_str("&lt;"),
+                '>' => self.0.push_str("&gt;"),
+                '"' => self.0.push_str("&quot;"),
+                '\'' => self.0.push_str("&#39;"),
+                c => self.0.push(c),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl Sink for Html {
+    fn open(&mut self, tag: &'static str, attributes: &[(&'static str, &str)]) {
+        self.0.push('<');
+        self.0.push_str(tag);
+        for (name, value) in attributes {
+            self.0.push(' ');
+            self.0.push_str(name);
+            self.0.push_str("=\"");
+            self.escaped(value);
+            self.0.push('"');
+        }
+        self.0.push('>');
+    }
+
+    fn text(&mut self, text: &str) {
+        self.escaped(text);
+    }
+
+    fn close(&mut self, tag: &'static str) {
+        self.0.push_str("</");
+        self.0.push_str(tag);
+        self.0.push('>');
+    }
+}
+
+/// DOM nodes under an element: what the browser builds for a body. The stack holds the open
+/// elements, the body's own `<div>` at the bottom. A node the document refuses to create is
+/// left out (it cannot happen for these fixed tag and attribute names).
+#[cfg(feature = "hydrate")]
+struct Dom {
+    document: web_sys::Document,
+    open: Vec<web_sys::Element>,
+}
+
+#[cfg(feature = "hydrate")]
+impl Sink for Dom {
+    fn open(&mut self, tag: &'static str, attributes: &[(&'static str, &str)]) {
+        let (Ok(element), Some(parent)) = (self.document.create_element(tag), self.open.last())
+        else {
+            return;
+        };
+        for (name, value) in attributes {
+            let _ = element.set_attribute(name, value);
+        }
+        let _ = parent.append_child(&element);
+        self.open.push(element);
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some(parent) = self.open.last() {
+            // `append` with a string adds a text node: the browser never reads it as HTML.
+            let _ = parent.append_with_str_1(text);
+        }
+    }
+
+    fn close(&mut self, _tag: &'static str) {
+        if self.open.len() > 1 {
+            self.open.pop();
+        }
+    }
+}
+
+/// A message's text, formatted, with each mention of `reader()` (the reader's current name,
+/// `""` while unknown) in a `<mark>`. The body is read once. The server writes it as HTML
+/// (marking nothing: it does not know who reads); the browser keeps those nodes when it
+/// hydrates, builds them itself for a message drawn later, and draws them again only when a
+/// change of the reader's name changes which mentions are marked.
+pub fn body_view(body: &str, reader: impl Fn() -> String + Send + Sync + 'static) -> impl IntoView {
+    let blocks = parse(body);
+    let node = NodeRef::<leptos::html::Div>::new();
+    #[cfg(feature = "ssr")]
+    let html = blocks_html(&blocks, &reader());
+    #[cfg(not(feature = "ssr"))]
+    let html = String::new();
+    #[cfg(feature = "hydrate")]
+    {
+        use crate::chat::model::mentions_name;
+        let body = body.to_owned();
+        // The state is the name the nodes were drawn for (`None`: not drawn yet).
+        Effect::new(move |drawn: Option<Option<String>>| {
+            let me = reader();
+            let element = node.get()?;
+            let redraw = match drawn.flatten() {
+                // From the server (drawn for nobody), or empty when drawn in the browser.
+                None => !element.has_child_nodes() || mentions_name(&body, &me),
+                Some(before) => {
+                    before != me && (mentions_name(&body, &before) || mentions_name(&body, &me))
+                }
+            };
+            if redraw {
+                element.set_text_content(None);
+                let document = element.owner_document().unwrap_or_else(document);
+                let mut dom = Dom {
+                    document,
+                    open: vec![element.into()],
+                };
+                write_blocks(&blocks, &me, &mut dom);
+            }
+            Some(me)
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = reader;
+    view! { <div class="body" node_ref=node inner_html=html></div> }
 }
 
 #[cfg(all(test, feature = "ssr"))]
@@ -95,9 +270,9 @@ mod tests {
     use crate::chat::model::markup::parse;
     use crate::chat::model::markup::tests::injection_corpus;
 
-    /// The server's HTML for `body`, without the empty comments hydration finds its way by.
+    /// The server's HTML for `body`.
     fn html(body: &str, me: &str) -> String {
-        markup_view(&parse(body), me).to_html().replace("<!>", "")
+        blocks_html(&parse(body), me)
     }
 
     /// The server's HTML has the elements of each construct, links carry the attributes

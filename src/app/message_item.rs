@@ -1,13 +1,12 @@
-//! One message in the log: author, time and formatted text (`markup`: elements and text
-//! nodes, never HTML; mentions of the reader marked), "(edited)" once its author changed it,
+//! One message in the log: author, time and formatted text (`markup`: elements around
+//! text, never the body read as HTML; mentions of the reader marked), "(edited)" once its author changed it,
 //! and on one's own messages the buttons "Edit message" (the text becomes a box: Enter saves,
 //! Escape cancels) and "Delete message" (asked first, in a dialog).
 
 use super::client::{use_chat_client, Feed};
 use super::drawer::focus_by_id;
 use super::local_time::{clock_label, full_label, use_reader_clock};
-use super::markup::markup_view;
-use crate::chat::model::markup::parse;
+use super::markup::body_view;
 use crate::chat::model::{human_size, Message, MessageBody};
 use leptos::either::Either;
 use leptos::ev::KeyboardEvent;
@@ -125,10 +124,18 @@ pub fn MessageItem(
         }
     });
     let body = message.body.as_str().to_owned();
+    // Drawn again only when an edit ends (an edited message is a new item: see the log).
     let shown_body = {
         let body = body.clone();
         move || {
-            (!body.is_empty()).then(|| view! { <div class="body">{body_view(client, &body)}</div> })
+            (!body.is_empty()).then(|| {
+                body_view(&body, move || {
+                    client
+                        .me()
+                        .map(|me| me.name.to_string())
+                        .unwrap_or_default()
+                })
+            })
         }
     };
     let title_id = format!("delete-title-{}", id.0);
@@ -259,18 +266,4 @@ pub fn MessageItem(
 fn focus_soon(_id: String) {
     #[cfg(feature = "hydrate")]
     request_animation_frame(move || focus_by_id(&_id));
-}
-
-/// A message's text, formatted, with each mention of the reader's current name in a
-/// `<mark>`. The body is read once; the view is drawn again only when the reader's name
-/// changes. (On the server, and until the browser knows who reads, nothing is marked.)
-fn body_view(client: crate::app::client::ChatClient, body: &str) -> impl IntoView {
-    let blocks = parse(body);
-    move || {
-        let name = client
-            .me()
-            .map(|me| me.name.to_string())
-            .unwrap_or_default();
-        markup_view(&blocks, &name)
-    }
 }

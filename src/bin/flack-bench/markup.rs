@@ -2,9 +2,8 @@
 //! 4,000 characters (the default limit) as formatted HTML, for bodies of several shapes,
 //! including hostile ones. Issue 18 asks for under 1 ms each.
 
-use flack::app::markup::markup_view;
+use flack::app::markup::blocks_html;
 use flack::chat::model::markup::parse;
-use leptos::prelude::RenderHtml;
 use std::time::{Duration, Instant};
 
 /// Characters in every body measured.
@@ -81,7 +80,7 @@ pub fn run(iterations: usize) -> Result<(), String> {
             let started = Instant::now();
             let blocks = parse(&body);
             let parsed = started.elapsed();
-            let html = markup_view(&blocks, "ada").to_html();
+            let html = blocks_html(&blocks, "ada");
             let total = started.elapsed();
             bytes = html.len();
             if round >= iterations {
