@@ -1,7 +1,7 @@
 //! One message in the log: author, time and formatted text (`markup`: elements around
-//! text, never the body read as HTML; mentions of the reader marked), "(edited)" once its author changed it,
-//! and on one's own messages the buttons "Edit message" (the text becomes a box: Enter saves,
-//! Escape cancels) and "Delete message" (asked first, in a dialog).
+//! text, never the body read as HTML; mentions of the reader marked), "(edited)" once its
+//! author changed it, and on one's own messages the buttons "Edit message" (the text becomes
+//! a box: Enter saves, Escape cancels) and "Delete message" (asked first, in a dialog).
 
 use super::client::{use_chat_client, Feed};
 use super::drawer::focus_by_id;
