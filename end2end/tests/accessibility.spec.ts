@@ -165,7 +165,9 @@ test("focus rings have at least 3:1 contrast", async ({ browser }) => {
     await page.emulateMedia({ colorScheme });
     await page.locator("body").focus();
     const seen: string[] = [];
-    for (let i = 0; i < 20; i++) {
+    // Enough presses to pass the sidebar, the log, the message's own buttons (Edit, Delete)
+    // and reach the box.
+    for (let i = 0; i < 26; i++) {
       await page.keyboard.press("Tab");
       const ring = await page.evaluate(() => {
         const el = document.activeElement as HTMLElement | null;
