@@ -241,8 +241,13 @@ pub fn body_view(body: &str, reader: impl Fn() -> String + Send + Sync + 'static
             let me = reader();
             let element = node.get()?;
             let redraw = match drawn.flatten() {
-                // From the server (drawn for nobody), or empty when drawn in the browser.
-                None => !element.has_child_nodes() || mentions_name(&body, &me),
+                // From the server (drawn for nobody), or empty when drawn in the browser
+                // (where the element's empty children leave a placeholder comment in it).
+                None => {
+                    let empty = element.child_element_count() == 0
+                        && element.text_content().is_none_or(|t| t.is_empty());
+                    empty || mentions_name(&body, &me)
+                }
                 Some(before) => {
                     before != me && (mentions_name(&body, &before) || mentions_name(&body, &me))
                 }

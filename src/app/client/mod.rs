@@ -34,6 +34,21 @@ pub mod upload;
 
 pub use outbox::{Notice, NoticeKind, Pending};
 
+/// The name of the global through which the page's first socket reaches the client.
+pub const EARLY_SOCKET: &str = "flackEarlySocket";
+
+/// The script the page's `<head>` runs before the WebAssembly arrives: it opens the socket
+/// at once, so that its handshake overlaps the download, and queues what the server sends
+/// until `socket::connect` takes the socket over.
+pub fn early_socket_script() -> String {
+    use crate::protocol::WS_PATH;
+    format!(
+        "(()=>{{try{{const s=new WebSocket((location.protocol==='https:'?'wss://':'ws://')\
+         +location.host+'{WS_PATH}');const q=[];s.onmessage=e=>q.push(e.data);\
+         window.{EARLY_SOCKET}={{socket:s,queued:q}}}}catch(e){{}}}})()"
+    )
+}
+
 /// The state of the live connection, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnStatus {
