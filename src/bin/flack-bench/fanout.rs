@@ -501,7 +501,10 @@ impl Fleet {
             server_rss_kib: after.rss_kib,
             harness_cpu_secs: procstat::own_cpu_secs() - harness_before,
             message_frame_bytes: {
-                let frames = self.tallies.iter().map(|t| t.frames.load(Ordering::Relaxed));
+                let frames = self
+                    .tallies
+                    .iter()
+                    .map(|t| t.frames.load(Ordering::Relaxed));
                 let bytes = self.tallies.iter().map(|t| t.bytes.load(Ordering::Relaxed));
                 bytes.sum::<u64>() as f64 / frames.sum::<u64>().max(1) as f64
             },

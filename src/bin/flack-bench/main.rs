@@ -278,8 +278,7 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             let rate = if smoke { 20.0 } else { 100.0 };
             let senders = if smoke { 2 } else { 10 };
             eprintln!("members: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
-            let report =
-                fanout::run(kind, n, senders, rate, secs(t), false, Mode::Members).await?;
+            let report = fanout::run(kind, n, senders, rate, secs(t), false, Mode::Members).await?;
             record(args, "suite", &report);
             reports.push(report);
         }
