@@ -658,17 +658,17 @@ pub async fn run(
     Ok(report)
 }
 
-/// Raises the rate step by step at `receivers` receivers until p99 exceeds `p99_bound` or a
-/// delivery is lost; reports the last rate that held.
+/// Raises the rate step by step at `receivers` receivers (against a server of `kind`, in a
+/// room of `mode`) until p99 exceeds `p99_bound` or a delivery is lost; reports the last
+/// rate that held.
 pub async fn step(
-    kind: Kind,
+    (kind, mode): (Kind, Mode),
     receivers: usize,
     senders: usize,
     start_rate: f64,
     p99_bound: Duration,
     phase_length: Duration,
     max_steps: usize,
-    mode: Mode,
 ) -> Result<(Option<Report>, Vec<Report>), String> {
     let server = Server::start(kind).await?;
     let fleet = Fleet::connect(&server, receivers, senders, mode).await?;

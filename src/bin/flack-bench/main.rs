@@ -249,14 +249,13 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
         eprintln!("step: {step_n} receivers, raising the rate until p99 > 100 ms ({kind:?})");
         let max_steps = if smoke { 2 } else { 30 };
         let (best, steps) = fanout::step(
-            kind,
+            (kind, Mode::Anonymous),
             step_n,
             10,
             100.0,
             Duration::from_millis(100),
             secs(step_t),
             max_steps,
-            Mode::Anonymous,
         )
         .await?;
         for mut s in steps {
@@ -364,14 +363,13 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
         ]),
         "step" => {
             let (best, mut steps) = fanout::step(
-                args.kind()?,
+                (args.kind()?, args.mode()?),
                 args.get("receivers", 1000)?,
                 args.get("senders", 10)?,
                 args.get("start", 100.0)?,
                 Duration::from_millis(args.get("p99-ms", 100)?),
                 secs(args.get("seconds", 10.0)?),
                 args.get("max-steps", 30)?,
-                args.mode()?,
             )
             .await?;
             if let Some(mut best) = best {
