@@ -16,7 +16,7 @@ use crate::chat::model::{
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
-use lists::{append_after, insert_channel, prepend_before, set_presence, upsert_direct};
+use lists::{append_after, apply_presence, insert_channel, prepend_before, upsert_direct};
 
 pub mod drafts;
 mod lists;
@@ -435,10 +435,10 @@ impl ChatClient {
                     .update(|list| unread::entry_mut(list, &room).add(seq, mention));
             }
             ServerEvent::Hub(HubEvent::Typing { room, user }) => self.someone_typing(&room, user),
-            ServerEvent::Hub(HubEvent::Presence { room, user, online }) => {
+            ServerEvent::Hub(HubEvent::Presence { room, came, went }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.online
-                        .try_update(|list| set_presence(list, user, online));
+                        .try_update(|list| apply_presence(list, came, went));
                 }
             }
             ServerEvent::Ack {
@@ -567,7 +567,7 @@ impl ChatClient {
             });
             feed.online.try_update(|list| {
                 if list.iter().any(|u| u.id == user.id) {
-                    set_presence(list, user.clone(), true);
+                    apply_presence(list, vec![user.clone()], Vec::new());
                 }
             });
             if feed.peer == Some(user.id) {
