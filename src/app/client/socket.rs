@@ -46,8 +46,14 @@ fn take_early_socket() -> Option<(WebSocket, js_sys::Array)> {
     let key = JsValue::from_str(EARLY_SOCKET);
     let early = Reflect::get(&window, &key).ok()?;
     let _ = Reflect::delete_property(&window, &key);
-    let ws: WebSocket = Reflect::get(&early, &"socket".into()).ok()?.dyn_into().ok()?;
-    let queued: js_sys::Array = Reflect::get(&early, &"queued".into()).ok()?.dyn_into().ok()?;
+    let ws: WebSocket = Reflect::get(&early, &"socket".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let queued: js_sys::Array = Reflect::get(&early, &"queued".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
     let state = ws.ready_state();
     (state == WebSocket::CONNECTING || state == WebSocket::OPEN).then_some((ws, queued))
 }
