@@ -513,11 +513,13 @@ async fn presence(client: &mut Client, user: flack::chat::model::UserId, online:
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match client.next_within(left).await {
-            Some(ServerEvent::Hub(HubEvent::Presence {
-                user: who,
-                online: now,
-                ..
-            })) if who.id == user && now == online => return,
+            Some(ServerEvent::Hub(HubEvent::Presence { came, went, .. }))
+                if (if online { &came } else { &went })
+                    .iter()
+                    .any(|u| u.id == user) =>
+            {
+                return
+            }
             Some(_) => {}
             None => panic!("no presence event for {user:?} (online: {online}) in time"),
         }

@@ -46,3 +46,42 @@ test("a dropped connection reconnects and catches up", async ({ browser }) => {
   await ada.close();
   await bob.close();
 });
+
+/** The page opens its socket while its WebAssembly is still on the way (the handshake
+ *  overlaps the download), and the app takes that socket over rather than opening another:
+ *  one page load, one connection, and messages flow through it. */
+test("a page's socket opens before its WebAssembly arrives, and is the only one", async ({
+  browser,
+}) => {
+  const name = unique("early");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(name);
+
+  const context = await browser.newContext();
+  await context.addInitScript(socketControl);
+  const page = await context.newPage();
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/*.wasm", async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto(`/c/${name}`);
+  const OPEN = 1; // WebSocket.OPEN
+  const states = () =>
+    page.evaluate(() => (window as any).__sockets.map((ws: WebSocket) => ws.readyState));
+  // No WebAssembly has run yet, and the socket is already open.
+  await expect.poll(states).toEqual([OPEN]);
+  await ada.send("sent while the page loads");
+  release();
+
+  const bob = new User(context, page, unique("Bob"));
+  await bob.chooseName(bob.name);
+  await bob.waitConnected();
+  await expect(bob.log().locator(".body")).toHaveText(["sent while the page loads"]);
+  await ada.send("and after");
+  await expect(bob.log().locator(".body")).toHaveText(["sent while the page loads", "and after"]);
+  expect(await states()).toEqual([OPEN]);
+  await ada.close();
+  await bob.close();
+});

@@ -43,6 +43,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // see `local_time`.
                 <noscript><link rel="stylesheet" href="/noscript.css"/></noscript>
                 <HydrationScripts options/>
+                // Opens the socket while the WebAssembly downloads (see `client::socket`).
+                <script nonce=leptos::nonce::use_nonce()>{client::early_socket_script()}</script>
                 <MetaTags/>
             </head>
             <body>

@@ -56,12 +56,17 @@ pub enum HubEvent {
         /// The user, with the new name.
         user: UserInfo,
     },
-    /// A user came online in a channel (`online`), or their last connection left it.
+    /// Who came online in a channel and who left it since the channel's last `presence`:
+    /// at most one per channel per presence tick, however many people come and go (see the
+    /// hub's invariant 8). Each user is listed once, as they are at the time of the event;
+    /// applying it to an online list that was right at any moment since the last one makes
+    /// it right now.
     Presence {
         room: Room,
-        user: UserInfo,
-        /// True when they arrived, false when their last connection left.
-        online: bool,
+        /// Users online in the channel now whose presence changed, sorted by name.
+        came: Vec<UserInfo>,
+        /// Users no longer online in the channel whose presence changed, sorted by name.
+        went: Vec<UserInfo>,
     },
     /// To a connection following unread counts (its user's own): the user's state in some
     /// rooms, which replaces what the client holds for them. All the rooms the user may read

@@ -54,11 +54,13 @@ enum Member {
     Mention,
     Body,
     EditedAt,
+    Came,
+    Went,
     #[serde(other)]
     Unknown,
 }
 
-/// The members read so far. `online` and `message` differ in type between events.
+/// The members read so far. `message` differs in type between events.
 #[derive(Default)]
 struct Members {
     epoch: Option<u64>,
@@ -70,7 +72,8 @@ struct Members {
     last_seq: Option<u64>,
     messages: Option<Vec<Message>>,
     online_users: Option<Vec<UserInfo>>,
-    online: Option<bool>,
+    came: Option<Vec<UserInfo>>,
+    went: Option<Vec<UserInfo>>,
     message: Option<Message>,
     text: Option<String>,
     id: Option<MessageId>,
@@ -116,7 +119,6 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Member::LastSeq => m.last_seq = Some(map.next_value()?),
                 Member::Messages => m.messages = Some(map.next_value()?),
                 Member::Online if kind == Kind::Joined => m.online_users = Some(map.next_value()?),
-                Member::Online if kind == Kind::Presence => m.online = Some(map.next_value()?),
                 Member::Message if kind == Kind::Message => m.message = Some(map.next_value()?),
                 Member::Message if kind == Kind::Error => m.text = Some(map.next_value()?),
                 Member::Id => m.id = Some(map.next_value()?),
@@ -129,6 +131,8 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Member::Mention => m.mention = Some(map.next_value()?),
                 Member::Body => m.body = Some(map.next_value()?),
                 Member::EditedAt => m.edited_at = Some(map.next_value()?),
+                Member::Came => m.came = Some(map.next_value()?),
+                Member::Went => m.went = Some(map.next_value()?),
                 Member::Type | Member::Online | Member::Message | Member::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -173,8 +177,8 @@ impl<'de> Visitor<'de> for EventVisitor {
             }),
             Kind::Presence => ServerEvent::Hub(HubEvent::Presence {
                 room: need(m.room, "room")?,
-                user: need(m.user, "user")?,
-                online: need(m.online, "online")?,
+                came: need(m.came, "came")?,
+                went: need(m.went, "went")?,
             }),
             Kind::Ack => ServerEvent::Ack {
                 client_ref: m.client_ref.flatten(),

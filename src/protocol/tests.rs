@@ -167,8 +167,8 @@ fn every_server_event() -> Vec<ServerEvent> {
         ServerEvent::Hub(HubEvent::UserRenamed { user: ada.clone() }),
         ServerEvent::Hub(HubEvent::Presence {
             room: general.clone(),
-            user: ada.clone(),
-            online: false,
+            came: vec![ada.clone()],
+            went: Vec::new(),
         }),
         ServerEvent::Hub(HubEvent::Typing {
             room: general.clone(),
@@ -230,7 +230,8 @@ fn server_events_are_read_strictly_but_tolerantly() {
         r#"{"id":3,"type":"ack","seq":4}"#,
         r#"{"type":"dance"}"#,
         r#"{"type":"ack","seq":4}"#,
-        r#"{"type":"presence","room":{"channel":"g"},"user":{"id":1,"name":"A"},"online":[]}"#,
+        r#"{"type":"presence","room":{"channel":"g"},"came":[{"id":1,"name":"A"}]}"#,
+        r#"{"type":"presence","room":{"channel":"g"},"came":true,"went":[]}"#,
         r#"{}"#,
         r#"[]"#,
     ] {

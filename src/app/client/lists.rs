@@ -23,13 +23,12 @@ pub(super) fn upsert_direct(entries: &mut Vec<DirectEntry>, peer: UserInfo) {
     entries.sort_by_key(|e| e.peer.name.key());
 }
 
-/// Adds or removes a user from an online list sorted by name.
-pub(super) fn set_presence(list: &mut Vec<UserInfo>, user: UserInfo, online: bool) {
-    list.retain(|u| u.id != user.id);
-    if online {
-        list.push(user);
-        list.sort_by_key(|u| u.name.key());
-    }
+/// Applies a `presence` event to an online list sorted by name: who went leaves it, who
+/// came is on it once (with the name the event gives).
+pub(super) fn apply_presence(list: &mut Vec<UserInfo>, came: Vec<UserInfo>, went: Vec<UserInfo>) {
+    list.retain(|u| !went.iter().chain(&came).any(|v| v.id == u.id));
+    list.extend(came);
+    list.sort_by_key(|u| u.name.key());
 }
 
 /// Appends the messages newer than the last one held, then, unless the reader loaded older

@@ -16,7 +16,7 @@ use crate::chat::model::{
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
-use lists::{append_after, insert_channel, prepend_before, set_presence, upsert_direct};
+use lists::{append_after, apply_presence, insert_channel, prepend_before, upsert_direct};
 
 pub mod drafts;
 mod lists;
@@ -33,6 +33,21 @@ pub mod unread;
 pub mod upload;
 
 pub use outbox::{Notice, NoticeKind, Pending};
+
+/// The name of the global through which the page's first socket reaches the client.
+pub const EARLY_SOCKET: &str = "flackEarlySocket";
+
+/// The script the page's `<head>` runs before the WebAssembly arrives: it opens the socket
+/// at once, so that its handshake overlaps the download, and queues what the server sends
+/// until `socket::connect` takes the socket over.
+pub fn early_socket_script() -> String {
+    use crate::protocol::WS_PATH;
+    format!(
+        "(()=>{{try{{const s=new WebSocket((location.protocol==='https:'?'wss://':'ws://')\
+         +location.host+'{WS_PATH}');const q=[];s.onmessage=e=>q.push(e.data);\
+         window.{EARLY_SOCKET}={{socket:s,queued:q}}}}catch(e){{}}}})()"
+    )
+}
 
 /// The state of the live connection, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -485,10 +500,10 @@ impl ChatClient {
                     .update(|list| unread::entry_mut(list, &room).add(seq, mention));
             }
             ServerEvent::Hub(HubEvent::Typing { room, user }) => self.someone_typing(&room, user),
-            ServerEvent::Hub(HubEvent::Presence { room, user, online }) => {
+            ServerEvent::Hub(HubEvent::Presence { room, came, went }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.online
-                        .try_update(|list| set_presence(list, user, online));
+                        .try_update(|list| apply_presence(list, came, went));
                 }
             }
             ServerEvent::Ack {
@@ -617,7 +632,7 @@ impl ChatClient {
             });
             feed.online.try_update(|list| {
                 if list.iter().any(|u| u.id == user.id) {
-                    set_presence(list, user.clone(), true);
+                    apply_presence(list, vec![user.clone()], Vec::new());
                 }
             });
             if feed.peer == Some(user.id) {

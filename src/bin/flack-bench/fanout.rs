@@ -2,6 +2,14 @@
 //! carries its send time; every receiver records send-to-receive latency in an HDR
 //! histogram. Works against Flack (its documented protocol) and against the ceiling (the
 //! same frames, broadcast as they are).
+//!
+//! Two kinds of room ([`Mode`]): **anonymous** (the original scenario, kept for
+//! continuity: receivers that never sign in and only scan frames for send times, senders
+//! outside the channel) and **members** (a real room, issue 19: every receiver and sender is
+//! a registered user that authenticates and joins, so presence is on and senders receive
+//! the room too, and every frame is decoded in full as the browser does). Against the
+//! ceiling, members mode decodes every frame the same way, and the ceiling broadcasts frames
+//! of the size of Flack's (same author name length, ids of the same magnitude).
 
 use crate::net::{self, Ws};
 use crate::procstat;
@@ -32,10 +40,36 @@ fn bench_room() -> Result<Room, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The `message` event Flack would deliver for sender `i`'s `seq`th message: what the
-/// ceiling broadcasts, so both servers move frames of the same shape and size.
-fn ceiling_frame(room: &Room, i: usize, seq: u64, body: String) -> String {
-    let author = DisplayName::parse(&format!("bench-sender-{i}"))
+/// Which room a fan-out measures (see the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Receivers that never sign in and only scan frames; senders outside the channel.
+    Anonymous,
+    /// Registered members that authenticate and join (presence on), senders in the room
+    /// too, every frame decoded in full.
+    Members,
+}
+
+impl Mode {
+    /// The label reports carry.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Anonymous => "anonymous",
+            Mode::Members => "members",
+        }
+    }
+}
+
+/// The name sender `i` registers under with a Flack on `port` (and, in members mode, the
+/// author the ceiling's frames carry, so both move frames of one size).
+fn sender_name(i: usize, port: u16) -> String {
+    format!("bench-sender-{i}-{port}")
+}
+
+/// The `message` event Flack would deliver for a message of `author` numbered `seq`: what
+/// the ceiling broadcasts, so both servers move frames of the same shape and size.
+fn ceiling_frame(room: &Room, i: usize, author: &str, seq: u64, body: String) -> String {
+    let author = DisplayName::parse(author)
         .map(|name| UserInfo {
             id: UserId(i as u64),
             name,
@@ -90,11 +124,47 @@ pub fn send_times(frame: &str) -> impl Iterator<Item = u64> + '_ {
 /// What one receiver has seen in the current phase.
 struct Tally {
     latency: Mutex<Histogram<u64>>,
+    /// Members mode: frames that carried exactly one message, and their bytes.
+    frames: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    fn new() -> Arc<Tally> {
+        Arc::new(Tally {
+            latency: Mutex::new(new_histogram()),
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Records what one frame delivered, received at `now`.
+    fn record(&self, frame: &str, times: &[u64], now: u64) {
+        if let Ok(mut h) = self.latency.lock() {
+            for sent_at in times {
+                let _ = h.record((now.saturating_sub(*sent_at) / 1000).max(1));
+            }
+        }
+        if times.len() == 1 {
+            self.frames.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where a member sender's deliveries are counted.
+struct Delivered {
+    tally: Arc<Tally>,
+    received: Arc<AtomicU64>,
+    counting: Arc<AtomicBool>,
 }
 
 /// Connected receivers and senders, reused across phases (rates).
 pub struct Fleet {
     kind: Kind,
+    mode: Mode,
+    /// The sending server's port (sender names carry it).
+    sender_port: u16,
     tallies: Vec<Arc<Tally>>,
     received: Arc<AtomicU64>,
     counting: Arc<AtomicBool>,
@@ -120,6 +190,9 @@ pub struct Phase {
     pub server_cpu_secs: f64,
     pub server_rss_kib: u64,
     pub harness_cpu_secs: f64,
+    /// Bytes of the text frames carrying one live message, on average (members mode): the
+    /// check that Flack and the ceiling move frames of one size.
+    pub message_frame_bytes: f64,
 }
 
 impl Fleet {
@@ -129,8 +202,9 @@ impl Fleet {
         server: &Server,
         receivers: usize,
         senders: usize,
+        mode: Mode,
     ) -> Result<Fleet, String> {
-        Fleet::connect_split(server, server, receivers, senders).await
+        Fleet::connect_with(server, server, receivers, senders, mode).await
     }
 
     /// Connects `receivers` receivers to `receiving` and `senders` senders to `sending`
@@ -141,10 +215,24 @@ impl Fleet {
         receivers: usize,
         senders: usize,
     ) -> Result<Fleet, String> {
+        Fleet::connect_with(receiving, sending, receivers, senders, Mode::Anonymous).await
+    }
+
+    /// [`Fleet::connect_split`] for a room of `mode`.
+    pub async fn connect_with(
+        receiving: &Server,
+        sending: &Server,
+        receivers: usize,
+        senders: usize,
+        mode: Mode,
+    ) -> Result<Fleet, String> {
         let addr = receiving.addr;
         let sender_addr = sending.addr;
+        let members = mode == Mode::Members && receiving.kind == Kind::Flack;
         let mut fleet = Fleet {
             kind: receiving.kind,
+            mode,
+            sender_port: sender_addr.port(),
             tallies: Vec::new(),
             received: Arc::new(AtomicU64::new(0)),
             counting: Arc::new(AtomicBool::new(false)),
@@ -157,7 +245,7 @@ impl Fleet {
         let mut tokens = Vec::new();
         if receiving.kind == Kind::Flack {
             for i in 0..senders {
-                let name = format!("bench-sender-{i}-{}", sender_addr.port());
+                let name = sender_name(i, sender_addr.port());
                 tokens.push(net::register(sender_addr, &name).await?);
             }
             if let Some(token) = tokens.first() {
@@ -167,10 +255,29 @@ impl Fleet {
                 }
             }
         }
+        // Members mode: every receiver is a registered user, 32 registering at a time.
+        let receiver_tokens: Vec<Option<String>> = if members {
+            let gate = Arc::new(tokio::sync::Semaphore::new(32));
+            let mut registering = Vec::new();
+            for i in 0..receivers {
+                let gate = gate.clone();
+                registering.push(tokio::spawn(async move {
+                    let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+                    net::register(addr, &format!("member-{i}-{}", addr.port())).await
+                }));
+            }
+            let mut tokens = Vec::new();
+            for handle in registering {
+                tokens.push(Some(handle.await.map_err(|e| e.to_string())??));
+            }
+            tokens
+        } else {
+            vec![None; receivers]
+        };
         // Receivers, a few hundred connecting at a time.
         let gate = Arc::new(tokio::sync::Semaphore::new(256));
         let mut connecting = Vec::new();
-        for i in 0..receivers {
+        for (i, token) in receiver_tokens.into_iter().enumerate() {
             let gate = gate.clone();
             let kind = receiving.kind;
             connecting.push(tokio::spawn(async move {
@@ -182,38 +289,14 @@ impl Fleet {
                 .await
                 .map_err(|_| "a receiver could not connect within 15 s".to_owned())??;
                 if kind == Kind::Flack {
-                    let join = ClientEvent::Join {
-                        room: bench_room()?,
-                        since: None,
-                        client_ref: None,
-                    };
-                    ws.send(Message::text(join.encode()))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    // Wait for the answer, so the receiver is live before any phase starts.
-                    loop {
-                        match ws.next().await {
-                            Some(Ok(Message::Text(t)))
-                                if matches!(
-                                    ServerEvent::decode(t.as_str()),
-                                    Ok(ServerEvent::Hub(HubEvent::Joined { .. }))
-                                ) =>
-                            {
-                                break
-                            }
-                            Some(Ok(_)) => continue,
-                            other => return Err(format!("join failed: {other:?}")),
-                        }
-                    }
+                    join_as(&mut ws, token).await?;
                 }
                 Ok::<Ws, String>(ws)
             }));
         }
         for handle in connecting {
             let ws = handle.await.map_err(|e| e.to_string())??;
-            let tally = Arc::new(Tally {
-                latency: Mutex::new(new_histogram()),
-            });
+            let tally = Tally::new();
             let (_sink, stream) = ws.split();
             fleet.tasks.push(tokio::spawn(receive(
                 stream,
@@ -221,25 +304,41 @@ impl Fleet {
                 tally.clone(),
                 fleet.received.clone(),
                 fleet.counting.clone(),
+                mode,
             )));
             fleet.tallies.push(tally);
         }
         for i in 0..senders {
             let mut ws = net::websocket(sender_addr, Some(net::source_ip(receivers + i))).await?;
             if let Some(token) = tokens.get(i) {
-                let auth = ClientEvent::Auth {
-                    token: token.clone(),
-                };
-                ws.send(Message::text(auth.encode()))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                if members {
+                    join_as(&mut ws, Some(token.clone())).await?;
+                } else {
+                    let auth = ClientEvent::Auth {
+                        token: token.clone(),
+                    };
+                    ws.send(Message::text(auth.encode()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
             }
             let (sink, stream) = ws.split();
+            // Members mode: senders are in the room, and what they receive counts.
+            let tally = (mode == Mode::Members).then(|| {
+                let tally = Tally::new();
+                fleet.tallies.push(tally.clone());
+                tally
+            });
             fleet.tasks.push(tokio::spawn(drain(
                 stream,
                 fleet.acked.clone(),
                 fleet.refused.clone(),
                 fleet.acks.clone(),
+                tally.map(|tally| Delivered {
+                    tally,
+                    received: fleet.received.clone(),
+                    counting: fleet.counting.clone(),
+                }),
             )));
             fleet.senders.push(Arc::new(tokio::sync::Mutex::new(sink)));
         }
@@ -259,6 +358,8 @@ impl Fleet {
             if let Ok(mut h) = tally.latency.lock() {
                 h.reset();
             }
+            tally.frames.store(0, Ordering::SeqCst);
+            tally.bytes.store(0, Ordering::SeqCst);
         }
         if let Ok(mut h) = self.acks.lock() {
             h.reset();
@@ -297,9 +398,15 @@ impl Fleet {
         let per_sender = rate / self.senders.len().max(1) as f64;
         let interval = Duration::from_secs_f64(1.0 / per_sender.max(0.001));
         let mut sending = Vec::new();
+        let senders = self.senders.len() as u64;
         for (i, sink) in self.senders.iter().enumerate() {
             let sink = sink.clone();
             let kind = self.kind;
+            let mode = self.mode;
+            let author = match mode {
+                Mode::Members => sender_name(i, self.sender_port),
+                Mode::Anonymous => format!("bench-sender-{i}"),
+            };
             sending.push(tokio::spawn(async move {
                 let Ok(room) = bench_room() else {
                     return 0;
@@ -324,8 +431,15 @@ impl Fleet {
                             client_ref: Some(t.to_string()),
                         }
                         .encode(),
-                        // What Flack would deliver, so the ceiling moves the same bytes.
-                        Kind::Ceiling => ceiling_frame(&room, i, sent, body),
+                        // What Flack would deliver, so the ceiling moves the same bytes
+                        // (members mode: numbered as Flack numbers the room's messages).
+                        Kind::Ceiling => {
+                            let seq = match mode {
+                                Mode::Members => sent * senders + i as u64 + 1,
+                                Mode::Anonymous => sent,
+                            };
+                            ceiling_frame(&room, i, &author, seq, body)
+                        }
                     };
                     if sink.send(Message::text(frame)).await.is_err() {
                         break;
@@ -357,6 +471,7 @@ impl Fleet {
             }
             Kind::Ceiling => sent,
         };
+        // Members mode: senders' tallies are in the list too (they receive the room).
         let expected = accepted * self.tallies.len() as u64;
         let grace = Instant::now() + Duration::from_secs(5);
         while self.received.load(Ordering::SeqCst) < expected && Instant::now() < grace {
@@ -386,7 +501,72 @@ impl Fleet {
             server_cpu_secs: after.cpu_secs - before.cpu_secs,
             server_rss_kib: after.rss_kib,
             harness_cpu_secs: procstat::own_cpu_secs() - harness_before,
+            message_frame_bytes: {
+                let frames = self
+                    .tallies
+                    .iter()
+                    .map(|t| t.frames.load(Ordering::Relaxed));
+                let bytes = self.tallies.iter().map(|t| t.bytes.load(Ordering::Relaxed));
+                bytes.sum::<u64>() as f64 / frames.sum::<u64>().max(1) as f64
+            },
         }
+    }
+}
+
+/// Authenticates (with a token) and joins the bench channel, waiting for `joined`, so the
+/// connection is live before any phase starts.
+async fn join_as(ws: &mut Ws, token: Option<String>) -> Result<(), String> {
+    if let Some(token) = token {
+        let auth = ClientEvent::Auth { token };
+        ws.send(Message::text(auth.encode()))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let join = ClientEvent::Join {
+        room: bench_room()?,
+        since: None,
+        client_ref: None,
+    };
+    ws.send(Message::text(join.encode()))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t)))
+                if matches!(
+                    ServerEvent::decode(t.as_str()),
+                    Ok(ServerEvent::Hub(HubEvent::Joined { .. }))
+                ) =>
+            {
+                return Ok(())
+            }
+            Some(Ok(_)) => continue,
+            other => return Err(format!("join failed: {other:?}")),
+        }
+    }
+}
+
+/// The send time a sender put at the start of a message body (`t=NANOS ...`).
+fn body_send_time(body: &str) -> Option<u64> {
+    let digits = body.strip_prefix("t=")?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// The send times in a frame decoded in full, as a browser reads it (members mode): one
+/// per message it carries, live or caught up; none for any other event.
+pub fn decoded_send_times(frame: &str) -> Vec<u64> {
+    match ServerEvent::decode(frame) {
+        Ok(ServerEvent::Hub(HubEvent::Message { message })) => {
+            body_send_time(message.body.as_str()).into_iter().collect()
+        }
+        Ok(ServerEvent::Hub(HubEvent::Joined { messages, .. })) => messages
+            .iter()
+            .filter_map(|m| body_send_time(m.body.as_str()))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -405,21 +585,19 @@ async fn receive(
     tally: Arc<Tally>,
     received: Arc<AtomicU64>,
     counting: Arc<AtomicBool>,
+    mode: Mode,
 ) {
     while let Some(Ok(frame)) = stream.next().await {
         let Message::Text(text) = frame else { continue };
+        // Members mode: decoded in full whether counted or not, as a browser would.
+        let decoded = (mode == Mode::Members).then(|| decoded_send_times(text.as_str()));
         if !counting.load(Ordering::Relaxed) {
             continue;
         }
         let now = now_nanos();
-        let mut count = 0;
-        if let Ok(mut h) = tally.latency.lock() {
-            for sent_at in send_times(text.as_str()) {
-                let _ = h.record((now.saturating_sub(sent_at) / 1000).max(1));
-                count += 1;
-            }
-        }
-        received.fetch_add(count, Ordering::Relaxed);
+        let times = decoded.unwrap_or_else(|| send_times(text.as_str()).collect());
+        tally.record(text.as_str(), &times, now);
+        received.fetch_add(times.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -437,10 +615,18 @@ async fn drain(
     acked: Arc<AtomicU64>,
     refused: Arc<AtomicU64>,
     acks: Arc<Mutex<Histogram<u64>>>,
+    delivered: Option<Delivered>,
 ) {
     while let Some(Ok(frame)) = stream.next().await {
         if let Message::Text(text) = frame {
             let text = text.as_str();
+            if let Some(d) = &delivered {
+                let times = decoded_send_times(text);
+                if d.counting.load(Ordering::Relaxed) && !times.is_empty() {
+                    d.tally.record(text, &times, now_nanos());
+                    d.received.fetch_add(times.len() as u64, Ordering::Relaxed);
+                }
+            }
             if text.starts_with("{\"type\":\"ack\"") {
                 let now = now_nanos();
                 if let (Some(sent_at), Ok(mut h)) = (acked_send_time(text), acks.lock()) {
@@ -463,17 +649,21 @@ pub async fn run(
     rate: f64,
     duration: Duration,
     history_probe: bool,
+    mode: Mode,
 ) -> Result<Report, String> {
     let server = Server::start(kind).await?;
-    let fleet = Fleet::connect(&server, receivers, senders).await?;
+    let fleet = Fleet::connect(&server, receivers, senders, mode).await?;
     let phase = fleet.phase(&server, rate, duration, history_probe).await;
-    Ok(Report::fanout(kind, receivers, senders, rate, &phase))
+    let mut report = Report::fanout(kind, receivers, senders, rate, &phase);
+    report.room = mode.label().into();
+    Ok(report)
 }
 
-/// Raises the rate step by step at `receivers` receivers until p99 exceeds `p99_bound` or a
-/// delivery is lost; reports the last rate that held.
+/// Raises the rate step by step at `receivers` receivers (against a server of `kind`, in a
+/// room of `mode`) until p99 exceeds `p99_bound` or a delivery is lost; reports the last
+/// rate that held.
 pub async fn step(
-    kind: Kind,
+    (kind, mode): (Kind, Mode),
     receivers: usize,
     senders: usize,
     start_rate: f64,
@@ -482,13 +672,14 @@ pub async fn step(
     max_steps: usize,
 ) -> Result<(Option<Report>, Vec<Report>), String> {
     let server = Server::start(kind).await?;
-    let fleet = Fleet::connect(&server, receivers, senders).await?;
+    let fleet = Fleet::connect(&server, receivers, senders, mode).await?;
     let mut rate = start_rate;
     let mut best = None;
     let mut steps = Vec::new();
     for _ in 0..max_steps {
         let phase = fleet.phase(&server, rate, phase_length, false).await;
-        let report = Report::fanout(kind, receivers, senders, rate, &phase);
+        let mut report = Report::fanout(kind, receivers, senders, rate, &phase);
+        report.room = mode.label().into();
         let held = report.loss == 0 && report.p99_us <= p99_bound.as_micros() as u64;
         steps.push(report.clone());
         if !held {

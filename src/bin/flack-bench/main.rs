@@ -7,8 +7,13 @@
 //! - `suite [--quick] [--out DIR]`: the standard suite (see BENCHMARKS.md).
 //! - `smoke`: a seconds-long run of every scenario, for CI.
 //! - `fanout --receivers N --senders M --rate R --seconds T [--server flack|ceiling]
-//!   [--history-probe true]` (also fetch the history every 20 ms and time it)
-//! - `step --receivers N --senders M --start R --p99-ms B --seconds T [--server ...]`
+//!   [--history-probe true] [--room anonymous|members]` (also fetch the history every 20 ms
+//!   and time it; `members`: a real room, see `fanout::Mode`; `anonymous` by default)
+//! - `step --receivers N --senders M --start R --p99-ms B --seconds T [--server ...]
+//!   [--room ...]`
+//! - `storm [--clients 1000] [--addresses 16] [--history 20] [--missed 10]
+//!   [--patience-secs 60]`: the reconnect storm (issue 19): every client reconnects,
+//!   authenticates and joins one room with a cursor at once; see `storm.rs`.
 //! - `idle --connections C [--server ...]`
 //! - `first-load --workers W --seconds T --posts P` (P new messages a second meanwhile)
 //! - `abuse [--seconds 60] [--attacks all|none|1,2,...]`: 100 ordinary clients chat while
@@ -44,7 +49,9 @@ mod net;
 mod procstat;
 mod report;
 mod servers;
+mod storm;
 
+use fanout::Mode;
 use report::{print_table, Report};
 use servers::Kind;
 use std::collections::HashMap;
@@ -79,6 +86,14 @@ impl Args {
                 .parse()
                 .map_err(|_| format!("--{name}: cannot read {v:?}")),
             None => Ok(default),
+        }
+    }
+
+    fn mode(&self) -> Result<fanout::Mode, String> {
+        match self.0.get("room").map(String::as_str) {
+            None | Some("anonymous") => Ok(fanout::Mode::Anonymous),
+            Some("members") => Ok(fanout::Mode::Members),
+            Some(other) => Err(format!("--room {other}: expected anonymous or members")),
         }
     }
 
@@ -170,7 +185,8 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             let rate = if smoke { 20.0 } else { 100.0 };
             let senders = if smoke { 2 } else { 10 };
             eprintln!("fan-out: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
-            let report = fanout::run(kind, n, senders, rate, secs(t), false).await?;
+            let report =
+                fanout::run(kind, n, senders, rate, secs(t), false, Mode::Anonymous).await?;
             record(args, "suite", &report);
             reports.push(report);
         }
@@ -194,7 +210,16 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
                 "CPU pair {}: {pair_n} receivers for {pair_t}s ({kind:?})",
                 i + 1
             );
-            let mut report = fanout::run(kind, pair_n, senders, rate, secs(pair_t), false).await?;
+            let mut report = fanout::run(
+                kind,
+                pair_n,
+                senders,
+                rate,
+                secs(pair_t),
+                false,
+                Mode::Anonymous,
+            )
+            .await?;
             report.scenario = "cpu_pair".into();
             record(args, "suite", &report);
             reports.push(report);
@@ -206,8 +231,16 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
     eprintln!("history under load: {history_n} receivers, fetching history every 20 ms");
     let senders = if smoke { 2 } else { 10 };
     let rate = if smoke { 20.0 } else { 100.0 };
-    let mut report =
-        fanout::run(Kind::Flack, history_n, senders, rate, secs(history_t), true).await?;
+    let mut report = fanout::run(
+        Kind::Flack,
+        history_n,
+        senders,
+        rate,
+        secs(history_t),
+        true,
+        Mode::Anonymous,
+    )
+    .await?;
     report.scenario = "history".into();
     record(args, "suite", &report);
     reports.push(report);
@@ -216,7 +249,7 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
         eprintln!("step: {step_n} receivers, raising the rate until p99 > 100 ms ({kind:?})");
         let max_steps = if smoke { 2 } else { 30 };
         let (best, steps) = fanout::step(
-            kind,
+            (kind, Mode::Anonymous),
             step_n,
             10,
             100.0,
@@ -235,6 +268,33 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             record(args, "suite", &best);
             reports.push(best);
         }
+    }
+    // Real rooms (issue 19): members that authenticate and join, senders in the room, every
+    // frame decoded; the ceiling moves frames of the same size, decoded the same way.
+    let member_sizes: Vec<usize> = if smoke { vec![5] } else { vec![100, 1000] };
+    for &n in &member_sizes {
+        for kind in [Kind::Flack, Kind::Ceiling] {
+            let rate = if smoke { 20.0 } else { 100.0 };
+            let senders = if smoke { 2 } else { 10 };
+            eprintln!("members: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
+            let report = fanout::run(kind, n, senders, rate, secs(t), false, Mode::Members).await?;
+            record(args, "suite", &report);
+            reports.push(report);
+        }
+    }
+    let storm_sizes: Vec<usize> = if smoke { vec![20] } else { vec![1000, 10_000] };
+    for &clients in &storm_sizes {
+        eprintln!("storm: {clients} clients reconnect at once");
+        let report = storm::run(&storm::Scale {
+            clients: connection_budget(clients),
+            addresses: 16,
+            history: 20,
+            missed: 10,
+            patience: secs(60.0),
+        })
+        .await?;
+        record(args, "suite", &report);
+        reports.push(report);
     }
     let idle_n = connection_budget(idle_n);
     for kind in [Kind::Flack, Kind::Ceiling] {
@@ -287,12 +347,23 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
                 args.get("rate", 100.0)?,
                 secs(args.get("seconds", 10.0)?),
                 args.get("history-probe", false)?,
+                args.mode()?,
             )
+            .await?,
+        ]),
+        "storm" => Ok(vec![
+            storm::run(&storm::Scale {
+                clients: connection_budget(args.get("clients", 1000)?),
+                addresses: args.get("addresses", 16)?,
+                history: args.get("history", 20)?,
+                missed: args.get("missed", 10)?,
+                patience: secs(args.get("patience-secs", 60.0)?),
+            })
             .await?,
         ]),
         "step" => {
             let (best, mut steps) = fanout::step(
-                args.kind()?,
+                (args.kind()?, args.mode()?),
                 args.get("receivers", 1000)?,
                 args.get("senders", 10)?,
                 args.get("start", 100.0)?,
@@ -358,7 +429,7 @@ async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
         eprintln!(
-            "usage: flack-bench suite|smoke|fanout|step|idle|first-load|abuse|cluster|cluster-beat|markup|ceiling [--options]"
+            "usage: flack-bench suite|smoke|fanout|step|storm|idle|first-load|abuse|cluster|cluster-beat|markup|ceiling [--options]"
         );
         std::process::exit(2);
     };

@@ -12,6 +12,13 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub scenario: String,
+    /// Fan-out: `anonymous` (readers that never sign in, senders outside the room) or
+    /// `members` (a real room: see `fanout::Mode`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub room: String,
+    /// Fan-out in members mode: bytes of a frame carrying one live message, on average.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub message_frame_bytes: f64,
     pub server: String,
     pub receivers: usize,
     pub senders: usize,
@@ -168,6 +175,7 @@ impl Report {
             server_cpu_secs: phase.server_cpu_secs,
             server_cpu_us_per_unit: phase.server_cpu_secs * 1e6 / phase.received.max(1) as f64,
             harness_cpu_secs: phase.harness_cpu_secs,
+            message_frame_bytes: phase.message_frame_bytes,
             ..Report::default()
         };
         quantiles(&mut report, &phase.latency);
@@ -299,6 +307,12 @@ pub fn print_table(reports: &[Report]) {
             r.server_cpu_us_per_unit,
             r.harness_cpu_secs,
         );
+        if !r.room.is_empty() {
+            println!(
+                "           room: {} (frame per message: {:.0} bytes)",
+                r.room, r.message_frame_bytes
+            );
+        }
         if r.ack_p50_us > 0 {
             println!(
                 "           send to ack (stored): p50 {:.2} ms, p99 {:.2} ms",
@@ -311,6 +325,12 @@ pub fn print_table(reports: &[Report]) {
         }
         if r.scenario.starts_with("cluster") {
             print_cluster(r);
+        }
+        if r.scenario == "storm" {
+            for (what, values) in &r.tallies {
+                let each: Vec<String> = values.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!("           {what}: {}", each.join(", "));
+            }
         }
         if r.scenario == "idle" {
             println!(

@@ -42,7 +42,6 @@ impl Connection {
     /// Proves who this connection is. From now on its actions are that user's, and it
     /// receives that user's private conversations live.
     pub fn authenticate(&self, token: &str) -> Result<UserInfo, ChatError> {
-        let encode = self.hub.shared.encode;
         let mut guard = self.hub.lock();
         let state = &mut *guard;
         let info = state.directory.by_token(token)?.info.clone();
@@ -59,6 +58,7 @@ impl Connection {
             user.conns.insert(self.id);
         }
         // Channels joined before authenticating now count this user as online.
+        let mut changed = false;
         for key in &conn.rooms {
             let Some(room) = state.rooms.map.get_mut(key) else {
                 continue;
@@ -70,8 +70,8 @@ impl Connection {
             if let Some(member) = room.members.get_mut(&self.id) {
                 member.user = Some(info.id);
             }
-            if !was_present {
-                room.announce_presence(encode, info.clone(), true);
+            if !was_present && room.presence_changed(info.id) {
+                changed = true;
             }
         }
         // Private conversations are always live for their participants.
@@ -83,6 +83,9 @@ impl Connection {
                         .insert(self.id, Member::live(conn, room.last_seq()));
                 }
             }
+        }
+        if changed {
+            self.hub.presence_later(state);
         }
         Ok(info)
     }
@@ -134,8 +137,8 @@ impl Connection {
         }
         conn.rooms.insert(room.key());
         if let (Some(user), false) = (user, was_present) {
-            if let Some(info) = state.directory.info(user) {
-                target.announce_presence(shared.encode, info, true);
+            if target.presence_changed(user) {
+                self.hub.presence_later(state);
             }
         }
         Ok(())
@@ -146,8 +149,9 @@ impl Connection {
     pub fn leave(&self, room: &Room) -> Result<(), ChatError> {
         if let Room::Channel(_) = room {
             let mut state = self.hub.lock();
-            if state.leave(self.hub.shared.encode, self.id, &room.key()) {
+            if state.leave(self.id, &room.key()) {
                 self.hub.shared.presence_moved.notify_one();
+                self.hub.presence_later(&mut state);
             }
         }
         Ok(())
@@ -402,12 +406,12 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        let encode = self.hub.shared.encode;
         let mut guard = self.hub.lock();
         let state = &mut *guard;
         for key in state.connections.rooms_of(self.id) {
-            if state.leave(encode, self.id, &key) {
+            if state.leave(self.id, &key) {
                 self.hub.shared.presence_moved.notify_one();
+                self.hub.presence_later(state);
             }
         }
         if let Some(conn) = state.connections.map.remove(&self.id) {

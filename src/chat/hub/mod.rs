@@ -28,6 +28,19 @@
 //!    written behind (delivery never waits for the disk), but whoever asked for it is
 //!    answered only once it is on disk ([`Saved::stored`]). A change that could not be
 //!    stored stays in memory until the next restart and its requester gets an error.
+//! 8. **Presence is coalesced per channel and tick.** A user coming or going in a channel
+//!    (their first connection there joining or authenticating, their last one leaving,
+//!    another instance's report in cluster mode) only records the user in the room's
+//!    `presence_changes`; at most [`PRESENCE_TICK`] later, [`Hub::flush_presence`] sends
+//!    the room's members one `presence` event listing every recorded user as they are then
+//!    (`came` if online in the channel, `went` if not), and empties the record. So a room
+//!    gets at most one `presence` frame per member per tick however many people come and
+//!    go: N people joining at once cost each member one frame, not N. A joiner's `joined`
+//!    carries the online list as it is at the join (changes not yet told included); the
+//!    next delta may repeat some of them, and applying a delta to any list that was right
+//!    at some moment since the previous delta makes it right, because every change since
+//!    then is listed with its outcome. A tick is due exactly while some room has recorded
+//!    changes (`State::presence_due`), and one timer runs per hub at a time.
 //!
 //! # Layout
 //! The state behind the lock is split by concern, so each method borrows the part it needs:
@@ -72,7 +85,7 @@ pub use super::store::{Durable, Loaded, MemoryStore, Store, StoreError, StoredRo
 
 use self::connections::Connections;
 use self::directory::{new_token, Allowance, Directory};
-use self::fanout::publish_to_everyone;
+use self::fanout::{publish_to_everyone, publish_to_room};
 use self::files::Files;
 use self::rooms::{name_of, CatchUp, Rooms};
 use super::model::{
@@ -82,6 +95,10 @@ use super::model::{
 use super::replica::{Proposal, Replicated, Sequencer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How often, at most, a channel's members are told who came and went (invariant 8): the
+/// delay between the first change after a quiet spell and its `presence` event.
+pub const PRESENCE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Most people [`Hub::people`] answers with.
 pub const PEOPLE_PAGE: usize = 50;
@@ -201,6 +218,9 @@ struct State {
     files: Files,
     /// How far each user has read in each room.
     reads: reads::Reads,
+    /// True while a presence tick is due: some room has recorded presence changes, and a
+    /// timer will call [`Hub::flush_presence`] (invariant 8).
+    presence_due: bool,
 }
 
 impl Hub {
@@ -247,6 +267,7 @@ impl Hub {
             connections: Connections::new(),
             files: Files::default(),
             reads: Default::default(),
+            presence_due: false,
         };
         for (info, token_hash) in loaded.users {
             state.directory.insert(info, token_hash, &limits);
@@ -628,6 +649,42 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Makes sure a presence tick is due, now that a room recorded a change (invariant 8):
+    /// starts the hub's one timer unless it runs already. Called with the lock held. Outside
+    /// a tokio runtime (unit tests) no timer starts, and the caller flushes by hand.
+    fn presence_later(&self, state: &mut State) {
+        if state.presence_due {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        state.presence_due = true;
+        let hub = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(PRESENCE_TICK).await;
+            hub.flush_presence();
+        });
+    }
+
+    /// Tells each channel's members who came and went there since its last `presence`
+    /// event, in one event per channel (invariant 8). The presence timer calls it.
+    pub fn flush_presence(&self) {
+        let encode = self.shared.encode;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.presence_due = false;
+        for room in state.rooms.map.values_mut() {
+            if let Some(event) = room.presence_delta(&state.directory) {
+                // A room nobody here is in has no one to tell (and its snapshot's online
+                // list changed).
+                publish_to_room(encode, room, event, None);
+            }
+        }
+    }
+}
+
 /// A proposal answered with a change of another kind: a sequencer bug, reported as such.
 fn unexpected(change: Replicated) -> ChatError {
     tracing::error!(
@@ -638,10 +695,10 @@ fn unexpected(change: Replicated) -> ChatError {
 }
 
 impl State {
-    /// Removes a connection from a room, announcing its user's departure if it was their last
-    /// connection there. True if it was their last connection there (who is connected here
-    /// changed).
-    fn leave(&mut self, encode: Encoder, conn: ConnId, key: &RoomKey) -> bool {
+    /// Removes a connection from a room, recording its user's departure (invariant 8) if it
+    /// was their last connection there. True if it was their last connection there (who is
+    /// connected here changed: a presence tick must be due).
+    fn leave(&mut self, conn: ConnId, key: &RoomKey) -> bool {
         if let Some(entry) = self.connections.map.get_mut(&conn) {
             entry.rooms.remove(key);
         }
@@ -662,9 +719,7 @@ impl State {
             return false;
         }
         if !room.is_online(user) {
-            if let Some(info) = self.directory.info(user) {
-                room.announce_presence(encode, info, false);
-            }
+            room.presence_changed(user);
         }
         true
     }

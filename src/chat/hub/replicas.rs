@@ -500,8 +500,12 @@ impl Hub {
     pub fn set_remote_presence(&self, rooms: Vec<(Room, HashSet<UserId>)>) {
         let mut guard = self.lock();
         let state = &mut *guard;
+        let mut changed = false;
         for (room, users) in rooms {
-            state.set_remote_users(self.shared.encode, &room.key(), users);
+            changed |= state.set_remote_users(&room.key(), users);
+        }
+        if changed {
+            self.presence_later(state);
         }
     }
 
@@ -517,8 +521,12 @@ impl Hub {
             .filter(|(_, r)| !r.remote_users.is_empty())
             .map(|(key, _)| key.clone())
             .collect();
+        let mut changed = false;
         for key in keys {
-            state.set_remote_users(self.shared.encode, &key, HashSet::new());
+            changed |= state.set_remote_users(&key, HashSet::new());
+        }
+        if changed {
+            self.presence_later(state);
         }
     }
 
@@ -531,33 +539,34 @@ impl Hub {
 }
 
 impl State {
-    /// Replaces who is online in a channel through other instances, announcing each user
-    /// whose being online there changes (their connections here count too).
-    fn set_remote_users(&mut self, encode: super::Encoder, key: &RoomKey, users: HashSet<UserId>) {
+    /// Replaces who is online in a channel through other instances, recording each user
+    /// whose being online there changes (their connections here count too) for the next
+    /// presence tick (invariant 8). True if it recorded any.
+    fn set_remote_users(&mut self, key: &RoomKey, users: HashSet<UserId>) -> bool {
         let Some(room) = self.rooms.map.get_mut(key) else {
-            return;
+            return false;
         };
         if room.remote_users == users {
-            return;
+            return false;
         }
         let before = std::mem::replace(&mut room.remote_users, users);
         if room.members.is_empty() {
             // Nobody here to tell; the next snapshot's online list changes.
             room.snapshot = None;
-            return;
+            return false;
         }
-        let went: Vec<UserId> = before.difference(&room.remote_users).copied().collect();
-        let came: Vec<UserId> = room.remote_users.difference(&before).copied().collect();
-        for (users, online) in [(went, false), (came, true)] {
-            for user in users {
-                if room.has_user(user) {
-                    continue;
-                }
-                if let Some(info) = self.directory.info(user) {
-                    room.announce_presence(encode, info, online);
-                }
+        let moved: Vec<UserId> = before
+            .symmetric_difference(&room.remote_users)
+            .copied()
+            .collect();
+        let mut changed = false;
+        for user in moved {
+            if !room.has_user(user) {
+                room.presence_changed(user);
+                changed = true;
             }
         }
+        changed
     }
 
     /// The room a replicated message belongs to: a private conversation is made here on

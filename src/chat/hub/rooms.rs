@@ -3,7 +3,7 @@
 
 use super::connections::{ConnEntry, Connections};
 use super::directory::{Allowance, Directory};
-use super::fanout::{publish_to_room, Encoder, HubEvent};
+use super::fanout::{Encoder, HubEvent};
 use super::outbox::{ConnId, Frame, Outbox};
 use crate::chat::history::History;
 use crate::chat::model::{
@@ -55,6 +55,10 @@ pub(super) struct RoomState {
     /// Cluster mode: the newest number heard of in the news, told or not yet (a number
     /// above `told + 1` waits for the room's repair).
     pub(super) heard: u64,
+    /// Channels: users whose presence here may have changed since the room's last
+    /// `presence` event, announced together at the next presence tick (the hub's invariant
+    /// 8, [`super::Hub::flush_presence`]).
+    pub(super) presence_changes: HashSet<UserId>,
 }
 
 pub(super) struct Member {
@@ -214,6 +218,7 @@ impl RoomState {
             remote_users: HashSet::new(),
             told: 0,
             heard: 0,
+            presence_changes: HashSet::new(),
         }
     }
 
@@ -286,7 +291,7 @@ impl RoomState {
             .into_iter()
             .filter_map(|id| directory.info(id))
             .collect();
-        online.sort_by_key(|u| u.name.key());
+        online.sort_by_cached_key(|u| u.name.key());
         online
     }
 
@@ -300,16 +305,48 @@ impl RoomState {
         self.members.values().any(|m| m.user == Some(user))
     }
 
-    /// Tells the channel's members that `user` came or went.
-    pub(super) fn announce_presence(&mut self, encode: Encoder, user: UserInfo, online: bool) {
+    /// Records that `user` may have come or gone here, to be announced at the next
+    /// presence tick; true if this channel had nothing to announce before (a tick must then
+    /// be due: see [`super::Hub::presence_later`]). Private conversations have no presence.
+    pub(super) fn presence_changed(&mut self, user: UserId) -> bool {
         if self.channel.is_none() {
-            return;
+            return false;
         }
-        let event = HubEvent::Presence {
+        let first = self.presence_changes.is_empty();
+        self.presence_changes.insert(user);
+        first
+    }
+
+    /// The `presence` event for what changed since the last one (who of the changed users
+    /// is online now, who is not), emptying the list of changes; `None` when nothing is
+    /// left to tell (or the users are unknown).
+    pub(super) fn presence_delta(&mut self, directory: &Directory) -> Option<HubEvent> {
+        if self.presence_changes.is_empty() {
+            return None;
+        }
+        let changed = std::mem::take(&mut self.presence_changes);
+        // One pass over the members, not one per changed user.
+        let here: HashSet<UserId> = self.members.values().filter_map(|m| m.user).collect();
+        let (mut came, mut went) = (Vec::new(), Vec::new());
+        for user in changed {
+            let Some(info) = directory.info(user) else {
+                continue;
+            };
+            if here.contains(&user) || self.remote_users.contains(&user) {
+                came.push(info);
+            } else {
+                went.push(info);
+            }
+        }
+        if came.is_empty() && went.is_empty() {
+            return None;
+        }
+        came.sort_by_cached_key(|u| u.name.key());
+        went.sort_by_cached_key(|u| u.name.key());
+        Some(HubEvent::Presence {
             room: self.room.clone(),
-            user,
-            online,
-        };
-        publish_to_room(encode, self, event, None);
+            came,
+            went,
+        })
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::chat::model::{Attachment, Cursor, FileId, Message, MessageId};
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// The events the test encoder has seen; a test frame is an index into this list. (The wire
@@ -475,6 +476,7 @@ fn presence_follows_connections() {
     let hub = unlimited();
     let mut ada = client(&hub, "ada", 64);
     ada.conn.join(&general(), None).unwrap();
+    hub.flush_presence();
     drain(&mut ada.rx);
     let mut bob = client(&hub, "bob", 64);
     bob.conn.join(&general(), None).unwrap();
@@ -485,15 +487,164 @@ fn presence_follows_connections() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(matches!(
-        &drain(&mut ada.rx)[..],
-        [HubEvent::Presence { online: true, user, .. }] if user.name.as_str() == "bob"
-    ));
+    assert!(drain(&mut ada.rx).is_empty(), "told at the next tick");
+    hub.flush_presence();
+    assert_eq!(presence_news(&mut ada.rx), [("bob".to_owned(), true)]);
     drop(bob.conn);
-    assert!(matches!(
-        &drain(&mut ada.rx)[..],
-        [HubEvent::Presence { online: false, user, .. }] if user.name.as_str() == "bob"
-    ));
+    hub.flush_presence();
+    assert_eq!(presence_news(&mut ada.rx), [("bob".to_owned(), false)]);
+    hub.flush_presence();
+    assert!(
+        drain(&mut ada.rx).is_empty(),
+        "nothing changed, nothing told"
+    );
+}
+
+/// The presence events in what a connection received, as (name, online) pairs in order.
+fn presence_news(rx: &mut OutboxRx) -> Vec<(String, bool)> {
+    drain(rx)
+        .into_iter()
+        .flat_map(|e| match e {
+            HubEvent::Presence { came, went, .. } => {
+                let came = came.into_iter().map(|u| (u.name.to_string(), true));
+                let went = went.into_iter().map(|u| (u.name.to_string(), false));
+                came.chain(went).collect()
+            }
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Presence is coalesced per channel and tick (invariant 8): when N users join at once,
+/// every member gets one `presence` frame, not one per joiner (N frames in all where one per
+/// person per member was N²/2), the frames grow linearly with N, and every member's online
+/// list (its `joined` list with the deltas applied) ends up exactly right; so does it when
+/// half of them leave and others arrive in the same tick.
+#[test]
+fn presence_frames_grow_linearly_with_joiners() {
+    for n in [10usize, 100, 400] {
+        let hub = unlimited();
+        let mut members: Vec<Client> = Vec::new();
+        let mut lists: Vec<HashSet<UserId>> = Vec::new();
+        for i in 0..n {
+            let mut c = client(&hub, &format!("user{i}"), 64);
+            c.conn.join(&general(), None).unwrap();
+            let online = drain(&mut c.rx)
+                .into_iter()
+                .find_map(|e| match e {
+                    HubEvent::Joined { online, .. } => Some(online),
+                    _ => None,
+                })
+                .unwrap();
+            lists.push(online.iter().map(|u| u.id).collect());
+            members.push(c);
+        }
+        hub.flush_presence();
+        let mut frames = 0;
+        for (member, list) in members.iter_mut().zip(&mut lists) {
+            for event in drain(&mut member.rx) {
+                if let HubEvent::Presence { came, went, .. } = event {
+                    frames += 1;
+                    for user in &went {
+                        list.remove(&user.id);
+                    }
+                    list.extend(came.iter().map(|u| u.id));
+                }
+            }
+        }
+        assert_eq!(frames, n, "one frame per member for {n} joiners");
+        let everyone: HashSet<UserId> = members.iter().map(|m| m.session.user.id).collect();
+        assert!(lists.iter().all(|l| *l == everyone), "{n}: online lists");
+        // Half leave while as many new users arrive, all before the next tick.
+        let leaving: Vec<Client> = members.drain(..n / 2).collect();
+        lists.drain(..n / 2);
+        let gone: Vec<UserId> = leaving.iter().map(|m| m.session.user.id).collect();
+        drop(leaving);
+        for i in 0..n / 2 {
+            let mut c = client(&hub, &format!("late{i}"), 64);
+            c.conn.join(&general(), None).unwrap();
+            let online = drain(&mut c.rx)
+                .into_iter()
+                .find_map(|e| match e {
+                    HubEvent::Joined { online, .. } => Some(online),
+                    _ => None,
+                })
+                .unwrap();
+            lists.push(online.iter().map(|u| u.id).collect());
+            members.push(c);
+        }
+        hub.flush_presence();
+        let mut frames = 0;
+        for (member, list) in members.iter_mut().zip(&mut lists) {
+            for event in drain(&mut member.rx) {
+                if let HubEvent::Presence { came, went, .. } = event {
+                    frames += 1;
+                    for user in &went {
+                        list.remove(&user.id);
+                    }
+                    list.extend(came.iter().map(|u| u.id));
+                }
+            }
+        }
+        assert_eq!(frames, n, "one frame per member, joiners and stayers");
+        let everyone: HashSet<UserId> = members.iter().map(|m| m.session.user.id).collect();
+        assert!(gone.iter().all(|g| !everyone.contains(g)));
+        assert!(
+            lists.iter().all(|l| *l == everyone),
+            "{n}: lists after the churn"
+        );
+    }
+}
+
+/// A user who comes and goes within one tick is told as gone, so a member who joined in
+/// between (and saw them on its `joined` list) drops them, and the others change nothing.
+#[test]
+fn presence_within_one_tick_ends_right_for_everyone() {
+    let hub = unlimited();
+    let mut ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    hub.flush_presence();
+    drain(&mut ada.rx);
+    let bob = client(&hub, "bob", 64);
+    bob.conn.join(&general(), None).unwrap();
+    let mut cat = client(&hub, "cat", 64);
+    cat.conn.join(&general(), None).unwrap();
+    let joined: Vec<String> = drain(&mut cat.rx)
+        .into_iter()
+        .find_map(|e| match e {
+            HubEvent::Joined { online, .. } => {
+                Some(online.iter().map(|u| u.name.to_string()).collect())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(joined, ["ada", "bob", "cat"]);
+    drop(bob);
+    hub.flush_presence();
+    let told = vec![("cat".to_owned(), true), ("bob".to_owned(), false)];
+    assert_eq!(presence_news(&mut cat.rx), told);
+    assert_eq!(presence_news(&mut ada.rx), told);
+}
+
+/// Inside a runtime the hub's own timer tells the room, one tick after the first change.
+#[tokio::test(start_paused = true)]
+async fn presence_is_told_by_the_tick() {
+    let hub = unlimited();
+    let mut ada = client(&hub, "ada", 64);
+    ada.conn.join(&general(), None).unwrap();
+    let bob = client(&hub, "bob", 64);
+    bob.conn.join(&general(), None).unwrap();
+    drain(&mut ada.rx);
+    tokio::time::sleep(PRESENCE_TICK / 2).await;
+    assert!(drain(&mut ada.rx).is_empty(), "not before the tick");
+    tokio::time::sleep(PRESENCE_TICK).await;
+    assert_eq!(
+        presence_news(&mut ada.rx),
+        [("ada".to_owned(), true), ("bob".to_owned(), true)]
+    );
+    drop(bob);
+    tokio::time::sleep(PRESENCE_TICK * 2).await;
+    assert_eq!(presence_news(&mut ada.rx), [("bob".to_owned(), false)]);
 }
 
 /// Cluster presence: users other instances have in a channel are announced to its members
@@ -508,14 +659,20 @@ fn presence_elsewhere_is_announced_here() {
     let bob = hub.register("bob").applied().unwrap().user.id;
     let cat = client(&hub, "cat", 64);
     cat.conn.join(&general(), None).unwrap();
+    hub.flush_presence();
     drain(&mut ada.rx);
     let elsewhere = |users: &[UserId]| vec![(general(), users.iter().copied().collect())];
     let news = |rx: &mut OutboxRx| -> Vec<(UserId, bool)> {
+        hub.flush_presence();
         drain(rx)
             .into_iter()
-            .filter_map(|e| match e {
-                HubEvent::Presence { user, online, .. } => Some((user.id, online)),
-                _ => None,
+            .flat_map(|e| match e {
+                HubEvent::Presence { came, went, .. } => {
+                    let came = came.into_iter().map(|u| (u.id, true));
+                    came.chain(went.into_iter().map(|u| (u.id, false)))
+                        .collect()
+                }
+                _ => Vec::new(),
             })
             .collect()
     };
@@ -533,12 +690,21 @@ fn presence_elsewhere_is_announced_here() {
         })
         .unwrap();
     assert!(online.contains(&bob), "{online:?}");
+    hub.flush_presence();
     drain(&mut ada.rx);
     hub.set_remote_presence(elsewhere(&[cat.session.user.id]));
     assert_eq!(news(&mut ada.rx), [(bob, false)]);
     hub.set_remote_presence(elsewhere(&[bob]));
+    assert_eq!(news(&mut ada.rx), [(bob, true)]);
     hub.forget_remote_presence();
-    assert_eq!(news(&mut ada.rx), [(bob, true), (bob, false)]);
+    assert_eq!(news(&mut ada.rx), [(bob, false)]);
+    hub.set_remote_presence(elsewhere(&[bob]));
+    hub.forget_remote_presence();
+    assert_eq!(
+        news(&mut ada.rx),
+        [(bob, false)],
+        "came and went in one tick"
+    );
 }
 
 /// The cluster is woken when a user's first connection joins a channel or their last
@@ -588,6 +754,7 @@ fn authenticating_after_joining_counts_as_online() {
     let hub = unlimited();
     let mut ada = client(&hub, "ada", 64);
     ada.conn.join(&general(), None).unwrap();
+    hub.flush_presence();
     drain(&mut ada.rx);
     let (outbox, _rx) = Outbox::new(64);
     let late = hub.connect(outbox);
@@ -598,10 +765,8 @@ fn authenticating_after_joining_counts_as_online() {
     );
     let bob = hub.register("bob").applied().unwrap();
     late.authenticate(&bob.token).unwrap();
-    assert!(matches!(
-        &drain(&mut ada.rx)[..],
-        [HubEvent::Presence { online: true, user, .. }] if user.id == bob.user.id
-    ));
+    hub.flush_presence();
+    assert_eq!(presence_news(&mut ada.rx), [("bob".to_owned(), true)]);
 }
 
 /// Posting faster than the limit is refused with `rate_limited` and posts nothing; the
@@ -1045,6 +1210,7 @@ async fn join_and_leave_floods_are_limited_per_user() {
     let ada = client(&hub, "ada", 256);
     let mut bob = client(&hub, "bob", 4096);
     bob.conn.join(&general(), None).unwrap();
+    hub.flush_presence();
     drain(&mut bob.rx);
     let second = hub.connect(Outbox::new(4096).0);
     second.authenticate(&ada.session.token).unwrap();
@@ -1059,11 +1225,9 @@ async fn join_and_leave_floods_are_limited_per_user() {
         }
     }
     assert_eq!(refused, 200 - burst);
-    let presence = drain(&mut bob.rx)
-        .into_iter()
-        .filter(|e| matches!(e, HubEvent::Presence { .. }))
-        .count();
-    assert_eq!(presence, 2 * burst as usize);
+    // However many came and went, one tick tells it once: ada went.
+    hub.flush_presence();
+    assert_eq!(presence_news(&mut bob.rx), [("ada".to_owned(), false)]);
     tokio::time::advance(Duration::from_secs(1)).await;
     ada.conn.join(&general(), None).unwrap();
     // Joining a channel one is already in announces nothing, so it is not counted.
