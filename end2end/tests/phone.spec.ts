@@ -64,7 +64,7 @@ test.describe("at 390x844", () => {
 
 /** From the keyboard: the first Tab reaches "Skip to message box", which puts focus in the
  *  box; Alt+Down and Alt+Up open the next and previous room of the sidebar; Escape closes
- *  the rename form. */
+ *  the rename form and gives the focus back to the button that opened it. */
 test("the keyboard reaches the box, moves between rooms and closes forms", async ({ browser }) => {
   const first = unique("a-keys");
   const second = unique("b-keys");
@@ -94,6 +94,7 @@ test("the keyboard reaches the box, moves between rooms and closes forms", async
   await expect(rename).toBeVisible();
   await rename.press("Escape");
   await expect(rename).toBeHidden();
+  await expect(page.getByRole("button", { name: "Change display name" })).toBeFocused();
   await ada.close();
 });
 

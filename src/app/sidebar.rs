@@ -68,11 +68,27 @@ fn Me() -> impl IntoView {
     let editing = RwSignal::new(false);
     let draft = RwSignal::new(String::new());
     let local_error = RwSignal::new(None::<String>);
+    // Closing the form (Escape, Cancel, the new name confirmed) gives the focus back to the
+    // button that opened it, once that button is drawn again.
+    let opener = NodeRef::<leptos::html::Button>::new();
+    let refocus = StoredValue::new(false);
+    let close = move || {
+        refocus.set_value(true);
+        editing.set(false);
+    };
+    Effect::new(move |_| {
+        if let Some(button) = opener.get() {
+            if refocus.get_value() {
+                refocus.set_value(false);
+                let _ = button.focus();
+            }
+        }
+    });
     // Close the form once the server confirms the new name.
     Effect::new(move |previous: Option<Option<String>>| {
         let name = client.me().map(|u| u.name.to_string());
-        if previous.is_some_and(|p| p != name) {
-            editing.set(false);
+        if previous.is_some_and(|p| p != name) && editing.get_untracked() {
+            close();
         }
         name
     });
@@ -98,7 +114,7 @@ fn Me() -> impl IntoView {
             <Show
                 when=move || editing.get()
                 fallback=move || view! {
-                    <button type="button" class="link-button" on:click=open>"Change display name"</button>
+                    <button type="button" class="link-button" node_ref=opener on:click=open>"Change display name"</button>
                 }
             >
                 <form
@@ -107,7 +123,7 @@ fn Me() -> impl IntoView {
                     on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                         if ev.key() == "Escape" {
                             ev.prevent_default();
-                            editing.set(false);
+                            close();
                         }
                     }
                 >
@@ -121,7 +137,7 @@ fn Me() -> impl IntoView {
                     />
                     <div class="row">
                         <button type="submit">"Save name"</button>
-                        <button type="button" class="secondary" on:click=move |_| editing.set(false)>"Cancel"</button>
+                        <button type="button" class="secondary" on:click=move |_| close()>"Cancel"</button>
                     </div>
                     <p class="form-error" role="alert">{error}</p>
                 </form>
