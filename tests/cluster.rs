@@ -1976,7 +1976,8 @@ async fn an_edit_reaches_every_instance() {
 }
 
 /// An edit published while an instance's subscription was cut reaches that instance's
-/// members within one periodic check (the database counts edits with deletions).
+/// members within one periodic check (the database counts edits with deletions), and no
+/// text is ever shown that was not the latest at some point.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
     let redis = OwnRedis::start();
@@ -1994,7 +1995,18 @@ async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
         let text = format!("draft {round}");
         edit(&mut poster, id, &text, &format!("e{round}")).await;
         let started = Instant::now();
-        assert_eq!(next_edit(&mut watcher).await, (id, text));
+        loop {
+            let (edited, got) = next_edit(&mut watcher).await;
+            assert_eq!(edited, id);
+            if got == text {
+                break;
+            }
+            // A repair may tell an earlier edit once more (the same text again: harmless).
+            assert!(
+                (0..round).any(|r| got == format!("draft {r}")),
+                "an edit never made: {got}"
+            );
+        }
         assert!(
             started.elapsed() < Duration::from_millis(2500),
             "arrived within a check (1 s) and its margin: {:?}",
