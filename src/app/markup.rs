@@ -221,15 +221,19 @@ impl Sink for Dom {
 }
 
 /// A message's text, formatted, with each mention of `reader()` (the reader's current name,
-/// `""` while unknown) in a `<mark>`. The body is read once. The server writes it as HTML
-/// (marking nothing: it does not know who reads); the browser keeps those nodes when it
-/// hydrates, builds them itself for a message drawn later, and draws them again only when a
-/// change of the reader's name changes which mentions are marked.
-pub fn body_view(body: &str, reader: impl Fn() -> String + Send + Sync + 'static) -> impl IntoView {
-    let blocks = parse(body);
+/// `""` while unknown) in a `<mark>`. The server writes it as HTML (marking nothing: it does
+/// not know who reads); the browser keeps those nodes when it hydrates (`from_server`),
+/// builds them itself for a message drawn later, and draws them again only when a change of
+/// the reader's name changes which mentions are marked. The body is parsed only to be
+/// written: a hydrated message that mentions nobody is never parsed in the browser.
+pub fn body_view(
+    body: &str,
+    from_server: bool,
+    reader: impl Fn() -> String + Send + Sync + 'static,
+) -> impl IntoView {
     let node = NodeRef::<leptos::html::Div>::new();
     #[cfg(feature = "ssr")]
-    let html = blocks_html(&blocks, &reader());
+    let html = blocks_html(&parse(body), &reader());
     #[cfg(not(feature = "ssr"))]
     let html = String::new();
     #[cfg(feature = "hydrate")]
@@ -241,13 +245,8 @@ pub fn body_view(body: &str, reader: impl Fn() -> String + Send + Sync + 'static
             let me = reader();
             let element = node.get()?;
             let redraw = match drawn.flatten() {
-                // From the server (drawn for nobody), or empty when drawn in the browser
-                // (where the element's empty children leave a placeholder comment in it).
-                None => {
-                    let empty = element.child_element_count() == 0
-                        && element.text_content().is_none_or(|t| t.is_empty());
-                    empty || mentions_name(&body, &me)
-                }
+                // From the server (drawn for nobody), or still to be drawn in the browser.
+                None => !from_server || mentions_name(&body, &me),
                 Some(before) => {
                     before != me && (mentions_name(&body, &before) || mentions_name(&body, &me))
                 }
@@ -259,13 +258,13 @@ pub fn body_view(body: &str, reader: impl Fn() -> String + Send + Sync + 'static
                     document,
                     open: vec![element.into()],
                 };
-                write_blocks(&blocks, &me, &mut dom);
+                write_blocks(&parse(&body), &me, &mut dom);
             }
             Some(me)
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = reader;
+    let _ = (reader, from_server);
     view! { <div class="body" node_ref=node inner_html=html></div> }
 }
 

@@ -1,10 +1,10 @@
 //! One message in the log: author, time and formatted text (`markup`: elements around
 //! text, never the body read as HTML; mentions of the reader marked), "(edited)" once its
 //! author changed it, and on one's own messages the buttons "Edit message" (the text becomes
-//! a box: Enter saves, Escape cancels) and "Delete message" (asked first, in a dialog).
+//! a box: Enter saves, Escape cancels) and "Delete message" (asked first, in the log's
+//! dialog: see `room::delete_dialog`).
 
 use super::client::{use_chat_client, Feed};
-use super::drawer::focus_by_id;
 use super::local_time::{clock_label, full_label, use_reader_clock};
 use super::markup::body_view;
 use crate::chat::model::{human_size, Message, MessageBody};
@@ -16,19 +16,23 @@ use leptos::prelude::*;
 /// (`starts_group` false) shows its author's name only to assistive technology and its time
 /// only on hover or focus; both stay in the text, so every message reads whole on its own.
 /// Its author may edit or delete it while `deletable` (the server still holds it in memory;
-/// older messages, read back from the store, stay as they are).
+/// older messages, read back from the store, stay as they are). While `editing`, its text is
+/// a box: the log draws the message anew when an edit begins or ends.
+///
+/// A hundred of these hydrate with every page load, so each holds as little as it can: one
+/// effect for its time, one for its actions and one for its mentions. What changes rarely
+/// (an edit begun, a deletion asked about, the focus after either) belongs to the log.
 #[component]
 pub fn MessageItem(
     feed: Feed,
     message: Message,
     starts_group: bool,
     deletable: Signal<bool>,
+    editing: bool,
 ) -> impl IntoView {
     let client = use_chat_client();
     let clock = use_reader_clock();
     let sent_at = message.sent_at;
-    let label = move || clock_label(sent_at, clock.offset_at(sent_at));
-    let full = move || full_label(sent_at, clock.offset_at(sent_at));
     let author_id = message.author.id;
     let is_mine = move || client.my_id() == Some(author_id) && deletable.get();
     let room = message.room.clone();
@@ -38,20 +42,10 @@ pub fn MessageItem(
         format!("delete-{}", id.0),
         format!("edit-box-{}", id.0),
     );
-    let editing = Memo::new(move |_| feed.editing.with(|e| e.is_some_and(|(m, _)| m == id)));
-    let confirming = RwSignal::new(false);
-    // Where the focus goes once the edit is over: back to the box if it began there (Up).
-    let after_edit = {
-        let edit_id = edit_id.clone();
-        move || match feed.editing.get_untracked() {
-            Some((_, true)) => "message-input".to_owned(),
-            _ => edit_id.clone(),
-        }
-    };
     let original = message.body.as_str().to_owned();
     let has_file = message.attachment.is_some();
     let on_edit_key = {
-        let (room, after_edit) = (room.clone(), after_edit.clone());
+        let edit_id = edit_id.clone();
         move |ev: KeyboardEvent| {
             let key = ev.key();
             if key == "Escape" || (key == "Enter" && !ev.shift_key() && !ev.is_composing()) {
@@ -71,51 +65,20 @@ pub fn MessageItem(
                     client.edit_message(room.clone(), id, text);
                 }
             }
-            let back = after_edit();
+            // The focus goes back to the box if the edit began there (Up), else to the
+            // message's Edit button.
+            let back = match feed.editing.get_untracked() {
+                Some((_, true)) => "message-input".to_owned(),
+                _ => edit_id.clone(),
+            };
             feed.editing.set(None);
             feed.focus_on(back);
         }
     };
-    {
-        // Once the box is drawn, it takes the focus; an element of this message that was
-        // asked for the focus while it was being drawn again takes it.
-        let (box_id, edit_id, delete_id) = (box_id.clone(), edit_id.clone(), delete_id.clone());
-        Effect::new(move |_| {
-            if editing.get() {
-                focus_soon(box_id.clone());
-            } else {
-                feed.drawn(&edit_id);
-                feed.drawn(&delete_id);
-            }
-        });
-        // The dialog's safe choice has the focus while it is open.
-        Effect::new(move |_| {
-            if confirming.get() {
-                focus_soon("delete-cancel".to_owned());
-            }
-        });
+    if editing {
+        // Once the box is drawn, it takes the focus.
+        focus_soon(box_id.clone());
     }
-    let ask = move |_| confirming.set(true);
-    let cancel = {
-        let delete_id = delete_id.clone();
-        move || {
-            confirming.set(false);
-            focus_by_id(&delete_id);
-        }
-    };
-    let confirm = {
-        let room = room.clone();
-        move || {
-            confirming.set(false);
-            // The focus goes to the next message, or to the box after the last one.
-            let next = feed.messages.with_untracked(|held| {
-                let at = held.iter().position(|m| m.id == id)?;
-                held.get(at + 1).map(|m| crate::app::room::entry_id(m.seq))
-            });
-            client.delete_message(room.clone(), id);
-            feed.focus_on(next.unwrap_or_else(|| "message-input".to_owned()));
-        }
-    };
     let edited = message.edited_at.map(|at| {
         view! {
             <span class="edited" title=move || full_label(at, clock.offset_at(at))>
@@ -124,38 +87,54 @@ pub fn MessageItem(
         }
     });
     let body = message.body.as_str().to_owned();
-    // Drawn again only when an edit ends (an edited message is a new item: see the log).
-    let shown_body = {
-        let body = body.clone();
-        move || {
-            (!body.is_empty()).then(|| {
-                body_view(&body, move || {
-                    client
-                        .me()
-                        .map(|me| me.name.to_string())
-                        .unwrap_or_default()
-                })
+    // Drawn by the server and now being hydrated (the client starts once hydration is over).
+    let from_server = !client.hydrated.get_untracked();
+    let text = if editing {
+        Either::Left(view! {
+            <textarea
+                id=box_id
+                class="edit-box"
+                aria-label="Edit message"
+                prop:value=body
+                on:keydown=on_edit_key
+            ></textarea>
+            <p class="hint">"Enter to save, Escape to cancel"</p>
+        })
+    } else {
+        Either::Right((!body.is_empty()).then(|| {
+            body_view(&body, from_server, move || {
+                client
+                    .me()
+                    .map(|me| me.name.to_string())
+                    .unwrap_or_default()
             })
+        }))
+    };
+    // The short time is for the eye (the full one on hover); assistive technology reads the
+    // full date and time instead, as text (a `<time>` cannot be named). One effect draws
+    // both, again when the reader's clock becomes known.
+    let time = move || {
+        let offset = clock.offset_at(sent_at);
+        let full = full_label(sent_at, offset);
+        view! {
+            <time
+                datetime=sent_at.to_string()
+                title=full.clone()
+                aria-hidden="true"
+                class:zone-unknown=offset.is_none()
+            >
+                {clock_label(sent_at, offset)}
+            </time>
+            <span class="visually-hidden">{full}</span>
         }
     };
-    let title_id = format!("delete-title-{}", id.0);
     view! {
         <div class="message" class:continued=!starts_group>
             <div class="meta">
                 <span class="author" class:visually-hidden=!starts_group>
                     {message.author.name.to_string()}
                 </span>
-                // The short time is for the eye (the full one on hover); assistive technology
-                // reads the full date and time instead, as text (a `<time>` cannot be named).
-                <time
-                    datetime=sent_at.to_string()
-                    title=full
-                    aria-hidden="true"
-                    class:zone-unknown=move || clock.offset_at(sent_at).is_none()
-                >
-                    {label}
-                </time>
-                <span class="visually-hidden">{full}</span>
+                {time}
                 {edited}
                 <Show when=is_mine>
                     <span class="actions">
@@ -174,23 +153,14 @@ pub fn MessageItem(
                             class="delete"
                             aria-label="Delete message"
                             title="Delete message"
-                            on:click=ask
+                            on:click=move |_| feed.deleting.set(Some(id))
                         >
                             "×"
                         </button>
                     </span>
                 </Show>
             </div>
-            <Show when=move || editing.get() fallback=shown_body.clone()>
-                <textarea
-                    id=box_id.clone()
-                    class="edit-box"
-                    aria-label="Edit message"
-                    prop:value=body.clone()
-                    on:keydown=on_edit_key.clone()
-                ></textarea>
-                <p class="hint">"Enter to save, Escape to cancel"</p>
-            </Show>
+            {text}
             {message.attachment.map(|file| {
                 let url = file.url();
                 if file.image {
@@ -209,55 +179,6 @@ pub fn MessageItem(
                     })
                 }
             })}
-            <Show when=move || confirming.get()>
-                <div class="modal-backdrop" on:click={
-                    let cancel = cancel.clone();
-                    move |_| cancel()
-                }>
-                    <div
-                        class="modal confirm"
-                        role="dialog"
-                        aria-modal="true"
-                        aria-labelledby=title_id.clone()
-                        on:click=|ev| ev.stop_propagation()
-                        on:keydown={
-                            let cancel = cancel.clone();
-                            move |ev: KeyboardEvent| match ev.key().as_str() {
-                                "Escape" => {
-                                    ev.prevent_default();
-                                    cancel();
-                                }
-                                // Two buttons: Tab goes from one to the other, never out.
-                                "Tab" => {
-                                    ev.prevent_default();
-                                    let on_cancel = document()
-                                        .active_element()
-                                        .is_some_and(|e| e.id() == "delete-cancel");
-                                    focus_by_id(if on_cancel { "delete-confirm" } else { "delete-cancel" });
-                                }
-                                _ => {}
-                            }
-                        }
-                    >
-                        <h2 id=title_id.clone()>"Delete this message?"</h2>
-                        <p>"It is removed for everyone, and cannot be brought back."</p>
-                        <div class="modal-actions">
-                            <button type="button" id="delete-cancel" class="secondary" on:click={
-                                let cancel = cancel.clone();
-                                move |_| cancel()
-                            }>
-                                "Cancel"
-                            </button>
-                            <button type="button" id="delete-confirm" class="danger" on:click={
-                                let confirm = confirm.clone();
-                                move |_| confirm()
-                            }>
-                                "Delete"
-                            </button>
-                        </div>
-                    </div>
-                </div>
-            </Show>
         </div>
     }
 }
@@ -265,5 +186,5 @@ pub fn MessageItem(
 /// Gives the focus to the element `id` once what is being drawn now is on the page.
 fn focus_soon(_id: String) {
     #[cfg(feature = "hydrate")]
-    request_animation_frame(move || focus_by_id(&_id));
+    request_animation_frame(move || super::drawer::focus_by_id(&_id));
 }

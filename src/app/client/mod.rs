@@ -49,6 +49,11 @@ pub fn early_socket_script() -> String {
     )
 }
 
+/// How long after [`Feed::focus_on`] the element keeps taking back a lost focus when drawn
+/// again: long enough for the server to confirm what was done.
+#[cfg(feature = "hydrate")]
+const REFOCUS_FOR_MS: f64 = 5_000.0;
+
 /// The state of the live connection, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnStatus {
@@ -112,9 +117,13 @@ pub struct Feed {
     /// The message whose text is being edited here, if any, and whether the edit began in
     /// the message box (Up), where the focus then goes back.
     pub editing: RwSignal<Option<(MessageId, bool)>>,
-    /// The id of the element to give the focus to once it is drawn again, if the focus was
-    /// lost meanwhile (a message redrawn after an edit, or the next one after a deletion).
-    pub refocus: StoredValue<Option<String>>,
+    /// The message whose deletion is being asked about (the log's one dialog), if any.
+    pub deleting: RwSignal<Option<MessageId>>,
+    /// The id of the element to give the focus to whenever it is drawn again while the
+    /// focus is lost (a message redrawn when an edit ends and again when the server confirms
+    /// it, or the next one after a deletion), until the time given (`Date.now()` milliseconds).
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    refocus: StoredValue<Option<(String, f64)>>,
     /// The words given back that the box starts with (see [`drafts::give_back`]).
     given_back: StoredValue<String>,
     /// The server epoch `messages` belong to.
@@ -135,35 +144,42 @@ impl Feed {
         })
     }
 
-    /// Gives the focus to the element `id` now, and again when it is drawn anew while the
-    /// focus is nowhere (see [`Feed::refocus`]).
+    /// Gives the focus to the element `id` now, and again when it is drawn anew within the
+    /// next few seconds while the focus is nowhere (see [`Feed::refocus_if_lost`]).
     pub fn focus_on(&self, id: String) {
         crate::app::drawer::focus_by_id(&id);
-        self.refocus.set_value(Some(id));
+        #[cfg(feature = "hydrate")]
+        self.refocus
+            .set_value(Some((id, js_sys::Date::now() + REFOCUS_FOR_MS)));
     }
 
-    /// Called by an element drawn with the id `id`: takes the focus if it was asked for it
-    /// and the focus was lost.
-    pub fn drawn(&self, id: &str) {
+    /// Called once the log has drawn its entries anew: the element asked for with
+    /// [`Feed::focus_on`] takes the focus if it is on the page and the focus was lost (to the
+    /// page's body, as when the focused element is drawn anew). One check per drawing of the
+    /// log, rather than one watcher per message.
+    pub fn refocus_if_lost(&self) {
         #[cfg(feature = "hydrate")]
-        if self.refocus.with_value(|r| r.as_deref() == Some(id)) {
-            let (id, refocus) = (id.to_owned(), self.refocus);
+        {
+            let refocus = self.refocus;
             // Once the page shows what is being drawn now (and no longer what it replaces).
             request_animation_frame(move || {
-                let lost = document()
-                    .active_element()
-                    .is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
-                let asked = refocus
-                    .try_with_value(|r| r.as_deref() == Some(id.as_str()))
-                    .unwrap_or(false);
-                if lost && asked {
+                let Some(Some((id, until))) = refocus.try_get_value() else {
+                    return;
+                };
+                if js_sys::Date::now() > until {
                     refocus.set_value(None);
-                    crate::app::drawer::focus_by_id(&id);
+                    return;
+                }
+                match document().active_element() {
+                    Some(e) if e.id() == id => {}
+                    Some(e) if !e.tag_name().eq_ignore_ascii_case("body") => {
+                        // The reader has put the focus somewhere else since.
+                        refocus.set_value(None);
+                    }
+                    _ => crate::app::drawer::focus_by_id(&id),
                 }
             });
         }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = id;
     }
 
     fn is_for(&self, room: &Room) -> bool {
@@ -325,6 +341,7 @@ impl ChatClient {
             pending: RwSignal::new(None),
             notice: RwSignal::new(None),
             editing: RwSignal::new(None),
+            deleting: RwSignal::new(None),
             refocus: StoredValue::new(None),
             given_back: StoredValue::new(String::new()),
             epoch: StoredValue::new(page.epoch),

@@ -13,6 +13,7 @@
 //! reader is scrolled up needs code: before the next paint, the distance from the top is put
 //! back to what it was at the last scroll event.
 
+use super::delete_dialog::DeleteDialog;
 use super::jump::{entry_id, follow_found};
 use super::layout::{lay_out, Reader, Row};
 use super::older_messages::OlderMessages;
@@ -160,6 +161,8 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
         let room_newest = feed.cursor().map_or(0, |c| c.seq).max(newest);
         window_start(room_newest, HISTORY_LIMIT)
     });
+    // Each row, and whether its text is being edited (an edit begun or ended draws the
+    // message anew: no message watches the edit for itself).
     let rows = Memo::new(move |_| {
         let offset_at = |at| clock.offset_at(at);
         let reader = Reader {
@@ -167,7 +170,21 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
             read_up_to: read_at_open.get(),
             me: client.my_id(),
         };
-        feed.messages.with(|messages| lay_out(messages, &reader))
+        let editing = feed.editing.with(|e| e.map(|(id, _)| id));
+        feed.messages.with(|messages| {
+            lay_out(messages, &reader)
+                .into_iter()
+                .map(|row| {
+                    let editing = editing == Some(row.message.id);
+                    (row, editing)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    // The focus asked for while entries were drawn anew goes to its element once drawn.
+    Effect::new(move |_| {
+        rows.track();
+        feed.refocus_if_lost();
     });
     follow_found(feed);
     view! {
@@ -189,7 +206,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                         <For
                             each=move || rows.get()
                             // An edited message is drawn anew, with its new text.
-                            key=|row| {
+                            key=|(row, editing)| {
                                 (
                                     row.message.id,
                                     row.message.edited_at,
@@ -197,9 +214,10 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                                     row.starts_group,
                                     row.day.map(|day| day.day),
                                     row.first_unread,
+                                    *editing,
                                 )
                             }
-                            children=move |row| row_view(row, window_from, feed)
+                            children=move |(row, editing)| row_view(row, editing, window_from, feed)
                         />
                     </ol>
                 </div>
@@ -215,13 +233,14 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                     <button type="button" on:click=jump>"Jump to newest"</button>
                 </div>
             </Show>
+            <DeleteDialog feed/>
         </div>
     }
 }
 
 /// One entry of the list: the day separator and the "New" divider that go above the message,
 /// if any, then the message.
-fn row_view(row: Row, window_from: Memo<u64>, feed: Feed) -> impl IntoView {
+fn row_view(row: Row, editing: bool, window_from: Memo<u64>, feed: Feed) -> impl IntoView {
     let clock = use_reader_clock();
     let at = row.message.sent_at;
     let id = entry_id(row.message.seq);
@@ -239,11 +258,6 @@ fn row_view(row: Row, window_from: Memo<u64>, feed: Feed) -> impl IntoView {
             </div>
         }
     });
-    {
-        // The focus may have been asked for here while the entry was drawn anew.
-        let id = id.clone();
-        Effect::new(move |_| feed.drawn(&id));
-    }
     let divider = row.first_unread.then(|| {
         view! {
             <div class="new-divider" role="separator" aria-label="New">
@@ -264,6 +278,7 @@ fn row_view(row: Row, window_from: Memo<u64>, feed: Feed) -> impl IntoView {
                 })
                 message=row.message
                 starts_group=row.starts_group
+                editing
             />
         </li>
     }

@@ -5,6 +5,7 @@
 
 mod channel_page;
 mod composer;
+mod delete_dialog;
 mod direct_page;
 mod jump;
 mod layout;

@@ -136,11 +136,17 @@ fn watch_scrolling(scroller: NodeRef<Div>, load: impl Fn() + Copy + 'static) {
             let _ = el
                 .remove_event_listener_with_callback("scroll", on_scroll.as_ref().unchecked_ref());
         });
-        // After the log has scrolled to its newest message.
+        // Once the log is painted: reading its size any earlier would lay the page out
+        // before the first paint, once more than the paint itself does.
         request_animation_frame(move || {
-            if near_top() {
-                load();
-            }
+            set_timeout(
+                move || {
+                    if near_top() {
+                        load();
+                    }
+                },
+                std::time::Duration::ZERO,
+            );
         });
     });
 }
