@@ -11,7 +11,7 @@
 //! between visits.
 
 use crate::chat::model::{
-    ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, HistoryTop, Limits, Message,
+    ChannelInfo, ChatError, DirectSummary, DisplayName, Emoji, HistoryPage, HistoryTop, Limits, Message,
     MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
@@ -112,6 +112,8 @@ pub struct Feed {
     /// The message whose text is being edited here, if any, and whether the edit began in
     /// the message box (Up), where the focus then goes back.
     pub editing: RwSignal<Option<(MessageId, bool)>>,
+    /// The message whose reaction picker is open, if any (one picker per room).
+    pub reacting: RwSignal<Option<MessageId>>,
     /// The id of the element to give the focus to once it is drawn again, if the focus was
     /// lost meanwhile (a message redrawn after an edit, or the next one after a deletion).
     pub refocus: StoredValue<Option<String>>,
@@ -325,6 +327,7 @@ impl ChatClient {
             pending: RwSignal::new(None),
             notice: RwSignal::new(None),
             editing: RwSignal::new(None),
+            reacting: RwSignal::new(None),
             refocus: StoredValue::new(None),
             given_back: StoredValue::new(String::new()),
             epoch: StoredValue::new(page.epoch),
@@ -418,6 +421,18 @@ impl ChatClient {
         });
     }
 
+    /// Asks the server to give (`on`) or take away this user's reaction `emoji` on a message;
+    /// the change arrives as `reaction` (a refusal shows as the room's error).
+    pub fn react(&self, room: Room, id: MessageId, emoji: Emoji, on: bool) {
+        self.send_event(&ClientEvent::React {
+            room,
+            id,
+            emoji: emoji.as_str().to_owned(),
+            on,
+            client_ref: None,
+        });
+    }
+
     /// Updates the signals from one server event.
     pub fn apply(&self, event: ServerEvent) {
         match event {
@@ -477,6 +492,21 @@ impl ChatClient {
                         if let Some(m) = held.iter_mut().find(|m| m.id == id) {
                             m.body = body;
                             m.edited_at = Some(edited_at);
+                        }
+                    });
+                }
+            }
+            ServerEvent::Hub(HubEvent::Reaction {
+                room,
+                id,
+                emoji,
+                user,
+                on,
+            }) => {
+                if let Some(feed) = self.feed_for(&room) {
+                    feed.messages.try_update(|held| {
+                        if let Some(m) = held.iter_mut().find(|m| m.id == id) {
+                            m.react(emoji, &user, on);
                         }
                     });
                 }
@@ -626,8 +656,14 @@ impl ChatClient {
         });
         if let Some(feed) = self.feed.get_value() {
             feed.messages.try_update(|held| {
-                for message in held.iter_mut().filter(|m| m.author.id == user.id) {
-                    message.author = user.clone();
+                for message in held.iter_mut() {
+                    if message.author.id == user.id {
+                        message.author = user.clone();
+                    }
+                    let reactors = message.reactions.iter_mut().flat_map(|r| &mut r.users);
+                    for reactor in reactors.filter(|u| u.id == user.id) {
+                        *reactor = user.clone();
+                    }
                 }
             });
             feed.online.try_update(|list| {

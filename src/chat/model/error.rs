@@ -152,6 +152,8 @@ chat_errors! {
         SearchEmpty = "search_empty",
         #[error("You are sending messages too fast; wait a moment and try again.")]
         RateLimited = "rate_limited",
+        #[error("That emoji can't be used as a reaction.")]
+        EmojiInvalid = "emoji_invalid",
     }
     server {
         #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
@@ -196,6 +198,10 @@ chat_errors! {
         SearchRateLimited = "search_rate_limited",
         #[error("Open the room first: you are not in it.")]
         NotInRoom = "not_in_room",
+        #[error("You can react to one message with at most {max} emoji.")]
+        TooManyReactions { max: usize } = "too_many_reactions",
+        #[error("This message already has {max} different reactions.")]
+        ReactionsFull { max: usize } = "reactions_full",
     }
 }
 

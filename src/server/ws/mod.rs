@@ -516,6 +516,17 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
+        // Everyone in the room is told, the sender too, if it changed anything.
+        ClientEvent::React {
+            room,
+            id,
+            emoji,
+            on,
+            client_ref,
+        } => match conn.react(&room, id, &emoji, on) {
+            Ok(()) => return true,
+            Err(e) => ServerEvent::chat_error(&e, client_ref),
+        },
         ClientEvent::Edit {
             room,
             id,
@@ -624,6 +635,9 @@ async fn take_cluster_allowance(
             room, client_ref, ..
         }
         | ClientEvent::Edit {
+            room, client_ref, ..
+        }
+        | ClientEvent::React {
             room, client_ref, ..
         } => (Some(Shared::Messages), room, client_ref),
         ClientEvent::Join {
