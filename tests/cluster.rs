@@ -2014,3 +2014,127 @@ async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
         );
     }
 }
+
+/// Gives (`on`) or takes away a reaction to `id` in `general`.
+async fn react(client: &mut Client, id: MessageId, emoji: &str, on: bool) {
+    client
+        .send(ClientEvent::React {
+            room: general(),
+            id,
+            emoji: emoji.into(),
+            on,
+            client_ref: None,
+        })
+        .await;
+}
+
+/// The next `reaction`, as (id, emoji, user name, on), skipping other events.
+async fn next_reaction(client: &mut Client) -> (MessageId, String, String, bool) {
+    loop {
+        match client.next().await {
+            ServerEvent::Hub(HubEvent::Reaction {
+                id, emoji, user, on, ..
+            }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
+            ServerEvent::Error { code, .. } => panic!("refused: {code}"),
+            _ => {}
+        }
+    }
+}
+
+/// `general`'s reactions to `id` as a client joining `instance` now sees them: each emoji
+/// with who gave it.
+async fn reactions_seen(instance: &Instance, id: MessageId) -> Vec<(String, Vec<String>)> {
+    let mut late = Client::connect(instance).await;
+    let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = late.join(&general()).await else {
+        unreachable!("join answers joined");
+    };
+    let held = messages.iter().find(|m| m.id == id).expect("held");
+    held.reactions
+        .iter()
+        .map(|r| {
+            let names = r.users.iter().map(|u| u.name.to_string()).collect();
+            (r.emoji.as_str().to_owned(), names)
+        })
+        .collect()
+}
+
+/// Reactions given at the same time through two instances to one message are both kept
+/// (neither write loses the other's), reach the members of both instances live, and a
+/// client joining either instance afterwards sees them; one given twice is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_reach_every_instance_and_none_is_lost() {
+    let cluster = Cluster::new();
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut ann = user(&a, "ann").await;
+    ann.join(&general()).await;
+    let mut bea = user(&b, "bea").await;
+    bea.join(&general()).await;
+    post(&mut ann, "vote", "p1").await;
+    let (id, _) = acks(&mut ann, 1).await["p1"];
+    assert_eq!(bea.next_message().await.id, id);
+
+    react(&mut ann, id, "👍", true).await;
+    react(&mut bea, id, "👍", true).await;
+    react(&mut bea, id, "🎉", true).await;
+    react(&mut bea, id, "🎉", true).await;
+    for client in [&mut ann, &mut bea] {
+        let mut told = Vec::new();
+        for _ in 0..3 {
+            let (got, emoji, name, on) = next_reaction(client).await;
+            assert!(got == id && on);
+            told.push((emoji, name));
+        }
+        told.sort();
+        let want = [("🎉", "bea"), ("👍", "ann"), ("👍", "bea")];
+        assert_eq!(told, want.map(|(e, n)| (e.to_owned(), n.to_owned())));
+    }
+    for instance in [&a, &b] {
+        let seen = reactions_seen(instance, id).await;
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let thumbs = seen.iter().find(|(e, _)| e == "👍").expect("👍");
+        assert_eq!(thumbs.1.len(), 2, "both kept: {seen:?}");
+    }
+    react(&mut bea, id, "👍", false).await;
+    assert_eq!(
+        next_reaction(&mut ann).await,
+        (id, "👍".to_owned(), "bea".to_owned(), false)
+    );
+}
+
+/// A reaction published while an instance's subscription was cut reaches that instance's
+/// members within one periodic check (the database counts reactions with deletions and
+/// edits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaction_lost_in_transit_arrives_by_the_periodic_check() {
+    let redis = OwnRedis::start();
+    let cluster = Cluster::on(postgres_base(), redis.url());
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut watcher = user(&b, "watcher").await;
+    watcher.join(&general()).await;
+    let mut poster = user(&a, "poster").await;
+    poster.join(&general()).await;
+    post(&mut poster, "react to me", "p1").await;
+    let (id, _) = acks(&mut poster, 1).await["p1"];
+    assert_eq!(watcher.next_message().await.id, id);
+    for (emoji, on) in [("👀", true), ("🔥", true), ("👀", false)] {
+        redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        react(&mut poster, id, emoji, on).await;
+        assert_eq!(next_reaction(&mut poster).await.1, emoji);
+        let started = Instant::now();
+        assert_eq!(
+            next_reaction(&mut watcher).await,
+            (id, emoji.to_owned(), "poster".to_owned(), on)
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "arrived within a check (1 s) and its margin: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        reactions_seen(&b, id).await,
+        vec![("🔥".to_owned(), vec!["poster".to_owned()])]
+    );
+}

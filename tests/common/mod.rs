@@ -37,6 +37,14 @@ pub fn general_history(server: &TestServer) -> Vec<flack::chat::model::Message> 
         .messages
 }
 
+/// `general`'s message `id` as the hub holds it now.
+pub fn held(server: &TestServer, id: flack::chat::model::MessageId) -> flack::chat::model::Message {
+    general_history(server)
+        .into_iter()
+        .find(|m| m.id == id)
+        .expect("the message is held")
+}
+
 /// The names of a hub's channels, in its order (by name).
 pub fn channel_names(hub: &Hub) -> Vec<String> {
     hub.channels().iter().map(|c| c.name.to_string()).collect()
@@ -244,6 +252,33 @@ impl Client {
                 ServerEvent::Hub(HubEvent::Joined { .. }) => return event,
                 ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
                 other => panic!("expected joined, got {other:?}"),
+            }
+        }
+    }
+
+    /// Posts `body` to `room` and returns the message once acknowledged (other answers,
+    /// such as an earlier edit's `ack`, are skipped).
+    pub async fn post_acked(&mut self, room: &Room, body: &str) -> flack::chat::model::Message {
+        let reference = format!("post {body}");
+        self.send(ClientEvent::Send {
+            room: room.clone(),
+            body: body.into(),
+            attachment: None,
+            client_ref: Some(reference.clone()),
+        })
+        .await;
+        let mut posted = None;
+        loop {
+            match self.next().await {
+                ServerEvent::Hub(HubEvent::Message { message }) if message.body.as_str() == body => {
+                    posted = Some(message)
+                }
+                ServerEvent::Ack { id, client_ref, .. } if client_ref == Some(reference.clone()) => {
+                    let message = posted.expect("the message came before its ack");
+                    assert_eq!(message.id, id);
+                    return message;
+                }
+                _ => {}
             }
         }
     }
@@ -505,4 +540,12 @@ pub async fn drop_database(name: &str) {
 /// Form-encodes one value.
 pub fn form_value(raw: &str) -> String {
     flack::app::percent::encode_path_segment(raw)
+}
+
+/// A server on the SQLite file at `path`; also returns the store, to stop it cleanly.
+pub async fn sqlite_server(path: &std::path::Path) -> (TestServer, std::sync::Arc<flack::chat::sqlite::SqliteStore>) {
+    let store = std::sync::Arc::new(flack::chat::sqlite::SqliteStore::open(path, 100).expect("opens"));
+    let handle = store.clone();
+    let server = start_on(fast(), move |_| store as std::sync::Arc<dyn Store>).await;
+    (server, handle)
 }

@@ -1,0 +1,445 @@
+//! Reactions to messages (issue 18, item 3), against a real server on 127.0.0.1 over real
+//! WebSockets: anyone who may read a room reacts to any of its messages and every member
+//! sees it live; giving one twice or taking away one never given changes nothing and tells
+//! nobody; a hostile client is refused with clear errors (an emoji not offered, a message
+//! that is not there, another pair's private conversation, the limits per user and per
+//! message, the posting rate); reactions survive a restart of the SQLite store, come with
+//! history pages and search hits, and a client that missed one catches up through a reset.
+
+mod common;
+
+use common::{fast, general, start, start_with, Client};
+use flack::chat::model::{
+    Cursor, DirectKey, Message, MessageId, Room, COMMON_REACTIONS, MAX_REACTIONS_PER_MESSAGE,
+    MAX_REACTIONS_PER_USER,
+};
+use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
+use std::time::Duration;
+
+/// Sends a reaction (`on`) or its removal to message `id` of `room`, with `client_ref`.
+async fn react(client: &mut Client, room: &Room, id: MessageId, emoji: &str, on: bool, r: &str) {
+    client
+        .send(ClientEvent::React {
+            room: room.clone(),
+            id,
+            emoji: emoji.into(),
+            on,
+            client_ref: Some(r.into()),
+        })
+        .await;
+}
+
+/// The next `reaction` event, as (message, emoji, user name, on), skipping other news;
+/// fails on an error.
+async fn reaction(client: &mut Client) -> (MessageId, String, String, bool) {
+    loop {
+        match client.next().await {
+            ServerEvent::Hub(HubEvent::Reaction {
+                id, emoji, user, on, ..
+            }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
+            ServerEvent::Error { code, .. } => panic!("refused: {code}"),
+            _ => {}
+        }
+    }
+}
+
+/// The next error as (code, client_ref), skipping news; fails on a `reaction`.
+async fn refusal(client: &mut Client) -> (String, Option<String>) {
+    loop {
+        match client.next().await {
+            ServerEvent::Error {
+                code, client_ref, ..
+            } => return (code, client_ref),
+            event @ ServerEvent::Hub(HubEvent::Reaction { .. }) => {
+                panic!("expected a refusal, got {event:?}")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The emoji and the names of who gave each, on `message`.
+fn shown(message: &Message) -> Vec<(String, Vec<String>)> {
+    message
+        .reactions
+        .iter()
+        .map(|r| {
+            let names = r.users.iter().map(|u| u.name.to_string()).collect();
+            (r.emoji.as_str().to_owned(), names)
+        })
+        .collect()
+}
+
+fn counts(pairs: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    pairs
+        .iter()
+        .map(|(e, names)| (e.to_string(), names.iter().map(|n| n.to_string()).collect()))
+        .collect()
+}
+
+/// Anyone signed in reacts to anyone's message (their own too): every member of the room,
+/// readers who have not signed in included, is told who gave or took away which emoji, and
+/// the message carries the reactions, in the order first given, each with who gave it. A
+/// reader who has not signed in cannot react (`not_identified`, with the `client_ref`).
+#[tokio::test]
+async fn anyone_reacts_and_everyone_sees_it() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    let mut reader = Client::connect(&server).await;
+    reader.join(&general()).await;
+    let hers = ada.post_acked(&general(), "lunch?").await;
+
+    react(&mut reader, &general(), hers.id, "👍", true, "r1").await;
+    assert_eq!(
+        refusal(&mut reader).await,
+        ("not_identified".into(), Some("r1".into()))
+    );
+
+    react(&mut bob, &general(), hers.id, "👍", true, "b1").await;
+    for client in [&mut ada, &mut bob, &mut reader] {
+        assert_eq!(
+            reaction(client).await,
+            (hers.id, "👍".into(), "Bob".into(), true)
+        );
+    }
+    react(&mut ada, &general(), hers.id, "🎉", true, "a1").await;
+    react(&mut ada, &general(), hers.id, "👍", true, "a2").await;
+    for _ in 0..2 {
+        reaction(&mut bob).await;
+    }
+    assert_eq!(
+        shown(&common::held(&server, hers.id)),
+        counts(&[("👍", &["Bob", "Ada"]), ("🎉", &["Ada"])])
+    );
+
+    react(&mut bob, &general(), hers.id, "👍", false, "b2").await;
+    assert_eq!(
+        reaction(&mut ada).await,
+        (hers.id, "👍".into(), "Bob".into(), false)
+    );
+    react(&mut ada, &general(), hers.id, "🎉", false, "a3").await;
+    reaction(&mut bob).await;
+    assert_eq!(
+        shown(&common::held(&server, hers.id)),
+        counts(&[("👍", &["Ada"])]),
+        "an emoji nobody gives any more is gone"
+    );
+
+    // A rename shows in the reactions of every message sent from then on.
+    ada.send(ClientEvent::Rename {
+        name: "Ada L".into(),
+        client_ref: None,
+    })
+    .await;
+    let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = bob.join(&general()).await else {
+        unreachable!("join answers joined");
+    };
+    let got = messages.iter().find(|m| m.id == hers.id).expect("held");
+    assert_eq!(shown(got), counts(&[("👍", &["Ada L"])]));
+}
+
+/// Giving a reaction twice, or taking away one never given, changes nothing and tells
+/// nobody: the next `reaction` anyone receives is the next real change.
+#[tokio::test]
+async fn reacting_twice_changes_nothing_and_tells_nobody() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    let hers = ada.post_acked(&general(), "hello").await;
+    react(&mut bob, &general(), hers.id, "👀", true, "b1").await;
+    assert_eq!(reaction(&mut ada).await.1, "👀");
+
+    react(&mut bob, &general(), hers.id, "👀", true, "again").await;
+    react(&mut bob, &general(), hers.id, "🔥", false, "never given").await;
+    react(&mut ada, &general(), hers.id, "👀", false, "not hers").await;
+    // The next change is the first thing either of them hears.
+    react(&mut bob, &general(), hers.id, "🚀", true, "b2").await;
+    for client in [&mut ada, &mut bob] {
+        assert_eq!(
+            reaction(client).await,
+            (hers.id, "🚀".into(), "Bob".into(), true)
+        );
+    }
+    assert_eq!(
+        shown(&common::held(&server, hers.id)),
+        counts(&[("👀", &["Bob"]), ("🚀", &["Bob"])])
+    );
+}
+
+/// A hostile client is refused, with the event's `client_ref` and nothing changed: an emoji
+/// that is not offered (text, a shortcode name, two emoji, markup), a message that is not
+/// there or is in another room, another pair's private conversation, and a frame whose
+/// fields are of the wrong kind (`malformed`).
+#[tokio::test]
+async fn hostile_reactions_are_refused() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    let mut eve = Client::joined(&server, "Eve").await;
+    let hers = ada.post_acked(&general(), "public").await;
+    let private = Room::Direct(DirectKey::between(ada.id(), bob.id()).expect("two users"));
+    let secret = ada.post_acked(&private, "just us").await;
+
+    for (emoji, r) in [
+        ("", "empty"),
+        ("tada", "name"),
+        (":tada:", "shortcode"),
+        ("👍👍", "two"),
+        ("<img src=x onerror=alert(1)>", "markup"),
+        ("🐍", "not offered"),
+    ] {
+        react(&mut eve, &general(), hers.id, emoji, true, r).await;
+        assert_eq!(
+            refusal(&mut eve).await,
+            ("emoji_invalid".into(), Some(r.into())),
+            "{emoji:?}"
+        );
+    }
+    react(&mut eve, &general(), MessageId(999_999), "👍", true, "gone").await;
+    assert_eq!(
+        refusal(&mut eve).await,
+        ("no_such_message".into(), Some("gone".into()))
+    );
+    let elsewhere = common::channel("random");
+    react(&mut eve, &elsewhere, hers.id, "👍", true, "room").await;
+    let (code, r) = refusal(&mut eve).await;
+    assert_eq!(r.as_deref(), Some("room"));
+    assert!(
+        code == "no_such_channel" || code == "no_such_message",
+        "{code}"
+    );
+    react(&mut eve, &private, secret.id, "👍", true, "spy").await;
+    assert_eq!(
+        refusal(&mut eve).await,
+        ("forbidden".into(), Some("spy".into()))
+    );
+    eve.send_raw(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"type":"react","room":{"channel":"general"},"id":1,"emoji":1,"on":true}"#,
+    ))
+    .await;
+    assert_eq!(refusal(&mut eve).await.0, "malformed");
+    assert!(common::held(&server, hers.id).reactions.is_empty());
+    assert!(ada.next_within(Duration::from_millis(200)).await.is_none_or(
+        |e| !matches!(e, ServerEvent::Hub(HubEvent::Reaction { .. })),
+    ));
+}
+
+/// One user gives at most 20 different emoji to a message (`too_many_reactions`, with the
+/// limit), and a message carries at most 50 different ones (`reactions_full`); an emoji
+/// already there may still be given by others, and taking one away makes room again.
+#[tokio::test]
+async fn reactions_are_limited_per_user_and_per_message() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut others = Vec::new();
+    for name in ["Bob", "Cy", "Di"] {
+        others.push(Client::user(&server, name).await);
+    }
+    let hers = ada.post_acked(&general(), "react away").await;
+    // Every distinct emoji reactions may use, in the table's order.
+    let mut emoji: Vec<&str> = Vec::new();
+    for (_, e) in flack::chat::model::markup::emoji::all() {
+        if !emoji.contains(e) {
+            emoji.push(e);
+        }
+    }
+    assert!(emoji.len() > MAX_REACTIONS_PER_MESSAGE);
+    let per = MAX_REACTIONS_PER_USER;
+    for (i, e) in emoji[..per].iter().enumerate() {
+        react(&mut ada, &general(), hers.id, e, true, &format!("a{i}")).await;
+        reaction(&mut ada).await;
+    }
+    react(&mut ada, &general(), hers.id, emoji[per], true, "one more").await;
+    let refused = loop {
+        if let ServerEvent::Error {
+            code,
+            detail,
+            client_ref,
+            ..
+        } = ada.next().await
+        {
+            break (code, serde_json::to_value(detail).unwrap(), client_ref);
+        }
+    };
+    assert_eq!(
+        refused,
+        (
+            "too_many_reactions".into(),
+            serde_json::json!({"max": 20}),
+            Some("one more".into())
+        )
+    );
+    // Others fill the message up to 50 different emoji.
+    let mut next = per;
+    for (n, other) in others.iter_mut().enumerate() {
+        while next < MAX_REACTIONS_PER_MESSAGE && next < per * (n + 2) {
+            react(other, &general(), hers.id, emoji[next], true, "fill").await;
+            next += 1;
+        }
+    }
+    for _ in per..MAX_REACTIONS_PER_MESSAGE {
+        reaction(&mut ada).await;
+    }
+    let di = &mut others[2];
+    react(di, &general(), hers.id, emoji[MAX_REACTIONS_PER_MESSAGE], true, "51").await;
+    assert_eq!(
+        refusal(di).await,
+        ("reactions_full".into(), Some("51".into()))
+    );
+    react(di, &general(), hers.id, emoji[0], true, "same").await;
+    assert_eq!(reaction(&mut ada).await.1, emoji[0]);
+    // Ada takes one of hers away: a new emoji fits again.
+    react(&mut ada, &general(), hers.id, emoji[1], false, "off").await;
+    reaction(&mut ada).await;
+    let di = &mut others[2];
+    react(di, &general(), hers.id, emoji[MAX_REACTIONS_PER_MESSAGE], true, "51b").await;
+    assert_eq!(reaction(&mut ada).await.1, emoji[MAX_REACTIONS_PER_MESSAGE]);
+    let held = common::held(&server, hers.id);
+    assert_eq!(held.reactions.len(), MAX_REACTIONS_PER_MESSAGE);
+}
+
+/// Reactions cost what posts do: with a burst of three, a post and two reactions pass and
+/// the next reaction is `rate_limited` (and changes nothing), even a flood of ones that
+/// would change nothing.
+#[tokio::test]
+async fn reactions_count_against_the_posting_rate() {
+    let mut config = fast();
+    config.limits.messages_per_second = 1;
+    config.limits.message_burst = 3;
+    let server = start_with(config).await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let hers = ada.post_acked(&general(), "rate").await;
+    react(&mut ada, &general(), hers.id, "👍", true, "1").await;
+    react(&mut ada, &general(), hers.id, "👍", true, "2 (changes nothing)").await;
+    react(&mut ada, &general(), hers.id, "🎉", true, "3").await;
+    assert_eq!(reaction(&mut ada).await.1, "👍");
+    assert_eq!(
+        refusal(&mut ada).await,
+        ("rate_limited".into(), Some("3".into()))
+    );
+    for i in 0..20 {
+        react(&mut ada, &general(), hers.id, "👍", true, &format!("flood {i}")).await;
+    }
+    // One may pass if a second went by meanwhile (it changes nothing, so nobody hears of it).
+    let mut limited = 0;
+    loop {
+        let (code, r) = refusal(&mut ada).await;
+        assert_eq!(code, "rate_limited");
+        limited += 1;
+        if r.as_deref() == Some("flood 19") {
+            break;
+        }
+    }
+    assert!(limited >= 19, "{limited}");
+    assert_eq!(
+        shown(&common::held(&server, hers.id)),
+        counts(&[("👍", &["Ada"])])
+    );
+}
+
+/// Reactions are stored with their message: after a restart of the SQLite store the
+/// message has them (who, in order), and a history page read from the archive and a search
+/// hit carry them too.
+#[tokio::test]
+async fn reactions_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("flack-react-{}-restart", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("flack.db");
+    let (server, store) = common::sqlite_server(&path).await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let mut bob = Client::joined(&server, "Bob").await;
+    let hers = ada.post_acked(&general(), "pelican sighting").await;
+    for (client, emoji, on) in [
+        (&mut bob, "👍", true),
+        (&mut ada, "👍", true),
+        (&mut bob, "🎉", true),
+        (&mut bob, "👀", true),
+        (&mut bob, "👀", false),
+    ] {
+        react(client, &general(), hers.id, emoji, on, "r").await;
+        reaction(client).await;
+    }
+    let before = shown(&common::held(&server, hers.id));
+    assert_eq!(
+        before,
+        counts(&[("👍", &["Bob", "Ada"]), ("🎉", &["Bob"])])
+    );
+    ada.close().await;
+    bob.close().await;
+    store.close();
+
+    let (again, _store) = common::sqlite_server(&path).await;
+    assert_eq!(shown(&common::held(&again, hers.id)), before);
+    let token = again
+        .hub
+        .register("Searcher")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored")
+        .token;
+    let found = again
+        .hub
+        .search(&token, "pelican", None)
+        .await
+        .expect("searched");
+    assert_eq!(found.hits.len(), 1);
+    assert_eq!(shown(&found.hits[0].message), before);
+}
+
+/// A client that was away while someone reacted, reconnecting with its cursor, gets the
+/// room again whole (`reset: true`) with the reactions as they are, though no message was
+/// posted; one whose cursor is past the reaction catches up by appending (`reset: false`).
+#[tokio::test]
+async fn a_client_that_missed_a_reaction_gets_it_when_it_catches_up() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let hers = ada.post_acked(&general(), "before").await;
+    let mut bob = Client::user(&server, "Bob").await;
+    let ServerEvent::Hub(HubEvent::Joined {
+        epoch, last_seq, ..
+    }) = bob.join(&general()).await
+    else {
+        unreachable!("join answers joined");
+    };
+    let token = bob.token();
+    bob.close().await;
+
+    let common_emoji = flack::chat::model::Emoji::named(COMMON_REACTIONS[0]).expect("common");
+    react(&mut ada, &general(), hers.id, common_emoji.as_str(), true, "a1").await;
+    reaction(&mut ada).await;
+
+    let mut bob = Client::connect(&server).await;
+    bob.auth(&token).await;
+    let rejoin = |seq| ClientEvent::Join {
+        room: general(),
+        since: Some(Cursor { epoch, seq }),
+        client_ref: None,
+    };
+    bob.send(rejoin(last_seq)).await;
+    let (reset, messages) = loop {
+        if let ServerEvent::Hub(HubEvent::Joined {
+            reset, messages, ..
+        }) = bob.next().await
+        {
+            break (reset, messages);
+        }
+    };
+    assert!(reset, "a cursor from before the reaction gets the room again");
+    let got = messages.iter().find(|m| m.id == hers.id).expect("held");
+    assert_eq!(shown(got), counts(&[("👍", &["Ada"])]));
+
+    let later = ada.post_acked(&general(), "later").await;
+    bob.send(rejoin(later.seq)).await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::Joined {
+            reset, messages, ..
+        }) = bob.next().await
+        {
+            assert!(!reset);
+            assert!(messages.is_empty());
+            break;
+        }
+    }
+}
