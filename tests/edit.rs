@@ -8,12 +8,10 @@
 
 mod common;
 
-use common::{fast, general, start, start_on, start_with, Client, TestServer};
+use common::{fast, general, start, start_with, Client};
 use flack::chat::hub::Store;
-use flack::chat::model::{Cursor, Message, MessageId};
-use flack::chat::sqlite::SqliteStore;
+use flack::chat::model::{Cursor, MessageId};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
-use std::sync::Arc;
 
 /// Sends an edit of message `id` in `general`, with `client_ref`.
 async fn edit(client: &mut Client, id: MessageId, body: &str, client_ref: &str) {

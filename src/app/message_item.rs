@@ -360,7 +360,7 @@ fn reactions_view(feed: Feed, message: &Message) -> Option<impl IntoView> {
             >
                 <span class="emoji">{emoji.as_str()}</span>
                 " "
-                <span class="count">{reaction.users.len()}</span>
+                <span class="count">{reaction.users.len().to_string()}</span>
             </button>
         }
     });

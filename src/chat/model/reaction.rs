@@ -30,8 +30,8 @@ pub const COMMON: &[&str] = &[
 
 /// An emoji a message may be reacted with: one of the shortcode table's (see
 /// [`emoji::all`]), and no other text. Checked whenever one is made or read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct Emoji(&'static str);
 
 impl Emoji {
@@ -40,7 +40,7 @@ impl Emoji {
         emoji::all()
             .iter()
             .find(|(_, e)| *e == raw)
-            .map(|(_, e)| Emoji(e))
+            .map(|(_, e)| Emoji(*e))
             .ok_or(ChatError::EmojiInvalid)
     }
 
@@ -59,14 +59,16 @@ impl Emoji {
         emoji::all()
             .iter()
             .find(|(_, e)| *e == self.0)
-            .map_or("", |(n, _)| n)
+            .map_or("", |(n, _)| *n)
     }
 }
 
-impl TryFrom<String> for Emoji {
-    type Error = ChatError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Emoji::parse(&value)
+/// Read as a string, then checked (written by hand: derived, the `&'static str` inside
+/// would ask every reader to borrow for `'static`).
+impl<'de> Deserialize<'de> for Emoji {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Emoji::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -220,7 +222,7 @@ mod tests {
         let mut distinct: Vec<Emoji> = Vec::new();
         for (_, e) in emoji::all() {
             if !distinct.iter().any(|d| d.0 == *e) {
-                distinct.push(Emoji(e));
+                distinct.push(Emoji(*e));
             }
         }
         for e in &distinct[..MAX_REACTIONS_PER_USER] {
