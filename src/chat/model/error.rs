@@ -329,7 +329,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 43] {
+    fn every_error() -> [ChatError; 46] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -353,6 +353,7 @@ mod tests {
             ChatError::Refused("The server said no.".into()),
             ChatError::SearchEmpty,
             ChatError::RateLimited,
+            ChatError::EmojiInvalid,
             ChatError::ChannelExists(String::new()),
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,
@@ -374,6 +375,8 @@ mod tests {
             ChatError::ReadRateLimited,
             ChatError::SearchRateLimited,
             ChatError::NotInRoom,
+            ChatError::TooManyReactions { max: 1 },
+            ChatError::ReactionsFull { max: 1 },
         ]
     }
 
