@@ -2033,7 +2033,11 @@ async fn next_reaction(client: &mut Client) -> (MessageId, String, String, bool)
     loop {
         match client.next().await {
             ServerEvent::Hub(HubEvent::Reaction {
-                id, emoji, user, on, ..
+                id,
+                emoji,
+                user,
+                on,
+                ..
             }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
             ServerEvent::Error { code, .. } => panic!("refused: {code}"),
             _ => {}

@@ -36,7 +36,11 @@ async fn reaction(client: &mut Client) -> (MessageId, String, String, bool) {
     loop {
         match client.next().await {
             ServerEvent::Hub(HubEvent::Reaction {
-                id, emoji, user, on, ..
+                id,
+                emoji,
+                user,
+                on,
+                ..
             }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
             ServerEvent::Error { code, .. } => panic!("refused: {code}"),
             _ => {}
@@ -147,7 +151,10 @@ async fn anyone_reacts_and_everyone_sees_it() {
         client_ref: None,
     })
     .await;
-    while !matches!(bob.next().await, ServerEvent::Hub(HubEvent::UserRenamed { .. })) {}
+    while !matches!(
+        bob.next().await,
+        ServerEvent::Hub(HubEvent::UserRenamed { .. })
+    ) {}
     let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = bob.join(&general()).await else {
         unreachable!("join answers joined");
     };
@@ -238,9 +245,10 @@ async fn hostile_reactions_are_refused() {
     .await;
     assert_eq!(refusal(&mut eve).await.0, "malformed");
     assert!(common::held(&server, hers.id).reactions.is_empty());
-    assert!(ada.next_within(Duration::from_millis(200)).await.is_none_or(
-        |e| !matches!(e, ServerEvent::Hub(HubEvent::Reaction { .. })),
-    ));
+    assert!(ada
+        .next_within(Duration::from_millis(200))
+        .await
+        .is_none_or(|e| !matches!(e, ServerEvent::Hub(HubEvent::Reaction { .. })),));
 }
 
 /// One user gives at most 20 different emoji to a message (`too_many_reactions`, with the
@@ -300,7 +308,15 @@ async fn reactions_are_limited_per_user_and_per_message() {
         reaction(&mut ada).await;
     }
     let di = &mut others[2];
-    react(di, &general(), hers.id, emoji[MAX_REACTIONS_PER_MESSAGE], true, "51").await;
+    react(
+        di,
+        &general(),
+        hers.id,
+        emoji[MAX_REACTIONS_PER_MESSAGE],
+        true,
+        "51",
+    )
+    .await;
     assert_eq!(
         refusal(di).await,
         ("reactions_full".into(), Some("51".into()))
@@ -311,7 +327,15 @@ async fn reactions_are_limited_per_user_and_per_message() {
     react(&mut ada, &general(), hers.id, emoji[1], false, "off").await;
     reaction(&mut ada).await;
     let di = &mut others[2];
-    react(di, &general(), hers.id, emoji[MAX_REACTIONS_PER_MESSAGE], true, "51b").await;
+    react(
+        di,
+        &general(),
+        hers.id,
+        emoji[MAX_REACTIONS_PER_MESSAGE],
+        true,
+        "51b",
+    )
+    .await;
     assert_eq!(reaction(&mut ada).await.1, emoji[MAX_REACTIONS_PER_MESSAGE]);
     let held = common::held(&server, hers.id);
     assert_eq!(held.reactions.len(), MAX_REACTIONS_PER_MESSAGE);
@@ -329,7 +353,15 @@ async fn reactions_count_against_the_posting_rate() {
     let mut ada = Client::joined(&server, "Ada").await;
     let hers = ada.post_acked(&general(), "rate").await;
     react(&mut ada, &general(), hers.id, "👍", true, "1").await;
-    react(&mut ada, &general(), hers.id, "👍", true, "2 (changes nothing)").await;
+    react(
+        &mut ada,
+        &general(),
+        hers.id,
+        "👍",
+        true,
+        "2 (changes nothing)",
+    )
+    .await;
     react(&mut ada, &general(), hers.id, "🎉", true, "3").await;
     assert_eq!(reaction(&mut ada).await.1, "👍");
     assert_eq!(
@@ -337,7 +369,15 @@ async fn reactions_count_against_the_posting_rate() {
         ("rate_limited".into(), Some("3".into()))
     );
     for i in 0..20 {
-        react(&mut ada, &general(), hers.id, "👍", true, &format!("flood {i}")).await;
+        react(
+            &mut ada,
+            &general(),
+            hers.id,
+            "👍",
+            true,
+            &format!("flood {i}"),
+        )
+        .await;
     }
     // One may pass if a second went by meanwhile (it changes nothing, so nobody hears of it).
     let mut limited = 0;
@@ -380,10 +420,7 @@ async fn reactions_survive_a_restart() {
         told(client, emoji, on).await;
     }
     let before = shown(&common::held(&server, hers.id));
-    assert_eq!(
-        before,
-        counts(&[("👍", &["Bob", "Ada"]), ("🎉", &["Bob"])])
-    );
+    assert_eq!(before, counts(&[("👍", &["Bob", "Ada"]), ("🎉", &["Bob"])]));
     ada.close().await;
     bob.close().await;
     store.close();
@@ -426,7 +463,15 @@ async fn a_client_that_missed_a_reaction_gets_it_when_it_catches_up() {
     bob.close().await;
 
     let common_emoji = flack::chat::model::Emoji::named(COMMON_REACTIONS[0]).expect("common");
-    react(&mut ada, &general(), hers.id, common_emoji.as_str(), true, "a1").await;
+    react(
+        &mut ada,
+        &general(),
+        hers.id,
+        common_emoji.as_str(),
+        true,
+        "a1",
+    )
+    .await;
     reaction(&mut ada).await;
 
     let mut bob = Client::connect(&server).await;
@@ -445,7 +490,10 @@ async fn a_client_that_missed_a_reaction_gets_it_when_it_catches_up() {
             break (reset, messages);
         }
     };
-    assert!(reset, "a cursor from before the reaction gets the room again");
+    assert!(
+        reset,
+        "a cursor from before the reaction gets the room again"
+    );
     let got = messages.iter().find(|m| m.id == hers.id).expect("held");
     assert_eq!(shown(got), counts(&[("👍", &["Ada"])]));
 

@@ -346,7 +346,11 @@ fn reactions_view(feed: Feed, message: &Message) -> Option<impl IntoView> {
                 client.react(room.clone(), id, emoji, on);
                 // The chip is drawn anew with its new count, or is gone with the reader's.
                 let gone = !on && last;
-                feed.focus_on(if gone { react_button_id(id) } else { chip_id.clone() });
+                feed.focus_on(if gone {
+                    react_button_id(id)
+                } else {
+                    chip_id.clone()
+                });
             }
         };
         view! {

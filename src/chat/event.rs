@@ -5,7 +5,8 @@
 //! `protocol::ServerEvent`).
 
 use super::model::{
-    ChannelInfo, Emoji, Limits, Message, MessageBody, MessageId, Room, RoomUnread, Timestamp, UserInfo,
+    ChannelInfo, Emoji, Limits, Message, MessageBody, MessageId, Room, RoomUnread, Timestamp,
+    UserInfo,
 };
 use serde::Serialize;
 

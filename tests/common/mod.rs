@@ -270,10 +270,14 @@ impl Client {
         let mut posted = None;
         loop {
             match self.next().await {
-                ServerEvent::Hub(HubEvent::Message { message }) if message.body.as_str() == body => {
+                ServerEvent::Hub(HubEvent::Message { message })
+                    if message.body.as_str() == body =>
+                {
                     posted = Some(message)
                 }
-                ServerEvent::Ack { id, client_ref, .. } if client_ref == Some(reference.clone()) => {
+                ServerEvent::Ack { id, client_ref, .. }
+                    if client_ref == Some(reference.clone()) =>
+                {
                     let message = posted.expect("the message came before its ack");
                     assert_eq!(message.id, id);
                     return message;
@@ -543,8 +547,11 @@ pub fn form_value(raw: &str) -> String {
 }
 
 /// A server on the SQLite file at `path`; also returns the store, to stop it cleanly.
-pub async fn sqlite_server(path: &std::path::Path) -> (TestServer, std::sync::Arc<flack::chat::sqlite::SqliteStore>) {
-    let store = std::sync::Arc::new(flack::chat::sqlite::SqliteStore::open(path, 100).expect("opens"));
+pub async fn sqlite_server(
+    path: &std::path::Path,
+) -> (TestServer, std::sync::Arc<flack::chat::sqlite::SqliteStore>) {
+    let store =
+        std::sync::Arc::new(flack::chat::sqlite::SqliteStore::open(path, 100).expect("opens"));
     let handle = store.clone();
     let server = start_on(fast(), move |_| store as std::sync::Arc<dyn Store>).await;
     (server, handle)

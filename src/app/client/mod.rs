@@ -11,8 +11,8 @@
 //! between visits.
 
 use crate::chat::model::{
-    ChannelInfo, ChatError, DirectSummary, DisplayName, Emoji, HistoryPage, HistoryTop, Limits, Message,
-    MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
+    ChannelInfo, ChatError, DirectSummary, DisplayName, Emoji, HistoryPage, HistoryTop, Limits,
+    Message, MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;

@@ -19,7 +19,10 @@ const MAX_FOUND: usize = 40;
 pub fn offered(query: &str) -> Vec<Emoji> {
     let query = query.trim().trim_matches(':').to_lowercase();
     if query.is_empty() {
-        return COMMON_REACTIONS.iter().filter_map(|n| Emoji::named(n)).collect();
+        return COMMON_REACTIONS
+            .iter()
+            .filter_map(|n| Emoji::named(n))
+            .collect();
     }
     let mut found: Vec<Emoji> = Vec::new();
     for (name, _) in emoji::all().iter().filter(|(n, _)| n.contains(&query)) {
@@ -37,7 +40,11 @@ pub fn offered(query: &str) -> Vec<Emoji> {
 /// The picker, while a message's is open.
 #[component]
 pub fn ReactionPicker(feed: Feed) -> impl IntoView {
-    move || feed.reacting.get().map(|id| view! { <PickerDialog feed id/> })
+    move || {
+        feed.reacting
+            .get()
+            .map(|id| view! { <PickerDialog feed id/> })
+    }
 }
 
 #[component]
@@ -50,7 +57,9 @@ fn PickerDialog(feed: Feed, id: MessageId) -> impl IntoView {
     };
     let choose = move |emoji: Emoji| {
         let mine = feed.messages.with_untracked(|held| {
-            let me = client.session.with_untracked(|s| s.as_ref().map(|s| s.user.id));
+            let me = client
+                .session
+                .with_untracked(|s| s.as_ref().map(|s| s.user.id));
             let message = held.iter().find(|m| m.id == id);
             me.zip(message).is_some_and(|(me, m)| m.reacted(emoji, me))
         });
@@ -78,21 +87,24 @@ fn PickerDialog(feed: Feed, id: MessageId) -> impl IntoView {
         }
     };
     let grid = move || {
-        query.with(|q| offered(q)).into_iter().map(|emoji| {
-            view! {
-                <li>
-                    <button
-                        type="button"
-                        class="pick"
-                        title=format!(":{}:", emoji.name())
-                        on:click=move |_| choose(emoji)
-                    >
-                        {emoji.as_str()}
-                    </button>
-                </li>
-            }
-        })
-        .collect_view()
+        query
+            .with(|q| offered(q))
+            .into_iter()
+            .map(|emoji| {
+                view! {
+                    <li>
+                        <button
+                            type="button"
+                            class="pick"
+                            title=format!(":{}:", emoji.name())
+                            on:click=move |_| choose(emoji)
+                        >
+                            {emoji.as_str()}
+                        </button>
+                    </li>
+                }
+            })
+            .collect_view()
     };
     Effect::new(move |_| focus_by_id("reaction-search"));
     view! {
@@ -136,7 +148,10 @@ mod tests {
         assert_eq!(common.len(), COMMON_REACTIONS.len());
         assert_eq!(common[0], "👍");
         let hearts: Vec<&str> = offered(":HEART").iter().map(|e| e.as_str()).collect();
-        assert!(hearts.contains(&"❤️") && hearts.contains(&"💚"), "{hearts:?}");
+        assert!(
+            hearts.contains(&"❤️") && hearts.contains(&"💚"),
+            "{hearts:?}"
+        );
         assert_eq!(offered("thumbsup").len(), 1);
         assert!(offered("no such emoji").is_empty());
         assert!(offered("e").len() <= MAX_FOUND);

@@ -20,7 +20,8 @@
 //!   piece: most uploads are images, compressed already.
 
 use crate::chat::model::{
-    ChannelInfo, ChatError, DisplayName, Emoji, Message, MessageId, Room, Timestamp, UserId, UserInfo,
+    ChannelInfo, ChatError, DisplayName, Emoji, Message, MessageId, Room, Timestamp, UserId,
+    UserInfo,
 };
 use crate::chat::postgres::rows::{meta, read_rows, read_users, set_meta, settle_epoch};
 use crate::chat::postgres::{failed, file_of, room_key, slot};

@@ -451,7 +451,11 @@ impl Hub {
         }
         for (id, emoji, user, on) in reactions {
             let last_seq = target.last_seq();
-            if target.history.react(id, emoji, &user, on, last_seq).is_some() {
+            if target
+                .history
+                .react(id, emoji, &user, on, last_seq)
+                .is_some()
+            {
                 let room = room.clone();
                 let event = HubEvent::Reaction {
                     room,

@@ -40,7 +40,7 @@ impl Emoji {
         emoji::all()
             .iter()
             .find(|(_, e)| *e == raw)
-            .map(|(_, e)| Emoji(*e))
+            .map(|(_, e)| Emoji(e))
             .ok_or(ChatError::EmojiInvalid)
     }
 
@@ -222,7 +222,7 @@ mod tests {
         let mut distinct: Vec<Emoji> = Vec::new();
         for (_, e) in emoji::all() {
             if !distinct.iter().any(|d| d.0 == *e) {
-                distinct.push(Emoji(*e));
+                distinct.push(Emoji(e));
             }
         }
         for e in &distinct[..MAX_REACTIONS_PER_USER] {
