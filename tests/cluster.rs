@@ -1933,21 +1933,34 @@ async fn next_edit(client: &mut Client) -> (MessageId, String) {
     }
 }
 
+/// Two instances of `cluster`, `watcher` on the second in `general`, and `poster` on the
+/// first, in `general` too, having posted `body`, which the watcher received: the instances,
+/// the poster, the watcher and the message's id.
+async fn watched_post(
+    cluster: &Cluster,
+    poster: &str,
+    watcher: &str,
+    body: &str,
+) -> (Instance, Instance, Client, Client, MessageId) {
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut watching = user(&b, watcher).await;
+    watching.join(&general()).await;
+    let mut posting = user(&a, poster).await;
+    posting.join(&general()).await;
+    post(&mut posting, body, "p1").await;
+    let (id, _) = acks(&mut posting, 1).await["p1"];
+    assert_eq!(watching.next_message().await.id, id);
+    (a, b, posting, watching, id)
+}
+
 /// An edit made through one instance is acknowledged once committed and reaches the room's
 /// members on the other; another user is refused; a client joining afterwards on either
 /// instance gets the new text, marked edited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_reaches_every_instance() {
     let cluster = Cluster::new();
-    let a = cluster.instance(&[]).await;
-    let b = cluster.instance(&[]).await;
-    let mut watcher = user(&b, "watcher").await;
-    watcher.join(&general()).await;
-    let mut ann = user(&a, "ann").await;
-    ann.join(&general()).await;
-    post(&mut ann, "helo", "p1").await;
-    let (id, _) = acks(&mut ann, 1).await["p1"];
-    assert_eq!(watcher.next_message().await.id, id);
+    let (a, b, mut ann, mut watcher, id) = watched_post(&cluster, "ann", "watcher", "helo").await;
 
     edit(&mut watcher, id, "not mine", "w1").await;
     loop {
@@ -1982,14 +1995,8 @@ async fn an_edit_reaches_every_instance() {
 async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
     let redis = OwnRedis::start();
     let cluster = Cluster::on(postgres_base(), redis.url());
-    let a = cluster.instance(&[]).await;
-    let b = cluster.instance(&[]).await;
-    let mut watcher = user(&b, "watcher").await;
-    watcher.join(&general()).await;
-    let mut poster = user(&a, "poster").await;
-    post(&mut poster, "first draft", "p1").await;
-    let (id, _) = acks(&mut poster, 1).await["p1"];
-    assert_eq!(watcher.next_message().await.id, id);
+    let (_a, _b, mut poster, mut watcher, id) =
+        watched_post(&cluster, "poster", "watcher", "first draft").await;
     for round in 0..3 {
         redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
         let text = format!("draft {round}");
@@ -2012,36 +2019,6 @@ async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
             "arrived within a check (1 s) and its margin: {:?}",
             started.elapsed()
         );
-    }
-}
-
-/// Gives (`on`) or takes away a reaction to `id` in `general`.
-async fn react(client: &mut Client, id: MessageId, emoji: &str, on: bool) {
-    client
-        .send(ClientEvent::React {
-            room: general(),
-            id,
-            emoji: emoji.into(),
-            on,
-            client_ref: None,
-        })
-        .await;
-}
-
-/// The next `reaction`, as (id, emoji, user name, on), skipping other events.
-async fn next_reaction(client: &mut Client) -> (MessageId, String, String, bool) {
-    loop {
-        match client.next().await {
-            ServerEvent::Hub(HubEvent::Reaction {
-                id,
-                emoji,
-                user,
-                on,
-                ..
-            }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
-            ServerEvent::Error { code, .. } => panic!("refused: {code}"),
-            _ => {}
-        }
     }
 }
 
@@ -2068,24 +2045,16 @@ async fn reactions_seen(instance: &Instance, id: MessageId) -> Vec<(String, Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactions_reach_every_instance_and_none_is_lost() {
     let cluster = Cluster::new();
-    let a = cluster.instance(&[]).await;
-    let b = cluster.instance(&[]).await;
-    let mut ann = user(&a, "ann").await;
-    ann.join(&general()).await;
-    let mut bea = user(&b, "bea").await;
-    bea.join(&general()).await;
-    post(&mut ann, "vote", "p1").await;
-    let (id, _) = acks(&mut ann, 1).await["p1"];
-    assert_eq!(bea.next_message().await.id, id);
+    let (a, b, mut ann, mut bea, id) = watched_post(&cluster, "ann", "bea", "vote").await;
 
-    react(&mut ann, id, "👍", true).await;
-    react(&mut bea, id, "👍", true).await;
-    react(&mut bea, id, "🎉", true).await;
-    react(&mut bea, id, "🎉", true).await;
+    ann.react(&general(), id, "👍", true, None).await;
+    bea.react(&general(), id, "👍", true, None).await;
+    bea.react(&general(), id, "🎉", true, None).await;
+    bea.react(&general(), id, "🎉", true, None).await;
     for client in [&mut ann, &mut bea] {
         let mut told = Vec::new();
         for _ in 0..3 {
-            let (got, emoji, name, on) = next_reaction(client).await;
+            let (got, emoji, name, on) = client.next_reaction().await;
             assert!(got == id && on);
             told.push((emoji, name));
         }
@@ -2099,9 +2068,9 @@ async fn reactions_reach_every_instance_and_none_is_lost() {
         let thumbs = seen.iter().find(|(e, _)| e == "👍").expect("👍");
         assert_eq!(thumbs.1.len(), 2, "both kept: {seen:?}");
     }
-    react(&mut bea, id, "👍", false).await;
+    bea.react(&general(), id, "👍", false, None).await;
     assert_eq!(
-        next_reaction(&mut ann).await,
+        ann.next_reaction().await,
         (id, "👍".to_owned(), "bea".to_owned(), false)
     );
 }
@@ -2113,22 +2082,15 @@ async fn reactions_reach_every_instance_and_none_is_lost() {
 async fn a_reaction_lost_in_transit_arrives_by_the_periodic_check() {
     let redis = OwnRedis::start();
     let cluster = Cluster::on(postgres_base(), redis.url());
-    let a = cluster.instance(&[]).await;
-    let b = cluster.instance(&[]).await;
-    let mut watcher = user(&b, "watcher").await;
-    watcher.join(&general()).await;
-    let mut poster = user(&a, "poster").await;
-    poster.join(&general()).await;
-    post(&mut poster, "react to me", "p1").await;
-    let (id, _) = acks(&mut poster, 1).await["p1"];
-    assert_eq!(watcher.next_message().await.id, id);
+    let (_a, b, mut poster, mut watcher, id) =
+        watched_post(&cluster, "poster", "watcher", "react to me").await;
     for (emoji, on) in [("👀", true), ("🔥", true), ("👀", false)] {
         redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
-        react(&mut poster, id, emoji, on).await;
-        assert_eq!(next_reaction(&mut poster).await.1, emoji);
+        poster.react(&general(), id, emoji, on, None).await;
+        assert_eq!(poster.next_reaction().await.1, emoji);
         let started = Instant::now();
         assert_eq!(
-            next_reaction(&mut watcher).await,
+            watcher.next_reaction().await,
             (id, emoji.to_owned(), "poster".to_owned(), on)
         );
         assert!(

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{fast, general, start, start_with, Client};
+use common::{fast, general, start, start_with, Away, Client};
 use flack::chat::hub::Store;
 use flack::chat::model::{Cursor, MessageId};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
@@ -221,26 +221,11 @@ async fn edits_survive_a_restart() {
     assert_eq!(after.body.as_str(), "corrected giraffe");
     assert_eq!(after.edited_at, before.edited_at);
     assert!(after.edited_at.is_some());
-    let token = again
-        .hub
-        .register("Searcher")
-        .expect("registers")
-        .stored()
-        .await
-        .expect("stored")
-        .token;
-    let found = again
-        .hub
-        .search(&token, "giraffe", None)
-        .await
-        .expect("searched");
+    let [found, old] = &common::search_as_newcomer(&again, &["giraffe", "zebra"]).await[..] else {
+        unreachable!("two searches, two pages");
+    };
     assert_eq!(found.hits.len(), 1);
     assert_eq!(found.hits[0].message.id, mine.id);
-    let old = again
-        .hub
-        .search(&token, "zebra", None)
-        .await
-        .expect("searched");
     assert!(old.hits.is_empty(), "the old words are gone from the index");
 }
 
@@ -252,35 +237,12 @@ async fn a_client_that_missed_an_edit_gets_it_when_it_catches_up() {
     let server = start().await;
     let mut ada = Client::joined(&server, "Ada").await;
     let mine = ada.post_acked(&general(), "before").await;
-    let mut bob = Client::user(&server, "Bob").await;
-    let ServerEvent::Hub(HubEvent::Joined {
-        epoch, last_seq, ..
-    }) = bob.join(&general()).await
-    else {
-        unreachable!("join answers joined");
-    };
-    let token = bob.token();
-    bob.close().await;
+    let away = Away::after_joining(&server, "Bob").await;
 
     edit(&mut ada, mine.id, "after", "e1").await;
     edited(&mut ada).await;
 
-    let mut bob = Client::connect(&server).await;
-    bob.auth(&token).await;
-    let rejoin = |seq| ClientEvent::Join {
-        room: general(),
-        since: Some(Cursor { epoch, seq }),
-        client_ref: None,
-    };
-    bob.send(rejoin(last_seq)).await;
-    let (reset, messages) = loop {
-        if let ServerEvent::Hub(HubEvent::Joined {
-            reset, messages, ..
-        }) = bob.next().await
-        {
-            break (reset, messages);
-        }
-    };
+    let (mut bob, reset, messages) = away.back(&server).await;
     assert!(
         reset,
         "a cursor from before the edit cannot be caught up by appending"
@@ -291,15 +253,12 @@ async fn a_client_that_missed_an_edit_gets_it_when_it_catches_up() {
 
     // A message after the edit: a cursor past both catches up by appending again.
     let later = ada.post_acked(&general(), "later").await;
-    bob.send(rejoin(later.seq)).await;
-    loop {
-        if let ServerEvent::Hub(HubEvent::Joined {
-            reset, messages, ..
-        }) = bob.next().await
-        {
-            assert!(!reset);
-            assert!(messages.is_empty());
-            break;
-        }
-    }
+    let cursor = Cursor {
+        seq: later.seq,
+        ..away.cursor
+    };
+    assert_eq!(
+        bob.join_since(&general(), cursor).await,
+        (false, Vec::new())
+    );
 }

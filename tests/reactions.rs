@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{fast, general, start, start_with, Client};
+use common::{fast, general, start, start_with, Away, Client};
 use flack::chat::hub::Store;
 use flack::chat::model::{
     Cursor, DirectKey, Message, MessageId, Room, COMMON_REACTIONS, MAX_REACTIONS_PER_MESSAGE,
@@ -17,41 +17,10 @@ use flack::chat::model::{
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use std::time::Duration;
 
-/// Sends a reaction (`on`) or its removal to message `id` of `room`, with `client_ref`.
-async fn react(client: &mut Client, room: &Room, id: MessageId, emoji: &str, on: bool, r: &str) {
-    client
-        .send(ClientEvent::React {
-            room: room.clone(),
-            id,
-            emoji: emoji.into(),
-            on,
-            client_ref: Some(r.into()),
-        })
-        .await;
-}
-
-/// The next `reaction` event, as (message, emoji, user name, on), skipping other news;
-/// fails on an error.
-async fn reaction(client: &mut Client) -> (MessageId, String, String, bool) {
-    loop {
-        match client.next().await {
-            ServerEvent::Hub(HubEvent::Reaction {
-                id,
-                emoji,
-                user,
-                on,
-                ..
-            }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
-            ServerEvent::Error { code, .. } => panic!("refused: {code}"),
-            _ => {}
-        }
-    }
-}
-
 /// Reads `reaction` events until the one giving (`on`) or taking away `emoji`.
 async fn told(client: &mut Client, emoji: &str, on: bool) {
     loop {
-        let (_, got, _, got_on) = reaction(client).await;
+        let (_, got, _, got_on) = client.next_reaction().await;
         if (got.as_str(), got_on) == (emoji, on) {
             return;
         }
@@ -105,24 +74,26 @@ async fn anyone_reacts_and_everyone_sees_it() {
     reader.join(&general()).await;
     let hers = ada.post_acked(&general(), "lunch?").await;
 
-    react(&mut reader, &general(), hers.id, "👍", true, "r1").await;
+    reader
+        .react(&general(), hers.id, "👍", true, Some("r1"))
+        .await;
     assert_eq!(
         refusal(&mut reader).await,
         ("not_identified".into(), Some("r1".into()))
     );
 
-    react(&mut bob, &general(), hers.id, "👍", true, "b1").await;
+    bob.react(&general(), hers.id, "👍", true, Some("b1")).await;
     for client in [&mut ada, &mut bob, &mut reader] {
         assert_eq!(
-            reaction(client).await,
+            client.next_reaction().await,
             (hers.id, "👍".into(), "Bob".into(), true)
         );
     }
-    react(&mut ada, &general(), hers.id, "🎉", true, "a1").await;
-    react(&mut ada, &general(), hers.id, "👍", true, "a2").await;
+    ada.react(&general(), hers.id, "🎉", true, Some("a1")).await;
+    ada.react(&general(), hers.id, "👍", true, Some("a2")).await;
     for client in [&mut ada, &mut bob] {
         for _ in 0..2 {
-            assert_eq!(reaction(client).await.2, "Ada");
+            assert_eq!(client.next_reaction().await.2, "Ada");
         }
     }
     assert_eq!(
@@ -130,14 +101,16 @@ async fn anyone_reacts_and_everyone_sees_it() {
         counts(&[("👍", &["Bob", "Ada"]), ("🎉", &["Ada"])])
     );
 
-    react(&mut bob, &general(), hers.id, "👍", false, "b2").await;
+    bob.react(&general(), hers.id, "👍", false, Some("b2"))
+        .await;
     for client in [&mut ada, &mut bob] {
         assert_eq!(
-            reaction(client).await,
+            client.next_reaction().await,
             (hers.id, "👍".into(), "Bob".into(), false)
         );
     }
-    react(&mut ada, &general(), hers.id, "🎉", false, "a3").await;
+    ada.react(&general(), hers.id, "🎉", false, Some("a3"))
+        .await;
     told(&mut bob, "🎉", false).await;
     assert_eq!(
         shown(&common::held(&server, hers.id)),
@@ -170,19 +143,22 @@ async fn reacting_twice_changes_nothing_and_tells_nobody() {
     let mut ada = Client::joined(&server, "Ada").await;
     let mut bob = Client::joined(&server, "Bob").await;
     let hers = ada.post_acked(&general(), "hello").await;
-    react(&mut bob, &general(), hers.id, "👀", true, "b1").await;
+    bob.react(&general(), hers.id, "👀", true, Some("b1")).await;
     for client in [&mut ada, &mut bob] {
-        assert_eq!(reaction(client).await.1, "👀");
+        assert_eq!(client.next_reaction().await.1, "👀");
     }
 
-    react(&mut bob, &general(), hers.id, "👀", true, "again").await;
-    react(&mut bob, &general(), hers.id, "🔥", false, "never given").await;
-    react(&mut ada, &general(), hers.id, "👀", false, "not hers").await;
+    bob.react(&general(), hers.id, "👀", true, Some("again"))
+        .await;
+    bob.react(&general(), hers.id, "🔥", false, Some("never given"))
+        .await;
+    ada.react(&general(), hers.id, "👀", false, Some("not hers"))
+        .await;
     // The next change is the first thing either of them hears.
-    react(&mut bob, &general(), hers.id, "🚀", true, "b2").await;
+    bob.react(&general(), hers.id, "🚀", true, Some("b2")).await;
     for client in [&mut ada, &mut bob] {
         assert_eq!(
-            reaction(client).await,
+            client.next_reaction().await,
             (hers.id, "🚀".into(), "Bob".into(), true)
         );
     }
@@ -214,27 +190,30 @@ async fn hostile_reactions_are_refused() {
         ("<img src=x onerror=alert(1)>", "markup"),
         ("🐍", "not offered"),
     ] {
-        react(&mut eve, &general(), hers.id, emoji, true, r).await;
+        eve.react(&general(), hers.id, emoji, true, Some(r)).await;
         assert_eq!(
             refusal(&mut eve).await,
             ("emoji_invalid".into(), Some(r.into())),
             "{emoji:?}"
         );
     }
-    react(&mut eve, &general(), MessageId(999_999), "👍", true, "gone").await;
+    eve.react(&general(), MessageId(999_999), "👍", true, Some("gone"))
+        .await;
     assert_eq!(
         refusal(&mut eve).await,
         ("no_such_message".into(), Some("gone".into()))
     );
     let elsewhere = common::channel("random");
-    react(&mut eve, &elsewhere, hers.id, "👍", true, "room").await;
+    eve.react(&elsewhere, hers.id, "👍", true, Some("room"))
+        .await;
     let (code, r) = refusal(&mut eve).await;
     assert_eq!(r.as_deref(), Some("room"));
     assert!(
         code == "no_such_channel" || code == "no_such_message",
         "{code}"
     );
-    react(&mut eve, &private, secret.id, "👍", true, "spy").await;
+    eve.react(&private, secret.id, "👍", true, Some("spy"))
+        .await;
     assert_eq!(
         refusal(&mut eve).await,
         ("forbidden".into(), Some("spy".into()))
@@ -273,10 +252,12 @@ async fn reactions_are_limited_per_user_and_per_message() {
     assert!(emoji.len() > MAX_REACTIONS_PER_MESSAGE);
     let per = MAX_REACTIONS_PER_USER;
     for (i, e) in emoji[..per].iter().enumerate() {
-        react(&mut ada, &general(), hers.id, e, true, &format!("a{i}")).await;
-        reaction(&mut ada).await;
+        ada.react(&general(), hers.id, e, true, Some(&format!("a{i}")))
+            .await;
+        ada.next_reaction().await;
     }
-    react(&mut ada, &general(), hers.id, emoji[per], true, "one more").await;
+    ada.react(&general(), hers.id, emoji[per], true, Some("one more"))
+        .await;
     let refused = loop {
         if let ServerEvent::Error {
             code,
@@ -300,43 +281,48 @@ async fn reactions_are_limited_per_user_and_per_message() {
     let mut next = per;
     for (n, other) in others.iter_mut().enumerate() {
         while next < MAX_REACTIONS_PER_MESSAGE && next < per * (n + 2) {
-            react(other, &general(), hers.id, emoji[next], true, "fill").await;
+            other
+                .react(&general(), hers.id, emoji[next], true, Some("fill"))
+                .await;
             next += 1;
         }
     }
     for _ in per..MAX_REACTIONS_PER_MESSAGE {
-        reaction(&mut ada).await;
+        ada.next_reaction().await;
     }
     let di = &mut others[2];
-    react(
-        di,
+    di.react(
         &general(),
         hers.id,
         emoji[MAX_REACTIONS_PER_MESSAGE],
         true,
-        "51",
+        Some("51"),
     )
     .await;
     assert_eq!(
         refusal(di).await,
         ("reactions_full".into(), Some("51".into()))
     );
-    react(di, &general(), hers.id, emoji[0], true, "same").await;
-    assert_eq!(reaction(&mut ada).await.1, emoji[0]);
+    di.react(&general(), hers.id, emoji[0], true, Some("same"))
+        .await;
+    assert_eq!(ada.next_reaction().await.1, emoji[0]);
     // Ada takes one of hers away: a new emoji fits again.
-    react(&mut ada, &general(), hers.id, emoji[1], false, "off").await;
-    reaction(&mut ada).await;
+    ada.react(&general(), hers.id, emoji[1], false, Some("off"))
+        .await;
+    ada.next_reaction().await;
     let di = &mut others[2];
-    react(
-        di,
+    di.react(
         &general(),
         hers.id,
         emoji[MAX_REACTIONS_PER_MESSAGE],
         true,
-        "51b",
+        Some("51b"),
     )
     .await;
-    assert_eq!(reaction(&mut ada).await.1, emoji[MAX_REACTIONS_PER_MESSAGE]);
+    assert_eq!(
+        ada.next_reaction().await.1,
+        emoji[MAX_REACTIONS_PER_MESSAGE]
+    );
     let held = common::held(&server, hers.id);
     assert_eq!(held.reactions.len(), MAX_REACTIONS_PER_MESSAGE);
 }
@@ -352,32 +338,18 @@ async fn reactions_count_against_the_posting_rate() {
     let server = start_with(config).await;
     let mut ada = Client::joined(&server, "Ada").await;
     let hers = ada.post_acked(&general(), "rate").await;
-    react(&mut ada, &general(), hers.id, "👍", true, "1").await;
-    react(
-        &mut ada,
-        &general(),
-        hers.id,
-        "👍",
-        true,
-        "2 (changes nothing)",
-    )
-    .await;
-    react(&mut ada, &general(), hers.id, "🎉", true, "3").await;
-    assert_eq!(reaction(&mut ada).await.1, "👍");
+    ada.react(&general(), hers.id, "👍", true, Some("1")).await;
+    ada.react(&general(), hers.id, "👍", true, Some("2 (changes nothing)"))
+        .await;
+    ada.react(&general(), hers.id, "🎉", true, Some("3")).await;
+    assert_eq!(ada.next_reaction().await.1, "👍");
     assert_eq!(
         refusal(&mut ada).await,
         ("rate_limited".into(), Some("3".into()))
     );
     for i in 0..20 {
-        react(
-            &mut ada,
-            &general(),
-            hers.id,
-            "👍",
-            true,
-            &format!("flood {i}"),
-        )
-        .await;
+        ada.react(&general(), hers.id, "👍", true, Some(&format!("flood {i}")))
+            .await;
     }
     // One may pass if a second went by meanwhile (it changes nothing, so nobody hears of it).
     let mut limited = 0;
@@ -416,7 +388,9 @@ async fn reactions_survive_a_restart() {
         (false, "👀", false),
     ] {
         let client = if by_ada { &mut ada } else { &mut bob };
-        react(client, &general(), hers.id, emoji, on, "r").await;
+        client
+            .react(&general(), hers.id, emoji, on, Some("r"))
+            .await;
         told(client, emoji, on).await;
     }
     let before = shown(&common::held(&server, hers.id));
@@ -427,19 +401,9 @@ async fn reactions_survive_a_restart() {
 
     let (again, _store) = common::sqlite_server(&path).await;
     assert_eq!(shown(&common::held(&again, hers.id)), before);
-    let token = again
-        .hub
-        .register("Searcher")
-        .expect("registers")
-        .stored()
+    let found = common::search_as_newcomer(&again, &["pelican"])
         .await
-        .expect("stored")
-        .token;
-    let found = again
-        .hub
-        .search(&token, "pelican", None)
-        .await
-        .expect("searched");
+        .remove(0);
     assert_eq!(found.hits.len(), 1);
     assert_eq!(shown(&found.hits[0].message), before);
 }
@@ -452,44 +416,14 @@ async fn a_client_that_missed_a_reaction_gets_it_when_it_catches_up() {
     let server = start().await;
     let mut ada = Client::joined(&server, "Ada").await;
     let hers = ada.post_acked(&general(), "before").await;
-    let mut bob = Client::user(&server, "Bob").await;
-    let ServerEvent::Hub(HubEvent::Joined {
-        epoch, last_seq, ..
-    }) = bob.join(&general()).await
-    else {
-        unreachable!("join answers joined");
-    };
-    let token = bob.token();
-    bob.close().await;
+    let away = Away::after_joining(&server, "Bob").await;
 
     let common_emoji = flack::chat::model::Emoji::named(COMMON_REACTIONS[0]).expect("common");
-    react(
-        &mut ada,
-        &general(),
-        hers.id,
-        common_emoji.as_str(),
-        true,
-        "a1",
-    )
-    .await;
-    reaction(&mut ada).await;
+    ada.react(&general(), hers.id, common_emoji.as_str(), true, Some("a1"))
+        .await;
+    ada.next_reaction().await;
 
-    let mut bob = Client::connect(&server).await;
-    bob.auth(&token).await;
-    let rejoin = |seq| ClientEvent::Join {
-        room: general(),
-        since: Some(Cursor { epoch, seq }),
-        client_ref: None,
-    };
-    bob.send(rejoin(last_seq)).await;
-    let (reset, messages) = loop {
-        if let ServerEvent::Hub(HubEvent::Joined {
-            reset, messages, ..
-        }) = bob.next().await
-        {
-            break (reset, messages);
-        }
-    };
+    let (mut bob, reset, messages) = away.back(&server).await;
     assert!(
         reset,
         "a cursor from before the reaction gets the room again"
@@ -498,15 +432,12 @@ async fn a_client_that_missed_a_reaction_gets_it_when_it_catches_up() {
     assert_eq!(shown(got), counts(&[("👍", &["Ada"])]));
 
     let later = ada.post_acked(&general(), "later").await;
-    bob.send(rejoin(later.seq)).await;
-    loop {
-        if let ServerEvent::Hub(HubEvent::Joined {
-            reset, messages, ..
-        }) = bob.next().await
-        {
-            assert!(!reset);
-            assert!(messages.is_empty());
-            break;
-        }
-    }
+    let cursor = Cursor {
+        seq: later.seq,
+        ..away.cursor
+    };
+    assert_eq!(
+        bob.join_since(&general(), cursor).await,
+        (false, Vec::new())
+    );
 }

@@ -145,6 +145,47 @@ pub async fn start_in(
     TestServer { addr, hub, config }
 }
 
+/// A user who joined `general` and disconnected: what they come back with.
+pub struct Away {
+    pub token: String,
+    /// Where their copy of `general` ended.
+    pub cursor: flack::chat::model::Cursor,
+}
+
+impl Away {
+    /// Registers `name`, joins `general` and disconnects, keeping the token and cursor.
+    pub async fn after_joining(server: &TestServer, name: &str) -> Away {
+        let mut client = Client::user(server, name).await;
+        let ServerEvent::Hub(HubEvent::Joined {
+            epoch, last_seq, ..
+        }) = client.join(&general()).await
+        else {
+            unreachable!("join answers joined");
+        };
+        let token = client.token();
+        client.close().await;
+        Away {
+            token,
+            cursor: flack::chat::model::Cursor {
+                epoch,
+                seq: last_seq,
+            },
+        }
+    }
+
+    /// Connects again and joins `general` from the cursor: the client, and whether the
+    /// answer was a reset, with its messages.
+    pub async fn back(
+        &self,
+        server: &TestServer,
+    ) -> (Client, bool, Vec<flack::chat::model::Message>) {
+        let mut client = Client::connect(server).await;
+        client.auth(&self.token).await;
+        let (reset, messages) = client.join_since(&general(), self.cursor).await;
+        (client, reset, messages)
+    }
+}
+
 /// A protocol client over a real WebSocket.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -282,6 +323,66 @@ impl Client {
                     assert_eq!(message.id, id);
                     return message;
                 }
+                _ => {}
+            }
+        }
+    }
+
+    /// Joins `room` from `cursor`: whether the answer was a reset, and its messages (other
+    /// events before it skipped).
+    pub async fn join_since(
+        &mut self,
+        room: &Room,
+        cursor: flack::chat::model::Cursor,
+    ) -> (bool, Vec<flack::chat::model::Message>) {
+        self.send(ClientEvent::Join {
+            room: room.clone(),
+            since: Some(cursor),
+            client_ref: None,
+        })
+        .await;
+        loop {
+            if let ServerEvent::Hub(HubEvent::Joined {
+                reset, messages, ..
+            }) = self.next().await
+            {
+                return (reset, messages);
+            }
+        }
+    }
+
+    /// Gives (`on`) or takes away the reaction `emoji` to message `id` of `room`.
+    pub async fn react(
+        &mut self,
+        room: &Room,
+        id: flack::chat::model::MessageId,
+        emoji: &str,
+        on: bool,
+        client_ref: Option<&str>,
+    ) {
+        self.send(ClientEvent::React {
+            room: room.clone(),
+            id,
+            emoji: emoji.into(),
+            on,
+            client_ref: client_ref.map(str::to_owned),
+        })
+        .await;
+    }
+
+    /// The next `reaction` event, as (message, emoji, user name, on), skipping other news;
+    /// fails on an error.
+    pub async fn next_reaction(&mut self) -> (flack::chat::model::MessageId, String, String, bool) {
+        loop {
+            match self.next().await {
+                ServerEvent::Hub(HubEvent::Reaction {
+                    id,
+                    emoji,
+                    user,
+                    on,
+                    ..
+                }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
+                ServerEvent::Error { code, .. } => panic!("refused: {code}"),
                 _ => {}
             }
         }
@@ -555,4 +656,30 @@ pub async fn sqlite_server(
     let handle = store.clone();
     let server = start_on(fast(), move |_| store as std::sync::Arc<dyn Store>).await;
     (server, handle)
+}
+
+/// What searches for each of `queries` find, for a user registered for them on `server`.
+pub async fn search_as_newcomer(
+    server: &TestServer,
+    queries: &[&str],
+) -> Vec<flack::chat::model::SearchPage> {
+    let token = server
+        .hub
+        .register("Searcher")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored")
+        .token;
+    let mut pages = Vec::new();
+    for words in queries {
+        pages.push(
+            server
+                .hub
+                .search(&token, words, None)
+                .await
+                .expect("searched"),
+        );
+    }
+    pages
 }
