@@ -152,7 +152,7 @@ pub fn MessageItem(
     };
     let title_id = format!("delete-title-{}", id.0);
     let react_id = react_button_id(id);
-    let reactions = reactions_view(feed, &message);
+    let reactions = reactions_view(feed, &message, deletable);
     // One reactive part for the actions: who may react (anyone signed in, on a message
     // the server still holds) and who may edit and delete (its author).
     let actions = {
@@ -324,8 +324,9 @@ fn reaction_id(id: MessageId, emoji: Emoji) -> String {
 /// ("👍 2"), pressed when one of them is the reader's, with who reacted on hover; pressing
 /// it gives or takes away the reader's. Drawn once from the message (a reaction event
 /// replaces the message, and the log draws it anew), so only `aria-pressed` follows the
-/// reader.
-fn reactions_view(feed: Feed, message: &Message) -> Option<impl IntoView> {
+/// reader. Pressing one does nothing once the message is no longer `deletable` (the server
+/// no longer holds it: its reactions stay as they are).
+fn reactions_view(feed: Feed, message: &Message, deletable: Signal<bool>) -> Option<impl IntoView> {
     if message.reactions.is_empty() {
         return None;
     }
@@ -342,6 +343,9 @@ fn reactions_view(feed: Feed, message: &Message) -> Option<impl IntoView> {
         let toggle = {
             let (mine, chip_id) = (mine.clone(), chip_id.clone());
             move |_| {
+                if !deletable.get_untracked() {
+                    return;
+                }
                 let on = !untrack(&mine);
                 client.react(room.clone(), id, emoji, on);
                 // The chip is drawn anew with its new count, or is gone with the reader's.
