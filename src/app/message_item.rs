@@ -153,16 +153,14 @@ pub fn MessageItem(
     let title_id = format!("delete-title-{}", id.0);
     let react_id = react_button_id(id);
     let reactions = reactions_view(feed, &message, deletable);
-    // One reactive part for the actions: who may react (anyone signed in, on a message
-    // the server still holds) and who may edit and delete (its author).
+    // The actions, while the reader may act on the message: anyone signed in may react to
+    // a message the server still holds, its author edit and delete it too. (Drawn again only
+    // when that changes, not with every change of the session.)
+    let can_act = move || deletable.get() && client.my_id().is_some();
     let actions = {
         let (react_id, edit_id, delete_id) = (react_id.clone(), edit_id.clone(), delete_id.clone());
         move || {
-            let me = client.my_id()?;
-            if !deletable.get() {
-                return None;
-            }
-            let own = (me == author_id).then(|| {
+            let own = (untrack(|| client.my_id()) == Some(author_id)).then(|| {
                 view! {
                     <button
                         type="button"
@@ -185,7 +183,7 @@ pub fn MessageItem(
                     </button>
                 }
             });
-            Some(view! {
+            view! {
                 <span class="actions">
                     <button
                         type="button"
@@ -199,7 +197,7 @@ pub fn MessageItem(
                     </button>
                     {own}
                 </span>
-            })
+            }
         }
     };
     view! {
@@ -220,7 +218,7 @@ pub fn MessageItem(
                 </time>
                 <span class="visually-hidden">{full}</span>
                 {edited}
-                {actions}
+                <Show when=can_act>{actions.clone()}</Show>
             </div>
             <Show when=move || editing.get() fallback=shown_body.clone()>
                 <textarea
