@@ -198,7 +198,8 @@ async fn commit(
                             user,
                             on,
                         };
-                        // One that changed nothing is not told (nor counted).
+                        // One that changed nothing is not told (nor counted); its
+                        // proposer is answered all the same.
                         if changed {
                             node.committed(change.clone(), None);
                         }

@@ -8,6 +8,7 @@ use super::outbox::ConnId;
 use super::reads::announce_activity;
 use super::rooms::{CatchUp, Member};
 use super::saved::Saved;
+use super::Durable;
 use super::{Hub, State};
 use crate::chat::model::{
     ChatError, Cursor, DisplayName, Emoji, FileId, Message, MessageBody, MessageId, Room, RoomKey,
@@ -374,15 +375,17 @@ impl Connection {
     /// message (still in the room's history), the limits of a new reaction, then the user's
     /// allowance of messages (a reaction costs what a post does, even one that changes
     /// nothing). One that changes nothing (given twice, or taken away when absent) is not
-    /// stored and not sent. Written behind, as a deletion is: a failure is logged by the
-    /// store, and the reaction is lost at the next restart.
+    /// stored and not sent. The reacting user is to be told only of a failure, once
+    /// [`Saved::stored`] resolves: the write failed (the reaction is lost at the next
+    /// restart), or, in cluster mode, the database refused it (the message deleted, or a
+    /// limit reached through another instance, meanwhile).
     pub fn react(
         &self,
         room: &Room,
         id: MessageId,
         raw_emoji: &str,
         on: bool,
-    ) -> Result<(), ChatError> {
+    ) -> Result<Saved<()>, ChatError> {
         let emoji = Emoji::parse(raw_emoji)?;
         let shared = &self.hub.shared;
         let mut guard = self.hub.lock();
@@ -403,23 +406,26 @@ impl Connection {
         if self.hub.is_replica() {
             let room = target.room.clone();
             drop(guard);
-            // Applied everywhere once committed; a failure is the sequencer's to log.
-            drop(self.hub.propose(Proposal::React {
+            // Applied everywhere once committed, this instance included.
+            let committed = self.hub.propose(Proposal::React {
                 room,
                 id,
                 emoji,
                 user: info,
                 on,
+            });
+            return Ok(Saved::proposed(committed, "reaction", |done| match done {
+                Replicated::Reacted { .. } => Ok(()),
+                other => Err(super::unexpected(other)),
             }));
-            return Ok(());
         }
         let last_seq = target.last_seq();
         let Some(reacted) = target.history.react(id, emoji, &info, on, last_seq) else {
-            return Ok(());
+            return Ok(Saved::new((), Durable::done(Ok(())), "reaction"));
         };
         // Handed to the store under the lock, behind the post it reacts to; the whole
         // message is written again, with its reactions.
-        drop(shared.store.edit_message(reacted));
+        let durable = shared.store.edit_message(reacted);
         let event = HubEvent::Reaction {
             room: target.room.clone(),
             id,
@@ -429,7 +435,7 @@ impl Connection {
         };
         publish_to_room(shared.encode, target, event, None);
         self.hub.changed();
-        Ok(())
+        Ok(Saved::new((), durable, "reaction"))
     }
 
     /// Changes this user's display name, everywhere and for everyone.

@@ -516,7 +516,9 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
-        // Everyone in the room is told, the sender too, if it changed anything.
+        // Everyone in the room is told, the sender too, if it changed anything; the sender
+        // hears back only if it could not be stored (or the cluster refused it), and the
+        // reader does not wait for that.
         ClientEvent::React {
             room,
             id,
@@ -524,7 +526,17 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             on,
             client_ref,
         } => match conn.react(&room, id, &emoji, on) {
-            Ok(()) => return true,
+            Ok(reacted) => {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = reacted.stored().await {
+                        outbox
+                            .send(ServerEvent::chat_error(&e, client_ref).frame())
+                            .await;
+                    }
+                });
+                return true;
+            }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
         ClientEvent::Edit {
