@@ -2104,3 +2104,57 @@ async fn a_reaction_lost_in_transit_arrives_by_the_periodic_check() {
         vec![("🔥".to_owned(), vec!["poster".to_owned()])]
     );
 }
+
+/// The limits hold across instances: a user with 19 reactions to a message gives a 20th
+/// through one instance and another through a second at the same moment; each instance,
+/// not yet knowing of the other, lets its own through, and the database takes one and
+/// refuses the other (`too_many_reactions`), so both instances end with the user's 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaction_limits_hold_across_instances() {
+    let cluster = Cluster::new();
+    let (a, b, mut poster, _watcher, id) =
+        watched_post(&cluster, "poster", "watcher", "so many feelings").await;
+    let mut emoji: Vec<&str> = Vec::new();
+    for (_, e) in flack::chat::model::markup::emoji::all() {
+        if !emoji.contains(e) {
+            emoji.push(e);
+        }
+    }
+    let per = flack::chat::model::MAX_REACTIONS_PER_USER;
+    for e in &emoji[..per - 1] {
+        poster.react(&general(), id, e, true, None).await;
+    }
+    for _ in 1..per {
+        poster.next_reaction().await;
+    }
+    let mut elsewhere = Client::connect(&b).await;
+    elsewhere.auth(&poster.token()).await;
+    elsewhere.join(&general()).await;
+    poster
+        .react(&general(), id, emoji[per - 1], true, Some("here"))
+        .await;
+    elsewhere
+        .react(&general(), id, emoji[per], true, Some("there"))
+        .await;
+    // Each hears of the one the database took, and one of them is refused.
+    let mut refused = Vec::new();
+    for client in [&mut poster, &mut elsewhere] {
+        let mut given = Vec::new();
+        while let Some(event) = client.next_within(Duration::from_millis(1500)).await {
+            match event {
+                ServerEvent::Error {
+                    code, client_ref, ..
+                } => refused.push((code, client_ref)),
+                ServerEvent::Hub(HubEvent::Reaction { emoji, .. }) => given.push(emoji),
+                _ => {}
+            }
+        }
+        assert_eq!(given.len(), 1, "{given:?}");
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "too_many_reactions");
+    for instance in [&a, &b] {
+        let seen = reactions_seen(instance, id).await;
+        assert_eq!(seen.len(), per, "{seen:?}");
+    }
+}
