@@ -2114,12 +2114,10 @@ async fn reaction_limits_hold_across_instances() {
     let cluster = Cluster::new();
     let (a, b, mut poster, _watcher, id) =
         watched_post(&cluster, "poster", "watcher", "so many feelings").await;
-    let mut emoji: Vec<&str> = Vec::new();
-    for (_, e) in flack::chat::model::markup::emoji::all() {
-        if !emoji.contains(e) {
-            emoji.push(e);
-        }
-    }
+    let emoji: Vec<&str> = flack::chat::model::every_emoji()
+        .into_iter()
+        .map(flack::chat::model::Emoji::as_str)
+        .collect();
     let per = flack::chat::model::MAX_REACTIONS_PER_USER;
     for e in &emoji[..per - 1] {
         poster.react(&general(), id, e, true, None).await;

@@ -11,8 +11,8 @@ mod common;
 use common::{fast, general, start, start_with, Away, Client};
 use flack::chat::hub::Store;
 use flack::chat::model::{
-    Cursor, DirectKey, Message, MessageId, Room, COMMON_REACTIONS, MAX_REACTIONS_PER_MESSAGE,
-    MAX_REACTIONS_PER_USER,
+    every_emoji, Cursor, DirectKey, Emoji, Message, MessageId, Room, COMMON_REACTIONS,
+    MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER,
 };
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use std::time::Duration;
@@ -243,12 +243,7 @@ async fn reactions_are_limited_per_user_and_per_message() {
     }
     let hers = ada.post_acked(&general(), "react away").await;
     // Every distinct emoji reactions may use, in the table's order.
-    let mut emoji: Vec<&str> = Vec::new();
-    for (_, e) in flack::chat::model::markup::emoji::all() {
-        if !emoji.contains(e) {
-            emoji.push(e);
-        }
-    }
+    let emoji: Vec<&str> = every_emoji().into_iter().map(Emoji::as_str).collect();
     assert!(emoji.len() > MAX_REACTIONS_PER_MESSAGE);
     let per = MAX_REACTIONS_PER_USER;
     for (i, e) in emoji[..per].iter().enumerate() {

@@ -31,7 +31,8 @@ pub use name::{
     MAX_COMBINING_RUN, MAX_DISPLAY_NAME_CHARS,
 };
 pub use reaction::{
-    Emoji, Reaction, COMMON as COMMON_REACTIONS, MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER,
+    every_emoji, Emoji, Reaction, COMMON as COMMON_REACTIONS, MAX_REACTIONS_PER_MESSAGE,
+    MAX_REACTIONS_PER_USER,
 };
 pub use room::{
     ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, HistoryTop, OlderPage, Room,

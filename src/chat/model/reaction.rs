@@ -63,6 +63,18 @@ impl Emoji {
     }
 }
 
+/// Every emoji reactions may use, each once (the table names some twice: `+1` and
+/// `thumbsup`), in the table's order.
+pub fn every_emoji() -> Vec<Emoji> {
+    let mut every: Vec<Emoji> = Vec::new();
+    for (_, e) in emoji::all() {
+        if !every.iter().any(|d| d.0 == *e) {
+            every.push(Emoji(e));
+        }
+    }
+    every
+}
+
 /// Read as a string, then checked (written by hand: derived, the `&'static str` inside
 /// would ask every reader to borrow for `'static`).
 impl<'de> Deserialize<'de> for Emoji {
@@ -219,12 +231,7 @@ mod tests {
     #[test]
     fn reactions_are_limited_per_user_and_per_message() {
         let mut m = message();
-        let mut distinct: Vec<Emoji> = Vec::new();
-        for (_, e) in emoji::all() {
-            if !distinct.iter().any(|d| d.0 == *e) {
-                distinct.push(Emoji(e));
-            }
-        }
+        let distinct = every_emoji();
         for e in &distinct[..MAX_REACTIONS_PER_USER] {
             m.may_react(*e, UserId(2)).unwrap();
             m.react(*e, &user(2), true);
