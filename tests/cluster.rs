@@ -1933,21 +1933,34 @@ async fn next_edit(client: &mut Client) -> (MessageId, String) {
     }
 }
 
+/// Two instances of `cluster`, `watcher` on the second in `general`, and `poster` on the
+/// first, in `general` too, having posted `body`, which the watcher received: the instances,
+/// the poster, the watcher and the message's id.
+async fn watched_post(
+    cluster: &Cluster,
+    poster: &str,
+    watcher: &str,
+    body: &str,
+) -> (Instance, Instance, Client, Client, MessageId) {
+    let a = cluster.instance(&[]).await;
+    let b = cluster.instance(&[]).await;
+    let mut watching = user(&b, watcher).await;
+    watching.join(&general()).await;
+    let mut posting = user(&a, poster).await;
+    posting.join(&general()).await;
+    post(&mut posting, body, "p1").await;
+    let (id, _) = acks(&mut posting, 1).await["p1"];
+    assert_eq!(watching.next_message().await.id, id);
+    (a, b, posting, watching, id)
+}
+
 /// An edit made through one instance is acknowledged once committed and reaches the room's
 /// members on the other; another user is refused; a client joining afterwards on either
 /// instance gets the new text, marked edited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_reaches_every_instance() {
     let cluster = Cluster::new();
-    let a = cluster.instance(&[]).await;
-    let b = cluster.instance(&[]).await;
-    let mut watcher = user(&b, "watcher").await;
-    watcher.join(&general()).await;
-    let mut ann = user(&a, "ann").await;
-    ann.join(&general()).await;
-    post(&mut ann, "helo", "p1").await;
-    let (id, _) = acks(&mut ann, 1).await["p1"];
-    assert_eq!(watcher.next_message().await.id, id);
+    let (a, b, mut ann, mut watcher, id) = watched_post(&cluster, "ann", "watcher", "helo").await;
 
     edit(&mut watcher, id, "not mine", "w1").await;
     loop {
@@ -1982,14 +1995,8 @@ async fn an_edit_reaches_every_instance() {
 async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
     let redis = OwnRedis::start();
     let cluster = Cluster::on(postgres_base(), redis.url());
-    let a = cluster.instance(&[]).await;
-    let b = cluster.instance(&[]).await;
-    let mut watcher = user(&b, "watcher").await;
-    watcher.join(&general()).await;
-    let mut poster = user(&a, "poster").await;
-    post(&mut poster, "first draft", "p1").await;
-    let (id, _) = acks(&mut poster, 1).await["p1"];
-    assert_eq!(watcher.next_message().await.id, id);
+    let (_a, _b, mut poster, mut watcher, id) =
+        watched_post(&cluster, "poster", "watcher", "first draft").await;
     for round in 0..3 {
         redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
         let text = format!("draft {round}");
@@ -2012,5 +2019,140 @@ async fn an_edit_lost_in_transit_arrives_by_the_periodic_check() {
             "arrived within a check (1 s) and its margin: {:?}",
             started.elapsed()
         );
+    }
+}
+
+/// `general`'s reactions to `id` as a client joining `instance` now sees them: each emoji
+/// with who gave it.
+async fn reactions_seen(instance: &Instance, id: MessageId) -> Vec<(String, Vec<String>)> {
+    let mut late = Client::connect(instance).await;
+    let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = late.join(&general()).await else {
+        unreachable!("join answers joined");
+    };
+    let held = messages.iter().find(|m| m.id == id).expect("held");
+    held.reactions
+        .iter()
+        .map(|r| {
+            let names = r.users.iter().map(|u| u.name.to_string()).collect();
+            (r.emoji.as_str().to_owned(), names)
+        })
+        .collect()
+}
+
+/// Reactions given at the same time through two instances to one message are both kept
+/// (neither write loses the other's), reach the members of both instances live, and a
+/// client joining either instance afterwards sees them; one given twice is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_reach_every_instance_and_none_is_lost() {
+    let cluster = Cluster::new();
+    let (a, b, mut ann, mut bea, id) = watched_post(&cluster, "ann", "bea", "vote").await;
+
+    ann.react(&general(), id, "👍", true, None).await;
+    bea.react(&general(), id, "👍", true, None).await;
+    bea.react(&general(), id, "🎉", true, None).await;
+    bea.react(&general(), id, "🎉", true, None).await;
+    for client in [&mut ann, &mut bea] {
+        let mut told = Vec::new();
+        for _ in 0..3 {
+            let (got, emoji, name, on) = client.next_reaction().await;
+            assert!(got == id && on);
+            told.push((emoji, name));
+        }
+        told.sort();
+        let want = [("🎉", "bea"), ("👍", "ann"), ("👍", "bea")];
+        assert_eq!(told, want.map(|(e, n)| (e.to_owned(), n.to_owned())));
+    }
+    for instance in [&a, &b] {
+        let seen = reactions_seen(instance, id).await;
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let thumbs = seen.iter().find(|(e, _)| e == "👍").expect("👍");
+        assert_eq!(thumbs.1.len(), 2, "both kept: {seen:?}");
+    }
+    bea.react(&general(), id, "👍", false, None).await;
+    assert_eq!(
+        ann.next_reaction().await,
+        (id, "👍".to_owned(), "bea".to_owned(), false)
+    );
+}
+
+/// A reaction published while an instance's subscription was cut reaches that instance's
+/// members within one periodic check (the database counts reactions with deletions and
+/// edits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaction_lost_in_transit_arrives_by_the_periodic_check() {
+    let redis = OwnRedis::start();
+    let cluster = Cluster::on(postgres_base(), redis.url());
+    let (_a, b, mut poster, mut watcher, id) =
+        watched_post(&cluster, "poster", "watcher", "react to me").await;
+    for (emoji, on) in [("👀", true), ("🔥", true), ("👀", false)] {
+        redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        poster.react(&general(), id, emoji, on, None).await;
+        assert_eq!(poster.next_reaction().await.1, emoji);
+        let started = Instant::now();
+        assert_eq!(
+            watcher.next_reaction().await,
+            (id, emoji.to_owned(), "poster".to_owned(), on)
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "arrived within a check (1 s) and its margin: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        reactions_seen(&b, id).await,
+        vec![("🔥".to_owned(), vec!["poster".to_owned()])]
+    );
+}
+
+/// The limits hold across instances: a user with 19 reactions to a message gives a 20th
+/// through one instance and another through a second at the same moment; each instance,
+/// not yet knowing of the other, lets its own through, and the database takes one and
+/// refuses the other (`too_many_reactions`), so both instances end with the user's 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaction_limits_hold_across_instances() {
+    let cluster = Cluster::new();
+    let (a, b, mut poster, _watcher, id) =
+        watched_post(&cluster, "poster", "watcher", "so many feelings").await;
+    let emoji: Vec<&str> = flack::chat::model::every_emoji()
+        .into_iter()
+        .map(flack::chat::model::Emoji::as_str)
+        .collect();
+    let per = flack::chat::model::MAX_REACTIONS_PER_USER;
+    for e in &emoji[..per - 1] {
+        poster.react(&general(), id, e, true, None).await;
+    }
+    for _ in 1..per {
+        poster.next_reaction().await;
+    }
+    let mut elsewhere = Client::connect(&b).await;
+    elsewhere.auth(&poster.token()).await;
+    elsewhere.join(&general()).await;
+    poster
+        .react(&general(), id, emoji[per - 1], true, Some("here"))
+        .await;
+    elsewhere
+        .react(&general(), id, emoji[per], true, Some("there"))
+        .await;
+    // Each hears of the one the database took, and one of them is refused.
+    let mut refused = Vec::new();
+    for client in [&mut poster, &mut elsewhere] {
+        let mut given = Vec::new();
+        while let Some(event) = client.next_within(Duration::from_millis(1500)).await {
+            match event {
+                ServerEvent::Error {
+                    code, client_ref, ..
+                } => refused.push((code, client_ref)),
+                ServerEvent::Hub(HubEvent::Reaction { emoji, .. }) => given.push(emoji),
+                _ => {}
+            }
+        }
+        assert_eq!(given.len(), 1, "{given:?}");
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "too_many_reactions");
+    for instance in [&a, &b] {
+        let seen = reactions_seen(instance, id).await;
+        assert_eq!(seen.len(), per, "{seen:?}");
     }
 }

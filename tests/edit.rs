@@ -8,40 +8,10 @@
 
 mod common;
 
-use common::{fast, general, start, start_on, start_with, Client, TestServer};
+use common::{fast, general, start, start_with, Away, Client};
 use flack::chat::hub::Store;
-use flack::chat::model::{Cursor, Message, MessageId};
-use flack::chat::sqlite::SqliteStore;
+use flack::chat::model::{Cursor, MessageId};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
-use std::sync::Arc;
-
-/// Posts `body` to `general` and returns the message once acknowledged (other answers, such
-/// as an earlier edit's `ack`, are skipped).
-async fn post(client: &mut Client, body: &str) -> Message {
-    let reference = format!("post {body}");
-    client
-        .send(ClientEvent::Send {
-            room: general(),
-            body: body.into(),
-            attachment: None,
-            client_ref: Some(reference.clone()),
-        })
-        .await;
-    let mut posted = None;
-    loop {
-        match client.next().await {
-            ServerEvent::Hub(HubEvent::Message { message }) if message.body.as_str() == body => {
-                posted = Some(message)
-            }
-            ServerEvent::Ack { id, client_ref, .. } if client_ref == Some(reference.clone()) => {
-                let message = posted.expect("the message came before its ack");
-                assert_eq!(message.id, id);
-                return message;
-            }
-            _ => {}
-        }
-    }
-}
 
 /// Sends an edit of message `id` in `general`, with `client_ref`.
 async fn edit(client: &mut Client, id: MessageId, body: &str, client_ref: &str) {
@@ -87,14 +57,6 @@ async fn edited(client: &mut Client) -> (MessageId, String, flack::chat::model::
     }
 }
 
-/// `general`'s message `id` as the hub holds it now.
-fn held(server: &TestServer, id: MessageId) -> Message {
-    common::general_history(server)
-        .into_iter()
-        .find(|m| m.id == id)
-        .expect("the message is held")
-}
-
 /// Only the author edits: another user is refused `not_your_message`, a reader who has not
 /// signed in `not_identified`, an unknown id `no_such_message`, each with the event's
 /// `client_ref` and nothing changed. The author's edit reaches every member (readers who
@@ -107,7 +69,7 @@ async fn only_the_author_edits_and_everyone_sees_it() {
     let mut bob = Client::joined(&server, "Bob").await;
     let mut reader = Client::connect(&server).await;
     reader.join(&general()).await;
-    let mine = post(&mut ada, "helo world").await;
+    let mine = ada.post_acked(&general(), "helo world").await;
 
     edit(&mut bob, mine.id, "hijacked", "b1").await;
     assert_eq!(
@@ -124,8 +86,8 @@ async fn only_the_author_edits_and_everyone_sees_it() {
         refusal(&mut ada).await,
         ("no_such_message".into(), Some("a0".into()))
     );
-    assert_eq!(held(&server, mine.id).body.as_str(), "helo world");
-    assert_eq!(held(&server, mine.id).edited_at, None);
+    assert_eq!(common::held(&server, mine.id).body.as_str(), "helo world");
+    assert_eq!(common::held(&server, mine.id).edited_at, None);
 
     edit(&mut ada, mine.id, "hello world", "a1").await;
     let mut acked = false;
@@ -156,7 +118,7 @@ async fn only_the_author_edits_and_everyone_sees_it() {
         assert_eq!((id, body.as_str()), (mine.id, "hello world"));
         assert!(at >= mine.sent_at);
     }
-    let now = held(&server, mine.id);
+    let now = common::held(&server, mine.id);
     assert_eq!(now.body.as_str(), "hello world");
     assert!(now.edited_at.is_some(), "marked as edited");
     assert_eq!((now.seq, now.sent_at), (mine.seq, mine.sent_at));
@@ -173,7 +135,7 @@ async fn edits_are_limited_like_posts() {
     config.limits.message_burst = 3;
     let server = start_with(config).await;
     let mut ada = Client::joined(&server, "Ada").await;
-    let mine = post(&mut ada, "first words").await;
+    let mine = ada.post_acked(&general(), "first words").await;
 
     for (body, code) in [
         ("   \n ", "message_empty"),
@@ -203,7 +165,7 @@ async fn edits_are_limited_like_posts() {
             }
         }
     }
-    assert_eq!(held(&server, mine.id).body.as_str(), "first words");
+    assert_eq!(common::held(&server, mine.id).body.as_str(), "first words");
 
     // One post and two edits take the burst of three; the next edit is too fast.
     edit(&mut ada, mine.id, "second words", "e1").await;
@@ -225,15 +187,7 @@ async fn edits_are_limited_like_posts() {
         refused,
         Some(("rate_limited".to_owned(), Some("e3".to_owned())))
     );
-    assert_eq!(held(&server, mine.id).body.as_str(), "third words");
-}
-
-/// A server on the SQLite file at `path`; also returns the store, to stop it cleanly.
-async fn sqlite_server(path: &std::path::Path) -> (TestServer, Arc<SqliteStore>) {
-    let store = Arc::new(SqliteStore::open(path, 100).expect("opens"));
-    let handle = store.clone();
-    let server = start_on(fast(), move |_| store as Arc<dyn Store>).await;
-    (server, handle)
+    assert_eq!(common::held(&server, mine.id).body.as_str(), "third words");
 }
 
 /// An acknowledged edit is stored: after a restart the message has its new text and its
@@ -243,10 +197,10 @@ async fn edits_survive_a_restart() {
     let dir = std::env::temp_dir().join(format!("flack-edit-{}-restart", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("flack.db");
-    let (server, store) = sqlite_server(&path).await;
+    let (server, store) = common::sqlite_server(&path).await;
     let mut ada = Client::joined(&server, "Ada").await;
-    let mine = post(&mut ada, "original zebra").await;
-    post(&mut ada, "another message").await;
+    let mine = ada.post_acked(&general(), "original zebra").await;
+    ada.post_acked(&general(), "another message").await;
     edit(&mut ada, mine.id, "corrected giraffe", "e1").await;
     loop {
         match ada.next().await {
@@ -258,35 +212,20 @@ async fn edits_survive_a_restart() {
             _ => {}
         }
     }
-    let before = held(&server, mine.id);
+    let before = common::held(&server, mine.id);
     ada.close().await;
     store.close();
 
-    let (again, _store) = sqlite_server(&path).await;
-    let after = held(&again, mine.id);
+    let (again, _store) = common::sqlite_server(&path).await;
+    let after = common::held(&again, mine.id);
     assert_eq!(after.body.as_str(), "corrected giraffe");
     assert_eq!(after.edited_at, before.edited_at);
     assert!(after.edited_at.is_some());
-    let token = again
-        .hub
-        .register("Searcher")
-        .expect("registers")
-        .stored()
-        .await
-        .expect("stored")
-        .token;
-    let found = again
-        .hub
-        .search(&token, "giraffe", None)
-        .await
-        .expect("searched");
+    let [found, old] = &common::search_as_newcomer(&again, &["giraffe", "zebra"]).await[..] else {
+        unreachable!("two searches, two pages");
+    };
     assert_eq!(found.hits.len(), 1);
     assert_eq!(found.hits[0].message.id, mine.id);
-    let old = again
-        .hub
-        .search(&token, "zebra", None)
-        .await
-        .expect("searched");
     assert!(old.hits.is_empty(), "the old words are gone from the index");
 }
 
@@ -297,36 +236,13 @@ async fn edits_survive_a_restart() {
 async fn a_client_that_missed_an_edit_gets_it_when_it_catches_up() {
     let server = start().await;
     let mut ada = Client::joined(&server, "Ada").await;
-    let mine = post(&mut ada, "before").await;
-    let mut bob = Client::user(&server, "Bob").await;
-    let ServerEvent::Hub(HubEvent::Joined {
-        epoch, last_seq, ..
-    }) = bob.join(&general()).await
-    else {
-        unreachable!("join answers joined");
-    };
-    let token = bob.token();
-    bob.close().await;
+    let mine = ada.post_acked(&general(), "before").await;
+    let away = Away::after_joining(&server, "Bob").await;
 
     edit(&mut ada, mine.id, "after", "e1").await;
     edited(&mut ada).await;
 
-    let mut bob = Client::connect(&server).await;
-    bob.auth(&token).await;
-    let rejoin = |seq| ClientEvent::Join {
-        room: general(),
-        since: Some(Cursor { epoch, seq }),
-        client_ref: None,
-    };
-    bob.send(rejoin(last_seq)).await;
-    let (reset, messages) = loop {
-        if let ServerEvent::Hub(HubEvent::Joined {
-            reset, messages, ..
-        }) = bob.next().await
-        {
-            break (reset, messages);
-        }
-    };
+    let (mut bob, reset, messages) = away.back(&server).await;
     assert!(
         reset,
         "a cursor from before the edit cannot be caught up by appending"
@@ -336,16 +252,13 @@ async fn a_client_that_missed_an_edit_gets_it_when_it_catches_up() {
     assert!(got.edited_at.is_some());
 
     // A message after the edit: a cursor past both catches up by appending again.
-    let later = post(&mut ada, "later").await;
-    bob.send(rejoin(later.seq)).await;
-    loop {
-        if let ServerEvent::Hub(HubEvent::Joined {
-            reset, messages, ..
-        }) = bob.next().await
-        {
-            assert!(!reset);
-            assert!(messages.is_empty());
-            break;
-        }
-    }
+    let later = ada.post_acked(&general(), "later").await;
+    let cursor = Cursor {
+        seq: later.seq,
+        ..away.cursor
+    };
+    assert_eq!(
+        bob.join_since(&general(), cursor).await,
+        (false, Vec::new())
+    );
 }

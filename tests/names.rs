@@ -153,6 +153,7 @@ async fn stored_look_alikes_still_load() {
                 attachment: None,
                 sent_at: Timestamp::now(),
                 edited_at: None,
+                reactions: Vec::new(),
             };
             store.put_message(&message).wait().await.unwrap();
         }

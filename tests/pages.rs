@@ -286,3 +286,36 @@ async fn history_and_people_reads_count_as_page_loads() {
         "other calls are not counted"
     );
 }
+
+/// A channel page shows a message's reactions on the first paint, fresh after each change:
+/// each emoji with its count, and who reacted on hover, their names as text (markup in a
+/// name stays inert).
+#[tokio::test]
+async fn reactions_show_on_the_first_paint_as_text() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "<b>Ada</b>").await;
+    let hers = ada.post_acked(&general(), "pick lunch").await;
+    let load = || async { http(&server, "GET", "/c/general", None).await.body };
+    assert!(!load().await.contains("class=\"reaction\""));
+
+    ada.react(&general(), hers.id, "🍕", true, None).await;
+    ada.next_reaction().await;
+    let page = load().await;
+    assert!(
+        page.contains("class=\"reaction\""),
+        "drawn on the first paint"
+    );
+    assert!(page.contains(">🍕</span>"), "the emoji");
+    assert!(page.contains(">1</span>"), "its count");
+    assert!(
+        page.contains("title=\"&lt;b&gt;Ada&lt;/b&gt; reacted with :pizza:\""),
+        "who reacted, as text"
+    );
+
+    ada.react(&general(), hers.id, "🍕", false, None).await;
+    ada.next_reaction().await;
+    assert!(
+        !load().await.contains("class=\"reaction\""),
+        "gone as soon as taken away"
+    );
+}

@@ -1,6 +1,7 @@
 // Issue 17, accessibility: axe-core finds no serious or critical violation on the home, channel,
-// private-conversation and search pages (unread counts, mentions and formatted messages
-// included), and every focus ring stands out from what is behind it.
+// private-conversation and search pages (unread counts, mentions, formatted messages,
+// reactions and their picker included), and every focus ring stands out from what is behind
+// it.
 import { test, expect, type Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
 import { User, openSidebar, seedMessages, unique } from "./fixtures/flack";
@@ -126,6 +127,30 @@ test("formatted messages pass axe", async ({ browser }) => {
       "\n```",
   );
   await expect(ada.log().locator("pre")).toHaveCount(1);
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.page.emulateMedia({ colorScheme: "dark" });
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await ada.close();
+});
+
+/** Reactions (one of them the reader's, pressed) and the open reaction picker have no
+ *  serious or critical violations, in the light and the dark scheme. */
+test("reactions and the reaction picker pass axe", async ({ browser }) => {
+  const name = unique("axereact");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(name);
+  await ada.send("react to this");
+  const message = ada.log().getByRole("listitem").filter({ hasText: "react to this" });
+  for (const emoji of ["👍", "🎉"]) {
+    await message.getByRole("button", { name: "Add reaction" }).click();
+    const picker = ada.page.getByRole("dialog", { name: "Add reaction" });
+    await picker.getByRole("button", { name: emoji }).click();
+    const chip = message.getByRole("button", { name: `${emoji} 1` });
+    await expect(chip).toHaveAttribute("aria-pressed", "true");
+  }
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await message.getByRole("button", { name: "Add reaction" }).click();
+  await expect(ada.page.getByRole("dialog", { name: "Add reaction" })).toBeVisible();
   expect(await seriousViolations(ada.page)).toEqual([]);
   await ada.page.emulateMedia({ colorScheme: "dark" });
   expect(await seriousViolations(ada.page)).toEqual([]);

@@ -2,12 +2,14 @@
 //! text, never the body read as HTML; mentions of the reader marked), "(edited)" once its
 //! author changed it, and on one's own messages the buttons "Edit message" (the text becomes
 //! a box: Enter saves, Escape cancels) and "Delete message" (asked first, in the log's
-//! dialog: see `room::delete_dialog`).
+//! dialog: see `room::delete_dialog`); on every message still held by the server, "Add
+//! reaction" (the log's one picker), and under the text the message's reactions, each a
+//! button that gives or takes away the reader's.
 
 use super::client::{use_chat_client, Feed};
 use super::local_time::{clock_label, full_label, use_reader_clock};
 use super::markup::body_view;
-use crate::chat::model::{human_size, Message, MessageBody};
+use crate::chat::model::{human_size, Emoji, Message, MessageBody, MessageId};
 use leptos::either::Either;
 use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
@@ -15,13 +17,15 @@ use leptos::prelude::*;
 /// A message, in the reader's local time (see `local_time`). One that continues a group
 /// (`starts_group` false) shows its author's name only to assistive technology and its time
 /// only on hover or focus; both stay in the text, so every message reads whole on its own.
-/// Its author may edit or delete it while `deletable` (the server still holds it in memory;
-/// older messages, read back from the store, stay as they are). While `editing`, its text is
-/// a box: the log draws the message anew when an edit begins or ends.
+/// Its author may edit or delete it, and anyone signed in react to it, while `deletable`
+/// (the server still holds it in memory; older messages, read back from the store, stay as
+/// they are). While `editing`, its text is a box: the log draws the message anew when an
+/// edit begins or ends.
 ///
 /// A hundred of these hydrate with every page load, so each holds as little as it can: one
 /// effect for its time, one for its actions and one for its mentions. What changes rarely
-/// (an edit begun, a deletion asked about, the focus after either) belongs to the log.
+/// (an edit begun, a deletion asked about, a reaction, the focus after any of them) belongs
+/// to the log.
 #[component]
 pub fn MessageItem(
     feed: Feed,
@@ -34,7 +38,6 @@ pub fn MessageItem(
     let clock = use_reader_clock();
     let sent_at = message.sent_at;
     let author_id = message.author.id;
-    let is_mine = move || client.my_id() == Some(author_id) && deletable.get();
     let room = message.room.clone();
     let id = message.id;
     let (edit_id, delete_id, box_id) = (
@@ -128,6 +131,55 @@ pub fn MessageItem(
             <span class="visually-hidden">{full}</span>
         }
     };
+    let react_id = react_button_id(id);
+    let reactions = reactions_view(feed, &message, deletable);
+    // The actions, while the reader may act on the message: anyone signed in may react to
+    // a message the server still holds, its author edit and delete it too. (Drawn again only
+    // when that changes, not with every change of the session.)
+    let can_act = move || deletable.get() && client.my_id().is_some();
+    let actions = {
+        let (react_id, edit_id, delete_id) = (react_id.clone(), edit_id.clone(), delete_id.clone());
+        move || {
+            let own = (untrack(|| client.my_id()) == Some(author_id)).then(|| {
+                view! {
+                    <button
+                        type="button"
+                        id=edit_id.clone()
+                        aria-label="Edit message"
+                        title="Edit message"
+                        on:click=move |_| feed.editing.set(Some((id, false)))
+                    >
+                        "✎"
+                    </button>
+                    <button
+                        type="button"
+                        id=delete_id.clone()
+                        class="delete"
+                        aria-label="Delete message"
+                        title="Delete message"
+                        on:click=move |_| feed.deleting.set(Some(id))
+                    >
+                        "×"
+                    </button>
+                }
+            });
+            view! {
+                <span class="actions">
+                    <button
+                        type="button"
+                        id=react_id.clone()
+                        aria-label="Add reaction"
+                        aria-haspopup="dialog"
+                        title="Add reaction"
+                        on:click=move |_| feed.reacting.set(Some(id))
+                    >
+                        "☺"
+                    </button>
+                    {own}
+                </span>
+            }
+        }
+    };
     view! {
         <div class="message" class:continued=!starts_group>
             <div class="meta">
@@ -136,31 +188,10 @@ pub fn MessageItem(
                 </span>
                 {time}
                 {edited}
-                <Show when=is_mine>
-                    <span class="actions">
-                        <button
-                            type="button"
-                            id=edit_id.clone()
-                            aria-label="Edit message"
-                            title="Edit message"
-                            on:click=move |_| feed.editing.set(Some((id, false)))
-                        >
-                            "✎"
-                        </button>
-                        <button
-                            type="button"
-                            id=delete_id.clone()
-                            class="delete"
-                            aria-label="Delete message"
-                            title="Delete message"
-                            on:click=move |_| feed.deleting.set(Some(id))
-                        >
-                            "×"
-                        </button>
-                    </span>
-                </Show>
+                <Show when=can_act>{actions.clone()}</Show>
             </div>
             {text}
+            {reactions}
             {message.attachment.map(|file| {
                 let url = file.url();
                 if file.image {
@@ -187,4 +218,73 @@ pub fn MessageItem(
 fn focus_soon(_id: String) {
     #[cfg(feature = "hydrate")]
     request_animation_frame(move || super::drawer::focus_by_id(&_id));
+}
+
+/// The id of a message's "Add reaction" button, where the focus goes back from the picker.
+pub fn react_button_id(id: MessageId) -> String {
+    format!("react-{}", id.0)
+}
+
+/// The id of a message's reaction `emoji`.
+fn reaction_id(id: MessageId, emoji: Emoji) -> String {
+    format!("reaction-{}-{}", id.0, emoji.name())
+}
+
+/// A message's reactions, if it has any: one button each, named by the emoji and its count
+/// ("👍 2"), pressed when one of them is the reader's, with who reacted on hover; pressing
+/// it gives or takes away the reader's. Drawn once from the message (a reaction event
+/// replaces the message, and the log draws it anew), so only `aria-pressed` follows the
+/// reader. Pressing one does nothing once the message is no longer `deletable` (the server
+/// no longer holds it: its reactions stay as they are).
+fn reactions_view(feed: Feed, message: &Message, deletable: Signal<bool>) -> Option<impl IntoView> {
+    if message.reactions.is_empty() {
+        return None;
+    }
+    let client = use_chat_client();
+    let (room, id) = (message.room.clone(), message.id);
+    let chips = message.reactions.iter().map(|reaction| {
+        let (emoji, room) = (reaction.emoji, room.clone());
+        let names: Vec<String> = reaction.users.iter().map(|u| u.name.to_string()).collect();
+        let ids: Vec<_> = reaction.users.iter().map(|u| u.id).collect();
+        let mine = move || client.my_id().is_some_and(|me| ids.contains(&me));
+        let title = format!("{} reacted with :{}:", names.join(", "), emoji.name());
+        let chip_id = reaction_id(id, emoji);
+        let last = reaction.users.len() == 1;
+        let toggle = {
+            let (mine, chip_id) = (mine.clone(), chip_id.clone());
+            move |_| {
+                if !deletable.get_untracked() {
+                    return;
+                }
+                let on = !untrack(&mine);
+                client.react(room.clone(), id, emoji, on);
+                // The chip is drawn anew with its new count, or is gone with the reader's.
+                let gone = !on && last;
+                feed.focus_on(if gone {
+                    react_button_id(id)
+                } else {
+                    chip_id.clone()
+                });
+            }
+        };
+        view! {
+            <button
+                type="button"
+                class="reaction"
+                id=chip_id
+                title=title
+                aria-pressed=move || if mine() { "true" } else { "false" }
+                on:click=toggle
+            >
+                <span class="emoji">{emoji.as_str()}</span>
+                " "
+                <span class="count">{reaction.users.len().to_string()}</span>
+            </button>
+        }
+    });
+    Some(view! {
+        <div class="reactions" role="group" aria-label="Reactions">
+            {chips.collect_view()}
+        </div>
+    })
 }

@@ -5,7 +5,8 @@
 //! `protocol::ServerEvent`).
 
 use super::model::{
-    ChannelInfo, Limits, Message, MessageBody, MessageId, Room, RoomUnread, Timestamp, UserInfo,
+    ChannelInfo, Emoji, Limits, Message, MessageBody, MessageId, Room, RoomUnread, Timestamp,
+    UserInfo,
 };
 use serde::Serialize;
 
@@ -50,6 +51,15 @@ pub enum HubEvent {
         id: MessageId,
         body: MessageBody,
         edited_at: Timestamp,
+    },
+    /// `user` added (`on`) or took away their reaction `emoji` on message `id`: sent only
+    /// when that changed something.
+    Reaction {
+        room: Room,
+        id: MessageId,
+        emoji: Emoji,
+        user: UserInfo,
+        on: bool,
     },
     /// A user changed their display name (sent to every connection).
     UserRenamed {

@@ -1,7 +1,8 @@
 //! A room's recent messages: the window of the last [`HISTORY_LIMIT`] sequence numbers, in
-//! order, from which messages can be deleted and whose text can be edited.
+//! order, from which messages can be deleted, whose text can be edited and which can be
+//! reacted to.
 
-use super::model::{Message, MessageBody, MessageId, Timestamp, HISTORY_LIMIT};
+use super::model::{Emoji, Message, MessageBody, MessageId, Timestamp, UserInfo, HISTORY_LIMIT};
 use std::collections::VecDeque;
 
 /// The oldest sequence number a room's history keeps once its newest is `newest_seq`, with a
@@ -99,6 +100,29 @@ impl History {
         Some(message)
     }
 
+    /// Adds (`on`) or takes away `user`'s reaction `emoji` on a held message; `room_last_seq`
+    /// is the room's newest sequence number now. Returns the message as it is then, only if
+    /// that changed it (see [`Message::react`]); as for an edit, clients that were behind
+    /// at this point then get a snapshot, so they cannot keep showing the old reactions.
+    pub fn react(
+        &mut self,
+        id: MessageId,
+        emoji: Emoji,
+        user: &UserInfo,
+        on: bool,
+        room_last_seq: u64,
+    ) -> Option<&Message> {
+        let message = self.messages.iter_mut().find(|m| m.id == id)?;
+        if !message.react(emoji, user, on) {
+            return None;
+        }
+        self.snapshot_through = Some(
+            self.snapshot_through
+                .map_or(room_last_seq, |d| d.max(room_last_seq)),
+        );
+        Some(message)
+    }
+
     /// Records that this history was loaded from storage when the room's newest sequence
     /// number was `room_last_seq`: what was evicted or deleted before is unknown, so clients
     /// whose cursor is not past that point get a snapshot.
@@ -165,6 +189,7 @@ mod tests {
             attachment: None,
             sent_at: Timestamp::from_millis((1_700_000_000 + seq as i64) * 1_000),
             edited_at: None,
+            reactions: Vec::new(),
         }
     }
 
@@ -242,6 +267,30 @@ mod tests {
         history.push(message(6));
         assert_eq!(seqs(history.since(6, 6)), Some(vec![]));
         assert_eq!(seqs(history.since(5, 6)), None, "the edit was at 5");
+    }
+
+    /// A reaction that changes a message forces a snapshot for clients behind it, as an edit
+    /// does; one that changes nothing (given twice, or taken away when absent) does not.
+    #[test]
+    fn reactions_force_a_snapshot_only_when_they_change_something() {
+        let mut history = History::default();
+        for seq in 1..=5 {
+            history.push(message(seq));
+        }
+        let up = Emoji::named("+1").unwrap();
+        let ada = message(1).author;
+        let reacted = history.react(MessageId(20), up, &ada, true, 5).cloned();
+        assert_eq!(reacted.map(|m| m.reactions[0].users.len()), Some(1));
+        assert_eq!(seqs(history.since(5, 5)), None);
+        history.push(message(6));
+        assert_eq!(seqs(history.since(6, 6)), Some(vec![]));
+        assert!(history.react(MessageId(20), up, &ada, true, 6).is_none());
+        assert!(history.react(MessageId(30), up, &ada, false, 6).is_none());
+        assert!(history.react(MessageId(999), up, &ada, true, 6).is_none());
+        assert_eq!(seqs(history.since(6, 6)), Some(vec![]), "nothing changed");
+        assert!(history.react(MessageId(20), up, &ada, false, 6).is_some());
+        assert_eq!(seqs(history.since(6, 6)), None);
+        assert!(history.get(MessageId(20)).unwrap().reactions.is_empty());
     }
 
     /// After a deletion the window still counts sequence numbers, as the SQLite ring does:

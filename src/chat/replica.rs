@@ -10,7 +10,7 @@
 //! when the event reaches them. So every instance applies one room's messages in `seq`
 //! order, and an instance that dies loses nothing that was acknowledged.
 
-use super::model::{ChannelInfo, ChatError, Message, MessageId, Room, UserInfo};
+use super::model::{ChannelInfo, ChatError, Emoji, Message, MessageId, Room, UserInfo};
 use super::store::TokenHash;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +29,15 @@ pub enum Proposal {
     /// A message as its author edited it (checked by the proposer): its new text and
     /// `edited_at` replace the stored ones.
     Edit { message: Message },
+    /// A user's reaction given (`on`) or taken away, checked by the proposer against what it
+    /// holds and by the database (the limits) against what is stored.
+    React {
+        room: Room,
+        id: MessageId,
+        emoji: Emoji,
+        user: UserInfo,
+        on: bool,
+    },
     /// A new channel, if no channel name looks like it.
     Channel(ChannelInfo),
     /// A new user (the `id` is assigned by the database), if no name looks like theirs.
@@ -53,6 +62,14 @@ pub enum Replicated {
     /// stored).
     Edited {
         message: Message,
+    },
+    /// A reaction given or taken away, committed only if it changed the stored message.
+    Reacted {
+        room: Room,
+        id: MessageId,
+        emoji: Emoji,
+        user: UserInfo,
+        on: bool,
     },
     Channel {
         channel: ChannelInfo,

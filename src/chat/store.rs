@@ -128,8 +128,9 @@ pub trait Store: Send + Sync + 'static {
     fn put_message(&self, message: &Message) -> Durable;
     /// Forgets a deleted message.
     fn delete_message(&self, room: &Room, id: MessageId) -> Durable;
-    /// Replaces a held message by its edited version (same room, id and number; new text and
-    /// `edited_at`), in the window and the archive alike.
+    /// Replaces a held message by its new version (same room, id and number; new text and
+    /// `edited_at` after an edit, new reactions after a reaction), in the window and the
+    /// archive alike.
     fn edit_message(&self, message: &Message) -> Durable;
     /// Records how far a user has read in a room (the hub only moves it forward). The
     /// in-memory mode keeps nothing.
@@ -393,7 +394,7 @@ pub(crate) fn load_once(loaded: &std::sync::Mutex<Option<Loaded>>) -> Result<Loa
 pub(crate) enum Change {
     Message(Message),
     Delete(Room, MessageId),
-    /// A message as edited, replacing the stored one with its id.
+    /// A message as edited or reacted to, replacing the stored one with its id.
     Edit(Message),
     Channel(ChannelInfo),
     User(UserInfo, TokenHash),
@@ -569,6 +570,7 @@ pub(crate) mod tests {
                 attachment,
                 sent_at: Timestamp::now(),
                 edited_at: None,
+                reactions: Vec::new(),
             };
             store.put_message(&message).wait_blocking().expect("stored");
         };

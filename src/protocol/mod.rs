@@ -60,6 +60,17 @@ pub enum ClientEvent {
         #[serde(default)]
         client_ref: Option<String>,
     },
+    /// Adds (`on`) or takes away the user's reaction `emoji` on a message of a room they may
+    /// read. `emoji` is checked by the server (`emoji_invalid`), not by the decoder.
+    React {
+        room: Room,
+        id: MessageId,
+        emoji: String,
+        on: bool,
+        /// An opaque token echoed in the `error` that refuses this event.
+        #[serde(default)]
+        client_ref: Option<String>,
+    },
     /// Asks for the user's unread state in every room, then news of it as it changes
     /// (`unread` and `activity` events).
     Unread,
@@ -122,8 +133,8 @@ pub enum ServerEvent {
         /// The `client_ref` of the refused event, if it had one.
         client_ref: Option<String>,
     },
-    /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `message_edited`, `user_renamed`,
-    /// `presence`, `unread`, `activity` and `typing`: written exactly as the hub declares them, tag
+    /// `welcome`, `channel_created`, `joined`, `message`, `message_deleted`, `message_edited`,
+    /// `reaction`, `user_renamed`, `presence`, `unread`, `activity` and `typing`: written exactly as the hub declares them, tag
     /// included.
     #[serde(untagged)]
     Hub(HubEvent),

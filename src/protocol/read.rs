@@ -5,7 +5,7 @@
 //! type, then every member as it comes, then builds the event.
 
 use super::*;
-use crate::chat::model::{ChannelInfo, Limits, Message, MessageBody, Timestamp};
+use crate::chat::model::{ChannelInfo, Emoji, Limits, Message, MessageBody, Timestamp};
 use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
 
 /// The `type` of a server event.
@@ -19,6 +19,7 @@ enum Kind {
     Message,
     MessageDeleted,
     MessageEdited,
+    Reaction,
     UserRenamed,
     Presence,
     Ack,
@@ -56,6 +57,8 @@ enum Member {
     EditedAt,
     Came,
     Went,
+    Emoji,
+    On,
     #[serde(other)]
     Unknown,
 }
@@ -86,6 +89,8 @@ struct Members {
     mention: Option<bool>,
     body: Option<MessageBody>,
     edited_at: Option<Timestamp>,
+    emoji: Option<Emoji>,
+    on: Option<bool>,
 }
 
 /// A required member, or the error that names it.
@@ -133,6 +138,8 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Member::EditedAt => m.edited_at = Some(map.next_value()?),
                 Member::Came => m.came = Some(map.next_value()?),
                 Member::Went => m.went = Some(map.next_value()?),
+                Member::Emoji => m.emoji = Some(map.next_value()?),
+                Member::On => m.on = Some(map.next_value()?),
                 Member::Type | Member::Online | Member::Message | Member::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -171,6 +178,13 @@ impl<'de> Visitor<'de> for EventVisitor {
                 id: need(m.id, "id")?,
                 body: need(m.body, "body")?,
                 edited_at: need(m.edited_at, "edited_at")?,
+            }),
+            Kind::Reaction => ServerEvent::Hub(HubEvent::Reaction {
+                room: need(m.room, "room")?,
+                id: need(m.id, "id")?,
+                emoji: need(m.emoji, "emoji")?,
+                user: need(m.user, "user")?,
+                on: need(m.on, "on")?,
             }),
             Kind::UserRenamed => ServerEvent::Hub(HubEvent::UserRenamed {
                 user: need(m.user, "user")?,

@@ -1,7 +1,7 @@
 //! Tests of the wire protocol: events round-trip, malformed input is refused.
 
 use super::*;
-use crate::chat::model::{ChannelName, DirectKey, Limits, Message, UserId};
+use crate::chat::model::{ChannelName, DirectKey, Emoji, Limits, Message, UserId};
 
 /// Client events use the documented JSON shape, and decode back to the same event.
 #[test]
@@ -66,6 +66,21 @@ fn client_events_round_trip_in_the_documented_shape() {
         }
     );
     assert_eq!(ClientEvent::decode(&edit.encode()).unwrap(), edit);
+    let react = ClientEvent::decode(
+        r#"{"type":"react","room":{"channel":"general"},"id":42,"emoji":"👍","on":true}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        react,
+        ClientEvent::React {
+            room: Room::Channel(ChannelName::parse("general").unwrap()),
+            id: MessageId(42),
+            emoji: "👍".into(),
+            on: true,
+            client_ref: None,
+        }
+    );
+    assert_eq!(ClientEvent::decode(&react.encode()).unwrap(), react);
 }
 
 /// Rooms are validated as they are decoded: bad channel names and a conversation with
@@ -99,6 +114,10 @@ fn malformed_frames_are_refused() {
         r#"{"type":"edit","room":{"channel":"g"},"id":5}"#,
         r#"{"type":"edit","room":{"channel":"g"},"id":"5","body":"x"}"#,
         r#"{"type":"edit","room":{"channel":"g"},"id":5,"body":"x","author":1}"#,
+        r#"{"type":"react","room":{"channel":"g"},"id":5,"emoji":"👍"}"#,
+        r#"{"type":"react","room":{"channel":"g"},"id":5,"emoji":1,"on":true}"#,
+        r#"{"type":"react","room":{"channel":"g"},"id":5,"emoji":"👍","on":"yes"}"#,
+        r#"{"type":"react","room":{"channel":"g"},"id":5,"emoji":"👍","on":true,"user":2}"#,
     ] {
         let err = ClientEvent::decode(bad).unwrap_err();
         assert_eq!(err.code(), "malformed", "{bad:?}");
@@ -133,6 +152,10 @@ fn every_server_event() -> Vec<ServerEvent> {
         }),
         sent_at: Timestamp::from_millis(1_795_338_000_456),
         edited_at: Some(Timestamp::from_millis(1_795_338_009_000)),
+        reactions: vec![crate::chat::model::Reaction {
+            emoji: Emoji::parse("🎉").unwrap(),
+            users: vec![ada.clone()],
+        }],
     };
     vec![
         ServerEvent::Hub(HubEvent::Welcome {
@@ -163,6 +186,13 @@ fn every_server_event() -> Vec<ServerEvent> {
             id: MessageId(7),
             body: MessageBody::parse("hi *there*", 100).unwrap(),
             edited_at: Timestamp::from_millis(1_795_338_009_000),
+        }),
+        ServerEvent::Hub(HubEvent::Reaction {
+            room: general.clone(),
+            id: MessageId(7),
+            emoji: Emoji::parse("👍").unwrap(),
+            user: ada.clone(),
+            on: false,
         }),
         ServerEvent::Hub(HubEvent::UserRenamed { user: ada.clone() }),
         ServerEvent::Hub(HubEvent::Presence {
@@ -232,6 +262,8 @@ fn server_events_are_read_strictly_but_tolerantly() {
         r#"{"type":"ack","seq":4}"#,
         r#"{"type":"presence","room":{"channel":"g"},"came":[{"id":1,"name":"A"}]}"#,
         r#"{"type":"presence","room":{"channel":"g"},"came":true,"went":[]}"#,
+        r#"{"type":"reaction","room":{"channel":"g"},"id":1,"emoji":"🐍🐍","user":{"id":1,"name":"A"},"on":true}"#,
+        r#"{"type":"reaction","room":{"channel":"g"},"id":1,"emoji":"👍","user":{"id":1,"name":"A"}}"#,
         r#"{}"#,
         r#"[]"#,
     ] {
@@ -285,6 +317,8 @@ fn the_decoder_survives_random_input() {
         r#"{"type":"delete","room":{"channel":"g"},"id":5}"#,
         r#"{"type":"edit","room":{"channel":"g"},"id":5,"body":"fixed","client_ref":"e1"}"#,
         r#"{"type":"edit","room":{"direct":[4,2]},"id":9,"body":"a\nb"}"#,
+        r#"{"type":"react","room":{"channel":"g"},"id":5,"emoji":"👍","on":true,"client_ref":"x"}"#,
+        r#"{"type":"react","room":{"direct":[4,2]},"id":9,"emoji":"🎉","on":false}"#,
         r#"{"type":"rename","name":"Ada"}"#,
         r#"{"type":"typing","room":{"channel":"general"}}"#,
         r#"{"type":"typing","room":{"direct":[2,7]}}"#,

@@ -37,6 +37,14 @@ pub fn general_history(server: &TestServer) -> Vec<flack::chat::model::Message> 
         .messages
 }
 
+/// `general`'s message `id` as the hub holds it now.
+pub fn held(server: &TestServer, id: flack::chat::model::MessageId) -> flack::chat::model::Message {
+    general_history(server)
+        .into_iter()
+        .find(|m| m.id == id)
+        .expect("the message is held")
+}
+
 /// The names of a hub's channels, in its order (by name).
 pub fn channel_names(hub: &Hub) -> Vec<String> {
     hub.channels().iter().map(|c| c.name.to_string()).collect()
@@ -135,6 +143,47 @@ pub async fn start_in(
         std::future::pending(),
     ));
     TestServer { addr, hub, config }
+}
+
+/// A user who joined `general` and disconnected: what they come back with.
+pub struct Away {
+    pub token: String,
+    /// Where their copy of `general` ended.
+    pub cursor: flack::chat::model::Cursor,
+}
+
+impl Away {
+    /// Registers `name`, joins `general` and disconnects, keeping the token and cursor.
+    pub async fn after_joining(server: &TestServer, name: &str) -> Away {
+        let mut client = Client::user(server, name).await;
+        let ServerEvent::Hub(HubEvent::Joined {
+            epoch, last_seq, ..
+        }) = client.join(&general()).await
+        else {
+            unreachable!("join answers joined");
+        };
+        let token = client.token();
+        client.close().await;
+        Away {
+            token,
+            cursor: flack::chat::model::Cursor {
+                epoch,
+                seq: last_seq,
+            },
+        }
+    }
+
+    /// Connects again and joins `general` from the cursor: the client, and whether the
+    /// answer was a reset, with its messages.
+    pub async fn back(
+        &self,
+        server: &TestServer,
+    ) -> (Client, bool, Vec<flack::chat::model::Message>) {
+        let mut client = Client::connect(server).await;
+        client.auth(&self.token).await;
+        let (reset, messages) = client.join_since(&general(), self.cursor).await;
+        (client, reset, messages)
+    }
 }
 
 /// A protocol client over a real WebSocket.
@@ -244,6 +293,97 @@ impl Client {
                 ServerEvent::Hub(HubEvent::Joined { .. }) => return event,
                 ServerEvent::Hub(HubEvent::Presence { .. }) => continue,
                 other => panic!("expected joined, got {other:?}"),
+            }
+        }
+    }
+
+    /// Posts `body` to `room` and returns the message once acknowledged (other answers,
+    /// such as an earlier edit's `ack`, are skipped).
+    pub async fn post_acked(&mut self, room: &Room, body: &str) -> flack::chat::model::Message {
+        let reference = format!("post {body}");
+        self.send(ClientEvent::Send {
+            room: room.clone(),
+            body: body.into(),
+            attachment: None,
+            client_ref: Some(reference.clone()),
+        })
+        .await;
+        let mut posted = None;
+        loop {
+            match self.next().await {
+                ServerEvent::Hub(HubEvent::Message { message })
+                    if message.body.as_str() == body =>
+                {
+                    posted = Some(message)
+                }
+                ServerEvent::Ack { id, client_ref, .. }
+                    if client_ref == Some(reference.clone()) =>
+                {
+                    let message = posted.expect("the message came before its ack");
+                    assert_eq!(message.id, id);
+                    return message;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Joins `room` from `cursor`: whether the answer was a reset, and its messages (other
+    /// events before it skipped).
+    pub async fn join_since(
+        &mut self,
+        room: &Room,
+        cursor: flack::chat::model::Cursor,
+    ) -> (bool, Vec<flack::chat::model::Message>) {
+        self.send(ClientEvent::Join {
+            room: room.clone(),
+            since: Some(cursor),
+            client_ref: None,
+        })
+        .await;
+        loop {
+            if let ServerEvent::Hub(HubEvent::Joined {
+                reset, messages, ..
+            }) = self.next().await
+            {
+                return (reset, messages);
+            }
+        }
+    }
+
+    /// Gives (`on`) or takes away the reaction `emoji` to message `id` of `room`.
+    pub async fn react(
+        &mut self,
+        room: &Room,
+        id: flack::chat::model::MessageId,
+        emoji: &str,
+        on: bool,
+        client_ref: Option<&str>,
+    ) {
+        self.send(ClientEvent::React {
+            room: room.clone(),
+            id,
+            emoji: emoji.into(),
+            on,
+            client_ref: client_ref.map(str::to_owned),
+        })
+        .await;
+    }
+
+    /// The next `reaction` event, as (message, emoji, user name, on), skipping other news;
+    /// fails on an error.
+    pub async fn next_reaction(&mut self) -> (flack::chat::model::MessageId, String, String, bool) {
+        loop {
+            match self.next().await {
+                ServerEvent::Hub(HubEvent::Reaction {
+                    id,
+                    emoji,
+                    user,
+                    on,
+                    ..
+                }) => return (id, emoji.as_str().to_owned(), user.name.to_string(), on),
+                ServerEvent::Error { code, .. } => panic!("refused: {code}"),
+                _ => {}
             }
         }
     }
@@ -505,4 +645,41 @@ pub async fn drop_database(name: &str) {
 /// Form-encodes one value.
 pub fn form_value(raw: &str) -> String {
     flack::app::percent::encode_path_segment(raw)
+}
+
+/// A server on the SQLite file at `path`; also returns the store, to stop it cleanly.
+pub async fn sqlite_server(
+    path: &std::path::Path,
+) -> (TestServer, std::sync::Arc<flack::chat::sqlite::SqliteStore>) {
+    let store =
+        std::sync::Arc::new(flack::chat::sqlite::SqliteStore::open(path, 100).expect("opens"));
+    let handle = store.clone();
+    let server = start_on(fast(), move |_| store as std::sync::Arc<dyn Store>).await;
+    (server, handle)
+}
+
+/// What searches for each of `queries` find, for a user registered for them on `server`.
+pub async fn search_as_newcomer(
+    server: &TestServer,
+    queries: &[&str],
+) -> Vec<flack::chat::model::SearchPage> {
+    let token = server
+        .hub
+        .register("Searcher")
+        .expect("registers")
+        .stored()
+        .await
+        .expect("stored")
+        .token;
+    let mut pages = Vec::new();
+    for words in queries {
+        pages.push(
+            server
+                .hub
+                .search(&token, words, None)
+                .await
+                .expect("searched"),
+        );
+    }
+    pages
 }

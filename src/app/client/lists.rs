@@ -84,6 +84,7 @@ mod tests {
             attachment: None,
             sent_at: Timestamp::from_millis(0),
             edited_at: None,
+            reactions: Vec::new(),
         }
     }
 

@@ -11,8 +11,8 @@
 //! between visits.
 
 use crate::chat::model::{
-    ChannelInfo, ChatError, DirectSummary, DisplayName, HistoryPage, HistoryTop, Limits, Message,
-    MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
+    ChannelInfo, ChatError, DirectSummary, DisplayName, Emoji, HistoryPage, HistoryTop, Limits,
+    Message, MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
@@ -124,6 +124,8 @@ pub struct Feed {
     /// it, or the next one after a deletion), until the time given (`Date.now()` milliseconds).
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     refocus: StoredValue<Option<(String, f64)>>,
+    /// The message whose reaction picker is open, if any (one picker per room).
+    pub reacting: RwSignal<Option<MessageId>>,
     /// The words given back that the box starts with (see [`drafts::give_back`]).
     given_back: StoredValue<String>,
     /// The server epoch `messages` belong to.
@@ -342,6 +344,7 @@ impl ChatClient {
             notice: RwSignal::new(None),
             editing: RwSignal::new(None),
             deleting: RwSignal::new(None),
+            reacting: RwSignal::new(None),
             refocus: StoredValue::new(None),
             given_back: StoredValue::new(String::new()),
             epoch: StoredValue::new(page.epoch),
@@ -435,6 +438,18 @@ impl ChatClient {
         });
     }
 
+    /// Asks the server to give (`on`) or take away this user's reaction `emoji` on a message;
+    /// the change arrives as `reaction` (a refusal shows as the room's error).
+    pub fn react(&self, room: Room, id: MessageId, emoji: Emoji, on: bool) {
+        self.send_event(&ClientEvent::React {
+            room,
+            id,
+            emoji: emoji.as_str().to_owned(),
+            on,
+            client_ref: None,
+        });
+    }
+
     /// Updates the signals from one server event.
     pub fn apply(&self, event: ServerEvent) {
         match event {
@@ -494,6 +509,21 @@ impl ChatClient {
                         if let Some(m) = held.iter_mut().find(|m| m.id == id) {
                             m.body = body;
                             m.edited_at = Some(edited_at);
+                        }
+                    });
+                }
+            }
+            ServerEvent::Hub(HubEvent::Reaction {
+                room,
+                id,
+                emoji,
+                user,
+                on,
+            }) => {
+                if let Some(feed) = self.feed_for(&room) {
+                    feed.messages.try_update(|held| {
+                        if let Some(m) = held.iter_mut().find(|m| m.id == id) {
+                            m.react(emoji, &user, on);
                         }
                     });
                 }
@@ -643,8 +673,14 @@ impl ChatClient {
         });
         if let Some(feed) = self.feed.get_value() {
             feed.messages.try_update(|held| {
-                for message in held.iter_mut().filter(|m| m.author.id == user.id) {
-                    message.author = user.clone();
+                for message in held.iter_mut() {
+                    if message.author.id == user.id {
+                        message.author = user.clone();
+                    }
+                    let reactors = message.reactions.iter_mut().flat_map(|r| &mut r.users);
+                    for reactor in reactors.filter(|u| u.id == user.id) {
+                        *reactor = user.clone();
+                    }
                 }
             });
             feed.online.try_update(|list| {

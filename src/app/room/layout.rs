@@ -81,6 +81,7 @@ mod tests {
             attachment: None,
             sent_at: Timestamp::parse(at).unwrap(),
             edited_at: None,
+            reactions: Vec::new(),
         }
     }
 

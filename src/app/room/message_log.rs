@@ -17,11 +17,12 @@ use super::delete_dialog::DeleteDialog;
 use super::jump::{entry_id, follow_found};
 use super::layout::{lay_out, Reader, Row};
 use super::older_messages::OlderMessages;
+use super::reaction_picker::ReactionPicker;
 use crate::app::client::{use_chat_client, Feed};
 use crate::app::local_time::{day_label, use_reader_clock};
 use crate::app::message_item::MessageItem;
 use crate::chat::history::window_start;
-use crate::chat::model::HISTORY_LIMIT;
+use crate::chat::model::{Message, HISTORY_LIMIT};
 use leptos::prelude::*;
 
 /// How close to the bottom, in CSS pixels, still counts as reading the newest message.
@@ -205,11 +206,13 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                     <ol class="log">
                         <For
                             each=move || rows.get()
-                            // An edited message is drawn anew, with its new text.
+                            // An edited message is drawn anew, with its new text, and one
+                            // reacted to with its new reactions.
                             key=|(row, editing)| {
                                 (
                                     row.message.id,
                                     row.message.edited_at,
+                                    reactions_key(&row.message),
                                     row.message.author.name.to_string(),
                                     row.starts_group,
                                     row.day.map(|day| day.day),
@@ -222,6 +225,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                     </ol>
                 </div>
             </div>
+            <ReactionPicker feed/>
             <Show when=move || { unseen.get() > 0 }>
                 <div class="new-messages">
                     <span>
@@ -282,6 +286,15 @@ fn row_view(row: Row, editing: bool, window_from: Memo<u64>, feed: Feed) -> impl
             />
         </li>
     }
+}
+
+/// What of a message's reactions its drawing shows: each emoji and who gave it.
+fn reactions_key(message: &Message) -> Vec<(&'static str, Vec<u64>)> {
+    message
+        .reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.users.iter().map(|u| u.id.0).collect()))
+        .collect()
 }
 
 /// True when the page is on screen (always false on the server, which reads nothing).

@@ -12,6 +12,7 @@ mod layout;
 mod message_log;
 mod older_messages;
 mod online_list;
+mod reaction_picker;
 mod room_view;
 
 pub use channel_page::ChannelPage;

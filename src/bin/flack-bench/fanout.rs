@@ -89,6 +89,7 @@ fn ceiling_frame(room: &Room, i: usize, author: &str, seq: u64, body: String) ->
             attachment: None,
             sent_at: Timestamp::from_millis(1_795_305_600_000),
             edited_at: None,
+            reactions: Vec::new(),
         },
     })
     .encode()

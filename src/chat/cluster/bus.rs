@@ -86,6 +86,7 @@ pub(super) fn channels_for(prefix: &str, change: &Replicated) -> Vec<String> {
         Replicated::Message { message } => &message.room,
         Replicated::Deleted { room, .. } => room,
         Replicated::Edited { message } => &message.room,
+        Replicated::Reacted { room, .. } => room,
         Replicated::Typing { room, .. } => room,
         Replicated::Channel { .. } | Replicated::User { .. } | Replicated::Renamed { .. } => {
             return vec![directory_channel(prefix)];
@@ -247,6 +248,7 @@ mod tests {
                 attachment: None,
                 sent_at: Timestamp::from_millis(1_796_000_000_000),
                 edited_at: None,
+                reactions: Vec::new(),
             },
         }
     }

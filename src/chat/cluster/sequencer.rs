@@ -2,7 +2,7 @@
 //! each committed change here, publishes it, and answers its proposer.
 //!
 //! Whatever queued up while a batch was committed forms the next one: directory changes,
-//! edits and deletions one transaction each (they are rare, and each may be refused on its own), then
+//! edits, reactions and deletions one transaction each (they are rare, and each may be refused on its own), then
 //! each room's posts in one transaction per room ([`sql::post_batch`]). A change is
 //! answered only after its commit: "acknowledged" means committed. If PostgreSQL cannot be
 //! reached, each proposal of the batch is answered `unavailable` and nothing of it is kept;
@@ -77,6 +77,7 @@ fn what(proposal: &Proposal) -> &'static str {
         Proposal::Post { .. } => "message",
         Proposal::Delete { .. } => "deletion",
         Proposal::Edit { .. } => "edit",
+        Proposal::React { .. } => "reaction",
         Proposal::Channel(_) => "channel",
         Proposal::User(..) => "user",
         Proposal::Rename(_) => "name",
@@ -178,6 +179,33 @@ async fn commit(
                     // Deleted (or gone from the ring) since the proposer looked.
                     Ok(false) => Err(ChatError::NoSuchMessage),
                     Err(e) => Err(refusal(what, Refused::Store(e))),
+                };
+                let _ = reply.send(answer);
+            }
+            Proposal::React {
+                room,
+                id,
+                emoji,
+                user,
+                on,
+            } => {
+                let answer = match sql::react(client, &room, id, emoji, &user, on).await {
+                    Ok(changed) => {
+                        let change = Replicated::Reacted {
+                            room,
+                            id,
+                            emoji,
+                            user,
+                            on,
+                        };
+                        // One that changed nothing is not told (nor counted); its
+                        // proposer is answered all the same.
+                        if changed {
+                            node.committed(change.clone(), None);
+                        }
+                        Ok(change)
+                    }
+                    Err(e) => Err(refusal(what, e)),
                 };
                 let _ = reply.send(answer);
             }

@@ -20,7 +20,8 @@
 //!   piece: most uploads are images, compressed already.
 
 use crate::chat::model::{
-    ChannelInfo, ChatError, DisplayName, Message, MessageId, Room, Timestamp, UserId, UserInfo,
+    ChannelInfo, ChatError, DisplayName, Emoji, Message, MessageId, Room, Timestamp, UserId,
+    UserInfo,
 };
 use crate::chat::postgres::rows::{meta, read_rows, read_users, set_meta, settle_epoch};
 use crate::chat::postgres::{failed, file_of, room_key, slot};
@@ -374,31 +375,87 @@ pub(super) async fn create_channel(
     Ok(directory)
 }
 
-/// Replaces a message's text and `edited_at` (the whole stored message, in the ring and
-/// the archive), counting it in `rooms.deletions` like a deletion, so an instance that
-/// missed it notices and reads the room's messages again; true if it was there to edit.
+/// Replaces a message's text and `edited_at` in the ring and the archive (keeping the
+/// reactions stored with it, which other instances may have changed meanwhile), counting it
+/// in `rooms.deletions` like a deletion, so an instance that missed it notices and reads the
+/// room's messages again; true if it was there to edit.
 pub(super) async fn edit(client: &mut Client, message: &Message) -> Result<bool, StoreError> {
-    let body = serde_json::to_string(message).map_err(failed)?;
-    let row = client
+    rewrite(client, &message.room, message.id, |stored| {
+        stored.body = message.body.clone();
+        stored.edited_at = message.edited_at;
+        Ok(true)
+    })
+    .await
+    .map(|done| done.is_some())
+    .map_err(|refused| match refused {
+        Refused::Store(e) => e,
+        Refused::Chat(e) => StoreError(e.to_string()),
+    })
+}
+
+/// Gives (`on`) or takes away `user`'s reaction `emoji` on a message of the ring, within
+/// the limits, counting a change in `rooms.deletions` as an edit is counted; true if that
+/// changed the message, false if not (given twice, taken away when absent).
+pub(super) async fn react(
+    client: &mut Client,
+    room: &Room,
+    id: MessageId,
+    emoji: Emoji,
+    user: &UserInfo,
+    on: bool,
+) -> Result<bool, Refused> {
+    let done = rewrite(client, room, id, |stored| {
+        if on {
+            stored.may_react(emoji, user.id).map_err(Refused::Chat)?;
+        }
+        Ok(stored.react(emoji, user, on))
+    })
+    .await?;
+    // Deleted (or gone from the ring) since the proposer looked.
+    done.ok_or(Refused::Chat(ChatError::NoSuchMessage))
+}
+
+/// Reads a message of the ring under a row lock, lets `change` change it (it says whether it
+/// did, or refuses), and writes it back to the ring and the archive, counting the change in
+/// `rooms.deletions`, all in one transaction. Says whether it changed the message, or
+/// `None` if the ring does not hold it.
+async fn rewrite(
+    client: &mut Client,
+    room: &Room,
+    id: MessageId,
+    change: impl FnOnce(&mut Message) -> Result<bool, Refused>,
+) -> Result<Option<bool>, Refused> {
+    let key = room_key(room);
+    let tx = client.transaction().await.map_err(failed)?;
+    let Some(row) = tx
         .query_opt(
-            "WITH ring AS ( \
-                 UPDATE recent_messages SET body = $4 WHERE room_key = $1 AND id = $3 \
-                 RETURNING seq), \
-             archived AS ( \
-                 UPDATE archive SET body = $4 WHERE room_key = $1 AND seq = $2 AND id = $3 \
-                 AND seq IN (SELECT seq FROM ring)) \
-             UPDATE rooms SET deletions = deletions + 1 \
-             WHERE key = $1 AND EXISTS (SELECT 1 FROM ring) RETURNING deletions",
-            &[
-                &room_key(&message.room),
-                &(message.seq as i64),
-                &(message.id.0 as i64),
-                &body,
-            ],
+            "SELECT seq, body FROM recent_messages WHERE room_key = $1 AND id = $2 FOR UPDATE",
+            &[&key, &(id.0 as i64)],
         )
         .await
-        .map_err(failed)?;
-    Ok(row.is_some())
+        .map_err(failed)?
+    else {
+        return Ok(None);
+    };
+    let seq: i64 = row.try_get(0).map_err(failed)?;
+    let body: String = row.try_get(1).map_err(failed)?;
+    let mut message: Message = serde_json::from_str(&body).map_err(failed)?;
+    if !change(&mut message)? {
+        return Ok(Some(false));
+    }
+    let body = serde_json::to_string(&message).map_err(failed)?;
+    tx.execute(
+        "WITH ring AS ( \
+             UPDATE recent_messages SET body = $4 WHERE room_key = $1 AND id = $3), \
+         archived AS ( \
+             UPDATE archive SET body = $4 WHERE room_key = $1 AND seq = $2 AND id = $3) \
+         UPDATE rooms SET deletions = deletions + 1 WHERE key = $1",
+        &[&key, &seq, &(id.0 as i64), &body],
+    )
+    .await
+    .map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    Ok(Some(true))
 }
 
 /// Deletes a message; true if it was there to delete.

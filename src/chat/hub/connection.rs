@@ -1,5 +1,5 @@
 //! [`Connection`]: one client connection's view of the hub, and everything a connection
-//! does: authenticate, join and leave rooms, post, edit, delete and rename.
+//! does: authenticate, join and leave rooms, post, edit, react, delete and rename.
 
 use super::directory::Allowance;
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
@@ -8,9 +8,10 @@ use super::outbox::ConnId;
 use super::reads::announce_activity;
 use super::rooms::{CatchUp, Member};
 use super::saved::Saved;
+use super::Durable;
 use super::{Hub, State};
 use crate::chat::model::{
-    ChatError, Cursor, DisplayName, FileId, Message, MessageBody, MessageId, Room, RoomKey,
+    ChatError, Cursor, DisplayName, Emoji, FileId, Message, MessageBody, MessageId, Room, RoomKey,
     Timestamp, UserId, UserInfo,
 };
 use crate::chat::replica::{Proposal, Replicated};
@@ -218,6 +219,7 @@ impl Connection {
             attachment,
             sent_at: Timestamp::now(),
             edited_at: None,
+            reactions: Vec::new(),
         };
         if self.hub.is_replica() {
             drop(guard);
@@ -366,6 +368,74 @@ impl Connection {
         publish_to_room(shared.encode, target, event, None);
         self.hub.changed();
         Ok(Saved::new(edited, durable, "edit"))
+    }
+
+    /// Adds (`on`) or takes away this user's reaction `raw_emoji` on a message of a room they
+    /// may read, for everyone. Checked in this order: the emoji, identity, the room, the
+    /// message (still in the room's history), the limits of a new reaction, then the user's
+    /// allowance of messages (a reaction costs what a post does, even one that changes
+    /// nothing). One that changes nothing (given twice, or taken away when absent) is not
+    /// stored and not sent. The reacting user is to be told only of a failure, once
+    /// [`Saved::stored`] resolves: the write failed (the reaction is lost at the next
+    /// restart), or, in cluster mode, the database refused it (the message deleted, or a
+    /// limit reached through another instance, meanwhile).
+    pub fn react(
+        &self,
+        room: &Room,
+        id: MessageId,
+        raw_emoji: &str,
+        on: bool,
+    ) -> Result<Saved<()>, ChatError> {
+        let emoji = Emoji::parse(raw_emoji)?;
+        let shared = &self.hub.shared;
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let user = self.user(state)?;
+        let target = state.rooms.open(
+            room,
+            Some(user),
+            &mut state.directory,
+            &mut state.connections,
+        )?;
+        let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
+        if on {
+            message.may_react(emoji, user)?;
+        }
+        state.directory.allow(user, Allowance::Messages)?;
+        let info = state.directory.info(user).ok_or(ChatError::Unauthorized)?;
+        if self.hub.is_replica() {
+            let room = target.room.clone();
+            drop(guard);
+            // Applied everywhere once committed, this instance included.
+            let committed = self.hub.propose(Proposal::React {
+                room,
+                id,
+                emoji,
+                user: info,
+                on,
+            });
+            return Ok(Saved::proposed(committed, "reaction", |done| match done {
+                Replicated::Reacted { .. } => Ok(()),
+                other => Err(super::unexpected(other)),
+            }));
+        }
+        let last_seq = target.last_seq();
+        let Some(reacted) = target.history.react(id, emoji, &info, on, last_seq) else {
+            return Ok(Saved::new((), Durable::done(Ok(())), "reaction"));
+        };
+        // Handed to the store under the lock, behind the post it reacts to; the whole
+        // message is written again, with its reactions.
+        let durable = shared.store.edit_message(reacted);
+        let event = HubEvent::Reaction {
+            room: target.room.clone(),
+            id,
+            emoji,
+            user: info,
+            on,
+        };
+        publish_to_room(shared.encode, target, event, None);
+        self.hub.changed();
+        Ok(Saved::new((), durable, "reaction"))
     }
 
     /// Changes this user's display name, everywhere and for everyone.

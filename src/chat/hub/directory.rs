@@ -189,15 +189,21 @@ impl Directory {
             .push(info.id);
     }
 
-    /// `messages` with each author's current name: histories hold messages as they were
-    /// posted, and renames do not rewrite them, so every message leaving the hub passes
-    /// here.
+    /// `messages` with each author's (and each reacting user's) current name: histories
+    /// hold messages as they were posted and reacted to, and renames do not rewrite them, so
+    /// every message leaving the hub passes here.
     pub(super) fn with_current_names(&self, mut messages: Vec<Message>) -> Vec<Message> {
-        for message in &mut messages {
-            if let Some(user) = self.users.get(&message.author.id) {
-                if user.info.name != message.author.name {
-                    message.author.name = user.info.name.clone();
+        let current = |held: &mut UserInfo| {
+            if let Some(user) = self.users.get(&held.id) {
+                if user.info.name != held.name {
+                    held.name = user.info.name.clone();
                 }
+            }
+        };
+        for message in &mut messages {
+            current(&mut message.author);
+            for reaction in &mut message.reactions {
+                reaction.users.iter_mut().for_each(current);
             }
         }
         messages

@@ -17,12 +17,12 @@
 //!    channel name looks like one in use (the same but for case, or a look-alike:
 //!    [`crate::chat::model::LookAlike`]); names stored before that rule keep loading.
 //!    Histories keep the name a message was posted under; every message leaving the hub
-//!    (snapshot, catch-up, page) carries its author's current name, so a rename rewrites
-//!    nothing.
+//!    (snapshot, catch-up, page) carries its author's current name, and its reacting users',
+//!    so a rename rewrites nothing.
 //! 5. **Private means private.** A direct room's messages are offered only to connections of
 //!    its two participants, and only they can read its history.
 //! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel
-//!    created, a message posted or deleted, a user renamed) bumps [`Hub::generation`] before
+//!    created, a message posted, edited, reacted to or deleted, a user renamed) bumps [`Hub::generation`] before
 //!    the lock is released, so a page rendered at one generation is current while it holds.
 //! 7. **Acknowledged means stored; the lock never waits for the disk.** Every change is
 //!    written behind (delivery never waits for the disk), but whoever asked for it is
@@ -41,6 +41,14 @@
 //!    at some moment since the previous delta makes it right, because every change since
 //!    then is listed with its outcome. A tick is due exactly while some room has recorded
 //!    changes (`State::presence_due`), and one timer runs per hub at a time.
+//! 9. **Reactions are sets, held with their message.** A message's reactions list each
+//!    emoji once, each with the users who gave it, each once; they live in the message
+//!    itself (in the history, the store and every page), within the limits of
+//!    [`crate::chat::model::MAX_REACTIONS_PER_USER`] and
+//!    [`crate::chat::model::MAX_REACTIONS_PER_MESSAGE`]. A reaction that changes nothing is
+//!    neither stored nor sent; one that changes something is stored, sent to the room as
+//!    `reaction`, and, like an edit, makes clients whose cursor is not past it catch up by
+//!    a snapshot.
 //!
 //! # Layout
 //! The state behind the lock is split by concern, so each method borrows the part it needs:

@@ -17,7 +17,7 @@
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
 use super::rooms::RoomState;
 use super::{Hub, State};
-use crate::chat::model::{ChatError, Message, MessageId, Room, RoomKey, UserId};
+use crate::chat::model::{ChatError, Message, MessageId, Room, RoomKey, UserId, UserInfo};
 use crate::chat::replica::{Applied, Proposal, Replicated, Submitted};
 use std::collections::HashSet;
 use tokio::sync::oneshot;
@@ -278,6 +278,40 @@ impl Hub {
                 }
                 Applied::Done
             }
+            Replicated::Reacted {
+                room,
+                id,
+                emoji,
+                user,
+                on,
+            } => {
+                let Some(target) = state.rooms.map.get_mut(&room.key()) else {
+                    return Applied::Done;
+                };
+                // A message still waiting for its turn takes the reaction with it.
+                if let Some(waiting) = target.pending.values_mut().find(|m| m.id == id) {
+                    waiting.react(emoji, &user, on);
+                }
+                let last_seq = target.last_seq();
+                if target
+                    .history
+                    .react(id, emoji, &user, on, last_seq)
+                    .is_some()
+                {
+                    // Counted with deletions, as the database counts it.
+                    target.deletions += 1;
+                    let event = HubEvent::Reaction {
+                        room,
+                        id,
+                        emoji,
+                        user,
+                        on,
+                    };
+                    publish_to_room(encode, target, event, None);
+                    self.changed();
+                }
+                Applied::Done
+            }
             Replicated::Message { message } => {
                 if !state.directory.users.contains_key(&message.author.id) {
                     return Applied::Unknown;
@@ -352,8 +386,9 @@ impl Hub {
 
     /// Removes every held message of `room` the database no longer holds (`kept` are the
     /// messages it holds, by id), announcing each deletion, takes the text of each held
-    /// message the database has a later edit of, announcing it, and records the database's
-    /// count of deletions and edits: the repair for a deletion or edit whose event was lost.
+    /// message the database has a later edit of and the reactions the database holds,
+    /// announcing them, and records the database's count of deletions, edits and reactions:
+    /// the repair for a deletion, edit or reaction whose event was lost.
     ///
     /// Only messages numbered from `from` on are judged: the database's ring may already
     /// have let older ones go (a newer message this instance has not applied yet took
@@ -405,6 +440,33 @@ impl Hub {
             };
             publish_to_room(shared.encode, target, event, None);
             self.changed();
+        }
+        // Reactions the database holds and this instance does not, then the reverse.
+        let mut reactions = Vec::new();
+        for held in target.history.snapshot() {
+            if let Some(stored) = kept.get(&held.id) {
+                reactions.extend(reaction_changes(stored, &held, true));
+                reactions.extend(reaction_changes(&held, stored, false));
+            }
+        }
+        for (id, emoji, user, on) in reactions {
+            let last_seq = target.last_seq();
+            if target
+                .history
+                .react(id, emoji, &user, on, last_seq)
+                .is_some()
+            {
+                let room = room.clone();
+                let event = HubEvent::Reaction {
+                    room,
+                    id,
+                    emoji,
+                    user,
+                    on,
+                };
+                publish_to_room(shared.encode, target, event, None);
+                self.changed();
+            }
         }
         let mut dropped = Vec::new();
         for id in gone {
@@ -595,4 +657,22 @@ impl RoomState {
             self.history.mark_restored(seq - 1);
         }
     }
+}
+
+/// The reactions `from` has that `other` lacks, each as the change (`on`) that would give
+/// it to, or take it from, `other`'s message.
+fn reaction_changes(
+    from: &Message,
+    other: &Message,
+    on: bool,
+) -> Vec<(MessageId, crate::chat::model::Emoji, UserInfo, bool)> {
+    let mut changes = Vec::new();
+    for reaction in &from.reactions {
+        for user in &reaction.users {
+            if !other.reacted(reaction.emoji, user.id) {
+                changes.push((from.id, reaction.emoji, user.clone(), on));
+            }
+        }
+    }
+    changes
 }

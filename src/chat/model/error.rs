@@ -152,6 +152,8 @@ chat_errors! {
         SearchEmpty = "search_empty",
         #[error("You are sending messages too fast; wait a moment and try again.")]
         RateLimited = "rate_limited",
+        #[error("That emoji can't be used as a reaction.")]
+        EmojiInvalid = "emoji_invalid",
     }
     server {
         #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
@@ -196,6 +198,10 @@ chat_errors! {
         SearchRateLimited = "search_rate_limited",
         #[error("Open the room first: you are not in it.")]
         NotInRoom = "not_in_room",
+        #[error("You can react to one message with at most {max} emoji.")]
+        TooManyReactions { max: usize } = "too_many_reactions",
+        #[error("This message already has {max} different reactions.")]
+        ReactionsFull { max: usize } = "reactions_full",
     }
 }
 
@@ -323,7 +329,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 43] {
+    fn every_error() -> [ChatError; 46] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -347,6 +353,7 @@ mod tests {
             ChatError::Refused("The server said no.".into()),
             ChatError::SearchEmpty,
             ChatError::RateLimited,
+            ChatError::EmojiInvalid,
             ChatError::ChannelExists(String::new()),
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,
@@ -368,6 +375,8 @@ mod tests {
             ChatError::ReadRateLimited,
             ChatError::SearchRateLimited,
             ChatError::NotInRoom,
+            ChatError::TooManyReactions { max: 1 },
+            ChatError::ReactionsFull { max: 1 },
         ]
     }
 

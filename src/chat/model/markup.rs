@@ -15,7 +15,7 @@
 //! that fails, and the delimiter stack keeps a count per kind, so a closer never searches in
 //! vain. The time is linear in the body's length; `flack-bench markup` measures it.
 
-mod emoji;
+pub mod emoji;
 
 /// How a run of text is styled: any mix of the four.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

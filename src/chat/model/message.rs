@@ -2,6 +2,7 @@
 
 use super::error::ChatError;
 use super::file::Attachment;
+use super::reaction::Reaction;
 use super::room::Room;
 use super::user::UserInfo;
 use crate::chat::timestamp::Timestamp;
@@ -112,6 +113,10 @@ pub struct Message {
     /// When its author last changed its text (absent if never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<Timestamp>,
+    /// Each emoji people reacted with and who did, in the order first given (absent if
+    /// none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The chat domain's validated values, one module per concept: names, users, rooms,
-//! messages, attachments, unread counts and mentions, search, the formatting a message body
+//! messages, reactions, attachments, unread counts and mentions, search, the formatting a message body
 //! is read with (`markup`), and the one error type every rule violation is reported with.
 //!
 //! Every value here is checked once, when it is made from user input, so the rest of the code
@@ -13,6 +13,7 @@ mod limits;
 pub mod markup;
 mod message;
 mod name;
+mod reaction;
 mod room;
 mod search;
 mod unread;
@@ -28,6 +29,10 @@ pub use name::LookAlike;
 pub use name::{
     ChannelKey, ChannelName, DisplayName, CHANNEL_NAME_FORBIDDEN, MAX_CHANNEL_NAME_CHARS,
     MAX_COMBINING_RUN, MAX_DISPLAY_NAME_CHARS,
+};
+pub use reaction::{
+    every_emoji, Emoji, Reaction, COMMON as COMMON_REACTIONS, MAX_REACTIONS_PER_MESSAGE,
+    MAX_REACTIONS_PER_USER,
 };
 pub use room::{
     ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, HistoryTop, OlderPage, Room,

@@ -174,6 +174,7 @@ mod tests {
             attachment: None,
             sent_at: Timestamp::from_millis(0),
             edited_at: None,
+            reactions: Vec::new(),
         };
         let held = [
             message(1, 2, "@ada old"),

@@ -182,6 +182,7 @@ fn message(room: &Room, id: u64, seq: u64, author: &UserInfo) -> Message {
         attachment: None,
         sent_at: Timestamp::now(),
         edited_at: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -785,5 +786,36 @@ fn edits_are_stored_in_the_ring_and_the_archive() {
     assert_eq!(page.messages[1].edited_at, Some(edited_at));
     assert_eq!(search_ids(&reader, &store, 1, "giraffe"), vec![2]);
     assert!(search_ids(&reader, &store, 1, "m2").is_empty());
+    store.close();
+}
+
+/// A message's reactions are stored with it, in the ring and the archive alike: after
+/// reopening, the window and a "before" read both have them, who gave each in order.
+#[test]
+fn reactions_are_stored_with_their_message() {
+    let db = TestDatabase::create();
+    let bob = UserInfo {
+        id: UserId(2),
+        name: DisplayName::parse("bob").unwrap(),
+    };
+    let up = crate::chat::model::Emoji::named("+1").unwrap();
+    let mut reacted = message(&general(), 2, 2, &ada());
+    reacted.react(up, &bob, true);
+    reacted.react(up, &ada(), true);
+    {
+        let store = store_with(&db, &general(), 3, &ada());
+        store.edit_message(&reacted).wait_blocking().unwrap();
+        store.close();
+    }
+    let store = PostgresStore::open(&db.url, 100).unwrap();
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.rooms[0].messages[1].reactions, reacted.reactions);
+    let reader = Reader::new();
+    let archive = store.archive().expect("an archive");
+    let page = reader
+        .0
+        .block_on(archive.before(&general(), 3, 10))
+        .unwrap();
+    assert_eq!(page.messages[1].reactions, reacted.reactions);
     store.close();
 }

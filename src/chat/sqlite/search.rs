@@ -189,6 +189,7 @@ mod tests {
             attachment: None,
             sent_at: Timestamp::now(),
             edited_at: None,
+            reactions: Vec::new(),
         };
         store.put_message(&message).wait_blocking().unwrap();
     }

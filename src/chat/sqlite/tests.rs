@@ -43,6 +43,7 @@ fn message(room: &Room, id: u64, seq: u64, author: &UserInfo) -> Message {
         attachment: None,
         sent_at: Timestamp::now(),
         edited_at: None,
+        reactions: Vec::new(),
     }
 }
 

@@ -516,6 +516,29 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             Ok(()) => return true,
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
+        // Everyone in the room is told, the sender too, if it changed anything; the sender
+        // hears back only if it could not be stored (or the cluster refused it), and the
+        // reader does not wait for that.
+        ClientEvent::React {
+            room,
+            id,
+            emoji,
+            on,
+            client_ref,
+        } => match conn.react(&room, id, &emoji, on) {
+            Ok(reacted) => {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = reacted.stored().await {
+                        outbox
+                            .send(ServerEvent::chat_error(&e, client_ref).frame())
+                            .await;
+                    }
+                });
+                return true;
+            }
+            Err(e) => ServerEvent::chat_error(&e, client_ref),
+        },
         ClientEvent::Edit {
             room,
             id,
@@ -624,6 +647,9 @@ async fn take_cluster_allowance(
             room, client_ref, ..
         }
         | ClientEvent::Edit {
+            room, client_ref, ..
+        }
+        | ClientEvent::React {
             room, client_ref, ..
         } => (Some(Shared::Messages), room, client_ref),
         ClientEvent::Join {

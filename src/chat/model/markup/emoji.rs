@@ -183,6 +183,12 @@ const TABLE: &[(&str, &str)] = &[
     ("zzz", "💤"),
 ];
 
+/// Every name and its emoji, sorted by name: the emoji a message may be reacted with too
+/// (see `reaction`), and what the reaction picker's search looks through.
+pub fn all() -> &'static [(&'static str, &'static str)] {
+    TABLE
+}
+
 /// The emoji called `name` (without its colons).
 pub fn lookup(name: &str) -> Option<&'static str> {
     let found = TABLE.binary_search_by(|(n, _)| n.cmp(&name)).ok()?;
