@@ -62,6 +62,43 @@ test.describe("at 390x844", () => {
   });
 });
 
+test.describe("on a touch screen (no hover)", () => {
+  test.use({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+
+  /** Where nothing can hover, a message's actions are shown without hovering and are at
+   *  least 44 px square, a tap on "Add reaction" opens the picker, and the reaction it
+   *  gives is a 44 px target too; one's own message offers Edit and Delete the same way. */
+  test("message actions are shown and big enough without hover", async ({ browser }) => {
+    const ada = await User.open(browser, "Ada");
+    const page = ada.page;
+    expect(await page.evaluate(() => matchMedia("(hover: none)").matches)).toBe(true);
+    const text = unique("tap me");
+    await ada.send(text);
+    const message = ada.log().getByRole("listitem").filter({ hasText: text });
+    for (const name of ["Add reaction", "Edit message", "Delete message"]) {
+      const button = message.getByRole("button", { name });
+      await expect(button).toBeVisible();
+      const opacity = await button.evaluate((el) => Number(getComputedStyle(el).opacity));
+      expect(opacity, `${name} is shown without hover`).toBeGreaterThanOrEqual(0.5);
+      const box = await button.boundingBox();
+      expect(box?.width ?? 0, `${name} width`).toBeGreaterThanOrEqual(44);
+      expect(box?.height ?? 0, `${name} height`).toBeGreaterThanOrEqual(44);
+    }
+    await message.getByRole("button", { name: "Add reaction" }).tap();
+    const picker = page.getByRole("dialog", { name: "Add reaction" });
+    await expect(picker).toBeVisible();
+    await picker.getByRole("button", { name: "👍" }).tap();
+    await expect(picker).toHaveCount(0);
+    const reaction = message.getByRole("button", { name: "👍 1" });
+    await expect(reaction).toHaveAttribute("aria-pressed", "true");
+    const size = await reaction.boundingBox();
+    expect(size?.width ?? 0).toBeGreaterThanOrEqual(44);
+    expect(size?.height ?? 0).toBeGreaterThanOrEqual(44);
+    await expectNoSideways(page);
+    await ada.close();
+  });
+});
+
 /** From the keyboard: the first Tab reaches "Skip to message box", which puts focus in the
  *  box; Alt+Down and Alt+Up open the next and previous room of the sidebar; Escape closes
  *  the rename form and gives the focus back to the button that opened it. */
