@@ -96,3 +96,32 @@ test("the picker is keyboard-usable and Escape closes it", async ({ browser }) =
   await expect(chip(ada, "ship it", "👍")).toHaveAccessibleName("👍 1");
   await ada.close();
 });
+
+/** A message drawn anew because someone else changed it (a reaction, an edit) keeps the
+ *  reader's keyboard focus: Bob is on "Add reaction" of Ada's message when Ada reacts to it
+ *  and then edits it, and his focus is on that button each time, not on the page. */
+test("the focus stays on a message someone else changes", async ({ browser }) => {
+  const room = unique("keep");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(room);
+  const bob = await User.open(browser, "Bob", `/c/${room}`);
+  await ada.send("focus here");
+  const bobs = item(bob, "focus here").getByRole("button", { name: "Add reaction" });
+  await bobs.focus();
+  await expect(bobs).toBeFocused();
+
+  await item(ada, "focus here").getByRole("button", { name: "Add reaction" }).click();
+  await picker(ada.page).getByRole("button", { name: "🎉" }).click();
+  await expect(chip(bob, "focus here", "🎉")).toHaveAccessibleName("🎉 1");
+  await expect(bobs).toBeFocused();
+
+  await item(ada, "focus here").getByRole("button", { name: "Edit message" }).click();
+  const edit = ada.page.getByRole("textbox", { name: "Edit message" });
+  await edit.fill("focus still here");
+  await edit.press("Enter");
+  await expect(item(bob, "focus still here")).toContainText("(edited)");
+  const after = item(bob, "focus still here").getByRole("button", { name: "Add reaction" });
+  await expect(after).toBeFocused();
+  await ada.close();
+  await bob.close();
+});

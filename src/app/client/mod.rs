@@ -150,9 +150,15 @@ impl Feed {
     /// next few seconds while the focus is nowhere (see [`Feed::refocus_if_lost`]).
     pub fn focus_on(&self, id: String) {
         crate::app::drawer::focus_by_id(&id);
+        self.keep_focus_on(id);
+    }
+
+    /// Gives the focus back to the element `id` when it is drawn anew within the next few
+    /// seconds while the focus is nowhere (it had the focus when it was taken off the page).
+    pub fn keep_focus_on(&self, _id: String) {
         #[cfg(feature = "hydrate")]
         self.refocus
-            .set_value(Some((id, js_sys::Date::now() + REFOCUS_FOR_MS)));
+            .set_value(Some((_id, js_sys::Date::now() + REFOCUS_FOR_MS)));
     }
 
     /// Called once the log has drawn its entries anew: the element asked for with

@@ -135,6 +135,38 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
             see_newest();
         }
     };
+    // An element of the log that had the focus and was drawn anew (its message edited or
+    // reacted to, by anyone) lost the focus to the page's body: the new one takes it back.
+    let on_focusout = move |_ev: leptos::ev::FocusEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            if _ev.related_target().is_some() {
+                // The focus went to another element.
+                return;
+            }
+            let Some(el) = _ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            else {
+                return;
+            };
+            // An element without an id (a link in a message) is stood in for by its entry.
+            let id = match el.id() {
+                id if !id.is_empty() => id,
+                _ => match el.closest(".entry").ok().flatten() {
+                    Some(entry) => entry.id(),
+                    None => return,
+                },
+            };
+            // Still on the page once the drawing is over: the reader put the focus nowhere.
+            queue_microtask(move || {
+                if !el.is_connected() {
+                    feed.keep_focus_on(id);
+                }
+            });
+        }
+    };
     let jump = move |_| {
         if let Some(el) = scroller.get_untracked() {
             el.set_scroll_top(0);
@@ -197,6 +229,7 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                 tabindex="0"
                 node_ref=scroller
                 on:scroll=on_scroll
+                on:focusout=on_focusout
             >
                 <div class="log-content">
                     <OlderMessages feed scroller/>
