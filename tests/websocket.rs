@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{general, start, start_with, Client};
+use common::{general, general_history, start, start_with, Client};
 use flack::chat::model::{DirectKey, MessageId, Room};
 use flack::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use std::time::Duration;
@@ -718,4 +718,51 @@ async fn join_floods_are_read_at_the_join_rate() {
         flooder.next_within(Duration::from_secs(2)).await,
         Some(ServerEvent::Hub(HubEvent::Joined { .. }))
     ));
+}
+
+/// A post sent again under the same `client_ref` (its `ack` was lost with the connection, so
+/// the browser resends it on the new one) is answered with the first message's id and
+/// number, and nobody receives it twice or finds it twice in the history; another user's post
+/// under the same reference is a post of its own.
+#[tokio::test]
+async fn a_resent_post_is_stored_once() {
+    let server = start().await;
+    let mut ada = Client::joined(&server, "ada").await;
+    let mut bob = Client::joined(&server, "bob").await;
+    let send = |body: &str| ClientEvent::Send {
+        room: general(),
+        body: body.into(),
+        attachment: None,
+        client_ref: Some("m-1".into()),
+    };
+    ada.send(send("only once")).await;
+    let first = bob.next_message().await;
+    let token = ada.token();
+    ada.close().await;
+
+    let mut again = Client::connect(&server).await;
+    again.auth(&token).await;
+    again.join(&general()).await;
+    again.send(send("only once")).await;
+    loop {
+        match again.next().await {
+            ServerEvent::Ack { id, seq, client_ref } => {
+                assert_eq!((id, seq), (first.id, first.seq));
+                assert_eq!(client_ref.as_deref(), Some("m-1"));
+                break;
+            }
+            ServerEvent::Hub(HubEvent::Message { message }) => {
+                panic!("the resent post was delivered again: {message:?}")
+            }
+            _ => {}
+        }
+    }
+    let mut carl = Client::joined(&server, "carl").await;
+    carl.send(send("carl's own")).await;
+    assert_eq!(bob.next_message().await.body.as_str(), "carl's own");
+    let bodies: Vec<String> = general_history(&server)
+        .iter()
+        .map(|m| m.body.as_str().to_owned())
+        .collect();
+    assert_eq!(bodies, ["only once", "carl's own"]);
 }

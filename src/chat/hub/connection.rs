@@ -170,9 +170,10 @@ impl Connection {
         self.post_once(room, raw_body, attachment, None)
     }
 
-    /// [`Connection::post`] with the client's reference for the post: in cluster mode a
-    /// resent post with a reference its author already used is answered with the first
-    /// one and not stored twice.
+    /// [`Connection::post`] with the client's reference for the post: a resent post with a
+    /// reference its author already used is answered with the first one and not stored
+    /// twice (one instance: among the author's latest posts, while the first is still in
+    /// the room's history in memory; cluster mode: by the database).
     pub fn post_once(
         &self,
         room: &Room,
@@ -208,6 +209,19 @@ impl Connection {
             &mut state.directory,
             &mut state.connections,
         )?;
+        // The same post again (its `ack` was lost with the connection, and the browser
+        // resent it): answered with the first, once that is stored, and not charged again.
+        if !self.hub.is_replica() {
+            let held = client_ref
+                .and_then(|r| state.directory.posted_as(user, &target.room.key(), r))
+                .and_then(|first| target.history.get(first).cloned());
+            if let Some(first) = held {
+                let mut first = state.directory.with_current_names(vec![first]);
+                if let Some(first) = first.pop() {
+                    return Ok(Saved::new(first, shared.store.barrier(), "message"));
+                }
+            }
+        }
         state.directory.allow(user, Allowance::Messages)?;
         let author = state.directory.info(user).ok_or(ChatError::Unauthorized)?;
         let message = Message {
@@ -254,6 +268,11 @@ impl Connection {
             &message,
         );
         state.rooms.next_message_id += 1;
+        if let Some(client_ref) = client_ref {
+            state
+                .directory
+                .remember_post(user, message.room.key(), client_ref, message.id);
+        }
         self.hub.changed();
         if let Some(file) = &message.attachment {
             state.files.mark_attached(&file.id);

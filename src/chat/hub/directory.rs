@@ -3,11 +3,13 @@
 
 use super::outbox::ConnId;
 use super::HubSettings;
-use crate::chat::model::{ChatError, DisplayName, LookAlike, Message, UserId, UserInfo};
+use crate::chat::model::{
+    ChatError, DisplayName, LookAlike, Message, MessageId, RoomKey, UserId, UserInfo,
+};
 use crate::chat::rate::TokenBucket;
 use crate::chat::store::TokenHash;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 /// Every registered user, found by id, by token hash or by what their name looks like.
@@ -43,7 +45,19 @@ pub(super) struct UserEntry {
     pub(super) searches: TokenBucket,
     /// How often this user's typing notices go out.
     pub(super) typing: super::typing::Typing,
+    /// This user's latest posts that carried a `client_ref` (one instance; the cluster's
+    /// database keeps its own), newest last: a post sent again under one of these refs,
+    /// because its `ack` was lost with the connection, is answered with the first.
+    recent_posts: VecDeque<(String, RoomKey, MessageId)>,
 }
+
+/// How many of a user's latest referenced posts are remembered ([`UserEntry`]): more than a
+/// browser holds unacknowledged at once.
+const RECENT_POSTS: usize = 32;
+
+/// The longest `client_ref` remembered (the browser's are about 20 characters); a post with a
+/// longer one is never taken for a repeat.
+const MAX_REMEMBERED_REF: usize = 64;
 
 impl UserEntry {
     fn new(info: UserInfo, limits: &HubSettings) -> UserEntry {
@@ -94,6 +108,7 @@ impl UserEntry {
                 now,
             ),
             typing: super::typing::Typing::new(now),
+            recent_posts: VecDeque::new(),
         }
     }
 }
@@ -187,6 +202,43 @@ impl Directory {
             .entry(info.name.look_alike())
             .or_default()
             .push(info.id);
+    }
+
+    /// The message `user` already posted in `room` under `client_ref`, if it is among their
+    /// latest ([`RECENT_POSTS`]).
+    pub(super) fn posted_as(
+        &self,
+        user: UserId,
+        room: &RoomKey,
+        client_ref: &str,
+    ) -> Option<MessageId> {
+        let entry = self.users.get(&user)?;
+        entry
+            .recent_posts
+            .iter()
+            .find(|(r, k, _)| r == client_ref && k == room)
+            .map(|(_, _, id)| *id)
+    }
+
+    /// Remembers that `user` posted `id` in `room` under `client_ref`.
+    pub(super) fn remember_post(
+        &mut self,
+        user: UserId,
+        room: RoomKey,
+        client_ref: &str,
+        id: MessageId,
+    ) {
+        if client_ref.len() > MAX_REMEMBERED_REF {
+            return;
+        }
+        if let Some(entry) = self.users.get_mut(&user) {
+            if entry.recent_posts.len() == RECENT_POSTS {
+                entry.recent_posts.pop_front();
+            }
+            entry
+                .recent_posts
+                .push_back((client_ref.to_owned(), room, id));
+        }
     }
 
     /// `messages` with each author's (and each reacting user's) current name: histories
