@@ -746,7 +746,11 @@ async fn a_resent_post_is_stored_once() {
     again.send(send("only once")).await;
     loop {
         match again.next().await {
-            ServerEvent::Ack { id, seq, client_ref } => {
+            ServerEvent::Ack {
+                id,
+                seq,
+                client_ref,
+            } => {
                 assert_eq!((id, seq), (first.id, first.seq));
                 assert_eq!(client_ref.as_deref(), Some("m-1"));
                 break;

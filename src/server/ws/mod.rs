@@ -4,8 +4,8 @@
 use super::config::LimitsSection;
 use super::AppState;
 use crate::chat::cluster::{ClusterHandle, Shared};
-use crate::chat::hub::{Connection, Frame, Hub, Outbox, OutboxRx};
-use crate::chat::model::ChatError;
+use crate::chat::hub::{Connection, Frame, Hub, Outbox, OutboxRx, Saved};
+use crate::chat::model::{ChatError, Message};
 use crate::chat::rate::TokenBucket;
 use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -527,14 +527,7 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             client_ref,
         } => match conn.react(&room, id, &emoji, on) {
             Ok(reacted) => {
-                let outbox = outbox.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = reacted.stored().await {
-                        outbox
-                            .send(ServerEvent::chat_error(&e, client_ref).frame())
-                            .await;
-                    }
-                });
+                report_if_unstored(outbox, reacted, client_ref);
                 return true;
             }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
@@ -548,18 +541,7 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             // Everyone in the room has the new text; the author's `ack` waits until it is
             // stored, as a post's does, and the reader does not wait with it.
             Ok(edited) => {
-                let outbox = outbox.clone();
-                tokio::spawn(async move {
-                    let reply = match edited.stored().await {
-                        Ok(message) => ServerEvent::Ack {
-                            client_ref,
-                            id: message.id,
-                            seq: message.seq,
-                        },
-                        Err(e) => ServerEvent::chat_error(&e, client_ref),
-                    };
-                    outbox.send(reply.frame()).await;
-                });
+                ack_when_stored(outbox, edited, client_ref);
                 return true;
             }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
@@ -568,14 +550,7 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             // Everyone, this connection too, has been told of the new name; only a failure
             // to store it needs an answer, and the reader does not wait for that.
             Ok(saved) => {
-                let outbox = outbox.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = saved.stored().await {
-                        outbox
-                            .send(ServerEvent::chat_error(&e, client_ref).frame())
-                            .await;
-                    }
-                });
+                report_if_unstored(outbox, saved, client_ref);
                 return true;
             }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
@@ -589,24 +564,47 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             // The message is already out; its acknowledgement waits until it is stored, and
             // the reader does not wait with it.
             Ok(posted) => {
-                let outbox = outbox.clone();
-                tokio::spawn(async move {
-                    let reply = match posted.stored().await {
-                        Ok(message) => ServerEvent::Ack {
-                            client_ref,
-                            id: message.id,
-                            seq: message.seq,
-                        },
-                        Err(e) => ServerEvent::chat_error(&e, client_ref),
-                    };
-                    outbox.send(reply.frame()).await;
-                });
+                ack_when_stored(outbox, posted, client_ref);
                 return true;
             }
             Err(e) => ServerEvent::chat_error(&e, client_ref),
         },
     };
     outbox.send(reply.frame()).await
+}
+
+/// Answers the sender of a post or an edit with its `ack` once the message is stored, or with
+/// the error if it cannot be; the reader goes on meanwhile.
+fn ack_when_stored(outbox: &Outbox, saved: Saved<Message>, client_ref: Option<String>) {
+    let outbox = outbox.clone();
+    tokio::spawn(async move {
+        let reply = match saved.stored().await {
+            Ok(message) => ServerEvent::Ack {
+                client_ref,
+                id: message.id,
+                seq: message.seq,
+            },
+            Err(e) => ServerEvent::chat_error(&e, client_ref),
+        };
+        outbox.send(reply.frame()).await;
+    });
+}
+
+/// Tells the sender of a change everyone has already been told of (a reaction, a new name)
+/// only if it cannot be stored; the reader goes on meanwhile.
+fn report_if_unstored<T: Send + 'static>(
+    outbox: &Outbox,
+    saved: Saved<T>,
+    client_ref: Option<String>,
+) {
+    let outbox = outbox.clone();
+    tokio::spawn(async move {
+        if let Err(e) = saved.stored().await {
+            outbox
+                .send(ServerEvent::chat_error(&e, client_ref).frame())
+                .await;
+        }
+    });
 }
 
 /// Proves who the connection is. In cluster mode a token this instance does not know may
