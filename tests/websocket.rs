@@ -22,6 +22,7 @@ async fn messages_fan_out_to_every_member() {
         room: general(),
         body: "hello, team".into(),
         attachment: None,
+        reply_to: None,
         client_ref: Some("r1".into()),
     })
     .await;

@@ -300,11 +300,22 @@ impl Client {
     /// Posts `body` to `room` and returns the message once acknowledged (other answers,
     /// such as an earlier edit's `ack`, are skipped).
     pub async fn post_acked(&mut self, room: &Room, body: &str) -> flack::chat::model::Message {
+        self.reply_acked(room, body, None).await
+    }
+
+    /// [`Client::post_acked`], as a reply to message `reply_to` if given.
+    pub async fn reply_acked(
+        &mut self,
+        room: &Room,
+        body: &str,
+        reply_to: Option<flack::chat::model::MessageId>,
+    ) -> flack::chat::model::Message {
         let reference = format!("post {body}");
         self.send(ClientEvent::Send {
             room: room.clone(),
             body: body.into(),
             attachment: None,
+            reply_to,
             client_ref: Some(reference.clone()),
         })
         .await;
@@ -394,6 +405,7 @@ impl Client {
             room: room.clone(),
             body: body.into(),
             attachment: None,
+            reply_to: None,
             client_ref: None,
         })
         .await;

@@ -12,7 +12,7 @@
 
 use crate::chat::model::{
     ChannelInfo, ChatError, DirectSummary, DisplayName, Emoji, HistoryPage, HistoryTop, Limits,
-    Message, MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
+    Message, MessageId, Reply, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
@@ -126,6 +126,8 @@ pub struct Feed {
     refocus: StoredValue<Option<(String, f64)>>,
     /// The message whose reaction picker is open, if any (one picker per room).
     pub reacting: RwSignal<Option<MessageId>>,
+    /// The message the next one sent from the box answers, if any (shown above the box).
+    pub replying: RwSignal<Option<Reply>>,
     /// The words given back that the box starts with (see [`drafts::give_back`]).
     given_back: StoredValue<String>,
     /// The server epoch `messages` belong to.
@@ -345,6 +347,7 @@ impl ChatClient {
             editing: RwSignal::new(None),
             deleting: RwSignal::new(None),
             reacting: RwSignal::new(None),
+            replying: RwSignal::new(None),
             refocus: StoredValue::new(None),
             given_back: StoredValue::new(String::new()),
             epoch: StoredValue::new(page.epoch),
@@ -676,6 +679,9 @@ impl ChatClient {
                 for message in held.iter_mut() {
                     if message.author.id == user.id {
                         message.author = user.clone();
+                    }
+                    if let Some(reply) = message.reply.as_mut().filter(|r| r.author.id == user.id) {
+                        reply.author = user.clone();
                     }
                     let reactors = message.reactions.iter_mut().flat_map(|r| &mut r.users);
                     for reactor in reactors.filter(|u| u.id == user.id) {

@@ -164,6 +164,8 @@ chat_errors! {
         Forbidden = "forbidden",
         #[error("That message does not exist (it may have been deleted).")]
         NoSuchMessage = "no_such_message",
+        #[error("The message you are replying to is no longer here (deleted, or too old to reply to).")]
+        NoSuchReply = "no_such_reply",
         #[error("You can only edit or delete your own messages.")]
         NotYourMessage = "not_your_message",
         #[error("You are creating channels too fast; wait a minute and try again.")]
@@ -329,7 +331,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 46] {
+    fn every_error() -> [ChatError; 47] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -358,6 +360,7 @@ mod tests {
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,
             ChatError::NoSuchMessage,
+            ChatError::NoSuchReply,
             ChatError::NotYourMessage,
             ChatError::ChannelRateLimited,
             ChatError::TooManyUnsentFiles,

@@ -3,6 +3,7 @@
 use super::error::ChatError;
 use super::file::Attachment;
 use super::reaction::Reaction;
+use super::reply::Reply;
 use super::room::Room;
 use super::user::UserInfo;
 use crate::chat::timestamp::Timestamp;
@@ -117,6 +118,9 @@ pub struct Message {
     /// none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// The message this one answers, as it was when this one was posted (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
 }
 
 #[cfg(test)]
