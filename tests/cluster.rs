@@ -2171,7 +2171,7 @@ async fn a_reply_reaches_every_instance_with_its_quote() {
         watched_post(&cluster, "ann", "bea", "the **plan**\nin detail").await;
 
     let sent = bea.reply_acked(&general(), "agreed", Some(id)).await;
-    let quote = |message: &flack::chat::model::Message| {
+    let quote = |message: &Message| {
         let reply = message.reply.clone().expect("a reply");
         (reply.id, reply.author.name.to_string(), reply.excerpt)
     };

@@ -110,6 +110,7 @@ async fn replies_to_what_is_not_in_the_room_are_refused() {
     let bob = Client::joined(&server, "Bob").await;
     let mut eve = Client::joined(&server, "Eve").await;
     server.hub.create_channel(&ada.token(), "random").unwrap();
+    ada.join(&common::channel("random")).await;
     let here = ada.post_acked(&general(), "here").await;
     let elsewhere = ada.post_acked(&common::channel("random"), "there").await;
     let private = Room::Direct(DirectKey::between(ada.id(), bob.id()).expect("two users"));

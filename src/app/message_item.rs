@@ -248,7 +248,7 @@ fn reply_to(feed: Feed, id: MessageId) {
 /// original into view (loading older pages if need be: see `room::jump`), or, when the
 /// original is deleted or no longer kept, says so (and does nothing).
 fn quote_view(reply: &Reply, original: Original, room: crate::chat::model::Room) -> impl IntoView {
-    let found = use_context::<FoundMessage>();
+    let found = use_context::<FoundMessage>().map(|found| found.0);
     let gone = match original {
         Original::Deleted => Some("Original message deleted"),
         Original::NotKept => Some("Original message is no longer kept"),
@@ -262,7 +262,7 @@ fn quote_view(reply: &Reply, original: Original, room: crate::chat::model::Room)
     let seq = reply.seq;
     let show = move |_| {
         if let (None, Some(found)) = (gone, found) {
-            found.0.set(Some((room.clone(), seq)));
+            found.set(Some((room.clone(), seq)));
         }
     };
     view! {
@@ -273,10 +273,11 @@ fn quote_view(reply: &Reply, original: Original, room: crate::chat::model::Room)
             aria-disabled=gone.map(|_| "true")
             on:click=show
         >
-            <span class="quote-author">{author}</span>
+            // What is seen is part of the name (WCAG 2.5.3).
+            <span class="quote-author">{format!("{author}:")}</span>
             " "
             <span class="excerpt">{reply.excerpt.clone()}</span>
-            {gone.map(|gone| view! { <span class="quote-gone">{gone}</span> })}
+            {gone.map(|gone| view! { <span class="quote-gone">{format!("({gone})")}</span> })}
         </button>
     }
 }
