@@ -11,19 +11,12 @@ use common::{general, start, Client};
 use flack::chat::model::{DirectKey, Message, MessageId, Room, MAX_EXCERPT_CHARS};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 
-/// The next error as (code, client_ref), skipping news; fails on a `message`.
+/// The next error as (code, client_ref), skipping news; fails on an `ack` (the refused
+/// reply posted after all).
 async fn refusal(client: &mut Client) -> (String, Option<String>) {
-    loop {
-        match client.next().await {
-            ServerEvent::Error {
-                code, client_ref, ..
-            } => return (code, client_ref),
-            event @ ServerEvent::Hub(HubEvent::Message { .. }) => {
-                panic!("expected a refusal, got {event:?}")
-            }
-            _ => {}
-        }
-    }
+    client
+        .refusal_without(|e| matches!(e, ServerEvent::Ack { .. }))
+        .await
 }
 
 /// Sends `body` to `room` as a reply to `reply_to`, with the reference `r`.
@@ -79,18 +72,7 @@ async fn a_reply_carries_its_quote_to_everyone() {
         client_ref: None,
     })
     .await;
-    ada.send(ClientEvent::Rename {
-        name: "Ada L".into(),
-        client_ref: None,
-    })
-    .await;
-    while !matches!(
-        bob.next().await,
-        ServerEvent::Hub(HubEvent::UserRenamed { .. })
-    ) {}
-    let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = bob.join(&general()).await else {
-        unreachable!("join answers joined");
-    };
+    let messages = common::renamed_then_joined(&mut ada, &mut bob, "Ada L").await;
     assert!(messages.iter().all(|m| m.id != hers.id), "deleted");
     let got = messages.iter().find(|m| m.id == answer.id).expect("held");
     assert_eq!(
@@ -175,9 +157,7 @@ async fn the_excerpt_is_cut_and_stays_text() {
 /// to the same message, with the same excerpt.
 #[tokio::test]
 async fn a_reply_survives_a_restart() {
-    let dir = std::env::temp_dir().join(format!("flack-reply-{}-restart", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("flack.db");
+    let path = common::fresh_db("reply", "restart");
     let (server, store) = common::sqlite_server(&path).await;
     let mut ada = Client::joined(&server, "Ada").await;
     let original = ada.post_acked(&general(), "keep this").await;

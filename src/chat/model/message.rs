@@ -123,6 +123,32 @@ pub struct Message {
     pub reply: Option<Reply>,
 }
 
+/// Messages for the model's tests.
+#[cfg(test)]
+pub(super) mod fixture {
+    use super::*;
+    use crate::chat::model::{ChannelName, DisplayName, UserId};
+
+    /// Message 1 of `general`, by user 1 ("u1"), saying `body`.
+    pub fn saying(body: &str) -> Message {
+        Message {
+            id: MessageId(1),
+            room: Room::Channel(ChannelName::parse("general").unwrap()),
+            seq: 1,
+            author: UserInfo {
+                id: UserId(1),
+                name: DisplayName::parse("u1").unwrap(),
+            },
+            body: MessageBody::parse(body, DEFAULT_MAX_MESSAGE_CHARS).unwrap(),
+            attachment: None,
+            sent_at: Timestamp::from_millis(0),
+            edited_at: None,
+            reactions: Vec::new(),
+            reply: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

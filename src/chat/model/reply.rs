@@ -61,33 +61,15 @@ fn read_excerpt<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Str
 
 #[cfg(test)]
 mod tests {
+    use super::super::message::fixture::saying as message;
     use super::*;
-    use crate::chat::model::{ChannelName, DisplayName, MessageBody, Room, Timestamp, UserId};
-
-    fn message(body: &str) -> Message {
-        Message {
-            id: MessageId(7),
-            room: Room::Channel(ChannelName::parse("general").unwrap()),
-            seq: 3,
-            author: UserInfo {
-                id: UserId(1),
-                name: DisplayName::parse("Ann").unwrap(),
-            },
-            body: MessageBody::parse(body, 4000).unwrap(),
-            attachment: None,
-            sent_at: Timestamp::now(),
-            edited_at: None,
-            reactions: Vec::new(),
-            reply: None,
-        }
-    }
 
     /// The excerpt is the first line with text, without its formatting marks, and a long
     /// one is cut to 100 characters on a character (never inside one), ending in "…".
     #[test]
     fn the_excerpt_is_the_first_line_cut_short() {
         let reply = Reply::to(&message("\n  **Hello** there\nsecond line"));
-        assert_eq!((reply.id, reply.seq), (MessageId(7), 3));
+        assert_eq!((reply.id, reply.seq), (MessageId(1), 1));
         assert_eq!(reply.excerpt, "Hello there");
         let long = Reply::to(&message(&"é".repeat(150))).excerpt;
         assert_eq!(long.chars().count(), MAX_EXCERPT_CHARS);
