@@ -9,6 +9,7 @@ mod common;
 
 use common::{general, start, Client};
 use flack::chat::model::{DirectKey, Message, MessageId, Room, MAX_EXCERPT_CHARS};
+use flack::chat::hub::Store;
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 
 /// The next error as (code, client_ref), skipping news; fails on an `ack` (the refused
@@ -92,6 +93,10 @@ async fn replies_to_what_is_not_in_the_room_are_refused() {
     let bob = Client::joined(&server, "Bob").await;
     let mut eve = Client::joined(&server, "Eve").await;
     server.hub.create_channel(&ada.token(), "random").unwrap();
+    while !matches!(
+        ada.next().await,
+        ServerEvent::Hub(HubEvent::ChannelCreated { .. })
+    ) {}
     ada.join(&common::channel("random")).await;
     let here = ada.post_acked(&general(), "here").await;
     let elsewhere = ada.post_acked(&common::channel("random"), "there").await;

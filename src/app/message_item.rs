@@ -23,7 +23,7 @@ use leptos::prelude::*;
 /// Its author may edit or delete it, and anyone signed in react to it, while `deletable`
 /// (the server still holds it in memory; older messages, read back from the store, stay as
 /// they are). While `editing`, its text is a box: the log draws the message anew when an
-/// edit begins or ends. A reply shows the line it quotes, with where its `original` is.
+/// edit begins or ends. A reply shows the line it quotes, with where that message is (`quoted`).
 ///
 /// A hundred of these hydrate with every page load, so each holds as little as it can: one
 /// effect for its time, one for its actions and one for its mentions. What changes rarely
@@ -36,7 +36,7 @@ pub fn MessageItem(
     starts_group: bool,
     deletable: Signal<bool>,
     editing: bool,
-    original: Option<Original>,
+    quoted: Option<Original>,
 ) -> impl IntoView {
     let client = use_chat_client();
     let clock = use_reader_clock();
@@ -138,8 +138,8 @@ pub fn MessageItem(
     let quote = message
         .reply
         .as_ref()
-        .zip(original)
-        .map(|(reply, original)| quote_view(reply, original, message.room.clone()));
+        .zip(quoted)
+        .map(|(reply, quoted)| quote_view(reply, quoted, message.room.clone()));
     let react_id = react_button_id(id);
     let reactions = reactions_view(feed, &message, deletable);
     // The actions, while the reader may act on the message: anyone signed in may react to

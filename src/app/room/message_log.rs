@@ -298,7 +298,7 @@ fn row_view(
                 message=row.message
                 starts_group=row.starts_group
                 editing
-                original
+                quoted=original
             />
         </li>
     }
