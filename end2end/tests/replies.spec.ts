@@ -2,7 +2,7 @@
 // box then shows "Replying to {author}" (Cancel, or Escape in the box, stops), and the
 // message sent shows above its text a button "Reply to {author}: {excerpt}", for everyone,
 // live. Pressing it brings the original into view and highlights it, loading older messages
-// if need be; once the original is deleted, or older than the server keeps, it says so.
+// if need be; once the original is known deleted, or older than the server keeps, it says so.
 import { test, expect, type Page } from "@playwright/test";
 import { User, seedMessages, unique } from "./fixtures/flack";
 
@@ -59,7 +59,7 @@ test("a reply quotes its original for everyone and says when it is deleted", asy
 });
 
 /** With 90 messages between them, pressing the quote scrolls the log up to the original and
- *  highlights it; with 95 more below the reply, after a reload the original is older than
+ *  highlights it; with 58 more below the reply, after a reload the original is older than
  *  the messages shown, and pressing the quote loads older ones until it is there. */
 test("pressing the quote brings the original into view, loading older messages", async ({ browser }) => {
   const room = unique("far");
@@ -83,7 +83,9 @@ test("pressing the quote brings the original into view, loading older messages",
   await expect(found).toContainText("the very first word");
   await expect(found).toBeInViewport();
 
-  await seedMessages(ada.page, room, unique("Seeder"), 95, 91);
+  // 58 more: the log opens on the newest 100 (from message 51), the reply far from its top
+  // (where scrolling would load older messages by itself), the original above them.
+  await seedMessages(ada.page, room, unique("Seeder"), 58, 91);
   await bob.page.reload();
   await bob.waitConnected();
   await expect(item(bob, "the very first word")).toHaveCount(0);
@@ -122,8 +124,9 @@ test("replying can be cancelled", async ({ browser }) => {
   await ada.close();
 });
 
-/** On a server keeping 100 messages per room, a reply whose original has fallen out says
- *  the original is no longer kept. */
+/** On a server keeping 100 messages per room, a reply whose original has fallen out says,
+ *  once the log has asked for older messages, that the original is no longer kept (and
+ *  its quote is then disabled). */
 test("a reply says when its original is no longer kept", async ({ browser }) => {
   const ada = await User.open(browser, "Ada", `${RETAIN_100}/c/general`);
   const room = unique("kept");
@@ -136,6 +139,13 @@ test("a reply says when its original is no longer kept", async ({ browser }) => 
   await ada.page.reload();
   await ada.waitConnected();
   await expect(ada.log().getByRole("listitem")).toHaveCount(100);
+  // The page does not say yet whether older messages are kept; scrolled up to the reply (the
+  // oldest shown), the log asks, and the server says they are not.
+  await quote(ada, "still here").scrollIntoViewIfNeeded();
   await expect(quote(ada, "still here")).toContainText("Original message is no longer kept");
+  await expect(quote(ada, "still here")).toHaveAccessibleName(
+    `Reply to ${ada.name}: soon forgotten (Original message is no longer kept)`,
+  );
+  await expect(quote(ada, "still here")).toBeDisabled();
   await ada.close();
 });
