@@ -218,9 +218,10 @@ test("focus rings have at least 3:1 contrast", async ({ browser }) => {
     await page.emulateMedia({ colorScheme });
     await page.locator("body").focus();
     const seen: string[] = [];
-    // Enough presses to pass the sidebar, the log, the message's buttons (Reply, Add
-    // reaction, Edit, Delete) and reach the box.
-    for (let i = 0; i < 28; i++) {
+    // Enough presses to pass the sidebar (with the channels the other tests of this file
+    // created), the log, the buttons of its messages (Reply, Add reaction, and on one's own
+    // Edit and Delete) and reach the box.
+    for (let i = 0; i < 40; i++) {
       await page.keyboard.press("Tab");
       const ring = await page.evaluate(() => {
         const el = document.activeElement as HTMLElement | null;
