@@ -2201,7 +2201,10 @@ async fn a_reply_reaches_every_instance_with_its_quote() {
             ServerEvent::Error {
                 code, client_ref, ..
             } => {
-                assert_eq!((code.as_str(), client_ref.as_deref()), ("no_such_reply", Some("r2")));
+                assert_eq!(
+                    (code.as_str(), client_ref.as_deref()),
+                    ("no_such_reply", Some("r2"))
+                );
                 break;
             }
             ServerEvent::Hub(HubEvent::Message { message }) => {

@@ -8,8 +8,8 @@
 mod common;
 
 use common::{general, start, Client};
-use flack::chat::model::{DirectKey, Message, MessageId, Room, MAX_EXCERPT_CHARS};
 use flack::chat::hub::Store;
+use flack::chat::model::{DirectKey, Message, MessageId, Room, MAX_EXCERPT_CHARS};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 
 /// The next error as (code, client_ref), skipping news; fails on an `ack` (the refused
@@ -57,10 +57,13 @@ async fn a_reply_carries_its_quote_to_everyone() {
         .await;
     bob.next_message().await;
 
-    let answer = bob
-        .reply_acked(&general(), "yes!", Some(hers.id))
-        .await;
-    let expected = (hers.id, hers.seq, "Ada".to_owned(), "lunch at noon?".to_owned());
+    let answer = bob.reply_acked(&general(), "yes!", Some(hers.id)).await;
+    let expected = (
+        hers.id,
+        hers.seq,
+        "Ada".to_owned(),
+        "lunch at noon?".to_owned(),
+    );
     assert_eq!(quote(&answer), expected);
     assert_eq!(quote(&ada.next_message().await), expected);
     assert_eq!(quote(&common::held(&server, answer.id)), expected);
@@ -78,7 +81,12 @@ async fn a_reply_carries_its_quote_to_everyone() {
     let got = messages.iter().find(|m| m.id == answer.id).expect("held");
     assert_eq!(
         quote(got),
-        (hers.id, hers.seq, "Ada L".to_owned(), "lunch at noon?".to_owned())
+        (
+            hers.id,
+            hers.seq,
+            "Ada L".to_owned(),
+            "lunch at noon?".to_owned()
+        )
     );
 }
 
@@ -145,15 +153,21 @@ async fn the_excerpt_is_cut_and_stays_text() {
     let mut ada = Client::joined(&server, "Ada").await;
     let long = format!("<img src=x onerror=alert(1)> {}", "ü".repeat(3900));
     let original = ada.post_acked(&general(), &long).await;
-    let reply = ada.reply_acked(&general(), "what?", Some(original.id)).await;
+    let reply = ada
+        .reply_acked(&general(), "what?", Some(original.id))
+        .await;
     let excerpt = quote(&reply).3;
     assert_eq!(excerpt.chars().count(), MAX_EXCERPT_CHARS);
-    assert!(excerpt.starts_with("<img src=x onerror=alert(1)> üü"), "{excerpt}");
+    assert!(
+        excerpt.starts_with("<img src=x onerror=alert(1)> üü"),
+        "{excerpt}"
+    );
     assert!(excerpt.ends_with("ü…"), "{excerpt}");
 
     let page = common::http(&server, "GET", "/c/general", None).await;
     assert!(
-        page.body.contains("<span class=\"excerpt\">&lt;img src=x onerror=alert(1)&gt; üü"),
+        page.body
+            .contains("<span class=\"excerpt\">&lt;img src=x onerror=alert(1)&gt; üü"),
         "the quote, as text"
     );
 }

@@ -157,12 +157,12 @@ fn every_server_event() -> Vec<ServerEvent> {
             emoji: Emoji::parse("🎉").unwrap(),
             users: vec![ada.clone()],
         }],
-        reply: Some(crate::chat::model::Reply {
+        reply: Some(Box::new(crate::chat::model::Reply {
             id: MessageId(5),
             seq: 2,
             author: ada.clone(),
             excerpt: "the <i>plan</i>…".into(),
-        }),
+        })),
     };
     vec![
         ServerEvent::Hub(HubEvent::Welcome {

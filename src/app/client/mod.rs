@@ -500,9 +500,9 @@ impl ChatClient {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.messages.try_update(|held| held.retain(|m| m.id != id));
                     // A deleted message can no longer be answered.
-                    let answering = feed.replying.try_with_untracked(|r| {
-                        r.as_ref().is_some_and(|r| r.id == id)
-                    });
+                    let answering = feed
+                        .replying
+                        .try_with_untracked(|r| r.as_ref().is_some_and(|r| r.id == id));
                     if answering == Some(true) {
                         feed.replying.try_set(None);
                     }

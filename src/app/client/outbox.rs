@@ -391,7 +391,9 @@ mod tests {
             send(&client, &feed, "yes");
             // The composer stops answering once the message is sent.
             feed.replying.set(None);
-            assert!(client.outbox.with_value(|o| o[0].reply == Some(reply.clone())));
+            assert!(client
+                .outbox
+                .with_value(|o| o[0].reply == Some(reply.clone())));
             client.apply(refusal("no_such_reply", "m0"));
             assert_eq!(feed.draft.get_untracked(), "yes");
             assert_eq!(feed.replying.get_untracked(), Some(reply));

@@ -81,12 +81,10 @@ pub enum Original {
 /// first) with `top` above them.
 pub fn find_original(messages: &[Message], top: HistoryTop, seq: u64) -> Original {
     match messages.first() {
-        Some(oldest) if oldest.seq <= seq => {
-            match messages.binary_search_by_key(&seq, |m| m.seq) {
-                Ok(_) => Original::Here,
-                Err(_) => Original::Deleted,
-            }
-        }
+        Some(oldest) if oldest.seq <= seq => match messages.binary_search_by_key(&seq, |m| m.seq) {
+            Ok(_) => Original::Here,
+            Err(_) => Original::Deleted,
+        },
         _ => match top {
             HistoryTop::More => Original::Older,
             HistoryTop::Beginning => Original::Deleted,
@@ -218,8 +216,14 @@ mod tests {
         assert_eq!(find_original(&log, HistoryTop::More, 5), Original::Here);
         assert_eq!(find_original(&log, HistoryTop::More, 6), Original::Deleted);
         assert_eq!(find_original(&log, HistoryTop::More, 4), Original::Older);
-        assert_eq!(find_original(&log, HistoryTop::Beginning, 4), Original::Deleted);
-        assert_eq!(find_original(&log, HistoryTop::NotKept, 4), Original::NotKept);
+        assert_eq!(
+            find_original(&log, HistoryTop::Beginning, 4),
+            Original::Deleted
+        );
+        assert_eq!(
+            find_original(&log, HistoryTop::NotKept, 4),
+            Original::NotKept
+        );
         assert_eq!(find_original(&[], HistoryTop::More, 4), Original::Older);
     }
 }

@@ -11,8 +11,8 @@ use super::saved::Saved;
 use super::Durable;
 use super::{Hub, State};
 use crate::chat::model::{
-    ChatError, Cursor, DisplayName, Emoji, FileId, Message, MessageBody, MessageId, Reply, Room, RoomKey,
-    Timestamp, UserId, UserInfo,
+    ChatError, Cursor, DisplayName, Emoji, FileId, Message, MessageBody, MessageId, Reply, Room,
+    RoomKey, Timestamp, UserId, UserInfo,
 };
 use crate::chat::replica::{Proposal, Replicated};
 
@@ -214,12 +214,9 @@ impl Connection {
         // Only a message of this room the server still holds: one of another room is as
         // unknown here as one that never was (a private room's messages stay private).
         let reply = match reply_to {
-            Some(original) => Some(Reply::to(
-                target
-                    .history
-                    .get(original)
-                    .ok_or(ChatError::NoSuchReply)?,
-            )),
+            Some(original) => Some(Box::new(Reply::to(
+                target.history.get(original).ok_or(ChatError::NoSuchReply)?,
+            ))),
             None => None,
         };
         state.directory.allow(user, Allowance::Messages)?;

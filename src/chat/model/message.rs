@@ -119,8 +119,10 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
     /// The message this one answers, as it was when this one was posted (absent if none).
+    /// Boxed: most messages answer none, and every event holding a message is as large as
+    /// its largest kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply: Option<Reply>,
+    pub reply: Option<Box<Reply>>,
 }
 
 /// Messages for the model's tests.
