@@ -23,7 +23,8 @@ use leptos::prelude::*;
 /// Its author may edit or delete it, and anyone signed in react to it, while `deletable`
 /// (the server still holds it in memory; older messages, read back from the store, stay as
 /// they are). While `editing`, its text is a box: the log draws the message anew when an
-/// edit begins or ends. A reply shows the line it quotes, with where that message is (`quoted`).
+/// edit begins or ends. A reply shows the line it quotes, and what the log knows of where
+/// that message is (`quoted`: the log draws the reply anew when that changes).
 ///
 /// A hundred of these hydrate with every page load, so each holds as little as it can: one
 /// effect for its time, one for its actions and one for its mentions. What changes rarely
