@@ -221,16 +221,21 @@ impl ChatClient {
     }
 
     /// The server refused the message sent as `client_ref` (code and sentence): it goes back
-    /// to its room's box. False if no message of ours was sent with that reference.
+    /// to its room's box, still answering the message it answered unless that is what was
+    /// refused. False if no message of ours was sent with that reference.
     pub(super) fn refused(
         &self,
         client_ref: &str,
         error: Result<ChatError, String>,
         sentence: String,
     ) -> bool {
-        let Some(sent) = self.take_outgoing(client_ref) else {
+        let Some(mut sent) = self.take_outgoing(client_ref) else {
             return false;
         };
+        if error == Ok(ChatError::NoSuchReply) {
+            // Its text comes back, no longer answering what is gone.
+            sent.reply = None;
+        }
         let notice = match error {
             Ok(error) => Notice::with_sentence(&error, sentence),
             Err(_) => Notice {
@@ -373,7 +378,8 @@ mod tests {
     }
 
     /// A message sent while the box answers another goes as a reply to it; refused, it comes
-    /// back into the box still answering that message.
+    /// back into the box still answering that message, unless the message answered is what
+    /// the server refused (gone meanwhile): then the text comes back alone.
     #[test]
     fn a_refused_reply_comes_back_still_answering() {
         Owner::new().with(|| {
@@ -387,16 +393,23 @@ mod tests {
                 },
                 excerpt: "lunch?".into(),
             };
-            feed.replying.set(Some(reply.clone()));
-            send(&client, &feed, "yes");
-            // The composer stops answering once the message is sent.
-            feed.replying.set(None);
-            assert!(client
-                .outbox
-                .with_value(|o| o[0].reply == Some(reply.clone())));
-            client.apply(refusal("no_such_reply", "m0"));
-            assert_eq!(feed.draft.get_untracked(), "yes");
-            assert_eq!(feed.replying.get_untracked(), Some(reply));
+            for (code, answering) in [
+                ("rate_limited", Some(reply.clone())),
+                ("no_such_reply", None),
+            ] {
+                feed.replying.set(Some(reply.clone()));
+                send(&client, &feed, "yes");
+                // The composer stops answering once the message is sent.
+                feed.replying.set(None);
+                let reference = client.outbox.with_value(|o| {
+                    assert_eq!(o[0].reply.as_ref(), Some(&reply));
+                    o[0].client_ref.clone()
+                });
+                client.apply(refusal(code, &reference));
+                assert_eq!(feed.draft.get_untracked(), "yes");
+                assert_eq!(feed.replying.get_untracked(), answering, "{code}");
+                feed.edit(String::new());
+            }
         });
     }
 

@@ -154,6 +154,8 @@ chat_errors! {
         RateLimited = "rate_limited",
         #[error("That emoji can't be used as a reaction.")]
         EmojiInvalid = "emoji_invalid",
+        #[error("The message you are replying to is no longer here (deleted, or too old to reply to).")]
+        NoSuchReply = "no_such_reply",
     }
     server {
         #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
@@ -164,8 +166,6 @@ chat_errors! {
         Forbidden = "forbidden",
         #[error("That message does not exist (it may have been deleted).")]
         NoSuchMessage = "no_such_message",
-        #[error("The message you are replying to is no longer here (deleted, or too old to reply to).")]
-        NoSuchReply = "no_such_reply",
         #[error("You can only edit or delete your own messages.")]
         NotYourMessage = "not_your_message",
         #[error("You are creating channels too fast; wait a minute and try again.")]
@@ -356,11 +356,11 @@ mod tests {
             ChatError::SearchEmpty,
             ChatError::RateLimited,
             ChatError::EmojiInvalid,
+            ChatError::NoSuchReply,
             ChatError::ChannelExists(String::new()),
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,
             ChatError::NoSuchMessage,
-            ChatError::NoSuchReply,
             ChatError::NotYourMessage,
             ChatError::ChannelRateLimited,
             ChatError::TooManyUnsentFiles,
