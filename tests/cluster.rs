@@ -276,6 +276,7 @@ async fn post(client: &mut Client, body: &str, client_ref: &str) {
             room: general(),
             body: body.into(),
             attachment: None,
+            reply_to: None,
             client_ref: Some(client_ref.into()),
         })
         .await;
@@ -1387,6 +1388,7 @@ async fn post_file(client: &mut Client, room: &Room, body: &str, attachment: &At
             room: room.clone(),
             body: body.into(),
             attachment: Some(attachment.id.clone()),
+            reply_to: None,
             client_ref: None,
         })
         .await;
@@ -1866,6 +1868,7 @@ async fn search_finds_messages_posted_through_another_instance() {
         room: Room::Direct(DirectKey::between(ada.id(), bob.id()).unwrap()),
         body: "a private kiwi".into(),
         attachment: None,
+        reply_to: None,
         client_ref: Some("private".into()),
     })
     .await;
@@ -2154,5 +2157,60 @@ async fn reaction_limits_hold_across_instances() {
     for instance in [&a, &b] {
         let seen = reactions_seen(instance, id).await;
         assert_eq!(seen.len(), per, "{seen:?}");
+    }
+}
+
+/// A reply posted through one instance reaches the members on the other with its quote (the
+/// instance it reached checked the original in its copy of the room and took the excerpt),
+/// and a client joining either instance afterwards sees it; a reply to a message that is not
+/// in the room is refused there as on a single server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_reaches_every_instance_with_its_quote() {
+    let cluster = Cluster::new();
+    let (a, b, mut ann, mut bea, id) =
+        watched_post(&cluster, "ann", "bea", "the **plan**\nin detail").await;
+
+    let sent = bea.reply_acked(&general(), "agreed", Some(id)).await;
+    let quote = |message: &Message| {
+        let reply = message.reply.clone().expect("a reply");
+        (reply.id, reply.author.name.to_string(), reply.excerpt)
+    };
+    let want = (id, "ann".to_owned(), "the plan".to_owned());
+    assert_eq!(quote(&sent), want);
+    assert_eq!(quote(&ann.next_message().await), want);
+    for instance in [&a, &b] {
+        let mut late = Client::connect(instance).await;
+        let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = late.join(&general()).await
+        else {
+            unreachable!("join answers joined");
+        };
+        let held = messages.iter().find(|m| m.id == sent.id).expect("held");
+        assert_eq!(quote(held), want);
+    }
+
+    bea.send(ClientEvent::Send {
+        room: general(),
+        body: "to nothing".into(),
+        attachment: None,
+        reply_to: Some(MessageId(999_999)),
+        client_ref: Some("r2".into()),
+    })
+    .await;
+    loop {
+        match bea.next().await {
+            ServerEvent::Error {
+                code, client_ref, ..
+            } => {
+                assert_eq!(
+                    (code.as_str(), client_ref.as_deref()),
+                    ("no_such_reply", Some("r2"))
+                );
+                break;
+            }
+            ServerEvent::Hub(HubEvent::Message { message }) => {
+                assert_ne!(message.body.as_str(), "to nothing", "posted")
+            }
+            _ => {}
+        }
     }
 }

@@ -236,6 +236,7 @@ async fn survive_sigkill(test: &str, store: &[String]) {
                 room: general(),
                 body: format!("message {i}"),
                 attachment: None,
+                reply_to: None,
                 client_ref: Some(i.to_string()),
             };
             if sink.send(send(event)).await.is_err() {

@@ -27,18 +27,13 @@ async fn edit(client: &mut Client, id: MessageId, body: &str, client_ref: &str) 
 
 /// The next error, skipping news; fails on an `ack` or an edit.
 async fn refusal(client: &mut Client) -> (String, Option<String>) {
-    loop {
-        match client.next().await {
-            ServerEvent::Error {
-                code, client_ref, ..
-            } => return (code, client_ref),
-            event
-            @ (ServerEvent::Ack { .. } | ServerEvent::Hub(HubEvent::MessageEdited { .. })) => {
-                panic!("expected a refusal, got {event:?}")
-            }
-            _ => {}
-        }
-    }
+    let done = |e: &ServerEvent| {
+        matches!(
+            e,
+            ServerEvent::Ack { .. } | ServerEvent::Hub(HubEvent::MessageEdited { .. })
+        )
+    };
+    client.refusal_without(done).await
 }
 
 /// The next `message_edited`, skipping other news.
@@ -194,9 +189,7 @@ async fn edits_are_limited_like_posts() {
 /// edit time, and search finds the new words and no longer the old ones.
 #[tokio::test]
 async fn edits_survive_a_restart() {
-    let dir = std::env::temp_dir().join(format!("flack-edit-{}-restart", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("flack.db");
+    let path = common::fresh_db("edit", "restart");
     let (server, store) = common::sqlite_server(&path).await;
     let mut ada = Client::joined(&server, "Ada").await;
     let mine = ada.post_acked(&general(), "original zebra").await;

@@ -60,6 +60,7 @@ async fn send_with(client: &mut Client, room: &Room, body: &str, attachment: &At
             room: room.clone(),
             body: body.into(),
             attachment: Some(attachment.id.clone()),
+            reply_to: None,
             client_ref: None,
         })
         .await;

@@ -154,6 +154,7 @@ async fn stored_look_alikes_still_load() {
                 sent_at: Timestamp::now(),
                 edited_at: None,
                 reactions: Vec::new(),
+                reply: None,
             };
             store.put_message(&message).wait().await.unwrap();
         }

@@ -14,7 +14,7 @@ use flack::chat::model::{
     every_emoji, Cursor, DirectKey, Emoji, Message, MessageId, Room, COMMON_REACTIONS,
     MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER,
 };
-use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
+use flack::protocol::{HubEvent, ServerEvent};
 use std::time::Duration;
 
 /// Reads `reaction` events until the one giving (`on`) or taking away `emoji`.
@@ -29,17 +29,9 @@ async fn told(client: &mut Client, emoji: &str, on: bool) {
 
 /// The next error as (code, client_ref), skipping news; fails on a `reaction`.
 async fn refusal(client: &mut Client) -> (String, Option<String>) {
-    loop {
-        match client.next().await {
-            ServerEvent::Error {
-                code, client_ref, ..
-            } => return (code, client_ref),
-            event @ ServerEvent::Hub(HubEvent::Reaction { .. }) => {
-                panic!("expected a refusal, got {event:?}")
-            }
-            _ => {}
-        }
-    }
+    client
+        .refusal_without(|e| matches!(e, ServerEvent::Hub(HubEvent::Reaction { .. })))
+        .await
 }
 
 /// The emoji and the names of who gave each, on `message`.
@@ -119,18 +111,7 @@ async fn anyone_reacts_and_everyone_sees_it() {
     );
 
     // A rename shows in the reactions of every message sent from then on.
-    ada.send(ClientEvent::Rename {
-        name: "Ada L".into(),
-        client_ref: None,
-    })
-    .await;
-    while !matches!(
-        bob.next().await,
-        ServerEvent::Hub(HubEvent::UserRenamed { .. })
-    ) {}
-    let ServerEvent::Hub(HubEvent::Joined { messages, .. }) = bob.join(&general()).await else {
-        unreachable!("join answers joined");
-    };
+    let messages = common::renamed_then_joined(&mut ada, &mut bob, "Ada L").await;
     let got = messages.iter().find(|m| m.id == hers.id).expect("held");
     assert_eq!(shown(got), counts(&[("👍", &["Ada L"])]));
 }
@@ -368,9 +349,7 @@ async fn reactions_count_against_the_posting_rate() {
 /// hit carry them too.
 #[tokio::test]
 async fn reactions_survive_a_restart() {
-    let dir = std::env::temp_dir().join(format!("flack-react-{}-restart", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("flack.db");
+    let path = common::fresh_db("react", "restart");
     let (server, store) = common::sqlite_server(&path).await;
     let mut ada = Client::joined(&server, "Ada").await;
     let mut bob = Client::joined(&server, "Bob").await;

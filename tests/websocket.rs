@@ -22,6 +22,7 @@ async fn messages_fan_out_to_every_member() {
         room: general(),
         body: "hello, team".into(),
         attachment: None,
+        reply_to: None,
         client_ref: Some("r1".into()),
     })
     .await;
@@ -733,6 +734,7 @@ async fn a_resent_post_is_stored_once() {
         room: general(),
         body: body.into(),
         attachment: None,
+        reply_to: None,
         client_ref: Some("m-1".into()),
     };
     ada.send(send("only once")).await;

@@ -157,6 +157,34 @@ test("reactions and the reaction picker pass axe", async ({ browser }) => {
   await ada.close();
 });
 
+/** A reply's quote (its original there, then deleted) and the box replying to a message
+ *  have no serious or critical violations, in the light and the dark scheme. */
+test("replies pass axe", async ({ browser }) => {
+  const name = unique("axereply");
+  const ada = await User.open(browser, "Ada");
+  await ada.createAndOpen(name);
+  await ada.send("answer this");
+  const message = ada
+    .log()
+    .getByRole("listitem")
+    .filter({ has: ada.page.locator(".body", { hasText: "answer this" }) });
+  await message.getByRole("button", { name: "Reply", exact: true }).click();
+  await ada.send("answered");
+  const quote = ada.log().getByRole("button", { name: /^Reply to / });
+  await expect(quote).toHaveCount(1);
+  await message.getByRole("button", { name: "Reply", exact: true }).click();
+  await expect(ada.page.locator(".composer .replying")).toBeVisible();
+  expect(await seriousViolations(ada.page)).toEqual([]);
+  await message.getByRole("button", { name: "Delete message" }).click();
+  await ada.page.getByRole("dialog").getByRole("button", { name: "Delete", exact: true }).click();
+  await expect(quote).toContainText("Original message deleted");
+  for (const colorScheme of ["light", "dark"] as const) {
+    await ada.page.emulateMedia({ colorScheme });
+    expect(await seriousViolations(ada.page)).toEqual([]);
+  }
+  await ada.close();
+});
+
 /** The phone layout (room, drawer open, Online panel shown), the quick switcher and a
  *  typing notice have no serious or critical violations. */
 test("the phone drawer, the quick switcher and the typing notice pass axe", async ({ browser }) => {
@@ -190,9 +218,10 @@ test("focus rings have at least 3:1 contrast", async ({ browser }) => {
     await page.emulateMedia({ colorScheme });
     await page.locator("body").focus();
     const seen: string[] = [];
-    // Enough presses to pass the sidebar, the log, the message's own buttons (Edit, Delete)
-    // and reach the box.
-    for (let i = 0; i < 26; i++) {
+    // Enough presses to pass the sidebar (with the channels the other tests of this file
+    // created), the log, the buttons of its messages (Reply, Add reaction, and on one's own
+    // Edit and Delete) and reach the box.
+    for (let i = 0; i < 40; i++) {
       await page.keyboard.press("Tab");
       const ring = await page.evaluate(() => {
         const el = document.activeElement as HTMLElement | null;

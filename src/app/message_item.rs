@@ -3,13 +3,16 @@
 //! author changed it, and on one's own messages the buttons "Edit message" (the text becomes
 //! a box: Enter saves, Escape cancels) and "Delete message" (asked first, in the log's
 //! dialog: see `room::delete_dialog`); on every message still held by the server, "Add
-//! reaction" (the log's one picker), and under the text the message's reactions, each a
-//! button that gives or takes away the reader's.
+//! reaction" (the log's one picker) and "Reply" (the box then answers it), under the text
+//! the message's reactions, each a button that gives or takes away the reader's, and above
+//! the text of a reply the line it quotes, which brings the original into view.
 
 use super::client::{use_chat_client, Feed};
 use super::local_time::{clock_label, full_label, use_reader_clock};
 use super::markup::body_view;
-use crate::chat::model::{human_size, Emoji, Message, MessageBody, MessageId};
+use super::room::Original;
+use super::search::FoundMessage;
+use crate::chat::model::{human_size, Emoji, Message, MessageBody, MessageId, Reply};
 use leptos::either::Either;
 use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
@@ -20,7 +23,8 @@ use leptos::prelude::*;
 /// Its author may edit or delete it, and anyone signed in react to it, while `deletable`
 /// (the server still holds it in memory; older messages, read back from the store, stay as
 /// they are). While `editing`, its text is a box: the log draws the message anew when an
-/// edit begins or ends.
+/// edit begins or ends. A reply shows the line it quotes, and what the log knows of where
+/// that message is (`quoted`: the log draws the reply anew when that changes).
 ///
 /// A hundred of these hydrate with every page load, so each holds as little as it can: one
 /// effect for its time, one for its actions and one for its mentions. What changes rarely
@@ -33,6 +37,7 @@ pub fn MessageItem(
     starts_group: bool,
     deletable: Signal<bool>,
     editing: bool,
+    quoted: Option<Original>,
 ) -> impl IntoView {
     let client = use_chat_client();
     let clock = use_reader_clock();
@@ -131,6 +136,11 @@ pub fn MessageItem(
             <span class="visually-hidden">{full}</span>
         }
     };
+    let quote = message
+        .reply
+        .as_ref()
+        .zip(quoted)
+        .map(|(reply, quoted)| quote_view(reply, quoted, message.room.clone()));
     let react_id = react_button_id(id);
     let reactions = reactions_view(feed, &message, deletable);
     // The actions, while the reader may act on the message: anyone signed in may react to
@@ -167,6 +177,14 @@ pub fn MessageItem(
                 <span class="actions">
                     <button
                         type="button"
+                        aria-label="Reply"
+                        title="Reply"
+                        on:click=move |_| reply_to(feed, id)
+                    >
+                        "↩"
+                    </button>
+                    <button
+                        type="button"
                         id=react_id.clone()
                         aria-label="Add reaction"
                         aria-haspopup="dialog"
@@ -190,6 +208,7 @@ pub fn MessageItem(
                 {edited}
                 <Show when=can_act>{actions.clone()}</Show>
             </div>
+            {quote}
             {text}
             {reactions}
             {message.attachment.map(|file| {
@@ -211,6 +230,56 @@ pub fn MessageItem(
                 }
             })}
         </div>
+    }
+}
+
+/// Makes the next message sent from the box a reply to message `id`, and puts the focus in
+/// the box.
+fn reply_to(feed: Feed, id: MessageId) {
+    let reply = feed
+        .messages
+        .with_untracked(|held| held.iter().find(|m| m.id == id).map(Reply::to));
+    if reply.is_some() {
+        feed.replying.set(reply);
+        feed.focus_on("message-input".to_owned());
+    }
+}
+
+/// The line a reply quotes, named "Reply to {author}: {excerpt}": pressed, it brings the
+/// original into view (loading older pages if need be: see `room::jump`), or, when the
+/// original is deleted or no longer kept, says so (and does nothing).
+fn quote_view(reply: &Reply, original: Original, room: crate::chat::model::Room) -> impl IntoView {
+    let found = use_context::<FoundMessage>().map(|found| found.0);
+    let gone = match original {
+        Original::Deleted => Some("Original message deleted"),
+        Original::NotKept => Some("Original message is no longer kept"),
+        Original::Here | Original::Older => None,
+    };
+    let author = reply.author.name.to_string();
+    let label = match gone {
+        Some(gone) => format!("Reply to {author}: {} ({gone})", reply.excerpt),
+        None => format!("Reply to {author}: {}", reply.excerpt),
+    };
+    let seq = reply.seq;
+    let show = move |_| {
+        if let (None, Some(found)) = (gone, found) {
+            found.set(Some((room.clone(), seq)));
+        }
+    };
+    view! {
+        <button
+            type="button"
+            class="quote"
+            aria-label=label
+            aria-disabled=gone.map(|_| "true")
+            on:click=show
+        >
+            // What is seen is part of the name (WCAG 2.5.3).
+            <span class="quote-author">{format!("{author}:")}</span>
+            " "
+            <span class="excerpt">{reply.excerpt.clone()}</span>
+            {gone.map(|gone| view! { <span class="quote-gone">{format!("({gone})")}</span> })}
+        </button>
     }
 }
 

@@ -190,6 +190,7 @@ mod tests {
             sent_at: Timestamp::from_millis((1_700_000_000 + seq as i64) * 1_000),
             edited_at: None,
             reactions: Vec::new(),
+            reply: None,
         }
     }
 

@@ -571,6 +571,7 @@ pub(crate) mod tests {
                 sent_at: Timestamp::now(),
                 edited_at: None,
                 reactions: Vec::new(),
+                reply: None,
             };
             store.put_message(&message).wait_blocking().expect("stored");
         };

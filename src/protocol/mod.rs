@@ -36,6 +36,9 @@ pub enum ClientEvent {
         /// A file uploaded for this room by this user, not yet sent.
         #[serde(default)]
         attachment: Option<FileId>,
+        /// The message this one answers: one still in the same room's history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<MessageId>,
         /// An opaque token echoed in the `ack` or `error` that answers this event.
         #[serde(default)]
         client_ref: Option<String>,

@@ -49,6 +49,7 @@ fn client_events_round_trip_in_the_documented_shape() {
             room: Room::Direct(DirectKey::between(UserId(4), UserId(9)).unwrap()),
             body: "hi".into(),
             attachment: None,
+            reply_to: None,
             client_ref: None
         }
     );
@@ -156,6 +157,12 @@ fn every_server_event() -> Vec<ServerEvent> {
             emoji: Emoji::parse("🎉").unwrap(),
             users: vec![ada.clone()],
         }],
+        reply: Some(Box::new(crate::chat::model::Reply {
+            id: MessageId(5),
+            seq: 2,
+            author: ada.clone(),
+            excerpt: "the <i>plan</i>…".into(),
+        })),
     };
     vec![
         ServerEvent::Hub(HubEvent::Welcome {
@@ -314,6 +321,7 @@ fn the_decoder_survives_random_input() {
         r#"{"type":"leave","room":{"channel":"x"}}"#,
         r#"{"type":"send","room":{"channel":"g"},"body":"hi","client_ref":"r"}"#,
         r#"{"type":"send","room":{"direct":[3,9]},"body":"","attachment":"0123456789abcdef0123456789abcdef"}"#,
+        r#"{"type":"send","room":{"channel":"g"},"body":"yes","reply_to":41,"client_ref":"r2"}"#,
         r#"{"type":"delete","room":{"channel":"g"},"id":5}"#,
         r#"{"type":"edit","room":{"channel":"g"},"id":5,"body":"fixed","client_ref":"e1"}"#,
         r#"{"type":"edit","room":{"direct":[4,2]},"id":9,"body":"a\nb"}"#,

@@ -300,11 +300,22 @@ impl Client {
     /// Posts `body` to `room` and returns the message once acknowledged (other answers,
     /// such as an earlier edit's `ack`, are skipped).
     pub async fn post_acked(&mut self, room: &Room, body: &str) -> flack::chat::model::Message {
+        self.reply_acked(room, body, None).await
+    }
+
+    /// [`Client::post_acked`], as a reply to message `reply_to` if given.
+    pub async fn reply_acked(
+        &mut self,
+        room: &Room,
+        body: &str,
+        reply_to: Option<flack::chat::model::MessageId>,
+    ) -> flack::chat::model::Message {
         let reference = format!("post {body}");
         self.send(ClientEvent::Send {
             room: room.clone(),
             body: body.into(),
             attachment: None,
+            reply_to,
             client_ref: Some(reference.clone()),
         })
         .await;
@@ -394,9 +405,27 @@ impl Client {
             room: room.clone(),
             body: body.into(),
             attachment: None,
+            reply_to: None,
             client_ref: None,
         })
         .await;
+    }
+
+    /// The next error as (code, client_ref), skipping news; fails on an event `done` says
+    /// the refused action would have caused.
+    pub async fn refusal_without(
+        &mut self,
+        done: impl Fn(&ServerEvent) -> bool,
+    ) -> (String, Option<String>) {
+        loop {
+            match self.next().await {
+                ServerEvent::Error {
+                    code, client_ref, ..
+                } => return (code, client_ref),
+                event if done(&event) => panic!("expected a refusal, got {event:?}"),
+                _ => {}
+            }
+        }
     }
 
     /// The next server event, failing the test after [`WAIT`].
@@ -645,6 +674,36 @@ pub async fn drop_database(name: &str) {
 /// Form-encodes one value.
 pub fn form_value(raw: &str) -> String {
     flack::app::percent::encode_path_segment(raw)
+}
+
+/// The path of a SQLite file for the test `name` of `kind` (`react`, `edit`, ...), in a
+/// fresh folder of its own.
+pub fn fresh_db(kind: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("flack-{kind}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("flack.db")
+}
+
+/// `user` renames themselves to `name`; once `watcher` has heard of it, `general`'s messages
+/// as `watcher` gets them by joining again.
+pub async fn renamed_then_joined(
+    user: &mut Client,
+    watcher: &mut Client,
+    name: &str,
+) -> Vec<flack::chat::model::Message> {
+    user.send(ClientEvent::Rename {
+        name: name.into(),
+        client_ref: None,
+    })
+    .await;
+    while !matches!(
+        watcher.next().await,
+        ServerEvent::Hub(HubEvent::UserRenamed { .. })
+    ) {}
+    match watcher.join(&general()).await {
+        ServerEvent::Hub(HubEvent::Joined { messages, .. }) => messages,
+        other => panic!("join answers joined, not {other:?}"),
+    }
 }
 
 /// A server on the SQLite file at `path`; also returns the store, to stop it cleanly.

@@ -85,6 +85,7 @@ mod tests {
             sent_at: Timestamp::from_millis(0),
             edited_at: None,
             reactions: Vec::new(),
+            reply: None,
         }
     }
 

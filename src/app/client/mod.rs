@@ -12,7 +12,7 @@
 
 use crate::chat::model::{
     ChannelInfo, ChatError, DirectSummary, DisplayName, Emoji, HistoryPage, HistoryTop, Limits,
-    Message, MessageId, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
+    Message, MessageId, Reply, Room, RoomUnread, Session, UserId, UserInfo, HISTORY_LIMIT,
 };
 use crate::protocol::{ClientEvent, Cursor, HubEvent, ServerEvent};
 use leptos::prelude::*;
@@ -126,6 +126,8 @@ pub struct Feed {
     refocus: StoredValue<Option<(String, f64)>>,
     /// The message whose reaction picker is open, if any (one picker per room).
     pub reacting: RwSignal<Option<MessageId>>,
+    /// The message the next one sent from the box answers, if any (shown above the box).
+    pub replying: RwSignal<Option<Reply>>,
     /// The words given back that the box starts with (see [`drafts::give_back`]).
     given_back: StoredValue<String>,
     /// The server epoch `messages` belong to.
@@ -351,6 +353,7 @@ impl ChatClient {
             editing: RwSignal::new(None),
             deleting: RwSignal::new(None),
             reacting: RwSignal::new(None),
+            replying: RwSignal::new(None),
             refocus: StoredValue::new(None),
             given_back: StoredValue::new(String::new()),
             epoch: StoredValue::new(page.epoch),
@@ -502,6 +505,13 @@ impl ChatClient {
             ServerEvent::Hub(HubEvent::MessageDeleted { room, id }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.messages.try_update(|held| held.retain(|m| m.id != id));
+                    // A deleted message can no longer be answered.
+                    let answering = feed
+                        .replying
+                        .try_with_untracked(|r| r.as_ref().is_some_and(|r| r.id == id));
+                    if answering == Some(true) {
+                        feed.replying.try_set(None);
+                    }
                 }
             }
             ServerEvent::Hub(HubEvent::MessageEdited {
@@ -682,6 +692,9 @@ impl ChatClient {
                 for message in held.iter_mut() {
                     if message.author.id == user.id {
                         message.author = user.clone();
+                    }
+                    if let Some(reply) = message.reply.as_mut().filter(|r| r.author.id == user.id) {
+                        reply.author = user.clone();
                     }
                     let reactors = message.reactions.iter_mut().flat_map(|r| &mut r.users);
                     for reactor in reactors.filter(|u| u.id == user.id) {

@@ -7,7 +7,7 @@
 //! cluster answers with the first `ack` instead of posting it twice.
 
 use super::{ChatClient, ConnStatus, Feed};
-use crate::chat::model::{Attachment, ChatError, MessageBody, Room};
+use crate::chat::model::{Attachment, ChatError, MessageBody, Reply, Room};
 use crate::protocol::ClientEvent;
 use leptos::prelude::*;
 
@@ -31,6 +31,8 @@ pub(super) struct Outgoing {
     room: Room,
     text: String,
     attachment: Option<Attachment>,
+    /// The message it answers.
+    reply: Option<Reply>,
 }
 
 /// What the reason beside the box is about, which decides when it goes away.
@@ -133,11 +135,23 @@ impl Feed {
         }
     }
 
-    /// Puts a message that was not sent back in the box, with the reason.
-    fn give_back(&self, text: &str, attachment: Option<Attachment>, notice: Notice) {
+    /// Puts a message that was not sent back in the box, with the reason (and what it
+    /// answers, unless the box answers another message meanwhile).
+    fn give_back(&self, sent: Outgoing, notice: Notice) {
+        let Outgoing {
+            text,
+            attachment,
+            reply,
+            ..
+        } = sent;
+        if let Some(reply) = reply {
+            self.replying.try_update(|r| {
+                r.get_or_insert(reply);
+            });
+        }
         let given = self.given_back.try_get_value().unwrap_or_default();
         let current = self.draft.try_get_untracked().unwrap_or_default();
-        let (box_text, given) = super::drafts::give_back(&current, &given, text);
+        let (box_text, given) = super::drafts::give_back(&current, &given, &text);
         self.set_draft(box_text);
         self.given_back.try_set_value(given);
         if let Some(attachment) = attachment {
@@ -151,8 +165,8 @@ impl Feed {
 }
 
 impl ChatClient {
-    /// Sends a message to the open room, with an uploaded attachment if given, and holds it
-    /// until the server answers. Refused here, with the reason, when it is empty (and has no
+    /// Sends a message to the open room, with an uploaded attachment if given, as a reply to
+    /// the message the room's box answers if any, and holds it until the server answers. Refused here, with the reason, when it is empty (and has no
     /// attachment) or too long, or when there is no live connection to send it on.
     pub fn send_message(&self, raw: &str, attachment: Option<&Attachment>) -> Result<(), Notice> {
         let max_chars = self.limits.get_value().max_message_chars;
@@ -167,6 +181,9 @@ impl ChatClient {
         if self.status.get_untracked() != ConnStatus::Connected {
             return Err(Notice::offline());
         }
+        let reply = self
+            .feed_for(&room)
+            .and_then(|feed| feed.replying.try_get_untracked().flatten());
         let client_ref = self.lost_ref(&room, raw, attachment).unwrap_or_else(|| {
             let number = self.next_ref.get_value();
             self.next_ref.set_value(number + 1);
@@ -178,12 +195,14 @@ impl ChatClient {
                 room: room.clone(),
                 text: raw.to_owned(),
                 attachment: attachment.cloned(),
+                reply: reply.clone(),
             })
         });
         self.send_event(&ClientEvent::Send {
             room,
             body: body.into(),
             attachment: attachment.map(|a| a.id.clone()),
+            reply_to: reply.map(|r| r.id),
             client_ref: Some(client_ref),
         });
         Ok(())
@@ -202,16 +221,21 @@ impl ChatClient {
     }
 
     /// The server refused the message sent as `client_ref` (code and sentence): it goes back
-    /// to its room's box. False if no message of ours was sent with that reference.
+    /// to its room's box, still answering the message it answered unless that is what was
+    /// refused. False if no message of ours was sent with that reference.
     pub(super) fn refused(
         &self,
         client_ref: &str,
         error: Result<ChatError, String>,
         sentence: String,
     ) -> bool {
-        let Some(sent) = self.take_outgoing(client_ref) else {
+        let Some(mut sent) = self.take_outgoing(client_ref) else {
             return false;
         };
+        if error == Ok(ChatError::NoSuchReply) {
+            // Its text comes back, no longer answering what is gone.
+            sent.reply = None;
+        }
         let notice = match error {
             Ok(error) => Notice::with_sentence(&error, sentence),
             Err(_) => Notice {
@@ -269,7 +293,7 @@ impl ChatClient {
             }
             return;
         };
-        feed.give_back(&sent.text, sent.attachment, notice);
+        feed.give_back(sent, notice);
     }
 }
 
@@ -350,6 +374,42 @@ mod tests {
             });
             assert_eq!(feed.draft.get_untracked(), "");
             assert_eq!(feed.notice.get_untracked(), None);
+        });
+    }
+
+    /// A message sent while the box answers another goes as a reply to it; refused, it comes
+    /// back into the box still answering that message, unless the message answered is what
+    /// the server refused (gone meanwhile): then the text comes back alone.
+    #[test]
+    fn a_refused_reply_comes_back_still_answering() {
+        Owner::new().with(|| {
+            let (client, feed) = open_general();
+            let reply = crate::chat::model::Reply {
+                id: crate::chat::model::MessageId(4),
+                seq: 2,
+                author: UserInfo {
+                    id: UserId(2),
+                    name: DisplayName::parse("Bob").unwrap(),
+                },
+                excerpt: "lunch?".into(),
+            };
+            for (code, answering) in [
+                ("rate_limited", Some(reply.clone())),
+                ("no_such_reply", None),
+            ] {
+                feed.replying.set(Some(reply.clone()));
+                send(&client, &feed, "yes");
+                // The composer stops answering once the message is sent.
+                feed.replying.set(None);
+                let reference = client.outbox.with_value(|o| {
+                    assert_eq!(o[0].reply.as_ref(), Some(&reply));
+                    o[0].client_ref.clone()
+                });
+                client.apply(refusal(code, &reference));
+                assert_eq!(feed.draft.get_untracked(), "yes");
+                assert_eq!(feed.replying.get_untracked(), answering, "{code}");
+                feed.edit(String::new());
+            }
         });
     }
 

@@ -1,5 +1,6 @@
-//! The box to write in, with the attachment being uploaded or waiting to be sent, and why
-//! the words in it were not sent; Up in the empty box edits the user's last message.
+//! The box to write in, with the attachment being uploaded or waiting to be sent, the
+//! message being replied to, and why the words in it were not sent; Up in the empty box
+//! edits the user's last message.
 
 use crate::app::client::{use_chat_client, ConnStatus, Feed, Notice, NoticeKind, Pending};
 use crate::chat::history::window_start;
@@ -23,7 +24,9 @@ fn focus_box() {
 /// reason when the server refuses the message or the connection drops. A file chosen with the
 /// picker, dropped on the box or pasted into it is uploaded at once (with progress) and goes
 /// with the next message. Takes the focus when a room is opened or created in the app, and
-/// once the user has chosen a name.
+/// once the user has chosen a name. While the next message answers another ("Reply" on a
+/// message), "Replying to {author}" shows above the box, with Cancel (Escape in the box
+/// cancels too).
 #[component]
 pub fn Composer(feed: Feed) -> impl IntoView {
     let client = use_chat_client();
@@ -77,6 +80,7 @@ pub fn Composer(feed: Feed) -> impl IntoView {
             Ok(()) => {
                 feed.edit(String::new());
                 pending.set(None);
+                feed.replying.set(None);
                 feed.error.set(None);
             }
             Err(notice) => feed.notice.set(Some(notice)),
@@ -87,6 +91,10 @@ pub fn Composer(feed: Feed) -> impl IntoView {
         send();
     };
     let on_keydown = move |ev: KeyboardEvent| {
+        if ev.key() == "Escape" && feed.replying.with_untracked(Option::is_some) {
+            ev.prevent_default();
+            feed.replying.set(None);
+        }
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             send();
@@ -223,6 +231,23 @@ pub fn Composer(feed: Feed) -> impl IntoView {
             on:dragleave=move |_| dragging.set(false)
             on:drop=on_drop
         >
+            {move || feed.replying.get().map(|reply| view! {
+                <div class="replying">
+                    <span class="replying-to">{format!("Replying to {}", reply.author.name)}</span>
+                    <span class="excerpt">{reply.excerpt}</span>
+                    <button
+                        type="button"
+                        class="link-button"
+                        aria-label="Cancel reply"
+                        on:click=move |_| {
+                            feed.replying.set(None);
+                            feed.focus_on("message-input".to_owned());
+                        }
+                    >
+                        "Cancel"
+                    </button>
+                </div>
+            })}
             <label for="message-input" class="visually-hidden">"Message"</label>
             <textarea
                 id="message-input"

@@ -1,8 +1,9 @@
 //! How the message list is laid out: which messages start a group under their author's name,
-//! where a day begins, and above which message the "New" divider goes. Plain functions of
+//! where a day begins, above which message the "New" divider goes, and where the message a
+//! reply quotes is. Plain functions of
 //! the messages, so the rules are tested without a browser.
 
-use crate::chat::model::{LocalTime, Message, Timestamp, UserId};
+use crate::chat::model::{HistoryTop, LocalTime, Message, Timestamp, UserId};
 
 /// Messages from one author closer together than this (and on the same day) share a group.
 pub const GROUP_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -62,6 +63,36 @@ pub fn lay_out(messages: &[Message], reader: &Reader<'_>) -> Vec<Row> {
     rows
 }
 
+/// Where the message a reply quotes is, as far as the log knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Original {
+    /// In the log: the quote scrolls to it.
+    Here,
+    /// Older than the log's oldest message, with older pages to load: the quote loads them
+    /// until it is found.
+    Older,
+    /// Deleted: the log covers its place and it is not there (numbers are never reused).
+    Deleted,
+    /// Older than anything the server keeps.
+    NotKept,
+}
+
+/// Where message number `seq` is for a log holding `messages` (in sequence order, oldest
+/// first) with `top` above them.
+pub fn find_original(messages: &[Message], top: HistoryTop, seq: u64) -> Original {
+    match messages.first() {
+        Some(oldest) if oldest.seq <= seq => match messages.binary_search_by_key(&seq, |m| m.seq) {
+            Ok(_) => Original::Here,
+            Err(_) => Original::Deleted,
+        },
+        _ => match top {
+            HistoryTop::More => Original::Older,
+            HistoryTop::Beginning => Original::Deleted,
+            HistoryTop::NotKept => Original::NotKept,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +113,7 @@ mod tests {
             sent_at: Timestamp::parse(at).unwrap(),
             edited_at: None,
             reactions: Vec::new(),
+            reply: None,
         }
     }
 
@@ -172,5 +204,26 @@ mod tests {
         assert!(unmarked.iter().all(|r| !r.first_unread));
         let all_read = lay_out(&messages, &reader(Some(4)));
         assert!(all_read.iter().all(|r| !r.first_unread));
+    }
+
+    /// A quoted message is found in the log, known deleted when the log covers its number
+    /// and lacks it (or the room begins after it), older when more pages may hold it, and
+    /// not kept when the server keeps nothing older.
+    #[test]
+    fn a_quoted_message_is_found_or_known_gone() {
+        let at = "2026-03-10T09:00:00.000Z";
+        let log = [message(5, 1, at), message(7, 1, at)];
+        assert_eq!(find_original(&log, HistoryTop::More, 5), Original::Here);
+        assert_eq!(find_original(&log, HistoryTop::More, 6), Original::Deleted);
+        assert_eq!(find_original(&log, HistoryTop::More, 4), Original::Older);
+        assert_eq!(
+            find_original(&log, HistoryTop::Beginning, 4),
+            Original::Deleted
+        );
+        assert_eq!(
+            find_original(&log, HistoryTop::NotKept, 4),
+            Original::NotKept
+        );
+        assert_eq!(find_original(&[], HistoryTop::More, 4), Original::Older);
     }
 }

@@ -15,7 +15,7 @@
 
 use super::delete_dialog::DeleteDialog;
 use super::jump::{entry_id, follow_found};
-use super::layout::{lay_out, Reader, Row};
+use super::layout::{find_original, lay_out, Original, Reader, Row};
 use super::older_messages::OlderMessages;
 use super::reaction_picker::ReactionPicker;
 use crate::app::client::{use_chat_client, Feed};
@@ -194,8 +194,9 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
         let room_newest = feed.cursor().map_or(0, |c| c.seq).max(newest);
         window_start(room_newest, HISTORY_LIMIT)
     });
-    // Each row, and whether its text is being edited (an edit begun or ended draws the
-    // message anew: no message watches the edit for itself).
+    // Each row, whether its text is being edited (an edit begun or ended draws the message
+    // anew: no message watches the edit for itself), and for a reply where its original is
+    // (a deletion or an older page that changes it draws the reply anew).
     let rows = Memo::new(move |_| {
         let offset_at = |at| clock.offset_at(at);
         let reader = Reader {
@@ -204,12 +205,15 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
             me: client.my_id(),
         };
         let editing = feed.editing.with(|e| e.map(|(id, _)| id));
+        let top = feed.top.get();
         feed.messages.with(|messages| {
             lay_out(messages, &reader)
                 .into_iter()
                 .map(|row| {
                     let editing = editing == Some(row.message.id);
-                    (row, editing)
+                    let original = (row.message.reply.as_ref())
+                        .map(|reply| find_original(messages, top, reply.seq));
+                    (row, editing, original)
                 })
                 .collect::<Vec<_>>()
         })
@@ -239,11 +243,14 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                     <ol class="log">
                         <For
                             each=move || rows.get()
-                            // An edited message is drawn anew, with its new text, and one
-                            // reacted to with its new reactions.
-                            key=|(row, editing)| {
+                            // An edited message is drawn anew, with its new text, one
+                            // reacted to with its new reactions, and a reply whose original
+                            // was found or is gone.
+                            key=|(row, editing, original)| {
                                 (
                                     row.message.id,
+                                    *original,
+                                    row.message.reply.as_ref().map(|r| r.author.name.to_string()),
                                     row.message.edited_at,
                                     reactions_key(&row.message),
                                     row.message.author.name.to_string(),
@@ -253,7 +260,9 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
                                     *editing,
                                 )
                             }
-                            children=move |(row, editing)| row_view(row, editing, window_from, feed)
+                            children=move |(row, editing, original)| {
+                                row_view(row, editing, original, window_from, feed)
+                            }
                         />
                     </ol>
                 </div>
@@ -277,7 +286,13 @@ pub fn MessageLog(feed: Feed) -> impl IntoView {
 
 /// One entry of the list: the day separator and the "New" divider that go above the message,
 /// if any, then the message.
-fn row_view(row: Row, editing: bool, window_from: Memo<u64>, feed: Feed) -> impl IntoView {
+fn row_view(
+    row: Row,
+    editing: bool,
+    original: Option<Original>,
+    window_from: Memo<u64>,
+    feed: Feed,
+) -> impl IntoView {
     let clock = use_reader_clock();
     let at = row.message.sent_at;
     let id = entry_id(row.message.seq);
@@ -316,6 +331,7 @@ fn row_view(row: Row, editing: bool, window_from: Memo<u64>, feed: Feed) -> impl
                 message=row.message
                 starts_group=row.starts_group
                 editing
+                quoted=original
             />
         </li>
     }

@@ -18,3 +18,4 @@ mod room_view;
 pub use channel_page::ChannelPage;
 pub use direct_page::DirectPage;
 pub use jump::entry_id;
+pub use layout::Original;

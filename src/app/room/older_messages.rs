@@ -83,7 +83,8 @@ pub fn OlderMessages(feed: Feed, scroller: NodeRef<Div>) -> impl IntoView {
 
 /// Once the older page is drawn, puts the reader back where they were (`from_bottom`, the
 /// log's `scroll_top` before: the same distance from the bottom is the same place; the
-/// browser keeps it by itself except near the very top, where it keeps the top), ends the
+/// browser keeps it by itself except near the very top, where it keeps the top) unless a
+/// jump to a message moved them meanwhile, ends the
 /// load (`loading`), and says so with a scroll event, so the next page loads if that place
 /// is still near the top (a tall window).
 fn keep_place(scroller: NodeRef<Div>, from_bottom: Option<i32>, loading: RwSignal<bool>) {
@@ -93,7 +94,12 @@ fn keep_place(scroller: NodeRef<Div>, from_bottom: Option<i32>, loading: RwSigna
         let Some(el) = scroller.get_untracked() else {
             return;
         };
-        if let Some(from_bottom) = from_bottom {
+        // A jump to a message made meanwhile (`room::jump`: a search result, a reply's quote)
+        // put the reader where they asked to be, with the focus on it: they stay there.
+        let jumped = document()
+            .active_element()
+            .is_some_and(|e| e.has_attribute("data-found"));
+        if let (Some(from_bottom), false) = (from_bottom, jumped) {
             el.set_scroll_top(from_bottom);
         }
         if let Ok(scrolled) = web_sys::Event::new("scroll") {

@@ -234,6 +234,7 @@ async fn fill(
                     room: room.clone(),
                     body: body.clone(),
                     attachment: None,
+                    reply_to: None,
                     client_ref: None,
                 };
                 ws.feed(Message::text(send.encode()))
@@ -321,6 +322,7 @@ async fn member(
                     room,
                     body: format!("t={t} {PADDING}"),
                     attachment: None,
+                    reply_to: None,
                     client_ref: Some(t.to_string()),
                 };
                 if ws.send(Message::text(send.encode())).await.is_err() {

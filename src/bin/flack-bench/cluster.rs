@@ -652,6 +652,7 @@ async fn pipeline(
             room: room.clone(),
             body: format!("t={t} {PADDING}"),
             attachment: None,
+            reply_to: None,
             // Unique per poster (a resent reference would be taken for a retry).
             client_ref: Some(format!("{t}.{n}")),
         };
@@ -981,6 +982,7 @@ async fn post_steadily(
                 room: room.clone(),
                 body: format!("failover {n} {PADDING}"),
                 attachment: None,
+                reply_to: None,
                 client_ref: Some(format!("f{n}")),
             };
             if sink.send(Message::text(send.encode())).await.is_err() {

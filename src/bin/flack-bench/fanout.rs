@@ -90,6 +90,7 @@ fn ceiling_frame(room: &Room, i: usize, author: &str, seq: u64, body: String) ->
             sent_at: Timestamp::from_millis(1_795_305_600_000),
             edited_at: None,
             reactions: Vec::new(),
+            reply: None,
         },
     })
     .encode()
@@ -429,6 +430,7 @@ impl Fleet {
                             room: room.clone(),
                             body,
                             attachment: None,
+                            reply_to: None,
                             client_ref: Some(t.to_string()),
                         }
                         .encode(),

@@ -19,6 +19,7 @@ fn post(room: &Room, body: String) -> String {
         room: room.clone(),
         body,
         attachment: None,
+        reply_to: None,
         client_ref: None,
     }
     .encode()

@@ -286,6 +286,7 @@ pub async fn run(scale: &Scale) -> Result<Report, String> {
             room: room()?,
             body: format!("before the storm {i}"),
             attachment: None,
+            reply_to: None,
             client_ref: None,
         }))
         .await

@@ -249,6 +249,7 @@ mod tests {
                 sent_at: Timestamp::from_millis(1_796_000_000_000),
                 edited_at: None,
                 reactions: Vec::new(),
+                reply: None,
             },
         }
     }

@@ -616,8 +616,9 @@ enum Repair {
         at: tokio::time::Instant,
     },
     /// A change referred to a user or channel this instance does not know: read the
-    /// directory again, then apply the change.
-    Directory(Replicated),
+    /// directory again, then apply the change. (Boxed: a change may hold a whole message,
+    /// far larger than the other requests.)
+    Directory(Box<Replicated>),
     /// Compare every followed room with the database now.
     Full,
     /// The same, and say when done.
@@ -762,7 +763,7 @@ impl Node {
                 let _ = self.repairs.send(Repair::Room { room, at });
             }
             Applied::Unknown => {
-                let _ = self.repairs.send(Repair::Directory(change));
+                let _ = self.repairs.send(Repair::Directory(Box::new(change)));
             }
         }
     }

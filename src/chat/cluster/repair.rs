@@ -50,7 +50,7 @@ pub(super) async fn run(
                     due.entry(room.key()).or_insert((room, at));
                 }
                 Some(Repair::Directory(change)) => {
-                    repairer.parked.push(change);
+                    repairer.parked.push(*change);
                     repairer.attempt(|r| Box::pin(r.reload_directory())).await;
                 }
                 Some(Repair::Full) => repairer.attempt(|r| Box::pin(r.full_check())).await,

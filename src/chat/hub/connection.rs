@@ -11,8 +11,8 @@ use super::saved::Saved;
 use super::Durable;
 use super::{Hub, State};
 use crate::chat::model::{
-    ChatError, Cursor, DisplayName, Emoji, FileId, Message, MessageBody, MessageId, Room, RoomKey,
-    Timestamp, UserId, UserInfo,
+    ChatError, Cursor, DisplayName, Emoji, FileId, Message, MessageBody, MessageId, Reply, Room,
+    RoomKey, Timestamp, UserId, UserInfo,
 };
 use crate::chat::replica::{Proposal, Replicated};
 
@@ -167,18 +167,21 @@ impl Connection {
         raw_body: &str,
         attachment: Option<&FileId>,
     ) -> Result<Saved<Message>, ChatError> {
-        self.post_once(room, raw_body, attachment, None)
+        self.post_once(room, raw_body, attachment, None, None)
     }
 
-    /// [`Connection::post`] with the client's reference for the post: a resent post with a
-    /// reference its author already used is answered with the first one and not stored
-    /// twice (one instance: among the author's latest posts, while the first is still in
-    /// the room's history in memory; cluster mode: by the database).
+    /// [`Connection::post`] answering the message `reply_to` (which must be in the same
+    /// room's history: else `no_such_reply`, checked after the room and before the user's
+    /// allowance), with the client's reference for the post: a resent post with a reference
+    /// its author already used is answered with the first one and not stored twice (one
+    /// instance: among the author's latest posts, while the first is still in the room's
+    /// history in memory; cluster mode: by the database).
     pub fn post_once(
         &self,
         room: &Room,
         raw_body: &str,
         attachment: Option<&FileId>,
+        reply_to: Option<MessageId>,
         client_ref: Option<&str>,
     ) -> Result<Saved<Message>, ChatError> {
         let shared = &self.hub.shared;
@@ -222,6 +225,14 @@ impl Connection {
                 }
             }
         }
+        // Only a message of this room the server still holds: one of another room is as
+        // unknown here as one that never was (a private room's messages stay private).
+        let reply = match reply_to {
+            Some(original) => Some(Box::new(Reply::to(
+                target.history.get(original).ok_or(ChatError::NoSuchReply)?,
+            ))),
+            None => None,
+        };
         state.directory.allow(user, Allowance::Messages)?;
         let author = state.directory.info(user).ok_or(ChatError::Unauthorized)?;
         let message = Message {
@@ -234,6 +245,7 @@ impl Connection {
             sent_at: Timestamp::now(),
             edited_at: None,
             reactions: Vec::new(),
+            reply,
         };
         if self.hub.is_replica() {
             drop(guard);

@@ -241,7 +241,8 @@ impl Directory {
         }
     }
 
-    /// `messages` with each author's (and each reacting user's) current name: histories
+    /// `messages` with each author's (and each reacting user's, and each quoted author's)
+    /// current name: histories
     /// hold messages as they were posted and reacted to, and renames do not rewrite them, so
     /// every message leaving the hub passes here.
     pub(super) fn with_current_names(&self, mut messages: Vec<Message>) -> Vec<Message> {
@@ -254,6 +255,9 @@ impl Directory {
         };
         for message in &mut messages {
             current(&mut message.author);
+            if let Some(reply) = &mut message.reply {
+                current(&mut reply.author);
+            }
             for reaction in &mut message.reactions {
                 reaction.users.iter_mut().for_each(current);
             }

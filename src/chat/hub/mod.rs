@@ -17,8 +17,8 @@
 //!    channel name looks like one in use (the same but for case, or a look-alike:
 //!    [`crate::chat::model::LookAlike`]); names stored before that rule keep loading.
 //!    Histories keep the name a message was posted under; every message leaving the hub
-//!    (snapshot, catch-up, page) carries its author's current name, and its reacting users',
-//!    so a rename rewrites nothing.
+//!    (snapshot, catch-up, page) carries its author's current name, and its reacting users'
+//!    and quoted author's, so a rename rewrites nothing.
 //! 5. **Private means private.** A direct room's messages are offered only to connections of
 //!    its two participants, and only they can read its history.
 //! 6. **Pages know when they are stale.** Every change a rendered page can show (a channel

@@ -154,6 +154,8 @@ chat_errors! {
         RateLimited = "rate_limited",
         #[error("That emoji can't be used as a reaction.")]
         EmojiInvalid = "emoji_invalid",
+        #[error("The message you are replying to is no longer here (deleted, or too old to reply to).")]
+        NoSuchReply = "no_such_reply",
     }
     server {
         #[error("A channel named \u{201c}{0}\u{201d} already exists.")]
@@ -329,7 +331,7 @@ mod tests {
     use super::*;
 
     /// Every error, one of each kind.
-    fn every_error() -> [ChatError; 46] {
+    fn every_error() -> [ChatError; 47] {
         [
             ChatError::ChannelNameEmpty,
             ChatError::ChannelNameTooLong { max: 1 },
@@ -354,6 +356,7 @@ mod tests {
             ChatError::SearchEmpty,
             ChatError::RateLimited,
             ChatError::EmojiInvalid,
+            ChatError::NoSuchReply,
             ChatError::ChannelExists(String::new()),
             ChatError::NoSuchChannel(String::new()),
             ChatError::Forbidden,

@@ -3,6 +3,7 @@
 use super::error::ChatError;
 use super::file::Attachment;
 use super::reaction::Reaction;
+use super::reply::Reply;
 use super::room::Room;
 use super::user::UserInfo;
 use crate::chat::timestamp::Timestamp;
@@ -117,6 +118,37 @@ pub struct Message {
     /// none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// The message this one answers, as it was when this one was posted (absent if none).
+    /// Boxed: most messages answer none, and every event holding a message is as large as
+    /// its largest kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Box<Reply>>,
+}
+
+/// Messages for the model's tests.
+#[cfg(test)]
+pub(super) mod fixture {
+    use super::*;
+    use crate::chat::model::{ChannelName, DisplayName, UserId};
+
+    /// Message 1 of `general`, by user 1 ("u1"), saying `body`.
+    pub fn saying(body: &str) -> Message {
+        Message {
+            id: MessageId(1),
+            room: Room::Channel(ChannelName::parse("general").unwrap()),
+            seq: 1,
+            author: UserInfo {
+                id: UserId(1),
+                name: DisplayName::parse("u1").unwrap(),
+            },
+            body: MessageBody::parse(body, DEFAULT_MAX_MESSAGE_CHARS).unwrap(),
+            attachment: None,
+            sent_at: Timestamp::from_millis(0),
+            edited_at: None,
+            reactions: Vec::new(),
+            reply: None,
+        }
+    }
 }
 
 #[cfg(test)]

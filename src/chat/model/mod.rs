@@ -1,5 +1,5 @@
 //! The chat domain's validated values, one module per concept: names, users, rooms,
-//! messages, reactions, attachments, unread counts and mentions, search, the formatting a message body
+//! messages, reactions, replies, attachments, unread counts and mentions, search, the formatting a message body
 //! is read with (`markup`), and the one error type every rule violation is reported with.
 //!
 //! Every value here is checked once, when it is made from user input, so the rest of the code
@@ -14,6 +14,7 @@ pub mod markup;
 mod message;
 mod name;
 mod reaction;
+mod reply;
 mod room;
 mod search;
 mod unread;
@@ -34,6 +35,7 @@ pub use reaction::{
     every_emoji, Emoji, Reaction, COMMON as COMMON_REACTIONS, MAX_REACTIONS_PER_MESSAGE,
     MAX_REACTIONS_PER_USER,
 };
+pub use reply::{Reply, MAX_EXCERPT_CHARS};
 pub use room::{
     ChannelInfo, Cursor, DirectKey, DirectSummary, HistoryPage, HistoryTop, OlderPage, Room,
     RoomKey,

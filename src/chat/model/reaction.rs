@@ -170,7 +170,7 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::model::{ChannelName, DisplayName, MessageBody, MessageId, Room, Timestamp};
+    use crate::chat::model::DisplayName;
 
     fn user(id: u64) -> UserInfo {
         UserInfo {
@@ -180,17 +180,7 @@ mod tests {
     }
 
     fn message() -> Message {
-        Message {
-            id: MessageId(1),
-            room: Room::Channel(ChannelName::parse("general").unwrap()),
-            seq: 1,
-            author: user(1),
-            body: MessageBody::parse("hi", 100).unwrap(),
-            attachment: None,
-            sent_at: Timestamp::from_millis(0),
-            edited_at: None,
-            reactions: Vec::new(),
-        }
+        super::super::message::fixture::saying("hi")
     }
 
     /// Only the table's emoji are reactions; every common one is in it; text around an

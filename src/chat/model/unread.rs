@@ -175,6 +175,7 @@ mod tests {
             sent_at: Timestamp::from_millis(0),
             edited_at: None,
             reactions: Vec::new(),
+            reply: None,
         };
         let held = [
             message(1, 2, "@ada old"),

@@ -190,6 +190,7 @@ mod tests {
             sent_at: Timestamp::now(),
             edited_at: None,
             reactions: Vec::new(),
+            reply: None,
         };
         store.put_message(&message).wait_blocking().unwrap();
     }

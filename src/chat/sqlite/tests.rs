@@ -44,6 +44,7 @@ fn message(room: &Room, id: u64, seq: u64, author: &UserInfo) -> Message {
         sent_at: Timestamp::now(),
         edited_at: None,
         reactions: Vec::new(),
+        reply: None,
     }
 }
 

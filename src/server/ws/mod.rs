@@ -559,8 +559,15 @@ async fn handle(link: &Link<'_>, event: ClientEvent) -> bool {
             room,
             body,
             attachment,
+            reply_to,
             client_ref,
-        } => match conn.post_once(&room, &body, attachment.as_ref(), client_ref.as_deref()) {
+        } => match conn.post_once(
+            &room,
+            &body,
+            attachment.as_ref(),
+            reply_to,
+            client_ref.as_deref(),
+        ) {
             // The message is already out; its acknowledgement waits until it is stored, and
             // the reader does not wait with it.
             Ok(posted) => {
