@@ -50,6 +50,12 @@ impl Drawer {
     }
 }
 
+/// Gives the focus to the element `id` once what is being drawn now is on the page.
+pub fn focus_soon(_id: String) {
+    #[cfg(feature = "hydrate")]
+    request_animation_frame(move || focus_by_id(&_id));
+}
+
 /// Moves focus to the element with `id`, if there is one (in the browser).
 pub fn focus_by_id(_id: &str) {
     #[cfg(feature = "hydrate")]

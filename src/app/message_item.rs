@@ -85,7 +85,7 @@ pub fn MessageItem(
     };
     if editing {
         // Once the box is drawn, it takes the focus.
-        focus_soon(box_id.clone());
+        super::drawer::focus_soon(box_id.clone());
     }
     let edited = message.edited_at.map(|at| {
         view! {
@@ -281,12 +281,6 @@ fn quote_view(reply: &Reply, original: Original, room: crate::chat::model::Room)
             {gone.map(|gone| view! { <span class="quote-gone">{format!("({gone})")}</span> })}
         </button>
     }
-}
-
-/// Gives the focus to the element `id` once what is being drawn now is on the page.
-fn focus_soon(_id: String) {
-    #[cfg(feature = "hydrate")]
-    request_animation_frame(move || super::drawer::focus_by_id(&_id));
 }
 
 /// The id of a message's "Add reaction" button, where the focus goes back from the picker.

@@ -4,7 +4,7 @@
 //! leaves the focus on the next message, or on the box after the last one.
 
 use crate::app::client::{use_chat_client, Feed};
-use crate::app::drawer::focus_by_id;
+use crate::app::drawer::{focus_by_id, focus_soon};
 use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 
@@ -60,8 +60,7 @@ pub fn DeleteDialog(feed: Feed) -> impl IntoView {
     // The safe choice has the focus while the dialog is open.
     Effect::new(move |_| {
         if feed.deleting.get().is_some() {
-            #[cfg(feature = "hydrate")]
-            request_animation_frame(|| focus_by_id("delete-cancel"));
+            focus_soon("delete-cancel".to_owned());
         }
     });
     view! {

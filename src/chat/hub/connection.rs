@@ -314,10 +314,7 @@ impl Connection {
             &mut state.directory,
             &mut state.connections,
         )?;
-        let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
-        if message.author.id != user {
-            return Err(ChatError::NotYourMessage);
-        }
+        target.own_message(id, user)?;
         if self.hub.is_replica() {
             let (room, hub) = (target.room.clone(), self.hub.clone());
             drop(guard);
@@ -365,10 +362,7 @@ impl Connection {
             &mut state.directory,
             &mut state.connections,
         )?;
-        let message = target.history.get(id).ok_or(ChatError::NoSuchMessage)?;
-        if message.author.id != user {
-            return Err(ChatError::NotYourMessage);
-        }
+        let message = target.own_message(id, user)?;
         let body = MessageBody::for_edit(raw_body, max, message.attachment.is_some())?;
         state.directory.allow(user, Allowance::Messages)?;
         let edited_at = Timestamp::now().max(message.sent_at);

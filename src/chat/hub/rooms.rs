@@ -7,7 +7,8 @@ use super::fanout::{Encoder, HubEvent};
 use super::outbox::{ConnId, Frame, Outbox};
 use crate::chat::history::History;
 use crate::chat::model::{
-    ChannelInfo, ChannelKey, ChannelName, ChatError, LookAlike, Room, RoomKey, UserId, UserInfo,
+    ChannelInfo, ChannelKey, ChannelName, ChatError, LookAlike, Message, MessageId, Room, RoomKey,
+    UserId, UserInfo,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -205,6 +206,17 @@ impl Rooms {
 }
 
 impl RoomState {
+    /// The message `id` of this room's history, if `user` wrote it: only its author may
+    /// change or delete it (`no_such_message` if it is not held, `not_your_message` if it
+    /// is someone else's).
+    pub(super) fn own_message(&self, id: MessageId, user: UserId) -> Result<&Message, ChatError> {
+        let message = self.history.get(id).ok_or(ChatError::NoSuchMessage)?;
+        if message.author.id != user {
+            return Err(ChatError::NotYourMessage);
+        }
+        Ok(message)
+    }
+
     fn new(room: Room, channel: Option<ChannelInfo>, history: usize) -> RoomState {
         RoomState {
             room,
