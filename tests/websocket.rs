@@ -673,6 +673,73 @@ async fn a_stuck_client_does_not_delay_others() {
     drop(stuck);
 }
 
+/// A member whose reader falls seconds behind while its queue still has room (the backlog
+/// sits in its socket, where the outbox never sees it) stops being sent every frame: once it
+/// reads again it gets what was already written, then one catch-up `joined` with the rest,
+/// every message once and in order, rather than every frame with an ever-growing delay.
+#[tokio::test]
+async fn a_reader_seconds_behind_is_caught_up() {
+    let mut config = common::fast();
+    // Only its slowness can mark the reader behind: its queue never fills.
+    config.limits.outbox_frames = 100_000;
+    config.limits.outbox_bytes = 1 << 30;
+    config.limits.behind_after = Duration::from_millis(500);
+    config.limits.heartbeat = Duration::from_millis(200);
+    // The stalled client answers no pings meanwhile.
+    config.limits.dead_after = Duration::from_secs(60);
+    let server = start_with(config).await;
+    let mut slow = Client::joined(&server, "slow").await;
+    let mut poster = Client::user(&server, "poster").await;
+    let padding = "x".repeat(3900);
+    // About 1.2 MB, more than the stalled reader's socket takes without reading.
+    let (before, after) = (300u64, 50u64);
+    for i in 0..before {
+        poster.post(&general(), &format!("{i} {padding}")).await;
+    }
+    poster.acks(before as usize).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in before..before + after {
+        poster.post(&general(), &format!("{i} {padding}")).await;
+    }
+    poster.acks(after as usize).await;
+    let mut expected = 1;
+    let mut catch_ups = 0;
+    while expected <= before + after {
+        match slow.next().await {
+            ServerEvent::Hub(HubEvent::Message { message }) => {
+                assert_eq!(
+                    message.seq, expected,
+                    "in order, nothing missing or repeated"
+                );
+                expected += 1;
+            }
+            ServerEvent::Hub(HubEvent::Joined {
+                reset, messages, ..
+            }) => {
+                assert!(!reset, "the missed messages are all in the window");
+                catch_ups += 1;
+                for message in messages {
+                    assert_eq!(message.seq, expected, "the catch-up continues the stream");
+                    expected += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        catch_ups >= 1,
+        "the reader was caught up instead of being sent every frame"
+    );
+    // Caught up, it is live again.
+    poster.post(&general(), "live again").await;
+    loop {
+        if let ServerEvent::Hub(HubEvent::Message { message }) = slow.next().await {
+            assert_eq!(message.seq, before + after + 1);
+            break;
+        }
+    }
+}
+
 /// A connection that sends hundreds of joins in one go (no account needed) is read at the
 /// join rate: within its first second it gets no more answers than the burst and a second's
 /// allowance, while another user's messages are acknowledged at once; the flooding

@@ -3,6 +3,7 @@
 //! graceful shutdown that lets requests under way finish.
 
 use super::config::Config;
+use super::ws::backlog::SocketQueue;
 use crate::chat::model::ChatError;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -264,9 +265,12 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        // For the WebSocket's writer, which asks the kernel how much its reader has not taken.
+        let socket_queue = SocketQueue::of(&tcp);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(socket_queue);
             router.clone().oneshot(request)
         });
         let io = TokioIo::new(Counted { tcp, _slot: slot });

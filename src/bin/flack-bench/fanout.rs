@@ -123,9 +123,43 @@ pub fn send_times(frame: &str) -> impl Iterator<Item = u64> + '_ {
         })
 }
 
+/// Receivers that read slowly (issue 19, item 4): every `every`-th receiver waits `delay`
+/// after each frame it reads, in the same run as the others, and is tallied apart.
+#[derive(Clone, Copy, Debug)]
+pub struct Slow {
+    /// 0 for none.
+    pub every: usize,
+    pub delay: Duration,
+}
+
+impl Slow {
+    /// Every receiver reads as fast as it can.
+    pub const NONE: Slow = Slow {
+        every: 0,
+        delay: Duration::ZERO,
+    };
+
+    /// True for the `i`-th receiver if it is one of the slow ones.
+    fn is_slow(&self, i: usize) -> bool {
+        self.every > 0 && i % self.every == self.every - 1
+    }
+}
+
+/// What the slow receivers saw in one phase.
+pub struct SlowPhase {
+    pub receivers: usize,
+    pub received: u64,
+    pub latency: Histogram<u64>,
+    /// Catch-up `joined` frames they were sent (a reader too far behind gets what it missed
+    /// in one frame per room).
+    pub catch_ups: u64,
+}
+
 /// What one receiver has seen in the current phase.
 struct Tally {
     latency: Mutex<Histogram<u64>>,
+    /// Catch-up `joined` frames received.
+    catch_ups: AtomicU64,
     /// Members mode: frames that carried exactly one message, and their bytes.
     frames: AtomicU64,
     bytes: AtomicU64,
@@ -135,6 +169,7 @@ impl Tally {
     fn new() -> Arc<Tally> {
         Arc::new(Tally {
             latency: Mutex::new(new_histogram()),
+            catch_ups: AtomicU64::new(0),
             frames: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
         })
@@ -169,6 +204,9 @@ pub struct Fleet {
     sender_port: u16,
     tallies: Vec<Arc<Tally>>,
     received: Arc<AtomicU64>,
+    /// The slow receivers' (see [`Slow`]), counted apart.
+    slow_tallies: Vec<Arc<Tally>>,
+    slow_received: Arc<AtomicU64>,
     counting: Arc<AtomicBool>,
     senders: Vec<Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>>,
     acked: Arc<AtomicU64>,
@@ -195,6 +233,8 @@ pub struct Phase {
     /// Bytes of the text frames carrying one live message, on average (members mode): the
     /// check that Flack and the ceiling move frames of one size.
     pub message_frame_bytes: f64,
+    /// The slow receivers, if any (the figures above are the others').
+    pub slow: Option<SlowPhase>,
 }
 
 impl Fleet {
@@ -205,8 +245,9 @@ impl Fleet {
         receivers: usize,
         senders: usize,
         mode: Mode,
+        slow: Slow,
     ) -> Result<Fleet, String> {
-        Fleet::connect_with(server, server, receivers, senders, mode).await
+        Fleet::connect_with(server, server, (receivers, slow), senders, mode).await
     }
 
     /// Connects `receivers` receivers to `receiving` and `senders` senders to `sending`
@@ -217,14 +258,15 @@ impl Fleet {
         receivers: usize,
         senders: usize,
     ) -> Result<Fleet, String> {
+        let receivers = (receivers, Slow::NONE);
         Fleet::connect_with(receiving, sending, receivers, senders, Mode::Anonymous).await
     }
 
-    /// [`Fleet::connect_split`] for a room of `mode`.
+    /// [`Fleet::connect_split`] for a room of `mode`, some receivers perhaps slow.
     pub async fn connect_with(
         receiving: &Server,
         sending: &Server,
-        receivers: usize,
+        (receivers, slow): (usize, Slow),
         senders: usize,
         mode: Mode,
     ) -> Result<Fleet, String> {
@@ -237,6 +279,8 @@ impl Fleet {
             sender_port: sender_addr.port(),
             tallies: Vec::new(),
             received: Arc::new(AtomicU64::new(0)),
+            slow_tallies: Vec::new(),
+            slow_received: Arc::new(AtomicU64::new(0)),
             counting: Arc::new(AtomicBool::new(false)),
             senders: Vec::new(),
             acked: Arc::new(AtomicU64::new(0)),
@@ -296,19 +340,28 @@ impl Fleet {
                 Ok::<Ws, String>(ws)
             }));
         }
-        for handle in connecting {
+        for (i, handle) in connecting.into_iter().enumerate() {
             let ws = handle.await.map_err(|e| e.to_string())??;
             let tally = Tally::new();
             let (_sink, stream) = ws.split();
+            let slow_one = slow.is_slow(i);
+            let received = if slow_one {
+                fleet.slow_received.clone()
+            } else {
+                fleet.received.clone()
+            };
             fleet.tasks.push(tokio::spawn(receive(
-                stream,
-                _sink,
+                (stream, _sink),
                 tally.clone(),
-                fleet.received.clone(),
+                received,
                 fleet.counting.clone(),
-                mode,
+                (mode, slow_one.then_some(slow.delay)),
             )));
-            fleet.tallies.push(tally);
+            if slow_one {
+                fleet.slow_tallies.push(tally);
+            } else {
+                fleet.tallies.push(tally);
+            }
         }
         for i in 0..senders {
             let mut ws = net::websocket(sender_addr, Some(net::source_ip(receivers + i))).await?;
@@ -356,10 +409,11 @@ impl Fleet {
         duration: Duration,
         history_probe: bool,
     ) -> Phase {
-        for tally in &self.tallies {
+        for tally in self.tallies.iter().chain(&self.slow_tallies) {
             if let Ok(mut h) = tally.latency.lock() {
                 h.reset();
             }
+            tally.catch_ups.store(0, Ordering::SeqCst);
             tally.frames.store(0, Ordering::SeqCst);
             tally.bytes.store(0, Ordering::SeqCst);
         }
@@ -367,6 +421,7 @@ impl Fleet {
             h.reset();
         }
         self.received.store(0, Ordering::SeqCst);
+        self.slow_received.store(0, Ordering::SeqCst);
         self.acked.store(0, Ordering::SeqCst);
         self.counting.store(true, Ordering::SeqCst);
         let before = server.sample();
@@ -493,7 +548,26 @@ impl Fleet {
             .lock()
             .map(|h| h.clone())
             .unwrap_or_else(|_| new_histogram());
+        let slow = (!self.slow_tallies.is_empty()).then(|| {
+            let mut latency = new_histogram();
+            for tally in &self.slow_tallies {
+                if let Ok(h) = tally.latency.lock() {
+                    let _ = latency.add(&*h);
+                }
+            }
+            SlowPhase {
+                receivers: self.slow_tallies.len(),
+                received: self.slow_received.load(Ordering::SeqCst),
+                latency,
+                catch_ups: self
+                    .slow_tallies
+                    .iter()
+                    .map(|t| t.catch_ups.load(Ordering::Relaxed))
+                    .sum(),
+            }
+        });
         Phase {
+            slow,
             history,
             acks,
             sent: accepted,
@@ -581,17 +655,23 @@ impl Drop for Fleet {
     }
 }
 
-/// Reads one receiver's frames, recording the latency of every message.
+/// Reads one receiver's frames, recording the latency of every message; a slow receiver
+/// waits `delay` after each frame.
 async fn receive(
-    mut stream: SplitStream<Ws>,
-    _sink: SplitSink<Ws, Message>,
+    (mut stream, _sink): (SplitStream<Ws>, SplitSink<Ws, Message>),
     tally: Arc<Tally>,
     received: Arc<AtomicU64>,
     counting: Arc<AtomicBool>,
-    mode: Mode,
+    (mode, delay): (Mode, Option<Duration>),
 ) {
     while let Some(Ok(frame)) = stream.next().await {
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let Message::Text(text) = frame else { continue };
+        if text.starts_with("{\"type\":\"joined\"") && counting.load(Ordering::Relaxed) {
+            tally.catch_ups.fetch_add(1, Ordering::Relaxed);
+        }
         // Members mode: decoded in full whether counted or not, as a browser would.
         let decoded = (mode == Mode::Members).then(|| decoded_send_times(text.as_str()));
         if !counting.load(Ordering::Relaxed) {
@@ -652,13 +732,26 @@ pub async fn run(
     rate: f64,
     duration: Duration,
     history_probe: bool,
-    mode: Mode,
+    (mode, slow): (Mode, Slow),
 ) -> Result<Report, String> {
     let server = Server::start(kind).await?;
-    let fleet = Fleet::connect(&server, receivers, senders, mode).await?;
+    let fleet = Fleet::connect(&server, receivers, senders, mode, slow).await?;
     let phase = fleet.phase(&server, rate, duration, history_probe).await;
     let mut report = Report::fanout(kind, receivers, senders, rate, &phase);
     report.room = mode.label().into();
+    if let Some(seen) = &phase.slow {
+        let mut figures = std::collections::BTreeMap::new();
+        figures.insert("receivers".to_owned(), seen.receivers as u64);
+        figures.insert("delay_ms".to_owned(), slow.delay.as_millis() as u64);
+        figures.insert("received".to_owned(), seen.received);
+        figures.insert("catch_ups".to_owned(), seen.catch_ups);
+        if !seen.latency.is_empty() {
+            figures.insert("p50_us".to_owned(), seen.latency.value_at_quantile(0.5));
+            figures.insert("p99_us".to_owned(), seen.latency.value_at_quantile(0.99));
+            figures.insert("max_us".to_owned(), seen.latency.max());
+        }
+        report.tallies.insert("slow_receivers".to_owned(), figures);
+    }
     Ok(report)
 }
 
@@ -675,7 +768,7 @@ pub async fn step(
     max_steps: usize,
 ) -> Result<(Option<Report>, Vec<Report>), String> {
     let server = Server::start(kind).await?;
-    let fleet = Fleet::connect(&server, receivers, senders, mode).await?;
+    let fleet = Fleet::connect(&server, receivers, senders, mode, Slow::NONE).await?;
     let mut rate = start_rate;
     let mut best = None;
     let mut steps = Vec::new();

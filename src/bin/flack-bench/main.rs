@@ -9,6 +9,8 @@
 //! - `fanout --receivers N --senders M --rate R --seconds T [--server flack|ceiling]
 //!   [--history-probe true] [--room anonymous|members]` (also fetch the history every 20 ms
 //!   and time it; `members`: a real room, see `fanout::Mode`; `anonymous` by default)
+//!   [--slow-every K --slow-delay-ms D] (every K-th receiver waits D ms after each frame it
+//!   reads, and is reported apart: `fanout::Slow`)
 //! - `step --receivers N --senders M --start R --p99-ms B --seconds T [--server ...]
 //!   [--room ...]`
 //! - `storm [--clients 1000] [--addresses 16] [--history 20] [--missed 10]
@@ -51,7 +53,7 @@ mod report;
 mod servers;
 mod storm;
 
-use fanout::Mode;
+use fanout::{Mode, Slow};
 use report::{print_table, Report};
 use servers::Kind;
 use std::collections::HashMap;
@@ -185,8 +187,16 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             let rate = if smoke { 20.0 } else { 100.0 };
             let senders = if smoke { 2 } else { 10 };
             eprintln!("fan-out: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
-            let report =
-                fanout::run(kind, n, senders, rate, secs(t), false, Mode::Anonymous).await?;
+            let report = fanout::run(
+                kind,
+                n,
+                senders,
+                rate,
+                secs(t),
+                false,
+                (Mode::Anonymous, Slow::NONE),
+            )
+            .await?;
             record(args, "suite", &report);
             reports.push(report);
         }
@@ -217,7 +227,7 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
                 rate,
                 secs(pair_t),
                 false,
-                Mode::Anonymous,
+                (Mode::Anonymous, Slow::NONE),
             )
             .await?;
             report.scenario = "cpu_pair".into();
@@ -238,7 +248,7 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
         rate,
         secs(history_t),
         true,
-        Mode::Anonymous,
+        (Mode::Anonymous, Slow::NONE),
     )
     .await?;
     report.scenario = "history".into();
@@ -277,7 +287,16 @@ async fn suite(args: &Args, smoke: bool) -> Result<Vec<Report>, String> {
             let rate = if smoke { 20.0 } else { 100.0 };
             let senders = if smoke { 2 } else { 10 };
             eprintln!("members: {n} receivers, {senders} senders, {rate}/s for {t}s ({kind:?})");
-            let report = fanout::run(kind, n, senders, rate, secs(t), false, Mode::Members).await?;
+            let report = fanout::run(
+                kind,
+                n,
+                senders,
+                rate,
+                secs(t),
+                false,
+                (Mode::Members, Slow::NONE),
+            )
+            .await?;
             record(args, "suite", &report);
             reports.push(report);
         }
@@ -347,7 +366,13 @@ async fn run(command: &str, args: &Args) -> Result<Vec<Report>, String> {
                 args.get("rate", 100.0)?,
                 secs(args.get("seconds", 10.0)?),
                 args.get("history-probe", false)?,
-                args.mode()?,
+                (
+                    args.mode()?,
+                    Slow {
+                        every: args.get("slow-every", 0)?,
+                        delay: Duration::from_millis(args.get("slow-delay-ms", 0)?),
+                    },
+                ),
             )
             .await?,
         ]),

@@ -11,7 +11,9 @@
 //!    the same lock, so the live stream starts exactly after the reply.
 //! 3. **Slow clients are resynced, never silently dropped.** Delivery never waits: a frame that
 //!    does not fit in a connection's bounded outbox marks that membership as behind, and the
-//!    connection later receives a catch-up from history (see [`Hub::resync`]).
+//!    connection later receives a catch-up from history (see [`Hub::resync`]). The transport
+//!    may also mark a connection behind whose reader lags in its socket
+//!    ([`Outbox::fall_behind`]); a connection behind takes no frame offered until the resync.
 //! 4. **Identity comes from tokens.** Every action's author is the user the connection
 //!    authenticated as; the hub keeps only SHA-256 hashes of tokens. No new display name or
 //!    channel name looks like one in use (the same but for case, or a look-alike:

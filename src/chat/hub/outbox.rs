@@ -26,6 +26,16 @@ impl Frame {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
+    /// The length of the encoded text, in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for a frame of no text.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The encoded bytes (valid UTF-8).
     pub fn into_bytes(self) -> Bytes {
         self.0
@@ -149,9 +159,20 @@ impl Outbox {
         self.budget.max - self.budget.bytes.available_permits()
     }
 
+    /// Marks the connection as behind although its queue has room: its reader has fallen
+    /// too far behind to be worth sending every frame to (the transport measures how far,
+    /// socket included). Frames are then refused until [`super::Hub::resync`] repairs it.
+    pub fn fall_behind(&self) {
+        self.behind.store(true, Ordering::Release);
+    }
+
     /// Queues a frame without waiting; a full queue (in frames or in bytes) marks the
-    /// connection as behind.
+    /// connection as behind. A connection already behind takes nothing more: its resync
+    /// sends what it missed, in one frame per room.
     pub(super) fn offer(&self, frame: Frame) -> bool {
+        if self.is_behind() {
+            return false;
+        }
         let cost = self.budget.cost(&frame);
         let Ok(permit) = self.budget.bytes.try_acquire_many(cost) else {
             self.behind.store(true, Ordering::Release);

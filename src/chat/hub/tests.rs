@@ -1131,8 +1131,9 @@ fn a_stalled_disk_holds_up_answers_not_the_hub() {
 }
 
 /// An outbox is bounded in bytes as well as frames: frames that would pass the byte bound
-/// are refused (marking the connection behind), taking frames out makes room again, and a
-/// frame larger than the whole bound still goes when the queue is empty.
+/// are refused (marking the connection behind, which then takes nothing until its resync),
+/// taking frames out makes room again, and a frame larger than the whole bound still goes
+/// when the queue is empty.
 #[test]
 fn outboxes_are_bounded_in_bytes() {
     let (outbox, mut rx) = Outbox::bounded(256, 1000);
@@ -1145,6 +1146,11 @@ fn outboxes_are_bounded_in_bytes() {
     assert!(!rx.is_half_empty());
     rx.try_recv().unwrap();
     assert!(rx.is_half_empty());
+    assert!(
+        !outbox.offer(frame(400)),
+        "behind, it takes nothing until its resync"
+    );
+    outbox.clear_behind();
     assert!(outbox.offer(frame(400)));
     rx.try_recv().unwrap();
     rx.try_recv().unwrap();

@@ -259,6 +259,11 @@ pub struct LimitsSection {
     /// this long is closed as idle.
     #[serde(rename = "idle_after_secs", with = "seconds")]
     pub idle_after: Duration,
+    /// `behind_after_secs`: how far behind a connection's reader may fall (the age of the
+    /// oldest byte written to it and not yet taken, outbox and socket) before the server stops
+    /// sending it every frame and sends it what it missed once it has caught up.
+    #[serde(rename = "behind_after_secs", with = "seconds")]
+    pub behind_after: Duration,
     /// `request_header_secs`: how long a client may take to send a request's headers,
     /// counted from when its connection opens or its previous response is sent, so it is also
     /// how long an idle keep-alive connection is kept. Then the connection is closed.
@@ -308,6 +313,7 @@ impl Default for LimitsSection {
             heartbeat: Duration::from_secs(5),
             dead_after: Duration::from_secs(10),
             idle_after: Duration::from_secs(3600),
+            behind_after: Duration::from_secs(3),
             request_header: Duration::from_secs(10),
             request_body: Duration::from_secs(30),
             max_connections: 10_000,

@@ -12,6 +12,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -24,8 +25,10 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 pub(crate) mod admission;
+pub(crate) mod backlog;
 
 use self::admission::{client_ip, IpSlot};
+use self::backlog::{Backlog, SocketQueue};
 use super::guard::origin_allowed;
 
 /// Malformed frames in a row after which a client is disconnected.
@@ -64,6 +67,9 @@ struct Settings {
     heartbeat: Duration,
     dead_after: Duration,
     idle_after: Duration,
+    /// `behind_after`: how old the oldest byte the reader has not taken may grow before the
+    /// connection counts as behind.
+    behind_after: Duration,
     /// `joins_per_second` and `join_burst`: how fast the reader applies the events that cost
     /// more than they look (`auth`, `join`, `leave`, `rename`).
     joins_per_second: u32,
@@ -78,6 +84,7 @@ impl Settings {
             heartbeat: limits.heartbeat,
             dead_after: limits.dead_after,
             idle_after: limits.idle_after,
+            behind_after: limits.behind_after,
             joins_per_second: limits.joins_per_second,
             join_burst: limits.join_burst,
         }
@@ -91,6 +98,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    socket_queue: Option<Extension<SocketQueue>>,
     headers: HeaderMap,
 ) -> Response {
     if !origin_allowed(&headers, &state.config.server.allowed_origins) {
@@ -115,7 +123,15 @@ pub async fn upgrade(
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
-            run_connection(socket, state.hub, settings, state.stopping, state.cluster).await;
+            let socket_queue = socket_queue.map(|Extension(queue)| queue);
+            let serving = Serving {
+                hub: state.hub,
+                settings,
+                stopping: state.stopping,
+                cluster: state.cluster,
+                socket_queue,
+            };
+            run_connection(socket, serving).await;
             drop(slot);
         })
 }
@@ -152,14 +168,25 @@ impl LastSeen {
     }
 }
 
-/// Serves one connection until either side closes it, or it stops answering pings.
-async fn run_connection(
-    socket: WebSocket,
+/// What a connection is served with.
+struct Serving {
     hub: Hub,
     settings: Settings,
     stopping: watch::Receiver<bool>,
     cluster: Option<ClusterHandle>,
-) {
+    /// The kernel's send queue of the connection's socket, where the listener gave it.
+    socket_queue: Option<SocketQueue>,
+}
+
+/// Serves one connection until either side closes it, or it stops answering pings.
+async fn run_connection(socket: WebSocket, serving: Serving) {
+    let Serving {
+        hub,
+        settings,
+        stopping,
+        cluster,
+        socket_queue,
+    } = serving;
     let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
     let last_event = LastSeen(std::sync::Mutex::new(Instant::now()));
     let closed = AtomicBool::new(false);
@@ -184,7 +211,8 @@ async fn run_connection(
     // that a written frame does not also poll the socket for reading, was tried together with
     // batched writes and reverted: tests stalled now and then. Batched writes alone, in one
     // task, passed 70 runs of the WebSocket tests; see BENCHMARKS.md.)
-    let mut writer = std::pin::pin!(write_loop(sink, rx, close_rx, stopping, &link));
+    let backlog = Backlog::new(socket_queue);
+    let mut writer = std::pin::pin!(write_loop((sink, backlog), rx, close_rx, stopping, &link));
     let mut reader = std::pin::pin!(read_loop(stream, close_tx, &link));
     tokio::select! {
         // The writer is done, after a close frame or because the socket failed: read on
@@ -206,14 +234,13 @@ async fn run_connection(
 /// it, until the socket fails, the peer stops answering, or the reader asks for the
 /// connection to end.
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, WsMessage>,
+    (mut sink, mut backlog): (SplitSink<WebSocket, WsMessage>, Backlog),
     mut rx: OutboxRx,
     mut close_rx: oneshot::Receiver<CloseFrame>,
     mut stopping: watch::Receiver<bool>,
     link: &Link<'_>,
 ) {
     let Link {
-        hub,
         conn,
         outbox,
         settings,
@@ -253,16 +280,44 @@ async fn write_loop(
                     send_close(&mut sink, close(CLOSE_IDLE, "idle")).await;
                     break;
                 }
+                tend_backlog(link, &mut backlog, &rx);
                 checks += 1;
                 let ping = checks % 2 == 1;
-                if ping && sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
-                    break;
+                if ping {
+                    backlog.wrote(0, Instant::now());
+                    if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                        break;
+                    }
                 }
+            }
+            // Behind, the connection takes no frames: its backlog is watched by the clock
+            // until it is small enough for the catch-up.
+            _ = tokio::time::sleep(backlog::CHECK_EVERY), if outbox.is_behind() => {
+                tend_backlog(link, &mut backlog, &rx);
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                let written =
-                    tokio::time::timeout(SEND_TIMEOUT, write_batch(&mut sink, frame, &mut rx)).await;
+                let written = {
+                    let mut batch =
+                        std::pin::pin!(write_batch(&mut sink, frame, &mut rx, &mut backlog));
+                    // A batch the socket has not taken within `behind_after` means a reader
+                    // that far behind: it gets no more live frames while the batch waits.
+                    match tokio::time::timeout(settings.behind_after, &mut batch).await {
+                        Ok(written) => Ok(written),
+                        Err(_) => {
+                            if !outbox.is_behind() {
+                                tracing::info!(
+                                    id = ?conn.id(),
+                                    queued_bytes = outbox.queued_bytes(),
+                                    "a connection's socket took nothing for a while: it will be caught up"
+                                );
+                            }
+                            outbox.fall_behind();
+                            let rest = SEND_TIMEOUT.saturating_sub(settings.behind_after);
+                            tokio::time::timeout(rest, batch).await
+                        }
+                    }
+                };
                 match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break,
@@ -272,9 +327,7 @@ async fn write_loop(
                         break;
                     }
                 }
-                if outbox.is_behind() && rx.is_half_empty() {
-                    hub.resync(conn.id());
-                }
+                tend_backlog(link, &mut backlog, &rx);
             }
             close = &mut close_rx => {
                 if let Ok(frame) = close {
@@ -294,13 +347,17 @@ async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
     first: Frame,
     rx: &mut OutboxRx,
+    backlog: &mut Backlog,
 ) -> Result<(), axum::Error> {
+    let now = Instant::now();
     let mut next = Some(first);
     let mut fed = 0;
     let mut bytes = 0;
     while let Some(frame) = next.take() {
-        bytes += frame.as_str().len();
+        let len = frame.len();
+        bytes += len;
         if let Some(text) = text_frame(frame) {
+            backlog.wrote(len, now);
             sink.feed(text).await?;
             fed += 1;
         }
@@ -309,6 +366,32 @@ async fn write_batch(
         }
     }
     sink.flush().await
+}
+
+/// Measures the connection's backlog when a check is due; counts the connection as behind
+/// when the oldest byte its reader has not taken is `behind_after` old (it then takes no
+/// live frames: invariant 3 of the hub); and once it is behind, resyncs it as soon as its
+/// outbox is half empty and its socket holds less than half that age, so the catch-up is
+/// not queued behind the backlog it replaces.
+fn tend_backlog(link: &Link<'_>, backlog: &mut Backlog, rx: &OutboxRx) {
+    let (conn, outbox, settings) = (link.conn, link.outbox, link.settings);
+    let now = Instant::now();
+    if backlog.check_due(now) {
+        let unsent = backlog.check(outbox.queued_bytes(), now);
+        if unsent.age >= settings.behind_after && !outbox.is_behind() {
+            tracing::info!(
+                id = ?conn.id(),
+                queued_bytes = unsent.queued,
+                socket_bytes = unsent.in_socket,
+                oldest_ms = unsent.age.as_millis() as u64,
+                "a connection's reader fell behind: it will be caught up"
+            );
+            outbox.fall_behind();
+        }
+    }
+    if outbox.is_behind() && rx.is_half_empty() && backlog.last().age < settings.behind_after / 2 {
+        link.hub.resync(conn.id());
+    }
 }
 
 /// Sends a close frame, giving up after [`CLOSE_GRACE`] (the peer may not be reading).
