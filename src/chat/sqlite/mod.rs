@@ -40,7 +40,8 @@
 //! One writer thread owns the connection that writes. The hub hands it every change (users,
 //! channels, names, messages and deletions) in the order it applies them, and every change
 //! is written behind: each transaction holds whatever queued up while the last one was
-//! committed, so under load one commit covers many changes. Each outcome is reported through
+//! committed, and commits start at most once per [`COMMIT_EVERY`] (50 ms), so under load one
+//! commit covers many changes. Each outcome is reported through
 //! its [`Durable`], and only the answer to whoever asked (a message's acknowledgement, a
 //! registration's session) waits for it; a failed write is reported to them and the change
 //! stays in memory until the next restart.
@@ -132,6 +133,14 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// Least time from one commit's start to the next one's. A change arriving after a quiet
+/// spell is committed at once; under load the writer waits out the rest of this, so one
+/// commit covers every change of those milliseconds. A commit's own work (writing the
+/// log's pages, the search index's flush) was a third of the server's CPU per message in a
+/// room of 100 posting 200 a second (BENCHMARKS.md, issue 19 item 3); paced, it is shared.
+/// Answers wait at most this much longer; delivery never waits for the disk.
+const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
 /// A store in one SQLite file, written by its own thread.
 pub struct SqliteStore {
@@ -281,10 +290,16 @@ struct Writer {
 }
 
 impl Writer {
-    /// Commits jobs in batches until every sender is gone, then marks the stop as clean.
+    /// Commits jobs in batches, at most one commit per [`COMMIT_EVERY`], until every sender
+    /// is gone, then marks the stop as clean.
     fn run(mut self, queue: mpsc::Receiver<Job>) {
+        let mut last_commit: Option<std::time::Instant> = None;
         while let Ok(first) = queue.recv() {
+            if let Some(rest) = last_commit.and_then(|at| COMMIT_EVERY.checked_sub(at.elapsed())) {
+                std::thread::sleep(rest);
+            }
             let batch = self.gather(first, &queue);
+            last_commit = Some(std::time::Instant::now());
             self.commit(batch);
         }
         let marked = self.conn.execute(

@@ -99,8 +99,9 @@ impl Backlog {
         }
     }
 
-    /// Records that a WebSocket frame of `payload` bytes is being written now.
-    pub fn wrote(&mut self, payload: usize, now: Instant) {
+    /// Records that `bytes` (as the wire carries them: see [`wire_bytes`]) are being written
+    /// now.
+    pub fn wrote(&mut self, bytes: u64, now: Instant) {
         let fresh = self
             .marks
             .back()
@@ -111,7 +112,7 @@ impl Backlog {
             }
             self.marks.push_back((self.written, now));
         }
-        self.written += wire_bytes(payload);
+        self.written += bytes;
     }
 
     /// True when [`CHECK_EVERY`] has passed since the last check.
@@ -167,7 +168,7 @@ impl Backlog {
 /// The bytes a server's WebSocket frame of `payload` bytes takes on the wire: two bytes of
 /// header, and two or eight more for the length when it does not fit in seven bits (a
 /// server's frames are not masked).
-fn wire_bytes(payload: usize) -> u64 {
+pub fn wire_bytes(payload: usize) -> u64 {
     let header = match payload {
         0..=125 => 2,
         126..=65_535 => 4,
@@ -201,9 +202,9 @@ mod tests {
         let start = Instant::now();
         for i in 0..10u32 {
             // 100-byte payloads, 102 bytes on the wire, one second apart.
-            backlog.wrote(100, start + Duration::from_secs(i.into()));
+            backlog.wrote(102, start + Duration::from_secs(i.into()));
         }
-        backlog.wrote(100, start + Duration::from_millis(9010));
+        backlog.wrote(102, start + Duration::from_millis(9010));
         assert_eq!(backlog.written, 11 * 102);
         assert_eq!(backlog.marks.len(), 10, "the last two writes share a mark");
         let now = start + Duration::from_secs(12);

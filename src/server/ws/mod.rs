@@ -28,15 +28,19 @@ pub(crate) mod admission;
 pub(crate) mod backlog;
 
 use self::admission::{client_ip, IpSlot};
-use self::backlog::{Backlog, SocketQueue};
+use self::backlog::{wire_bytes, Backlog, SocketQueue};
 use super::guard::origin_allowed;
 
 /// Malformed frames in a row after which a client is disconnected.
 const MAX_CONSECUTIVE_BAD_FRAMES: u32 = 10;
 /// Close code for a client that broke the protocol (RFC 6455 "policy violation").
 const CLOSE_POLICY: u16 = 1008;
-/// Initial read buffer per connection; small, so idle connections stay cheap.
-const READ_BUFFER_BYTES: usize = 4096;
+/// Initial read buffer per connection; small, so idle connections stay cheap. Also what is
+/// zeroed before each attempt to read (the WebSocket library clears the space it reads into),
+/// and the connection's task tries whenever it wakes, for a frame to write too: at 4,096
+/// bytes that clearing was 2% of the server's CPU in a busy room (BENCHMARKS.md, issue 19
+/// item 3). A client's events are mostly far smaller; a larger one takes a few reads.
+const READ_BUFFER_BYTES: usize = 1024;
 /// Close code for a server that is shutting down (RFC 6455 "going away").
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a client too slow to take its frames.
@@ -280,11 +284,11 @@ async fn write_loop(
                     send_close(&mut sink, close(CLOSE_IDLE, "idle")).await;
                     break;
                 }
-                tend_backlog(link, &mut backlog, &rx);
+                tend_backlog(link, &mut backlog, &rx, Instant::now());
                 checks += 1;
                 let ping = checks % 2 == 1;
                 if ping {
-                    backlog.wrote(0, Instant::now());
+                    backlog.wrote(wire_bytes(0), Instant::now());
                     if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
                         break;
                     }
@@ -292,14 +296,16 @@ async fn write_loop(
             }
             // Behind, the connection takes no frames: its backlog is watched by the clock
             // until it is small enough for the catch-up.
-            _ = tokio::time::sleep(backlog::CHECK_EVERY), if outbox.is_behind() => {
-                tend_backlog(link, &mut backlog, &rx);
+            // (An async block, so the sleep is only made when the branch is enabled.)
+            () = async { tokio::time::sleep(backlog::CHECK_EVERY).await }, if outbox.is_behind() => {
+                tend_backlog(link, &mut backlog, &rx, Instant::now());
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
+                let now = Instant::now();
                 let written = {
                     let mut batch =
-                        std::pin::pin!(write_batch(&mut sink, frame, &mut rx, &mut backlog));
+                        std::pin::pin!(write_batch(&mut sink, (frame, now), &mut rx, &mut backlog));
                     // A batch the socket has not taken within `behind_after` means a reader
                     // that far behind: it gets no more live frames while the batch waits.
                     match tokio::time::timeout(settings.behind_after, &mut batch).await {
@@ -327,7 +333,7 @@ async fn write_loop(
                         break;
                     }
                 }
-                tend_backlog(link, &mut backlog, &rx);
+                tend_backlog(link, &mut backlog, &rx, now);
             }
             close = &mut close_rx => {
                 if let Ok(frame) = close {
@@ -345,19 +351,19 @@ async fn write_loop(
 /// against its byte bound, so the batch's own bound keeps what waits unflushed small.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
-    first: Frame,
+    (first, now): (Frame, Instant),
     rx: &mut OutboxRx,
     backlog: &mut Backlog,
 ) -> Result<(), axum::Error> {
-    let now = Instant::now();
     let mut next = Some(first);
     let mut fed = 0;
     let mut bytes = 0;
+    let mut on_wire = 0;
     while let Some(frame) = next.take() {
         let len = frame.len();
         bytes += len;
         if let Some(text) = text_frame(frame) {
-            backlog.wrote(len, now);
+            on_wire += wire_bytes(len);
             sink.feed(text).await?;
             fed += 1;
         }
@@ -365,6 +371,7 @@ async fn write_batch(
             next = rx.try_recv().ok();
         }
     }
+    backlog.wrote(on_wire, now);
     sink.flush().await
 }
 
@@ -373,9 +380,8 @@ async fn write_batch(
 /// live frames: invariant 3 of the hub); and once it is behind, resyncs it as soon as its
 /// outbox is half empty and its socket holds less than half that age, so the catch-up is
 /// not queued behind the backlog it replaces.
-fn tend_backlog(link: &Link<'_>, backlog: &mut Backlog, rx: &OutboxRx) {
+fn tend_backlog(link: &Link<'_>, backlog: &mut Backlog, rx: &OutboxRx, now: Instant) {
     let (conn, outbox, settings) = (link.conn, link.outbox, link.settings);
-    let now = Instant::now();
     if backlog.check_due(now) {
         let unsent = backlog.check(outbox.queued_bytes(), now);
         if unsent.age >= settings.behind_after && !outbox.is_behind() {
