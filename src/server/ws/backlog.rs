@@ -8,6 +8,12 @@
 //! which bytes; the kernel says how many of them the peer has not acknowledged; together they
 //! give the age of the oldest unacknowledged byte, which is how far behind the reader is
 //! (give or take what sits unread in the peer's own receive buffer, which no server can see).
+//!
+//! What the peer's kernel has acknowledged may still be unread, though: a client's receive
+//! buffer and its WebSocket library's own hold megabytes. So the writer also times its pings:
+//! a pong comes back only once the client has read everything written before the ping, so a
+//! ping unanswered for seconds means a reader seconds behind, wherever the bytes wait. A
+//! connection being written to is pinged at most once a second for that, one ping at a time.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -21,6 +27,8 @@ const MARK_EVERY: Duration = Duration::from_millis(50);
 const MAX_MARKS: usize = 512;
 /// How often the writer asks the kernel, at most (one system call per connection per check).
 pub(super) const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How often a connection being written to is pinged, at most, to time its reader.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// A connection's socket, as far as asking the kernel about its send queue goes: the raw
 /// descriptor, taken when the connection was accepted. Only asked while the connection's
@@ -72,6 +80,10 @@ pub struct Backlog {
     checked: Instant,
     /// What it said then.
     last: Unsent,
+    /// When the oldest ping not answered yet was sent.
+    ping_out: Option<Instant>,
+    /// When the last ping was sent.
+    pinged: Instant,
 }
 
 /// What one check found: the unsent bytes (outbox and socket) and how old the oldest is.
@@ -96,6 +108,8 @@ impl Backlog {
             marks: VecDeque::new(),
             checked: Instant::now(),
             last: Unsent::default(),
+            ping_out: None,
+            pinged: Instant::now(),
         }
     }
 
@@ -113,6 +127,32 @@ impl Backlog {
             self.marks.push_back((self.written, now));
         }
         self.written += bytes;
+    }
+
+    /// Records a ping written now.
+    pub fn pinged(&mut self, now: Instant) {
+        self.wrote(wire_bytes(0), now);
+        self.ping_out.get_or_insert(now);
+        self.pinged = now;
+    }
+
+    /// Takes the time of the last pong the reader saw: the ping out before it is answered.
+    pub fn ponged(&mut self, at: Instant) {
+        if self.ping_out.is_some_and(|sent| at >= sent) {
+            self.ping_out = None;
+        }
+    }
+
+    /// How long the ping out has waited for its pong (zero with none out).
+    pub fn ping_age(&self, now: Instant) -> Duration {
+        self.ping_out
+            .map_or(Duration::ZERO, |sent| now.saturating_duration_since(sent))
+    }
+
+    /// True when a connection being written to should be pinged now to time its reader: no
+    /// ping is out and none went for [`PROBE_EVERY`].
+    pub fn probe_due(&self, now: Instant) -> bool {
+        self.ping_out.is_none() && now.saturating_duration_since(self.pinged) >= PROBE_EVERY
     }
 
     /// True when [`CHECK_EVERY`] has passed since the last check.
@@ -227,6 +267,34 @@ mod tests {
             2,
             "the marks of the frames taken are gone"
         );
+    }
+
+    /// A ping unanswered is the reader's delay; its pong (or a later one) ends it, an older
+    /// pong does not; a connection is pinged again only once its ping is answered and a
+    /// second has passed.
+    #[test]
+    fn unanswered_pings_time_the_reader() {
+        let mut backlog = Backlog::new(None);
+        let start = Instant::now();
+        let sent = start + Duration::from_secs(2);
+        assert!(backlog.probe_due(sent));
+        backlog.pinged(sent);
+        assert!(
+            !backlog.probe_due(sent + Duration::from_secs(5)),
+            "one ping at a time"
+        );
+        backlog.ponged(start);
+        assert_eq!(
+            backlog.ping_age(sent + Duration::from_secs(4)),
+            Duration::from_secs(4)
+        );
+        backlog.ponged(sent + Duration::from_secs(4));
+        assert_eq!(
+            backlog.ping_age(sent + Duration::from_secs(5)),
+            Duration::ZERO
+        );
+        assert!(!backlog.probe_due(sent + Duration::from_millis(900)));
+        assert!(backlog.probe_due(sent + Duration::from_secs(5)));
     }
 
     /// Frame headers are counted as the wire carries them, so what the kernel reports lines

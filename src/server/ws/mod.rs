@@ -151,6 +151,8 @@ struct Link<'a> {
     last_seen: &'a LastSeen,
     /// A valid client event: the peer is in use, not idle.
     last_event: &'a LastSeen,
+    /// A pong: the peer has read everything written before the ping it answers.
+    last_pong: &'a LastSeen,
     /// Set once the writer has finished (a close frame, if any, is sent): the reader then
     /// only waits for the client's close and applies no more events.
     closed: &'a AtomicBool,
@@ -165,6 +167,10 @@ struct LastSeen(std::sync::Mutex<Instant>);
 impl LastSeen {
     fn touch(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn at(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn elapsed(&self) -> Duration {
@@ -193,6 +199,7 @@ async fn run_connection(socket: WebSocket, serving: Serving) {
     } = serving;
     let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
     let last_event = LastSeen(std::sync::Mutex::new(Instant::now()));
+    let last_pong = LastSeen(std::sync::Mutex::new(Instant::now()));
     let closed = AtomicBool::new(false);
     let (outbox, rx) = Outbox::bounded(settings.capacity, settings.outbox_bytes);
     let conn = hub.connect(outbox.clone());
@@ -208,6 +215,7 @@ async fn run_connection(socket: WebSocket, serving: Serving) {
         settings,
         last_seen: &last_seen,
         last_event: &last_event,
+        last_pong: &last_pong,
         closed: &closed,
         cluster: cluster.as_ref(),
     };
@@ -288,7 +296,7 @@ async fn write_loop(
                 checks += 1;
                 let ping = checks % 2 == 1;
                 if ping {
-                    backlog.wrote(wire_bytes(0), Instant::now());
+                    backlog.pinged(Instant::now());
                     if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
                         break;
                     }
@@ -298,7 +306,10 @@ async fn write_loop(
             // until it is small enough for the catch-up.
             // (An async block, so the sleep is only made when the branch is enabled.)
             () = async { tokio::time::sleep(backlog::CHECK_EVERY).await }, if outbox.is_behind() => {
-                tend_backlog(link, &mut backlog, &rx, Instant::now());
+                let now = Instant::now();
+                if tend_backlog(link, &mut backlog, &rx, now) && probe(&mut sink, &mut backlog, now).await.is_err() {
+                    break;
+                }
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
@@ -333,7 +344,9 @@ async fn write_loop(
                         break;
                     }
                 }
-                tend_backlog(link, &mut backlog, &rx, now);
+                if tend_backlog(link, &mut backlog, &rx, now) && probe(&mut sink, &mut backlog, now).await.is_err() {
+                    break;
+                }
             }
             close = &mut close_rx => {
                 if let Ok(frame) = close {
@@ -375,29 +388,46 @@ async fn write_batch(
     sink.flush().await
 }
 
-/// Measures the connection's backlog when a check is due; counts the connection as behind
-/// when the oldest byte its reader has not taken is `behind_after` old (it then takes no
-/// live frames: invariant 3 of the hub); and once it is behind, resyncs it as soon as its
-/// outbox is half empty and its socket holds less than half that age, so the catch-up is
-/// not queued behind the backlog it replaces.
-fn tend_backlog(link: &Link<'_>, backlog: &mut Backlog, rx: &OutboxRx, now: Instant) {
+/// Measures the connection's backlog (the socket when a check is due, and the ping out);
+/// counts the connection as behind when the oldest byte its socket holds or its ping out is
+/// `behind_after` old (it then takes no live frames: invariant 3 of the hub); and once it is
+/// behind, resyncs it as soon as its outbox is half empty and both are less than half that
+/// age, so the catch-up is not queued behind the backlog it replaces. True when the
+/// connection should be pinged now to time its reader.
+fn tend_backlog(link: &Link<'_>, backlog: &mut Backlog, rx: &OutboxRx, now: Instant) -> bool {
     let (conn, outbox, settings) = (link.conn, link.outbox, link.settings);
+    backlog.ponged(link.last_pong.at());
     if backlog.check_due(now) {
-        let unsent = backlog.check(outbox.queued_bytes(), now);
-        if unsent.age >= settings.behind_after && !outbox.is_behind() {
-            tracing::info!(
-                id = ?conn.id(),
-                queued_bytes = unsent.queued,
-                socket_bytes = unsent.in_socket,
-                oldest_ms = unsent.age.as_millis() as u64,
-                "a connection's reader fell behind: it will be caught up"
-            );
-            outbox.fall_behind();
-        }
+        backlog.check(outbox.queued_bytes(), now);
     }
-    if outbox.is_behind() && rx.is_half_empty() && backlog.last().age < settings.behind_after / 2 {
+    let unsent = backlog.last();
+    let unanswered = backlog.ping_age(now);
+    let age = unsent.age.max(unanswered);
+    if age >= settings.behind_after && !outbox.is_behind() {
+        tracing::info!(
+            id = ?conn.id(),
+            queued_bytes = unsent.queued,
+            socket_bytes = unsent.in_socket,
+            socket_ms = unsent.age.as_millis() as u64,
+            ping_ms = unanswered.as_millis() as u64,
+            "a connection's reader fell behind: it will be caught up"
+        );
+        outbox.fall_behind();
+    }
+    if outbox.is_behind() && rx.is_half_empty() && age < settings.behind_after / 2 {
         link.hub.resync(conn.id());
     }
+    backlog.probe_due(now)
+}
+
+/// Pings the connection to time its reader (see [`backlog`]).
+async fn probe(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    backlog: &mut Backlog,
+    now: Instant,
+) -> Result<(), axum::Error> {
+    backlog.pinged(now);
+    sink.send(WsMessage::Ping(Bytes::new())).await
 }
 
 /// Sends a close frame, giving up after [`CLOSE_GRACE`] (the peer may not be reading).
@@ -448,7 +478,11 @@ async fn read_loop(
             WsMessage::Text(text) => ClientEvent::decode(text.as_str()),
             WsMessage::Binary(_) => Err(ProtocolError::Binary),
             WsMessage::Close(_) => break,
-            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            WsMessage::Pong(_) => {
+                link.last_pong.touch();
+                continue;
+            }
+            WsMessage::Ping(_) => continue,
         };
         match event {
             Ok(event) => {
