@@ -525,7 +525,8 @@ fn presence_news(rx: &mut OutboxRx) -> Vec<(String, bool)> {
 fn joined_online(rx: &mut OutboxRx) -> (HashSet<UserId>, usize) {
     drain(rx)
         .into_iter()
-        .filter_map(|e| match e {
+        .rev()
+        .find_map(|e| match e {
             HubEvent::Joined {
                 online,
                 online_count,
@@ -533,7 +534,6 @@ fn joined_online(rx: &mut OutboxRx) -> (HashSet<UserId>, usize) {
             } => Some((online.iter().map(|u| u.id).collect(), online_count)),
             _ => None,
         })
-        .last()
         .expect("a joined")
 }
 
