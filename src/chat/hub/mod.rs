@@ -708,7 +708,7 @@ impl Hub {
             if room.members.is_empty() {
                 // Nobody here to tell; the next joiner is told who is online then.
                 if room.online.retell_unheard(&state.directory) {
-                    room.snapshot = None;
+                    room.forget_frames();
                 }
                 continue;
             }
@@ -764,7 +764,7 @@ impl State {
     fn renamed_in_rooms(&mut self, user: &UserInfo) -> bool {
         let mut online = false;
         for room in self.rooms.map.values_mut() {
-            room.snapshot = None;
+            room.forget_frames();
             online |= room.online.renamed(user);
         }
         online

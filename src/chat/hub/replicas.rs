@@ -635,6 +635,8 @@ impl RoomState {
             tracing::debug!(room = ?self.room, from = self.next_seq, to = seq, "skipping numbers the database does not hold");
             self.next_seq = seq;
             self.history.mark_restored(seq - 1);
+            // The frames built for joins carry the old newest number.
+            self.forget_frames();
         }
     }
 }

@@ -37,10 +37,15 @@ pub(super) struct RoomState {
     pub(super) members: HashMap<ConnId, Member>,
     /// The room's whole-history `joined` frame, as it is now, once one was built: joins and
     /// resyncs that need a snapshot share it instead of each copying and encoding the
-    /// history. Whatever changes the history, the online list or a name clears it: every
-    /// room event passes [`publish_to_room`], a rename clears every room's, and a join that
-    /// adds a user to the online list clears it before building its own.
-    pub(super) snapshot: Option<Frame>,
+    /// history. Whatever changes the history, the told online list or a name clears it
+    /// ([`RoomState::forget_frames`]): every room event passes [`publish_to_room`] (a
+    /// `presence` too), a rename clears every room's, and so does a told list changed
+    /// unheard in a room nobody is in.
+    snapshot: Option<Frame>,
+    /// The catch-up `joined` frame for the latest cursor a join asked with, as it is now:
+    /// a crowd reconnecting from one cursor (after a restart) shares one. Cleared with
+    /// `snapshot`.
+    catch_up: Option<(u64, Frame)>,
     /// Cluster mode: committed messages that arrived ahead of their turn, by `seq` (see
     /// [`super::replicas`]).
     pub(super) pending: std::collections::BTreeMap<u64, crate::chat::model::Message>,
@@ -222,6 +227,7 @@ impl RoomState {
             next_seq: 1,
             members: HashMap::new(),
             snapshot: None,
+            catch_up: None,
             pending: Default::default(),
             deletions: 0,
             online: Online::default(),
@@ -251,10 +257,18 @@ impl RoomState {
         directory: &Directory,
     ) -> (Frame, bool) {
         let last_seq = self.last_seq();
-        if let Some(missed) = cursor.and_then(|seq| self.history.since(seq, last_seq)) {
+        if let (Some((seq, frame)), Some(cursor)) = (&self.catch_up, cursor) {
+            if *seq == cursor {
+                return (frame.clone(), false);
+            }
+        }
+        if let Some((seq, missed)) =
+            cursor.and_then(|seq| Some((seq, self.history.since(seq, last_seq)?)))
+        {
             let missed = directory.with_current_names(missed);
-            let event = self.joined_event(epoch, false, missed);
-            return (encode(event), false);
+            let frame = encode(self.joined_event(epoch, false, missed));
+            self.catch_up = Some((seq, frame.clone()));
+            return (frame, false);
         }
         if let Some(frame) = &self.snapshot {
             return (frame.clone(), true);
@@ -264,6 +278,12 @@ impl RoomState {
         let frame = encode(event);
         self.snapshot = Some(frame.clone());
         (frame, true)
+    }
+
+    /// Forgets the `joined` frames built, now that what they hold changed.
+    pub(super) fn forget_frames(&mut self) {
+        self.snapshot = None;
+        self.catch_up = None;
     }
 
     fn joined_event(
@@ -300,7 +320,7 @@ impl RoomState {
             return (false, false);
         }
         if self.members.is_empty() && self.online.retell_unheard(directory) {
-            self.snapshot = None;
+            self.forget_frames();
         }
         let user = member.user;
         if let Some(old) = self.members.insert(id, member).and_then(|m| m.user) {

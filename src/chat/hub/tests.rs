@@ -1337,6 +1337,54 @@ fn repeated_joins_share_one_snapshot_and_stay_within_the_bound() {
     }
 }
 
+/// A crowd reconnecting from one cursor (a restart) shares one encoded catch-up, holding
+/// exactly what each missed; a new message, or a presence tick that changes the list they
+/// are given, makes the next one new.
+#[test]
+fn joins_from_one_cursor_share_one_catch_up() {
+    thread_local! {
+        static ENCODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    /// `keep`, counting the events this test's thread encodes.
+    fn counting(event: HubEvent) -> Frame {
+        ENCODES.with(|n| n.set(n.get() + 1));
+        keep(event)
+    }
+    let hub = Hub::open(Arc::new(MemoryStore), unlimited_settings(), counting).unwrap();
+    let ada = client(&hub, "ada", 256);
+    for i in 0..20 {
+        ada.conn
+            .post_now(&general(), &format!("m{i}"), None)
+            .unwrap();
+    }
+    let since = Some(Cursor {
+        epoch: hub.shared.epoch,
+        seq: 10,
+    });
+    let mut crowd: Vec<Client> = (0..50)
+        .map(|i| client(&hub, &format!("c{i}"), 256))
+        .collect();
+    let encoded_before = ENCODES.with(|n| n.get());
+    for c in &crowd {
+        c.conn.join(&general(), since).unwrap();
+    }
+    assert_eq!(ENCODES.with(|n| n.get()) - encoded_before, 1);
+    for c in &mut crowd {
+        assert_eq!(seqs(&drain(&mut c.rx)), (11..=20).collect::<Vec<_>>());
+    }
+    // The tick changes the told list: the next joiner is given the new one.
+    hub.flush_presence();
+    let late = client(&hub, "late", 256);
+    late.conn.join(&general(), since).unwrap();
+    let mut late = late;
+    let (online, count) = joined_online(&mut late.rx);
+    assert_eq!((online.len(), count), (50, 50));
+    ada.conn.post_now(&general(), "news", None).unwrap();
+    let mut again = client(&hub, "again", 256);
+    again.conn.join(&general(), since).unwrap();
+    assert_eq!(seqs(&drain(&mut again.rx)), (11..=21).collect::<Vec<_>>());
+}
+
 /// Joining is limited per user, across connections: after the burst a join that would
 /// announce the user is refused with `join_rate_limited`, so members see a bounded number of
 /// presence frames however fast one user joins and leaves; it recovers with time.
