@@ -41,12 +41,14 @@
 //!    the told window to the current one (`went`: on it no longer, `came`: newly on it) and
 //!    the current count, which become the told ones; nothing is sent if neither changed.
 //!    Every member thus holds the same told window, and applying each delta to it gives the
-//!    current one. A channel with more than `ONLINE_SHOWN` online is told at most once per
+//!    current one. A channel with more than `ONLINE_SHOWN` online whose changes keep
+//!    coming (a change since the previous tick) is told at most once per
 //!    [`BIG_ROOM_TICK`] (a crowd reconnecting at once would otherwise cost each member ten
-//!    frames a second, most of them a new count only); its changes wait for the next tick
-//!    after that. So a member gets at most ten `presence` frames a second, one a second in
-//!    a big channel, each of at most `ONLINE_SHOWN` names either way, however many come and
-//!    go: N people joining cost O(N) frames and bytes, not N². A channel with no member
+//!    frames a second, most of them a new count only); the first tick that finds it quiet
+//!    tells it. So a member gets at most ten `presence` frames a second, one a second in a
+//!    big channel while people keep coming and going, each of at most twice
+//!    `ONLINE_SHOWN` names, however many come and go: N people joining cost O(N) frames and
+//!    bytes per second of the crowd, not N². A channel with no member
 //!    here tells nobody: its told window becomes the current one unheard. A tick is due
 //!    while some channel's change is untold (`State::presence_due`), and one timer runs per
 //!    hub at a time.
@@ -121,9 +123,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub const PRESENCE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How often, at most, the members of a big channel (more than
-/// [`crate::chat::model::ONLINE_SHOWN`] online) are told who came and went (invariant 8):
-/// there, a crowd coming back at once would otherwise cost every member ten frames a
-/// second, most of them telling only a new count.
+/// [`crate::chat::model::ONLINE_SHOWN`] online) are told who came and went while people
+/// keep coming and going (invariant 8): there, a crowd coming back at once would otherwise
+/// cost every member ten frames a second, most of them telling only a new count.
 pub const BIG_ROOM_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most people [`Hub::people`] answers with.

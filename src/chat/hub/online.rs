@@ -32,6 +32,8 @@ pub(super) struct Online {
     told_count: usize,
     /// Who is online may differ from what was told: a tick has something to check.
     changed: bool,
+    /// Who is online changed since the last tick looked: the room is still busy.
+    busy: bool,
     /// When the members were last sent a `presence`.
     told_at: Option<Instant>,
 }
@@ -40,7 +42,8 @@ pub(super) struct Online {
 pub(super) enum Tell {
     /// Nothing changed.
     Nothing,
-    /// A big room told within the last [`BIG_ROOM_TICK`]: a later tick tells it.
+    /// A big room still busy and told within the last [`BIG_ROOM_TICK`]: a later tick
+    /// tells it.
     Later,
     /// Send the members this delta: the told window becomes the new one.
     Delta {
@@ -137,6 +140,7 @@ impl Online {
             self.told.sort_by_cached_key(|u| u.name.key());
         }
         self.changed = true;
+        self.busy = true;
         true
     }
 
@@ -149,6 +153,7 @@ impl Online {
     /// member, where nobody holds the old one. True if it changed (a snapshot's list with
     /// it).
     pub(super) fn retell_unheard(&mut self, directory: &Directory) -> bool {
+        self.busy = false;
         if !std::mem::take(&mut self.changed) {
             // Unchanged since the last tell (or retelling).
             return false;
@@ -164,16 +169,18 @@ impl Online {
 
     /// What a presence tick does (invariant 8): the delta from the told window and count to
     /// the current ones, which become the told ones, unless nothing changed, or the room is
-    /// big (more than [`ONLINE_SHOWN`] online) and was told less than [`BIG_ROOM_TICK`]
-    /// ago. Costs the window's size, not the room's.
+    /// big (more than [`ONLINE_SHOWN`] online), changed again since the last tick looked,
+    /// and was told less than [`BIG_ROOM_TICK`] ago. Costs the window's size, not the
+    /// room's.
     pub(super) fn tell(&mut self, directory: &Directory, now: Instant) -> Tell {
+        let busy = std::mem::take(&mut self.busy);
         if !self.changed {
             return Tell::Nothing;
         }
         let recently = self
             .told_at
             .is_some_and(|at| now.saturating_duration_since(at) < BIG_ROOM_TICK);
-        if self.count() > ONLINE_SHOWN && recently {
+        if self.count() > ONLINE_SHOWN && busy && recently {
             return Tell::Later;
         }
         self.changed = false;
@@ -218,12 +225,14 @@ impl Online {
         self.sorted.insert((key.clone(), user));
         self.keys.insert(user, key);
         self.changed = true;
+        self.busy = true;
     }
 
     fn unindex(&mut self, user: UserId) {
         if let Some(key) = self.keys.remove(&user) {
             self.sorted.remove(&(key, user));
             self.changed = true;
+            self.busy = true;
         }
     }
 }

@@ -575,7 +575,8 @@ fn window_of(users: &[&Client]) -> (HashSet<UserId>, usize) {
 /// names, and every member's list (its `joined` list with the deltas applied) ends up
 /// exactly the first [`ONLINE_SHOWN`] by name with the right count; so does it when half of
 /// them leave and others arrive in the same tick. A big channel (more than
-/// [`ONLINE_SHOWN`] online) is told at most once per [`BIG_ROOM_TICK`].
+/// [`ONLINE_SHOWN`] online) whose changes keep coming is told at most once per
+/// [`BIG_ROOM_TICK`].
 #[tokio::test(start_paused = true)]
 async fn presence_frames_grow_linearly_with_joiners() {
     for n in [10usize, 100, 400] {
@@ -616,7 +617,22 @@ async fn presence_frames_grow_linearly_with_joiners() {
             .map(|(m, l)| apply_news(&mut m.rx, l))
             .sum();
         if big {
-            assert_eq!(frames, 0, "{n}: a big channel waits for its turn");
+            assert_eq!(
+                frames, 0,
+                "{n}: a big channel still busy waits for its turn"
+            );
+            // Busy again by the next tick, told less than a second ago: it waits again.
+            let mut extra = client(&hub, "zz-extra", 64);
+            extra.conn.join(&general(), None).unwrap();
+            lists.push(joined_online(&mut extra.rx));
+            members.push(extra);
+            hub.flush_presence();
+            assert!(members.iter_mut().all(|m| drain(&mut m.rx).is_empty()));
+            // Still busy, but a second has passed since it was last told.
+            let mut extra = client(&hub, "zz-extra2", 64);
+            extra.conn.join(&general(), None).unwrap();
+            lists.push(joined_online(&mut extra.rx));
+            members.push(extra);
             tokio::time::advance(BIG_ROOM_TICK).await;
             hub.flush_presence();
         }
@@ -626,9 +642,13 @@ async fn presence_frames_grow_linearly_with_joiners() {
                 .zip(&mut lists)
                 .map(|(m, l)| apply_news(&mut m.rx, l))
                 .sum::<usize>();
-        assert_eq!(frames, n, "one frame per member, joiners and stayers");
+        assert_eq!(
+            frames,
+            members.len(),
+            "one frame per member, joiners and stayers"
+        );
         let window = window_of(&members.iter().collect::<Vec<_>>());
-        assert_eq!(window.1, n);
+        assert_eq!(window.1, members.len());
         assert!(
             lists.iter().all(|l| *l == window),
             "{n}: lists after the churn"
@@ -675,8 +695,12 @@ async fn renames_move_users_in_and_out_of_the_window() {
     assert_eq!(named.len(), ONLINE_SHOWN);
     assert_eq!(named[0], "u001b", "renamed in the told list, in name order");
     assert_eq!(named.last().map(String::as_str), Some("zed"));
-    // A joiner and a rename: the channel is big, so it is told at its next turn.
-    tokio::time::advance(BIG_ROOM_TICK).await;
+    // A joiner and renames: the channel is big and was told less than a second ago, so
+    // it waits while busy, and is told at the first tick that finds no new change.
+    hub.flush_presence();
+    for (member, list) in members.iter_mut().zip(&mut lists) {
+        assert_eq!(apply_news(&mut member.rx, list), 0, "busy: not yet");
+    }
     hub.flush_presence();
     for (member, list) in members.iter_mut().zip(&mut lists) {
         assert_eq!(apply_news(&mut member.rx, list), 1);
