@@ -323,7 +323,12 @@ impl RoomState {
             self.forget_frames();
         }
         let user = member.user;
-        if let Some(old) = self.members.insert(id, member).and_then(|m| m.user) {
+        let before = self.members.insert(id, member).and_then(|m| m.user);
+        if before == user {
+            // Joined again: counted already.
+            return (false, false);
+        }
+        if let Some(old) = before {
             self.online.remove_here(old);
         }
         let Some(user) = user else {

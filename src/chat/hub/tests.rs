@@ -868,7 +868,8 @@ fn presence_elsewhere_is_announced_here() {
 }
 
 /// The cluster is woken when a user's first connection joins a channel or their last
-/// leaves it, not when another connection of theirs comes or goes.
+/// leaves it, not when another connection of theirs comes or goes, nor when one joins
+/// again.
 #[tokio::test(start_paused = true)]
 async fn presence_moves_wake_the_cluster() {
     let hub = unlimited();
@@ -883,6 +884,8 @@ async fn presence_moves_wake_the_cluster() {
     let ada = client(&hub, "ada", 64);
     ada.conn.join(&general(), None).unwrap();
     assert!(moved(&hub).await, "ada's first connection joined");
+    ada.conn.join(&general(), None).unwrap();
+    assert!(!moved(&hub).await, "the same connection joined again");
     let (outbox, _rx) = Outbox::new(64);
     let second = hub.connect(outbox);
     second.authenticate(&ada.session.token).unwrap();
