@@ -38,8 +38,13 @@ pub enum HubEvent {
         last_seq: u64,
         /// Oldest first.
         messages: Vec<Message>,
-        /// For a channel, the users connected to it now, sorted by name.
+        /// For a channel, who is online in it as its members were last told (the hub's
+        /// invariant 8): at most [`crate::chat::model::ONLINE_SHOWN`] users, the first by
+        /// name, sorted by name. The joiner is on it from the next `presence`.
         online: Vec<UserInfo>,
+        /// For a channel, how many distinct users are online in it, as last told: `online`
+        /// holds all of them when this is at most its length.
+        online_count: usize,
     },
     /// A live message in a joined room.
     Message { message: Message },
@@ -66,17 +71,20 @@ pub enum HubEvent {
         /// The user, with the new name.
         user: UserInfo,
     },
-    /// Who came online in a channel and who left it since the channel's last `presence`:
-    /// at most one per channel per presence tick, however many people come and go (see the
-    /// hub's invariant 8). Each user is listed once, as they are at the time of the event;
-    /// applying it to an online list that was right at any moment since the last one makes
-    /// it right now.
+    /// How a channel's online list changed since its last `presence` (or the `joined`
+    /// since): at most one per channel per presence tick, however many people come and go,
+    /// and at most one a second while more than [`crate::chat::model::ONLINE_SHOWN`] are
+    /// online (see the hub's invariant 8). Removing `went` from the list last told, then
+    /// adding `came`, gives the list as it is now.
     Presence {
         room: Room,
-        /// Users online in the channel now whose presence changed, sorted by name.
+        /// Users now on the list who were not, sorted by name.
         came: Vec<UserInfo>,
-        /// Users no longer online in the channel whose presence changed, sorted by name.
+        /// Users no longer on the list, sorted by name (gone, or pushed past the first
+        /// [`crate::chat::model::ONLINE_SHOWN`] by others).
         went: Vec<UserInfo>,
+        /// How many distinct users are online in the channel now.
+        online_count: usize,
     },
     /// To a connection following unread counts (its user's own): the user's state in some
     /// rooms, which replaces what the client holds for them. All the rooms the user may read

@@ -182,6 +182,7 @@ fn every_server_event() -> Vec<ServerEvent> {
             last_seq: 3,
             messages: vec![message.clone()],
             online: vec![ada.clone()],
+            online_count: 1_234,
         }),
         ServerEvent::Hub(HubEvent::Message { message }),
         ServerEvent::Hub(HubEvent::MessageDeleted {
@@ -206,6 +207,7 @@ fn every_server_event() -> Vec<ServerEvent> {
             room: general.clone(),
             came: vec![ada.clone()],
             went: Vec::new(),
+            online_count: 1_234,
         }),
         ServerEvent::Hub(HubEvent::Typing {
             room: general.clone(),
@@ -269,6 +271,8 @@ fn server_events_are_read_strictly_but_tolerantly() {
         r#"{"type":"ack","seq":4}"#,
         r#"{"type":"presence","room":{"channel":"g"},"came":[{"id":1,"name":"A"}]}"#,
         r#"{"type":"presence","room":{"channel":"g"},"came":true,"went":[]}"#,
+        r#"{"type":"presence","room":{"channel":"g"},"came":[],"went":[]}"#,
+        r#"{"type":"joined","room":{"channel":"g"},"epoch":1,"reset":true,"last_seq":0,"messages":[],"online":[]}"#,
         r#"{"type":"reaction","room":{"channel":"g"},"id":1,"emoji":"🐍🐍","user":{"id":1,"name":"A"},"on":true}"#,
         r#"{"type":"reaction","room":{"channel":"g"},"id":1,"emoji":"👍","user":{"id":1,"name":"A"}}"#,
         r#"{}"#,
@@ -279,6 +283,40 @@ fn server_events_are_read_strictly_but_tolerantly() {
             "malformed",
             "{bad}"
         );
+    }
+}
+
+/// `joined` and `presence` carry the channel's online count as `online_count`, a number
+/// beside the bounded list, in the shape docs/PROTOCOL.md shows.
+#[test]
+fn online_counts_are_written_as_documented() {
+    use crate::chat::model::DisplayName;
+    let general = Room::Channel(ChannelName::parse("general").unwrap());
+    let ada = UserInfo {
+        id: UserId(1),
+        name: DisplayName::parse("Ada").unwrap(),
+    };
+    let presence = ServerEvent::Hub(HubEvent::Presence {
+        room: general.clone(),
+        came: vec![ada.clone()],
+        went: Vec::new(),
+        online_count: 1_234,
+    });
+    assert_eq!(
+        presence.encode(),
+        r#"{"type":"presence","room":{"channel":"general"},"came":[{"id":1,"name":"Ada"}],"went":[],"online_count":1234}"#
+    );
+    let joined = ServerEvent::decode(
+        r#"{"type":"joined","room":{"channel":"general"},"epoch":1,"reset":true,"last_seq":0,"messages":[],"online":[{"id":1,"name":"Ada"}],"online_count":101}"#,
+    )
+    .unwrap();
+    match joined {
+        ServerEvent::Hub(HubEvent::Joined {
+            online,
+            online_count,
+            ..
+        }) => assert_eq!((online, online_count), (vec![ada], 101)),
+        other => panic!("unexpected {other:?}"),
     }
 }
 

@@ -31,6 +31,20 @@ pub(super) fn apply_presence(list: &mut Vec<UserInfo>, came: Vec<UserInfo>, went
     list.sort_by_key(|u| u.name.key());
 }
 
+/// What the online list says below its names when more are online than it shows: "and
+/// 1,234 more" (digits grouped by three).
+pub fn more_online(count: usize, shown: usize) -> Option<String> {
+    let more = count.checked_sub(shown).filter(|&n| n > 0)?.to_string();
+    let mut grouped = String::new();
+    for (i, digit) in more.chars().enumerate() {
+        if i > 0 && (more.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    Some(format!("and {grouped} more"))
+}
+
 /// Appends the messages newer than the last one held, then, unless the reader loaded older
 /// messages (`keep_older`), drops those that have left the room's history now that its
 /// newest sequence number is `last_seq`: the window of [`HISTORY_LIMIT`] numbers the
@@ -137,6 +151,33 @@ mod tests {
         assert_eq!(held.len(), 201, "loaded older messages stay");
         assert!(!prepend_before(&mut held, vec![message(0)], 50));
         assert_eq!(held[0].seq, 1);
+    }
+
+    /// A presence delta applied to the list last told gives the server's window: who went
+    /// (or was pushed past the first shown) leaves, who came is added in name order; and
+    /// the line below the names counts only those not shown.
+    #[test]
+    fn presence_moves_the_window_and_the_rest_is_counted() {
+        let user = |id: u64, name: &str| UserInfo {
+            id: UserId(id),
+            name: DisplayName::parse(name).unwrap(),
+        };
+        let mut list = vec![user(1, "ada"), user(3, "cy")];
+        apply_presence(&mut list, vec![user(2, "Bob")], vec![user(3, "cy")]);
+        let names: Vec<_> = list.iter().map(|u| u.name.to_string()).collect();
+        assert_eq!(names, ["ada", "Bob"]);
+        assert_eq!(more_online(2, 2), None);
+        assert_eq!(more_online(1, 2), None);
+        assert_eq!(more_online(3, 2).as_deref(), Some("and 1 more"));
+        assert_eq!(more_online(1_334, 100).as_deref(), Some("and 1,234 more"));
+        assert_eq!(
+            more_online(1_000_100, 100).as_deref(),
+            Some("and 1,000,000 more")
+        );
+        assert_eq!(
+            more_online(100_100, 100).as_deref(),
+            Some("and 100,000 more")
+        );
     }
 
     /// New channels are inserted in name order, once.

@@ -32,6 +32,7 @@ pub mod unread;
 #[cfg(feature = "hydrate")]
 pub mod upload;
 
+pub use lists::more_online;
 pub use outbox::{Notice, NoticeKind, Pending};
 
 /// The name of the global through which the page's first socket reaches the client.
@@ -102,8 +103,11 @@ pub struct Feed {
     /// What lies above the oldest of `messages`: more to load, the room's beginning, or
     /// nothing the server keeps.
     pub top: RwSignal<HistoryTop>,
-    /// For a channel, who is connected to it now, sorted by name.
+    /// For a channel, who is online in it, sorted by name: the first
+    /// [`crate::chat::model::ONLINE_SHOWN`] by name, as the server last told.
     pub online: RwSignal<Vec<UserInfo>>,
+    /// For a channel, how many are online in it in all (`online` may show fewer).
+    pub online_count: RwSignal<usize>,
     /// The latest error the server reported for something done here.
     pub error: RwSignal<Option<String>>,
     /// Who else is typing here, each with the stamp of their latest notice.
@@ -345,6 +349,7 @@ impl ChatClient {
             messages: RwSignal::new(page.messages),
             top: RwSignal::new(page.top),
             online: RwSignal::new(Vec::new()),
+            online_count: RwSignal::new(0),
             error: RwSignal::new(None),
             typing: RwSignal::new(Vec::new()),
             draft: RwSignal::new(String::new()),
@@ -477,6 +482,7 @@ impl ChatClient {
                 last_seq,
                 messages,
                 online,
+                online_count,
             }) => {
                 let Some(feed) = self.feed_for(&room) else {
                     return;
@@ -484,6 +490,7 @@ impl ChatClient {
                 feed.epoch.set_value(epoch);
                 feed.cursor.set_value(last_seq);
                 feed.online.try_set(online);
+                feed.online_count.try_set(online_count);
                 if reset {
                     // A fresh copy: older pages go with the old one, and are asked for again.
                     feed.older.set_value(false);
@@ -563,10 +570,16 @@ impl ChatClient {
                     .update(|list| unread::entry_mut(list, &room).add(seq, mention));
             }
             ServerEvent::Hub(HubEvent::Typing { room, user }) => self.someone_typing(&room, user),
-            ServerEvent::Hub(HubEvent::Presence { room, came, went }) => {
+            ServerEvent::Hub(HubEvent::Presence {
+                room,
+                came,
+                went,
+                online_count,
+            }) => {
                 if let Some(feed) = self.feed_for(&room) {
                     feed.online
                         .try_update(|list| apply_presence(list, came, went));
+                    feed.online_count.try_set(online_count);
                 }
             }
             ServerEvent::Ack {

@@ -1,6 +1,6 @@
 //! Who is in a channel now, each with a button to message them privately.
 
-use crate::app::client::{use_chat_client, ChatClient, Feed};
+use crate::app::client::{more_online, use_chat_client, ChatClient, Feed};
 use crate::app::nav::{direct_path, use_location, Location};
 use crate::chat::model::UserInfo;
 use leptos::prelude::*;
@@ -19,10 +19,13 @@ pub fn OnlineList(feed: Feed) -> impl IntoView {
             .map(|user| online_entry(user, client, location))
             .collect_view()
     };
+    // The list shows the first names only; the server counts the rest.
+    let more = move || more_online(feed.online_count.get(), feed.online.with(Vec::len));
     view! {
         <section class="online" id="online-list" aria-labelledby="online-title">
             <h2 id="online-title" class="nav-title">"Online"</h2>
             <ul aria-label="Online">{entries}</ul>
+            <p class="online-more">{more}</p>
         </section>
     }
 }

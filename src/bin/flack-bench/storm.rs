@@ -6,16 +6,17 @@
 //! client keeps the room's online list from its `joined` and the `presence` events after.
 //!
 //! Reported: the time until every client was joined and caught up (its `joined` carried
-//! exactly the messages it missed), the time until every client's online list held all
-//! `--clients` users, the frames and bytes the clients received (what the server sent),
-//! by event type, and the server's CPU over the storm.
+//! exactly the messages it missed), the time until every client's online list was complete
+//! (the first `ONLINE_SHOWN` of the `--clients` users by name, or all of them if fewer,
+//! and a count of all `--clients`), the frames and bytes the clients received (what the
+//! server sent), by event type, and the server's CPU over the storm.
 
 use crate::fanout::new_histogram;
 use crate::net::{self, Ws};
 use crate::procstat;
 use crate::report::Report;
 use crate::servers::{Kind, Server};
-use flack::chat::model::{ChannelName, Cursor, Room, UserId};
+use flack::chat::model::{ChannelName, Cursor, Room, UserId, ONLINE_SHOWN};
 use flack::protocol::{ClientEvent, HubEvent, ServerEvent};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, HashSet};
@@ -69,6 +70,9 @@ struct Counts {
 /// What every client adds to as it reads.
 struct Shared {
     clients: usize,
+    /// The online list every client should end with: the first [`ONLINE_SHOWN`] users by
+    /// name (all of them when there are fewer).
+    window: HashSet<UserId>,
     started: Instant,
     joined: AtomicU64,
     complete: AtomicU64,
@@ -113,30 +117,23 @@ fn kind_of(event: &Result<ServerEvent, flack::protocol::ProtocolError>) -> &'sta
     }
 }
 
-/// Applies a `presence` event to an online list (ids).
-fn apply_presence(online: &mut HashSet<UserId>, event: &HubEvent) {
-    if let HubEvent::Presence { came, went, .. } = event {
+/// Applies a `presence` event to an online list (ids) and count.
+fn apply_presence(online: &mut HashSet<UserId>, count: &mut usize, event: &HubEvent) {
+    if let HubEvent::Presence {
+        came,
+        went,
+        online_count,
+        ..
+    } = event
+    {
         for user in went {
             online.remove(&user.id);
         }
         for user in came {
             online.insert(user.id);
         }
+        *count = *online_count;
     }
-}
-
-/// A `presence` event as servers from before issue 19 sent it (one user, `online` true or
-/// false), which today's reader refuses: read here so that one harness measures both.
-fn legacy_presence(
-    text: &str,
-    decoded: &Result<ServerEvent, flack::protocol::ProtocolError>,
-) -> Option<(UserId, bool)> {
-    if decoded.is_ok() || !text.starts_with("{\"type\":\"presence\"") {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    let id = value.get("user")?.get("id")?.as_u64()?;
-    Some((UserId(id), value.get("online")?.as_bool()?))
 }
 
 /// One client of the storm: connects, authenticates, joins with its cursor, then reads
@@ -175,6 +172,7 @@ async fn client(
         }
     }
     let mut online: HashSet<UserId> = HashSet::new();
+    let mut count = 0;
     let mut joined = false;
     let mut complete = false;
     let mut counts: BTreeMap<&'static str, Arc<Counts>> = BTreeMap::new();
@@ -194,17 +192,7 @@ async fn client(
         };
         let Message::Text(text) = frame else { continue };
         let event = ServerEvent::decode(text.as_str());
-        let kind = match legacy_presence(text.as_str(), &event) {
-            Some((user, on)) => {
-                if on {
-                    online.insert(user);
-                } else {
-                    online.remove(&user);
-                }
-                "presence"
-            }
-            None => kind_of(&event),
-        };
+        let kind = kind_of(&event);
         let c = counts
             .entry(kind)
             .or_insert_with(|| shared.counts(kind))
@@ -214,13 +202,19 @@ async fn client(
         match event {
             // A later `joined` (the server's catch-up for a connection that fell behind)
             // replaces the online list, as in the browser.
-            Ok(ServerEvent::Hub(HubEvent::Joined { online: list, .. })) if joined => {
+            Ok(ServerEvent::Hub(HubEvent::Joined {
+                online: list,
+                online_count,
+                ..
+            })) if joined => {
                 online = list.iter().map(|u| u.id).collect();
+                count = online_count;
             }
             Ok(ServerEvent::Hub(HubEvent::Joined {
                 reset,
                 messages,
                 online: list,
+                online_count,
                 ..
             })) => {
                 if reset || messages.len() as u64 != missed {
@@ -230,6 +224,7 @@ async fn client(
                     ));
                 }
                 online = list.iter().map(|u| u.id).collect();
+                count = online_count;
                 joined = true;
                 shared.joined.fetch_add(1, Ordering::SeqCst);
                 let _ = shared
@@ -238,12 +233,12 @@ async fn client(
                     .map(|mut h| h.record(shared.elapsed_us()));
             }
             Ok(ServerEvent::Hub(event @ HubEvent::Presence { .. })) => {
-                apply_presence(&mut online, &event)
+                apply_presence(&mut online, &mut count, &event)
             }
             Ok(ServerEvent::Error { code, .. }) => shared.problem(format!("error {code}")),
             _ => {}
         }
-        if joined && !complete && online.len() >= shared.clients {
+        if joined && !complete && count == shared.clients && online == shared.window {
             complete = true;
             shared.complete.fetch_add(1, Ordering::SeqCst);
             let _ = shared
@@ -265,13 +260,18 @@ pub async fn run(scale: &Scale) -> Result<Report, String> {
         let gate = gate.clone();
         registering.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
-            net::register(addr, &format!("storm-{i}")).await
+            net::register_from(addr, None, &format!("storm-{i}")).await
         }));
     }
     let mut tokens = Vec::new();
+    let mut users = Vec::new();
     for handle in registering {
-        tokens.push(handle.await.map_err(|e| e.to_string())??);
+        let session = handle.await.map_err(|e| e.to_string())??;
+        tokens.push(session.token);
+        users.push(session.user);
     }
+    users.sort_by_key(|u| u.name.key());
+    let window = users.iter().take(ONLINE_SHOWN).map(|u| u.id).collect();
     let first = tokens.first().cloned().ok_or("no clients")?;
     net::create_channel(addr, &first, CHANNEL).await?;
     // The room's history, posted by the first user; the epoch comes with `welcome`.
@@ -326,6 +326,7 @@ pub async fn run(scale: &Scale) -> Result<Report, String> {
     let started = Instant::now();
     let shared = Arc::new(Shared {
         clients: scale.clients,
+        window,
         started,
         joined: AtomicU64::new(0),
         complete: AtomicU64::new(0),

@@ -64,16 +64,11 @@ impl Connection {
             let Some(room) = state.rooms.map.get_mut(key) else {
                 continue;
             };
-            let was_present = room.is_online(info.id);
-            if room.channel.is_some() && !room.has_user(info.id) {
+            let (first, came) = room.identify_member(self.id, info.id, &state.directory);
+            if first {
                 self.hub.shared.presence_moved.notify_one();
             }
-            if let Some(member) = room.members.get_mut(&self.id) {
-                member.user = Some(info.id);
-            }
-            if !was_present && room.presence_changed(info.id) {
-                changed = true;
-            }
+            changed |= came;
         }
         // Private conversations are always live for their participants.
         for (key, room) in state.rooms.map.iter_mut() {
@@ -102,24 +97,24 @@ impl Connection {
         let target = state
             .rooms
             .open(room, user, &mut state.directory, &mut state.connections)?;
-        let was_present = user.is_some_and(|u| target.is_online(u));
+        // Private conversations have no presence: their participants are always members.
+        let was_present = target.channel.is_none() || user.is_some_and(|u| target.is_online(u));
         if let (Some(user), false) = (user, was_present) {
             // Each join may announce the user to everyone there: limited per user, across
             // their connections (one connection is also read more slowly; see the server).
             state.directory.allow(user, Allowance::Joins)?;
-            // The joiner is about to be on the online list a snapshot shows.
-            target.snapshot = None;
         }
         let conn = state
             .connections
             .map
             .get_mut(&self.id)
             .ok_or_else(|| ChatError::Unavailable("connection closed".into()))?;
-        if user.is_some_and(|u| !target.has_user(u)) && target.channel.is_some() {
+        // The `joined` carries the online window the members were last told, which the
+        // joiner is on from the next presence tick (invariant 8).
+        let (first, came) = target.add_member(self.id, Member::live(conn, 0), &state.directory);
+        if first {
             shared.presence_moved.notify_one();
         }
-        // Register first, so the `online` list includes the joiner.
-        target.members.insert(self.id, Member::live(conn, 0));
         let cursor = since.filter(|c| c.epoch == epoch).map(|c| c.seq);
         let (joined, reset) = target.joined_frame(shared.encode, epoch, cursor, &state.directory);
         let sent = conn.outbox.offer(joined);
@@ -137,10 +132,8 @@ impl Connection {
             }
         }
         conn.rooms.insert(room.key());
-        if let (Some(user), false) = (user, was_present) {
-            if target.presence_changed(user) {
-                self.hub.presence_later(state);
-            }
+        if came {
+            self.hub.presence_later(state);
         }
         Ok(())
     }
@@ -486,8 +479,8 @@ impl Connection {
         // Held messages keep the name they were posted under; every way they leave the hub
         // puts the current one on (see `Directory::with_current_names`), so a rename
         // touches no message. Snapshots already encoded carry the old name: drop them.
-        for room in state.rooms.map.values_mut() {
-            room.snapshot = None;
+        if state.renamed_in_rooms(&info) {
+            self.hub.presence_later(state);
         }
         publish_to_everyone(
             shared.encode,

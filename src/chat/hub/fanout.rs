@@ -28,7 +28,7 @@ pub(super) fn publish_to_room(
 ) {
     let frame = encode(event);
     // Every room event changes what a snapshot of the room holds.
-    room.snapshot = None;
+    room.forget_frames();
     for member in room.members.values_mut() {
         if member.behind.is_some() {
             continue;

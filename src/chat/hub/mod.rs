@@ -30,19 +30,30 @@
 //!    written behind (delivery never waits for the disk), but whoever asked for it is
 //!    answered only once it is on disk ([`Saved::stored`]). A change that could not be
 //!    stored stays in memory until the next restart and its requester gets an error.
-//! 8. **Presence is coalesced per channel and tick.** A user coming or going in a channel
-//!    (their first connection there joining or authenticating, their last one leaving,
-//!    another instance's report in cluster mode) only records the user in the room's
-//!    `presence_changes`; at most [`PRESENCE_TICK`] later, [`Hub::flush_presence`] sends
-//!    the room's members one `presence` event listing every recorded user as they are then
-//!    (`came` if online in the channel, `went` if not), and empties the record. So a room
-//!    gets at most one `presence` frame per member per tick however many people come and
-//!    go: N people joining at once cost each member one frame, not N. A joiner's `joined`
-//!    carries the online list as it is at the join (changes not yet told included); the
-//!    next delta may repeat some of them, and applying a delta to any list that was right
-//!    at some moment since the previous delta makes it right, because every change since
-//!    then is listed with its outcome. A tick is due exactly while some room has recorded
-//!    changes (`State::presence_due`), and one timer runs per hub at a time.
+//! 8. **Presence is bounded and coalesced per channel and tick.** Members see a channel's
+//!    online users as a window, the first [`crate::chat::model::ONLINE_SHOWN`] by name
+//!    (without regard to case), and the count of all of them. Each channel indexes its
+//!    online users by name ([`online`]), so a user coming or going (their first connection
+//!    there joining or authenticating, their last one leaving, another instance's report in
+//!    cluster mode) or being renamed costs the same whatever the channel's size; it only
+//!    marks the channel changed. The channel remembers the window and count it last told:
+//!    a joiner's `joined` carries exactly those (so the joiner is on its own list from the
+//!    next tick, not before), and at most [`PRESENCE_TICK`] after a change
+//!    [`Hub::flush_presence`] sends every member one `presence` event with the delta from
+//!    the told window to the current one (`went`: on it no longer, `came`: newly on it) and
+//!    the current count, which become the told ones; nothing is sent if neither changed.
+//!    Every member thus holds the same told window, and applying each delta to it gives the
+//!    current one. A channel with more than `ONLINE_SHOWN` online whose changes keep
+//!    coming (a change since the previous tick) is told at most once per
+//!    [`BIG_ROOM_TICK`] (a crowd reconnecting at once would otherwise cost each member ten
+//!    frames a second, most of them a new count only); the first tick that finds it quiet
+//!    tells it. So a member gets at most ten `presence` frames a second, one a second in a
+//!    big channel while people keep coming and going, each of at most twice
+//!    `ONLINE_SHOWN` names, however many come and go: N people joining cost O(N) frames and
+//!    bytes per second of the crowd, not N². A channel with no member
+//!    here tells nobody: its told window becomes the current one unheard. A tick is due
+//!    while some channel's change is untold (`State::presence_due`), and one timer runs per
+//!    hub at a time.
 //! 9. **Reactions are sets, held with their message.** A message's reactions list each
 //!    emoji once, each with the users who gave it, each once; they live in the message
 //!    itself (in the history, the store and every page), within the limits of
@@ -55,7 +66,8 @@
 //! # Layout
 //! The state behind the lock is split by concern, so each method borrows the part it needs:
 //! - [`directory`]: users, their token hashes, unique names and allowances;
-//! - [`rooms`]: each room's history, sequence numbers, members and presence;
+//! - [`rooms`]: each room's history, sequence numbers and members;
+//! - [`online`]: who is online in each channel, by name, and what its members were told;
 //! - [`connections`]: each live connection's outbox, user and rooms;
 //! - [`files`]: the upload registry, and deleting files off the async threads;
 //! - [`reads`]: each user's read position in each room, and the unread counts that follow.
@@ -76,6 +88,7 @@ mod directory;
 mod fanout;
 mod files;
 mod older;
+mod online;
 mod outbox;
 mod reads;
 mod replicas;
@@ -97,6 +110,7 @@ use self::connections::Connections;
 use self::directory::{new_token, Allowance, Directory};
 use self::fanout::{publish_to_everyone, publish_to_room};
 use self::files::Files;
+use self::online::Tell;
 use self::rooms::{name_of, CatchUp, Rooms};
 use super::model::{
     ChannelInfo, ChannelName, ChatError, DirectKey, DirectSummary, DisplayName, HistoryPage,
@@ -109,6 +123,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// How often, at most, a channel's members are told who came and went (invariant 8): the
 /// delay between the first change after a quiet spell and its `presence` event.
 pub const PRESENCE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often, at most, the members of a big channel (more than
+/// [`crate::chat::model::ONLINE_SHOWN`] online) are told who came and went while people
+/// keep coming and going (invariant 8): there, a crowd coming back at once would otherwise
+/// cost every member ten frames a second, most of them telling only a new count.
+pub const BIG_ROOM_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most people [`Hub::people`] answers with.
 pub const PEOPLE_PAGE: usize = 50;
@@ -228,8 +248,8 @@ struct State {
     files: Files,
     /// How far each user has read in each room.
     reads: reads::Reads,
-    /// True while a presence tick is due: some room has recorded presence changes, and a
-    /// timer will call [`Hub::flush_presence`] (invariant 8).
+    /// True while a presence tick is due: some room has presence changes not yet told, and
+    /// a timer will call [`Hub::flush_presence`] (invariant 8).
     presence_due: bool,
 }
 
@@ -679,18 +699,39 @@ impl Hub {
     }
 
     /// Tells each channel's members who came and went there since its last `presence`
-    /// event, in one event per channel (invariant 8). The presence timer calls it.
+    /// event, in one event per channel (invariant 8), and keeps the timer going while a big
+    /// channel waits for its turn. The presence timer calls it.
     pub fn flush_presence(&self) {
         let encode = self.shared.encode;
+        let now = now();
         let mut guard = self.lock();
         let state = &mut *guard;
         state.presence_due = false;
+        let mut later = false;
         for room in state.rooms.map.values_mut() {
-            if let Some(event) = room.presence_delta(&state.directory) {
-                // A room nobody here is in has no one to tell (and its snapshot's online
-                // list changed).
-                publish_to_room(encode, room, event, None);
+            if room.members.is_empty() {
+                // Nobody here to tell; the next joiner is told who is online then.
+                if room.online.retell_unheard(&state.directory) {
+                    room.forget_frames();
+                }
+                continue;
             }
+            match room.online.tell(&state.directory, now) {
+                Tell::Nothing => {}
+                Tell::Later => later = true,
+                Tell::Delta { came, went, count } => {
+                    let event = HubEvent::Presence {
+                        room: room.room.clone(),
+                        came,
+                        went,
+                        online_count: count,
+                    };
+                    publish_to_room(encode, room, event, None);
+                }
+            }
+        }
+        if later {
+            self.presence_later(state);
         }
     }
 }
@@ -715,23 +756,22 @@ impl State {
         let Some(room) = self.rooms.map.get_mut(key) else {
             return false;
         };
-        let Some(member) = room.members.remove(&conn) else {
-            return false;
-        };
-        if room.members.is_empty() {
-            // Cluster mode: presence elsewhere is read only for channels in use here.
-            room.remote_users.clear();
+        matches!(
+            room.remove_member(conn, &self.directory),
+            Some((Some(_), true))
+        )
+    }
+
+    /// After `user`'s rename: drops every room's encoded snapshot (it carries the old name)
+    /// and moves the user in the online index of the channels they are in, whose windows
+    /// may change (invariant 8). True if any did: a presence tick must be due.
+    fn renamed_in_rooms(&mut self, user: &UserInfo) -> bool {
+        let mut online = false;
+        for room in self.rooms.map.values_mut() {
+            room.forget_frames();
+            online |= room.online.renamed(user);
         }
-        let Some(user) = member.user else {
-            return false;
-        };
-        if room.has_user(user) {
-            return false;
-        }
-        if !room.is_online(user) {
-            room.presence_changed(user);
-        }
-        true
+        online
     }
 }
 

@@ -10,9 +10,10 @@
 //! 2. The database is the truth: [`Hub::repair`] takes every number below the database's
 //!    next as settled, so numbers the database does not hold (deleted, or older than its
 //!    ring) are skipped, and clients whose cursor is before a skip get a snapshot.
-//! 3. A channel's online list is its members' users here plus its `remote_users`, which
-//!    hold what Redis last said for channels in use here and are emptied when the last
-//!    member here leaves; every change of the list is announced to the members here.
+//! 3. A channel's online users are its members' users here plus those Redis last said are
+//!    online through other instances (read for channels in use here, forgotten when the
+//!    last member here leaves); every change is announced to the members here as the hub's
+//!    invariant 8 says.
 
 use super::fanout::{publish_to_everyone, publish_to_room, HubEvent};
 use super::rooms::RoomState;
@@ -201,8 +202,8 @@ impl Hub {
                 };
                 if known.name != user.name {
                     state.directory.rename(&user);
-                    for room in state.rooms.map.values_mut() {
-                        room.snapshot = None;
+                    if state.renamed_in_rooms(&user) {
+                        self.presence_later(state);
                     }
                     publish_to_everyone(
                         encode,
@@ -549,10 +550,7 @@ impl Hub {
             .map
             .values()
             .filter(|r| r.channel.is_some() && !r.members.is_empty())
-            .map(|r| {
-                let users: HashSet<UserId> = r.members.values().filter_map(|m| m.user).collect();
-                (r.room.clone(), users.into_iter().collect())
-            })
+            .map(|r| (r.room.clone(), r.online.here().collect()))
             .collect()
     }
 
@@ -580,7 +578,7 @@ impl Hub {
             .rooms
             .map
             .iter()
-            .filter(|(_, r)| !r.remote_users.is_empty())
+            .filter(|(_, r)| r.online.has_remote())
             .map(|(key, _)| key.clone())
             .collect();
         let mut changed = false;
@@ -601,34 +599,16 @@ impl Hub {
 }
 
 impl State {
-    /// Replaces who is online in a channel through other instances, recording each user
-    /// whose being online there changes (their connections here count too) for the next
-    /// presence tick (invariant 8). True if it recorded any.
+    /// Replaces who is online in a channel through other instances (their connections here
+    /// count too), for the next presence tick (invariant 8). True if who is online there
+    /// changed for members here to be told.
     fn set_remote_users(&mut self, key: &RoomKey, users: HashSet<UserId>) -> bool {
         let Some(room) = self.rooms.map.get_mut(key) else {
             return false;
         };
-        if room.remote_users == users {
-            return false;
-        }
-        let before = std::mem::replace(&mut room.remote_users, users);
-        if room.members.is_empty() {
-            // Nobody here to tell; the next snapshot's online list changes.
-            room.snapshot = None;
-            return false;
-        }
-        let moved: Vec<UserId> = before
-            .symmetric_difference(&room.remote_users)
-            .copied()
-            .collect();
-        let mut changed = false;
-        for user in moved {
-            if !room.has_user(user) {
-                room.presence_changed(user);
-                changed = true;
-            }
-        }
-        changed
+        let changed = room.online.set_remote(users, &self.directory);
+        // A room nobody here is in is told nothing; the next joiner hears who is online.
+        changed && !room.members.is_empty()
     }
 
     /// The room a replicated message belongs to: a private conversation is made here on
@@ -655,6 +635,8 @@ impl RoomState {
             tracing::debug!(room = ?self.room, from = self.next_seq, to = seq, "skipping numbers the database does not hold");
             self.next_seq = seq;
             self.history.mark_restored(seq - 1);
+            // The frames built for joins carry the old newest number.
+            self.forget_frames();
         }
     }
 }

@@ -4,13 +4,14 @@
 use super::connections::{ConnEntry, Connections};
 use super::directory::{Allowance, Directory};
 use super::fanout::{Encoder, HubEvent};
+use super::online::Online;
 use super::outbox::{ConnId, Frame, Outbox};
 use crate::chat::history::History;
 use crate::chat::model::{
     ChannelInfo, ChannelKey, ChannelName, ChatError, LookAlike, Message, MessageId, Room, RoomKey,
-    UserId, UserInfo,
+    UserId,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Every room the hub knows, and the id the next message gets.
 pub(super) struct Rooms {
@@ -36,19 +37,24 @@ pub(super) struct RoomState {
     pub(super) members: HashMap<ConnId, Member>,
     /// The room's whole-history `joined` frame, as it is now, once one was built: joins and
     /// resyncs that need a snapshot share it instead of each copying and encoding the
-    /// history. Whatever changes the history, the online list or a name clears it: every
-    /// room event passes [`publish_to_room`], a rename clears every room's, and a join that
-    /// adds a user to the online list clears it before building its own.
-    pub(super) snapshot: Option<Frame>,
+    /// history. Whatever changes the history, the told online list or a name clears it
+    /// ([`RoomState::forget_frames`]): every room event passes [`publish_to_room`] (a
+    /// `presence` too), a rename clears every room's, and so does a told list changed
+    /// unheard in a room nobody is in.
+    snapshot: Option<Frame>,
+    /// The catch-up `joined` frame for the latest cursor a join asked with, as it is now:
+    /// a crowd reconnecting from one cursor (after a restart) shares one. Cleared with
+    /// `snapshot`.
+    catch_up: Option<(u64, Frame)>,
     /// Cluster mode: committed messages that arrived ahead of their turn, by `seq` (see
     /// [`super::replicas`]).
     pub(super) pending: std::collections::BTreeMap<u64, crate::chat::model::Message>,
     /// Cluster mode: the deletions this room has seen, compared with the database's count.
     pub(super) deletions: u64,
-    /// Cluster mode: users online in this channel through other instances, as Redis last
-    /// said (see [`super::replicas`]). Current for channels with a member here; emptied
-    /// when the last member here leaves.
-    pub(super) remote_users: HashSet<UserId>,
+    /// Channels: who is online here and through other instances (cluster mode: current
+    /// for channels with a member here, emptied when the last member here leaves), by
+    /// name, and the window of them the members were last told (invariant 8).
+    pub(super) online: Online,
     /// Cluster mode: the newest number whose `activity` this instance has told its unread
     /// followers, from the room's own changes or from the news of a room it does not follow
     /// ([`super::reads`], invariant 4). Numbers are told once each, in order.
@@ -56,10 +62,6 @@ pub(super) struct RoomState {
     /// Cluster mode: the newest number heard of in the news, told or not yet (a number
     /// above `told + 1` waits for the room's repair).
     pub(super) heard: u64,
-    /// Channels: users whose presence here may have changed since the room's last
-    /// `presence` event, announced together at the next presence tick (the hub's invariant
-    /// 8, [`super::Hub::flush_presence`]).
-    pub(super) presence_changes: HashSet<UserId>,
 }
 
 pub(super) struct Member {
@@ -225,12 +227,12 @@ impl RoomState {
             next_seq: 1,
             members: HashMap::new(),
             snapshot: None,
+            catch_up: None,
             pending: Default::default(),
             deletions: 0,
-            remote_users: HashSet::new(),
+            online: Online::default(),
             told: 0,
             heard: 0,
-            presence_changes: HashSet::new(),
         }
     }
 
@@ -255,19 +257,33 @@ impl RoomState {
         directory: &Directory,
     ) -> (Frame, bool) {
         let last_seq = self.last_seq();
-        if let Some(missed) = cursor.and_then(|seq| self.history.since(seq, last_seq)) {
+        if let (Some((seq, frame)), Some(cursor)) = (&self.catch_up, cursor) {
+            if *seq == cursor {
+                return (frame.clone(), false);
+            }
+        }
+        if let Some((seq, missed)) =
+            cursor.and_then(|seq| Some((seq, self.history.since(seq, last_seq)?)))
+        {
             let missed = directory.with_current_names(missed);
-            let event = self.joined_event(epoch, false, missed, directory);
-            return (encode(event), false);
+            let frame = encode(self.joined_event(epoch, false, missed));
+            self.catch_up = Some((seq, frame.clone()));
+            return (frame, false);
         }
         if let Some(frame) = &self.snapshot {
             return (frame.clone(), true);
         }
         let messages = directory.with_current_names(self.history.snapshot());
-        let event = self.joined_event(epoch, true, messages, directory);
+        let event = self.joined_event(epoch, true, messages);
         let frame = encode(event);
         self.snapshot = Some(frame.clone());
         (frame, true)
+    }
+
+    /// Forgets the `joined` frames built, now that what they hold changed.
+    pub(super) fn forget_frames(&mut self) {
+        self.snapshot = None;
+        self.catch_up = None;
     }
 
     fn joined_event(
@@ -275,90 +291,95 @@ impl RoomState {
         epoch: u64,
         reset: bool,
         messages: Vec<crate::chat::model::Message>,
-        directory: &Directory,
     ) -> HubEvent {
+        let (online, online_count) = self.online.told();
         HubEvent::Joined {
             room: self.room.clone(),
             epoch,
             reset,
             last_seq: self.last_seq(),
             messages,
-            online: self.online(directory),
+            online,
+            online_count,
         }
     }
 
-    /// The distinct users with a connection in this channel, sorted by name (empty for a
-    /// private conversation, whose members are always its two participants).
-    fn online(&self, directory: &Directory) -> Vec<UserInfo> {
+    /// Registers a member connection (again, if it was one), counting its user as here in
+    /// a channel: `(first, changed)`, whether it is the user's first connection here and
+    /// whether who is online changed. A channel nobody was in first takes who is online now
+    /// as what its members were told (nobody holds the old), so the joiner's `joined` and
+    /// the next `presence` share one base.
+    pub(super) fn add_member(
+        &mut self,
+        id: ConnId,
+        member: Member,
+        directory: &Directory,
+    ) -> (bool, bool) {
         if self.channel.is_none() {
-            return Vec::new();
+            self.members.insert(id, member);
+            return (false, false);
         }
-        let ids: HashSet<UserId> = self
-            .members
-            .values()
-            .filter_map(|m| m.user)
-            .chain(self.remote_users.iter().copied())
-            .collect();
-        let mut online: Vec<UserInfo> = ids
-            .into_iter()
-            .filter_map(|id| directory.info(id))
-            .collect();
-        online.sort_by_cached_key(|u| u.name.key());
-        online
+        if self.members.is_empty() && self.online.retell_unheard(directory) {
+            self.forget_frames();
+        }
+        let user = member.user;
+        let before = self.members.insert(id, member).and_then(|m| m.user);
+        if before == user {
+            // Joined again: counted already.
+            return (false, false);
+        }
+        if let Some(old) = before {
+            self.online.remove_here(old);
+        }
+        let Some(user) = user else {
+            return (false, false);
+        };
+        let was_online = self.online.is_online(user);
+        let first = self.online.add_here(user, directory);
+        (first, !was_online)
     }
 
-    /// True when `user` is in this room here or, in cluster mode, through another instance.
+    /// Counts an existing member connection as `user`'s now that it authenticated:
+    /// `(first, changed)` as for [`RoomState::add_member`].
+    pub(super) fn identify_member(
+        &mut self,
+        id: ConnId,
+        user: UserId,
+        directory: &Directory,
+    ) -> (bool, bool) {
+        let Some(member) = self.members.get_mut(&id) else {
+            return (false, false);
+        };
+        if member.user.is_some() {
+            return (false, false);
+        }
+        member.user = Some(user);
+        if self.channel.is_none() {
+            return (false, false);
+        }
+        let was_online = self.online.is_online(user);
+        let first = self.online.add_here(user, directory);
+        (first, !was_online)
+    }
+
+    /// Removes a member connection: `(user, last)`, its user and whether it was their last
+    /// connection here; `None` if it was not a member. Who is online elsewhere is read only
+    /// for channels in use here, so the last member leaving forgets them.
+    pub(super) fn remove_member(
+        &mut self,
+        id: ConnId,
+        directory: &Directory,
+    ) -> Option<(Option<UserId>, bool)> {
+        let member = self.members.remove(&id)?;
+        if self.members.is_empty() {
+            self.online.set_remote(Default::default(), directory);
+        }
+        let last = member.user.is_some_and(|u| self.online.remove_here(u));
+        Some((member.user, last))
+    }
+
+    /// True when `user` is online in this channel, here or through another instance.
     pub(super) fn is_online(&self, user: UserId) -> bool {
-        self.remote_users.contains(&user) || self.has_user(user)
-    }
-
-    /// True when some member connection belongs to `user`.
-    pub(super) fn has_user(&self, user: UserId) -> bool {
-        self.members.values().any(|m| m.user == Some(user))
-    }
-
-    /// Records that `user` may have come or gone here, to be announced at the next
-    /// presence tick; true if this channel had nothing to announce before (a tick must then
-    /// be due: see [`super::Hub::presence_later`]). Private conversations have no presence.
-    pub(super) fn presence_changed(&mut self, user: UserId) -> bool {
-        if self.channel.is_none() {
-            return false;
-        }
-        let first = self.presence_changes.is_empty();
-        self.presence_changes.insert(user);
-        first
-    }
-
-    /// The `presence` event for what changed since the last one (who of the changed users
-    /// is online now, who is not), emptying the list of changes; `None` when nothing is
-    /// left to tell (or the users are unknown).
-    pub(super) fn presence_delta(&mut self, directory: &Directory) -> Option<HubEvent> {
-        if self.presence_changes.is_empty() {
-            return None;
-        }
-        let changed = std::mem::take(&mut self.presence_changes);
-        // One pass over the members, not one per changed user.
-        let here: HashSet<UserId> = self.members.values().filter_map(|m| m.user).collect();
-        let (mut came, mut went) = (Vec::new(), Vec::new());
-        for user in changed {
-            let Some(info) = directory.info(user) else {
-                continue;
-            };
-            if here.contains(&user) || self.remote_users.contains(&user) {
-                came.push(info);
-            } else {
-                went.push(info);
-            }
-        }
-        if came.is_empty() && went.is_empty() {
-            return None;
-        }
-        came.sort_by_cached_key(|u| u.name.key());
-        went.sort_by_cached_key(|u| u.name.key());
-        Some(HubEvent::Presence {
-            room: self.room.clone(),
-            came,
-            went,
-        })
+        self.online.is_online(user)
     }
 }

@@ -44,4 +44,4 @@ pub use search::{
     words, SearchHit, SearchPage, SearchTerms, MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, SEARCH_PAGE,
 };
 pub use unread::{mention_ranges, mentions_name, split_mentions, RoomUnread};
-pub use user::{Session, UserId, UserInfo};
+pub use user::{Session, UserId, UserInfo, ONLINE_SHOWN};

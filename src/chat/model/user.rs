@@ -15,6 +15,11 @@ impl fmt::Display for UserId {
     }
 }
 
+/// Most users a channel's online list shows: the first by name (without regard to case),
+/// beside the number of everyone online there (the hub's invariant 8). Bounds what each
+/// member is told, so a room of N members costs N lists of this size, not N².
+pub const ONLINE_SHOWN: usize = 100;
+
 /// A user as others see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
