@@ -263,3 +263,26 @@ async fn memory_mode_searches_what_it_holds_and_says_so() {
         vec!["public memo"]
     );
 }
+
+/// A message is found as soon as it has been delivered, before its sender's `ack`: the
+/// store commits at most every 50 ms, and a search waits for what was delivered before it.
+#[tokio::test]
+async fn a_message_is_found_as_soon_as_it_is_delivered() {
+    let server = sqlite_server("fresh").await;
+    let mut ada = Client::joined(&server, "Ada").await;
+    let room = channel("general");
+    let token = fresh_token(&server).await;
+    for i in 0..5 {
+        let body = format!("justsent{i} now");
+        ada.post(&room, &body).await;
+        // Delivered to its sender (as to everyone in the room): the search must find it.
+        loop {
+            if let ServerEvent::Hub(HubEvent::Message { message }) = ada.next().await {
+                assert_eq!(message.body.as_str(), body);
+                break;
+            }
+        }
+        let page = search(&server, &token, &format!("justsent{i}")).await;
+        assert_eq!(texts(&page), [body.as_str()], "found at once");
+    }
+}

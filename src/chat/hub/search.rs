@@ -50,8 +50,16 @@ impl Hub {
             let Some(archive) = self.shared.store.archive() else {
                 return Ok(self.search_in_memory(&state, me, &terms, before));
             };
-            (me, archive, terms)
+            // Handed to the store under the lock, behind every change already delivered: once
+            // it is stored, so are they, and a message the searcher has seen can be found
+            // (the store commits at most every few tens of milliseconds).
+            let settled = self.shared.store.ping();
+            (me, (archive, settled), terms)
         };
+        let (archive, settled) = archive;
+        if let Err(e) = settled.wait().await {
+            tracing::warn!(error = %e, "searching without knowing the latest changes are stored");
+        }
         let mut found = archive
             .search(ArchiveSearch {
                 terms,
