@@ -334,9 +334,7 @@ impl RoomState {
         let Some(user) = user else {
             return (false, false);
         };
-        let was_online = self.online.is_online(user);
-        let first = self.online.add_here(user, directory);
-        (first, !was_online)
+        self.count_here(user, directory)
     }
 
     /// Counts an existing member connection as `user`'s now that it authenticated:
@@ -357,6 +355,12 @@ impl RoomState {
         if self.channel.is_none() {
             return (false, false);
         }
+        self.count_here(user, directory)
+    }
+
+    /// Counts one more connection of `user` here: `(first, changed)` as for
+    /// [`RoomState::add_member`].
+    fn count_here(&mut self, user: UserId, directory: &Directory) -> (bool, bool) {
         let was_online = self.online.is_online(user);
         let first = self.online.add_here(user, directory);
         (first, !was_online)

@@ -42,7 +42,7 @@ impl Hub {
         text: &str,
         before: Option<u64>,
     ) -> Result<SearchPage, ChatError> {
-        let (me, archive, terms) = {
+        let (me, archive, settled, terms) = {
             let mut state = self.lock();
             let me = state.directory.by_token(token)?.info.id;
             let terms = SearchTerms::parse(text)?;
@@ -54,9 +54,8 @@ impl Hub {
             // it is stored, so are they, and a message the searcher has seen can be found
             // (the store commits at most every few tens of milliseconds).
             let settled = self.shared.store.ping();
-            (me, (archive, settled), terms)
+            (me, archive, settled, terms)
         };
-        let (archive, settled) = archive;
         if let Err(e) = settled.wait().await {
             tracing::warn!(error = %e, "searching without knowing the latest changes are stored");
         }

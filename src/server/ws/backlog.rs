@@ -136,6 +136,11 @@ impl Backlog {
         self.pinged = now;
     }
 
+    /// True while a ping waits for its pong.
+    pub fn ping_is_out(&self) -> bool {
+        self.ping_out.is_some()
+    }
+
     /// Takes the time of the last pong the reader saw: the ping out before it is answered.
     pub fn ponged(&mut self, at: Instant) {
         if self.ping_out.is_some_and(|sent| at >= sent) {
@@ -161,8 +166,9 @@ impl Backlog {
     }
 
     /// Asks the kernel what the peer has not acknowledged, and works out how long ago the
-    /// oldest of it was written; `queued` is what the outbox holds.
-    pub fn check(&mut self, queued: usize, now: Instant) -> Unsent {
+    /// oldest of it was written; `queued` is what the outbox holds. [`Backlog::last`] then
+    /// tells what it found.
+    pub fn check(&mut self, queued: usize, now: Instant) {
         self.checked = now;
         let in_socket = self
             .socket
@@ -174,7 +180,6 @@ impl Backlog {
             in_socket,
             age: self.age(in_socket, now),
         };
-        self.last
     }
 
     /// What the last check found.

@@ -396,7 +396,10 @@ async fn write_batch(
 /// connection should be pinged now to time its reader.
 fn tend_backlog(link: &Link<'_>, backlog: &mut Backlog, rx: &OutboxRx, now: Instant) -> bool {
     let (conn, outbox, settings) = (link.conn, link.outbox, link.settings);
-    backlog.ponged(link.last_pong.at());
+    // (The pong's time is shared with the reader under a lock: read only when it matters.)
+    if backlog.ping_is_out() {
+        backlog.ponged(link.last_pong.at());
+    }
     if backlog.check_due(now) {
         backlog.check(outbox.queued_bytes(), now);
     }
