@@ -27,8 +27,9 @@ async fn upgrade(
     ws: WebSocketUpgrade,
     State(tx): State<broadcast::Sender<axum::extract::ws::Utf8Bytes>>,
 ) -> Response {
-    // The same small read buffer Flack uses, so idle memory compares like for like.
-    ws.read_buffer_size(4096)
+    // The same small read buffer Flack uses (its `READ_BUFFER_BYTES`), so idle memory and
+    // the buffer cleared before each read compare like for like.
+    ws.read_buffer_size(1024)
         .on_upgrade(move |socket| connection(socket, tx))
 }
 

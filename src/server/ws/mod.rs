@@ -1,10 +1,11 @@
 //! The WebSocket endpoint: decodes client events, hands them to the hub, and writes the
-//! connection's outbox to the socket. One reader loop and one writer loop per socket.
+//! connection's outbox to the socket. Per socket: a reader, a writer, and a watch on the
+//! clock and the server, each woken only by what it waits for.
 
 use super::config::LimitsSection;
 use super::AppState;
 use crate::chat::cluster::{ClusterHandle, Shared};
-use crate::chat::hub::{Connection, Frame, Hub, Outbox, OutboxRx, Saved};
+use crate::chat::hub::{ConnId, Connection, Frame, Hub, Outbox, OutboxRx, Saved};
 use crate::chat::model::{ChatError, Message};
 use crate::chat::rate::TokenBucket;
 use crate::protocol::{ClientEvent, ProtocolError, ServerEvent};
@@ -17,11 +18,14 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 pub(crate) mod admission;
@@ -199,15 +203,31 @@ async fn run_connection(socket: WebSocket, serving: Serving) {
     } = serving;
     let last_seen = LastSeen(std::sync::Mutex::new(Instant::now()));
     let last_event = LastSeen(std::sync::Mutex::new(Instant::now()));
-    let last_pong = LastSeen(std::sync::Mutex::new(Instant::now()));
+    let last_pong = Arc::new(LastSeen(std::sync::Mutex::new(Instant::now())));
     let closed = AtomicBool::new(false);
     let (outbox, rx) = Outbox::bounded(settings.capacity, settings.outbox_bytes);
     let conn = hub.connect(outbox.clone());
     let id = conn.id();
     tracing::debug!(?id, "connection opened");
     let (sink, stream) = socket.split();
-    let (close_tx, close_rx) = oneshot::channel();
+    let (orders, orders_rx) = mpsc::channel(ORDERS_QUEUED);
 
+    // The writer is a task of its own, so a delivered frame wakes it alone: not the
+    // socket's reader, the heartbeat or the shutdown signal, which wake the connection's
+    // task. (In one task every wake-up polled them all; see BENCHMARKS.md, issue 19 item
+    // 3.) Dropping the set ends the writer, if it has not ended.
+    let mut writer = JoinSet::new();
+    writer.spawn(write_loop(Writer {
+        sink,
+        backlog: Backlog::new(socket_queue),
+        rx,
+        orders: orders_rx,
+        hub: hub.clone(),
+        id,
+        outbox: outbox.clone(),
+        settings,
+        last_pong: last_pong.clone(),
+    }));
     let link = Link {
         hub: &hub,
         conn: &conn,
@@ -219,154 +239,321 @@ async fn run_connection(socket: WebSocket, serving: Serving) {
         closed: &closed,
         cluster: cluster.as_ref(),
     };
-    // Reader and writer share one task, and any wake-up polls both. (Polling them apart, so
-    // that a written frame does not also poll the socket for reading, was tried together with
-    // batched writes and reverted: tests stalled now and then. Batched writes alone, in one
-    // task, passed 70 runs of the WebSocket tests; see BENCHMARKS.md.)
-    let backlog = Backlog::new(socket_queue);
-    let mut writer = std::pin::pin!(write_loop((sink, backlog), rx, close_rx, stopping, &link));
-    let mut reader = std::pin::pin!(read_loop(stream, close_tx, &link));
-    tokio::select! {
-        // The writer is done, after a close frame or because the socket failed: read on
-        // briefly, so the client's close reply (or anything else in flight) is consumed.
-        _ = &mut writer => {
-            closed.store(true, Ordering::Release);
-            let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
-        }
-        // The client closed, or broke the protocol: let the writer finish (it sends the
-        // close frame, if any), but not forever.
-        _ = &mut reader => {
-            let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+    let mut reader = std::pin::pin!(read_loop(stream, orders.clone(), &link));
+    let mut watch = std::pin::pin!(watch_loop(orders, stopping, &link));
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            // It has told the writer why the connection ends.
+            () = &mut watch, if watching => watching = false,
+            // The writer is done, after a close frame or because the socket failed: read on
+            // briefly, so the client's close reply (or anything else in flight) is consumed.
+            _ = writer.join_next() => {
+                closed.store(true, Ordering::Release);
+                let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
+                break;
+            }
+            // The client closed, or broke the protocol: let the writer finish (it sends the
+            // close frame, if any), but not forever.
+            () = &mut reader => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, writer.join_next()).await;
+                break;
+            }
         }
     }
     tracing::debug!(?id, "connection closed");
 }
 
-/// Writes the outbox to the socket, resyncing the connection when it fell behind, and pings
-/// it, until the socket fails, the peer stops answering, or the reader asks for the
-/// connection to end.
-async fn write_loop(
-    (mut sink, mut backlog): (SplitSink<WebSocket, WsMessage>, Backlog),
-    mut rx: OutboxRx,
-    mut close_rx: oneshot::Receiver<CloseFrame>,
+/// What the writer is told to do besides writing the outbox, by the reader and the watch.
+enum Order {
+    /// Check the backlog, and ping the client when `ping` (every other heartbeat check).
+    Tick { ping: bool },
+    /// Write what is queued, then this close frame, and stop (the reader's request).
+    Close(CloseFrame),
+    /// Send this close frame at once and stop (the server is going away, or the client
+    /// sent nothing for too long).
+    CloseNow(CloseFrame),
+    /// Stop without a close frame: the client is gone, or stopped answering.
+    Stop,
+}
+
+/// Orders waiting for the writer; the watch sends one per heartbeat check, the reader at
+/// most two in its life.
+const ORDERS_QUEUED: usize = 4;
+
+/// Watches the clock and the server for the connection: checks twice per heartbeat whether
+/// the client is still there and in use, and has the writer ping it at every other check;
+/// ends the connection when the server stops.
+async fn watch_loop(
+    orders: mpsc::Sender<Order>,
     mut stopping: watch::Receiver<bool>,
     link: &Link<'_>,
 ) {
     let Link {
         conn,
-        outbox,
         settings,
         last_seen,
         last_event,
         ..
     } = *link;
-    let close = |code: u16, reason: &'static str| {
-        WsMessage::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }))
-    };
     // Checked twice per heartbeat, so a silent connection is dropped at most half a
-    // heartbeat after `dead_after`; pinged at every other check.
+    // heartbeat after `dead_after`.
     let mut heartbeat = tokio::time::interval(settings.heartbeat / 2);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checks: u64 = 0;
     loop {
-        tokio::select! {
-            // Queued frames go out before a requested close frame.
+        let order = tokio::select! {
             biased;
             changed = stopping.changed() => {
-                let stop = changed.is_err() || *stopping.borrow_and_update();
-                if stop {
-                    let _ = sink.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
-                    break;
+                if changed.is_ok() && !*stopping.borrow_and_update() {
+                    continue;
                 }
+                Order::CloseNow(close_frame(CLOSE_GOING_AWAY, "server shutting down"))
             }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() >= settings.dead_after {
                     tracing::info!(id = ?conn.id(), "closing a connection that stopped answering pings");
-                    break;
-                }
-                if last_event.elapsed() >= settings.idle_after {
+                    Order::Stop
+                } else if last_event.elapsed() >= settings.idle_after {
                     tracing::info!(id = ?conn.id(), "closing an idle connection");
-                    send_close(&mut sink, close(CLOSE_IDLE, "idle")).await;
+                    Order::CloseNow(close_frame(CLOSE_IDLE, "idle"))
+                } else {
+                    checks += 1;
+                    Order::Tick { ping: checks % 2 == 1 }
+                }
+            }
+        };
+        let last = !matches!(order, Order::Tick { .. });
+        if orders.send(order).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// A close frame with a fixed reason.
+fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }
+}
+
+/// The connection's writer, a task of its own (see [`run_connection`]): it writes the outbox
+/// to the socket, watches the backlog, and carries out the reader's and the watch's orders.
+struct Writer {
+    sink: SplitSink<WebSocket, WsMessage>,
+    backlog: Backlog,
+    rx: OutboxRx,
+    orders: mpsc::Receiver<Order>,
+    hub: Hub,
+    id: ConnId,
+    outbox: Outbox,
+    settings: Settings,
+    /// When the reader last saw a pong.
+    last_pong: Arc<LastSeen>,
+}
+
+/// Wake-ups after which the writer looks for orders even while frames keep coming (it looks
+/// at once whenever none is queued).
+const ORDERS_EVERY: u32 = 16;
+
+/// Writes the outbox to the socket, resyncing the connection when it fell behind, and pings
+/// it, until the socket fails or an order ends the connection.
+async fn write_loop(mut writer: Writer) {
+    let mut wakes: u32 = 0;
+    loop {
+        // Frames come first, so a delivery's wake-up polls the outbox alone; orders wait
+        // behind them, never for more than `ORDERS_EVERY` wake-ups.
+        wakes += 1;
+        if wakes == ORDERS_EVERY {
+            wakes = 0;
+            if let Ok(order) = writer.orders.try_recv() {
+                if !writer.obey(order).await {
                     break;
                 }
-                tend_backlog(link, &mut backlog, &rx, Instant::now());
-                checks += 1;
-                let ping = checks % 2 == 1;
-                if ping {
-                    backlog.pinged(Instant::now());
-                    if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
-                        break;
-                    }
+                continue;
+            }
+        }
+        tokio::select! {
+            biased;
+            frame = writer.rx.recv() => {
+                let Some(frame) = frame else { break };
+                if !writer.write_out(frame).await {
+                    break;
+                }
+            }
+            order = writer.orders.recv() => {
+                let Some(order) = order else { break };
+                if !writer.obey(order).await {
+                    break;
                 }
             }
             // Behind, the connection takes no frames: its backlog is watched by the clock
             // until it is small enough for the catch-up.
             // (An async block, so the sleep is only made when the branch is enabled.)
-            () = async { tokio::time::sleep(backlog::CHECK_EVERY).await }, if outbox.is_behind() => {
+            () = async { tokio::time::sleep(backlog::CHECK_EVERY).await }, if writer.outbox.is_behind() => {
                 let now = Instant::now();
-                if tend_backlog(link, &mut backlog, &rx, now) && probe(&mut sink, &mut backlog, now).await.is_err() {
+                if writer.tend(now) && writer.probe(now).await.is_err() {
                     break;
                 }
-            }
-            frame = rx.recv() => {
-                let Some(frame) = frame else { break };
-                let now = Instant::now();
-                let written = {
-                    let mut batch =
-                        std::pin::pin!(write_batch(&mut sink, (frame, now), &mut rx, &mut backlog));
-                    // A batch the socket has not taken within `behind_after` means a reader
-                    // that far behind: it gets no more live frames while the batch waits.
-                    match tokio::time::timeout(settings.behind_after, &mut batch).await {
-                        Ok(written) => Ok(written),
-                        Err(_) => {
-                            if !outbox.is_behind() {
-                                tracing::info!(
-                                    id = ?conn.id(),
-                                    queued_bytes = outbox.queued_bytes(),
-                                    "a connection's socket took nothing for a while: it will be caught up"
-                                );
-                            }
-                            outbox.fall_behind();
-                            let rest = SEND_TIMEOUT.saturating_sub(settings.behind_after);
-                            tokio::time::timeout(rest, batch).await
-                        }
-                    }
-                };
-                match written {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break,
-                    Err(_) => {
-                        tracing::info!(id = ?conn.id(), "closing a connection too slow to take its frames");
-                        send_close(&mut sink, close(CLOSE_TRY_AGAIN, "too slow")).await;
-                        break;
-                    }
-                }
-                if tend_backlog(link, &mut backlog, &rx, now) && probe(&mut sink, &mut backlog, now).await.is_err() {
-                    break;
-                }
-            }
-            close = &mut close_rx => {
-                if let Ok(frame) = close {
-                    let _ = sink.send(WsMessage::Close(Some(frame))).await;
-                }
-                break;
             }
         }
     }
 }
 
+impl Writer {
+    /// Carries out an order; false when the connection ends.
+    async fn obey(&mut self, order: Order) -> bool {
+        match order {
+            Order::Tick { ping } => {
+                let now = Instant::now();
+                self.tend(now);
+                !ping || self.probe(now).await.is_ok()
+            }
+            Order::Close(frame) => {
+                // Queued frames (the errors that led here, say) go out first.
+                let drained = drain(&mut self.sink, &mut self.rx, &mut self.backlog);
+                if let Ok(Ok(())) = tokio::time::timeout(CLOSE_GRACE, drained).await {
+                    send_close(&mut self.sink, WsMessage::Close(Some(frame))).await;
+                }
+                false
+            }
+            Order::CloseNow(frame) => {
+                send_close(&mut self.sink, WsMessage::Close(Some(frame))).await;
+                false
+            }
+            Order::Stop => false,
+        }
+    }
+
+    /// Writes `first` and the frames queued behind it (see [`write_batch`]), with a ping to
+    /// time the reader when one is due, and tends the backlog when a check is due. False
+    /// when the connection ends.
+    async fn write_out(&mut self, first: Frame) -> bool {
+        let (id, settings) = (self.id, self.settings);
+        let now = Instant::now();
+        // The ping rides with the frames: one write to the socket for both.
+        let probe = self.backlog.probe_due(now);
+        let written = {
+            let batch = write_batch(
+                &mut self.sink,
+                (first, now),
+                &mut self.rx,
+                &mut self.backlog,
+                probe,
+            );
+            let mut batch = std::pin::pin!(batch);
+            // Mostly the socket takes the batch at once: the clock is only set when it
+            // does not.
+            match std::future::poll_fn(|cx| Poll::Ready(batch.as_mut().poll(cx))).await {
+                Poll::Ready(written) => Ok(written),
+                // A batch the socket has not taken within `behind_after` means a reader that
+                // far behind: it gets no more live frames while the batch waits.
+                Poll::Pending => {
+                    match tokio::time::timeout(settings.behind_after, &mut batch).await {
+                        Ok(written) => Ok(written),
+                        Err(_) => {
+                            if !self.outbox.is_behind() {
+                                tracing::info!(
+                                    ?id,
+                                    queued_bytes = self.outbox.queued_bytes(),
+                                    "a connection's socket took nothing for a while: it will be caught up"
+                                );
+                            }
+                            self.outbox.fall_behind();
+                            let rest = SEND_TIMEOUT.saturating_sub(settings.behind_after);
+                            tokio::time::timeout(rest, batch).await
+                        }
+                    }
+                }
+            }
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return false,
+            Err(_) => {
+                tracing::info!(?id, "closing a connection too slow to take its frames");
+                let close = WsMessage::Close(Some(close_frame(CLOSE_TRY_AGAIN, "too slow")));
+                send_close(&mut self.sink, close).await;
+                return false;
+            }
+        }
+        // A connection behind is resynced as soon as its outbox has room. Otherwise, between
+        // checks nothing the backlog measures has moved but the clock, which can put the
+        // connection behind no sooner than a check can. (A probe found due goes with the
+        // next batch.)
+        if self.outbox.is_behind() || self.backlog.check_due(now) {
+            self.tend(now);
+        }
+        true
+    }
+
+    /// Measures the connection's backlog (the socket when a check is due, and the ping
+    /// out); counts the connection as behind when the oldest byte its socket holds or its
+    /// ping out is `behind_after` old (it then takes no live frames: invariant 3 of the
+    /// hub); and once it is behind, resyncs it as soon as its outbox is half empty and both
+    /// are less than half that age, so the catch-up is not queued behind the backlog it
+    /// replaces. True when the connection should be pinged now to time its reader.
+    fn tend(&mut self, now: Instant) -> bool {
+        let (backlog, outbox, settings) = (&mut self.backlog, &self.outbox, self.settings);
+        // (The pong's time is shared with the reader under a lock: read only when it
+        // matters.)
+        if backlog.ping_is_out() {
+            backlog.ponged(self.last_pong.at());
+        }
+        if backlog.check_due(now) {
+            backlog.check(outbox.queued_bytes(), now);
+        }
+        let unsent = backlog.last();
+        let unanswered = backlog.ping_age(now);
+        let age = unsent.age.max(unanswered);
+        if age >= settings.behind_after && !outbox.is_behind() {
+            tracing::info!(
+                id = ?self.id,
+                queued_bytes = unsent.queued,
+                socket_bytes = unsent.in_socket,
+                socket_ms = unsent.age.as_millis() as u64,
+                ping_ms = unanswered.as_millis() as u64,
+                "a connection's reader fell behind: it will be caught up"
+            );
+            outbox.fall_behind();
+        }
+        if outbox.is_behind() && self.rx.is_half_empty() && age < settings.behind_after / 2 {
+            self.hub.resync(self.id);
+        }
+        backlog.probe_due(now)
+    }
+
+    /// Pings the connection to time its reader (see [`backlog`]).
+    async fn probe(&mut self, now: Instant) -> Result<(), axum::Error> {
+        self.backlog.pinged(now);
+        self.sink.send(WsMessage::Ping(Bytes::new())).await
+    }
+}
+
+/// Writes every frame queued, in batches.
+async fn drain(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    rx: &mut OutboxRx,
+    backlog: &mut Backlog,
+) -> Result<(), axum::Error> {
+    while let Ok(frame) = rx.try_recv() {
+        write_batch(sink, (frame, Instant::now()), rx, backlog, false).await?;
+    }
+    Ok(())
+}
+
 /// Writes `first` and the frames queued behind it (up to [`BATCH_FRAMES`] and
 /// [`BATCH_BYTES`] in all) with one flush: under load a connection's wake-up then costs one
 /// write to the socket, not one per frame. Frames taken out of the outbox no longer count
-/// against its byte bound, so the batch's own bound keeps what waits unflushed small.
+/// against its byte bound, so the batch's own bound keeps what waits unflushed small. With
+/// `probe`, a ping follows the frames (see [`backlog`]).
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
     (first, now): (Frame, Instant),
     rx: &mut OutboxRx,
     backlog: &mut Backlog,
+    probe: bool,
 ) -> Result<(), axum::Error> {
     let mut next = Some(first);
     let mut fed = 0;
@@ -385,52 +572,11 @@ async fn write_batch(
         }
     }
     backlog.wrote(on_wire, now);
+    if probe {
+        backlog.pinged(now);
+        sink.feed(WsMessage::Ping(Bytes::new())).await?;
+    }
     sink.flush().await
-}
-
-/// Measures the connection's backlog (the socket when a check is due, and the ping out);
-/// counts the connection as behind when the oldest byte its socket holds or its ping out is
-/// `behind_after` old (it then takes no live frames: invariant 3 of the hub); and once it is
-/// behind, resyncs it as soon as its outbox is half empty and both are less than half that
-/// age, so the catch-up is not queued behind the backlog it replaces. True when the
-/// connection should be pinged now to time its reader.
-fn tend_backlog(link: &Link<'_>, backlog: &mut Backlog, rx: &OutboxRx, now: Instant) -> bool {
-    let (conn, outbox, settings) = (link.conn, link.outbox, link.settings);
-    // (The pong's time is shared with the reader under a lock: read only when it matters.)
-    if backlog.ping_is_out() {
-        backlog.ponged(link.last_pong.at());
-    }
-    if backlog.check_due(now) {
-        backlog.check(outbox.queued_bytes(), now);
-    }
-    let unsent = backlog.last();
-    let unanswered = backlog.ping_age(now);
-    let age = unsent.age.max(unanswered);
-    if age >= settings.behind_after && !outbox.is_behind() {
-        tracing::info!(
-            id = ?conn.id(),
-            queued_bytes = unsent.queued,
-            socket_bytes = unsent.in_socket,
-            socket_ms = unsent.age.as_millis() as u64,
-            ping_ms = unanswered.as_millis() as u64,
-            "a connection's reader fell behind: it will be caught up"
-        );
-        outbox.fall_behind();
-    }
-    if outbox.is_behind() && rx.is_half_empty() && age < settings.behind_after / 2 {
-        link.hub.resync(conn.id());
-    }
-    backlog.probe_due(now)
-}
-
-/// Pings the connection to time its reader (see [`backlog`]).
-async fn probe(
-    sink: &mut SplitSink<WebSocket, WsMessage>,
-    backlog: &mut Backlog,
-    now: Instant,
-) -> Result<(), axum::Error> {
-    backlog.pinged(now);
-    sink.send(WsMessage::Ping(Bytes::new())).await
 }
 
 /// Sends a close frame, giving up after [`CLOSE_GRACE`] (the peer may not be reading).
@@ -454,7 +600,7 @@ fn text_frame(frame: Frame) -> Option<WsMessage> {
 /// sending frames that are not valid events.
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
-    close_tx: oneshot::Sender<CloseFrame>,
+    orders: mpsc::Sender<Order>,
     link: &Link<'_>,
 ) {
     let Link {
@@ -466,11 +612,11 @@ async fn read_loop(
         ..
     } = *link;
     let mut bad_frames = 0;
-    let mut close_tx = Some(close_tx);
+    let mut close_asked = false;
     let mut pace = Pace::new(link.settings);
     while let Some(Ok(message)) = stream.next().await {
         last_seen.touch();
-        if close_tx.is_none() || closed.load(Ordering::Acquire) {
+        if close_asked || closed.load(Ordering::Acquire) {
             // A close frame was asked for or sent: wait for the client's reply only.
             if matches!(message, WsMessage::Close(_)) {
                 break;
@@ -512,16 +658,18 @@ async fn read_loop(
                 }
                 if bad_frames >= MAX_CONSECUTIVE_BAD_FRAMES {
                     tracing::info!(id = ?conn.id(), "closing a connection that kept sending malformed frames");
-                    if let Some(close_tx) = close_tx.take() {
-                        let _ = close_tx.send(CloseFrame {
-                            code: CLOSE_POLICY,
-                            reason: Utf8Bytes::from_static("too many malformed frames"),
-                        });
+                    if !close_asked {
+                        close_asked = true;
+                        let close = close_frame(CLOSE_POLICY, "too many malformed frames");
+                        let _ = orders.send(Order::Close(close)).await;
                     }
                 }
             }
         }
     }
+    // The client is gone or closed (a close it asked for, or one it answered): the writer
+    // stops, if it has not already.
+    let _ = orders.send(Order::Stop).await;
 }
 
 /// True for the events whose cost to the server is out of proportion to their size: each
