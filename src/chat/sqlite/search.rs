@@ -265,6 +265,23 @@ mod tests {
         assert_eq!(found(&store, 1, "gone", None), vec![2]);
     }
 
+    /// An id given out again (in another room, by a store restarted after a room's newest
+    /// messages were deleted) moves its index entry to the newer message: its words are
+    /// found, with its room's readers, and the older message's words no longer are.
+    #[test]
+    fn a_reused_id_is_indexed_as_the_newer_message() {
+        let store = SqliteStore::open(&temp_db("reused"), 100).unwrap();
+        store.load().unwrap();
+        put(&store, &general(), 7, 1, "first words");
+        put(&store, &direct(1, 2), 7, 1, "second words");
+        assert!(found(&store, 1, "first", None).is_empty());
+        assert_eq!(found(&store, 1, "second", None), vec![7]);
+        assert!(
+            found(&store, 5, "second", None).is_empty(),
+            "the entry has the newer message's readers"
+        );
+    }
+
     /// A file from before the index has it built when opened, and deletions after that keep
     /// it in step.
     #[test]
