@@ -144,7 +144,8 @@ pub async fn upgrade(
         })
 }
 
-/// What a connection's reader and writer share.
+/// What a connection's reader and watch share (the writer, a task of its own, holds its
+/// own [`Writer`]).
 #[derive(Clone, Copy)]
 struct Link<'a> {
     hub: &'a Hub,
@@ -526,9 +527,14 @@ impl Writer {
 
     /// Pings the connection to time its reader (see [`backlog`]).
     async fn probe(&mut self, now: Instant) -> Result<(), axum::Error> {
-        self.backlog.pinged(now);
-        self.sink.send(WsMessage::Ping(Bytes::new())).await
+        self.sink.send(timing_ping(&mut self.backlog, now)).await
     }
+}
+
+/// A ping to time the reader, noted in the backlog as written `now` (see [`backlog`]).
+fn timing_ping(backlog: &mut Backlog, now: Instant) -> WsMessage {
+    backlog.pinged(now);
+    WsMessage::Ping(Bytes::new())
 }
 
 /// Writes every frame queued, in batches.
@@ -573,8 +579,7 @@ async fn write_batch(
     }
     backlog.wrote(on_wire, now);
     if probe {
-        backlog.pinged(now);
-        sink.feed(WsMessage::Ping(Bytes::new())).await?;
+        sink.feed(timing_ping(backlog, now)).await?;
     }
     sink.flush().await
 }
