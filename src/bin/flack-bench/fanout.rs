@@ -228,6 +228,8 @@ pub struct Phase {
     pub latency: Histogram<u64>,
     pub elapsed: Duration,
     pub server_cpu_secs: f64,
+    /// The part of `server_cpu_secs` spent by the SQLite store's threads.
+    pub store_cpu_secs: f64,
     pub server_rss_kib: u64,
     pub harness_cpu_secs: f64,
     /// Bytes of the text frames carrying one live message, on average (members mode): the
@@ -576,6 +578,7 @@ impl Fleet {
             latency,
             elapsed: sending_time,
             server_cpu_secs: after.cpu_secs - before.cpu_secs,
+            store_cpu_secs: after.store_cpu_secs - before.store_cpu_secs,
             server_rss_kib: after.rss_kib,
             harness_cpu_secs: procstat::own_cpu_secs() - harness_before,
             message_frame_bytes: {

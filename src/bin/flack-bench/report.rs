@@ -40,6 +40,10 @@ pub struct Report {
     /// Server CPU time per delivery (or page, or connection), in microseconds.
     pub server_cpu_us_per_unit: f64,
     pub harness_cpu_secs: f64,
+    /// Fan-out against Flack on SQLite: the store threads' part of
+    /// `server_cpu_us_per_unit` (its writer and checkpoints).
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub store_cpu_us_per_unit: f64,
     /// Idle scenario: server memory added per open connection, in KiB.
     pub rss_kib_per_connection: f64,
     /// First load: the page's size in bytes.
@@ -175,6 +179,7 @@ impl Report {
             server_cpu_secs: phase.server_cpu_secs,
             server_cpu_us_per_unit: phase.server_cpu_secs * 1e6 / phase.received.max(1) as f64,
             harness_cpu_secs: phase.harness_cpu_secs,
+            store_cpu_us_per_unit: phase.store_cpu_secs * 1e6 / phase.received.max(1) as f64,
             message_frame_bytes: phase.message_frame_bytes,
             ..Report::default()
         };
@@ -606,7 +611,11 @@ mod tests {
     /// credited to them; connects per second and CPU cover all of them.
     #[test]
     fn idle_memory_is_measured_over_the_second_half() {
-        let at = |cpu_secs, rss_kib| Sample { cpu_secs, rss_kib };
+        let at = |cpu_secs, rss_kib| Sample {
+            cpu_secs,
+            rss_kib,
+            ..Sample::default()
+        };
         let report = Report::idle(
             Kind::Flack,
             1000,

@@ -27,8 +27,8 @@
 //! 3. So a read below the floor that finds nothing more knows whether the room's beginning
 //!    was reached (floor 1) or retention cut the rest.
 //!
-//! The archive's text is indexed for search (SQLite FTS5, kept in step by triggers): see
-//! [`search`]. Its attachments are indexed by their id (`archive_files`, an index on the
+//! The archive's text is indexed for search (SQLite FTS5, kept in step in the writer's
+//! transactions): see [`search`]. Its attachments are indexed by their id (`archive_files`, an index on the
 //! expression `file_of!`, holding only messages that carry a file), so a download of a
 //! file older than the hub's window, and the start-up sweep, each find the message carrying
 //! a file in one read of that index. When a message written trims the archive, the files of
@@ -54,8 +54,9 @@
 //!
 //! Commits do not sync (`synchronous = NORMAL`): they survive the process being killed, but
 //! after a power loss the last ones may be gone. Checkpoints (copying the log into the
-//! database file, with an fsync) run every half second on a thread with a connection of its
-//! own, and are passive: the writer never waits for them. That matters: on this project's
+//! database file, with an fsync) run every second ([`CHECKPOINT_EVERY`]) on a thread with a
+//! connection of its own, and are passive: the writer never waits for them. That matters:
+//! on this project's
 //! machine an fsync usually takes under a millisecond but now and then half a second. (With
 //! the writer doing the checkpoints itself, on one exclusive connection, acknowledgements
 //! waited out those fsyncs: p99 150-760 ms under disk load; see BENCHMARKS.md.)
@@ -128,8 +129,14 @@ CREATE TABLE IF NOT EXISTS read_positions (
 "#
 );
 
-/// How often the checkpoint thread folds the write-ahead log into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How often the checkpoint thread folds the write-ahead log into the database file, and
+/// so about the most a power loss can take (see the module documentation). Each checkpoint
+/// writes every page changed since the last one and syncs twice: at half a second they
+/// were a sixth of the writer's and checkpointer's time per message in a room posting 50 a
+/// second; at a second, the pages each commit changes again (a room's newest archive page,
+/// the index's structure) are written once where they were twice (BENCHMARKS.md, issue 19
+/// item 3).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 1024;

@@ -416,13 +416,18 @@ pub(super) fn apply(
             .map_err(failed)?;
             // The archive keeps it too, and lets go of what the retention no longer keeps
             // (the hub hands messages over in order, so this one is the room's newest).
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO archive (room_key, seq, id, body) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![key, message.seq as i64, message.id.0 as i64, body])
-            })
-            .map_err(failed)?;
+            let archived = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO archive (room_key, seq, id, body) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![key, message.seq as i64, message.id.0 as i64, body])
+                })
+                .map_err(failed)?;
+            if archived > 0 {
+                super::search::index(tx, &key, message)?;
+            }
             if let Retention::Newest(_) = retention {
                 // A file is attached to one message only: the trimmed message was its last
                 // carrier.

@@ -1,11 +1,17 @@
 //! The archive's full-text index (SQLite FTS5) and the search through it.
 //!
 //! `archive_words` holds each archived message's text, keyed by the message's id (its
-//! rowid), with the room and number it belongs to. Triggers on `archive` keep it in step in
-//! the same transaction as every write: a message archived is indexed, an edited one is
-//! indexed by its new text, a message deleted or trimmed by retention leaves the index with
-//! it, so a deleted message is never found. A
-//! file from before the index gets it built when opened (marked done in `meta`).
+//! rowid), with the room and number it belongs to. It is kept in step in the same
+//! transaction as every write: the writer indexes each message it archives ([`index`]), and
+//! triggers on `archive` index an edited one by its new text and take a message deleted or
+//! trimmed by retention out with it, so a deleted message is never found. A file from
+//! before the index gets it built when opened (marked done in `meta`).
+//!
+//! A new message is indexed by a statement of its own rather than by a trigger: a trigger
+//! runs inside a savepoint, and FTS5 writes out its pending terms at every savepoint, so
+//! each message made an index segment (and merge work) of its own; written directly, the
+//! terms of a whole commit make one. That was a fifth of the writer's time per message in a
+//! room posting 50 a second (BENCHMARKS.md, issue 19 item 3).
 //!
 //! Ids are unique across rooms; should an id ever come back (a store restarted after the
 //! newest messages of a room were all deleted gives theirs out again), the newer message
@@ -21,18 +27,15 @@
 use super::failed;
 use crate::chat::model::{Message, UserId};
 use crate::chat::store::{ArchiveSearch, StoreError};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Transaction};
+use std::sync::LazyLock;
 
 const SCHEMA: &str = "
 CREATE VIRTUAL TABLE IF NOT EXISTS archive_words USING fts5(
     text, readers, room_key UNINDEXED, seq UNINDEXED,
     tokenize = 'unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS archive_words_insert AFTER INSERT ON archive BEGIN
-    DELETE FROM archive_words WHERE rowid = new.id;
-    INSERT INTO archive_words (rowid, text, readers, room_key, seq)
-        VALUES (new.id, json_extract(new.body, '$.body'), READERS(new.room_key), new.room_key, new.seq);
-END;
+DROP TRIGGER IF EXISTS archive_words_insert;
 CREATE TRIGGER IF NOT EXISTS archive_words_delete AFTER DELETE ON archive BEGIN
     DELETE FROM archive_words
         WHERE rowid = old.id AND room_key = old.room_key AND seq = old.seq;
@@ -50,19 +53,32 @@ END;
 const READERS: &str = "CASE WHEN substr(KEY, 1, 2) = 'd:' \
     THEN 'zu' || replace(substr(KEY, 3), ':', ' zu') ELSE 'zpublic' END";
 
-/// [`SCHEMA`] with [`READERS`] written out.
-fn schema() -> String {
-    SCHEMA.replace(
-        "READERS(new.room_key)",
-        &READERS.replace("KEY", "new.room_key"),
-    )
+/// Indexes message `message`, just archived in the room keyed `key`, in the writer's
+/// transaction. Should its id have been given out before, the newer message takes the entry
+/// (see the module documentation).
+pub(super) fn index(tx: &Transaction<'_>, key: &str, message: &Message) -> Result<(), StoreError> {
+    static INSERT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO archive_words (rowid, text, readers, room_key, seq) \
+             VALUES (?1, ?2, {}, ?3, ?4)",
+            READERS.replace("KEY", "?3")
+        )
+    });
+    let id = message.id.0 as i64;
+    tx.prepare_cached("DELETE FROM archive_words WHERE rowid = ?1")
+        .and_then(|mut s| s.execute(params![id]))
+        .map_err(failed)?;
+    tx.prepare_cached(&INSERT)
+        .and_then(|mut s| s.execute(params![id, message.body.as_str(), key, message.seq as i64]))
+        .map_err(failed)?;
+    Ok(())
 }
 
 /// Creates the index and its triggers if missing, and fills it from the archive once (a
 /// file from before the index).
 pub(super) fn settle_index(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction().map_err(failed)?;
-    tx.execute_batch(&schema()).map_err(failed)?;
+    tx.execute_batch(SCHEMA).map_err(failed)?;
     if super::rows::meta(&tx, "search_index")?.is_none() {
         tx.execute_batch("DELETE FROM archive_words;")
             .map_err(failed)?;
@@ -297,7 +313,7 @@ mod tests {
         {
             let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch(
-                "DROP TRIGGER archive_words_insert; DROP TRIGGER archive_words_delete; \
+                "DROP TRIGGER archive_words_delete; DROP TRIGGER archive_words_edit; \
                  DROP TABLE archive_words; DELETE FROM meta WHERE key = 'search_index';",
             )
             .unwrap();
@@ -310,6 +326,44 @@ mod tests {
             .wait_blocking()
             .unwrap();
         assert_eq!(found(&store, 1, "old", None), vec![1]);
+    }
+
+    /// A file whose index was kept by an insert trigger (before messages were indexed by
+    /// the writer) loses the trigger when opened, and the messages from before and after are
+    /// found.
+    #[test]
+    fn an_insert_trigger_from_before_is_dropped() {
+        let path = temp_db("old-trigger");
+        {
+            let store = SqliteStore::open(&path, 100).unwrap();
+            store.load().unwrap();
+            put(&store, &general(), 1, 1, "old words");
+            store.close();
+        }
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TRIGGER archive_words_insert AFTER INSERT ON archive BEGIN \
+                     DELETE FROM archive_words WHERE rowid = new.id; \
+                     INSERT INTO archive_words (rowid, text, readers, room_key, seq) \
+                     VALUES (new.id, 'stale', 'zpublic', new.room_key, new.seq); END;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, 100).unwrap();
+        store.load().unwrap();
+        put(&store, &general(), 2, 2, "new words");
+        assert_eq!(found(&store, 1, "words", None), vec![2, 1]);
+        store.close();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let triggers: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'archive_words_insert'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 0);
     }
 
     /// Quotes and FTS5 operators in what is typed are plain separators: the match expression
