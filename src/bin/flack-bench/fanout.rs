@@ -427,6 +427,7 @@ impl Fleet {
         self.acked.store(0, Ordering::SeqCst);
         self.counting.store(true, Ordering::SeqCst);
         let before = server.sample();
+        let store_before = server.store_cpu_secs();
         let harness_before = procstat::own_cpu_secs();
         let started = Instant::now();
         // History fetch latency under load: one client fetching the channel's history over
@@ -539,6 +540,7 @@ impl Fleet {
         }
         self.counting.store(false, Ordering::SeqCst);
         let after = server.sample();
+        let store_after = server.store_cpu_secs();
         let mut latency = new_histogram();
         for tally in &self.tallies {
             if let Ok(h) = tally.latency.lock() {
@@ -578,7 +580,7 @@ impl Fleet {
             latency,
             elapsed: sending_time,
             server_cpu_secs: after.cpu_secs - before.cpu_secs,
-            store_cpu_secs: after.store_cpu_secs - before.store_cpu_secs,
+            store_cpu_secs: store_after - store_before,
             server_rss_kib: after.rss_kib,
             harness_cpu_secs: procstat::own_cpu_secs() - harness_before,
             message_frame_bytes: {

@@ -8,9 +8,6 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub struct Sample {
     /// User plus system CPU time so far, in seconds.
     pub cpu_secs: f64,
-    /// The part of it spent on the threads of Flack's SQLite store (named `sqlite-…`: its
-    /// writer and checkpoints), in seconds; 0 for a process without them.
-    pub store_cpu_secs: f64,
     /// Resident set size, in KiB.
     pub rss_kib: u64,
 }
@@ -28,14 +25,13 @@ pub fn sample(pid: u32) -> Option<Sample> {
     let rss_kib = status_kib(&status, "VmRSS:").unwrap_or(0);
     Some(Sample {
         cpu_secs: (utime + stime) / TICKS_PER_SECOND,
-        store_cpu_secs: threads_cpu_secs(pid, "sqlite-"),
         rss_kib,
     })
 }
 
 /// CPU time so far of a process's threads whose name starts with `prefix`, in seconds, from
 /// each thread's `schedstat` (nanoseconds on a CPU, finer than `stat`'s clock ticks).
-fn threads_cpu_secs(pid: u32, prefix: &str) -> f64 {
+pub fn threads_cpu_secs(pid: u32, prefix: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0.0;
     };

@@ -611,11 +611,7 @@ mod tests {
     /// credited to them; connects per second and CPU cover all of them.
     #[test]
     fn idle_memory_is_measured_over_the_second_half() {
-        let at = |cpu_secs, rss_kib| Sample {
-            cpu_secs,
-            rss_kib,
-            ..Sample::default()
-        };
+        let at = |cpu_secs, rss_kib| Sample { cpu_secs, rss_kib };
         let report = Report::idle(
             Kind::Flack,
             1000,

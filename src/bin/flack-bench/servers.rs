@@ -255,6 +255,12 @@ impl Server {
         self.database.as_ref().map(|(_, name)| name.clone())
     }
 
+    /// CPU time so far of the SQLite store's threads (its writer and checkpoints), in
+    /// seconds; 0 for a server without them.
+    pub fn store_cpu_secs(&self) -> f64 {
+        procstat::threads_cpu_secs(self.child.id(), flack::chat::sqlite::THREAD_NAME_PREFIX)
+    }
+
     /// The server's CPU time and memory now.
     pub fn sample(&self) -> procstat::Sample {
         procstat::sample(self.child.id()).unwrap_or_default()

@@ -28,11 +28,12 @@
 //!    was reached (floor 1) or retention cut the rest.
 //!
 //! The archive's text is indexed for search (SQLite FTS5, kept in step in the writer's
-//! transactions): see [`search`]. Its attachments are indexed by their id (`archive_files`, an index on the
-//! expression `file_of!`, holding only messages that carry a file), so a download of a
-//! file older than the hub's window, and the start-up sweep, each find the message carrying
-//! a file in one read of that index. When a message written trims the archive, the files of
-//! the messages it trims go to [`Store::release_files_with`]'s deleter once committed.
+//! transactions): see [`search`]. Its attachments are indexed by their id (`archive_files`,
+//! an index on the expression `file_of!`, holding only messages that carry a file), so a
+//! download of a file older than the hub's window, and the start-up sweep, each find the
+//! message carrying a file in one read of that index. When a message written trims the
+//! archive, the files of the messages it trims go to [`Store::release_files_with`]'s
+//! deleter once committed.
 //!
 //! Reads of the archive go through a read-only connection of their own (WAL lets it read
 //! while the writer writes), on tokio's blocking pool, never under the hub's lock.
@@ -56,10 +57,10 @@
 //! after a power loss the last ones may be gone. Checkpoints (copying the log into the
 //! database file, with an fsync) run every second ([`CHECKPOINT_EVERY`]) on a thread with a
 //! connection of its own, and are passive: the writer never waits for them. That matters:
-//! on this project's
-//! machine an fsync usually takes under a millisecond but now and then half a second. (With
-//! the writer doing the checkpoints itself, on one exclusive connection, acknowledgements
-//! waited out those fsyncs: p99 150-760 ms under disk load; see BENCHMARKS.md.)
+//! on this project's machine an fsync usually takes under a millisecond but now and then
+//! half a second. (With the writer doing the checkpoints itself, on one exclusive
+//! connection, acknowledgements waited out those fsyncs: p99 150-760 ms under disk load; see
+//! BENCHMARKS.md.)
 
 use self::rows::{apply, read_all, settle_archive, settle_ring};
 use super::model::Timestamp;
@@ -148,6 +149,10 @@ const MAX_BATCH: usize = 1024;
 /// room of 100 posting 200 a second (BENCHMARKS.md, issue 19 item 3); paced, it is shared.
 /// Answers wait at most this much longer; delivery never waits for the disk.
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
+
+/// How the names of the store's threads (its writer and its checkpoints) begin, so a tool
+/// can tell their CPU time from the rest of the process's.
+pub const THREAD_NAME_PREFIX: &str = "sqlite-";
 
 /// A store in one SQLite file, written by its own thread.
 pub struct SqliteStore {
@@ -247,7 +252,7 @@ impl SqliteStore {
             release: release.clone(),
         };
         let thread = std::thread::Builder::new()
-            .name("sqlite-writer".into())
+            .name(format!("{THREAD_NAME_PREFIX}writer"))
             .spawn(move || writer.run(queue))
             .map_err(failed)?;
         Ok(SqliteStore {
@@ -374,7 +379,7 @@ impl Drop for Checkpoints {
 fn checkpoint_thread(conn: Connection) -> Result<Checkpoints, StoreError> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
+        .name(format!("{THREAD_NAME_PREFIX}checkpoint"))
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
             {

@@ -211,6 +211,23 @@ mod tests {
         store.put_message(&message).wait_blocking().unwrap();
     }
 
+    /// A file named `name` holding messages 1, 2, ... of `general` saying `texts`, then
+    /// changed by `sql` run on it directly, as an older version would have left it.
+    fn older_file(name: &str, texts: &[&str], sql: &str) -> std::path::PathBuf {
+        let path = temp_db(name);
+        let store = SqliteStore::open(&path, 100).unwrap();
+        store.load().unwrap();
+        for (n, text) in (1..).zip(texts) {
+            put(&store, &general(), n, n, text);
+        }
+        store.close();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        path
+    }
+
     /// The ids a search by `reader` for `text` finds, newest first.
     fn found(store: &SqliteStore, reader: u64, text: &str, before: Option<u64>) -> Vec<u64> {
         let archive = store.archive().unwrap();
@@ -302,22 +319,12 @@ mod tests {
     /// it in step.
     #[test]
     fn an_existing_archive_is_indexed_when_opened() {
-        let path = temp_db("migration");
-        {
-            let store = SqliteStore::open(&path, 100).unwrap();
-            store.load().unwrap();
-            put(&store, &general(), 1, 1, "old words");
-            put(&store, &general(), 2, 2, "old news");
-            store.close();
-        }
-        {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch(
-                "DROP TRIGGER archive_words_delete; DROP TRIGGER archive_words_edit; \
-                 DROP TABLE archive_words; DELETE FROM meta WHERE key = 'search_index';",
-            )
-            .unwrap();
-        }
+        let path = older_file(
+            "migration",
+            &["old words", "old news"],
+            "DROP TRIGGER archive_words_delete; DROP TRIGGER archive_words_edit; \
+             DROP TABLE archive_words; DELETE FROM meta WHERE key = 'search_index';",
+        );
         let store = SqliteStore::open(&path, 100).unwrap();
         store.load().unwrap();
         assert_eq!(found(&store, 1, "old", None), vec![2, 1]);
@@ -333,23 +340,14 @@ mod tests {
     /// found.
     #[test]
     fn an_insert_trigger_from_before_is_dropped() {
-        let path = temp_db("old-trigger");
-        {
-            let store = SqliteStore::open(&path, 100).unwrap();
-            store.load().unwrap();
-            put(&store, &general(), 1, 1, "old words");
-            store.close();
-        }
-        {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch(
-                "CREATE TRIGGER archive_words_insert AFTER INSERT ON archive BEGIN \
-                     DELETE FROM archive_words WHERE rowid = new.id; \
-                     INSERT INTO archive_words (rowid, text, readers, room_key, seq) \
-                     VALUES (new.id, 'stale', 'zpublic', new.room_key, new.seq); END;",
-            )
-            .unwrap();
-        }
+        let path = older_file(
+            "old-trigger",
+            &["old words"],
+            "CREATE TRIGGER archive_words_insert AFTER INSERT ON archive BEGIN \
+                 DELETE FROM archive_words WHERE rowid = new.id; \
+                 INSERT INTO archive_words (rowid, text, readers, room_key, seq) \
+                 VALUES (new.id, 'stale', 'zpublic', new.room_key, new.seq); END;",
+        );
         let store = SqliteStore::open(&path, 100).unwrap();
         store.load().unwrap();
         put(&store, &general(), 2, 2, "new words");
